@@ -1,0 +1,1 @@
+"""Identity: passwords, refresh tokens and sessions, roles and permissions, rate limits."""

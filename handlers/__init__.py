@@ -1,0 +1,1 @@
+"""The HTTP layer: handlers parse and answer; storage does the work."""

@@ -1,0 +1,79 @@
+"""Builds the Tornado application: the route table, the services handlers depend on, the access log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import tornado.web
+from pymongo.asynchronous.database import AsyncDatabase
+
+from auth.passwords import Passwords
+from auth.rate_limit import SlidingWindowLimiter
+from handlers import accounts, system, user_settings
+from handlers.base import ApiHandler, NotFoundHandler, Services
+from handlers.openapi_docs import Route, openapi_document
+from settings import Settings
+from storage.users import UserStore
+
+access_log = logging.getLogger("tsundoku.access")
+
+
+def all_routes() -> list[Route]:
+    return [*accounts.routes, *user_settings.routes, *system.routes]
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line per request: never headers, cookies, bodies or query strings."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):
+        return
+    user = getattr(handler, "user", None)
+    request = handler.request
+    access_log.log(
+        level,
+        "%s %s %d %.1fms user=%s",
+        request.method,
+        request.path,
+        status,
+        1000.0 * request.request_time(),
+        user.id if user is not None else "-",
+    )
+
+
+class TsundokuApplication(tornado.web.Application):
+    services: Services
+
+
+def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None) -> TsundokuApplication:
+    services = Services(
+        settings=settings,
+        db=db,
+        users=UserStore(db),
+        passwords=passwords or Passwords(),
+        login_failures=SlidingWindowLimiter(settings.login_failures_per_15_min, 15 * 60),
+        registrations=SlidingWindowLimiter(settings.register_limit_per_hour, 60 * 60),
+    )
+    routes = all_routes()
+    document = openapi_document(routes)
+    table: list[Any] = []
+    for route in routes:
+        arguments: dict[str, Any] = {"services": services}
+        if route.handler is system.OpenApiHandler:
+            arguments["document"] = document
+        table.append((route.pattern, route.handler, arguments))
+    app = TsundokuApplication(
+        table,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"services": services},
+        log_function=log_request,
+        compress_response=True,
+        serve_traceback=False,
+    )
+    app.services = services
+    return app
+
+
+__all__ = ["make_app", "all_routes", "ApiHandler", "TsundokuApplication"]

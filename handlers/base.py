@@ -1,0 +1,326 @@
+"""The base of every API handler: JSON in and out, authentication, the Origin check, CORS,
+and the one place where errors are rendered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+import tornado.web
+from pydantic import BaseModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
+
+from auth.clock import utc_now
+from auth.passwords import Passwords
+from auth.permissions import permissions_for
+from auth.rate_limit import SlidingWindowLimiter
+from auth.tokens import COOKIE_NAME, SessionTimes, token_hash
+from handlers.errors import (
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    MISSING_PARAMETERS,
+    SERVICE_UNAVAILABLE,
+    STANDARD_MESSAGES,
+    UNAUTHORIZED,
+    ApiError,
+    message_body,
+    validate,
+)
+from handlers.openapi_docs import Operation
+from settings import Settings
+from storage.users import UserStore
+
+log = logging.getLogger("tsundoku.handlers")
+
+# A cookie longer than this is not one of ours; do not spend a hash and a query on it.
+MAX_TOKEN_LENGTH = 128
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+M = TypeVar("M", bound=BaseModel)
+
+
+class InflightRequests:
+    """Counts requests being handled, so that shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def finished(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+@dataclass
+class Services:
+    """What handlers depend on, handed to each through `initialize`."""
+
+    settings: Settings
+    db: AsyncDatabase
+    users: UserStore
+    passwords: Passwords
+    login_failures: SlidingWindowLimiter
+    registrations: SlidingWindowLimiter
+    inflight: InflightRequests = field(default_factory=InflightRequests)
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    id: str
+    document: dict[str, Any]
+    session_hash: str
+
+    @property
+    def permissions(self) -> list[str]:
+        return permissions_for(self.document.get("roles") or [])
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    # Public routes set this to False.
+    requires_auth: ClassVar[bool] = True
+    # The OpenAPI description of each implemented method, keyed by lower-case method name.
+    api: ClassVar[dict[str, Operation]] = {}
+
+    services: Services
+    user: AuthenticatedUser | None
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+        self.user = None
+        self._counted = False
+        self._add_cors_headers()
+
+    # ---- the request's life ----
+
+    def compute_etag(self) -> None:
+        return None  # API answers are per-user and not cached; avatars set their own ETag
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.add_header("Vary", "Origin")
+        # Tornado calls this once before initialize (no services yet) and again on every error.
+        if getattr(self, "services", None) is not None:
+            self._add_cors_headers()
+
+    def _add_cors_headers(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.services.settings.cors_origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+
+    async def prepare(self) -> None:
+        self.services.inflight.started()
+        self._counted = True
+        if not self.implements(self.request.method or ""):
+            raise tornado.web.HTTPError(405)
+        if self.request.method == "OPTIONS":
+            return
+        if self.requires_auth:
+            await self.authenticate()
+        self.check_origin()
+
+    def on_finish(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.services.inflight.finished()
+
+    @classmethod
+    def implemented_methods(cls) -> list[str]:
+        return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if cls.implements(m)]
+
+    @classmethod
+    def implements(cls, method: str) -> bool:
+        if method == "OPTIONS":
+            return True
+        name = method.lower()
+        own = getattr(cls, name, None)
+        return own is not None and own is not getattr(tornado.web.RequestHandler, name, None)
+
+    # ---- authentication ----
+
+    def user_fields(self) -> dict[str, Any]:
+        """Extra fields of the user document this route needs, fetched with the session
+        in the same round trip. Routes that read embedded lists override this."""
+        return {}
+
+    async def authenticate(self) -> None:
+        token = self.get_cookie(COOKIE_NAME)
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise ApiError(401, UNAUTHORIZED)
+        hashed = token_hash(token)
+        users = self.services.users
+        document = await users.find_by_session(hashed, self.user_fields())
+        if document is None or not document.get("sessions"):
+            self.clear_refresh_cookie()
+            raise ApiError(401, UNAUTHORIZED)
+        session = document.pop("sessions")[0]
+        times = SessionTimes(created=session["created"], last_seen=session["last_seen"])
+        now = utc_now()
+        if times.is_expired(now):
+            await users.revoke_session(document["_id"], hashed)
+            self.clear_refresh_cookie()
+            raise ApiError(401, UNAUTHORIZED)
+        if times.needs_touch(now):
+            await users.touch_session(document["_id"], hashed, now)
+            self.set_refresh_cookie(token, SessionTimes(created=times.created, last_seen=now))
+        self.user = AuthenticatedUser(id=document["_id"], document=document, session_hash=hashed)
+
+    def require_user(self) -> AuthenticatedUser:
+        if self.user is None:
+            raise ApiError(401, UNAUTHORIZED)
+        return self.user
+
+    def require_permission(self, permission: str) -> AuthenticatedUser:
+        user = self.require_user()
+        if not user.can(permission):
+            raise ApiError(403, FORBIDDEN)
+        return user
+
+    def set_refresh_cookie(self, token: str, times: SessionTimes) -> None:
+        self.set_cookie(
+            COOKIE_NAME,
+            token,
+            path="/",
+            expires=times.cookie_expiry(),
+            httponly=True,
+            secure=self.services.settings.cookie_secure,
+            samesite="Lax",
+        )
+
+    def clear_refresh_cookie(self) -> None:
+        self.clear_cookie(
+            COOKIE_NAME,
+            path="/",
+            httponly=True,
+            secure=self.services.settings.cookie_secure,
+            samesite="Lax",
+        )
+
+    # ---- cross-origin ----
+
+    def own_origin(self) -> str:
+        return f"{self.request.protocol}://{self.request.host}"
+
+    def origin_is_trusted(self, origin: str) -> bool:
+        return origin in self.services.settings.cors_origins or origin == self.own_origin()
+
+    def check_origin(self) -> None:
+        """A browser sends Origin on cross-site writes; one from a site we do not serve must
+        not be able to act with the user's cookie."""
+        if self.request.method not in STATE_CHANGING_METHODS:
+            return
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.origin_is_trusted(origin):
+            raise ApiError(403, FORBIDDEN)
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        origin = self.request.headers.get("Origin")
+        if not origin or origin not in self.services.settings.cors_origins:
+            raise ApiError(403, FORBIDDEN)
+        self.set_header("Access-Control-Allow-Methods", ", ".join(self.implemented_methods()))
+        self.set_header("Access-Control-Allow-Headers", "Content-Type")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    # ---- input ----
+
+    def json_body(self) -> Any:
+        """The parsed JSON body, or None when there is none."""
+        body = self.request.body
+        if not body or not body.strip():
+            return None
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+            raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+        try:
+            return json.loads(body, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise ApiError(400, "Request body is not valid JSON") from None
+
+    def parse_body(self, model: type[M]) -> M:
+        body = self.json_body()
+        return validate(model, {} if body is None else body)
+
+    def path_parameter(self, value: str | None) -> str:
+        """A path parameter the route matched empty, as in `/users//save-settings`."""
+        if value is None or value == "":
+            raise ApiError(400, MISSING_PARAMETERS)
+        return value
+
+    # ---- output ----
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(payload, separators=(",", ":"), default=_json_default))
+
+    def write_message(self, status: int, message: str) -> None:
+        self.write_json(message_body(status, message), status)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exception = kwargs.get("exc_info", (None, None, None))[1]
+        errors = None
+        if isinstance(exception, ApiError):
+            status, message, errors = exception.status, exception.message, exception.errors
+        elif isinstance(exception, ConnectionFailure):
+            status, message = 503, SERVICE_UNAVAILABLE
+        elif isinstance(exception, tornado.web.HTTPError):
+            status = exception.status_code
+            message = STANDARD_MESSAGES.get(status, self._reason)
+        else:
+            status, message = 500, INTERNAL_ERROR
+        self.set_status(status)
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.implemented_methods() + ["OPTIONS"]))
+        self.finish(json.dumps(message_body(status, message, errors), separators=(",", ":")))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, (ApiError, tornado.web.HTTPError)):
+            return  # an answer, not a fault: the access log has it
+        if isinstance(value, ConnectionFailure):
+            log.warning("database unreachable during %s %s: %s", self.request.method, self.request.path, value)
+            return
+        log.error("unhandled error in %s %s", self.request.method, self.request.path, exc_info=(typ, value, tb))
+
+
+class NotFoundHandler(ApiHandler):
+    """Every path no route matches."""
+
+    requires_auth = False
+
+    async def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,59 @@
+"""The one exception a handler raises to answer with an error, and how errors become JSON."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from handlers.schemas.common import FieldError
+
+MISSING_PARAMETERS = "Required parameters missing"
+INVALID_PARAMETERS = "Invalid parameters"
+UNAUTHORIZED = "Unauthorized"
+FORBIDDEN = "Forbidden"
+USER_NOT_FOUND = "User not found"
+INTERNAL_ERROR = "Internal server error"
+SERVICE_UNAVAILABLE = "Service unavailable"
+
+# Messages for errors that Tornado itself raises (routing, methods, framing).
+STANDARD_MESSAGES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    500: INTERNAL_ERROR,
+    503: SERVICE_UNAVAILABLE,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+def message_body(status: int, message: str, errors: list[FieldError] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"data": message, "code": status}
+    if errors:
+        body["errors"] = [error.model_dump() for error in errors]
+    return body
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validates input against `model`; a missing field is 400 "Required parameters missing",
+    anything else malformed is 400 "Invalid parameters", both naming the fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as failure:
+        errors = [
+            FieldError(field=".".join(str(part) for part in error["loc"]) or "body", message=error["msg"])
+            for error in failure.errors(include_input=False, include_url=False)
+        ]
+        missing = any(error["type"] == "missing" for error in failure.errors(include_input=False))
+        raise ApiError(400, MISSING_PARAMETERS if missing else INVALID_PARAMETERS, errors) from None

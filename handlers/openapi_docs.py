@@ -1,0 +1,142 @@
+"""Route declarations and the OpenAPI 3.1 document built from them and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from handlers.schemas.common import Message
+
+if TYPE_CHECKING:
+    from handlers.base import ApiHandler
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one method of one route does, for the OpenAPI document."""
+
+    summary: str
+    responses: dict[int, str] = field(default_factory=dict)  # status -> message, for Message answers
+    request: type[BaseModel] | None = None
+    request_required: bool = True
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None  # the 200 payload, when it is not a Message
+    auth: bool = True
+    permission: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path in OpenAPI template form (`/users/{id}/save-settings`) and its handler."""
+
+    path: str
+    handler: type[ApiHandler]
+
+    @property
+    def pattern(self) -> str:
+        # Parameters may match empty so that the handler answers 400 "Required parameters missing".
+        return _PLACEHOLDER.sub(lambda m: f"(?P<{m.group(1)}>[^/]*)", self.path)
+
+    @property
+    def parameters(self) -> list[str]:
+        return _PLACEHOLDER.findall(self.path)
+
+
+def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _message_example(status: int, message: str) -> dict[str, Any]:
+    return {
+        "description": message,
+        "content": {"application/json": {"schema": _schema_ref(Message),
+                                         "example": {"data": message, "code": status}}},
+    }
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": {k: v for k, v in prop.items() if k != "title"}}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    if op.response is not None:
+        responses["200"] = {"description": op.summary,
+                            "content": {"application/json": {"schema": _schema_ref(op.response)}}}
+    for status, message in sorted(op.responses.items()):
+        responses.setdefault(str(status), _message_example(status, message))
+    if op.auth:
+        responses.setdefault("401", _message_example(401, "Unauthorized"))
+    if not any(status.startswith("2") for status in responses):
+        responses["200"] = {"description": op.summary}
+    document: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{method}_{route.path}".replace("/", "_").replace("{", "").replace("}", ""),
+        "responses": responses,
+    }
+    if op.tags:
+        document["tags"] = list(op.tags)
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in route.parameters
+    ]
+    if op.query is not None:
+        parameters += _query_parameters(op.query)
+    if parameters:
+        document["parameters"] = parameters
+    if op.request is not None:
+        document["requestBody"] = {
+            "required": op.request_required,
+            "content": {"application/json": {"schema": _schema_ref(op.request)}},
+        }
+    if op.auth:
+        document["security"] = [{"refreshToken": []}]
+    if op.permission:
+        document["description"] = f"Requires the permission `{op.permission}`."
+    return document
+
+
+def _models(routes: list[Route]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"Message": Message}
+    for route in routes:
+        for op in route.handler.api.values():
+            for model in (op.request, op.response):
+                if model is not None:
+                    found[model.__name__] = model
+    return list(found.values())
+
+
+def openapi_document(routes: list[Route]) -> dict[str, Any]:
+    models = _models(routes)
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}", by_alias=True
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        for method, op in route.handler.api.items():
+            paths.setdefault(route.path, {})[method] = _operation(route, method, op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tsundoku API",
+            "version": "1.0.0",
+            "description": "Reading lists, ratings, collections and profiles for readers of manga, "
+                           "light novels and comics.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"refreshToken": {"type": "apiKey", "in": "cookie", "name": "refreshToken"}},
+        },
+    }

@@ -1,0 +1,1 @@
+"""pydantic models of every request and response; they also produce /openapi.json."""

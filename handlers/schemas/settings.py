@@ -1,0 +1,71 @@
+"""User settings: one table of keys gives both the stored/returned shape and the update body."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model, field_validator
+
+from handlers.schemas.common import AcceptsKeyObject, RequestModel
+
+NSFW_18 = "settings.nsfw.show-nsfw-18"
+
+AccentColor = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
+ContentLanguage = Annotated[
+    Literal["interface", "en", "de", "fr", "it", "es", "jpn", "kor"], AcceptsKeyObject
+]
+Theme = Annotated[Literal["system", "light", "dark"], AcceptsKeyObject]
+NsfwMode = Annotated[
+    Literal["settings.nsfw.hide-nsfw", "settings.nsfw.show-nsfw", NSFW_18], AcceptsKeyObject
+]
+ViewMode = Annotated[Literal["column", "list", "grid"], AcceptsKeyObject]
+
+# key -> (type, default). The single place a setting is defined.
+SETTING_FIELDS: dict[str, tuple[Any, Any]] = {
+    "theme-accent-color": (AccentColor, "#71c94e"),
+    "prefered-content-language": (ContentLanguage, "interface"),
+    "theme": (Theme, "light"),
+    "nsfw-mode": (NsfwMode, "settings.nsfw.hide-nsfw"),
+    "view-mode": (ViewMode, "column"),
+    "show-drag-indicator": (StrictBool, True),
+}
+
+
+def _attribute(key: str) -> str:
+    return key.replace("-", "_")
+
+
+class _SettingsUpdateBase(RequestModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any) -> Any:
+        # A setting can be changed but not erased: null is a bad value, not "unset".
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+UserSettings: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "UserSettings",
+    __config__=ConfigDict(populate_by_name=True, extra="ignore"),
+    **{_attribute(key): (kind, Field(default, alias=key)) for key, (kind, default) in SETTING_FIELDS.items()},
+)
+
+SettingsUpdate: type[_SettingsUpdateBase] = create_model(  # type: ignore[call-overload]
+    "SettingsUpdate",
+    __base__=_SettingsUpdateBase,
+    **{_attribute(key): (kind | None, Field(None, alias=key)) for key, (kind, _) in SETTING_FIELDS.items()},
+)
+
+
+def unwrap_settings_body(body: Any) -> Any:
+    """The body is the flat settings object or the same object as `{"settings": {...}}`."""
+    if isinstance(body, dict) and set(body) == {"settings"} and isinstance(body["settings"], dict):
+        return body["settings"]
+    return body
+
+
+def settings_with_defaults(stored: dict[str, Any] | None) -> dict[str, Any]:
+    return UserSettings.model_validate(stored or {}).model_dump(by_alias=True)

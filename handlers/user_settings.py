@@ -1,0 +1,51 @@
+"""Saving a user's settings."""
+
+from __future__ import annotations
+
+from auth.permissions import EDIT_USERS
+from handlers.base import ApiHandler
+from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError, validate
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
+from storage.users import SettingsOutcome
+
+
+class SaveSettingsHandler(ApiHandler):
+    api = {
+        "post": Operation(
+            summary="Merge the given keys into the user's settings",
+            request=SettingsUpdate,
+            tags=("settings",),
+            responses={
+                200: "Settings saved successfully",
+                400: MISSING_PARAMETERS,
+                403: FORBIDDEN,
+                404: USER_NOT_FOUND,
+            },
+        )
+    }
+
+    async def post(self, id: str) -> None:
+        target_id = self.path_parameter(id)
+        user = self.require_user()
+        is_self = target_id == user.id
+        if not is_self and not user.can(EDIT_USERS):
+            raise ApiError(403, FORBIDDEN)
+        changes = validate(SettingsUpdate, unwrap_settings_body(self.json_body() or {}))
+        values = changes.model_dump(by_alias=True, exclude_unset=True)
+        if not values:
+            raise ApiError(400, MISSING_PARAMETERS)
+        needs_age_verification = values.get("nsfw-mode") == NSFW_18
+        if is_self and needs_age_verification and not user.document.get("age_verified"):
+            raise ApiError(403, FORBIDDEN)
+        outcome = await self.services.users.save_settings(
+            target_id, values, needs_age_verification=needs_age_verification
+        )
+        if outcome is SettingsOutcome.NOT_AGE_VERIFIED:
+            raise ApiError(403, FORBIDDEN)
+        if outcome is SettingsOutcome.USER_NOT_FOUND:
+            raise ApiError(404, USER_NOT_FOUND)
+        self.write_message(200, "Settings saved successfully")
+
+
+routes = [Route("/users/{id}/save-settings", SaveSettingsHandler)]

@@ -1,0 +1,141 @@
+"""Fixtures: one real SecantusDB per test run, a fresh database per test, the real app on a real port."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from argon2 import PasswordHasher
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from auth.passwords import Passwords
+from handlers.application import TsundokuApplication, make_app
+from server import MAX_BODY_BYTES
+from settings import Settings
+from storage.database import connect, database
+from storage.embedded import EmbeddedDatabase
+from storage.indexes import prepare_database
+from tests.api_client import ApiClient
+
+FRONTEND_ORIGIN = "https://app.tsundoku.test"
+# Real argon2id with small costs: the production parameters make every registration ~100 ms.
+FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+# Commands the driver sends on its own, which are not round trips of a request.
+_DRIVER_COMMANDS = {"hello", "ismaster", "isMaster", "endSessions", "ping", "buildInfo", "saslStart", "saslContinue"}
+
+
+class CommandCounter(CommandListener):
+    """Counts the database commands (round trips) the application sends."""
+
+    def __init__(self) -> None:
+        self.commands: Counter[str] = Counter()
+        self.log: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name not in _DRIVER_COMMANDS:
+            self.commands[event.command_name] += 1
+            self.log.append(event.command_name)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+    @property
+    def total(self) -> int:
+        return sum(self.commands.values())
+
+    def reset(self) -> None:
+        self.commands.clear()
+        self.log.clear()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("secantus")
+    server = EmbeddedDatabase(directory / "db", log_file=directory / "secantusd.log")
+    server.start()
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture
+def commands() -> CommandCounter:
+    return CommandCounter()
+
+
+@pytest_asyncio.fixture
+async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDatabase]:
+    client = connect(mongo_uri, [commands])
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    fresh = database(client, name)
+    await prepare_database(fresh)
+    yield fresh
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(cors_origins=(FRONTEND_ORIGIN,), cookie_secure=True)
+
+
+@dataclass
+class RunningApp:
+    app: TsundokuApplication
+    base_url: str
+    port: int
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.base_url)
+
+
+StartApp = Callable[..., Awaitable[RunningApp]]
+
+
+@pytest_asyncio.fixture
+async def start_app(db: AsyncDatabase, settings: Settings) -> AsyncIterator[StartApp]:
+    """Starts the real application on a free port; keyword arguments override settings."""
+    servers: list[HTTPServer] = []
+
+    async def start(database_: AsyncDatabase | None = None, **overrides: Any) -> RunningApp:
+        app = make_app(settings.with_overrides(**overrides), database_ if database_ is not None else db,
+                       passwords=FAST_PASSWORDS)
+        sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        server = HTTPServer(app, max_body_size=MAX_BODY_BYTES, xheaders=app.services.settings.trust_proxy)
+        server.add_sockets(sockets)
+        servers.append(server)
+        port = sockets[0].getsockname()[1]
+        return RunningApp(app, f"http://127.0.0.1:{port}", port)
+
+    yield start
+    for server in servers:
+        server.stop()
+        await server.close_all_connections()
+
+
+@pytest_asyncio.fixture
+async def running(start_app: StartApp) -> RunningApp:
+    return await start_app()
+
+
+@pytest.fixture
+def api(running: RunningApp) -> ApiClient:
+    return running.client()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tsundoku")

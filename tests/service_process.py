@@ -1,0 +1,73 @@
+"""Runs `python server.py` as its own process, as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from storage.embedded import free_loopback_port
+from tests.api_client import ApiClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "PORT", "DATA_DIR"))}
+    env.update({"DATA_DIR": str(data_dir), "COOKIE_SECURE": "false", "LOG_LEVEL": "info"})
+    env.update(extra)
+    return env
+
+
+def run_command(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "server.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class ServiceProcess:
+    def __init__(self, data_dir: Path, **extra_env: str) -> None:
+        self.port = free_loopback_port()
+        self.env = service_env(data_dir, PORT=str(self.port), **extra_env)
+        self.process: subprocess.Popen[str] | None = None
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.log = open(Path(self.env["DATA_DIR"]).parent / f"service-{self.port}.log", "w")
+        self.process = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=self.env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        client = ApiClient(self.base_url)
+        for _ in range(600):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited with {self.process.returncode}: {self.output()}")
+            try:
+                if (await client.get("/health")).status == 200:
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError("service did not become healthy")
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.base_url)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def wait(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        code = await asyncio.to_thread(self.process.wait, timeout)
+        self.log.close()
+        return code
+
+    async def stop(self) -> int:
+        self.signal(signal.SIGTERM)
+        return await self.wait()
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text()

@@ -1,0 +1,186 @@
+"""The contract's General rules: JSON errors, unknown routes and methods, bodies, CORS, the
+Origin check, failures of our own and of the database, and what the log may hold."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from openapi_spec_validator import validate as validate_openapi
+from pymongo.asynchronous.database import AsyncDatabase
+
+from handlers.application import all_routes
+from storage.database import connect, database
+from storage.embedded import free_loopback_port
+from tests.api_client import ApiClient
+from tests.conftest import FRONTEND_ORIGIN, RunningApp, StartApp
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_an_unknown_route_answers_404_in_json(api: ApiClient) -> None:
+    for method in ("GET", "POST", "DELETE"):
+        reply = await api.request(method, "/no/such/route")
+        assert (reply.status, reply.body) == (404, {"data": "Not found", "code": 404})
+
+
+async def test_a_wrong_method_answers_405_with_allow(api: ApiClient) -> None:
+    reply = await api.get("/auth/login")
+    assert (reply.status, reply.body) == (405, {"data": "Method not allowed", "code": 405})
+    assert reply.headers["Allow"] == "POST, OPTIONS"
+
+
+async def test_a_wrong_method_answers_405_before_authentication(api: ApiClient) -> None:
+    reply = await api.delete("/auth/me")
+    assert reply.status == 405 and reply.headers["Allow"] == "GET, OPTIONS"
+
+
+async def test_malformed_json_answers_400(api: ApiClient) -> None:
+    reply = await api.request("POST", "/auth/register", body='{"username": "alice",',
+                              headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply.body["code"] == 400
+    assert reply.body["data"] == "Request body is not valid JSON"
+
+
+@pytest.mark.parametrize("body", ["NaN", '{"a": Infinity}', "[" * 100000, b"\xff\xfe"])
+async def test_hostile_json_answers_400(api: ApiClient, body: str | bytes) -> None:
+    reply = await api.request("POST", "/auth/register", body=body, headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply.body["data"] == "Request body is not valid JSON"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+async def test_a_body_that_is_not_json_answers_400(api: ApiClient, content_type: str) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    reply = await api.request("POST", "/auth/register", body='{"username": "alice", "password": "long enough"}',
+                              headers=headers)
+    assert reply.status == 400 and reply.body["code"] == 400
+    assert "application/json" in reply.body["data"]
+
+
+async def test_json_with_a_charset_parameter_is_accepted(api: ApiClient) -> None:
+    reply = await api.request("POST", "/auth/register", body='{"username": "alice", "password": "long enough"}',
+                              headers={"Content-Type": "application/json; charset=utf-8"})
+    assert reply.status == 201
+
+
+async def test_an_allowed_origin_gets_credentialed_cors_headers(api: ApiClient) -> None:
+    reply = await api.get("/health", headers={"Origin": FRONTEND_ORIGIN})
+    assert reply.headers["Access-Control-Allow-Origin"] == FRONTEND_ORIGIN
+    assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in reply.headers["Vary"]
+
+
+async def test_cors_headers_also_come_with_errors(api: ApiClient) -> None:
+    reply = await api.get("/auth/me", headers={"Origin": FRONTEND_ORIGIN})
+    assert reply.status == 401
+    assert reply.headers["Access-Control-Allow-Origin"] == FRONTEND_ORIGIN
+
+
+async def test_another_origin_gets_no_cors_headers(api: ApiClient) -> None:
+    reply = await api.get("/health", headers={"Origin": "https://evil.test"})
+    assert reply.status == 200
+    assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+async def test_preflight_from_an_allowed_origin_answers_204(api: ApiClient) -> None:
+    reply = await api.request("OPTIONS", "/users/abc/save-settings", headers={
+        "Origin": FRONTEND_ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert reply.status == 204
+    assert reply.headers["Access-Control-Allow-Origin"] == FRONTEND_ORIGIN
+    assert reply.headers["Access-Control-Allow-Methods"] == "POST"
+    assert "Content-Type" in reply.headers["Access-Control-Allow-Headers"]
+    assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+async def test_preflight_from_another_origin_answers_403(api: ApiClient) -> None:
+    reply = await api.request("OPTIONS", "/auth/login", headers={
+        "Origin": "https://evil.test", "Access-Control-Request-Method": "POST"})
+    assert (reply.status, reply.body) == (403, {"data": "Forbidden", "code": 403})
+    assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+async def test_a_write_from_a_foreign_origin_answers_403_and_changes_nothing(api: ApiClient) -> None:
+    user = await api.sign_up("alice")
+    reply = await api.post(f"/users/{user['id']}/save-settings", {"theme": "dark"},
+                           headers={"Origin": "https://evil.test"})
+    assert (reply.status, reply.body) == (403, {"data": "Forbidden", "code": 403})
+    assert (await api.get("/auth/me")).body["user"]["settings"]["theme"] == "light"
+    reply = await api.post("/auth/logout", headers={"Origin": "null"})
+    assert reply.status == 403
+    assert (await api.get("/auth/me")).status == 200
+
+
+async def test_a_login_from_a_foreign_origin_answers_403(api: ApiClient) -> None:
+    await api.register("alice")
+    reply = await api.request("POST", "/auth/login", json_body={"username": "alice", "password": "correct horse"},
+                              headers={"Origin": "https://evil.test"})
+    assert reply.status == 403 and "refreshToken" not in api.cookies
+
+
+async def test_writes_from_the_frontend_and_from_the_service_itself_pass(running: RunningApp, api: ApiClient) -> None:
+    user = await api.sign_up("alice")
+    path = f"/users/{user['id']}/save-settings"
+    assert (await api.post(path, {"theme": "dark"}, headers={"Origin": FRONTEND_ORIGIN})).status == 200
+    own = f"http://127.0.0.1:{running.port}"
+    assert (await api.post(path, {"theme": "system"}, headers={"Origin": own})).status == 200
+
+
+async def test_an_unexpected_failure_answers_500_and_logs_the_traceback(
+    api: ApiClient, db: AsyncDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await api.sign_up("alice")
+    await db.users.update_one({"_id": user["id"]}, {"$set": {"registered": "not a date"}})
+    reply = await api.get("/auth/me")
+    assert (reply.status, reply.body) == (500, {"data": "Internal server error", "code": 500})
+    assert b"Traceback" not in reply.raw and b"isoformat" not in reply.raw
+    errors = [r for r in caplog.records if r.name == "tsundoku.handlers" and r.levelno == logging.ERROR]
+    assert errors and errors[0].exc_info is not None
+
+
+async def test_an_unreachable_database_answers_503_instead_of_hanging(start_app: StartApp) -> None:
+    client = connect(f"mongodb://127.0.0.1:{free_loopback_port()}/?directConnection=true")
+    try:
+        api = (await start_app(database(client, "nowhere"))).client()
+        reply = await api.get("/health")
+        assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503})
+        reply = await api.get("/auth/me", headers={"Cookie": "refreshToken=abc"}, send_cookies=False)
+        assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503})
+        reply = await api.register("alice")
+        assert reply.status == 503
+    finally:
+        await client.close()
+
+
+async def test_health_answers_ok_when_the_database_answers(api: ApiClient) -> None:
+    reply = await api.get("/health")
+    assert (reply.status, reply.body) == (200, {"status": "ok"})
+
+
+async def test_the_access_log_names_request_status_and_user_but_no_secret(
+    api: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await api.sign_up("alice", "my secret pw")
+    token = api.cookies["refreshToken"]
+    await api.get("/auth/me")
+    await api.login("alice", "wrong secret pw")
+    lines = [r.getMessage() for r in caplog.records if r.name == "tsundoku.access"]
+    assert any(line.startswith("GET /auth/me 200 ") and line.endswith(f"user={user['id']}") for line in lines)
+    everything = "\n".join(r.getMessage() + str(r.args) for r in caplog.records)
+    for secret in (token, "my secret pw", "wrong secret pw"):
+        assert secret not in everything
+
+
+async def test_the_openapi_document_is_valid_and_lists_every_route(api: ApiClient) -> None:
+    reply = await api.get("/openapi.json")
+    assert reply.status == 200
+    document = reply.body
+    validate_openapi(document)
+    for route in all_routes():
+        assert route.path in document["paths"], route.path
+        documented = set(document["paths"][route.path])
+        implemented = {m.lower() for m in route.handler.implemented_methods()}
+        assert documented == implemented, route.path
+    save = document["paths"]["/users/{id}/save-settings"]["post"]
+    schema = document["components"]["schemas"][save["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    assert "nsfw-mode" in schema["properties"]

@@ -1,0 +1,140 @@
+"""The service as its own process: the embedded database, restarts, shutdown, commands, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.service_process import ServiceProcess, run_command, service_env
+
+pytestmark = pytest.mark.slow
+
+
+def descendants_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.asyncio
+async def test_data_survives_a_restart_on_the_embedded_database(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    client = service.client()
+    user = await client.sign_up("alice")
+    assert (await client.post(f"/users/{user['id']}/save-settings", {"theme": "dark"})).status == 200
+    assert await service.stop() == 0
+    assert "embedded SecantusDB" in service.output()
+
+    again = ServiceProcess(tmp_path / "data")
+    await again.start()
+    try:
+        reply = await again.client().login("alice")
+        assert reply.status == 200 and reply.body["user"]["settings"]["theme"] == "dark"
+        # The session issued before the restart still works.
+        client.base_url = again.base_url
+        assert (await client.get("/auth/me")).status == 200
+    finally:
+        assert await again.stop() == 0
+
+
+@pytest.mark.asyncio
+async def test_sigterm_lets_an_inflight_request_finish_then_exits_0(tmp_path: Path) -> None:
+    # Production argon2 costs make a registration take ~100 ms: long enough to be in flight.
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    client = service.client()
+    requests = [asyncio.create_task(client.register(f"user{i}")) for i in range(3)]
+    await asyncio.sleep(0.05)
+    service.signal(signal.SIGTERM)
+    replies = await asyncio.gather(*requests, return_exceptions=True)
+    assert await service.wait() == 0
+    completed = [r for r in replies if not isinstance(r, BaseException)]
+    assert completed and all(r.status == 201 for r in completed), replies
+    assert "stopped" in service.output()
+    assert not (tmp_path / "data" / "embedded.json").exists()
+
+
+@pytest.mark.asyncio
+async def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    service.signal(signal.SIGINT)
+    assert await service.wait() == 0
+
+
+@pytest.mark.asyncio
+async def test_set_role_reaches_the_running_services_database(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    try:
+        client = service.client()
+        await client.sign_up("alice")
+        result = await asyncio.to_thread(run_command, ["set-role", "alice", "admin"], service.env)
+        assert result.returncode == 0, result.stderr
+        assert "alice now has the role admin" in result.stdout
+        me = (await client.get("/auth/me")).body["user"]
+        assert me["roles"] == ["admin"] and me["permissions"] == ["rate-series", "edit-users"]
+        missing = await asyncio.to_thread(run_command, ["set-role", "nobody", "admin"], service.env)
+        assert missing.returncode == 1 and "no user named 'nobody'" in missing.stderr
+    finally:
+        assert await service.stop() == 0
+
+
+@pytest.mark.asyncio
+async def test_set_role_works_while_the_service_is_stopped(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    await service.client().register("alice")
+    assert await service.stop() == 0
+    result = await asyncio.to_thread(run_command, ["set-role", "alice", "banned"], service.env)
+    assert result.returncode == 0, result.stderr
+    again = ServiceProcess(tmp_path / "data")
+    await again.start()
+    try:
+        reply = await again.client().login("alice")
+        assert reply.body["user"]["roles"] == ["banned"] and reply.body["user"]["permissions"] == []
+    finally:
+        await again.stop()
+
+
+def test_set_role_refuses_an_unknown_role(tmp_path: Path) -> None:
+    result = run_command(["set-role", "alice", "emperor"], service_env(tmp_path))
+    assert result.returncode == 2
+    assert "unknown role 'emperor'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [("PORT", "http"), ("PORT", "70000"), ("COOKIE_SECURE", "maybe"), ("CORS_ORIGINS", "not-an-origin"),
+     ("LOG_LEVEL", "loud"), ("MAX_IMAGE_BYTES", "-1"), ("REGISTER_LIMIT_PER_HOUR", "0")],
+)
+def test_a_bad_setting_stops_the_start_with_one_line_and_exit_2(tmp_path: Path, variable: str, value: str) -> None:
+    result = run_command([], service_env(tmp_path, **{variable: value}), timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0], result.stderr
+    assert not (tmp_path / "db").exists()
+
+
+@pytest.mark.asyncio
+async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_uri: str) -> None:
+    service = ServiceProcess(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB="external_test")
+    await service.start()
+    try:
+        assert (await service.client().register("alice")).status == 201
+        assert not (tmp_path / "data" / "db").exists()
+        assert "MongoDB at mongodb://127.0.0.1" in service.output()
+    finally:
+        assert await service.stop() == 0
+
+
+def test_import_catalog_says_it_is_not_implemented_yet(tmp_path: Path) -> None:
+    result = run_command(["import-catalog", "catalog.json"], service_env(tmp_path))
+    assert result.returncode != 0 and "not implemented yet" in result.stderr

@@ -9,17 +9,22 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from pathlib import Path
+
+from pymongo.asynchronous.database import AsyncDatabase
 from tornado.httpserver import HTTPServer
 
 from auth.permissions import ROLES
 from handlers.application import make_app
 from settings import Settings, SettingsError, documented_variables
+from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.indexes import prepare_database
 from storage.lifecycle import open_database
 from storage.users import UserStore
 
 log = logging.getLogger("tsundoku")
 
+DEMO_CATALOG = Path(__file__).resolve().parent / "catalog" / "demo-catalog.json"
 SHUTDOWN_GRACE_S = 10.0
 # Only the avatar upload route takes more; every other body is small.
 MAX_BODY_BYTES = 1024 * 1024
@@ -41,6 +46,7 @@ def configure_logging(level: str) -> None:
 async def serve(settings: Settings) -> int:
     async with open_database(settings, owner=True) as db:
         await prepare_database(db)
+        await import_demo_catalog_if_empty(settings, db)
         app = make_app(settings, db)
         server = HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=MAX_BODY_BYTES)
         try:
@@ -70,9 +76,32 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+def _describe(counts: ImportCounts) -> str:
+    return (f"series: {counts.series_inserted} inserted, {counts.series_updated} updated; "
+            f"volumes: {counts.volumes_inserted} inserted, {counts.volumes_updated} updated")
+
+
 async def import_catalog(settings: Settings, path: str) -> int:
-    print("import-catalog: not implemented yet", file=sys.stderr)
-    return 1
+    # The whole file is validated before the database is even opened: a bad file writes nothing.
+    try:
+        catalog = read_catalog_file(Path(path))
+    except CatalogFileError as error:
+        print(f"import-catalog: {error}", file=sys.stderr)
+        return 1
+    async with open_database(settings, owner=False) as db:
+        await prepare_database(db)
+        counts = await CatalogStore(db).import_file(catalog)
+    print(f"import-catalog: {path}: {_describe(counts)}")
+    return 0
+
+
+async def import_demo_catalog_if_empty(settings: Settings, db: AsyncDatabase) -> None:
+    """A newcomer on the embedded default sees data at once; a real deployment never gets it."""
+    store = CatalogStore(db)
+    if not settings.uses_embedded_database or not await store.is_empty():
+        return
+    counts = await store.import_file(read_catalog_file(DEMO_CATALOG))
+    log.info("the catalog was empty: imported the demo catalog (%s)", _describe(counts))
 
 
 async def set_role(settings: Settings, username: str, role: str) -> int:

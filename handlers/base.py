@@ -83,6 +83,15 @@ class Services:
 
 
 @dataclass(frozen=True)
+class SessionQuery:
+    """What a route needs fetched together with the session, in the same round trip:
+    extra fields of the user document, or one catalog series (under `series`)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    series_id: int | None = None
+
+
+@dataclass(frozen=True)
 class AuthenticatedUser:
     id: str
     document: dict[str, Any]
@@ -161,10 +170,9 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- authentication ----
 
-    def user_fields(self) -> dict[str, Any]:
-        """Extra fields of the user document this route needs, fetched with the session
-        in the same round trip. Routes that read embedded lists override this."""
-        return {}
+    def session_query(self) -> SessionQuery:
+        """Routes that read embedded lists or check a series override this."""
+        return SessionQuery()
 
     async def authenticate(self) -> None:
         token = self.get_cookie(COOKIE_NAME)
@@ -172,7 +180,11 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(401, UNAUTHORIZED)
         hashed = token_hash(token)
         users = self.services.users
-        document = await users.find_by_session(hashed, self.user_fields())
+        query = self.session_query()
+        if query.series_id is not None:
+            document = await users.find_by_session_with_series(hashed, query.series_id)
+        else:
+            document = await users.find_by_session(hashed, query.fields)
         if document is None or not document.get("sessions"):
             self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
@@ -265,6 +277,10 @@ class ApiHandler(tornado.web.RequestHandler):
     def parse_body(self, model: type[M]) -> M:
         body = self.json_body()
         return validate(model, {} if body is None else body)
+
+    def query_arguments(self) -> dict[str, str]:
+        """The query string as a flat dict; a repeated key keeps its last value."""
+        return {key: self.get_query_argument(key) for key in self.request.query_arguments}
 
     def path_parameter(self, value: str | None) -> str:
         """A path parameter the route matched empty, as in `/users//save-settings`."""

@@ -51,9 +51,11 @@ def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as failure:
-        errors = [
-            FieldError(field=".".join(str(part) for part in error["loc"]) or "body", message=error["msg"])
-            for error in failure.errors(include_input=False, include_url=False)
-        ]
-        missing = any(error["type"] == "missing" for error in failure.errors(include_input=False))
+        details = failure.errors(include_input=False, include_url=False)
+        errors: list[FieldError] = []
+        for error in details:
+            field = ".".join(str(part) for part in error["loc"]) or "body"
+            if all(e.field != field for e in errors):
+                errors.append(FieldError(field=field, message=error["msg"].removeprefix("Value error, ")))
+        missing = any(error["type"] == "missing" for error in details)
         raise ApiError(400, MISSING_PARAMETERS if missing else INVALID_PARAMETERS, errors) from None

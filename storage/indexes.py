@@ -5,10 +5,12 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import ROLE_PERMISSIONS
+from storage.catalog import CatalogStore
 from storage.roles import RoleStore
 from storage.users import UserStore
 
 
 async def prepare_database(db: AsyncDatabase) -> None:
     await UserStore(db).ensure_indexes()
+    await CatalogStore(db).ensure_indexes()
     await RoleStore(db).publish(ROLE_PERMISSIONS)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.database import connect
 from tests.service_process import ServiceProcess, run_command, service_env
 
 pytestmark = pytest.mark.slow
@@ -31,15 +32,21 @@ async def test_data_survives_a_restart_on_the_embedded_database(tmp_path: Path) 
     assert (await client.post(f"/users/{user['id']}/save-settings", {"theme": "dark"})).status == 200
     assert await service.stop() == 0
     assert "embedded SecantusDB" in service.output()
+    assert "imported the demo catalog" in service.output()
 
     again = ServiceProcess(tmp_path / "data")
     await again.start()
     try:
         reply = await again.client().login("alice")
         assert reply.status == 200 and reply.body["user"]["settings"]["theme"] == "dark"
+        assert "demo catalog" not in again.output()
         # The session issued before the restart still works.
         client.base_url = again.base_url
         assert (await client.get("/auth/me")).status == 200
+        # The demo catalog is there: series 1 can be put on the reading list.
+        status = {"visibility": "public", "progressType": "chapters", "progress": 1, "status": "started",
+                  "priority": "mid", "client": 1}
+        assert (await client.post("/user/reading-status/add/1", status)).status == 200
     finally:
         assert await again.stop() == 0
 
@@ -130,11 +137,12 @@ async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_
     try:
         assert (await service.client().register("alice")).status == 201
         assert not (tmp_path / "data" / "db").exists()
+        client = connect(mongo_uri)
+        try:
+            assert await client.external_test.series.count_documents({}) == 0  # no demo catalog
+        finally:
+            await client.drop_database("external_test")
+            await client.close()
         assert "MongoDB at mongodb://127.0.0.1" in service.output()
     finally:
         assert await service.stop() == 0
-
-
-def test_import_catalog_says_it_is_not_implemented_yet(tmp_path: Path) -> None:
-    result = run_command(["import-catalog", "catalog.json"], service_env(tmp_path))
-    assert result.returncode != 0 and "not implemented yet" in result.stderr

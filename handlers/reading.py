@@ -1,0 +1,152 @@
+"""Reading status of one series, and the reading history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auth.clock import utc_now
+from handlers.base import ApiHandler, SessionQuery
+from handlers.errors import MISSING_PARAMETERS, ApiError, validate
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.catalog import catalog_id, catalog_id_or_none, language_of, series_card
+from handlers.schemas.reading import (
+    ReadingHistoryPage,
+    ReadingHistoryQuery,
+    ReadingStatus,
+    ReadingStatusBody,
+    status_payload,
+)
+from languages import FALLBACK
+from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore, WriteOutcome
+
+SERIES_NOT_FOUND = "Series not found"
+STATUS_MISSING = "Reading status does not exist for this series"
+_TAGS = ("reading",)
+
+
+class ReadingStatusHandler(ApiHandler):
+    """Base of the routes about one series' status: `id` in the path is the series."""
+
+    @property
+    def statuses(self) -> ReadingStatusStore:
+        return ReadingStatusStore(self.services.db)
+
+    def series_id(self) -> int:
+        return catalog_id(self.path_kwargs.get("id"))
+
+    def checked_body(self) -> ReadingStatusBody:
+        """The validated body, for a series that exists in the body's client."""
+        body = self.parse_body(ReadingStatusBody)
+        found = self.require_user().document.get("series") or []
+        if not found or found[0].get("client") != body.client:
+            raise ApiError(404, SERIES_NOT_FOUND)
+        return body
+
+
+class StatusOfSeriesHandler(ReadingStatusHandler):
+    api = {"get": Operation(summary="The user's reading status of a series, or null", response=ReadingStatus,
+                            tags=_TAGS, responses={400: MISSING_PARAMETERS})}
+
+    def session_query(self) -> SessionQuery:
+        series_id = catalog_id_or_none(self.path_kwargs.get("id"))
+        if series_id is None:
+            return SessionQuery()
+        return SessionQuery(fields={"statuses": {"$elemMatch": {"series_id": series_id}}})
+
+    async def get(self, id: str) -> None:
+        self.series_id()
+        user = self.require_user()
+        entries = user.document.get("statuses") or []
+        self.write_json(status_payload(entries[0], user.id) if entries else None)
+
+
+class AddStatusHandler(ReadingStatusHandler):
+    api = {"post": Operation(summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
+                             responses={200: "Reading status added successfully", 400: MISSING_PARAMETERS,
+                                        404: SERIES_NOT_FOUND, 409: "Reading status already exists for this series"})}
+
+    def session_query(self) -> SessionQuery:
+        return SessionQuery(series_id=catalog_id_or_none(self.path_kwargs.get("id")))
+
+    async def post(self, id: str) -> None:
+        series_id = self.series_id()
+        body = self.checked_body()
+        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.stored_fields(), utc_now())
+        if outcome is WriteOutcome.CONFLICT:
+            raise ApiError(409, "Reading status already exists for this series")
+        self.write_message(200, "Reading status added successfully")
+
+
+class UpdateStatusHandler(ReadingStatusHandler):
+    api = {"post": Operation(summary="Replace a reading status", request=ReadingStatusBody, tags=_TAGS,
+                             responses={200: "Reading status updated successfully", 400: MISSING_PARAMETERS,
+                                        404: STATUS_MISSING})}
+
+    def session_query(self) -> SessionQuery:
+        return SessionQuery(series_id=catalog_id_or_none(self.path_kwargs.get("id")))
+
+    async def post(self, id: str) -> None:
+        series_id = self.series_id()
+        body = self.checked_body()
+        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.stored_fields(), utc_now())
+        if outcome is WriteOutcome.NOT_FOUND:
+            raise ApiError(404, STATUS_MISSING)
+        self.write_message(200, "Reading status updated successfully")
+
+
+class DeleteStatusHandler(ReadingStatusHandler):
+    api = {"delete": Operation(summary="Delete a reading status", tags=_TAGS,
+                               responses={200: "Reading status deleted successfully", 400: MISSING_PARAMETERS,
+                                          404: STATUS_MISSING})}
+
+    async def delete(self, id: str) -> None:
+        outcome = await self.statuses.delete(self.require_user().id, self.series_id())
+        if outcome is WriteOutcome.NOT_FOUND:
+            raise ApiError(404, STATUS_MISSING)
+        self.write_message(200, "Reading status deleted successfully")
+
+
+class ReadingHistoryHandler(ApiHandler):
+    """GET with query parameters; the web client sends the same as a JSON body with POST."""
+
+    api = {
+        "get": Operation(summary="The user's reading history", query=ReadingHistoryQuery,
+                         response=ReadingHistoryPage, tags=_TAGS, responses={400: "Invalid parameters"}),
+        "post": Operation(summary="The user's reading history (parameters as a JSON body)", request=ReadingHistoryQuery,
+                          request_required=False, response=ReadingHistoryPage, tags=_TAGS,
+                          responses={400: "Invalid parameters"}),
+    }
+
+    async def get(self) -> None:
+        await self.answer(validate(ReadingHistoryQuery, self.query_arguments()))
+
+    async def post(self) -> None:
+        await self.answer(self.parse_body(ReadingHistoryQuery))
+
+    async def answer(self, query: ReadingHistoryQuery) -> None:
+        user = self.require_user()
+        language = language_of(query.user_lang) or FALLBACK
+        order, direction = query.order.rsplit("-", 1)
+        page = await ReadingStatusStore(self.services.db).history(user.id, HistoryRequest(
+            order=NAME_ORDER if order == "name" else order,
+            descending=direction == "desc",
+            offset=query.offset,
+            limit=query.page_size,
+            search=query.search_text,
+            language=language,
+            client=query.client,
+        ))
+        items: list[dict[str, Any]] = [
+            {**series_card(series, language), "reading-history": status_payload(entry, user.id)}
+            for entry, series in page.entries
+        ]
+        self.write_json({"series": items, "max": page.total, "from": query.offset, "to": query.offset + len(items)})
+
+
+routes = [
+    Route("/user/reading-history", ReadingHistoryHandler),
+    Route("/user/reading-status/id/{id}", StatusOfSeriesHandler),
+    Route("/user/reading-status/add/{id}", AddStatusHandler),
+    Route("/user/reading-status/update/{id}", UpdateStatusHandler),
+    Route("/user/reading-status/delete/{id}", DeleteStatusHandler),
+]

@@ -1,0 +1,171 @@
+"""Reading status bodies and answers, and the reading-history query and page."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, StrictInt, StrictStr, ValidationInfo, field_validator
+
+from handlers.schemas.catalog import ClientId, VolumeCard
+from handlers.schemas.common import AcceptsKeyObject, RequestModel
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+Visibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
+ProgressType = Annotated[Literal["chapters", "volumes"], AcceptsKeyObject]
+Status = Annotated[Literal["started", "completed", "paused", "dropped"], AcceptsKeyObject]
+Priority = Annotated[Literal["low", "mid", "high"], AcceptsKeyObject]
+
+
+def _json_number(value: Any) -> Any:
+    # Strict about kind (no "3", no true), lenient about int vs float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_json_number)]
+
+
+def _date_range(value: str) -> tuple[dt.date, dt.date]:
+    """The first and last day a (partial) date can mean: `2020-05` is May 1 to May 31."""
+    match = _PARTIAL_DATE.fullmatch(value)
+    if match is None:
+        raise ValueError("must be YYYY-MM-DD, YYYY-MM or YYYY")
+    year, month, day = (int(part) if part else None for part in match.groups())
+    assert year is not None
+    if year < 1:
+        raise ValueError("is not a real date")
+    try:
+        if day is not None:
+            exact = dt.date(year, month or 1, day)
+            return exact, exact
+        if month is not None:
+            return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
+    except ValueError:
+        raise ValueError("is not a real date") from None
+    return dt.date(year, 1, 1), dt.date(year, 12, 31)
+
+
+def _partial_date(value: str) -> str:
+    _date_range(value)
+    return value
+
+
+PartialDate = Annotated[StrictStr, Field(max_length=10)]
+
+
+class ReadingStatusBody(RequestModel):
+    visibility: Visibility
+    progress_type: ProgressType = Field(validation_alias=AliasChoices("progressType", "progress_type"))
+    progress: Annotated[Number, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+    status: Status
+    reread: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    score: Annotated[Number, Field(ge=0, le=10, allow_inf_nan=False)] | None = None
+    priority: Priority
+    start: PartialDate | None = None
+    end: PartialDate | None = None
+    notes: Annotated[StrictStr, Field(max_length=10_000)] | None = None
+    client: ClientId
+
+    @field_validator("start")
+    @classmethod
+    def _real_start(cls, value: str | None) -> str | None:
+        return None if value is None else _partial_date(value)
+
+    @field_validator("end")
+    @classmethod
+    def _real_end_not_before_start(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        _partial_date(value)
+        start = info.data.get("start")
+        # Partial dates compare as ranges: end 2020 is not before start 2020-05.
+        if start and _date_range(value)[1] < _date_range(start)[0]:
+            raise ValueError("must not be before start")
+        return value
+
+    def stored_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"client"})
+
+
+class ReadingStatus(BaseModel):
+    user_id: str
+    series_id: int
+    client: int
+    visibility: str
+    progress_type: str
+    progress: float
+    status: str
+    reread: int | None
+    score: float | None
+    priority: str
+    start: str | None
+    end: str | None
+    notes: str | None
+    last_update: str
+
+
+STATUS_FIELDS = ("visibility", "progress_type", "progress", "status", "reread", "score", "priority",
+                 "start", "end", "notes")
+
+
+def status_payload(entry: dict[str, Any], user_id: str) -> dict[str, Any]:
+    payload = {"user_id": user_id, "series_id": entry["series_id"], "client": entry["client"]}
+    payload.update({field: entry.get(field) for field in STATUS_FIELDS})
+    payload["last_update"] = entry["last_update"].isoformat().replace("+00:00", "Z")
+    return payload
+
+
+HISTORY_ORDERS = (
+    "name-asc", "name-desc", "update-asc", "update-desc", "priority-asc", "priority-desc",
+    "score-asc", "score-desc", "start-date-asc", "start-date-desc", "end-date-asc", "end-date-desc",
+)
+MAX_LIMIT = 100
+
+
+class ListQuery(RequestModel):
+    """Paging, search and language shared by the list routes. `limit` above 100 is capped."""
+
+    limit: Annotated[int, Field(ge=0)] = 20
+    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    search: Annotated[StrictStr, Field(max_length=100)] | None = None
+    user_lang: Annotated[StrictStr, Field(max_length=40)] | None = None
+
+    @property
+    def page_size(self) -> int:
+        return min(self.limit, MAX_LIMIT)
+
+    @property
+    def search_text(self) -> str | None:
+        return self.search.strip() or None if self.search else None
+
+
+class ReadingHistoryQuery(ListQuery):
+    order: Annotated[Literal[HISTORY_ORDERS], AcceptsKeyObject] = "update-desc"  # type: ignore[valid-type]
+    client: ClientId | None = None
+
+
+class HistoryItem(BaseModel):
+    id: int
+    name: str
+    type: str | None
+    slug: str | None
+    origin: str | None
+    client: int | None
+    alias: str | None
+    description: str | None
+    volume: VolumeCard | None
+    average_rating: float | None
+    rating_count: int
+    reading_history: ReadingStatus = Field(alias="reading-history")
+
+
+class ReadingHistoryPage(BaseModel):
+    series: list[HistoryItem]
+    max: int
+    from_: int = Field(alias="from")
+    to: int

@@ -1,0 +1,227 @@
+"""The catalog (`series`, `volumes`): validating an import file and upserting it idempotently.
+
+The service reads the catalog but never edits it over HTTP. Each series document also carries
+fields derived at import, so that reading lists sort and search without per-request work:
+`titles` and `descriptions` by language code, `sort_titles` (the casefolded title each language
+shows, after fallback), `search_text` (casefolded name and aliases), and `first_volume`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator, model_validator
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from languages import LANGUAGES, language_code, localized
+
+VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
+
+
+class CatalogFileError(ValueError):
+    """The first bad entry of a catalog file, named by its path: `series[3].volumes[0].pages`."""
+
+
+Flag = Annotated[int, Field(ge=0, le=1)]
+PositiveId = Annotated[StrictInt, Field(gt=0)]
+Text = Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+
+
+def _known_language(value: str) -> str:
+    if language_code(value) is None:
+        raise ValueError(f"unknown language; known: {', '.join(LANGUAGES.values())}")
+    return value
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CatalogAlias(_Entry):
+    title: Text
+    language: StrictStr
+
+    _language = field_validator("language")(_known_language)
+
+
+class CatalogDescription(_Entry):
+    description: Annotated[StrictStr, Field(max_length=20000)]
+    language: StrictStr
+
+    _language = field_validator("language")(_known_language)
+
+
+class CatalogVolume(_Entry):
+    id: PositiveId
+    name: Text
+    group_order: StrictInt | None = None
+    language: StrictStr | None = None
+    release_date: dt.date | None = None
+    pages: Annotated[StrictInt, Field(gt=0)] | None = None
+    isbn13: Annotated[StrictStr, Field(pattern=r"^\d{13}$")] | None = None
+    nsfw: Flag = 0
+    nsfw18: Flag = 0
+    cover_path: StrictStr | None = None
+    aspect_ratio: Annotated[float, Field(gt=0, le=10)] | None = None
+
+
+class CatalogSeries(_Entry):
+    id: PositiveId
+    name: Text
+    type: Text
+    slug: Annotated[StrictStr, Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
+    client: PositiveId
+    origin: StrictStr | None = None
+    nsfw: Flag = 0
+    nsfw18: Flag = 0
+    aliases: list[CatalogAlias] = []
+    descriptions: list[CatalogDescription] = []
+    volumes: list[CatalogVolume] = []
+
+
+class CatalogFile(_Entry):
+    series: list[CatalogSeries]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> CatalogFile:
+        seen_series: set[int] = set()
+        seen_volumes: set[int] = set()
+        for i, series in enumerate(self.series):
+            if series.id in seen_series:
+                raise ValueError(f"series[{i}].id: duplicate series id {series.id}")
+            seen_series.add(series.id)
+            for j, volume in enumerate(series.volumes):
+                if volume.id in seen_volumes:
+                    raise ValueError(f"series[{i}].volumes[{j}].id: duplicate volume id {volume.id}")
+                seen_volumes.add(volume.id)
+        return self
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def read_catalog_file(path: Path) -> CatalogFile:
+    """Parses and validates the whole file; raises CatalogFileError naming the first bad entry."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CatalogFileError(f"cannot read {path}: {error.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CatalogFileError(f"{path} is not valid JSON: {error}") from None
+    try:
+        return CatalogFile.model_validate(raw)
+    except ValidationError as failure:
+        first = failure.errors(include_url=False)[0]
+        where = _location(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise CatalogFileError(f"{where}: {message}" if where else message) from None
+
+
+def _by_language(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for language, text in pairs:
+        code = language_code(language)
+        if code and code not in result:
+            result[code] = text
+    return result
+
+
+def series_document(series: CatalogSeries) -> dict[str, Any]:
+    """The stored fields of a series (without `first_volume` and the rating aggregates)."""
+    titles = _by_language([(a.language, a.title) for a in series.aliases])
+    return {
+        "name": series.name,
+        "type": series.type,
+        "slug": series.slug,
+        "client": series.client,
+        "origin": series.origin,
+        "nsfw": series.nsfw,
+        "nsfw18": series.nsfw18,
+        "aliases": [a.model_dump() for a in series.aliases],
+        "titles": titles,
+        "descriptions": _by_language([(d.language, d.description) for d in series.descriptions]),
+        "sort_titles": {code: (localized(titles, code, series.name) or "").casefold() for code in LANGUAGES},
+        "search_text": sorted({series.name.casefold(), *(a.title.casefold() for a in series.aliases)}),
+    }
+
+
+def volume_document(series_id: int, volume: CatalogVolume) -> dict[str, Any]:
+    document = volume.model_dump(exclude={"id"})
+    document["series_id"] = series_id
+    document["release_date"] = volume.release_date.isoformat() if volume.release_date else None
+    return document
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    series_inserted: int
+    series_updated: int
+    volumes_inserted: int
+    volumes_updated: int
+
+
+class CatalogStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._series = db["series"]
+        self._volumes = db["volumes"]
+
+    async def ensure_indexes(self) -> None:
+        await self._series.create_index([("client", ASCENDING)], name="series_client")
+        await self._volumes.create_index(
+            [("series_id", ASCENDING), ("group_order", ASCENDING)], name="volumes_series_order"
+        )
+
+    async def is_empty(self) -> bool:
+        return await self._series.count_documents({}, limit=1) == 0
+
+    async def import_file(self, catalog: CatalogFile) -> ImportCounts:
+        series_ops = [
+            UpdateOne(
+                {"_id": s.id},
+                {"$set": series_document(s), "$setOnInsert": {"rating_count": 0, "rating_half_points": 0}},
+                upsert=True,
+            )
+            for s in catalog.series
+        ]
+        volume_ops = [
+            UpdateOne({"_id": v.id}, {"$set": volume_document(s.id, v)}, upsert=True)
+            for s in catalog.series
+            for v in s.volumes
+        ]
+        series_result = await self._series.bulk_write(series_ops, ordered=False) if series_ops else None
+        volume_result = await self._volumes.bulk_write(volume_ops, ordered=False) if volume_ops else None
+        await self._refresh_first_volumes({s.id for s in catalog.series})
+        return ImportCounts(
+            series_inserted=series_result.upserted_count if series_result else 0,
+            series_updated=series_result.modified_count if series_result else 0,
+            volumes_inserted=volume_result.upserted_count if volume_result else 0,
+            volumes_updated=volume_result.modified_count if volume_result else 0,
+        )
+
+    async def _refresh_first_volumes(self, series_ids: set[int]) -> None:
+        """`first_volume` is derived from every stored volume of the series, not only those in
+        this file. Offline work: one ordered pass over the volumes collection."""
+        best: dict[int, tuple[tuple[bool, int, int], dict[str, Any]]] = {}
+        cursor = self._volumes.find({}, {"series_id": 1, "group_order": 1, **{f: 1 for f in VOLUME_CARD_FIELDS}})
+        async for volume in cursor:
+            series_id = volume["series_id"]
+            if series_id not in series_ids:
+                continue
+            order = volume.get("group_order")
+            # Volumes without an order come after the ordered ones; ties go to the lower id.
+            key = (order is None, order or 0, volume["_id"])
+            if series_id not in best or key < best[series_id][0]:
+                best[series_id] = (key, {"id": volume["_id"], **{f: volume.get(f) for f in VOLUME_CARD_FIELDS}})
+        first = {series_id: card for series_id, (_, card) in best.items()}
+        ops = [UpdateOne({"_id": sid}, {"$set": {"first_volume": first.get(sid)}}) for sid in series_ids]
+        if ops:
+            await self._series.bulk_write(ops, ordered=False)

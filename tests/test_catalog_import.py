@@ -1,0 +1,134 @@
+"""The catalog import: validation of the whole file first, idempotent upserts, derived fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from languages import LANGUAGES
+from server import DEMO_CATALOG
+from storage.catalog import CatalogFileError, ImportCounts, read_catalog_file
+from tests.catalog_data import load_catalog, series, volume
+from tests.service_process import run_command, service_env
+
+CATALOG = [
+    series(1, "Yotsuba to!", en="Yotsuba&!", de="Yotsuba&!", volumes=[volume(12, 2), volume(11, 1)]),
+    series(2, "Meitantei Conan", en="Case Closed", de="Detektiv Conan", volumes=[]),
+]
+
+
+def write(tmp_path: Path, document: object) -> Path:
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.asyncio
+async def test_import_inserts_then_a_second_import_changes_nothing(db: AsyncDatabase) -> None:
+    assert await load_catalog(db, CATALOG) == ImportCounts(2, 0, 2, 0)
+    assert await load_catalog(db, CATALOG) == ImportCounts(0, 0, 0, 0)
+    assert await db.series.count_documents({}) == 2 and await db.volumes.count_documents({}) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_changed_entry_counts_as_updated(db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    changed = [series(1, "Yotsuba to!", en="Yotsuba&! (new)", volumes=[volume(12, 2), volume(11, 1, pages=999)]), CATALOG[1]]
+    assert await load_catalog(db, changed) == ImportCounts(0, 1, 0, 1)
+    assert (await db.volumes.find_one({"_id": 11}))["pages"] == 999
+
+
+@pytest.mark.asyncio
+async def test_derived_fields_are_stored_with_the_series(db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    stored = await db.series.find_one({"_id": 2})
+    assert stored["titles"] == {"en": "Case Closed", "de": "Detektiv Conan"}
+    assert stored["sort_titles"]["de"] == "detektiv conan" and stored["sort_titles"]["fr"] == "case closed"
+    assert set(stored["sort_titles"]) == set(LANGUAGES)
+    assert stored["search_text"] == ["case closed", "detektiv conan", "meitantei conan"]
+    assert stored["first_volume"] is None
+    assert (stored["rating_count"], stored["rating_half_points"]) == (0, 0)
+
+
+@pytest.mark.asyncio
+async def test_first_volume_is_the_lowest_group_order_of_all_stored_volumes(db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    first = (await db.series.find_one({"_id": 1}))["first_volume"]
+    assert first == {"id": 11, "cover_path": "/covers/11.jpg", "nsfw": 0, "nsfw18": 0, "aspect_ratio": 0.7}
+    # A later file that names the series without volumes keeps the stored ones in view.
+    await load_catalog(db, [series(1, "Yotsuba to!", en="Yotsuba&!", volumes=[])])
+    assert (await db.series.find_one({"_id": 1}))["first_volume"]["id"] == 11
+
+
+@pytest.mark.asyncio
+async def test_reimport_keeps_the_rating_aggregates(db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    await db.series.update_one({"_id": 1}, {"$set": {"rating_count": 3, "rating_half_points": 42}})
+    await load_catalog(db, CATALOG)
+    stored = await db.series.find_one({"_id": 1})
+    assert (stored["rating_count"], stored["rating_half_points"]) == (3, 42)
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"series": [series(1, "A"), series(2, "B", volumes=[volume(21, 1, release_date="2020-02-30")])]},
+         "series[1].volumes[0].release_date"),
+        ({"series": [series(1, "A"), {**series(2, "B"), "client": 0}]}, "series[1].client"),
+        ({"series": [series(1, "A"), series(1, "B")]}, "series[1].id: duplicate series id 1"),
+        ({"series": [series(1, "A", volumes=[volume(5, 1)]), series(2, "B", volumes=[volume(5, 1)])]},
+         "series[1].volumes[0].id: duplicate volume id 5"),
+        ({"series": [{**series(1, "A"), "aliases": [{"title": "X", "language": "Klingon"}]}]},
+         "series[0].aliases[0].language: unknown language"),
+        ({"series": [{**series(1, "A"), "colour": "red"}]}, "series[0].colour"),
+        ({"series": [{**series(1, "A"), "name": ""}]}, "series[0].name"),
+        ({"series": [series(1, "A", volumes=[volume(5, 1, isbn13="978-3")])]}, "series[0].volumes[0].isbn13"),
+        ({"items": []}, "series"),
+    ],
+)
+def test_a_bad_file_names_its_first_bad_entry(tmp_path: Path, document: object, message: str) -> None:
+    with pytest.raises(CatalogFileError) as raised:
+        read_catalog_file(write(tmp_path, document))
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_a_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text("{not json")
+    with pytest.raises(CatalogFileError, match="not valid JSON"):
+        read_catalog_file(path)
+
+
+def test_the_demo_catalog_has_100_series_with_english_and_german_titles() -> None:
+    catalog = read_catalog_file(DEMO_CATALOG)
+    assert len(catalog.series) >= 100
+    kinds = {s.type for s in catalog.series}
+    assert {"Manga", "Light Novel", "Comic"} <= kinds
+    for entry in catalog.series:
+        assert {a.language for a in entry.aliases} >= {"English", "German"}, entry.name
+        assert len(entry.volumes) >= 3, entry.name
+
+
+@pytest.mark.slow
+def test_the_command_imports_reports_and_is_idempotent(tmp_path: Path) -> None:
+    env = service_env(tmp_path / "data")
+    path = write(tmp_path, {"series": CATALOG})
+    first = run_command(["import-catalog", str(path)], env)
+    assert first.returncode == 0, first.stderr
+    assert "series: 2 inserted, 0 updated; volumes: 2 inserted, 0 updated" in first.stdout
+    second = run_command(["import-catalog", str(path)], env)
+    assert "series: 0 inserted, 0 updated; volumes: 0 inserted, 0 updated" in second.stdout
+
+
+@pytest.mark.slow
+def test_the_command_writes_nothing_from_a_bad_file(tmp_path: Path) -> None:
+    env = service_env(tmp_path / "data")
+    path = write(tmp_path, {"series": [series(1, "A"), series(2, "B", volumes=[volume(21, 1, pages=-5)])]})
+    result = run_command(["import-catalog", str(path)], env)
+    assert result.returncode == 1
+    assert "series[1].volumes[0].pages" in result.stderr
+    # The database was never even started.
+    assert not (tmp_path / "data" / "db").exists()

@@ -1,0 +1,224 @@
+"""GET/add/update/delete of one series' reading status."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.api_client import ApiClient
+from tests.catalog_data import load_catalog, series
+from tests.conftest import CommandCounter, RunningApp
+
+pytestmark = pytest.mark.asyncio
+
+STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
+          "priority": "high", "client": 1}
+FULL_STATUS = {**STATUS, "reread": 2, "score": 8.5, "start": "2024-03", "end": "2024-04-15", "notes": "Loved it"}
+
+
+@pytest_asyncio.fixture
+async def catalog(db: AsyncDatabase) -> None:
+    await load_catalog(db, [series(1, "Yotsuba to!", en="Yotsuba&!"), series(2, "Berserk"),
+                            series(3, "Other client", client=2)])
+
+
+@pytest_asyncio.fixture
+async def alice(api: ApiClient, catalog: None) -> dict[str, Any]:
+    return await api.sign_up("alice")
+
+
+async def test_a_series_without_status_answers_null(api: ApiClient, alice: dict) -> None:
+    reply = await api.get("/user/reading-status/id/1")
+    assert reply.status == 200 and reply.raw == b"null"
+
+
+async def test_adding_answers_200_and_the_status_reads_back(api: ApiClient, alice: dict) -> None:
+    reply = await api.post("/user/reading-status/add/1", FULL_STATUS)
+    assert (reply.status, reply.body) == (200, {"data": "Reading status added successfully", "code": 200})
+    stored = (await api.get("/user/reading-status/id/1")).body
+    last_update = datetime.fromisoformat(stored.pop("last_update").replace("Z", "+00:00"))
+    assert abs(datetime.now(timezone.utc) - last_update) < timedelta(minutes=1)
+    assert stored == {"user_id": alice["id"], "series_id": 1, "client": 1, "visibility": "public",
+                      "progress_type": "volumes", "progress": 3, "status": "started", "reread": 2, "score": 8.5,
+                      "priority": "high", "start": "2024-03", "end": "2024-04-15", "notes": "Loved it"}
+
+
+async def test_optional_fields_default_to_null(api: ApiClient, alice: dict) -> None:
+    await api.post("/user/reading-status/add/1", STATUS)
+    stored = (await api.get("/user/reading-status/id/1")).body
+    assert (stored["reread"], stored["score"], stored["start"], stored["end"], stored["notes"]) == (None,) * 5
+
+
+async def test_enum_key_objects_and_snake_case_progress_type_are_accepted(api: ApiClient, alice: dict) -> None:
+    body = {**STATUS, "visibility": {"key": "private"}, "status": {"key": "paused"}, "priority": {"key": "low"}}
+    del body["progressType"]
+    body["progress_type"] = {"key": "chapters"}
+    assert (await api.post("/user/reading-status/add/1", body)).status == 200
+    stored = (await api.get("/user/reading-status/id/1")).body
+    assert (stored["visibility"], stored["status"], stored["priority"], stored["progress_type"]) == \
+        ("private", "paused", "low", "chapters")
+
+
+async def test_client_as_a_numeric_string_is_accepted(api: ApiClient, alice: dict) -> None:
+    assert (await api.post("/user/reading-status/add/1", {**STATUS, "client": "1"})).status == 200
+
+
+async def test_adding_twice_answers_409(api: ApiClient, alice: dict) -> None:
+    await api.post("/user/reading-status/add/1", STATUS)
+    reply = await api.post("/user/reading-status/add/1", STATUS)
+    assert (reply.status, reply.body) == (409, {"data": "Reading status already exists for this series", "code": 409})
+
+
+async def test_adding_an_unknown_series_answers_404(api: ApiClient, alice: dict) -> None:
+    reply = await api.post("/user/reading-status/add/999", STATUS)
+    assert (reply.status, reply.body) == (404, {"data": "Series not found", "code": 404})
+
+
+async def test_a_series_of_another_client_is_not_found(api: ApiClient, alice: dict) -> None:
+    reply = await api.post("/user/reading-status/add/3", STATUS)
+    assert (reply.status, reply.body["data"]) == (404, "Series not found")
+    assert (await api.post("/user/reading-status/add/3", {**STATUS, "client": 2})).status == 200
+
+
+@pytest.mark.parametrize("missing", ["visibility", "progressType", "progress", "status", "priority", "client"])
+async def test_a_missing_required_field_answers_400_missing(api: ApiClient, alice: dict, missing: str) -> None:
+    body = {k: v for k, v in STATUS.items() if k != missing}
+    reply = await api.post("/user/reading-status/add/1", body)
+    assert (reply.status, reply.body["data"]) == (400, "Required parameters missing")
+    assert [e["field"] for e in reply.body["errors"]] == [missing]
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"visibility": "friends"}, "visibility"),
+        ({"status": "finished"}, "status"),
+        ({"priority": "urgent"}, "priority"),
+        ({"progressType": "pages"}, "progressType"),
+        ({"progress": -1}, "progress"),
+        ({"progress": "3"}, "progress"),
+        ({"reread": 1001}, "reread"),
+        ({"reread": 1.5}, "reread"),
+        ({"score": 10.5}, "score"),
+        ({"score": -0.5}, "score"),
+        ({"start": "2024-02-30"}, "start"),
+        ({"start": "24-01-01"}, "start"),
+        ({"start": "2024-13"}, "start"),
+        ({"start": "2024-05", "end": "2024-04-30"}, "end"),
+        ({"start": "2025", "end": "2024-12"}, "end"),
+        ({"notes": "x" * 10_001}, "notes"),
+        ({"client": "abc"}, "client"),
+        ({"client": 0}, "client"),
+        ({"client": True}, "client"),
+        ({"$set": {"roles": ["admin"]}}, "$set"),
+    ],
+)
+async def test_a_malformed_field_answers_400_invalid(api: ApiClient, alice: dict, change: dict, field: str) -> None:
+    reply = await api.post("/user/reading-status/add/1", {**STATUS, **change})
+    assert (reply.status, reply.body["data"]) == (400, "Invalid parameters")
+    assert field in [e["field"] for e in reply.body["errors"]]
+    assert (await api.get("/user/reading-status/id/1")).raw == b"null"
+
+
+@pytest.mark.parametrize("change", [{"start": "2024", "end": "2024-01"}, {"start": "2024-05", "end": "2024"},
+                                    {"notes": "x" * 10_000}, {"score": 0}, {"score": 10}, {"reread": 1000}])
+async def test_values_at_the_edges_are_accepted(api: ApiClient, alice: dict, change: dict) -> None:
+    assert (await api.post("/user/reading-status/add/1", {**STATUS, **change})).status == 200
+
+
+@pytest.mark.parametrize("path", ["/user/reading-status/id/abc", "/user/reading-status/id/0",
+                                  "/user/reading-status/id/-1", "/user/reading-status/id/1.5"])
+async def test_a_malformed_series_id_answers_400_invalid(api: ApiClient, alice: dict, path: str) -> None:
+    reply = await api.get(path)
+    assert (reply.status, reply.body["data"]) == (400, "Invalid parameters")
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/user/reading-status/id/"), ("POST", "/user/reading-status/add/"),
+                                          ("POST", "/user/reading-status/update/"),
+                                          ("DELETE", "/user/reading-status/delete/")])
+async def test_an_empty_series_id_answers_400_missing(api: ApiClient, alice: dict, method: str, path: str) -> None:
+    reply = await api.request(method, path, json_body=STATUS if method == "POST" else None)
+    assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400})
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/user/reading-status/id/1"), ("POST", "/user/reading-status/add/1"),
+                                          ("POST", "/user/reading-status/update/1"),
+                                          ("DELETE", "/user/reading-status/delete/1")])
+async def test_every_status_route_needs_a_session(api: ApiClient, catalog: None, method: str, path: str) -> None:
+    reply = await api.request(method, path, json_body=STATUS if method == "POST" else None)
+    assert (reply.status, reply.body) == (401, {"data": "Unauthorized", "code": 401})
+
+
+async def test_update_replaces_the_status(api: ApiClient, alice: dict) -> None:
+    await api.post("/user/reading-status/add/1", FULL_STATUS)
+    before = (await api.get("/user/reading-status/id/1")).body
+    reply = await api.post("/user/reading-status/update/1", {**STATUS, "status": "completed", "progress": 12})
+    assert (reply.status, reply.body) == (200, {"data": "Reading status updated successfully", "code": 200})
+    after = (await api.get("/user/reading-status/id/1")).body
+    assert (after["status"], after["progress"], after["notes"], after["score"]) == ("completed", 12, None, None)
+    assert after["last_update"] >= before["last_update"]
+
+
+async def test_updating_a_missing_status_answers_404(api: ApiClient, alice: dict) -> None:
+    reply = await api.post("/user/reading-status/update/1", STATUS)
+    assert (reply.status, reply.body) == (404, {"data": "Reading status does not exist for this series", "code": 404})
+
+
+async def test_updating_an_unknown_series_answers_404_series(api: ApiClient, alice: dict) -> None:
+    reply = await api.post("/user/reading-status/update/999", STATUS)
+    assert (reply.status, reply.body["data"]) == (404, "Series not found")
+
+
+async def test_update_validates_like_add(api: ApiClient, alice: dict) -> None:
+    await api.post("/user/reading-status/add/1", STATUS)
+    reply = await api.post("/user/reading-status/update/1", {**STATUS, "score": 11})
+    assert (reply.status, reply.body["data"]) == (400, "Invalid parameters")
+    reply = await api.post("/user/reading-status/update/1", {"score": 5})
+    assert (reply.status, reply.body["data"]) == (400, "Required parameters missing")
+
+
+async def test_delete_removes_the_status(api: ApiClient, alice: dict) -> None:
+    await api.post("/user/reading-status/add/1", STATUS)
+    reply = await api.delete("/user/reading-status/delete/1")
+    assert (reply.status, reply.body) == (200, {"data": "Reading status deleted successfully", "code": 200})
+    assert (await api.get("/user/reading-status/id/1")).raw == b"null"
+    again = await api.delete("/user/reading-status/delete/1")
+    assert (again.status, again.body) == (404, {"data": "Reading status does not exist for this series", "code": 404})
+
+
+async def test_statuses_are_private_to_their_user(running: RunningApp, api: ApiClient, alice: dict) -> None:
+    await api.post("/user/reading-status/add/1", STATUS)
+    bob = running.client()
+    await bob.sign_up("bob")
+    assert (await bob.get("/user/reading-status/id/1")).raw == b"null"
+    assert (await bob.delete("/user/reading-status/delete/1")).status == 404
+    assert (await bob.post("/user/reading-status/update/1", STATUS)).status == 404
+    assert (await bob.post("/user/reading-status/add/1", STATUS)).status == 200
+    assert (await api.get("/user/reading-status/id/1")).body["user_id"] == alice["id"]
+
+
+async def test_fifty_concurrent_adds_store_exactly_one(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    replies = await asyncio.gather(*(api.post("/user/reading-status/add/2", STATUS) for _ in range(50)))
+    statuses = sorted(r.status for r in replies)
+    assert statuses.count(200) == 1 and statuses.count(409) == 49
+    stored = await db.users.find_one({"_id": alice["id"]}, {"statuses": 1})
+    assert [s["series_id"] for s in stored["statuses"]] == [2]
+
+
+async def test_round_trips_read_1_and_writes_2(api: ApiClient, alice: dict, commands: CommandCounter) -> None:
+    costs = {}
+    for name, method, path, body in [
+        ("add", "POST", "/user/reading-status/add/1", STATUS),
+        ("read", "GET", "/user/reading-status/id/1", None),
+        ("update", "POST", "/user/reading-status/update/1", STATUS),
+        ("delete", "DELETE", "/user/reading-status/delete/1", None),
+    ]:
+        commands.reset()
+        assert (await api.request(method, path, json_body=body)).status == 200
+        costs[name] = commands.total
+    assert costs == {"add": 2, "read": 1, "update": 2, "delete": 2}

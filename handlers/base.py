@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 import tornado.web
 from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, WriteError
 
 from auth.clock import utc_now
 from auth.passwords import Passwords
@@ -39,6 +39,9 @@ log = logging.getLogger("tsundoku.handlers")
 
 # A cookie longer than this is not one of ours; do not spend a hash and a query on it.
 MAX_TOKEN_LENGTH = 128
+# MongoDB's codes for an update whose result would pass the 16 MB document limit.
+DOCUMENT_TOO_LARGE_CODES = frozenset({10334, 17419})
+USER_DOCUMENT_FULL = "Your lists are too large to store more"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 M = TypeVar("M", bound=BaseModel)
 
@@ -304,6 +307,8 @@ class ApiHandler(tornado.web.RequestHandler):
             status, message, errors = exception.status, exception.message, exception.errors
         elif isinstance(exception, ConnectionFailure):
             status, message = 503, SERVICE_UNAVAILABLE
+        elif isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES:
+            status, message = 507, USER_DOCUMENT_FULL
         elif isinstance(exception, tornado.web.HTTPError):
             status = exception.status_code
             message = STANDARD_MESSAGES.get(status, self._reason)
@@ -317,6 +322,9 @@ class ApiHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, tornado.web.HTTPError)):
             return  # an answer, not a fault: the access log has it
+        if isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES:
+            log.warning("user document full in %s %s", self.request.method, self.request.path)
+            return
         if isinstance(value, ConnectionFailure):
             log.warning("database unreachable during %s %s: %s", self.request.method, self.request.path, value)
             return

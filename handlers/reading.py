@@ -117,27 +117,49 @@ class ReadingHistoryHandler(ApiHandler):
                           responses={400: "Invalid parameters"}),
     }
 
-    async def get(self) -> None:
-        await self.answer(validate(ReadingHistoryQuery, self.query_arguments()))
+    _query: ReadingHistoryQuery | None = None
 
-    async def post(self) -> None:
-        await self.answer(self.parse_body(ReadingHistoryQuery))
+    def history_query(self) -> ReadingHistoryQuery:
+        if self.request.method == "POST":
+            return self.parse_body(ReadingHistoryQuery)
+        return validate(ReadingHistoryQuery, self.query_arguments())
 
-    async def answer(self, query: ReadingHistoryQuery) -> None:
-        user = self.require_user()
-        language = language_of(query.user_lang) or FALLBACK
+    def history_request(self, query: ReadingHistoryQuery) -> HistoryRequest:
         order, direction = query.order.rsplit("-", 1)
-        page = await ReadingStatusStore(self.services.db).history(user.id, HistoryRequest(
+        return HistoryRequest(
             order=NAME_ORDER if order == "name" else order,
             descending=direction == "desc",
             offset=query.offset,
             limit=query.page_size,
             search=query.search_text,
-            language=language,
+            language=language_of(query.user_lang) or FALLBACK,
             client=query.client,
-        ))
+        )
+
+    def session_query(self) -> SessionQuery:
+        # Parsed early only to choose what the session query brings; a bad query is answered
+        # 400 after authentication, so an anonymous caller still gets 401 first.
+        try:
+            self._query = self.history_query()
+        except ApiError:
+            return SessionQuery()
+        if self.history_request(self._query).needs_series:
+            return SessionQuery()
+        return SessionQuery(fields={"statuses": 1})
+
+    async def get(self) -> None:
+        await self.answer()
+
+    async def post(self) -> None:
+        await self.answer()
+
+    async def answer(self) -> None:
+        user = self.require_user()
+        query = self._query or self.history_query()
+        request = self.history_request(query)
+        page = await ReadingStatusStore(self.services.db).history(user.id, request, user.document.get("statuses"))
         items: list[dict[str, Any]] = [
-            {**series_card(series, language), "reading-history": status_payload(entry, user.id)}
+            {**series_card(series, request.language), "reading-history": status_payload(entry, user.id)}
             for entry, series in page.entries
         ]
         self.write_json({"series": items, "max": page.total, "from": query.offset, "to": query.offset + len(items)})

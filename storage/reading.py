@@ -9,21 +9,24 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+PRIORITY_RANK = {"low": 1, "mid": 2, "high": 3}
+STATUS_FIELD_OF_ORDER = {"update": "last_update", "start-date": "start", "end-date": "end"}
 # Where each order's value comes from, as an aggregation expression over one status entry.
-_PRIORITY_RANK = {"$switch": {"branches": [
-    {"case": {"$eq": ["$priority", "low"]}, "then": 1},
-    {"case": {"$eq": ["$priority", "mid"]}, "then": 2},
-    {"case": {"$eq": ["$priority", "high"]}, "then": 3},
-], "default": None}}
 STATUS_SORT_VALUES: dict[str, Any] = {
     "update": "$last_update",
-    "priority": _PRIORITY_RANK,
+    "priority": {"$switch": {"branches": [{"case": {"$eq": ["$priority", name]}, "then": rank}
+                                          for name, rank in PRIORITY_RANK.items()], "default": None}},
     # 0 means unscored: it sorts with the entries that have no score.
     "score": {"$cond": [{"$gt": ["$score", 0]}, "$score", None]},
     "start-date": "$start",
     "end-date": "$end",
 }
 NAME_ORDER = "name"
+# What a list item shows of a series; never the derived sort and search fields.
+SERIES_CARD_FIELDS: dict[str, int] = {
+    field: 1 for field in ("name", "type", "slug", "origin", "client", "titles", "descriptions", "first_volume",
+                           "rating_count", "rating_half_points")
+}
 
 
 class WriteOutcome(enum.Enum):
@@ -42,6 +45,11 @@ class HistoryRequest:
     language: str  # a language code; name orders sort by the title shown in it
     client: int | None
 
+    @property
+    def needs_series(self) -> bool:
+        """Whether filtering or ordering needs catalog fields, not only the statuses."""
+        return self.order == NAME_ORDER or self.search is not None
+
 
 @dataclass(frozen=True)
 class HistoryPage:
@@ -54,15 +62,10 @@ def literal_pattern(text: str) -> str:
     return re.escape(text.casefold())
 
 
-_LOOKUP_SERIES = [
-    {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series"}},
-    {"$unwind": "$series"},
-]
-
-
 class ReadingStatusStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._users = db["users"]
+        self._series = db["series"]
 
     async def add(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""
@@ -89,10 +92,32 @@ class ReadingStatusStore:
         )
         return WriteOutcome.DONE if result.matched_count else WriteOutcome.NOT_FOUND
 
-    async def history(self, user_id: str, request: HistoryRequest) -> HistoryPage:
-        """One aggregation: the user's statuses, filtered, sorted and paged on the server.
-        The catalog is joined before paging only when the filter or order needs series fields;
-        otherwise only the page's series are looked up."""
+    async def history(self, user_id: str, request: HistoryRequest,
+                      entries: list[dict[str, Any]] | None = None) -> HistoryPage:
+        """One round trip either way. When the order and filter need only the statuses, the
+        caller passes the user's `entries` (read with the session) and they are ordered here,
+        so only the page's series are read. Otherwise one aggregation joins the catalog."""
+        if request.needs_series:
+            return await self._history_joined(user_id, request)
+        return await self._history_of_entries(entries or [], request)
+
+    async def _history_of_entries(self, entries: list[dict[str, Any]], request: HistoryRequest) -> HistoryPage:
+        if request.client is not None:
+            entries = [e for e in entries if e.get("client") == request.client]
+        ordered = order_by_status_field(entries, request.order, request.descending)
+        page = ordered[request.offset: request.offset + request.limit]
+        found = {}
+        if page:
+            # At most 100 ids: SecantusDB's $in grows with the square of the list, so never more.
+            cursor = self._series.find({"_id": {"$in": [e["series_id"] for e in page]}}, SERIES_CARD_FIELDS)
+            found = {series["_id"]: series async for series in cursor}
+        return HistoryPage(
+            entries=[(entry, found[entry["series_id"]]) for entry in page if entry["series_id"] in found],
+            total=len(ordered),
+        )
+
+    async def _history_joined(self, user_id: str, request: HistoryRequest) -> HistoryPage:
+        sort_field = f"sort_titles.{request.language}"
         pipeline: list[dict[str, Any]] = [
             {"$match": {"_id": user_id}},
             {"$project": {"_id": 0, "statuses": 1}},
@@ -101,33 +126,54 @@ class ReadingStatusStore:
         ]
         if request.client is not None:
             pipeline.append({"$match": {"client": request.client}})
-        needs_series = request.order == NAME_ORDER or request.search is not None
-        if needs_series:
-            pipeline += _LOOKUP_SERIES
-        if request.search is not None:
-            pipeline.append({"$match": {"series.search_text": {"$regex": literal_pattern(request.search)}}})
-        sort_value = (f"$series.sort_titles.{request.language}" if request.order == NAME_ORDER
-                      else STATUS_SORT_VALUES[request.order])
+        # Only what filtering and sorting need is joined for every entry; the page joins the rest.
         pipeline += [
-            {"$addFields": {"_sort_value": sort_value}},
-            # Entries without the value come last in both directions.
-            {"$addFields": {"_sort_missing": {"$cond": [{"$eq": [{"$ifNull": ["$_sort_value", None]}, None]}, 1, 0]}}},
-            {"$sort": {"_sort_missing": 1, "_sort_value": -1 if request.descending else 1, "series_id": 1}},
+            {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "key",
+                         "pipeline": [{"$project": {"_id": 0, sort_field: 1, "search_text": 1}}]}},
+            {"$unwind": "$key"},
         ]
+        if request.search is not None:
+            pipeline.append({"$match": {"key.search_text": {"$regex": literal_pattern(request.search)}}})
+        direction = -1 if request.descending else 1
+        if request.order == NAME_ORDER:
+            # Every series has a sort title in every language (fallbacks are applied at import).
+            pipeline.append({"$sort": {f"key.{sort_field}": direction, "series_id": 1}})
+        else:
+            pipeline += [
+                {"$addFields": {"_sort_value": STATUS_SORT_VALUES[request.order]}},
+                # Entries without the value come last in both directions.
+                {"$addFields": {"_sort_missing": {"$cond": [{"$eq": [{"$ifNull": ["$_sort_value", None]}, None]}, 1, 0]}}},
+                {"$sort": {"_sort_missing": 1, "_sort_value": direction, "series_id": 1}},
+            ]
         # $limit must be positive; a zero limit still runs the count.
-        page: list[dict[str, Any]] = [{"$skip": request.offset}, {"$limit": max(request.limit, 1)}]
-        if not needs_series:
-            page += _LOOKUP_SERIES
+        page = [{"$skip": request.offset}, {"$limit": max(request.limit, 1)},
+                {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series",
+                             "pipeline": [{"$project": SERIES_CARD_FIELDS}]}},
+                {"$unwind": "$series"},
+                {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0}}]
         pipeline.append({"$facet": {"items": page, "total": [{"$count": "n"}]}})
         result = await (await self._users.aggregate(pipeline)).to_list(length=1)
         facet = result[0] if result else {"items": [], "total": []}
-        items = facet["items"][: request.limit]
-        entries = []
-        for item in items:
-            series = item.pop("series")
-            item.pop("_sort_value", None)
-            item.pop("_sort_missing", None)
-            entries.append((item, series))
+        entries = [(item, item.pop("series")) for item in facet["items"][: request.limit]]
         # SecantusDB answers [{"n": 0}] and mongod [] for an empty count: read both as 0.
         total = facet["total"][0]["n"] if facet["total"] else 0
         return HistoryPage(entries=entries, total=total)
+
+
+def _status_sort_value(entry: dict[str, Any], order: str) -> Any:
+    if order == "priority":
+        return PRIORITY_RANK.get(entry.get("priority") or "")
+    if order == "score":
+        score = entry.get("score")
+        return score if score else None
+    return entry.get(STATUS_FIELD_OF_ORDER[order])
+
+
+def order_by_status_field(entries: list[dict[str, Any]], order: str, descending: bool) -> list[dict[str, Any]]:
+    """The same order as the aggregation: by value, ties by series id, missing values last."""
+    by_id = sorted(entries, key=lambda e: e["series_id"])
+    valued = [(v, e) for e in by_id if (v := _status_sort_value(e, order)) is not None]
+    missing = [e for e in by_id if _status_sort_value(e, order) is None]
+    # Python's sort is stable with reverse=True too, so ties keep the series id order.
+    valued.sort(key=lambda pair: pair[0], reverse=descending)
+    return [e for _, e in valued] + missing

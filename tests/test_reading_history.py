@@ -217,3 +217,11 @@ async def test_the_history_costs_two_round_trips(api: ApiClient, alice: dict, co
     commands.reset()
     await history(api, order=order, search="e", user_lang="de")
     assert commands.total == 2, commands.log
+
+
+@pytest.mark.parametrize("order", list(EXPECTED_ORDERS))
+async def test_with_a_search_each_order_sorts_the_same_way(api: ApiClient, alice: dict, order: str) -> None:
+    # A search takes the aggregation path; without one, status orders are sorted from the
+    # statuses alone. Both must agree. Every series but Yotsuba (1) has an "e" in a title.
+    expected = [series_id for series_id in EXPECTED_ORDERS[order] if series_id != 1]
+    assert ids(await history(api, order=order, search="e")) == expected

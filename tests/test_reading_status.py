@@ -222,3 +222,12 @@ async def test_round_trips_read_1_and_writes_2(api: ApiClient, alice: dict, comm
         assert (await api.request(method, path, json_body=body)).status == 200
         costs[name] = commands.total
     assert costs == {"add": 2, "read": 1, "update": 2, "delete": 2}
+
+
+async def test_a_write_past_the_16mb_document_limit_answers_507_and_changes_nothing(
+    api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"ballast": "x" * (16 * 1024 * 1024 - 2000)}})
+    reply = await api.post("/user/reading-status/add/1", {**STATUS, "notes": "n" * 10_000})
+    assert (reply.status, reply.body) == (507, {"data": "Your lists are too large to store more", "code": 507})
+    assert (await api.get("/user/reading-status/id/1")).raw == b"null"

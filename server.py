@@ -19,6 +19,7 @@ from handlers.application import make_app
 from settings import Settings, SettingsError, documented_variables
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.indexes import prepare_database
+from storage.ratings import RatingStore
 from storage.lifecycle import open_database
 from storage.users import UserStore
 
@@ -117,6 +118,17 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
     return 0
 
 
+async def recount_ratings(settings: Settings) -> int:
+    async with open_database(settings, owner=False) as db:
+        drift = await RatingStore(db).recount()
+    for d in drift:
+        print(f"recount-ratings: series {d.series_id}: count {d.stored_count} -> {d.true_count}, "
+              f"sum {d.stored_half_points / 2:g} -> {d.true_half_points / 2:g}")
+    print(f"recount-ratings: {len(drift)} series had drifted and were fixed" if drift
+          else "recount-ratings: every series agrees with the stored ratings")
+    return 0
+
+
 async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     async with open_database(settings, owner=False) as db:
         if not await UserStore(db).set_age_verified(username, not revoke):
@@ -142,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     role = commands.add_parser("set-role", help="give a user one role: " + ", ".join(ROLES))
     role.add_argument("username")
     role.add_argument("role")
+    commands.add_parser("recount-ratings", help="recompute every series' rating aggregates and report drift")
     age = commands.add_parser("verify-age", help="mark a user as age-verified (or not, with --revoke)")
     age.add_argument("username")
     age.add_argument("--revoke", action="store_true")
@@ -161,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: import_catalog(settings, arguments.file)  # noqa: E731
     elif arguments.command == "set-role":
         command = lambda: set_role(settings, arguments.username, arguments.role)  # noqa: E731
+    elif arguments.command == "recount-ratings":
+        command = lambda: recount_ratings(settings)  # noqa: E731
     elif arguments.command == "verify-age":
         command = lambda: verify_age(settings, arguments.username, arguments.revoke)  # noqa: E731
     else:

@@ -8,7 +8,7 @@ from auth.clock import utc_now
 from handlers.base import ApiHandler, SessionQuery
 from handlers.errors import MISSING_PARAMETERS, ApiError, validate
 from handlers.openapi_docs import Operation, Route
-from handlers.schemas.catalog import catalog_id, catalog_id_or_none, language_of, series_card
+from handlers.schemas.catalog import language_of, series_card
 from handlers.schemas.reading import (
     ReadingHistoryPage,
     ReadingHistoryQuery,
@@ -16,29 +16,25 @@ from handlers.schemas.reading import (
     ReadingStatusBody,
     status_payload,
 )
+from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from languages import FALLBACK
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore, WriteOutcome
 
-SERIES_NOT_FOUND = "Series not found"
 STATUS_MISSING = "Reading status does not exist for this series"
 _TAGS = ("reading",)
 
 
-class ReadingStatusHandler(ApiHandler):
+class ReadingStatusHandler(SeriesHandler):
     """Base of the routes about one series' status: `id` in the path is the series."""
 
     @property
     def statuses(self) -> ReadingStatusStore:
         return ReadingStatusStore(self.services.db)
 
-    def series_id(self) -> int:
-        return catalog_id(self.path_kwargs.get("id"))
-
     def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
         body = self.parse_body(ReadingStatusBody)
-        found = self.require_user().document.get("series") or []
-        if not found or found[0].get("client") != body.client:
+        if self.looked_up_series().get("client") != body.client:
             raise ApiError(404, SERIES_NOT_FOUND)
         return body
 
@@ -48,16 +44,12 @@ class StatusOfSeriesHandler(ReadingStatusHandler):
                             tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
     def session_query(self) -> SessionQuery:
-        series_id = catalog_id_or_none(self.path_kwargs.get("id"))
-        if series_id is None:
-            return SessionQuery()
-        return SessionQuery(fields={"statuses": {"$elemMatch": {"series_id": series_id}}})
+        return self.with_own_entry("statuses")
 
     async def get(self, id: str) -> None:
         self.series_id()
-        user = self.require_user()
-        entries = user.document.get("statuses") or []
-        self.write_json(status_payload(entries[0], user.id) if entries else None)
+        entry = self.own_entry("statuses")
+        self.write_json(status_payload(entry, self.require_user().id) if entry else None)
 
 
 class AddStatusHandler(ReadingStatusHandler):
@@ -66,7 +58,7 @@ class AddStatusHandler(ReadingStatusHandler):
                                         404: SERIES_NOT_FOUND, 409: "Reading status already exists for this series"})}
 
     def session_query(self) -> SessionQuery:
-        return SessionQuery(series_id=catalog_id_or_none(self.path_kwargs.get("id")))
+        return self.with_series()
 
     async def post(self, id: str) -> None:
         series_id = self.series_id()
@@ -83,7 +75,7 @@ class UpdateStatusHandler(ReadingStatusHandler):
                                         404: STATUS_MISSING})}
 
     def session_query(self) -> SessionQuery:
-        return SessionQuery(series_id=catalog_id_or_none(self.path_kwargs.get("id")))
+        return self.with_series()
 
     async def post(self, id: str) -> None:
         series_id = self.series_id()

@@ -89,7 +89,8 @@ async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDat
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(cors_origins=(FRONTEND_ORIGIN,), cookie_secure=True)
+    # Tests sign up many users from one address; the rate-limit tests set their own limits.
+    return Settings(cors_origins=(FRONTEND_ORIGIN,), cookie_secure=True, register_limit_per_hour=10_000)
 
 
 @dataclass

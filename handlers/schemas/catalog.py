@@ -79,5 +79,5 @@ def average_rating(series: dict[str, Any]) -> float | None:
     count = int(series.get("rating_count") or 0)
     if count == 0:
         return None
-    # Ratings are summed in half points (integers), so the average is exact before rounding.
-    return round(int(series.get("rating_half_points") or 0) / 2 / count, 2)
+    # Ratings are summed in half points (integers): one division, no accumulated float error.
+    return int(series.get("rating_half_points") or 0) / (2 * count)

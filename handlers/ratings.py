@@ -1,0 +1,99 @@
+"""A user's rating of a series, which moves the series' average."""
+
+from __future__ import annotations
+
+from auth.clock import utc_now
+from auth.permissions import RATE_SERIES
+from handlers.base import SessionQuery
+from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
+from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from storage.ratings import RatingOutcome, RatingStore
+
+RATING_MISSING = "Rating does not exist for this series"
+_TAGS = ("ratings",)
+
+
+class RatingHandler(SeriesHandler):
+    @property
+    def ratings(self) -> RatingStore:
+        return RatingStore(self.services.db)
+
+    def own_rating(self) -> float | None:
+        """The user's rating as the session query read it: what a change compares against."""
+        entry = self.own_entry("ratings")
+        return float(entry["rating"]) if entry else None
+
+
+class RatingOfSeriesHandler(RatingHandler):
+    api = {"get": Operation(summary="The user's rating of a series, or null", response=SeriesRating,
+                            tags=_TAGS, responses={400: MISSING_PARAMETERS})}
+
+    def session_query(self) -> SessionQuery:
+        return self.with_own_entry("ratings")
+
+    async def get(self, id: str) -> None:
+        self.series_id()
+        entry = self.own_entry("ratings")
+        self.write_json(rating_payload(entry, self.require_user().id) if entry else None)
+
+
+class AddRatingHandler(RatingHandler):
+    api = {"post": Operation(summary="Rate a series", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
+                             responses={200: "Rating added successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
+                                        404: SERIES_NOT_FOUND, 409: "Rating already exists for this series"})}
+
+    def session_query(self) -> SessionQuery:
+        return self.with_series()
+
+    async def post(self, id: str) -> None:
+        user = self.require_permission(RATE_SERIES)
+        series_id = self.series_id()
+        body = self.parse_body(RatingBody)
+        self.looked_up_series()
+        if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is RatingOutcome.CONFLICT:
+            raise ApiError(409, "Rating already exists for this series")
+        self.write_message(200, "Rating added successfully")
+
+
+class UpdateRatingHandler(RatingHandler):
+    api = {"post": Operation(summary="Change a rating", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
+                             responses={200: "Rating updated successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
+                                        404: RATING_MISSING})}
+
+    def session_query(self) -> SessionQuery:
+        return self.with_own_entry("ratings")
+
+    async def post(self, id: str) -> None:
+        user = self.require_permission(RATE_SERIES)
+        series_id = self.series_id()
+        body = self.parse_body(RatingBody)
+        outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating())
+        if outcome is RatingOutcome.NOT_FOUND:
+            raise ApiError(404, RATING_MISSING)
+        self.write_message(200, "Rating updated successfully")
+
+
+class DeleteRatingHandler(RatingHandler):
+    api = {"delete": Operation(summary="Remove a rating", tags=_TAGS, permission=RATE_SERIES,
+                               responses={200: "Rating deleted successfully", 400: MISSING_PARAMETERS,
+                                          403: FORBIDDEN, 404: RATING_MISSING})}
+
+    def session_query(self) -> SessionQuery:
+        return self.with_own_entry("ratings")
+
+    async def delete(self, id: str) -> None:
+        user = self.require_permission(RATE_SERIES)
+        if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is RatingOutcome.NOT_FOUND:
+            raise ApiError(404, RATING_MISSING)
+        self.write_message(200, "Rating deleted successfully")
+
+
+routes = [
+    Route("/user/series-rating/id/{id}", RatingOfSeriesHandler),
+    Route("/user/series-rating/add/{id}", AddRatingHandler),
+    Route("/user/series-rating/update/{id}", UpdateRatingHandler),
+    Route("/user/series-rating/delete/{id}", DeleteRatingHandler),
+    Route("/user/series-rating/{id}", RatingOfSeriesHandler),
+]

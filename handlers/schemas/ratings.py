@@ -1,0 +1,40 @@
+"""Rating bodies and answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator
+
+from handlers.schemas.common import RequestModel
+
+
+def _rating_value(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    if not 1 <= value <= 10 or (value * 2) != int(value * 2):
+        raise ValueError("must be from 1 to 10 in steps of 0.5")
+    return value
+
+
+Rating = Annotated[float, BeforeValidator(_rating_value)]
+
+
+class RatingBody(RequestModel):
+    rating: Rating
+
+
+class SeriesRating(BaseModel):
+    user_id: str
+    series_id: int
+    rating: float
+    last_update: str
+
+
+def rating_payload(entry: dict[str, Any], user_id: str) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "series_id": entry["series_id"],
+        "rating": entry["rating"],
+        "last_update": entry["last_update"].isoformat().replace("+00:00", "Z"),
+    }

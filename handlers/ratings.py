@@ -9,7 +9,8 @@ from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
-from storage.ratings import RatingOutcome, RatingStore
+from storage.outcome import WriteOutcome
+from storage.ratings import RatingStore
 
 RATING_MISSING = "Rating does not exist for this series"
 _TAGS = ("ratings",)
@@ -52,7 +53,7 @@ class AddRatingHandler(RatingHandler):
         series_id = self.series_id()
         body = self.parse_body(RatingBody)
         self.looked_up_series()
-        if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is RatingOutcome.CONFLICT:
+        if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is WriteOutcome.CONFLICT:
             raise ApiError(409, "Rating already exists for this series")
         self.write_message(200, "Rating added successfully")
 
@@ -70,7 +71,7 @@ class UpdateRatingHandler(RatingHandler):
         series_id = self.series_id()
         body = self.parse_body(RatingBody)
         outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating())
-        if outcome is RatingOutcome.NOT_FOUND:
+        if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)
         self.write_message(200, "Rating updated successfully")
 
@@ -85,7 +86,7 @@ class DeleteRatingHandler(RatingHandler):
 
     async def delete(self, id: str) -> None:
         user = self.require_permission(RATE_SERIES)
-        if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is RatingOutcome.NOT_FOUND:
+        if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)
         self.write_message(200, "Rating deleted successfully")
 

@@ -18,7 +18,8 @@ from handlers.schemas.reading import (
 )
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from languages import FALLBACK
-from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore, WriteOutcome
+from storage.outcome import WriteOutcome
+from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
 
 STATUS_MISSING = "Reading status does not exist for this series"
 _TAGS = ("reading",)

@@ -13,23 +13,19 @@ same pre-image (measured: 50 concurrent calls, 19 distinct pre-images), which do
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.outcome import WriteOutcome
+
 
 # A user racing their own requests can make a compare-and-set miss; each miss means another
 # write of that rating succeeded, so a few attempts always suffice outside pathological loops.
 MAX_ATTEMPTS = 20
 
-
-class RatingOutcome(enum.Enum):
-    DONE = "done"
-    CONFLICT = "conflict"
-    NOT_FOUND = "not found"
 
 
 @dataclass(frozen=True)
@@ -61,15 +57,15 @@ class RatingStore:
                 {"$inc": {"rating_half_points": half_points_change, "rating_count": count_change}},
             )
 
-    async def add(self, user_id: str, series_id: int, rating: float, now: Any) -> RatingOutcome:
+    async def add(self, user_id: str, series_id: int, rating: float, now: Any) -> WriteOutcome:
         result = await self._users.update_one(
             {"_id": user_id, "ratings.series_id": {"$ne": series_id}},
             {"$push": {"ratings": {"series_id": series_id, "rating": rating, "last_update": now}}},
         )
         if not result.matched_count:
-            return RatingOutcome.CONFLICT
+            return WriteOutcome.CONFLICT
         await self._move_series(series_id, half_points(rating), 1)
-        return RatingOutcome.DONE
+        return WriteOutcome.DONE
 
     async def current(self, user_id: str, series_id: int) -> float | None:
         found = await self._users.find_one(
@@ -96,25 +92,25 @@ class RatingStore:
         raise RuntimeError(f"rating of series {series_id} kept changing under {MAX_ATTEMPTS} attempts")
 
     async def update(self, user_id: str, series_id: int, rating: float, now: Any,
-                     current: float | None) -> RatingOutcome:
+                     current: float | None) -> WriteOutcome:
         previous = await self._compare_and_set(
             user_id, series_id, current,
             {"$set": {"ratings.$[mine].rating": rating, "ratings.$[mine].last_update": now}},
             array_filters=[{"mine.series_id": series_id}],
         )
         if previous is None:
-            return RatingOutcome.NOT_FOUND
+            return WriteOutcome.NOT_FOUND
         await self._move_series(series_id, half_points(rating) - half_points(previous), 0)
-        return RatingOutcome.DONE
+        return WriteOutcome.DONE
 
-    async def delete(self, user_id: str, series_id: int, current: float | None) -> RatingOutcome:
+    async def delete(self, user_id: str, series_id: int, current: float | None) -> WriteOutcome:
         previous = await self._compare_and_set(
             user_id, series_id, current, {"$pull": {"ratings": {"series_id": series_id}}}
         )
         if previous is None:
-            return RatingOutcome.NOT_FOUND
+            return WriteOutcome.NOT_FOUND
         await self._move_series(series_id, -half_points(previous), -1)
-        return RatingOutcome.DONE
+        return WriteOutcome.DONE
 
     async def true_totals(self) -> dict[int, tuple[int, int]]:
         """series id -> (count, half points), computed from every user's ratings."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.outcome import WriteOutcome
 
 PRIORITY_RANK = {"low": 1, "mid": 2, "high": 3}
 STATUS_FIELD_OF_ORDER = {"update": "last_update", "start-date": "start", "end-date": "end"}
@@ -28,11 +29,6 @@ SERIES_CARD_FIELDS: dict[str, int] = {
                            "rating_count", "rating_half_points")
 }
 
-
-class WriteOutcome(enum.Enum):
-    DONE = "done"
-    CONFLICT = "conflict"
-    NOT_FOUND = "not found"
 
 
 @dataclass(frozen=True)

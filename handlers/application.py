@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
-from handlers import accounts, ratings, reading, system, user_settings
+from handlers import accounts, collection, ratings, reading, system, user_settings
 from handlers.base import ApiHandler, NotFoundHandler, Services
 from handlers.openapi_docs import Route, openapi_document
 from settings import Settings
@@ -21,7 +21,7 @@ access_log = logging.getLogger("tsundoku.access")
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *user_settings.routes, *reading.routes, *ratings.routes, *system.routes]
+    return [*accounts.routes, *user_settings.routes, *reading.routes, *ratings.routes, *collection.routes, *system.routes]
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -88,10 +88,10 @@ class Services:
 @dataclass(frozen=True)
 class SessionQuery:
     """What a route needs fetched together with the session, in the same round trip:
-    extra fields of the user document, or one catalog series (under `series`)."""
+    extra fields of the user document, or one catalog document (under `catalog`)."""
 
     fields: dict[str, Any] = field(default_factory=dict)
-    series_id: int | None = None
+    catalog: tuple[str, int] | None = None  # ("series" or "volumes", id)
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,8 @@ class ApiHandler(tornado.web.RequestHandler):
         hashed = token_hash(token)
         users = self.services.users
         query = self.session_query()
-        if query.series_id is not None:
-            document = await users.find_by_session_with_series(hashed, query.series_id)
+        if query.catalog is not None:
+            document = await users.find_by_session_with_catalog(hashed, *query.catalog)
         else:
             document = await users.find_by_session(hashed, query.fields)
         if document is None or not document.get("sessions"):
@@ -202,6 +202,13 @@ class ApiHandler(tornado.web.RequestHandler):
             await users.touch_session(document["_id"], hashed, now)
             self.set_refresh_cookie(token, SessionTimes(created=times.created, last_seen=now))
         self.user = AuthenticatedUser(id=document["_id"], document=document, session_hash=hashed)
+
+    def looked_up(self, not_found: str) -> dict[str, Any]:
+        """The catalog document the session query looked up, or 404 with `not_found`."""
+        found = self.require_user().document.get("catalog") or []
+        if not found:
+            raise ApiError(404, not_found)
+        return found[0]
 
     def require_user(self) -> AuthenticatedUser:
         if self.user is None:
@@ -284,6 +291,13 @@ class ApiHandler(tornado.web.RequestHandler):
     def query_arguments(self) -> dict[str, str]:
         """The query string as a flat dict; a repeated key keeps its last value."""
         return {key: self.get_query_argument(key) for key in self.request.query_arguments}
+
+    def list_parameters(self, model: type[M]) -> M:
+        """List routes take GET query parameters; the web client sends the same as a JSON
+        body with POST. Both are validated by the same model."""
+        if self.request.method == "POST":
+            return self.parse_body(model)
+        return validate(model, self.query_arguments())
 
     def path_parameter(self, value: str | None) -> str:
         """A path parameter the route matched empty, as in `/users//save-settings`."""

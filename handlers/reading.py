@@ -6,7 +6,7 @@ from typing import Any
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler, SessionQuery
-from handlers.errors import MISSING_PARAMETERS, ApiError, validate
+from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.catalog import language_of, series_card
 from handlers.schemas.reading import (
@@ -113,9 +113,7 @@ class ReadingHistoryHandler(ApiHandler):
     _query: ReadingHistoryQuery | None = None
 
     def history_query(self) -> ReadingHistoryQuery:
-        if self.request.method == "POST":
-            return self.parse_body(ReadingHistoryQuery)
-        return validate(ReadingHistoryQuery, self.query_arguments())
+        return self.list_parameters(ReadingHistoryQuery)
 
     def history_request(self, query: ReadingHistoryQuery) -> HistoryRequest:
         order, direction = query.order.rsplit("-", 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.base import ApiHandler, SessionQuery
-from handlers.errors import ApiError
 from handlers.schemas.catalog import catalog_id, catalog_id_or_none
 
 SERIES_NOT_FOUND = "Series not found"
@@ -18,7 +17,8 @@ class SeriesHandler(ApiHandler):
 
     def with_series(self) -> SessionQuery:
         """Fetch the series with the session, so that a write learns it exists for free."""
-        return SessionQuery(series_id=catalog_id_or_none(self.path_kwargs.get("id")))
+        series_id = catalog_id_or_none(self.path_kwargs.get("id"))
+        return SessionQuery(catalog=("series", series_id) if series_id is not None else None)
 
     def with_own_entry(self, list_field: str) -> SessionQuery:
         """Fetch the user's entry of `list_field` for this series with the session."""
@@ -32,7 +32,4 @@ class SeriesHandler(ApiHandler):
         return entries[0] if entries else None
 
     def looked_up_series(self) -> dict[str, Any]:
-        found = self.require_user().document.get("series") or []
-        if not found:
-            raise ApiError(404, SERIES_NOT_FOUND)
-        return found[0]
+        return self.looked_up(SERIES_NOT_FOUND)

@@ -154,9 +154,12 @@ def series_document(series: CatalogSeries) -> dict[str, Any]:
     }
 
 
-def volume_document(series_id: int, volume: CatalogVolume) -> dict[str, Any]:
+def volume_document(series: CatalogSeries, volume: CatalogVolume) -> dict[str, Any]:
     document = volume.model_dump(exclude={"id"})
-    document["series_id"] = series_id
+    document["series_id"] = series.id
+    # Copied from the series so that a collection item knows its client without a second read.
+    document["client"] = series.client
+    document["search_name"] = volume.name.casefold()
     document["release_date"] = volume.release_date.isoformat() if volume.release_date else None
     return document
 
@@ -193,7 +196,7 @@ class CatalogStore:
             for s in catalog.series
         ]
         volume_ops = [
-            UpdateOne({"_id": v.id}, {"$set": volume_document(s.id, v)}, upsert=True)
+            UpdateOne({"_id": v.id}, {"$set": volume_document(s, v)}, upsert=True)
             for s in catalog.series
             for v in s.volumes
         ]

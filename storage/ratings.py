@@ -19,6 +19,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 
 
@@ -58,11 +59,8 @@ class RatingStore:
             )
 
     async def add(self, user_id: str, series_id: int, rating: float, now: Any) -> WriteOutcome:
-        result = await self._users.update_one(
-            {"_id": user_id, "ratings.series_id": {"$ne": series_id}},
-            {"$push": {"ratings": {"series_id": series_id, "rating": rating, "last_update": now}}},
-        )
-        if not result.matched_count:
+        entry = {"series_id": series_id, "rating": rating, "last_update": now}
+        if not await EmbeddedList(self._users, "ratings", key="series_id").push_unique(user_id, series_id, entry):
             return WriteOutcome.CONFLICT
         await self._move_series(series_id, half_points(rating), 1)
         return WriteOutcome.DONE

@@ -8,7 +8,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
+from storage.paging import entries_of, page_stage, run_paged
 
 PRIORITY_RANK = {"low": 1, "mid": 2, "high": 3}
 STATUS_FIELD_OF_ORDER = {"update": "last_update", "start-date": "start", "end-date": "end"}
@@ -62,31 +64,23 @@ class ReadingStatusStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._users = db["users"]
         self._series = db["series"]
+        self._statuses = EmbeddedList(self._users, "statuses", key="series_id")
 
     async def add(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""
         entry = {"series_id": series_id, "client": client, **fields, "last_update": now}
-        result = await self._users.update_one(
-            {"_id": user_id, "statuses.series_id": {"$ne": series_id}},
-            {"$push": {"statuses": entry}},
-        )
-        return WriteOutcome.DONE if result.matched_count else WriteOutcome.CONFLICT
+        added = await self._statuses.push_unique(user_id, series_id, entry)
+        return WriteOutcome.DONE if added else WriteOutcome.CONFLICT
 
     async def update(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
         """Replaces the entry's fields in place, atomically."""
         entry = {"series_id": series_id, "client": client, **fields, "last_update": now}
-        result = await self._users.update_one(
-            {"_id": user_id, "statuses.series_id": series_id},
-            {"$set": {"statuses.$": entry}},
-        )
-        return WriteOutcome.DONE if result.matched_count else WriteOutcome.NOT_FOUND
+        replaced = await self._statuses.replace(user_id, series_id, entry)
+        return WriteOutcome.DONE if replaced else WriteOutcome.NOT_FOUND
 
     async def delete(self, user_id: str, series_id: int) -> WriteOutcome:
-        result = await self._users.update_one(
-            {"_id": user_id, "statuses.series_id": series_id},
-            {"$pull": {"statuses": {"series_id": series_id}}},
-        )
-        return WriteOutcome.DONE if result.matched_count else WriteOutcome.NOT_FOUND
+        removed = await self._statuses.remove(user_id, series_id)
+        return WriteOutcome.DONE if removed else WriteOutcome.NOT_FOUND
 
     async def history(self, user_id: str, request: HistoryRequest,
                       entries: list[dict[str, Any]] | None = None) -> HistoryPage:
@@ -115,10 +109,7 @@ class ReadingStatusStore:
     async def _history_joined(self, user_id: str, request: HistoryRequest) -> HistoryPage:
         sort_field = f"sort_titles.{request.language}"
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"_id": user_id}},
-            {"$project": {"_id": 0, "statuses": 1}},
-            {"$unwind": "$statuses"},
-            {"$replaceRoot": {"newRoot": "$statuses"}},
+            *entries_of(user_id, "statuses"),
         ]
         if request.client is not None:
             pipeline.append({"$match": {"client": request.client}})
@@ -141,18 +132,14 @@ class ReadingStatusStore:
                 {"$addFields": {"_sort_missing": {"$cond": [{"$eq": [{"$ifNull": ["$_sort_value", None]}, None]}, 1, 0]}}},
                 {"$sort": {"_sort_missing": 1, "_sort_value": direction, "series_id": 1}},
             ]
-        # $limit must be positive; a zero limit still runs the count.
-        page = [{"$skip": request.offset}, {"$limit": max(request.limit, 1)},
-                {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series",
-                             "pipeline": [{"$project": SERIES_CARD_FIELDS}]}},
-                {"$unwind": "$series"},
-                {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0}}]
-        pipeline.append({"$facet": {"items": page, "total": [{"$count": "n"}]}})
-        result = await (await self._users.aggregate(pipeline)).to_list(length=1)
-        facet = result[0] if result else {"items": [], "total": []}
-        entries = [(item, item.pop("series")) for item in facet["items"][: request.limit]]
-        # SecantusDB answers [{"n": 0}] and mongod [] for an empty count: read both as 0.
-        total = facet["total"][0]["n"] if facet["total"] else 0
+        pipeline.append(page_stage(request.offset, request.limit, [
+            {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series",
+                         "pipeline": [{"$project": SERIES_CARD_FIELDS}]}},
+            {"$unwind": "$series"},
+            {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0}},
+        ]))
+        found, total = await run_paged(self._users, pipeline, request.limit)
+        entries = [(item, item.pop("series")) for item in found]
         return HistoryPage(entries=entries, total=total)
 
 

@@ -92,20 +92,21 @@ class UserStore:
         }
         return await self._users.find_one({"sessions.token_hash": token_hash}, projection)
 
-    async def find_by_session_with_series(self, token_hash: str, series_id: int) -> dict[str, Any] | None:
-        """The user holding this session, plus the catalog series `series_id` (as a list of zero
-        or one under `series`), still in one round trip: the route that writes about a series
-        learns that it exists without a query of its own."""
+    async def find_by_session_with_catalog(self, token_hash: str, collection: str,
+                                           catalog_id: int) -> dict[str, Any] | None:
+        """The user holding this session, plus the catalog document `catalog_id` of `collection`
+        (`series` or `volumes`, as a list of zero or one under `catalog`), still in one round
+        trip: a route that writes about a series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
             {"$match": {"sessions.token_hash": token_hash}},
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,
                 "sessions": {"$filter": {"input": "$sessions", "cond": {"$eq": ["$$this.token_hash", token_hash]}}},
-                "lookup_series_id": {"$literal": series_id},
+                "catalog_id": {"$literal": catalog_id},
             }},
-            {"$lookup": {"from": "series", "localField": "lookup_series_id", "foreignField": "_id", "as": "series"}},
-            {"$project": {"lookup_series_id": 0}},
+            {"$lookup": {"from": collection, "localField": "catalog_id", "foreignField": "_id", "as": "catalog"}},
+            {"$project": {"catalog_id": 0}},
         ]
         found = await (await self._users.aggregate(pipeline)).to_list(length=1)
         return found[0] if found else None

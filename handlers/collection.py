@@ -1,0 +1,137 @@
+"""The volumes a user owns: add, change, remove, list, and statistics."""
+
+from __future__ import annotations
+
+
+from auth.clock import utc_now
+from handlers.base import ApiHandler, SessionQuery
+from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.catalog import catalog_id, catalog_id_or_none, language_of
+from handlers.schemas.collection import (
+    CollectionAddBody,
+    CollectionListPage,
+    CollectionQuery,
+    CollectionStatistics,
+    CollectionUpdateBody,
+    ItemAdded,
+    StatsQuery,
+    cents,
+    collection_volume,
+    money,
+)
+from languages import FALLBACK
+from storage.collection import CollectionRequest, CollectionStore, collection_stats
+from storage.outcome import WriteOutcome
+
+ITEM_NOT_FOUND = "Collection item not found"
+MAX_ITEM_ID_LENGTH = 64
+_TAGS = ("collection",)
+
+
+class CollectionHandler(ApiHandler):
+    @property
+    def collection(self) -> CollectionStore:
+        return CollectionStore(self.services.db)
+
+    def item_id(self) -> str:
+        """Any other text is just an id that no item has: 404, never a hint of whose it is."""
+        item_id = self.path_parameter(self.path_kwargs.get("id"))
+        if len(item_id) > MAX_ITEM_ID_LENGTH:
+            raise ApiError(404, ITEM_NOT_FOUND)
+        return item_id
+
+
+class AddItemHandler(CollectionHandler):
+    api = {"post": Operation(summary="Add a volume to the collection", request=CollectionAddBody,
+                             request_required=False, response=ItemAdded, tags=_TAGS,
+                             responses={400: MISSING_PARAMETERS, 404: "Volume not found",
+                                        409: "Volume already in collection"})}
+
+    def session_query(self) -> SessionQuery:
+        volume_id = catalog_id_or_none(self.path_kwargs.get("id"))
+        return SessionQuery(catalog=("volumes", volume_id) if volume_id is not None else None)
+
+    async def post(self, id: str) -> None:
+        catalog_id(id)
+        body = self.parse_body(CollectionAddBody)
+        volume = self.looked_up("Volume not found")
+        outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
+                                                     utc_now())
+        if outcome is WriteOutcome.CONFLICT:
+            raise ApiError(409, "Volume already in collection")
+        self.write_json({"data": "Collection item added successfully", "code": 200, "item_id": item_id})
+
+
+class UpdateItemHandler(CollectionHandler):
+    api = {"post": Operation(summary="Change an item's price and purchase date", request=CollectionUpdateBody,
+                             tags=_TAGS, responses={200: "Collection item updated successfully",
+                                                    400: MISSING_PARAMETERS, 404: ITEM_NOT_FOUND})}
+
+    async def post(self, id: str) -> None:
+        item_id = self.item_id()
+        body = self.parse_body(CollectionUpdateBody)
+        if await self.collection.update(self.require_user().id, item_id, cents(body.price), body.date) \
+                is WriteOutcome.NOT_FOUND:
+            raise ApiError(404, ITEM_NOT_FOUND)
+        self.write_message(200, "Collection item updated successfully")
+
+
+class DeleteItemHandler(CollectionHandler):
+    api = {"delete": Operation(summary="Remove an item from the collection", tags=_TAGS,
+                               responses={200: "Collection item deleted successfully", 400: MISSING_PARAMETERS,
+                                          404: ITEM_NOT_FOUND})}
+
+    async def delete(self, id: str) -> None:
+        if await self.collection.delete(self.require_user().id, self.item_id()) is WriteOutcome.NOT_FOUND:
+            raise ApiError(404, ITEM_NOT_FOUND)
+        self.write_message(200, "Collection item deleted successfully")
+
+
+class CollectionListHandler(CollectionHandler):
+    api = {
+        "get": Operation(summary="The user's collection", query=CollectionQuery, response=CollectionListPage,
+                         tags=_TAGS, responses={400: MISSING_PARAMETERS}),
+        "post": Operation(summary="The user's collection (parameters as a JSON body)", request=CollectionQuery,
+                          response=CollectionListPage, tags=_TAGS, responses={400: MISSING_PARAMETERS}),
+    }
+
+    async def get(self) -> None:
+        await self.answer()
+
+    async def post(self) -> None:
+        await self.answer()
+
+    async def answer(self) -> None:
+        query = self.list_parameters(CollectionQuery)
+        language = language_of(query.user_lang) or FALLBACK
+        page = await self.collection.page(self.require_user().id, CollectionRequest(
+            client=query.client, descending=query.order == "name-desc", offset=query.offset,
+            limit=query.page_size, search=query.search_text, language=language,
+        ))
+        volumes = [collection_volume(item, volume, series, language) for item, volume, series in page.items]
+        self.write_json({"volumes": volumes, "max": page.total, "from": query.offset,
+                         "to": query.offset + len(volumes)})
+
+
+class CollectionStatsHandler(CollectionHandler):
+    api = {"get": Operation(summary="Item count, money spent and purchase dates", query=StatsQuery,
+                            response=CollectionStatistics, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
+
+    def session_query(self) -> SessionQuery:
+        return SessionQuery(fields={"collection": 1})
+
+    async def get(self) -> None:
+        query = self.list_parameters(StatsQuery)
+        stats = collection_stats(self.require_user().document.get("collection") or [], query.client)
+        self.write_json({"total_items": stats.total_items, "total_spent": money(stats.total_cents),
+                         "first_buy": stats.first_buy, "last_buy": stats.last_buy})
+
+
+routes = [
+    Route("/user/collection", CollectionListHandler),
+    Route("/user/collection/stats/general", CollectionStatsHandler),
+    Route("/user/collection/add/{id}", AddItemHandler),
+    Route("/user/collection/update/{id}", UpdateItemHandler),
+    Route("/user/collection/delete/{id}", DeleteItemHandler),
+]

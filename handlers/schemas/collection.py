@@ -1,0 +1,145 @@
+"""Collection bodies, queries and answers. Money crosses the API as a number with at most two
+decimals and is kept as integer cents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, StrictStr, field_validator
+
+from handlers.schemas.catalog import ClientId
+from handlers.schemas.common import AcceptsKeyObject, RequestModel
+from handlers.schemas.reading import ListQuery
+from languages import localized
+
+MAX_PRICE = Decimal(100_000)
+_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _money(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    try:
+        amount = Decimal(str(value))  # the shortest text of the float: 19.99, never 19.989999...
+    except InvalidOperation:
+        raise ValueError("must be a number") from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
+        raise ValueError("must be from 0 to 100000")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("must have at most 2 decimals")
+    return amount
+
+
+Price = Annotated[Decimal, BeforeValidator(_money)]
+
+
+def _calendar_date(value: str) -> str:
+    if not _FULL_DATE.fullmatch(value):
+        raise ValueError("must be YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a real date") from None
+    return value
+
+
+def cents(price: Decimal | None) -> int | None:
+    return None if price is None else int(price * 100)
+
+
+def money(cents_value: int | None) -> float | None:
+    # An integer number of cents over 100 prints as its exact decimal (shortest float repr).
+    return None if cents_value is None else cents_value / 100
+
+
+class _PriceAndDate(RequestModel):
+    @field_validator("date", check_fields=False)
+    @classmethod
+    def _real_date(cls, value: str | None) -> str | None:
+        return None if value is None else _calendar_date(value)
+
+
+class CollectionAddBody(_PriceAndDate):
+    price: Price | None = None
+    date: StrictStr | None = None
+
+
+class CollectionUpdateBody(_PriceAndDate):
+    """Both keys are required, as in the spec; `null` records that the value is unknown."""
+
+    price: Price | None
+    date: StrictStr | None
+
+
+class CollectionQuery(ListQuery):
+    order: Annotated[Literal["name-asc", "name-desc"], AcceptsKeyObject] = "name-asc"
+    client: ClientId
+
+
+class StatsQuery(RequestModel):
+    client: ClientId
+
+
+class ItemAdded(BaseModel):
+    data: str
+    code: int
+    item_id: str
+
+
+class CollectionSeries(BaseModel):
+    id: int
+    name: str
+    type: str | None
+
+
+class CollectionEntry(BaseModel):
+    item_id: str
+    buy_date: str | None
+    price: float | None
+
+
+class CollectionVolume(BaseModel):
+    id: int
+    name: str
+    series: CollectionSeries
+    language: str | None
+    release_date: str | None
+    pages: int | None
+    nsfw: int
+    nsfw18: int
+    aspect_ratio: float | None
+    cover_path: str | None
+    collection: CollectionEntry
+    in_collection: bool
+
+
+class CollectionListPage(BaseModel):
+    volumes: list[CollectionVolume]
+    max: int
+    from_: int = Field(alias="from")
+    to: int
+
+
+class CollectionStatistics(BaseModel):
+    total_items: int
+    total_spent: float
+    first_buy: str | None
+    last_buy: str | None
+
+
+def collection_volume(item: dict[str, Any], volume: dict[str, Any], series: dict[str, Any],
+                      language: str | None) -> dict[str, Any]:
+    return {
+        "id": volume["_id"],
+        "name": volume["name"],
+        "series": {"id": series["_id"], "name": localized(series.get("titles"), language, series["name"]),
+                   "type": series.get("type")},
+        **{field: volume.get(field) for field in ("language", "release_date", "pages", "nsfw", "nsfw18",
+                                                   "aspect_ratio", "cover_path")},
+        "collection": {"item_id": item["item_id"], "buy_date": item.get("buy_date"),
+                       "price": money(item.get("price_cents"))},
+        "in_collection": True,
+    }

@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
-from tornado.httpserver import HTTPServer
 
 from auth.permissions import ROLES
-from handlers.application import make_app
+from handlers.application import make_app, make_http_server
 from settings import Settings, SettingsError, documented_variables
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.indexes import prepare_database
@@ -27,8 +26,6 @@ log = logging.getLogger("tsundoku")
 
 DEMO_CATALOG = Path(__file__).resolve().parent / "catalog" / "demo-catalog.json"
 SHUTDOWN_GRACE_S = 10.0
-# Only the avatar upload route takes more; every other body is small.
-MAX_BODY_BYTES = 1024 * 1024
 
 __all__ = ["make_app", "main"]
 
@@ -49,7 +46,7 @@ async def serve(settings: Settings) -> int:
         await prepare_database(db)
         await import_demo_catalog_if_empty(settings, db)
         app = make_app(settings, db)
-        server = HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=MAX_BODY_BYTES)
+        server = make_http_server(app)
         try:
             server.listen(settings.port, settings.host)
         except OSError as error:
@@ -73,6 +70,7 @@ async def serve(settings: Settings) -> int:
             await asyncio.wait_for(server.close_all_connections(), 2.0)
         except asyncio.TimeoutError:
             log.warning("some connections did not close in time")
+        app.services.image_pool.shutdown(wait=False, cancel_futures=True)
     log.info("stopped")
     return 0
 

@@ -14,12 +14,10 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from pymongo.asynchronous.database import AsyncDatabase
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from auth.passwords import Passwords
-from handlers.application import make_app
-from server import MAX_BODY_BYTES
+from handlers.application import make_app, make_http_server
 from settings import Settings
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase
@@ -44,7 +42,7 @@ async def bench_service(settings: Settings | None = None) -> AsyncIterator[Bench
             app = make_app(settings or Settings(cookie_secure=False), db,
                            passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)))
             sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-            http = HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+            http = make_http_server(app)
             http.add_sockets(sockets)
             yield Bench(db, f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
             http.stop()

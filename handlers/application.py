@@ -11,8 +11,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
-from handlers import accounts, collection, ratings, reading, system, user_settings
-from handlers.base import ApiHandler, NotFoundHandler, Services
+from handlers import accounts, avatars, collection, ratings, reading, system, user_settings
+from tornado.httpserver import HTTPServer
+
+from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler, Services
 from handlers.openapi_docs import Route, openapi_document
 from settings import Settings
 from storage.users import UserStore
@@ -21,7 +23,7 @@ access_log = logging.getLogger("tsundoku.access")
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *user_settings.routes, *reading.routes, *ratings.routes, *collection.routes, *system.routes]
+    return [*accounts.routes, *user_settings.routes, *reading.routes, *ratings.routes, *collection.routes, *avatars.routes, *system.routes]
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -45,6 +47,14 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 class TsundokuApplication(tornado.web.Application):
     services: Services
+
+
+def make_http_server(app: TsundokuApplication) -> HTTPServer:
+    """The server for `app`: its body limit is the largest of any route (each route applies
+    its own in `prepare`), and forwarded addresses count only behind a trusted proxy."""
+    settings = app.services.settings
+    largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings))
+    return HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest)
 
 
 def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None) -> TsundokuApplication:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -83,6 +85,9 @@ class Services:
     login_failures: SlidingWindowLimiter
     registrations: SlidingWindowLimiter
     inflight: InflightRequests = field(default_factory=InflightRequests)
+    # Image decoding and resizing: one worker per core, so uploads queue instead of thrashing.
+    image_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="images"))
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,16 @@ class AuthenticatedUser:
         return permission in self.permissions
 
 
+# JSON bodies are small; only the avatar upload takes more (see `body_limit`).
+DEFAULT_BODY_LIMIT = 256 * 1024
+BODY_TOO_LARGE = "Request body too large"
+
+
+@tornado.web.stream_request_body
 class ApiHandler(tornado.web.RequestHandler):
+    """Bodies are streamed so that the limit of each route applies before a byte is buffered:
+    `prepare` (authentication included) runs first, then the body arrives in `data_received`."""
+
     # Public routes set this to False.
     requires_auth: ClassVar[bool] = True
     # The OpenAPI description of each implemented method, keyed by lower-case method name.
@@ -121,6 +135,8 @@ class ApiHandler(tornado.web.RequestHandler):
         self.services = services
         self.user = None
         self._counted = False
+        self._body_chunks: list[bytes] = []
+        self._body_size = 0
         self._add_cors_headers()
 
     # ---- the request's life ----
@@ -148,11 +164,34 @@ class ApiHandler(tornado.web.RequestHandler):
         self._counted = True
         if not self.implements(self.request.method or ""):
             raise tornado.web.HTTPError(405)
+        self.limit_body()
         if self.request.method == "OPTIONS":
             return
         if self.requires_auth:
             await self.authenticate()
         self.check_origin()
+
+    def body_limit(self) -> int:
+        return DEFAULT_BODY_LIMIT
+
+    def limit_body(self) -> None:
+        limit = self.body_limit()
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, BODY_TOO_LARGE)  # answered before the body is read
+        # A chunked body without a length is cut off by Tornado at the same limit.
+        self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._body_size <= self.body_limit():
+            self._body_chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        if self._body_size > self.body_limit():
+            raise ApiError(413, BODY_TOO_LARGE)
+        return b"".join(self._body_chunks)
 
     def on_finish(self) -> None:
         if self._counted:
@@ -273,7 +312,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def json_body(self) -> Any:
         """The parsed JSON body, or None when there is none."""
-        body = self.request.body
+        body = self.body
         if not body or not body.strip():
             return None
         content_type = self.request.headers.get("Content-Type", "")

@@ -128,14 +128,16 @@ class ReadingHistoryHandler(ApiHandler):
         )
 
     def session_query(self) -> SessionQuery:
-        # Parsed early only to choose what the session query brings; a bad query is answered
-        # 400 after authentication, so an anonymous caller still gets 401 first.
-        try:
-            self._query = self.history_query()
-        except ApiError:
-            return SessionQuery()
-        if self.history_request(self._query).needs_series:
-            return SessionQuery()
+        # The statuses come with the session unless the query is known (GET) to need the
+        # catalog join instead. A POST body arrives only after authentication, so a POST always
+        # brings them. A bad query is answered 400 after authentication (401 comes first).
+        if self.request.method == "GET":
+            try:
+                self._query = self.history_query()
+            except ApiError:
+                return SessionQuery()
+            if self.history_request(self._query).needs_series:
+                return SessionQuery()
         return SessionQuery(fields={"statuses": 1})
 
     async def get(self) -> None:

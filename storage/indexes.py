@@ -5,6 +5,7 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import ROLE_PERMISSIONS
+from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
 from storage.collection import CollectionStore
 from storage.ratings import RatingStore
@@ -17,4 +18,5 @@ async def prepare_database(db: AsyncDatabase) -> None:
     await CatalogStore(db).ensure_indexes()
     await RatingStore(db).ensure_indexes()
     await CollectionStore(db).ensure_indexes()
+    await AvatarStore(db).ensure_indexes()
     await RoleStore(db).publish(ROLE_PERMISSIONS)

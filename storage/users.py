@@ -73,6 +73,9 @@ class UserStore:
             {"username_lower": username.lower()}, {"password_hash": 1, **PROFILE_FIELDS}
         )
 
+    async def exists(self, user_id: str) -> bool:
+        return await self._users.count_documents({"_id": user_id}, limit=1) == 1
+
     async def add_session(self, user_id: str, token_hash: str, now: Any) -> None:
         session = {"token_hash": token_hash, "created": now, "last_seen": now}
         await self._users.update_one(

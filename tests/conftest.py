@@ -19,8 +19,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from auth.passwords import Passwords
-from handlers.application import TsundokuApplication, make_app
-from server import MAX_BODY_BYTES
+from handlers.application import TsundokuApplication, make_app, make_http_server
 from settings import Settings
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase
@@ -115,7 +114,7 @@ async def start_app(db: AsyncDatabase, settings: Settings) -> AsyncIterator[Star
         app = make_app(settings.with_overrides(**overrides), database_ if database_ is not None else db,
                        passwords=FAST_PASSWORDS)
         sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-        server = HTTPServer(app, max_body_size=MAX_BODY_BYTES, xheaders=app.services.settings.trust_proxy)
+        server = make_http_server(app)
         server.add_sockets(sockets)
         servers.append(server)
         port = sockets[0].getsockname()[1]

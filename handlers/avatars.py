@@ -1,0 +1,164 @@
+"""Profile images: upload and delete (self and admin), and public serving."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from pydantic import StrictStr
+
+from auth.permissions import EDIT_USERS
+from handlers.base import ApiHandler
+from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.common import FieldError, RequestModel
+from imaging import ImageRejected, decode_upload, render_avatar
+from settings import Settings
+from storage.avatars import RESOLUTIONS, AvatarStore
+
+FILE_SERVICE_OFF = "This service is not handling file uploads."
+IMAGE_NOT_FOUND = "Profile image not found"
+# A URL with the current version never changes content; one without it must revalidate.
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+REVALIDATE_CACHE = "public, no-cache"
+_TAGS = ("profile images",)
+
+
+def upload_body_limit(settings: Settings) -> int:
+    """Base64 of the largest image, plus room for a data URL prefix and the JSON around it."""
+    return settings.max_image_bytes * 4 // 3 + 64 * 1024
+
+
+class ImageUpload(RequestModel):
+    image: StrictStr
+
+
+class ProfileImageWriteHandler(ApiHandler):
+    """Base of the upload and delete routes. On `/user/...` the id must be the caller's own;
+    on `/admin-users/...` the caller needs `edit-users`."""
+
+    admin_route: ClassVar[bool] = False
+
+    @property
+    def avatars(self) -> AvatarStore:
+        return AvatarStore(self.services.db)
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        # Before the body is read: an instance without file handling takes none.
+        if self.request.method != "OPTIONS" and not self.services.settings.file_service:
+            raise ApiError(503, FILE_SERVICE_OFF)
+
+    async def target_user(self) -> str:
+        target = self.path_parameter(self.path_kwargs.get("id"))
+        if self.admin_route:
+            self.require_permission(EDIT_USERS)
+            if not await self.services.users.exists(target):
+                raise ApiError(404, USER_NOT_FOUND)
+        elif target != self.require_user().id:
+            raise ApiError(403, FORBIDDEN)
+        return target
+
+
+def _write_operation(summary: str, success: str, admin: bool, upload: bool) -> Operation:
+    responses = {200: success, 400: MISSING_PARAMETERS, 403: FORBIDDEN, 404: USER_NOT_FOUND if upload
+                 else IMAGE_NOT_FOUND, 503: FILE_SERVICE_OFF}
+    if upload:
+        responses[413] = "Request body too large"
+    return Operation(summary=summary, request=ImageUpload if upload else None, tags=_TAGS, responses=responses,
+                     permission=EDIT_USERS if admin else None)
+
+
+class UpdateImageHandler(ProfileImageWriteHandler):
+    api = {"post": _write_operation("Upload a profile image (base64 or data URL)",
+                                    "Profile image updated successfully", admin=False, upload=True)}
+
+    def body_limit(self) -> int:
+        return upload_body_limit(self.services.settings)
+
+    async def post(self, id: str) -> None:
+        target = await self.target_user()
+        upload = self.parse_body(ImageUpload)
+        try:
+            data = decode_upload(upload.image, self.services.settings.max_image_bytes)
+            # Pillow off the event loop, in the pool that bounds image work to the cores.
+            rendered = await asyncio.get_running_loop().run_in_executor(
+                self.services.image_pool, render_avatar, data)
+        except ImageRejected as rejected:
+            raise ApiError(400, str(rejected), [FieldError(field="image", message=str(rejected))]) from None
+        stored = await self.avatars.replace(target, {"high": rendered.high, "scaled": rendered.scaled},
+                                            rendered.content_type)
+        if stored is None:
+            raise ApiError(404, USER_NOT_FOUND)
+        self.write_message(200, "Profile image updated successfully")
+
+
+class AdminUpdateImageHandler(UpdateImageHandler):
+    admin_route = True
+    api = {"post": _write_operation("Upload another user's profile image", "Profile image updated successfully",
+                                    admin=True, upload=True)}
+
+
+class DeleteImageHandler(ProfileImageWriteHandler):
+    api = {"delete": _write_operation("Delete the profile image", "Profile image deleted successfully",
+                                      admin=False, upload=False)}
+
+    async def delete(self, id: str) -> None:
+        removed = await self.avatars.remove(await self.target_user())
+        if removed is None:
+            raise ApiError(404, USER_NOT_FOUND)
+        if not removed:
+            raise ApiError(404, IMAGE_NOT_FOUND)
+        self.write_message(200, "Profile image deleted successfully")
+
+
+class AdminDeleteImageHandler(DeleteImageHandler):
+    admin_route = True
+    api = {"delete": _write_operation("Delete another user's profile image", "Profile image deleted successfully",
+                                      admin=True, upload=False)}
+
+
+class AvatarHandler(ApiHandler):
+    """Public: the image bytes, streamed from GridFS chunk by chunk."""
+
+    requires_auth = False
+    api = {"get": Operation(summary="A user's profile image (`res` is scaled or high)", auth=False, tags=_TAGS,
+                            responses={200: "The image", 304: "Not modified", 400: "Invalid parameters",
+                                       404: IMAGE_NOT_FOUND})}
+
+    async def get(self, id: str, res: str) -> None:
+        user_id = self.path_parameter(id)
+        if res not in RESOLUTIONS:
+            raise ApiError(400, "Invalid parameters", [FieldError(field="res", message="must be scaled or high")])
+        store = AvatarStore(self.services.db)
+        reference = await store.current(user_id)
+        if not reference:
+            raise ApiError(404, IMAGE_NOT_FOUND)
+        etag = f'"{reference["version"]}-{res}"'
+        self.set_header("ETag", etag)
+        self.set_header("Cache-Control",
+                        IMMUTABLE_CACHE if self.get_query_argument("v", None) == reference["version"]
+                        else REVALIDATE_CACHE)
+        if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
+            self.clear_header("Content-Type")
+            self.set_status(304)
+            self.finish()
+            return
+        stored = await store.open(reference, res)
+        if stored is None:
+            raise ApiError(404, IMAGE_NOT_FOUND)
+        self.set_header("Content-Type", stored.content_type)
+        self.set_header("Content-Length", str(stored.length))
+        async for chunk in stored.chunks:
+            self.write(chunk)
+            await self.flush()
+        self.finish()
+
+
+routes = [
+    Route("/user/update-image/{id}", UpdateImageHandler),
+    Route("/user/delete-image/{id}", DeleteImageHandler),
+    Route("/admin-users/update-image/{id}", AdminUpdateImageHandler),
+    Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler),
+    Route("/user/avatar/{id}/{res}", AvatarHandler),
+]

@@ -1,0 +1,136 @@
+"""Profile images in the GridFS bucket `avatars`, referenced from the user's `profile_image`.
+
+Replacing an image: upload both new versions, then switch the user's reference in one write,
+then delete older files. A failure before the switch deletes what was uploaded (the user keeps
+the old image); a failure after it leaves old files that the next change of that user's image
+sweeps. A switch only moves forward in time (versions are ObjectIds), so a slow upload can never
+replace a newer image, and a sweep never deletes a version newer than the current one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
+from pymongo.asynchronous.database import AsyncDatabase
+
+log = logging.getLogger("tsundoku.avatars")
+
+BUCKET = "avatars"
+RESOLUTIONS = ("high", "scaled")
+
+
+@dataclass(frozen=True)
+class StoredAvatar:
+    version: str
+    content_type: str
+    length: int
+    chunks: AsyncIterator[bytes]
+
+
+class AvatarStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._users = db["users"]
+        self._files = db[f"{BUCKET}.files"]
+        self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)
+
+    async def ensure_indexes(self) -> None:
+        await self._files.create_index([("metadata.user_id", 1), ("metadata.version", 1)], name="avatar_owner")
+
+    async def upload(self, user_id: str, version: str, versions: dict[str, bytes], content_type: str) -> dict[str, Any]:
+        """Step 1: stores each version; on any failure deletes what it stored and re-raises."""
+        stored: dict[str, ObjectId] = {}
+        try:
+            for resolution in RESOLUTIONS:
+                stored[resolution] = await self._bucket.upload_from_stream(
+                    f"{user_id}-{version}-{resolution}",
+                    versions[resolution],
+                    metadata={"user_id": user_id, "version": version, "resolution": resolution,
+                              "content_type": content_type},
+                )
+        except BaseException:
+            await self._delete_quietly(list(stored.values()))
+            raise
+        return {"version": version, "content_type": content_type, **stored}
+
+    async def switch(self, user_id: str, reference: dict[str, Any]) -> bool:
+        """Step 2: points the user at the new files, unless a newer image is already current."""
+        result = await self._users.update_one(
+            {"_id": user_id, "$or": [{"profile_image": None},
+                                     {"profile_image.version": {"$lt": reference["version"]}}]},
+            {"$set": {"profile_image": reference}},
+        )
+        return result.matched_count == 1
+
+    async def sweep(self, user_id: str, current_version: str | None) -> int:
+        """Step 3: deletes the user's files older than the current version (all of them when
+        there is no image). Returns how many files it deleted."""
+        query: dict[str, Any] = {"metadata.user_id": user_id}
+        if current_version is not None:
+            query["metadata.version"] = {"$lt": current_version}
+        old = [f["_id"] async for f in self._files.find(query, {"_id": 1})]
+        await self._delete_quietly(old)
+        return len(old)
+
+    async def replace(self, user_id: str, versions: dict[str, bytes], content_type: str) -> bool | None:
+        """The whole replacement. True when the new image is current, False when a newer one
+        won a race (ours is discarded), None when the user does not exist."""
+        version = str(ObjectId())
+        reference = await self.upload(user_id, version, versions, content_type)
+        try:
+            switched = await self.switch(user_id, reference)
+        except BaseException:
+            await self._delete_quietly([reference[r] for r in RESOLUTIONS])
+            raise
+        if not switched:
+            await self._delete_quietly([reference[r] for r in RESOLUTIONS])
+            exists = await self._users.count_documents({"_id": user_id}, limit=1)
+            return False if exists else None
+        try:
+            await self.sweep(user_id, version)
+        except Exception:  # the user has the new image; leftovers go with the next sweep
+            log.warning("could not delete old avatar files of user %s", user_id, exc_info=True)
+        return True
+
+    async def remove(self, user_id: str) -> bool | None:
+        """Clears the reference, then deletes the files. False when there was no image, None
+        when the user does not exist."""
+        result = await self._users.update_one(
+            {"_id": user_id, "profile_image": {"$type": "object"}}, {"$set": {"profile_image": None}}
+        )
+        if not result.matched_count:
+            exists = await self._users.count_documents({"_id": user_id}, limit=1)
+            return False if exists else None
+        await self.sweep(user_id, None)
+        return True
+
+    async def current(self, user_id: str) -> dict[str, Any] | None:
+        found = await self._users.find_one({"_id": user_id}, {"_id": 0, "profile_image": 1})
+        return (found or {}).get("profile_image")
+
+    async def open(self, reference: dict[str, Any], resolution: str) -> StoredAvatar | None:
+        try:
+            stream = await self._bucket.open_download_stream(reference[resolution])
+        except NoFile:
+            return None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await stream.readchunk():
+                yield chunk
+
+        return StoredAvatar(version=reference["version"], content_type=reference["content_type"],
+                            length=stream.length, chunks=chunks())
+
+    async def count_files(self, user_id: str | None = None) -> int:
+        return await self._files.count_documents({"metadata.user_id": user_id} if user_id else {})
+
+    async def _delete_quietly(self, file_ids: list[ObjectId]) -> None:
+        for file_id in file_ids:
+            with contextlib.suppress(NoFile):
+                await self._bucket.delete(file_id)

@@ -1,0 +1,324 @@
+"""Profile images: formats, validation, processing, GridFS storage and replacement, serving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from gridfs import AsyncGridFSBucket
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.avatars import AvatarStore
+from tests.api_client import ApiClient
+from tests.conftest import RunningApp, StartApp
+from tests.images import b64, data_url, image_bytes, opened, photo_with_exif, two_frame_gif
+
+pytestmark = pytest.mark.asyncio
+
+UPDATED = {"data": "Profile image updated successfully", "code": 200}
+NO_IMAGE = {"data": "Profile image not found", "code": 404}
+
+
+@pytest_asyncio.fixture
+async def alice(api: ApiClient) -> dict[str, Any]:
+    return await api.sign_up("alice")
+
+
+async def upload(api: ApiClient, user_id: str, image: str, admin: bool = False) -> Any:
+    prefix = "/admin-users" if admin else "/user"
+    return await api.post(f"{prefix}/update-image/{user_id}", {"image": image})
+
+
+async def served(api: ApiClient, user_id: str, res: str = "scaled", **headers: str) -> Any:
+    return await api.get(f"/user/avatar/{user_id}/{res}", headers=headers, send_cookies=False)
+
+
+async def make_admin(db: AsyncDatabase, user_id: str) -> None:
+    await db.users.update_one({"_id": user_id}, {"$set": {"roles": ["admin"]}})
+
+
+@pytest.mark.parametrize("fmt, mode", [("JPEG", "RGB"), ("PNG", "RGBA"), ("WEBP", "RGB"), ("GIF", "P")])
+async def test_each_accepted_format_is_stored_in_two_sizes(api: ApiClient, alice: dict, fmt: str, mode: str) -> None:
+    reply = await upload(api, alice["id"], b64(image_bytes(fmt, (1600, 1200), mode=mode)))
+    assert (reply.status, reply.body) == (200, UPDATED)
+    scaled = await served(api, alice["id"], "scaled")
+    assert scaled.status == 200 and scaled.headers["Content-Type"] == "image/webp"
+    assert opened(scaled.raw).size == (256, 256)
+    high = await served(api, alice["id"], "high")
+    assert opened(high.raw).size == (1024, 768)
+
+
+async def test_the_user_object_links_the_avatar_with_a_version(api: ApiClient, alice: dict) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    first = (await api.get("/auth/me")).body["user"]["profile_image"]
+    assert re.fullmatch(rf"/user/avatar/{alice['id']}/scaled\?v=[0-9a-f]{{24}}", first)
+    await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))
+    second = (await api.get("/auth/me")).body["user"]["profile_image"]
+    assert second != first and second.startswith(f"/user/avatar/{alice['id']}/scaled?v=")
+
+
+async def test_a_data_url_is_accepted_and_the_declared_type_is_ignored(api: ApiClient, alice: dict) -> None:
+    reply = await upload(api, alice["id"], data_url(image_bytes("PNG"), "image/gif"))
+    assert reply.status == 200
+    assert (await served(api, alice["id"])).status == 200
+
+
+async def test_only_the_first_gif_frame_is_kept(api: ApiClient, alice: dict) -> None:
+    await upload(api, alice["id"], b64(two_frame_gif()))
+    image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
+    red, green, blue = image.getpixel((10, 10))
+    assert red > 200 and blue < 60
+
+
+async def test_exif_orientation_is_applied_and_all_metadata_dropped(api: ApiClient, alice: dict) -> None:
+    await upload(api, alice["id"], b64(photo_with_exif(orientation=6)))
+    raw = (await served(api, alice["id"], "high")).raw
+    image = opened(raw)
+    assert image.size == (200, 400)  # 400x200 turned upright
+    # Orientation 6 turns the black left half to the top.
+    assert image.convert("L").getpixel((100, 50)) < 60 and image.convert("L").getpixel((100, 350)) > 200
+    assert dict(image.getexif()) == {}
+    assert not {"exif", "icc_profile", "xmp"} & set(image.info)
+    for secret in (b"SECRET-MAKER-NOTE", b"SecretCameraMaker", b"Exif"):
+        assert secret not in raw
+    assert b"SECRET-MAKER-NOTE" not in (await served(api, alice["id"], "scaled")).raw
+
+
+async def test_small_images_are_never_upscaled_in_high(api: ApiClient, alice: dict) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG", (100, 50))))
+    assert opened((await served(api, alice["id"], "high")).raw).size == (100, 50)
+    assert opened((await served(api, alice["id"], "scaled")).raw).size == (256, 256)
+
+
+async def test_a_wide_image_is_fit_within_1024(api: ApiClient, alice: dict) -> None:
+    await upload(api, alice["id"], b64(image_bytes("JPEG", (3000, 1500))))
+    assert opened((await served(api, alice["id"], "high")).raw).size == (1024, 512)
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (b64(image_bytes("PNG", (12000, 12000), mode="1")), "Image has too many pixels (at most 40 megapixels)"),
+        (b64(image_bytes("JPEG", (800, 600))[:2000]), "Image data is truncated or corrupt"),
+        (b64(b"just some text, not an image at all"), "Image must be JPEG, PNG, WebP or GIF"),
+        (b64(image_bytes("BMP", (50, 50))), "Image must be JPEG, PNG, WebP or GIF"),
+        (b64(b'<svg xmlns="http://www.w3.org/2000/svg"></svg>'), "Image must be JPEG, PNG, WebP or GIF"),
+        ("this is not base64!", "Image is not valid base64"),
+        ("data:image/png;base64,", "Image is empty"),
+        ("", "Image is empty"),
+    ],
+)
+async def test_bad_uploads_answer_400_saying_what_is_wrong(api: ApiClient, alice: dict, db: AsyncDatabase,
+                                                           image: str, message: str) -> None:
+    reply = await upload(api, alice["id"], image)
+    assert (reply.status, reply.body["data"]) == (400, message)
+    assert await AvatarStore(db).count_files() == 0
+    assert (await api.get("/auth/me")).body["user"]["profile_image"] is None
+
+
+async def test_a_decoded_image_over_the_limit_answers_400(start_app: StartApp) -> None:
+    client = (await start_app(max_image_bytes=20_000)).client()
+    user = await client.sign_up("alice")
+    noise = image_bytes("PNG", (200, 200))  # small, fine
+    assert (await upload(client, user["id"], b64(noise))).status == 200
+    big = os.urandom(30_000)
+    reply = await upload(client, user["id"], b64(big))
+    assert (reply.status, reply.body["data"]) == (400, "Image is larger than 19.5312 KB")
+
+
+async def test_an_oversized_body_answers_413_before_it_is_read(start_app: StartApp) -> None:
+    client = (await start_app(max_image_bytes=20_000)).client()
+    user = await client.sign_up("alice")
+    reply = await client.post(f"/user/update-image/{user['id']}", {"image": "A" * 200_000})
+    assert (reply.status, reply.body) == (413, {"data": "Request body too large", "code": 413})
+
+
+async def test_other_routes_take_only_small_bodies(api: ApiClient, alice: dict) -> None:
+    reply = await api.post(f"/users/{alice['id']}/save-settings", {"theme": "dark", "pad": "x" * 300_000})
+    assert (reply.status, reply.body) == (413, {"data": "Request body too large", "code": 413})
+
+
+async def test_the_upload_route_takes_a_full_size_image(start_app: StartApp) -> None:
+    client = (await start_app()).client()  # the default 8 MiB limit
+    user = await client.sign_up("alice")
+    payload = b64(image_bytes("PNG", (16, 16)) + os.urandom(7 * 1024 * 1024))  # PNG with trailing data
+    assert len(payload) > 9_000_000
+    assert (await upload(client, user["id"], payload)).status == 200
+
+
+async def test_missing_or_malformed_image_field_answers_400(api: ApiClient, alice: dict) -> None:
+    reply = await api.post(f"/user/update-image/{alice['id']}", {})
+    assert (reply.status, reply.body["data"]) == (400, "Required parameters missing")
+    reply = await api.post(f"/user/update-image/{alice['id']}", {"image": 12})
+    assert (reply.status, reply.body["data"]) == (400, "Invalid parameters")
+
+
+async def test_another_users_id_answers_403_on_the_self_routes(running: RunningApp, api: ApiClient, alice: dict,
+                                                               db: AsyncDatabase) -> None:
+    bob = await running.client().sign_up("bob")
+    await make_admin(db, alice["id"])  # even an admin uses the admin routes for others
+    reply = await upload(api, bob["id"], b64(image_bytes("PNG")))
+    assert (reply.status, reply.body) == (403, {"data": "Forbidden", "code": 403})
+    assert (await api.delete(f"/user/delete-image/{bob['id']}")).status == 403
+
+
+async def test_an_admin_changes_and_deletes_another_users_image(running: RunningApp, api: ApiClient, alice: dict,
+                                                                db: AsyncDatabase) -> None:
+    bob_client = running.client()
+    bob = await bob_client.sign_up("bob")
+    assert (await upload(api, bob["id"], b64(image_bytes("PNG")), admin=True)).status == 403
+    await make_admin(db, alice["id"])
+    assert (await upload(api, bob["id"], b64(image_bytes("PNG")), admin=True)).body == UPDATED
+    assert (await bob_client.get("/auth/me")).body["user"]["profile_image"] is not None
+    reply = await api.delete(f"/admin-users/delete-image/{bob['id']}")
+    assert (reply.status, reply.body) == (200, {"data": "Profile image deleted successfully", "code": 200})
+    assert (await bob_client.get("/auth/me")).body["user"]["profile_image"] is None
+    reply = await upload(api, "000000000000000000000000", b64(image_bytes("PNG")), admin=True)
+    assert (reply.status, reply.body) == (404, {"data": "User not found", "code": 404})
+    reply = await api.delete("/admin-users/delete-image/000000000000000000000000")
+    assert (reply.status, reply.body) == (404, {"data": "User not found", "code": 404})
+
+
+async def test_delete_removes_the_image_and_its_files(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    reply = await api.delete(f"/user/delete-image/{alice['id']}")
+    assert (reply.status, reply.body) == (200, {"data": "Profile image deleted successfully", "code": 200})
+    assert (await served(api, alice["id"])).body == NO_IMAGE
+    assert await AvatarStore(db).count_files() == 0
+    again = await api.delete(f"/user/delete-image/{alice['id']}")
+    assert (again.status, again.body) == (404, NO_IMAGE)
+
+
+async def test_with_file_service_off_uploads_and_deletes_answer_503_and_serving_works(
+    start_app: StartApp, api: ApiClient, alice: dict
+) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    readonly = (await start_app(file_service=False)).client()
+    readonly.cookies = dict(api.cookies)
+    off = {"data": "This service is not handling file uploads.", "code": 503}
+    assert (await upload(readonly, alice["id"], b64(image_bytes("PNG")))).body == off
+    assert (await readonly.delete(f"/user/delete-image/{alice['id']}")).body == off
+    assert (await readonly.post(f"/admin-users/update-image/{alice['id']}", {"image": "x"})).status == 503
+    assert (await served(readonly, alice["id"])).status == 200
+
+
+async def test_serving_uses_etags_and_answers_304(api: ApiClient, alice: dict) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    url = (await api.get("/auth/me")).body["user"]["profile_image"]
+    first = await api.get(url, send_cookies=False)
+    assert first.status == 200 and first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    etag = first.headers["ETag"]
+    plain = await served(api, alice["id"])
+    assert plain.headers["Cache-Control"] == "public, no-cache" and plain.headers["ETag"] == etag
+    again = await served(api, alice["id"], **{"If-None-Match": etag})
+    assert again.status == 304 and again.raw == b""
+    assert (await served(api, alice["id"], "high", **{"If-None-Match": etag})).status == 200  # other size
+    await upload(api, alice["id"], b64(image_bytes("PNG", color="green")))
+    changed = await served(api, alice["id"], **{"If-None-Match": etag})
+    assert changed.status == 200 and changed.headers["ETag"] != etag
+
+
+async def test_serving_without_an_image_answers_404(api: ApiClient, alice: dict) -> None:
+    assert (await served(api, alice["id"])).body == NO_IMAGE
+    assert (await served(api, "nobody-at-all")).body == NO_IMAGE
+    reply = await served(api, alice["id"], "huge")
+    assert (reply.status, reply.body["data"]) == (400, "Invalid parameters")
+
+
+async def test_uploads_and_deletes_need_a_session_but_serving_does_not(api: ApiClient, alice: dict) -> None:
+    anonymous = ApiClient(api.base_url)
+    assert (await upload(anonymous, alice["id"], b64(image_bytes("PNG")))).status == 401
+    assert (await anonymous.delete(f"/user/delete-image/{alice['id']}")).status == 401
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    assert (await served(anonymous, alice["id"])).status == 200
+
+
+async def test_five_replacements_leave_exactly_two_files(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    for color in ("red", "green", "blue", "white", "black"):
+        assert (await upload(api, alice["id"], b64(image_bytes("PNG", color=color)))).status == 200
+    store = AvatarStore(db)
+    assert await store.count_files() == 2
+    reference = await store.current(alice["id"])
+    assert set(await db["avatars.files"].distinct("metadata.version")) == {reference["version"]}
+    image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
+    assert image.getpixel((5, 5)) == (0, 0, 0)
+
+
+async def test_concurrent_uploads_leave_one_complete_image(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    replies = await asyncio.gather(*(upload(api, alice["id"], b64(image_bytes("PNG", color=c)))
+                                     for c in ("red", "green", "blue", "white")))
+    assert all(r.status == 200 for r in replies)
+    store = AvatarStore(db)
+    assert await store.count_files() == 2
+    assert (await served(api, alice["id"], "high")).status == 200
+    assert (await served(api, alice["id"], "scaled")).status == 200
+
+
+# ---- a step of the replacement fails ----
+
+async def _prepare_old_image(api: ApiClient, user_id: str) -> tuple[str, bytes]:
+    await upload(api, user_id, b64(image_bytes("PNG", color="red")))
+    me = (await api.get("/auth/me")).body["user"]["profile_image"]
+    return me, (await served(api, user_id, "high")).raw
+
+
+async def test_a_failed_upload_of_the_second_file_keeps_the_old_image_and_leaves_no_orphan(
+    api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_url, old_bytes = await _prepare_old_image(api, alice["id"])
+    original = AsyncGridFSBucket.upload_from_stream
+    calls = 0
+
+    async def second_upload_fails(self: AsyncGridFSBucket, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("disk full")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncGridFSBucket, "upload_from_stream", second_upload_fails)
+    reply = await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))
+    assert (reply.status, reply.body["data"]) == (500, "Internal server error")
+    assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
+    assert (await served(api, alice["id"], "high")).raw == old_bytes
+    assert await AvatarStore(db).count_files() == 2
+
+
+async def test_a_failed_switch_keeps_the_old_image_and_deletes_the_new_files(
+    api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_url, old_bytes = await _prepare_old_image(api, alice["id"])
+
+    async def switch_fails(self: AvatarStore, *args: Any) -> bool:
+        raise RuntimeError("lost the primary")
+
+    monkeypatch.setattr(AvatarStore, "switch", switch_fails)
+    assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))).status == 500
+    assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
+    assert (await served(api, alice["id"], "high")).raw == old_bytes
+    assert await AvatarStore(db).count_files() == 2
+
+
+async def test_a_failed_cleanup_keeps_the_new_image_and_the_next_upload_sweeps(
+    api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_url, _ = await _prepare_old_image(api, alice["id"])
+    original = AvatarStore.sweep
+
+    async def sweep_fails(self: AvatarStore, *args: Any) -> int:
+        raise RuntimeError("network blip")
+
+    monkeypatch.setattr(AvatarStore, "sweep", sweep_fails)
+    assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))).status == 200
+    new_url = (await api.get("/auth/me")).body["user"]["profile_image"]
+    assert new_url != old_url
+    image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
+    assert image.getpixel((5, 5))[2] > 200  # blue: the new image is complete and served
+    assert await AvatarStore(db).count_files() == 4  # the old pair is left over for now
+    monkeypatch.setattr(AvatarStore, "sweep", original)
+    assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="green")))).status == 200
+    assert await AvatarStore(db).count_files() == 2

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ("reading_history",)
+BENCHMARKS = ("reading_history", "avatars")
 
 
 def main(names: list[str]) -> int:

@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -18,8 +17,8 @@ from handlers.application import make_app, make_http_server
 from settings import Settings, SettingsError, documented_variables
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.indexes import prepare_database
-from storage.ratings import RatingStore
 from storage.lifecycle import open_database
+from storage.ratings import RatingStore
 from storage.users import UserStore
 
 log = logging.getLogger("tsundoku")

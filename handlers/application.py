@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import tornado.web
 from pymongo.asynchronous.database import AsyncDatabase
+from tornado.httpserver import HTTPServer
 
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
 from handlers import accounts, avatars, collection, ratings, reading, system, user_settings
-from tornado.httpserver import HTTPServer
-
-from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler, Services
+from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.openapi_docs import Route, openapi_document
+from handlers.services import Services
 from settings import Settings
 from storage.users import UserStore
 

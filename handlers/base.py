@@ -3,24 +3,16 @@ and the one place where errors are rendered."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 import tornado.web
 from pydantic import BaseModel
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, WriteError
 
 from auth.clock import utc_now
-from auth.passwords import Passwords
-from auth.permissions import permissions_for
-from auth.rate_limit import SlidingWindowLimiter
 from auth.tokens import COOKIE_NAME, SessionTimes, token_hash
 from handlers.errors import (
     FORBIDDEN,
@@ -34,8 +26,8 @@ from handlers.errors import (
     validate,
 )
 from handlers.openapi_docs import Operation
-from settings import Settings
-from storage.users import UserStore
+from handlers.services import Services
+from handlers.session import AuthenticatedUser, SessionQuery
 
 log = logging.getLogger("tsundoku.handlers")
 
@@ -46,71 +38,6 @@ DOCUMENT_TOO_LARGE_CODES = frozenset({10334, 17419})
 USER_DOCUMENT_FULL = "Your lists are too large to store more"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 M = TypeVar("M", bound=BaseModel)
-
-
-class InflightRequests:
-    """Counts requests being handled, so that shutdown can wait for them to finish."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def started(self) -> None:
-        self.count += 1
-        self._idle.clear()
-
-    def finished(self) -> None:
-        self.count -= 1
-        if self.count <= 0:
-            self.count = 0
-            self._idle.set()
-
-    async def wait_idle(self, timeout_s: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-            return True
-        except asyncio.TimeoutError:
-            return False
-
-
-@dataclass
-class Services:
-    """What handlers depend on, handed to each through `initialize`."""
-
-    settings: Settings
-    db: AsyncDatabase
-    users: UserStore
-    passwords: Passwords
-    login_failures: SlidingWindowLimiter
-    registrations: SlidingWindowLimiter
-    inflight: InflightRequests = field(default_factory=InflightRequests)
-    # Image decoding and resizing: one worker per core, so uploads queue instead of thrashing.
-    image_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="images"))
-
-
-@dataclass(frozen=True)
-class SessionQuery:
-    """What a route needs fetched together with the session, in the same round trip:
-    extra fields of the user document, or one catalog document (under `catalog`)."""
-
-    fields: dict[str, Any] = field(default_factory=dict)
-    catalog: tuple[str, int] | None = None  # ("series" or "volumes", id)
-
-
-@dataclass(frozen=True)
-class AuthenticatedUser:
-    id: str
-    document: dict[str, Any]
-    session_hash: str
-
-    @property
-    def permissions(self) -> list[str]:
-        return permissions_for(self.document.get("roles") or [])
-
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
 
 
 # JSON bodies are small; only the avatar upload takes more (see `body_limit`).

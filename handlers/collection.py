@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
 from auth.clock import utc_now
-from handlers.base import ApiHandler, SessionQuery
+from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.catalog import catalog_id, catalog_id_or_none, language_of
@@ -20,6 +19,7 @@ from handlers.schemas.collection import (
     collection_volume,
     money,
 )
+from handlers.session import SessionQuery
 from languages import FALLBACK
 from storage.collection import CollectionRequest, CollectionStore, collection_stats
 from storage.outcome import WriteOutcome

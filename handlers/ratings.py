@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
-from handlers.base import SessionQuery
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from handlers.session import SessionQuery
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auth.clock import utc_now
-from handlers.base import ApiHandler, SessionQuery
+from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.catalog import language_of, series_card
@@ -17,6 +17,7 @@ from handlers.schemas.reading import (
     status_payload,
 )
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from handlers.session import SessionQuery
 from languages import FALLBACK
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.base import ApiHandler, SessionQuery
+from handlers.base import ApiHandler
 from handlers.schemas.catalog import catalog_id, catalog_id_or_none
+from handlers.session import SessionQuery
 
 SERIES_NOT_FOUND = "Series not found"
 

@@ -22,7 +22,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 
-
 # A user racing their own requests can make a compare-and-set miss; each miss means another
 # write of that rating succeeded, so a few attempts always suffice outside pathological loops.
 MAX_ATTEMPTS = 20

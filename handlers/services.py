@@ -1,0 +1,57 @@
+"""What handlers depend on, built once by `make_app` and handed to each through `initialize`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from auth.passwords import Passwords
+from auth.rate_limit import SlidingWindowLimiter
+from settings import Settings
+from storage.users import UserStore
+
+
+class InflightRequests:
+    """Counts requests being handled, so that shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def finished(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+@dataclass
+class Services:
+    """What handlers depend on, handed to each through `initialize`."""
+
+    settings: Settings
+    db: AsyncDatabase
+    users: UserStore
+    passwords: Passwords
+    login_failures: SlidingWindowLimiter
+    registrations: SlidingWindowLimiter
+    inflight: InflightRequests = field(default_factory=InflightRequests)
+    # Image decoding and resizing: one worker per core, so uploads queue instead of thrashing.
+    image_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="images"))

@@ -1,0 +1,31 @@
+"""The signed-in user of a request, and what a route asks to be read with the session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from auth.permissions import permissions_for
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """What a route needs fetched together with the session, in the same round trip:
+    extra fields of the user document, or one catalog document (under `catalog`)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    catalog: tuple[str, int] | None = None  # ("series" or "volumes", id)
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    id: str
+    document: dict[str, Any]
+    session_hash: str
+
+    @property
+    def permissions(self) -> list[str]:
+        return permissions_for(self.document.get("roles") or [])
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions

@@ -160,5 +160,5 @@ routes = [
     Route("/user/delete-image/{id}", DeleteImageHandler),
     Route("/admin-users/update-image/{id}", AdminUpdateImageHandler),
     Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler),
-    Route("/user/avatar/{id}/{res}", AvatarHandler),
+    Route("/user/avatar/{id}/{res}", AvatarHandler, {"res": {"type": "string", "enum": list(RESOLUTIONS)}}),
 ]

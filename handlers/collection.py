@@ -5,7 +5,7 @@ from __future__ import annotations
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.schemas.catalog import catalog_id, catalog_id_or_none, language_of
 from handlers.schemas.collection import (
     CollectionAddBody,
@@ -131,7 +131,7 @@ class CollectionStatsHandler(CollectionHandler):
 routes = [
     Route("/user/collection", CollectionListHandler),
     Route("/user/collection/stats/general", CollectionStatsHandler),
-    Route("/user/collection/add/{id}", AddItemHandler),
+    Route("/user/collection/add/{id}", AddItemHandler, {"id": CATALOG_ID}),
     Route("/user/collection/update/{id}", UpdateItemHandler),
     Route("/user/collection/delete/{id}", DeleteItemHandler),
 ]

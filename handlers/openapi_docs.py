@@ -34,10 +34,12 @@ class Operation:
 
 @dataclass(frozen=True)
 class Route:
-    """A path in OpenAPI template form (`/users/{id}/save-settings`) and its handler."""
+    """A path in OpenAPI template form (`/users/{id}/save-settings`) and its handler.
+    `parameter_schemas` documents path parameters that are not free text."""
 
     path: str
     handler: type[ApiHandler]
+    parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def pattern(self) -> str:
@@ -47,6 +49,10 @@ class Route:
     @property
     def parameters(self) -> list[str]:
         return _PLACEHOLDER.findall(self.path)
+
+
+# Series and volume ids in paths: positive integers.
+CATALOG_ID = {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}
 
 
 def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
@@ -89,7 +95,9 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     if op.tags:
         document["tags"] = list(op.tags)
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in route.parameters
+        {"name": name, "in": "path", "required": True,
+         "schema": route.parameter_schemas.get(name, {"type": "string"})}
+        for name in route.parameters
     ]
     if op.query is not None:
         parameters += _query_parameters(op.query)

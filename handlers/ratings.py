@@ -5,7 +5,7 @@ from __future__ import annotations
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from handlers.session import SessionQuery
@@ -92,9 +92,9 @@ class DeleteRatingHandler(RatingHandler):
 
 
 routes = [
-    Route("/user/series-rating/id/{id}", RatingOfSeriesHandler),
-    Route("/user/series-rating/add/{id}", AddRatingHandler),
-    Route("/user/series-rating/update/{id}", UpdateRatingHandler),
-    Route("/user/series-rating/delete/{id}", DeleteRatingHandler),
-    Route("/user/series-rating/{id}", RatingOfSeriesHandler),
+    Route("/user/series-rating/id/{id}", RatingOfSeriesHandler, {"id": CATALOG_ID}),
+    Route("/user/series-rating/add/{id}", AddRatingHandler, {"id": CATALOG_ID}),
+    Route("/user/series-rating/update/{id}", UpdateRatingHandler, {"id": CATALOG_ID}),
+    Route("/user/series-rating/delete/{id}", DeleteRatingHandler, {"id": CATALOG_ID}),
+    Route("/user/series-rating/{id}", RatingOfSeriesHandler, {"id": CATALOG_ID}),
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.schemas.catalog import language_of, series_card
 from handlers.schemas.reading import (
     ReadingHistoryPage,
@@ -161,8 +161,8 @@ class ReadingHistoryHandler(ApiHandler):
 
 routes = [
     Route("/user/reading-history", ReadingHistoryHandler),
-    Route("/user/reading-status/id/{id}", StatusOfSeriesHandler),
-    Route("/user/reading-status/add/{id}", AddStatusHandler),
-    Route("/user/reading-status/update/{id}", UpdateStatusHandler),
-    Route("/user/reading-status/delete/{id}", DeleteStatusHandler),
+    Route("/user/reading-status/id/{id}", StatusOfSeriesHandler, {"id": CATALOG_ID}),
+    Route("/user/reading-status/add/{id}", AddStatusHandler, {"id": CATALOG_ID}),
+    Route("/user/reading-status/update/{id}", UpdateStatusHandler, {"id": CATALOG_ID}),
+    Route("/user/reading-status/delete/{id}", DeleteStatusHandler, {"id": CATALOG_ID}),
 ]

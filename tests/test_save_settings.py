@@ -167,3 +167,12 @@ async def test_a_user_deleted_mid_session_gets_404_on_save(api: ApiClient, db: A
     await db.users.delete_one({"_id": bob_user["id"]})
     reply = await api.post(f"/users/{bob_user['id']}/save-settings", {"theme": "dark"})
     assert reply.status == 404
+
+
+async def test_a_stored_value_that_is_no_longer_valid_reads_as_its_default(api: ApiClient, db: AsyncDatabase) -> None:
+    user = await api.sign_up("alice")
+    await db.users.update_one({"_id": user["id"]}, {"$set": {"settings": {"theme": "neon", "view-mode": "grid",
+                                                                          "retired-key": 1}}})
+    settings = (await api.get("/auth/me")).body["user"]["settings"]
+    assert (settings["theme"], settings["view-mode"]) == ("light", "grid")
+    assert "retired-key" not in settings

@@ -68,4 +68,14 @@ def unwrap_settings_body(body: Any) -> Any:
 
 
 def settings_with_defaults(stored: dict[str, Any] | None) -> dict[str, Any]:
-    return UserSettings.model_validate(stored or {}).model_dump(by_alias=True)
+    """All keys, defaults filled in. A stored value that is no longer valid (edited by hand,
+    or from an older version) falls back to its default instead of breaking every answer."""
+    values = {}
+    for key, value in (stored or {}).items():
+        if key in SETTING_FIELDS:
+            try:
+                UserSettings.model_validate({key: value})
+            except ValueError:
+                continue
+            values[key] = value
+    return UserSettings.model_validate(values).model_dump(by_alias=True)

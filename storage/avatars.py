@@ -3,8 +3,13 @@
 Replacing an image: upload both new versions, then switch the user's reference in one write,
 then delete older files. A failure before the switch deletes what was uploaded (the user keeps
 the old image); a failure after it leaves old files that the next change of that user's image
-sweeps. A switch only moves forward in time (versions are ObjectIds), so a slow upload can never
-replace a newer image, and a sweep never deletes a version newer than the current one.
+sweeps.
+
+Versions are ObjectIds, which one process issues in increasing order, and every change moves the
+user forward: a switch needs a version newer than the current image and newer than
+`avatar_floor`, which a delete raises to a version of its own. So an upload that began before a
+newer upload or a delete cannot switch in afterwards (it deletes its own files instead), and a
+sweep, which deletes only older versions, never deletes a file that can still become current.
 """
 
 from __future__ import annotations
@@ -60,20 +65,22 @@ class AvatarStore:
         return {"version": version, "content_type": content_type, **stored}
 
     async def switch(self, user_id: str, reference: dict[str, Any]) -> bool:
-        """Step 2: points the user at the new files, unless a newer image is already current."""
+        """Step 2: points the user at the new files, unless a newer image or a later delete
+        already happened."""
+        version = reference["version"]
         result = await self._users.update_one(
-            {"_id": user_id, "$or": [{"profile_image": None},
-                                     {"profile_image.version": {"$lt": reference["version"]}}]},
+            {"_id": user_id, "$and": [
+                {"$or": [{"profile_image": None}, {"profile_image.version": {"$lt": version}}]},
+                {"$or": [{"avatar_floor": None}, {"avatar_floor": {"$lt": version}}]},
+            ]},
             {"$set": {"profile_image": reference}},
         )
         return result.matched_count == 1
 
-    async def sweep(self, user_id: str, current_version: str | None) -> int:
-        """Step 3: deletes the user's files older than the current version (all of them when
-        there is no image). Returns how many files it deleted."""
-        query: dict[str, Any] = {"metadata.user_id": user_id}
-        if current_version is not None:
-            query["metadata.version"] = {"$lt": current_version}
+    async def sweep(self, user_id: str, older_than: str) -> int:
+        """Step 3: deletes the user's files of versions older than `older_than`. Returns how
+        many files it deleted."""
+        query = {"metadata.user_id": user_id, "metadata.version": {"$lt": older_than}}
         old = [f["_id"] async for f in self._files.find(query, {"_id": 1})]
         await self._delete_quietly(old)
         return len(old)
@@ -99,15 +106,17 @@ class AvatarStore:
         return True
 
     async def remove(self, user_id: str) -> bool | None:
-        """Clears the reference, then deletes the files. False when there was no image, None
-        when the user does not exist."""
+        """Clears the reference and raises the floor, then deletes every older file. False when
+        there was no image, None when the user does not exist."""
+        removal = str(ObjectId())
         result = await self._users.update_one(
-            {"_id": user_id, "profile_image": {"$type": "object"}}, {"$set": {"profile_image": None}}
+            {"_id": user_id, "profile_image": {"$type": "object"}},
+            {"$set": {"profile_image": None, "avatar_floor": removal}},
         )
         if not result.matched_count:
             exists = await self._users.count_documents({"_id": user_id}, limit=1)
             return False if exists else None
-        await self.sweep(user_id, None)
+        await self.sweep(user_id, removal)
         return True
 
     async def current(self, user_id: str) -> dict[str, Any] | None:

@@ -322,3 +322,76 @@ async def test_a_failed_cleanup_keeps_the_new_image_and_the_next_upload_sweeps(
     monkeypatch.setattr(AvatarStore, "sweep", original)
     assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="green")))).status == 200
     assert await AvatarStore(db).count_files() == 2
+
+
+async def test_racing_uploads_and_deletes_never_leave_a_broken_or_orphaned_image(
+    api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    store = AvatarStore(db)
+    for round_ in range(6):
+        await upload(api, alice["id"], b64(image_bytes("PNG", color="red")))
+        await asyncio.gather(
+            upload(api, alice["id"], b64(image_bytes("PNG", color="blue"))),
+            api.delete(f"/user/delete-image/{alice['id']}"),
+            upload(api, alice["id"], b64(image_bytes("PNG", color="green"))),
+        )
+        reference = await store.current(alice["id"])
+        if reference is None:
+            assert await store.count_files() == 0, round_
+        else:
+            assert (await served(api, alice["id"], "high")).status == 200, round_
+            assert (await served(api, alice["id"], "scaled")).status == 200, round_
+            assert await store.count_files() == 2, round_
+
+
+async def test_a_delete_between_an_uploads_files_and_its_switch_leaves_no_broken_image(
+    api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG", color="red")))
+    original = AvatarStore.switch
+    files_stored, go_on = asyncio.Event(), asyncio.Event()
+
+    async def paused_switch(self: AvatarStore, *args: Any) -> bool:
+        files_stored.set()
+        await go_on.wait()
+        return await original(self, *args)
+
+    monkeypatch.setattr(AvatarStore, "switch", paused_switch)
+    pending = asyncio.create_task(upload(api, alice["id"], b64(image_bytes("PNG", color="blue"))))
+    await files_stored.wait()
+    assert (await api.delete(f"/user/delete-image/{alice['id']}")).status == 200
+    go_on.set()
+    assert (await pending).status == 200
+    store = AvatarStore(db)
+    reference = await store.current(alice["id"])
+    if reference is None:
+        assert await store.count_files() == 0
+    else:
+        assert (await served(api, alice["id"], "high")).status == 200
+        assert await store.count_files() == 2
+
+
+async def test_an_older_upload_that_switches_late_does_not_replace_a_newer_one(
+    api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = AvatarStore.switch
+    files_stored, go_on = asyncio.Event(), asyncio.Event()
+    paused_once = False
+
+    async def first_switch_paused(self: AvatarStore, *args: Any) -> bool:
+        nonlocal paused_once
+        if not paused_once:
+            paused_once = True
+            files_stored.set()
+            await go_on.wait()
+        return await original(self, *args)
+
+    monkeypatch.setattr(AvatarStore, "switch", first_switch_paused)
+    older = asyncio.create_task(upload(api, alice["id"], b64(image_bytes("PNG", color="red"))))
+    await files_stored.wait()
+    assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))).status == 200
+    go_on.set()
+    assert (await older).status == 200
+    image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
+    assert image.getpixel((5, 5))[2] > 200  # the newer (blue) image stays
+    assert await AvatarStore(db).count_files() == 2

@@ -36,6 +36,11 @@ def language_code(value: str | None) -> str | None:
     return _ALIASES.get(value.strip().lower())
 
 
+def requested_language(user_lang: str | None) -> str:
+    """The code a list shows titles in: the requested language if known, else English."""
+    return language_code(user_lang) or FALLBACK
+
+
 def localized(texts: dict[str, str] | None, code: str | None, default: str | None) -> str | None:
     """The requested language, then English, then `default` (the series name)."""
     texts = texts or {}

@@ -12,7 +12,7 @@ import tornado.web
 from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, WriteError
 
-from auth.clock import utc_now
+from auth.clock import iso_utc, utc_now
 from auth.tokens import COOKIE_NAME, SessionTimes, token_hash
 from handlers.errors import (
     FORBIDDEN,
@@ -326,5 +326,5 @@ def _refuse_constant(name: str) -> Any:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso_utc(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -6,7 +6,7 @@ from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
-from handlers.schemas.catalog import catalog_id, catalog_id_or_none, language_of
+from handlers.schemas.catalog import catalog_id, catalog_id_or_none
 from handlers.schemas.collection import (
     CollectionAddBody,
     CollectionListPage,
@@ -20,7 +20,7 @@ from handlers.schemas.collection import (
     money,
 )
 from handlers.session import SessionQuery
-from languages import FALLBACK
+from languages import requested_language
 from storage.collection import CollectionRequest, CollectionStore, collection_stats
 from storage.outcome import WriteOutcome
 
@@ -104,7 +104,7 @@ class CollectionListHandler(CollectionHandler):
 
     async def answer(self) -> None:
         query = self.list_parameters(CollectionQuery)
-        language = language_of(query.user_lang) or FALLBACK
+        language = requested_language(query.user_lang)
         page = await self.collection.page(self.require_user().id, CollectionRequest(
             client=query.client, descending=query.order == "name-desc", offset=query.offset,
             limit=query.page_size, search=query.search_text, language=language,

@@ -8,7 +8,7 @@ from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
-from handlers.schemas.catalog import language_of, series_card
+from handlers.schemas.catalog import series_card
 from handlers.schemas.reading import (
     ReadingHistoryPage,
     ReadingHistoryQuery,
@@ -18,7 +18,7 @@ from handlers.schemas.reading import (
 )
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from handlers.session import SessionQuery
-from languages import FALLBACK
+from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
 
@@ -124,7 +124,7 @@ class ReadingHistoryHandler(ApiHandler):
             offset=query.offset,
             limit=query.page_size,
             search=query.search_text,
-            language=language_of(query.user_lang) or FALLBACK,
+            language=requested_language(query.user_lang),
             client=query.client,
         )
 

@@ -25,6 +25,8 @@ from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.users import UserStore
+
 log = logging.getLogger("tsundoku.avatars")
 
 BUCKET = "avatars"
@@ -42,6 +44,7 @@ class StoredAvatar:
 class AvatarStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._users = db["users"]
+        self._user_store = UserStore(db)
         self._files = db[f"{BUCKET}.files"]
         self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)
 
@@ -97,8 +100,7 @@ class AvatarStore:
             raise
         if not switched:
             await self._delete_quietly([reference[r] for r in RESOLUTIONS])
-            exists = await self._users.count_documents({"_id": user_id}, limit=1)
-            return False if exists else None
+            return False if await self._user_store.exists(user_id) else None
         try:
             await self.sweep(user_id, version)
         except Exception:  # the user has the new image; leftovers go with the next sweep
@@ -114,8 +116,7 @@ class AvatarStore:
             {"$set": {"profile_image": None, "avatar_floor": removal}},
         )
         if not result.matched_count:
-            exists = await self._users.count_documents({"_id": user_id}, limit=1)
-            return False if exists else None
+            return False if await self._user_store.exists(user_id) else None
         await self.sweep(user_id, removal)
         return True
 

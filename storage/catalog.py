@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pymongo import ASCENDING, UpdateOne
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from languages import LANGUAGES, language_code, localized
@@ -185,12 +185,6 @@ class CatalogStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._series = db["series"]
         self._volumes = db["volumes"]
-
-    async def ensure_indexes(self) -> None:
-        await self._series.create_index([("client", ASCENDING)], name="series_client")
-        await self._volumes.create_index(
-            [("series_id", ASCENDING), ("group_order", ASCENDING)], name="volumes_series_order"
-        )
 
     async def is_empty(self) -> bool:
         return await self._series.count_documents({}, limit=1) == 0

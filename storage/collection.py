@@ -65,9 +65,6 @@ class CollectionStore:
         self._users = db["users"]
         self._items = EmbeddedList(self._users, "collection", key="item_id")
 
-    async def ensure_indexes(self) -> None:
-        await self._users.create_index("collection.item_id", name="collection_item", sparse=True)
-
     async def add(self, user_id: str, volume: dict[str, Any], price_cents: int | None,
                   buy_date: str | None, now: Any) -> tuple[WriteOutcome, str | None]:
         """One conditional push: of concurrent adds of one volume, exactly one is stored."""

@@ -46,10 +46,6 @@ class RatingStore:
         self._users = db["users"]
         self._series = db["series"]
 
-    async def ensure_indexes(self) -> None:
-        # The recount groups by series; this keeps "who rated series X" answerable too.
-        await self._users.create_index("ratings.series_id", name="ratings_series", sparse=True)
-
     async def _move_series(self, series_id: int, half_points_change: int, count_change: int) -> None:
         if half_points_change or count_change:
             await self._series.update_one(

@@ -154,9 +154,9 @@ def _status_sort_value(entry: dict[str, Any], order: str) -> Any:
 
 def order_by_status_field(entries: list[dict[str, Any]], order: str, descending: bool) -> list[dict[str, Any]]:
     """The same order as the aggregation: by value, ties by series id, missing values last."""
-    by_id = sorted(entries, key=lambda e: e["series_id"])
-    valued = [(v, e) for e in by_id if (v := _status_sort_value(e, order)) is not None]
-    missing = [e for e in by_id if _status_sort_value(e, order) is None]
+    by_id = sorted(((_status_sort_value(e, order), e) for e in entries), key=lambda pair: pair[1]["series_id"])
+    valued = [(v, e) for v, e in by_id if v is not None]
+    missing = [e for v, e in by_id if v is None]
     # Python's sort is stable with reverse=True too, so ties keep the series id order.
     valued.sort(key=lambda pair: pair[0], reverse=descending)
     return [e for _, e in valued] + missing

@@ -140,7 +140,7 @@ class UserStore:
         if result.matched_count:
             return SettingsOutcome.SAVED
         # Only on the failure path: tell a missing user from an unverified one.
-        if needs_age_verification and await self._users.count_documents({"_id": user_id}, limit=1):
+        if needs_age_verification and await self.exists(user_id):
             return SettingsOutcome.NOT_AGE_VERIFIED
         return SettingsOutcome.USER_NOT_FOUND
 

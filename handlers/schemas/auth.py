@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, StrictBool, StrictStr
 
+from auth.clock import iso_utc
 from auth.permissions import permissions_for
 from handlers.schemas.common import RequestModel
 from handlers.schemas.settings import UserSettings, settings_with_defaults
@@ -51,7 +52,7 @@ def user_payload(document: dict[str, Any]) -> dict[str, Any]:
         "username": document["username"],
         "slug": document["slug"],
         "profile_image": avatar_url(document["_id"], document.get("profile_image")),
-        "registered": document["registered"].isoformat().replace("+00:00", "Z"),
+        "registered": iso_utc(document["registered"]),
         "age_verified": bool(document.get("age_verified")),
         "roles": roles,
         "permissions": permissions_for(roles),

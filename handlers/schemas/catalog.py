@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.schemas.common import FieldError
-from languages import language_code, localized
+from languages import localized
 
 _POSITIVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
@@ -51,10 +51,6 @@ class VolumeCard(BaseModel):
     nsfw: int
     nsfw18: int
     aspect_ratio: float | None
-
-
-def language_of(user_lang: str | None) -> str | None:
-    return language_code(user_lang)
 
 
 def series_card(series: dict[str, Any], language: str | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator
 
+from auth.clock import iso_utc
 from handlers.schemas.common import RequestModel
 
 
@@ -36,5 +37,5 @@ def rating_payload(entry: dict[str, Any], user_id: str) -> dict[str, Any]:
         "user_id": user_id,
         "series_id": entry["series_id"],
         "rating": entry["rating"],
-        "last_update": entry["last_update"].isoformat().replace("+00:00", "Z"),
+        "last_update": iso_utc(entry["last_update"]),
     }

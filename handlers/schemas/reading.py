@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from auth.clock import iso_utc
 from handlers.schemas.catalog import ClientId, VolumeCard
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
 
@@ -125,7 +126,7 @@ STATUS_FIELDS = ("visibility", "progress_type", "progress", "status", "reread", 
 def status_payload(entry: dict[str, Any], user_id: str) -> dict[str, Any]:
     payload = {"user_id": user_id, "series_id": entry["series_id"], "client": entry["client"]}
     payload.update({field: entry.get(field) for field in STATUS_FIELDS})
-    payload["last_update"] = entry["last_update"].isoformat().replace("+00:00", "Z")
+    payload["last_update"] = iso_utc(entry["last_update"])
     return payload
 
 

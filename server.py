@@ -40,11 +40,16 @@ def configure_logging(level: str) -> None:
     logging.getLogger("tornado.access").setLevel(logging.CRITICAL)
 
 
+# The embedded database kept failing: a process supervisor should restart the whole service.
+EXIT_DATABASE_FAILED = 3
+
+
 async def serve(settings: Settings) -> int:
-    async with open_database(settings, owner=True) as db:
+    async with open_database(settings, owner=True) as opened:
+        db = opened.db
         await prepare_database(db)
         await import_demo_catalog_if_empty(settings, db)
-        app = make_app(settings, db)
+        app = make_app(settings, db, supervisor=opened.supervisor)
         server = make_http_server(app)
         try:
             server.listen(settings.port, settings.host)
@@ -57,8 +62,16 @@ async def serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        reasons = [asyncio.ensure_future(stop.wait())]
+        if opened.supervisor is not None:
+            reasons.append(asyncio.ensure_future(opened.supervisor.failed.wait()))
+        await asyncio.wait(reasons, return_when=asyncio.FIRST_COMPLETED)
+        for reason in reasons:
+            reason.cancel()
+        database_failed = opened.supervisor is not None and opened.supervisor.failed.is_set()
 
+        # From here on, a request that arrives on an open connection answers 503 and closes it.
+        app.services.stopping = True
         log.info("stopping: no new connections; waiting up to %.0f s for %d request(s)",
                  SHUTDOWN_GRACE_S, app.services.inflight.count)
         server.stop()
@@ -70,6 +83,9 @@ async def serve(settings: Settings) -> int:
         except asyncio.TimeoutError:
             log.warning("some connections did not close in time")
         app.services.image_pool.shutdown(wait=False, cancel_futures=True)
+    if database_failed:
+        log.error("stopped: the embedded database kept failing (exit code %d)", EXIT_DATABASE_FAILED)
+        return EXIT_DATABASE_FAILED
     log.info("stopped")
     return 0
 
@@ -86,9 +102,9 @@ async def import_catalog(settings: Settings, path: str) -> int:
     except CatalogFileError as error:
         print(f"import-catalog: {error}", file=sys.stderr)
         return 1
-    async with open_database(settings, owner=False) as db:
-        await prepare_database(db)
-        counts = await CatalogStore(db).import_file(catalog)
+    async with open_database(settings, owner=False) as opened:
+        await prepare_database(opened.db)
+        counts = await CatalogStore(opened.db).import_file(catalog)
     print(f"import-catalog: {path}: {_describe(counts)}")
     return 0
 
@@ -106,9 +122,9 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
     if role not in ROLES:
         print(f"set-role: unknown role {role!r}; roles are {', '.join(ROLES)}", file=sys.stderr)
         return 2
-    async with open_database(settings, owner=False) as db:
-        await prepare_database(db)
-        if not await UserStore(db).set_roles(username, [role]):
+    async with open_database(settings, owner=False) as opened:
+        await prepare_database(opened.db)
+        if not await UserStore(opened.db).set_roles(username, [role]):
             print(f"set-role: no user named {username!r}", file=sys.stderr)
             return 1
     print(f"set-role: {username} now has the role {role}")
@@ -116,8 +132,8 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
 
 
 async def recount_ratings(settings: Settings) -> int:
-    async with open_database(settings, owner=False) as db:
-        drift = await RatingStore(db).recount()
+    async with open_database(settings, owner=False) as opened:
+        drift = await RatingStore(opened.db).recount()
     for d in drift:
         print(f"recount-ratings: series {d.series_id}: count {d.stored_count} -> {d.true_count}, "
               f"sum {d.stored_half_points / 2:g} -> {d.true_half_points / 2:g}")
@@ -127,8 +143,8 @@ async def recount_ratings(settings: Settings) -> int:
 
 
 async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
-    async with open_database(settings, owner=False) as db:
-        if not await UserStore(db).set_age_verified(username, not revoke):
+    async with open_database(settings, owner=False) as opened:
+        if not await UserStore(opened.db).set_age_verified(username, not revoke):
             print(f"verify-age: no user named {username!r}", file=sys.stderr)
             return 1
     print(f"verify-age: {username} is {'not ' if revoke else ''}age-verified")

@@ -16,6 +16,7 @@ from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
 from settings import Settings
+from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
 access_log = logging.getLogger("tsundoku.access")
@@ -56,8 +57,10 @@ def make_http_server(app: TsundokuApplication) -> HTTPServer:
     return HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest)
 
 
-def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None) -> TsundokuApplication:
+def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,
+             supervisor: EmbeddedSupervisor | None = None) -> TsundokuApplication:
     services = Services(
+        supervisor=supervisor,
         settings=settings,
         db=db,
         users=UserStore(db),

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 
 import tornado.web
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure, WriteError
+from pymongo.errors import WriteError
 
 from auth.clock import iso_utc, utc_now
 from auth.tokens import COOKIE_NAME, SessionTimes, token_hash
@@ -28,6 +28,7 @@ from handlers.errors import (
 from handlers.openapi_docs import Operation
 from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
+from storage.database import is_unavailable
 
 log = logging.getLogger("tsundoku.handlers")
 
@@ -52,6 +53,8 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # Public routes set this to False.
     requires_auth: ClassVar[bool] = True
+    # Routes that answer without the database (the OpenAPI document, health) set this to False.
+    needs_database: ClassVar[bool] = True
     # The OpenAPI description of each implemented method, keyed by lower-case method name.
     api: ClassVar[dict[str, Operation]] = {}
 
@@ -91,6 +94,10 @@ class ApiHandler(tornado.web.RequestHandler):
         self._counted = True
         if not self.implements(self.request.method or ""):
             raise tornado.web.HTTPError(405)
+        if self.services.stopping:
+            raise ApiError(503, SERVICE_UNAVAILABLE)
+        if self.needs_database and not self.services.database_available:
+            raise ApiError(503, SERVICE_UNAVAILABLE)
         self.limit_body()
         if self.request.method == "OPTIONS":
             return
@@ -285,7 +292,7 @@ class ApiHandler(tornado.web.RequestHandler):
         errors = None
         if isinstance(exception, ApiError):
             status, message, errors = exception.status, exception.message, exception.errors
-        elif isinstance(exception, ConnectionFailure):
+        elif exception is not None and is_unavailable(exception):
             status, message = 503, SERVICE_UNAVAILABLE
         elif isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES:
             status, message = 507, USER_DOCUMENT_FULL
@@ -305,8 +312,9 @@ class ApiHandler(tornado.web.RequestHandler):
         if isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES:
             log.warning("user document full in %s %s", self.request.method, self.request.path)
             return
-        if isinstance(value, ConnectionFailure):
-            log.warning("database unreachable during %s %s: %s", self.request.method, self.request.path, value)
+        if is_unavailable(value):
+            log.warning("database unavailable during %s %s: %s: %s", self.request.method, self.request.path,
+                        type(value).__name__, value)
             return
         log.error("unhandled error in %s %s", self.request.method, self.request.path, exc_info=(typ, value, tb))
 

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
 from settings import Settings
+from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
 
@@ -51,7 +52,17 @@ class Services:
     passwords: Passwords
     login_failures: SlidingWindowLimiter
     registrations: SlidingWindowLimiter
+    # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
+    supervisor: EmbeddedSupervisor | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
+    # Set once shutdown begins: requests that arrive after it answer 503.
+    stopping: bool = False
     # Image decoding and resizing: one worker per core, so uploads queue instead of thrashing.
     image_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="images"))
+
+    @property
+    def database_available(self) -> bool:
+        """False while the embedded database is known to be down: answer 503 at once instead
+        of waiting for the driver's server selection to give up."""
+        return self.supervisor is None or self.supervisor.available

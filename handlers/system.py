@@ -7,30 +7,47 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from handlers.base import ApiHandler
-from handlers.errors import SERVICE_UNAVAILABLE, ApiError
+from handlers.errors import SERVICE_UNAVAILABLE, message_body
 from handlers.openapi_docs import Operation, Route
 from storage.database import ping
 
 
+class DatabaseHealth(BaseModel):
+    # "running", "restarting" or "failed" for the embedded database; "external" for MONGODB_URI.
+    state: str
+    restarts: int
+    last_exit: str | None
+
+
 class Health(BaseModel):
     status: str
+    database: DatabaseHealth
 
 
 class HealthHandler(ApiHandler):
+    """200 when the database answers a ping; 503 otherwise, in the error shape, with the same
+    `database` object, so that an operator sees whether the embedded database is restarting."""
+
     requires_auth = False
+    needs_database = False
     api = {
         "get": Operation(summary="200 when the database answers", response=Health, auth=False,
                          tags=("service",), responses={503: SERVICE_UNAVAILABLE})
     }
 
     async def get(self) -> None:
-        if not await ping(self.services.db):
-            raise ApiError(503, SERVICE_UNAVAILABLE)
-        self.write_json({"status": "ok"})
+        supervisor = self.services.supervisor
+        database = (supervisor.describe() if supervisor is not None
+                    else {"state": "external", "restarts": 0, "last_exit": None})
+        if self.services.stopping or not self.services.database_available or not await ping(self.services.db):
+            self.write_json({**message_body(503, SERVICE_UNAVAILABLE), "database": database}, 503)
+            return
+        self.write_json({"status": "ok", "database": database})
 
 
 class OpenApiHandler(ApiHandler):
     requires_auth = False
+    needs_database = False
     api = {"get": Operation(summary="This document", auth=False, tags=("service",))}
     document: ClassVar[dict[str, Any] | None] = None
 

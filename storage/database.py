@@ -1,12 +1,22 @@
-"""The MongoDB client: one durable write concern and bounded waits for an unreachable server."""
+"""The MongoDB client: one durable write concern, bounded waits, retried writes, transactions,
+and which failures mean "the database is unavailable" rather than a bug."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
+import pymongo
 from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WriteConcernError,
+)
 from pymongo.monitoring import CommandListener
 
 # An acknowledged write must survive a crash: j=True is what makes that true on SecantusDB
@@ -16,19 +26,44 @@ DURABLE_WRITES = WriteConcern(w="majority", j=True)
 # A request must not hang while the database is down: selection gives up after a few seconds
 # and the request answers 503.
 SERVER_SELECTION_TIMEOUT_MS = 3000
+# No single operation of a request may wait longer than this, even on a database that accepts
+# the connection and then stops answering (a hung or stopped server): it fails and answers 503.
+REQUEST_OPERATION_TIMEOUT_MS = 10_000
+# A transaction, with the driver's retries of transient conflicts, ends within this.
+TRANSACTION_TIMEOUT_S = 10.0
 
-DatabaseUnavailable = ConnectionFailure
+# Server error codes that say "not now" (failover, shutdown, overload, timeouts, conflicts),
+# not "this request is wrong". Taken from MongoDB's retryable and transient error lists.
+TRANSIENT_CODES = frozenset({
+    6, 7, 24, 46, 50, 64, 89, 91, 100, 112, 189, 251, 262, 9001, 10107, 11600, 11601, 11602,
+    13388, 13435, 13436, 216, 134, 462,
+})
+TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult")
+
+T = TypeVar("T")
 
 
-def connect(uri: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
+def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
+            operation_timeout_ms: int | None = None) -> AsyncMongoClient:
+    """`operation_timeout_ms` bounds every operation (the service sets it; operator commands,
+    which may scan everything, do not)."""
+    options: dict[str, object] = {}
+    if operation_timeout_ms is not None:
+        options["timeoutMS"] = operation_timeout_ms
     return AsyncMongoClient(
         uri,
         serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
         connectTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
+        # Both are the driver's default; stated because the guarantees rely on them. A write that
+        # meets a failover or a dropped connection is retried once, where the topology (a replica
+        # set or sharded cluster) supports it.
+        retryWrites=True,
+        retryReads=True,
         event_listeners=list(listeners),
         tz_aware=True,
         uuidRepresentation="standard",
         appname="tsundoku",
+        **options,
     )
 
 
@@ -36,9 +71,28 @@ def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
     return client.get_database(name, write_concern=DURABLE_WRITES)
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot serve now (answer 503), not a bug (500)."""
+    if isinstance(error, (ConnectionFailure, WriteConcernError, ExecutionTimeout)):
+        return True
+    if isinstance(error, PyMongoError) and any(error.has_error_label(label) for label in TRANSIENT_LABELS):
+        return True
+    return isinstance(error, OperationFailure) and error.code in TRANSIENT_CODES
+
+
+async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    """Runs `work` in one multi-document transaction, committed with the durable write
+    concern. The driver retries transient conflicts; the whole attempt is bounded in time."""
+    async with db.client.start_session() as session:
+        with pymongo.timeout(TRANSACTION_TIMEOUT_S):
+            return await session.with_transaction(work, write_concern=DURABLE_WRITES)
+
+
 async def ping(db: AsyncDatabase) -> bool:
     try:
         await db.command("ping")
-    except ConnectionFailure:
-        return False
+    except PyMongoError as error:
+        if is_unavailable(error):
+            return False
+        raise
     return True

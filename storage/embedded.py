@@ -1,6 +1,8 @@
 """Runs SecantusDB as a child process: the embedded default database when MONGODB_URI is unset.
 
-SecantusDB is GPL-2.0 and beta, so it is only ever a separate process, never imported.
+SecantusDB is GPL-2.0 and beta, so it is only ever a separate process, never imported. It runs
+with `--auth`: the service connects as a generated SCRAM user whose password is kept in a file
+that only the service's user can read, so other local users cannot read the data.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import ctypes
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
 log = logging.getLogger("tsundoku.embedded")
 
@@ -26,6 +32,9 @@ STOP_TIMEOUT_S = 10.0
 # The oplog keeps whole documents; uncapped it grows to many times the data (DATABASE.md).
 OPLOG_MAX_ENTRIES = 20000
 OPLOG_RETENTION_S = 3600
+DATABASE_USER = "tsundoku"
+# SecantusDB answers this on a user that exists already.
+USER_ALREADY_EXISTS = 51003
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -36,6 +45,14 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def loopback_uri(port: int, credentials: Credentials | None = None) -> str:
+    login = ""
+    if credentials is not None:
+        login = f"{quote_plus(credentials.user)}:{quote_plus(credentials.password)}@"
+    suffix = "&authSource=admin" if credentials is not None else ""
+    return f"mongodb://{login}127.0.0.1:{port}/?directConnection=true{suffix}"
 
 
 def _server_executable() -> str:
@@ -59,16 +76,15 @@ def _die_with_parent() -> None:
 
 
 def _answers_ping(port: int) -> bool:
+    """`ping` needs no authentication, so this works before the user exists."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             pass
     except OSError:
         return False
-    from pymongo import MongoClient  # the sync driver, only for this readiness probe
+    from pymongo import MongoClient  # the sync driver, only for probes and provisioning
 
-    client: MongoClient = MongoClient(
-        f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=500
-    )
+    client: MongoClient = MongoClient(loopback_uri(port), serverSelectionTimeoutMS=500)
     try:
         client.admin.command("ping")
         return True
@@ -78,13 +94,64 @@ def _answers_ping(port: int) -> bool:
         client.close()
 
 
-class EmbeddedDatabase:
-    """One SecantusDB process with its files under `storage_dir`."""
+def describe_exit(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
 
-    def __init__(self, storage_dir: Path, *, log_file: Path | None = None, oplog_capped: bool = True) -> None:
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+
+class CredentialsFile:
+    """`DATA_DIR/db-credentials.json`, mode 0600: the database user the service and the
+    operator commands sign in as. Made once, at the first start on a data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> Credentials | None:
+        try:
+            record = json.loads(self.path.read_text())
+            return Credentials(user=str(record["user"]), password=str(record["password"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @staticmethod
+    def generate() -> Credentials:
+        return Credentials(user=DATABASE_USER, password=secrets.token_urlsafe(32))
+
+    def save(self, credentials: Credentials) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        # Created with 0600 from the first byte: the password is never readable by others.
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump({"user": credentials.user, "password": credentials.password}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        partial.replace(self.path)
+
+
+class EmbeddedDatabase:
+    """One SecantusDB process with its files under `storage_dir`, signed into with the
+    credentials in `credentials_file`. `test_commands` enables MongoDB's fail points: tests only."""
+
+    def __init__(self, storage_dir: Path, *, log_file: Path | None = None, oplog_capped: bool = True,
+                 credentials_file: Path | None = None, test_commands: bool = False) -> None:
         self.storage_dir = storage_dir
         self.log_file = log_file
         self.oplog_capped = oplog_capped
+        self.test_commands = test_commands
+        self.credentials_file = CredentialsFile(credentials_file or storage_dir.parent / "db-credentials.json")
+        self.credentials: Credentials | None = None
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -92,11 +159,72 @@ class EmbeddedDatabase:
     def uri(self) -> str:
         if self.port is None:
             raise EmbeddedDatabaseError("the embedded database is not running")
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        return loopback_uri(self.port, self.credentials)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
+        """Starts the server on a free port, first provisioning its user if it has none."""
         self.storage_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_loopback_port()
+        self.credentials = self.credentials_file.read()
+        if self.credentials is None:
+            self.credentials = self._provision_user()
+        self._launch(authenticated=True)
+
+    def restart(self) -> None:
+        """Starts the server again on the same files and port, after it exited."""
+        if self.port is None or self.credentials is None:
+            raise EmbeddedDatabaseError("the embedded database was never started")
+        self._process = None
+        self._launch(authenticated=True)
+
+    def exit_code(self) -> int | None:
+        """The exit status if the process has exited (it is reaped here), else None."""
+        return self._process.poll() if self._process is not None else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log_file is None:
+            return "(no log file)"
+        try:
+            with open(self.log_file, "rb") as file:
+                file.seek(max(0, os.path.getsize(self.log_file) - 64 * 1024))
+                tail = deque(file.read().decode("utf-8", "replace").splitlines(), maxlen=lines)
+        except OSError as error:
+            return f"(cannot read {self.log_file}: {error.strerror})"
+        return "\n".join(tail) or "(the log is empty)"
+
+    def _provision_user(self) -> Credentials:
+        """Without --auth, creates (or resets) the service's user, then stops the server.
+
+        This runs once per data directory, before any data exists on a new one; the server
+        listens only on loopback for the second it takes. A data directory from before --auth
+        is provisioned the same way at its first start with this version."""
+        self._launch(authenticated=False)
+        credentials = self.credentials_file.generate()
+        from pymongo import MongoClient
+
+        client: MongoClient = MongoClient(loopback_uri(self.port or 0), serverSelectionTimeoutMS=5000)
+        try:
+            roles = [{"role": "root", "db": "admin"}]
+            try:
+                client.admin.command("createUser", credentials.user, pwd=credentials.password, roles=roles)
+            except Exception as error:
+                if getattr(error, "code", None) != USER_ALREADY_EXISTS:
+                    raise
+                client.admin.command("updateUser", credentials.user, pwd=credentials.password, roles=roles)
+        finally:
+            client.close()
+            self.stop()
+        # Saved only once the server knows the password: a crash before this provisions again.
+        self.credentials_file.save(credentials)
+        log.info("created the embedded database's user; its password is in %s", self.credentials_file.path)
+        return credentials
+
+    def _launch(self, *, authenticated: bool) -> None:
+        assert self.port is not None
         command = [
             _server_executable(),
             "--host", "127.0.0.1",
@@ -104,6 +232,10 @@ class EmbeddedDatabase:
             "--storage-path", str(self.storage_dir),
             "--log-level", "WARNING",
         ]
+        if authenticated:
+            command.append("--auth")
+        if self.test_commands:
+            command.append("--enable-test-commands")
         if self.oplog_capped:
             command += [
                 "--oplog-max-entries", str(OPLOG_MAX_ENTRIES),
@@ -130,7 +262,7 @@ class EmbeddedDatabase:
             if self._process.poll() is not None:
                 where = f"; see {self.log_file}" if self.log_file else ""
                 raise EmbeddedDatabaseError(
-                    f"SecantusDB exited with code {self._process.returncode} at start{where}"
+                    f"SecantusDB exited with {describe_exit(self._process.returncode)} at start{where}"
                 )
             if _answers_ping(self.port):
                 return
@@ -140,6 +272,9 @@ class EmbeddedDatabase:
 
     async def start_async(self) -> None:
         await asyncio.to_thread(self.start)
+
+    async def restart_async(self) -> None:
+        await asyncio.to_thread(self.restart)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -171,7 +306,7 @@ class RunningServerFile:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def live_uri(self) -> str | None:
+    def live_port(self) -> int | None:
         try:
             record = json.loads(self.path.read_text())
             pid, port = int(record["pid"]), int(record["port"])
@@ -181,6 +316,4 @@ class RunningServerFile:
             os.kill(pid, 0)
         except OSError:
             return None
-        if not _answers_ping(port):
-            return None
-        return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        return port if _answers_ping(port) else None

@@ -6,13 +6,15 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
 from settings import Settings
-from storage.database import connect, database
-from storage.embedded import EmbeddedDatabase, RunningServerFile
+from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
+from storage.embedded import CredentialsFile, EmbeddedDatabase, EmbeddedDatabaseError, RunningServerFile, loopback_uri
+from storage.supervisor import EmbeddedSupervisor
 
 log = logging.getLogger("tsundoku.database")
 
@@ -21,37 +23,67 @@ def redact(uri: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
+@dataclass(frozen=True)
+class OpenDatabase:
+    db: AsyncDatabase
+    # Only for the service on the embedded database: what keeps that database running.
+    supervisor: EmbeddedSupervisor | None = None
+
+
+def embedded_database(settings: Settings) -> EmbeddedDatabase:
+    return EmbeddedDatabase(settings.data_dir / "db", log_file=settings.data_dir / "secantusd.log",
+                            credentials_file=settings.data_dir / "db-credentials.json")
+
+
+def running_service_uri(settings: Settings) -> str | None:
+    """The URI of the embedded database of a service running on `DATA_DIR`, if there is one."""
+    port = RunningServerFile(settings.data_dir).live_port()
+    if port is None:
+        return None
+    credentials = CredentialsFile(settings.data_dir / "db-credentials.json").read()
+    if credentials is None:
+        raise EmbeddedDatabaseError(f"cannot read the database credentials in {settings.data_dir}")
+    return loopback_uri(port, credentials)
+
+
 @asynccontextmanager
 async def open_database(
     settings: Settings, *, owner: bool, listeners: Sequence[CommandListener] = ()
-) -> AsyncIterator[AsyncDatabase]:
-    """`owner` is the service: it publishes the embedded server's port. A command (import,
-    set-role) instead reuses the running service's server, or starts its own for the duration."""
+) -> AsyncIterator[OpenDatabase]:
+    """`owner` is the service: it publishes the embedded server's port and supervises the
+    server. A command (import, set-role) instead reuses the running service's server, or
+    starts its own for the duration."""
     embedded: EmbeddedDatabase | None = None
+    supervisor: EmbeddedSupervisor | None = None
     running = RunningServerFile(settings.data_dir)
     if settings.mongodb_uri is not None:
         uri = settings.mongodb_uri
         log.info("database: MongoDB at %s, database %s", redact(uri), settings.mongodb_db)
     else:
-        reused = None if owner else running.live_uri()
+        reused = None if owner else running_service_uri(settings)
         if reused is not None:
             uri = reused
-            log.info("database: the running service's embedded SecantusDB at %s", uri)
+            log.info("database: the running service's embedded SecantusDB at %s", redact(uri))
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            embedded = EmbeddedDatabase(settings.data_dir / "db", log_file=settings.data_dir / "secantusd.log")
+            embedded = embedded_database(settings)
             await embedded.start_async()
             uri = embedded.uri
             if owner:
                 running.write(embedded.port or 0)
+                supervisor = EmbeddedSupervisor(embedded)
+                supervisor.start()
             log.info(
-                "database: embedded SecantusDB (files in %s, port %s), database %s",
-                embedded.storage_dir.resolve(), embedded.port, settings.mongodb_db,
+                "database: embedded SecantusDB (files in %s, port %s, pid %s), database %s",
+                embedded.storage_dir.resolve(), embedded.port, embedded.pid, settings.mongodb_db,
             )
-    client = connect(uri, listeners)
+    # The service bounds every operation; operator commands may legitimately scan everything.
+    client = connect(uri, listeners, operation_timeout_ms=REQUEST_OPERATION_TIMEOUT_MS if owner else None)
     try:
-        yield database(client, settings.mongodb_db)
+        yield OpenDatabase(database(client, settings.mongodb_db), supervisor)
     finally:
+        if supervisor is not None:
+            await supervisor.stop()
         await client.close()
         if embedded is not None:
             if owner:

@@ -64,7 +64,8 @@ class CommandCounter(CommandListener):
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("secantus")
-    server = EmbeddedDatabase(directory / "db", log_file=directory / "secantusd.log")
+    # As the service runs it (with --auth), plus MongoDB's fail points for the fault tests.
+    server = EmbeddedDatabase(directory / "db", log_file=directory / "secantusd.log", test_commands=True)
     server.start()
     yield server.uri
     server.stop()

@@ -143,7 +143,8 @@ async def test_an_unreachable_database_answers_503_instead_of_hanging(start_app:
     try:
         api = (await start_app(database(client, "nowhere"))).client()
         reply = await api.get("/health")
-        assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503})
+        assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503, "database": {
+            "state": "external", "restarts": 0, "last_exit": None}})
         reply = await api.get("/auth/me", headers={"Cookie": "refreshToken=abc"}, send_cookies=False)
         assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503})
         reply = await api.register("alice")
@@ -154,7 +155,8 @@ async def test_an_unreachable_database_answers_503_instead_of_hanging(start_app:
 
 async def test_health_answers_ok_when_the_database_answers(api: ApiClient) -> None:
     reply = await api.get("/health")
-    assert (reply.status, reply.body) == (200, {"status": "ok"})
+    assert (reply.status, reply.body) == (200, {"status": "ok", "database": {
+        "state": "external", "restarts": 0, "last_exit": None}})
 
 
 async def test_the_access_log_names_request_status_and_user_but_no_secret(

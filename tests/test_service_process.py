@@ -143,6 +143,8 @@ async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_
         finally:
             await client.drop_database("external_test")
             await client.close()
-        assert "MongoDB at mongodb://127.0.0.1" in service.output()
+        assert "MongoDB at mongodb://***@127.0.0.1" in service.output()
+        password = mongo_uri.split(":")[2].split("@")[0]
+        assert password not in service.output()
     finally:
         assert await service.stop() == 0

@@ -30,6 +30,7 @@ from storage.users import UserStore
 log = logging.getLogger("tsundoku.avatars")
 
 BUCKET = "avatars"
+_UNKNOWN = "unknown"  # a version no image has: ObjectIds are hex
 RESOLUTIONS = ("high", "scaled")
 
 
@@ -96,7 +97,12 @@ class AvatarStore:
         try:
             switched = await self.switch(user_id, reference)
         except BaseException:
-            await self._delete_quietly([reference[r] for r in RESOLUTIONS])
+            # The switch may have been applied even though it failed (a write concern error, a
+            # connection lost after the write): delete the new files only when the user is known
+            # not to point at them. Files left behind are older than the next image, whose
+            # sweep deletes them.
+            if await self._current_version_quietly(user_id) not in (version, _UNKNOWN):
+                await self._delete_quietly([reference[r] for r in RESOLUTIONS])
             raise
         if not switched:
             await self._delete_quietly([reference[r] for r in RESOLUTIONS])
@@ -117,8 +123,18 @@ class AvatarStore:
         )
         if not result.matched_count:
             return False if await self._user_store.exists(user_id) else None
-        await self.sweep(user_id, removal)
+        try:
+            await self.sweep(user_id, removal)
+        except Exception:  # the image is gone for the user; the files go with the next sweep
+            log.warning("could not delete the avatar files of user %s", user_id, exc_info=True)
         return True
+
+    async def _current_version_quietly(self, user_id: str) -> str | None:
+        """The user's current image version, or `_UNKNOWN` when the database cannot say."""
+        try:
+            return ((await self.current(user_id)) or {}).get("version")
+        except Exception:
+            return _UNKNOWN
 
     async def current(self, user_id: str) -> dict[str, Any] | None:
         found = await self._users.find_one({"_id": user_id}, {"_id": 0, "profile_image": 1})

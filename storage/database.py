@@ -59,6 +59,11 @@ def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
         # set or sharded cluster) supports it.
         retryWrites=True,
         retryReads=True,
+        # After a "not primary" or shutdown error the driver marks the server unknown and asks
+        # its monitor to check again. A streaming monitor (the default) is then still parked in an
+        # awaitable hello for up to 10 s on a server whose topology did not change, such as the
+        # embedded one restarting; a polling monitor checks again within half a second.
+        serverMonitoringMode="poll",
         event_listeners=list(listeners),
         tz_aware=True,
         uuidRepresentation="standard",

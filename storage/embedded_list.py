@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 
@@ -17,13 +18,14 @@ class EmbeddedList:
         self.key = key
 
     async def push_unique(self, user_id: str, key_value: Any, entry: dict[str, Any],
-                          unique_by: str | None = None) -> bool:
+                          unique_by: str | None = None, session: AsyncClientSession | None = None) -> bool:
         """Appends `entry` unless an entry with the same `unique_by` value (default: the key)
         exists. Of concurrent pushes for one value exactly one succeeds."""
         unique_field = unique_by or self.key
         result = await self._users.update_one(
             {"_id": user_id, f"{self.field}.{unique_field}": {"$ne": key_value}},
             {"$push": {self.field: entry}},
+            session=session,
         )
         return result.matched_count == 1
 

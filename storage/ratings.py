@@ -1,11 +1,13 @@
 """Ratings, embedded in the user's document, and each series' exact rating aggregates.
 
 A series keeps `rating_half_points` (the sum of its ratings times two, an integer, so sums are
-exact) and `rating_count`. Every change to a user's rating is one atomic compare-and-set: it
-applies only if the stored rating is still the one the caller read, so the difference it makes is
-known exactly; the series is then moved by that difference with `$inc`. Increments commute, so
-concurrent changes by any number of users add up to what the ratings say. The one gap is a crash
-between the two writes; `recount` finds and repairs such drift.
+exact) and `rating_count`. Every change to a user's rating is one compare-and-set: it applies
+only if the stored rating is still the one the caller read, so the difference it makes is known
+exactly; the series is then moved by that difference with `$inc`. Both writes are one
+multi-document transaction, so a crash or a failed write between them changes neither, and
+increments commute, so concurrent changes by any number of users add up to what the ratings say.
+`recount` repairs drift from before transactions (or from hand edits), each series in a
+transaction of its own, so it is safe while the service runs.
 
 Not findAndModify with the pre-image: on SecantusDB concurrent findAndModify calls can return the
 same pre-image (measured: 50 concurrent calls, 19 distinct pre-images), which double-counts.
@@ -16,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.database import in_transaction
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 
@@ -43,94 +46,123 @@ def half_points(rating: float) -> int:
 
 class RatingStore:
     def __init__(self, db: AsyncDatabase) -> None:
+        self._db = db
         self._users = db["users"]
         self._series = db["series"]
+        self._ratings = EmbeddedList(self._users, "ratings", key="series_id")
 
-    async def _move_series(self, series_id: int, half_points_change: int, count_change: int) -> None:
+    async def _move_series(self, series_id: int, half_points_change: int, count_change: int,
+                           session: AsyncClientSession) -> None:
         if half_points_change or count_change:
             await self._series.update_one(
                 {"_id": series_id},
                 {"$inc": {"rating_half_points": half_points_change, "rating_count": count_change}},
+                session=session,
             )
 
     async def add(self, user_id: str, series_id: int, rating: float, now: Any) -> WriteOutcome:
         entry = {"series_id": series_id, "rating": rating, "last_update": now}
-        if not await EmbeddedList(self._users, "ratings", key="series_id").push_unique(user_id, series_id, entry):
-            return WriteOutcome.CONFLICT
-        await self._move_series(series_id, half_points(rating), 1)
-        return WriteOutcome.DONE
 
-    async def current(self, user_id: str, series_id: int) -> float | None:
+        async def add_and_count(session: AsyncClientSession) -> WriteOutcome:
+            if not await self._ratings.push_unique(user_id, series_id, entry, session=session):
+                return WriteOutcome.CONFLICT
+            await self._move_series(series_id, half_points(rating), 1, session)
+            return WriteOutcome.DONE
+
+        return await in_transaction(self._db, add_and_count)
+
+    async def current(self, user_id: str, series_id: int, session: AsyncClientSession | None = None) -> float | None:
         found = await self._users.find_one(
-            {"_id": user_id}, {"_id": 0, "ratings": {"$elemMatch": {"series_id": series_id}}}
+            {"_id": user_id}, {"_id": 0, "ratings": {"$elemMatch": {"series_id": series_id}}}, session=session
         )
         entries = (found or {}).get("ratings") or []
         return float(entries[0]["rating"]) if entries else None
 
-    async def _compare_and_set(self, user_id: str, series_id: int, expected: float | None,
-                               update: dict[str, Any], **options: Any) -> float | None:
-        """Applies `update` if the stored rating is `expected` (the caller read it with the
-        session); on a lost race, reads again and retries. Returns the rating it replaced, or
-        None when there is none."""
-        for _ in range(MAX_ATTEMPTS):
-            if expected is None:
-                return None
-            result = await self._users.update_one(
-                {"_id": user_id, "ratings": {"$elemMatch": {"series_id": series_id, "rating": expected}}},
-                update, **options,
-            )
-            if result.matched_count:
-                return expected
-            expected = await self.current(user_id, series_id)
-        raise RuntimeError(f"rating of series {series_id} kept changing under {MAX_ATTEMPTS} attempts")
+    async def _change(self, user_id: str, series_id: int, expected: float | None, update: dict[str, Any],
+                      new_half_points: int | None, **options: Any) -> WriteOutcome:
+        """In one transaction: applies `update` to the user's rating if it is still `expected`
+        (read with the session; on a lost race it reads again), then moves the series from the
+        replaced rating to `new_half_points` (None: the rating is removed)."""
+
+        async def change_and_move(session: AsyncClientSession) -> WriteOutcome:
+            current = expected
+            for _ in range(MAX_ATTEMPTS):
+                if current is None:
+                    return WriteOutcome.NOT_FOUND
+                result = await self._users.update_one(
+                    {"_id": user_id, "ratings": {"$elemMatch": {"series_id": series_id, "rating": current}}},
+                    update, session=session, **options,
+                )
+                if result.matched_count:
+                    moved = (new_half_points if new_half_points is not None else 0) - half_points(current)
+                    await self._move_series(series_id, moved, -1 if new_half_points is None else 0, session)
+                    return WriteOutcome.DONE
+                current = await self.current(user_id, series_id, session)
+            raise RuntimeError(f"rating of series {series_id} kept changing under {MAX_ATTEMPTS} attempts")
+
+        return await in_transaction(self._db, change_and_move)
 
     async def update(self, user_id: str, series_id: int, rating: float, now: Any,
                      current: float | None) -> WriteOutcome:
-        previous = await self._compare_and_set(
+        return await self._change(
             user_id, series_id, current,
             {"$set": {"ratings.$[mine].rating": rating, "ratings.$[mine].last_update": now}},
-            array_filters=[{"mine.series_id": series_id}],
+            half_points(rating), array_filters=[{"mine.series_id": series_id}],
         )
-        if previous is None:
-            return WriteOutcome.NOT_FOUND
-        await self._move_series(series_id, half_points(rating) - half_points(previous), 0)
-        return WriteOutcome.DONE
 
     async def delete(self, user_id: str, series_id: int, current: float | None) -> WriteOutcome:
-        previous = await self._compare_and_set(
-            user_id, series_id, current, {"$pull": {"ratings": {"series_id": series_id}}}
-        )
-        if previous is None:
-            return WriteOutcome.NOT_FOUND
-        await self._move_series(series_id, -half_points(previous), -1)
-        return WriteOutcome.DONE
+        return await self._change(user_id, series_id, current, {"$pull": {"ratings": {"series_id": series_id}}}, None)
 
-    async def true_totals(self) -> dict[int, tuple[int, int]]:
-        """series id -> (count, half points), computed from every user's ratings."""
-        pipeline = [
-            {"$match": {"ratings.0": {"$exists": True}}},
+    async def true_totals(self, series_id: int | None = None,
+                          session: AsyncClientSession | None = None) -> dict[int, tuple[int, int]]:
+        """series id -> (count, half points), computed from every user's ratings (of one
+        series, when `series_id` is given)."""
+        having = {"ratings.series_id": series_id} if series_id is not None else {"ratings.0": {"$exists": True}}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": having},
             {"$project": {"_id": 0, "ratings": 1}},
             {"$unwind": "$ratings"},
-            {"$group": {"_id": "$ratings.series_id", "count": {"$sum": 1},
-                        "doubled": {"$sum": {"$multiply": ["$ratings.rating", 2]}}}},
         ]
-        cursor = await self._users.aggregate(pipeline)
+        if series_id is not None:
+            pipeline.append({"$match": {"ratings.series_id": series_id}})
+        pipeline.append({"$group": {"_id": "$ratings.series_id", "count": {"$sum": 1},
+                                    "doubled": {"$sum": {"$multiply": ["$ratings.rating", 2]}}}})
+        cursor = await self._users.aggregate(pipeline, session=session)
         return {row["_id"]: (int(row["count"]), round(row["doubled"])) async for row in cursor}
 
+    async def _stored_totals(self, series_id: int | None = None,
+                             session: AsyncClientSession | None = None) -> dict[int, tuple[int, int]]:
+        query = {"_id": series_id} if series_id is not None else {}
+        cursor = self._series.find(query, {"rating_count": 1, "rating_half_points": 1}, session=session)
+        return {series["_id"]: (int(series.get("rating_count") or 0), int(series.get("rating_half_points") or 0))
+                async for series in cursor}
+
     async def recount(self) -> list[Drift]:
-        """Sets every series' aggregates to what the users' ratings say; returns what differed."""
+        """Sets every series' aggregates to what the users' ratings say; returns what differed.
+
+        A first pass outside any transaction finds the series that look drifted. Each of them is
+        then read and repaired in a transaction of its own: both reads see one snapshot, and if a
+        rating of that series changes meanwhile, the transaction conflicts and runs again, so a
+        concurrent increment is never overwritten."""
         truth = await self.true_totals()
+        suspects = [series_id for series_id, stored in (await self._stored_totals()).items()
+                    if stored != truth.get(series_id, (0, 0))]
         drift: list[Drift] = []
-        cursor = self._series.find({}, {"rating_count": 1, "rating_half_points": 1})
-        async for series in cursor:
-            stored = (int(series.get("rating_count") or 0), int(series.get("rating_half_points") or 0))
-            true_count, true_half = truth.get(series["_id"], (0, 0))
-            if stored != (true_count, true_half):
-                drift.append(Drift(series["_id"], stored[0], stored[1], true_count, true_half))
-        if drift:
-            await self._series.bulk_write([
-                UpdateOne({"_id": d.series_id},
-                          {"$set": {"rating_count": d.true_count, "rating_half_points": d.true_half_points}})
-                for d in drift
-            ], ordered=False)
+        for series_id in suspects:
+            repaired = await in_transaction(self._db, lambda session, sid=series_id: self._repair(sid, session))
+            if repaired is not None:
+                drift.append(repaired)
         return drift
+
+    async def _repair(self, series_id: int, session: AsyncClientSession) -> Drift | None:
+        stored = (await self._stored_totals(series_id, session)).get(series_id)
+        if stored is None:
+            return None  # the series is gone
+        true_count, true_half = (await self.true_totals(series_id, session)).get(series_id, (0, 0))
+        if stored == (true_count, true_half):
+            return None
+        await self._series.update_one(
+            {"_id": series_id}, {"$set": {"rating_count": true_count, "rating_half_points": true_half}},
+            session=session,
+        )
+        return Drift(series_id, stored[0], stored[1], true_count, true_half)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 from tornado.httpserver import HTTPServer
@@ -21,7 +22,7 @@ from tornado.netutil import bind_sockets
 from auth.passwords import Passwords
 from handlers.application import TsundokuApplication, make_app, make_http_server
 from settings import Settings
-from storage.database import connect, database
+from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import EmbeddedDatabase
 from storage.indexes import prepare_database
 from tests.api_client import ApiClient
@@ -78,13 +79,37 @@ def commands() -> CommandCounter:
 
 @pytest_asyncio.fixture
 async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDatabase]:
-    client = connect(mongo_uri, [commands])
+    client = connect(mongo_uri, [commands], operation_timeout_ms=REQUEST_OPERATION_TIMEOUT_MS)
     name = f"test_{uuid.uuid4().hex[:16]}"
     fresh = database(client, name)
     await prepare_database(fresh)
     yield fresh
     await client.drop_database(name)
     await client.close()
+
+
+class FailPoints:
+    """MongoDB's `failCommand` fail point on the test database server, scoped to the service's
+    client (appName "tsundoku") so that the test's own setup and checks are never hit."""
+
+    def __init__(self, admin: AsyncMongoClient) -> None:
+        self._admin = admin
+
+    async def fail(self, commands: list[str], mode: Any, **data: Any) -> None:
+        await self._admin.admin.command("configureFailPoint", "failCommand", mode=mode,
+                                        data={"failCommands": commands, "appName": "tsundoku", **data})
+
+    async def off(self) -> None:
+        await self._admin.admin.command("configureFailPoint", "failCommand", mode="off")
+
+
+@pytest_asyncio.fixture
+async def fail_points(mongo_uri: str) -> AsyncIterator[FailPoints]:
+    admin: AsyncMongoClient = AsyncMongoClient(mongo_uri, appname="tsundoku-tests")
+    points = FailPoints(admin)
+    yield points
+    await points.off()
+    await admin.close()
 
 
 @pytest.fixture

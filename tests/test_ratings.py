@@ -254,8 +254,10 @@ async def test_recount_repairs_and_reports_drift(api: ApiClient, alice: dict, db
 
 
 @pytest.mark.asyncio
-async def test_round_trips_get_1_and_writes_3(api: ApiClient, alice: dict, commands: CommandCounter) -> None:
+async def test_round_trips_get_1_and_writes_4_in_one_transaction(api: ApiClient, alice: dict,
+                                                                   commands: CommandCounter) -> None:
     costs = {}
+    logs = {}
     for name, method, path, body in [
         ("add", "POST", "/user/series-rating/add/1", {"rating": 5}),
         ("get", "GET", "/user/series-rating/1", None),
@@ -265,7 +267,11 @@ async def test_round_trips_get_1_and_writes_3(api: ApiClient, alice: dict, comma
         commands.reset()
         assert (await api.request(method, path, json_body=body)).status == 200
         costs[name] = commands.total
-    assert costs == {"add": 3, "get": 1, "update": 3, "delete": 3}
+        logs[name] = list(commands.log)
+    assert costs == {"add": 4, "get": 1, "update": 4, "delete": 4}
+    # The session read, then the user's write and the series' $inc, committed together.
+    for name in ("add", "update", "delete"):
+        assert logs[name][1:] == ["update", "update", "commitTransaction"], logs[name]
 
 
 @pytest.mark.slow

@@ -201,7 +201,7 @@ async def test_a_rating_whose_series_increment_fails_is_rolled_back_whole(
     await load_catalog(db, CATALOG)
     await api.sign_up("alice")
     # The user's write succeeds, the series' $inc fails, with no label that would retry it.
-    await fail_points.fail(["update"], {"skip": 1, "times": 1}, errorCode=10107, errorLabels=[])
+    await fail_points.fail(["update"], {"skip": 1, "times": 1}, errorCode=50, errorLabels=[])
     reply = await api.post("/user/series-rating/add/1", {"rating": 8})
     await fail_points.off()
     assert (reply.status, reply.body) == (503, UNAVAILABLE)

@@ -17,7 +17,7 @@ from handlers.application import make_app, make_http_server
 from settings import Settings, SettingsError, documented_variables
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.indexes import prepare_database
-from storage.lifecycle import open_database
+from storage.lifecycle import open_database, running_service_uri
 from storage.ratings import RatingStore
 from storage.users import UserStore
 
@@ -151,6 +151,20 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     return 0
 
 
+def database_uri(settings: Settings) -> int:
+    """For mongosh: the URI of the service's database, with the database name and credentials."""
+    if settings.mongodb_uri is not None:
+        print(settings.mongodb_uri)
+        return 0
+    uri = running_service_uri(settings)
+    if uri is None:
+        print(f"database-uri: no service is running on {settings.data_dir}; start it first (make run)",
+              file=sys.stderr)
+        return 1
+    print(uri.replace("/?", f"/{settings.mongodb_db}?", 1))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     variables = "\n".join(f"  {name:<26} default {default or '(unset)'}: {accepted}"
                           for name, default, accepted in documented_variables())
@@ -171,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     age = commands.add_parser("verify-age", help="mark a user as age-verified (or not, with --revoke)")
     age.add_argument("username")
     age.add_argument("--revoke", action="store_true")
+    commands.add_parser("database-uri", help="print the running service's database URI, with its credentials, "
+                                             "for mongosh")
     return parser
 
 
@@ -189,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: set_role(settings, arguments.username, arguments.role)  # noqa: E731
     elif arguments.command == "recount-ratings":
         command = lambda: recount_ratings(settings)  # noqa: E731
+    elif arguments.command == "database-uri":
+        command = lambda: database_uri(settings)  # noqa: E731
     elif arguments.command == "verify-age":
         command = lambda: verify_age(settings, arguments.username, arguments.revoke)  # noqa: E731
     else:

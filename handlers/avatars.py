@@ -8,11 +8,11 @@ from typing import ClassVar
 from pydantic import StrictStr
 
 from auth.permissions import EDIT_USERS
-from handlers.base import ApiHandler
+from handlers.base import ApiHandler, parse_json_body, validate_body
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.common import FieldError, RequestModel
-from imaging import ImageRejected, decode_upload, render_avatar
+from imaging import ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
 from storage.avatars import RESOLUTIONS, AvatarStore
 
@@ -25,12 +25,23 @@ _TAGS = ("profile images",)
 
 
 def upload_body_limit(settings: Settings) -> int:
-    """Base64 of the largest image, plus room for a data URL prefix and the JSON around it."""
-    return settings.max_image_bytes * 4 // 3 + 64 * 1024
+    """Base64 of the largest image, line-wrapped as MIME wraps it (76 characters, then CRLF,
+    which JSON escapes as four characters), plus room for a data URL prefix and the JSON around it."""
+    base64_length = -(-settings.max_image_bytes // 3) * 4
+    return base64_length * 80 // 76 + 64 * 1024
 
 
 class ImageUpload(RequestModel):
     image: StrictStr
+
+
+def render_upload(body: list[bytes], content_type: str, max_image_bytes: int) -> RenderedAvatar:
+    """The upload body (as received) -> the stored versions. Runs in a worker thread."""
+    upload = validate_body(ImageUpload, parse_json_body(b"".join(body), content_type))
+    try:
+        return render_avatar(decode_upload(upload.image, max_image_bytes))
+    except ImageRejected as rejected:
+        raise ApiError(400, str(rejected), [FieldError(field="image", message=str(rejected))]) from None
 
 
 class ProfileImageWriteHandler(ApiHandler):
@@ -78,14 +89,11 @@ class UpdateImageHandler(ProfileImageWriteHandler):
 
     async def post(self, id: str) -> None:
         target = await self.target_user()
-        upload = self.parse_body(ImageUpload)
-        try:
-            data = decode_upload(upload.image, self.services.settings.max_image_bytes)
-            # Pillow off the event loop, in the pool that bounds image work to the cores.
-            rendered = await asyncio.get_running_loop().run_in_executor(
-                self.services.image_pool, render_avatar, data)
-        except ImageRejected as rejected:
-            raise ApiError(400, str(rejected), [FieldError(field="image", message=str(rejected))]) from None
+        # Megabytes of JSON and base64, then Pillow: all of it off the event loop, in the pool
+        # that bounds image work to the cores.
+        rendered = await asyncio.get_running_loop().run_in_executor(
+            self.services.image_pool, render_upload, self.body_chunks(),
+            self.request.headers.get("Content-Type", ""), self.services.settings.max_image_bytes)
         stored = await self.avatars.replace(target, {"high": rendered.high, "scaled": rendered.scaled},
                                             rendered.content_type)
         if stored is None:

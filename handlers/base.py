@@ -123,9 +123,13 @@ class ApiHandler(tornado.web.RequestHandler):
 
     @property
     def body(self) -> bytes:
+        return b"".join(self.body_chunks())
+
+    def body_chunks(self) -> list[bytes]:
+        """The body as it arrived; a route with a large body joins it off the event loop."""
         if self._body_size > self.body_limit():
             raise ApiError(413, BODY_TOO_LARGE)
-        return b"".join(self._body_chunks)
+        return self._body_chunks
 
     def on_finish(self) -> None:
         if self._counted:
@@ -246,20 +250,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def json_body(self) -> Any:
         """The parsed JSON body, or None when there is none."""
-        body = self.body
-        if not body or not body.strip():
-            return None
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
-        try:
-            return json.loads(body, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise ApiError(400, "Request body is not valid JSON") from None
+        return parse_json_body(self.body, self.request.headers.get("Content-Type", ""))
 
     def parse_body(self, model: type[M]) -> M:
-        body = self.json_body()
-        return validate(model, {} if body is None else body)
+        return validate_body(model, self.json_body())
 
     def query_arguments(self) -> dict[str, str]:
         """The query string as a flat dict; a repeated key keeps its last value."""
@@ -326,6 +320,23 @@ class NotFoundHandler(ApiHandler):
 
     async def prepare(self) -> None:
         raise tornado.web.HTTPError(404)
+
+
+def parse_json_body(body: bytes, content_type: str) -> Any:
+    """A request body as JSON, or None when there is none. Pure, so that a route with a large
+    body can run it in a worker thread."""
+    if not body or not body.strip():
+        return None
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "Request body is not valid JSON") from None
+
+
+def validate_body(model: type[M], body: Any) -> M:
+    return validate(model, {} if body is None else body)
 
 
 def _refuse_constant(name: str) -> Any:

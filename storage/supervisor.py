@@ -104,7 +104,8 @@ class EmbeddedSupervisor:
             self.restarts += 1
             self._running_since = self._clock()
             self.state = DatabaseState.RUNNING
-            log.warning("the embedded database is running again (restart %d)", self.restarts)
+            log.warning("the embedded database is running again (restart %d, pid %s)",
+                        self.restarts, self.database.pid)
             return True
 
     def _record_failure(self) -> bool:

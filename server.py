@@ -16,6 +16,7 @@ from auth.permissions import ROLES
 from handlers.application import make_app, make_http_server
 from settings import Settings, SettingsError, documented_variables
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
+from storage.database import StandaloneServer, require_replica_set
 from storage.indexes import prepare_database
 from storage.lifecycle import open_database, running_service_uri
 from storage.ratings import RatingStore
@@ -47,6 +48,11 @@ EXIT_DATABASE_FAILED = 3
 async def serve(settings: Settings) -> int:
     async with open_database(settings, owner=True) as opened:
         db = opened.db
+        try:
+            await require_replica_set(db)
+        except StandaloneServer as error:
+            log.error("MONGODB_URI: %s", error)
+            return 2
         await prepare_database(db)
         await import_demo_catalog_if_empty(settings, db)
         app = make_app(settings, db, supervisor=opened.supervisor)
@@ -151,7 +157,7 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     return 0
 
 
-def database_uri(settings: Settings) -> int:
+async def database_uri(settings: Settings) -> int:
     """For mongosh: the URI of the service's database, with the database name and credentials."""
     if settings.mongodb_uri is not None:
         print(settings.mongodb_uri)

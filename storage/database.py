@@ -93,6 +93,20 @@ async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession],
             return await session.with_transaction(work, write_concern=DURABLE_WRITES)
 
 
+class StandaloneServer(RuntimeError):
+    """The database is a standalone server: no transactions, no retryable writes."""
+
+
+async def require_replica_set(db: AsyncDatabase) -> None:
+    """Ratings change in transactions and writes are retried, which a standalone server cannot
+    do: refuse it at start rather than fail on the first rating. A one-member replica set is
+    enough (the embedded database presents itself as one)."""
+    hello = await db.client.admin.command("hello")
+    if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+        raise StandaloneServer("the database is a standalone server; the service needs a replica set "
+                               "(one member is enough) or a sharded cluster, for transactions and retryable writes")
+
+
 async def ping(db: AsyncDatabase) -> bool:
     try:
         await db.command("ping")

@@ -75,7 +75,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
-def _answers_ping(port: int) -> bool:
+def answers_ping(port: int) -> bool:
     """`ping` needs no authentication, so this works before the user exists."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -268,7 +268,7 @@ class EmbeddedDatabase:
                 raise EmbeddedDatabaseError(
                     f"SecantusDB exited with {describe_exit(self._process.returncode)} at start{where}"
                 )
-            if _answers_ping(self.port):
+            if answers_ping(self.port):
                 return
             time.sleep(0.1)
         self.stop()
@@ -320,4 +320,4 @@ class RunningServerFile:
             os.kill(pid, 0)
         except OSError:
             return None
-        return port if _answers_ping(port) else None
+        return port if answers_ping(port) else None

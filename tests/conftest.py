@@ -105,7 +105,7 @@ class FailPoints:
 
 @pytest_asyncio.fixture
 async def fail_points(mongo_uri: str) -> AsyncIterator[FailPoints]:
-    admin: AsyncMongoClient = AsyncMongoClient(mongo_uri, appname="tsundoku-tests")
+    admin: AsyncMongoClient = AsyncMongoClient(mongo_uri, appname="tsundoku-tests", timeoutMS=10_000)
     points = FailPoints(admin)
     yield points
     await points.off()

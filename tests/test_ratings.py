@@ -243,6 +243,31 @@ async def test_concurrent_changes_by_many_users_keep_the_aggregates_exact(
 
 
 @pytest.mark.asyncio
+async def test_recount_while_users_change_ratings_never_overwrites_their_increments(
+    running: RunningApp, db: AsyncDatabase, catalog: None
+) -> None:
+    clients = [running.client() for _ in range(12)]
+    await asyncio.gather(*(c.sign_up(f"rater{i:02}") for i, c in enumerate(clients)))
+    await asyncio.gather(*(c.post("/user/series-rating/add/1", {"rating": 5}) for c in clients))
+    # Drift to repair, so that every recount below writes while the ratings change.
+    store = RatingStore(db)
+
+    async def churn(client: ApiClient, offset: int) -> None:
+        for step in range(6):
+            assert (await client.post("/user/series-rating/update/1", {"rating": 1 + (offset + step) % 10})).status == 200
+
+    async def drift_and_recount() -> None:
+        for _ in range(4):
+            await db.series.update_one({"_id": 1}, {"$inc": {"rating_count": 3, "rating_half_points": 7}})
+            await store.recount()
+
+    await asyncio.gather(drift_and_recount(), *(churn(c, i) for i, c in enumerate(clients)))
+    assert await store.recount() == []  # the last repair left it exact, and no change was lost
+    ratings = [(await c.get("/user/series-rating/1")).body["rating"] for c in clients]
+    assert await aggregates(db, 1) == (12, round(sum(ratings) * 2))
+
+
+@pytest.mark.asyncio
 async def test_recount_repairs_and_reports_drift(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
     await api.post("/user/series-rating/add/1", {"rating": 9})
     await db.series.update_one({"_id": 1}, {"$set": {"rating_count": 5, "rating_half_points": 3}})

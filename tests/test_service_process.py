@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from storage.database import connect
+from storage.embedded import answers_ping, free_loopback_port
 from tests.service_process import ServiceProcess, run_command, service_env
 
 pytestmark = pytest.mark.slow
@@ -148,3 +151,24 @@ async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_
         assert password not in service.output()
     finally:
         assert await service.stop() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_standalone_mongodb_is_refused_at_start_with_exit_2(tmp_path: Path) -> None:
+    # Transactions and retryable writes need a replica set; SecantusDB can present itself as standalone.
+    port = free_loopback_port()
+    standalone = subprocess.Popen([str(Path(sys.executable).parent / "secantusd-py"), "--host", "127.0.0.1",
+                                   "--port", str(port), "--storage-path", str(tmp_path / "standalone"),
+                                   "--standalone", "--log-level", "ERROR"])
+    try:
+        for _ in range(100):
+            if await asyncio.to_thread(answers_ping, port):
+                break
+            await asyncio.sleep(0.1)
+        uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        result = await asyncio.to_thread(run_command, [], service_env(tmp_path / "data", MONGODB_URI=uri), 60)
+        assert result.returncode == 2
+        assert "needs a replica set" in result.stderr
+    finally:
+        standalone.terminate()
+        standalone.wait()

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ("reading_history", "avatars")
+BENCHMARKS = ("reading_history", "avatars", "ratings")
 
 
 def main(names: list[str]) -> int:

@@ -174,7 +174,7 @@ async def test_sigterm_during_a_burst_of_writes_loses_nothing_acknowledged(tmp_p
     service.signal(signal.SIGTERM)
     replies = await asyncio.gather(*writes, return_exceptions=True)
     assert await service.wait() == 0
-    acknowledged = [s for s, r in zip(range(1, 61), replies) if not isinstance(r, BaseException) and r.status == 200]
+    acknowledged = [s for s, r in zip(range(1, 61), replies, strict=True) if not isinstance(r, BaseException) and r.status == 200]
     refused = [r for r in replies if isinstance(r, BaseException) or r.status != 200]
     assert len(acknowledged) >= 5
     # Refused cleanly: the connection was refused or closed, or the answer was 503.

@@ -94,9 +94,8 @@ class ApiHandler(tornado.web.RequestHandler):
         self._counted = True
         if not self.implements(self.request.method or ""):
             raise tornado.web.HTTPError(405)
-        if self.services.stopping:
-            raise ApiError(503, SERVICE_UNAVAILABLE)
-        if self.needs_database and not self.services.database_available:
+        # Stopping, or the embedded database is known to be down: answer at once.
+        if self.services.stopping or (self.needs_database and not self.services.database_available):
             raise ApiError(503, SERVICE_UNAVAILABLE)
         self.limit_body()
         if self.request.method == "OPTIONS":

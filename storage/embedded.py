@@ -168,6 +168,8 @@ class EmbeddedDatabase:
     def start(self) -> None:
         """Starts the server on a free port, first provisioning its user if it has none."""
         self.storage_dir.mkdir(parents=True, exist_ok=True)
+        # The files hold every password hash too: only the service's user may read them.
+        self.storage_dir.chmod(0o700)
         self.port = free_loopback_port()
         self.credentials = self.credentials_file.read()
         if self.credentials is None:

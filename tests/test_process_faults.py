@@ -258,6 +258,7 @@ async def test_the_embedded_database_refuses_anyone_without_the_credentials(tmp_
         await service.client().sign_up("alice")
         credentials = data_dir / "db-credentials.json"
         assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+        assert stat.S_IMODE((data_dir / "db").stat().st_mode) == 0o700  # the files themselves
         stranger: AsyncMongoClient = AsyncMongoClient(
             f"mongodb://127.0.0.1:{database_port(data_dir)}/?directConnection=true", serverSelectionTimeoutMS=3000)
         try:

@@ -11,10 +11,12 @@ from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
+    AutoReconnect,
     ConnectionFailure,
     ExecutionTimeout,
     OperationFailure,
     PyMongoError,
+    ServerSelectionTimeoutError,
     WriteConcernError,
 )
 from pymongo.monitoring import CommandListener
@@ -108,10 +110,15 @@ async def require_replica_set(db: AsyncDatabase) -> None:
 
 
 async def ping(db: AsyncDatabase) -> bool:
-    try:
-        await db.command("ping")
-    except PyMongoError as error:
-        if is_unavailable(error):
-            return False
-        raise
-    return True
+    # Twice, like the driver retries a read: after the embedded database restarts, the pool can
+    # still hold a connection to the old process, which fails once and is then discarded.
+    for attempt in range(2):
+        try:
+            await db.command("ping")
+            return True
+        except PyMongoError as error:
+            if not is_unavailable(error):
+                raise
+            if attempt or not isinstance(error, AutoReconnect) or isinstance(error, ServerSelectionTimeoutError):
+                return False
+    return False

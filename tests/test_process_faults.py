@@ -276,3 +276,26 @@ async def test_the_embedded_database_refuses_anyone_without_the_credentials(tmp_
             await operator.close()
     finally:
         assert await service.stop() == 0
+
+
+async def test_a_hung_database_gives_503_within_the_operation_timeout_and_recovers(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    try:
+        client = service.client()
+        await client.sign_up("alice")
+        hung = database_pid(service)
+        os.kill(hung, signal.SIGSTOP)  # alive, connections accepted, nothing answered
+        try:
+            started = time.monotonic()
+            reply = await client.get("/auth/me")
+            waited = time.monotonic() - started
+        finally:
+            os.kill(hung, signal.SIGCONT)
+        assert reply.status == 503 and reply.body["data"] == "Service unavailable"
+        assert waited < 12  # the 10 s bound on every operation, not forever
+        await wait_for_health(client, 200)
+        assert (await client.get("/auth/me")).status == 200
+        assert database_pid(service) == hung  # it was not restarted: it never exited
+    finally:
+        assert await service.stop() == 0

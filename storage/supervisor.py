@@ -96,7 +96,7 @@ class EmbeddedSupervisor:
             await asyncio.sleep(delay)
             try:
                 await self.database.restart_async()
-            except EmbeddedDatabaseError as error:
+            except (EmbeddedDatabaseError, OSError) as error:  # OSError: it could not even be spawned
                 self.last_exit = str(error)
                 log.error("the embedded database did not start again: %s; the last lines of its log:\n%s",
                           error, self.database.log_tail())

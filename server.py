@@ -76,7 +76,7 @@ async def serve(settings: Settings) -> int:
             reason.cancel()
         database_failed = opened.supervisor is not None and opened.supervisor.failed.is_set()
 
-        # From here on, a request that arrives on an open connection answers 503 and closes it.
+        # From here on, a request that arrives on a still-open connection answers 503.
         app.services.stopping = True
         log.info("stopping: no new connections; waiting up to %.0f s for %d request(s)",
                  SHUTDOWN_GRACE_S, app.services.inflight.count)

@@ -18,7 +18,16 @@ def is_valid_username(username: str) -> bool:
 
 
 def is_valid_password(password: str) -> bool:
-    return PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH
+    return PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH and _encodable(password)
+
+
+def _encodable(text: str) -> bool:
+    """JSON can carry a lone surrogate (`"\\ud800"`) that no UTF-8 encoder, argon2's included, takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Passwords:
@@ -37,6 +46,8 @@ class Passwords:
         return await asyncio.to_thread(self._verify, password_hash, password)
 
     def _verify(self, password_hash: str | None, password: str) -> bool:
+        if not _encodable(password):
+            password = ""  # still verified against a hash, so the answer takes the same time
         try:
             return self._hasher.verify(password_hash or self._decoy_hash, password) and password_hash is not None
         except (VerificationError, InvalidHashError):

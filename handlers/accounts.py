@@ -68,12 +68,16 @@ class LoginHandler(ApiHandler):
 
     async def post(self) -> None:
         credentials = self.parse_body(Credentials)
+        # A name that cannot be a username matches no account, and anyone can tell it from its
+        # shape: refuse it before anything is counted or stored (the failure counter keys on it).
+        if not is_valid_username(credentials.username):
+            raise ApiError(401, INVALID_CREDENTIALS)
         failures = self.services.login_failures
         key = (self.request.remote_ip, credentials.username.lower())
         if failures.is_limited(key):
             raise ApiError(429, TOO_MANY_REQUESTS)
         document = None
-        if is_valid_username(credentials.username) and len(credentials.password) <= 1024:
+        if len(credentials.password) <= 1024:
             document = await self.services.users.find_credentials(credentials.username)
         stored_hash = document.get("password_hash") if document else None
         # Always verify (against a decoy hash for unknown users) so timing does not reveal names.

@@ -132,9 +132,19 @@ class AvatarHandler(ApiHandler):
     requires_auth = False
     api = {"get": Operation(summary="A user's profile image (`res` is scaled or high)", auth=False, tags=_TAGS,
                             responses={200: "The image", 304: "Not modified", 400: "Invalid parameters",
-                                       404: IMAGE_NOT_FOUND})}
+                                       404: IMAGE_NOT_FOUND}),
+           "head": Operation(summary="The headers GET would answer, without the image", auth=False, tags=_TAGS,
+                             responses={200: "The image's headers", 304: "Not modified",
+                                        400: "Invalid parameters", 404: IMAGE_NOT_FOUND})}
 
     async def get(self, id: str, res: str) -> None:
+        await self.serve(id, res, with_body=True)
+
+    async def head(self, id: str, res: str) -> None:
+        """What GET answers, headers only: a cache or a client can check an image cheaply."""
+        await self.serve(id, res, with_body=False)
+
+    async def serve(self, id: str, res: str, *, with_body: bool) -> None:
         user_id = self.path_parameter(id)
         if res not in RESOLUTIONS:
             raise ApiError(400, "Invalid parameters", [FieldError(field="res", message="must be scaled or high")])
@@ -147,7 +157,7 @@ class AvatarHandler(ApiHandler):
         self.set_header("Cache-Control",
                         IMMUTABLE_CACHE if self.get_query_argument("v", None) == reference["version"]
                         else REVALIDATE_CACHE)
-        if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
+        if etag in requested_etags(self.request.headers.get("If-None-Match", "")):
             self.clear_header("Content-Type")
             self.set_status(304)
             self.finish()
@@ -157,10 +167,17 @@ class AvatarHandler(ApiHandler):
             raise ApiError(404, IMAGE_NOT_FOUND)
         self.set_header("Content-Type", stored.content_type)
         self.set_header("Content-Length", str(stored.length))
-        async for chunk in stored.chunks:
-            self.write(chunk)
-            await self.flush()
+        if with_body:
+            async for chunk in stored.chunks:
+                self.write(chunk)
+                await self.flush()
         self.finish()
+
+
+def requested_etags(if_none_match: str) -> set[str]:
+    """The entity tags of an If-None-Match header; a weak one (`W/"…"`) matches like a strong
+    one, since If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
+    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
 
 
 routes = [

@@ -78,6 +78,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        self.clear_header("Server")  # Tornado's default names its version: nothing an attacker needs
         self.add_header("Vary", "Origin")
         # Tornado calls this once before initialize (no services yet) and again on every error.
         if getattr(self, "services", None) is not None:
@@ -137,7 +138,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     @classmethod
     def implemented_methods(cls) -> list[str]:
-        return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if cls.implements(m)]
+        return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if cls.implements(m)]
 
     @classmethod
     def implements(cls, method: str) -> bool:

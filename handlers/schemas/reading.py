@@ -137,11 +137,26 @@ HISTORY_ORDERS = (
 MAX_LIMIT = 100
 
 
+def _plain_count(value: Any) -> Any:
+    """A count from a query string is plain ASCII digits: not `1_0`, `+5`, ` 7` or `١٠`, which
+    Python's int() would all accept. A JSON body's count must be a JSON integer."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError("must be a whole number written with digits only")
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    return value
+
+
+PlainCount = Annotated[int, BeforeValidator(_plain_count)]
+
+
 class ListQuery(RequestModel):
     """Paging, search and language shared by the list routes. `limit` above 100 is capped."""
 
-    limit: Annotated[int, Field(ge=0)] = 20
-    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    limit: Annotated[PlainCount, Field(ge=0)] = 20
+    offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
     search: Annotated[StrictStr, Field(max_length=100)] | None = None
     user_lang: Annotated[StrictStr, Field(max_length=40)] | None = None
 

@@ -1,0 +1,78 @@
+"""Input a hostile client sends: what a probe found, each pinned by a test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.api_client import ApiClient
+from tests.conftest import RunningApp
+from tests.catalog_data import load_catalog, series
+from tests.images import b64, image_bytes
+
+pytestmark = pytest.mark.asyncio
+
+LONE_SURROGATE_PASSWORD = "\ud800abcdefgh"  # JSON can carry it; no UTF-8 encoder takes it
+
+
+@pytest_asyncio.fixture
+async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
+    await load_catalog(db, [series(1, "Yotsuba to!")])
+    return await api.sign_up("alice")
+
+
+async def test_a_lone_surrogate_password_is_refused_at_registration_with_422(api: ApiClient) -> None:
+    reply = await api.register("mallory", LONE_SURROGATE_PASSWORD)
+    assert (reply.status, reply.body) == (422, {"data": "Invalid password", "code": 422})
+
+
+async def test_a_lone_surrogate_password_at_login_is_invalid_credentials(api: ApiClient, alice: dict) -> None:
+    reply = await api.login("alice", LONE_SURROGATE_PASSWORD)
+    assert (reply.status, reply.body) == (401, {"data": "Invalid credentials", "code": 401})
+
+
+@pytest.mark.parametrize("raw", ["1_0", "%2B5", "-0", "%D9%A1%D9%A0", "0x10", "1e1"])
+async def test_paging_numbers_must_be_plain_digits(api: ApiClient, alice: dict, raw: str) -> None:
+    for name in ("limit", "offset"):
+        reply = await api.get(f"/user/reading-history?{name}={raw}")
+        assert (reply.status, reply.body["data"]) == (400, "Invalid parameters"), (name, raw)
+        assert reply.body["errors"][0]["field"] == name
+
+
+async def test_plain_digit_paging_numbers_are_taken(api: ApiClient, alice: dict) -> None:
+    reply = await api.get("/user/reading-history?limit=10&offset=0")
+    assert reply.status == 200 and reply.body["to"] == 0
+
+
+async def test_no_answer_names_the_server_software(api: ApiClient) -> None:
+    for reply in (await api.get("/health"), await api.get("/nowhere")):
+        assert "Server" not in reply.headers
+
+
+async def test_head_on_an_avatar_answers_its_headers_without_a_body(api: ApiClient, alice: dict) -> None:
+    assert (await api.post(f"/user/update-image/{alice['id']}", {"image": b64(image_bytes("PNG"))})).status == 200
+    path = f"/user/avatar/{alice['id']}/scaled"
+    full = await api.get(path, send_cookies=False)
+    head = await api.request("HEAD", path, send_cookies=False)
+    assert head.status == 200 and head.raw == b""
+    assert head.headers["Content-Length"] == str(len(full.raw))
+    assert head.headers["ETag"] == full.headers["ETag"] and head.headers["Content-Type"] == "image/webp"
+
+
+async def test_a_weak_if_none_match_of_the_current_image_answers_304(api: ApiClient, alice: dict) -> None:
+    assert (await api.post(f"/user/update-image/{alice['id']}", {"image": b64(image_bytes("PNG"))})).status == 200
+    path = f"/user/avatar/{alice['id']}/high"
+    etag = (await api.get(path, send_cookies=False)).headers["ETag"]
+    reply = await api.get(path, headers={"If-None-Match": f'"other", W/{etag}'}, send_cookies=False)
+    assert reply.status == 304 and reply.raw == b""
+
+
+async def test_a_name_that_cannot_be_a_username_is_refused_before_it_is_counted(running: RunningApp,
+                                                                                 api: ApiClient) -> None:
+    huge = "x" * 255 * 1024
+    for _ in range(30):  # more than the failure limit: none of them counted
+        assert (await api.login(huge, "whatever password")).body == {"data": "Invalid credentials", "code": 401}
+    assert len(running.app.services.login_failures._events) == 0

@@ -9,8 +9,8 @@ import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
-from tests.conftest import RunningApp
 from tests.catalog_data import load_catalog, series
+from tests.conftest import RunningApp
 from tests.images import b64, image_bytes
 
 pytestmark = pytest.mark.asyncio

@@ -11,7 +11,7 @@ from tornado.httpserver import HTTPServer
 
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
-from handlers import accounts, avatars, collection, ratings, reading, system, user_settings
+from handlers import accounts, avatars, collection, log_redaction, ratings, reading, system, user_settings
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
@@ -68,6 +68,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         login_failures=SlidingWindowLimiter(settings.login_failures_per_15_min, 15 * 60),
         registrations=SlidingWindowLimiter(settings.register_limit_per_hour, 60 * 60),
     )
+    log_redaction.install()
     routes = all_routes()
     document = openapi_document(routes)
     table: list[Any] = []

@@ -132,6 +132,15 @@ class ApiHandler(tornado.web.RequestHandler):
         return self._body_chunks
 
     def on_finish(self) -> None:
+        self._stop_counting()
+
+    def on_connection_close(self) -> None:
+        # A client that goes away mid-body never reaches on_finish: without this the request
+        # would count as in flight forever, and shutdown would wait for it.
+        self._stop_counting()
+        super().on_connection_close()
+
+    def _stop_counting(self) -> None:
         if self._counted:
             self._counted = False
             self.services.inflight.finished()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -76,3 +78,54 @@ async def test_a_name_that_cannot_be_a_username_is_refused_before_it_is_counted(
     for _ in range(30):  # more than the failure limit: none of them counted
         assert (await api.login(huge, "whatever password")).body == {"data": "Invalid credentials", "code": 401}
     assert len(running.app.services.login_failures._events) == 0
+
+
+async def raw_request(port: int, data: bytes, *, read: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(65536), 5) if read else b""
+    writer.close()
+    return answer
+
+
+async def test_a_cookie_in_a_malformed_request_never_reaches_the_log(
+    running: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tornado")
+    token = "S3cretTokenValue-" + "x" * 30
+    await raw_request(running.port, b"GET /auth/me HTTP/1.1\r\nHost: x\r\nCookie: refreshToken=" + token.encode()
+                      + b"\x00\r\n\r\n")
+    await asyncio.sleep(0.1)
+    assert any("refreshToken=***" in r.getMessage() for r in caplog.records), caplog.text
+    assert token not in caplog.text
+
+
+async def test_a_client_that_leaves_mid_body_is_no_longer_in_flight(running: RunningApp, api: ApiClient) -> None:
+    await api.sign_up("alice")
+    cookie = "; ".join(f"{k}={v}" for k, v in api.cookies.items())
+    head = (f"POST /auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"all\"").encode()
+    await raw_request(running.port, head, read=False)
+    for _ in range(100):
+        if running.app.services.inflight.count == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert running.app.services.inflight.count == 0
+
+
+async def test_a_chunked_body_over_the_limit_is_no_longer_in_flight(running: RunningApp, api: ApiClient) -> None:
+    # Tornado cuts the connection (a bare 400) without finishing the handler; it must not stay counted,
+    # or shutdown would wait for it.
+    await api.sign_up("alice")
+    cookie = "; ".join(f"{k}={v}" for k, v in api.cookies.items())
+    head = (f"POST /auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    chunk = b"x" * 65536
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(6))  # 384 KiB > 256 KiB
+    assert (await raw_request(running.port, head + body)).startswith(b"HTTP/1.1 400")
+    for _ in range(100):
+        if running.app.services.inflight.count == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert running.app.services.inflight.count == 0

@@ -88,7 +88,17 @@ def _open_checked(data: bytes) -> Image.Image:
         raise ImageRejected("Image has no pixels")
     if width * height > MAX_PIXELS:
         raise ImageRejected("Image has too many pixels (at most 40 megapixels)")
+    if image.format == "JPEG" and len(data) * 8 < _jpeg_blocks(width, height):
+        # libjpeg fills missing data with gray instead of failing: a header that claims far more
+        # pixels than the data can hold is a truncated (or forged) file.
+        raise ImageRejected("Image data is truncated or corrupt")
     return image
+
+
+def _jpeg_blocks(width: int, height: int) -> int:
+    """8x8 luminance blocks. Even a flat colour costs each block several bits (a DC code and an
+    end-of-block), so a real JPEG has at least one bit per block: a floor far below any real file."""
+    return -(-width // 8) * -(-height // 8)
 
 
 def _decoded(image: Image.Image) -> Image.Image:

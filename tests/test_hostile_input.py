@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from typing import Any
 
 import pytest
@@ -129,3 +130,25 @@ async def test_a_chunked_body_over_the_limit_is_no_longer_in_flight(running: Run
             break
         await asyncio.sleep(0.02)
     assert running.app.services.inflight.count == 0
+
+
+def jpeg_with_forged_size(width: int, height: int) -> bytes:
+    """A real 16x16 JPEG whose frame header claims `width` x `height`."""
+    data = bytearray(image_bytes("JPEG", (16, 16)))
+    frame = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, frame + 5, height, width)
+    return bytes(data)
+
+
+async def test_a_jpeg_whose_header_claims_more_pixels_than_its_data_holds_answers_400(
+    api: ApiClient, alice: dict
+) -> None:
+    reply = await api.post(f"/user/update-image/{alice['id']}", {"image": b64(jpeg_with_forged_size(6000, 6000))})
+    assert (reply.status, reply.body["data"]) == (400, "Image data is truncated or corrupt")
+
+
+async def test_a_large_flat_colour_jpeg_is_still_accepted(api: ApiClient, alice: dict) -> None:
+    # The floor of one bit per 8x8 block must not refuse a real file, however well it compresses.
+    flat = image_bytes("JPEG", (6000, 4000), color="gray", quality=10)
+    reply = await api.post(f"/user/update-image/{alice['id']}", {"image": b64(flat)})
+    assert reply.status == 200, (len(flat), reply.body)

@@ -39,7 +39,7 @@ class HealthHandler(ApiHandler):
         supervisor = self.services.supervisor
         database = (supervisor.describe() if supervisor is not None
                     else {"state": "external", "restarts": 0, "last_exit": None})
-        if self.services.stopping or not self.services.database_available or not await ping(self.services.db):
+        if not self.services.database_available or not await ping(self.services.db):
             self.write_json({**message_body(503, SERVICE_UNAVAILABLE), "database": database}, 503)
             return
         self.write_json({"status": "ok", "database": database})

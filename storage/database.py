@@ -119,6 +119,7 @@ async def ping(db: AsyncDatabase) -> bool:
         except PyMongoError as error:
             if not is_unavailable(error):
                 raise
-            if attempt or not isinstance(error, AutoReconnect) or isinstance(error, ServerSelectionTimeoutError):
+            stale_connection = isinstance(error, AutoReconnect) and not isinstance(error, ServerSelectionTimeoutError)
+            if attempt == 1 or not stale_connection:
                 return False
     return False

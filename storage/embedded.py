@@ -108,6 +108,10 @@ class Credentials:
     password: str
 
 
+def credentials_path(data_dir: Path) -> Path:
+    return data_dir / "db-credentials.json"
+
+
 class CredentialsFile:
     """`DATA_DIR/db-credentials.json`, mode 0600: the database user the service and the
     operator commands sign in as. Made once, at the first start on a data directory."""
@@ -150,7 +154,7 @@ class EmbeddedDatabase:
         self.log_file = log_file
         self.oplog_capped = oplog_capped
         self.test_commands = test_commands
-        self.credentials_file = CredentialsFile(credentials_file or storage_dir.parent / "db-credentials.json")
+        self.credentials_file = CredentialsFile(credentials_file or credentials_path(storage_dir.parent))
         self.credentials: Credentials | None = None
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None

@@ -13,7 +13,14 @@ from pymongo.monitoring import CommandListener
 
 from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
-from storage.embedded import CredentialsFile, EmbeddedDatabase, EmbeddedDatabaseError, RunningServerFile, loopback_uri
+from storage.embedded import (
+    CredentialsFile,
+    EmbeddedDatabase,
+    EmbeddedDatabaseError,
+    RunningServerFile,
+    credentials_path,
+    loopback_uri,
+)
 from storage.supervisor import EmbeddedSupervisor
 
 log = logging.getLogger("tsundoku.database")
@@ -31,8 +38,7 @@ class OpenDatabase:
 
 
 def embedded_database(settings: Settings) -> EmbeddedDatabase:
-    return EmbeddedDatabase(settings.data_dir / "db", log_file=settings.data_dir / "secantusd.log",
-                            credentials_file=settings.data_dir / "db-credentials.json")
+    return EmbeddedDatabase(settings.data_dir / "db", log_file=settings.data_dir / "secantusd.log")
 
 
 def running_service_uri(settings: Settings) -> str | None:
@@ -40,7 +46,7 @@ def running_service_uri(settings: Settings) -> str | None:
     port = RunningServerFile(settings.data_dir).live_port()
     if port is None:
         return None
-    credentials = CredentialsFile(settings.data_dir / "db-credentials.json").read()
+    credentials = CredentialsFile(credentials_path(settings.data_dir)).read()
     if credentials is None:
         raise EmbeddedDatabaseError(f"cannot read the database credentials in {settings.data_dir}")
     return loopback_uri(port, credentials)

@@ -43,7 +43,7 @@ class ApiClient:
             body = json.dumps(json_body)
             headers.setdefault("Content-Type", "application/json")
         if send_cookies and self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            headers["Cookie"] = self.cookie_header()
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
         response: HTTPResponse = await self._http.fetch(
@@ -64,6 +64,10 @@ class ApiClient:
         if raw and response.headers.get("Content-Type", "").startswith("application/json"):
             parsed = json.loads(raw)
         return Reply(response.code, parsed, response.headers, raw)
+
+    def cookie_header(self) -> str:
+        """The Cookie header a browser would send, for tests that speak raw HTTP."""
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
     def _remember_cookies(self, response: HTTPResponse) -> None:
         for header in response.headers.get_list("Set-Cookie"):

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from storage.embedded import free_loopback_port
@@ -71,3 +73,14 @@ class ServiceProcess:
         if not self.log.closed:
             self.log.flush()
         return Path(self.log.name).read_text()
+
+
+@asynccontextmanager
+async def running_service(data_dir: Path, **extra_env: str) -> AsyncIterator[ServiceProcess]:
+    """A started service that must stop cleanly (exit 0) when the block ends."""
+    service = ServiceProcess(data_dir, **extra_env)
+    await service.start()
+    try:
+        yield service
+    finally:
+        assert await service.stop() == 0

@@ -104,7 +104,7 @@ async def test_a_cookie_in_a_malformed_request_never_reaches_the_log(
 
 async def test_a_client_that_leaves_mid_body_is_no_longer_in_flight(running: RunningApp, api: ApiClient) -> None:
     await api.sign_up("alice")
-    cookie = "; ".join(f"{k}={v}" for k, v in api.cookies.items())
+    cookie = api.cookie_header()
     head = (f"POST /auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
             "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"all\"").encode()
     await raw_request(running.port, head, read=False)
@@ -119,7 +119,7 @@ async def test_a_chunked_body_over_the_limit_is_no_longer_in_flight(running: Run
     # Tornado cuts the connection (a bare 400) without finishing the handler; it must not stay counted,
     # or shutdown would wait for it.
     await api.sign_up("alice")
-    cookie = "; ".join(f"{k}={v}" for k, v in api.cookies.items())
+    cookie = api.cookie_header()
     head = (f"POST /auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
     chunk = b"x" * 65536

@@ -25,7 +25,7 @@ from pymongo.errors import OperationFailure
 
 from tests.api_client import ApiClient
 from tests.images import b64, image_bytes
-from tests.service_process import ServiceProcess, run_command
+from tests.service_process import ServiceProcess, run_command, running_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
@@ -114,9 +114,7 @@ async def assert_burst_stored(client: ApiClient, user_id: str) -> None:
 
 
 async def test_a_killed_database_is_restarted_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "data")
-    await service.start()
-    try:
+    async with running_service(tmp_path / "data") as service:
         client = service.client()
         user = await client.sign_up("alice")
         await write_burst(client, user["id"])
@@ -138,8 +136,6 @@ async def test_a_killed_database_is_restarted_and_nothing_acknowledged_is_lost(t
         await assert_burst_stored(client, user["id"])
         # And it keeps working: the old session, new writes.
         assert (await client.post("/user/reading-status/add/50", STATUS)).status == 200
-    finally:
-        assert await service.stop() == 0
 
 
 async def test_a_database_that_keeps_dying_makes_the_service_exit_non_zero(tmp_path: Path) -> None:
@@ -206,15 +202,13 @@ def largest_allowed_png(max_bytes: int) -> bytes:
 
 
 async def test_the_largest_upload_never_stalls_other_requests_for_100_ms(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "data")
-    await service.start()
-    try:
+    async with running_service(tmp_path / "data") as service:
         client = service.client()
         user = await client.sign_up("alice")
         # Line-wrapped base64 in a data URL: the slowest shape to clean and decode.
         encoded = base64.encodebytes(largest_allowed_png(8 * 1024 * 1024)).decode("ascii")
         body = json.dumps({"image": "data:image/png;base64," + encoded}).encode()
-        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        cookie = client.cookie_header()
         result: dict[str, Any] = {}
         uploading = threading.Event()
 
@@ -246,15 +240,11 @@ async def test_the_largest_upload_never_stalls_other_requests_for_100_ms(tmp_pat
         assert result["status"] == 200, result
         assert len(waits) > 20
         assert max(waits) < 0.1, f"a poll waited {max(waits) * 1000:.0f} ms"
-    finally:
-        assert await service.stop() == 0
 
 
 async def test_the_embedded_database_refuses_anyone_without_the_credentials(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    service = ServiceProcess(data_dir)
-    await service.start()
-    try:
+    async with running_service(data_dir) as service:
         await service.client().sign_up("alice")
         credentials = data_dir / "db-credentials.json"
         assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
@@ -274,14 +264,10 @@ async def test_the_embedded_database_refuses_anyone_without_the_credentials(tmp_
             assert (await operator.tsundoku.users.find_one({}, {"username": 1}))["username"] == "alice"
         finally:
             await operator.close()
-    finally:
-        assert await service.stop() == 0
 
 
 async def test_a_hung_database_gives_503_within_the_operation_timeout_and_recovers(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "data")
-    await service.start()
-    try:
+    async with running_service(tmp_path / "data") as service:
         client = service.client()
         await client.sign_up("alice")
         hung = database_pid(service)
@@ -297,5 +283,3 @@ async def test_a_hung_database_gives_503_within_the_operation_timeout_and_recove
         await wait_for_health(client, 200)
         assert (await client.get("/auth/me")).status == 200
         assert database_pid(service) == hung  # it was not restarted: it never exited
-    finally:
-        assert await service.stop() == 0

@@ -13,7 +13,7 @@ import pytest
 
 from storage.database import connect
 from storage.embedded import answers_ping, free_loopback_port
-from tests.service_process import ServiceProcess, run_command, service_env
+from tests.service_process import ServiceProcess, run_command, running_service, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -81,9 +81,7 @@ async def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_set_role_reaches_the_running_services_database(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "data")
-    await service.start()
-    try:
+    async with running_service(tmp_path / "data") as service:
         client = service.client()
         await client.sign_up("alice")
         result = await asyncio.to_thread(run_command, ["set-role", "alice", "admin"], service.env)
@@ -93,8 +91,6 @@ async def test_set_role_reaches_the_running_services_database(tmp_path: Path) ->
         assert me["roles"] == ["admin"] and me["permissions"] == ["rate-series", "edit-users"]
         missing = await asyncio.to_thread(run_command, ["set-role", "nobody", "admin"], service.env)
         assert missing.returncode == 1 and "no user named 'nobody'" in missing.stderr
-    finally:
-        assert await service.stop() == 0
 
 
 @pytest.mark.asyncio
@@ -135,9 +131,7 @@ def test_a_bad_setting_stops_the_start_with_one_line_and_exit_2(tmp_path: Path, 
 
 @pytest.mark.asyncio
 async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_uri: str) -> None:
-    service = ServiceProcess(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB="external_test")
-    await service.start()
-    try:
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB="external_test") as service:
         assert (await service.client().register("alice")).status == 201
         assert not (tmp_path / "data" / "db").exists()
         client = connect(mongo_uri)
@@ -149,8 +143,6 @@ async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_
         assert "MongoDB at mongodb://***@127.0.0.1" in service.output()
         password = mongo_uri.split(":")[2].split("@")[0]
         assert password not in service.output()
-    finally:
-        assert await service.stop() == 0
 
 
 @pytest.mark.asyncio

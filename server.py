@@ -14,6 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import ROLES
 from handlers.application import make_app, make_http_server
+from handlers.connections import raise_open_file_limit
+from imaging import give_large_buffers_back_to_the_os
 from settings import Settings, SettingsError, documented_variables
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
@@ -56,13 +58,15 @@ async def serve(settings: Settings) -> int:
         await prepare_database(db)
         await import_demo_catalog_if_empty(settings, db)
         app = make_app(settings, db, supervisor=opened.supervisor)
+        raise_open_file_limit()
+        give_large_buffers_back_to_the_os()
         server = make_http_server(app)
         try:
             server.listen(settings.port, settings.host)
         except OSError as error:
             log.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror)
             return 1
-        log.info("listening on http://%s:%d", settings.host, settings.port)
+        log.info("listening on http://%s:%d (at most %d connections)", settings.host, settings.port, server.cap)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -36,6 +36,20 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0 < value < 86400:
+        raise ValueError(raw)
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw.strip())
     if not 1 <= value <= 65535:
@@ -89,6 +103,12 @@ _VARIABLES = (
     _Variable("REGISTER_LIMIT_PER_HOUR", "register_limit_per_hour", _positive_int, "a whole number above 0"),
     _Variable("LOGIN_FAILURES_PER_15_MIN", "login_failures_per_15_min", _positive_int, "a whole number above 0"),
     _Variable("MAX_IMAGE_BYTES", "max_image_bytes", _positive_int, "a number of bytes above 0"),
+    _Variable("HEADER_TIMEOUT_S", "header_timeout_s", _positive_seconds,
+              "seconds a client has to send a request's headers (also ends idle keep-alive connections)"),
+    _Variable("BODY_STALL_S", "body_stall_s", _positive_seconds,
+              "seconds within which a request body must bring at least 4 KiB or be complete"),
+    _Variable("MAX_CONNECTIONS", "max_connections", _non_negative_int,
+              "open client connections at most; 0: the open-file limit less 256"),
     _Variable("LOG_LEVEL", "log_level", _log_level, "one of " + ", ".join(LOG_LEVELS)),
 )
 
@@ -107,6 +127,9 @@ class Settings:
     register_limit_per_hour: int = 10
     login_failures_per_15_min: int = 10
     max_image_bytes: int = 8 * 1024 * 1024
+    header_timeout_s: float = 30.0
+    body_stall_s: float = 60.0
+    max_connections: int = 0
     log_level: str = "info"
 
     @property

@@ -7,12 +7,12 @@ from typing import Any
 
 import tornado.web
 from pymongo.asynchronous.database import AsyncDatabase
-from tornado.httpserver import HTTPServer
 
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
 from handlers import accounts, avatars, collection, log_redaction, ratings, reading, system, user_settings
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
+from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
 from settings import Settings
@@ -49,12 +49,15 @@ class TsundokuApplication(tornado.web.Application):
     services: Services
 
 
-def make_http_server(app: TsundokuApplication) -> HTTPServer:
+def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     """The server for `app`: its body limit is the largest of any route (each route applies
-    its own in `prepare`), and forwarded addresses count only behind a trusted proxy."""
+    its own in `prepare`), forwarded addresses count only behind a trusted proxy, and slow or
+    numerous clients are bounded (see `handlers.connections`)."""
     settings = app.services.settings
     largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings))
-    return HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest)
+    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_stall_s=settings.body_stall_s,
+                              max_connections=settings.max_connections)
+    return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
 
 
 def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,

@@ -44,6 +44,7 @@ M = TypeVar("M", bound=BaseModel)
 # JSON bodies are small; only the avatar upload takes more (see `body_limit`).
 DEFAULT_BODY_LIMIT = 256 * 1024
 BODY_TOO_LARGE = "Request body too large"
+UNREACHABLE_BODY_SIZE = 1 << 62
 
 
 @tornado.web.stream_request_body
@@ -113,13 +114,20 @@ class ApiHandler(tornado.web.RequestHandler):
         declared = self.request.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, BODY_TOO_LARGE)  # answered before the body is read
-        # A chunked body without a length is cut off by Tornado at the same limit.
-        self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
+        # A chunked body has no length to check: `data_received` refuses it once it passes the
+        # limit. Tornado's own cut-off would answer a bare 400 that is not JSON, so it is set
+        # out of reach (nothing past our limit is kept).
+        self.request.connection.set_max_body_size(UNREACHABLE_BODY_SIZE)  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
         self._body_size += len(chunk)
         if self._body_size <= self.body_limit():
             self._body_chunks.append(chunk)
+        elif not self._finished:
+            # Answered now, in the JSON shape; Tornado then closes the connection.
+            self._body_chunks = []
+            too_large = ApiError(413, BODY_TOO_LARGE)
+            self.send_error(413, exc_info=(type(too_large), too_large, None))
 
     @property
     def body(self) -> bytes:

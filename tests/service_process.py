@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -30,7 +31,9 @@ def run_command(args: list[str], env: dict[str, str], timeout: float = 60) -> su
 
 
 class ServiceProcess:
-    def __init__(self, data_dir: Path, **extra_env: str) -> None:
+    def __init__(self, data_dir: Path, *, open_file_limit: int | None = None, **extra_env: str) -> None:
+        # The service's (and its database's) RLIMIT_NOFILE, soft and hard, when set.
+        self.open_file_limit = open_file_limit
         self.port = free_loopback_port()
         self.env = service_env(data_dir, PORT=str(self.port), **extra_env)
         self.process: subprocess.Popen[str] | None = None
@@ -39,7 +42,8 @@ class ServiceProcess:
     async def start(self) -> None:
         self.log = open(Path(self.env["DATA_DIR"]).parent / f"service-{self.port}.log", "w")
         self.process = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=self.env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, text=True)
+                                        stdout=self.log, stderr=subprocess.STDOUT, text=True,
+                                        preexec_fn=self._limit_open_files if self.open_file_limit else None)
         client = ApiClient(self.base_url)
         for _ in range(600):
             if self.process.poll() is not None:
@@ -51,6 +55,9 @@ class ServiceProcess:
                 pass
             await asyncio.sleep(0.1)
         raise RuntimeError("service did not become healthy")
+
+    def _limit_open_files(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_file_limit, self.open_file_limit))
 
     def client(self) -> ApiClient:
         return ApiClient(self.base_url)
@@ -76,9 +83,10 @@ class ServiceProcess:
 
 
 @asynccontextmanager
-async def running_service(data_dir: Path, **extra_env: str) -> AsyncIterator[ServiceProcess]:
+async def running_service(data_dir: Path, *, open_file_limit: int | None = None,
+                          **extra_env: str) -> AsyncIterator[ServiceProcess]:
     """A started service that must stop cleanly (exit 0) when the block ends."""
-    service = ServiceProcess(data_dir, **extra_env)
+    service = ServiceProcess(data_dir, open_file_limit=open_file_limit, **extra_env)
     await service.start()
     try:
         yield service

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import io
 import re
 import warnings
@@ -17,6 +19,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 MAX_PIXELS = 40_000_000
+# The most memory one decoded image may take (a 39 KB PNG can claim 40 megapixels of RGBA: 160 MB).
+# Everything after decoding works on a reduced copy of a few MB, so this bounds an upload's
+# memory; the service runs at most MAX_DECODES_AT_ONCE of them (see handlers.services).
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+MAX_DECODES_AT_ONCE = 2
+# Bytes per pixel of Pillow's decoded image, by mode; every other mode takes 4.
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# About this many bytes of the decoded image are converted and reduced at a time, so that no
+# full-size copy is made.
+BAND_BYTES = 4 * 1024 * 1024
 HIGH_BOX = (1024, 1024)
 SCALED_SIZE = (256, 256)
 # WebP: every current browser shows it, it keeps transparency, and it is small.
@@ -27,6 +39,23 @@ OUTPUT_QUALITY = 85
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 # Uploads are cleaned and decoded in pieces of this many characters (a multiple of 4).
 PIECE = 1 << 20
+
+
+# glibc's mallopt parameter: allocations from this size up are mapped from the OS and given back
+# whole when freed. Left alone, glibc raises the threshold after the first large free, and the
+# image workers' arenas keep hundreds of MB after a burst of large uploads.
+_M_MMAP_THRESHOLD = -3
+LARGE_BUFFER_BYTES = 1024 * 1024
+
+
+def give_large_buffers_back_to_the_os() -> bool:
+    """Called once at start; False where the C library is not glibc (nothing changes there)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BUFFER_BYTES))
+    except (OSError, AttributeError):
+        return False
 
 
 class ImageRejected(ValueError):
@@ -101,21 +130,52 @@ def _jpeg_blocks(width: int, height: int) -> int:
     return -(-width // 8) * -(-height // 8)
 
 
+def decoded_bytes(image: Image.Image) -> int:
+    """What decoding `image` as it stands (after any `draft`) costs in memory."""
+    width, height = image.size
+    return width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
+
+
 def _decoded(image: Image.Image) -> Image.Image:
+    """The pixels, reduced to at most about twice the `high` box, in RGB or RGBA, EXIF
+    orientation applied, no metadata. The full-size decode is the only full-size image made."""
     if image.format == "JPEG":
         # Decode at a reduced scale that is still at least the largest version we keep: a
         # 6000x4000 photo then costs a quarter or less of the memory and time.
         image.draft("RGB", HIGH_BOX)
+    if decoded_bytes(image) > MAX_DECODED_BYTES:
+        megapixels = MAX_DECODED_BYTES // _BYTES_PER_PIXEL.get(image.mode, 4) // 1_000_000
+        raise ImageRejected(f"Image has too many pixels to decode (at most {megapixels} megapixels "
+                            f"for an image like this one)")
     try:
         image.seek(0)  # a GIF's first frame
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageRejected("Image data is truncated or corrupt") from None
-    oriented = ImageOps.exif_transpose(image)  # applies the EXIF orientation
-    mode = "RGBA" if ("A" in oriented.getbands() or "transparency" in oriented.info) else "RGB"
-    clean = oriented.convert(mode)
-    clean.info = {}  # no EXIF, ICC, XMP or comments survive
-    return clean
+    mode = "RGBA" if ("A" in image.getbands() or "transparency" in image.info) else "RGB"
+    exif = image.getexif()
+    reduced = _reduce_in_bands(image, mode)
+    if exif:
+        reduced.info["exif"] = exif.tobytes()
+        reduced = ImageOps.exif_transpose(reduced)  # on the small copy: the same picture
+    reduced.info = {}  # no EXIF, ICC, XMP or comments survive
+    return reduced
+
+
+def _reduce_in_bands(image: Image.Image, mode: str) -> Image.Image:
+    """`image` converted to `mode` and box-reduced by the largest whole factor that keeps it at
+    least as large as its `high` version (so at most twice that), a band of rows at a time: converting
+    or premultiplying a 40-megapixel image whole would copy it whole."""
+    width, height = image.size
+    factor = max(1, int(max(width / HIGH_BOX[0], height / HIGH_BOX[1])))
+    if factor == 1:
+        return image.convert(mode)  # already within twice the box: a copy of at most 16 MB
+    rows = factor * max(1, BAND_BYTES // (width * 4 * factor))
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows))).convert(mode)
+        reduced.paste(band.reduce(factor), (0, top // factor))
+    return reduced
 
 
 def _encode(image: Image.Image) -> bytes:

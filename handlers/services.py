@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
 from auth.rate_limit import SlidingWindowLimiter
+from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
@@ -57,9 +57,10 @@ class Services:
     inflight: InflightRequests = field(default_factory=InflightRequests)
     # Set once shutdown begins: requests that arrive after it answer 503.
     stopping: bool = False
-    # Image decoding and resizing: one worker per core, so uploads queue instead of thrashing.
+    # Image decoding and resizing: a fixed number at once (each may take up to about 100 MB), so
+    # uploads queue instead of multiplying the memory.
     image_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="images"))
+        default_factory=lambda: ThreadPoolExecutor(max_workers=MAX_DECODES_AT_ONCE, thread_name_prefix="images"))
 
     @property
     def database_available(self) -> bool:

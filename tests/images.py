@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 
 from PIL import Image
 
@@ -48,3 +50,19 @@ def opened(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def flat_png(width: int, height: int, *, color_type: int, bit_depth: int) -> bytes:
+    """A PNG of zeros written by hand (Pillow cannot write 16-bit colour): a few KB of file for
+    any number of pixels, the shape of a decompression bomb that stays under the pixel cap.
+    color_type: 0 gray, 2 RGB, 4 gray+alpha, 6 RGBA."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    row = b"\0" * (1 + width * channels * bit_depth // 8)  # filter byte 0, then the samples
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")

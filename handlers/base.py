@@ -29,6 +29,7 @@ from handlers.openapi_docs import Operation
 from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
 from storage.database import is_unavailable
+from storage.outcome import ListsFull
 
 log = logging.getLogger("tsundoku.handlers")
 
@@ -305,7 +306,8 @@ class ApiHandler(tornado.web.RequestHandler):
             status, message, errors = exception.status, exception.message, exception.errors
         elif exception is not None and is_unavailable(exception):
             status, message = 503, SERVICE_UNAVAILABLE
-        elif isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES:
+        elif isinstance(exception, ListsFull) or (
+                isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES):
             status, message = 507, USER_DOCUMENT_FULL
         elif isinstance(exception, tornado.web.HTTPError):
             status = exception.status_code
@@ -320,7 +322,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, tornado.web.HTTPError)):
             return  # an answer, not a fault: the access log has it
-        if isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES:
+        if isinstance(value, ListsFull) or (isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES):
             log.warning("user document full in %s %s", self.request.method, self.request.path)
             return
         if is_unavailable(value):

@@ -7,6 +7,20 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from storage.outcome import ListsFull
+
+MIB = 1024 * 1024
+# A user's document may hold 16 MB. Its lists stop growing well before that, so that what must
+# always work keeps room: signing in (a session), settings, logout, and every deletion. An add
+# is refused from 12 MB on; an update, which can lengthen an entry (by at most a request body,
+# 256 KB), from 14 MB on.
+ADD_LIMIT_BYTES = 12 * MIB
+UPDATE_LIMIT_BYTES = 14 * MIB
+
+
+def smaller_than(limit: int) -> dict[str, Any]:
+    return {"$expr": {"$lt": [{"$bsonSize": "$$ROOT"}, limit]}}
+
 
 class EmbeddedList:
     """`users.<field>`, entries unique by `<key>`. Every write is one conditional update whose
@@ -21,13 +35,13 @@ class EmbeddedList:
                           unique_by: str | None = None, session: AsyncClientSession | None = None) -> bool:
         """Appends `entry` unless an entry with the same `unique_by` value (default: the key)
         exists. Of concurrent pushes for one value exactly one succeeds."""
-        unique_field = unique_by or self.key
-        result = await self._users.update_one(
-            {"_id": user_id, f"{self.field}.{unique_field}": {"$ne": key_value}},
-            {"$push": {self.field: entry}},
-            session=session,
-        )
-        return result.matched_count == 1
+        absent = {"_id": user_id, f"{self.field}.{unique_by or self.key}": {"$ne": key_value}}
+        result = await self._users.update_one({**absent, **smaller_than(ADD_LIMIT_BYTES)},
+                                              {"$push": {self.field: entry}}, session=session)
+        if result.matched_count == 1:
+            return True
+        await self._refuse_if_full(absent, ADD_LIMIT_BYTES, session)
+        return False
 
     async def replace(self, user_id: str, key_value: Any, entry: dict[str, Any]) -> bool:
         return await self._set(user_id, key_value, {f"{self.field}.$": entry})
@@ -36,10 +50,21 @@ class EmbeddedList:
         return await self._set(user_id, key_value, {f"{self.field}.$.{name}": v for name, v in fields.items()})
 
     async def _set(self, user_id: str, key_value: Any, assignments: dict[str, Any]) -> bool:
-        result = await self._users.update_one(
-            {"_id": user_id, f"{self.field}.{self.key}": key_value}, {"$set": assignments}
-        )
-        return result.matched_count == 1
+        present = {"_id": user_id, f"{self.field}.{self.key}": key_value}
+        result = await self._users.update_one({**present, **smaller_than(UPDATE_LIMIT_BYTES)}, {"$set": assignments})
+        if result.matched_count == 1:
+            return True
+        await self._refuse_if_full(present, UPDATE_LIMIT_BYTES)
+        return False
+
+    async def _refuse_if_full(self, condition: dict[str, Any], limit: int,
+                              session: AsyncClientSession | None = None) -> None:
+        """After a write matched nothing: if its own condition holds, the size gate is why (507);
+        otherwise the entry's presence or absence is (a 409 or 404 for the caller to give).
+        Only the failure path pays this second round trip."""
+        full = {**condition, "$expr": {"$gte": [{"$bsonSize": "$$ROOT"}, limit]}}
+        if await self._users.find_one(full, {"_id": 1}, session=session) is not None:
+            raise ListsFull(str(condition["_id"]))
 
     async def remove(self, user_id: str, key_value: Any) -> bool:
         result = await self._users.update_one(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import StrictStr
 
@@ -12,7 +12,7 @@ from handlers.base import ApiHandler, parse_json_body, validate_body
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.common import FieldError, RequestModel
-from imaging import ImageRejected, RenderedAvatar, decode_upload, render_avatar
+from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
 from storage.avatars import RESOLUTIONS, AvatarStore
 
@@ -126,16 +126,26 @@ class AdminDeleteImageHandler(DeleteImageHandler):
                                       admin=True, upload=False)}
 
 
+_CACHE_HEADERS = {"ETag": {"schema": {"type": "string"}},
+                  "Cache-Control": {"schema": {"type": "string"}}}
+_IMAGE_ANSWERS: dict[int, dict[str, Any]] = {
+    200: {"description": "The image",
+          "headers": _CACHE_HEADERS,
+          "content": {OUTPUT_CONTENT_TYPE: {"schema": {"type": "string", "contentMediaType": OUTPUT_CONTENT_TYPE}}}},
+    304: {"description": "Not modified: If-None-Match names the current image", "headers": _CACHE_HEADERS},
+}
+
+
 class AvatarHandler(ApiHandler):
     """Public: the image bytes, streamed from GridFS chunk by chunk."""
 
     requires_auth = False
     api = {"get": Operation(summary="A user's profile image (`res` is scaled or high)", auth=False, tags=_TAGS,
-                            responses={200: "The image", 304: "Not modified", 400: "Invalid parameters",
-                                       404: IMAGE_NOT_FOUND}),
+                            raw_responses=_IMAGE_ANSWERS,
+                            responses={400: "Invalid parameters", 404: IMAGE_NOT_FOUND}),
            "head": Operation(summary="The headers GET would answer, without the image", auth=False, tags=_TAGS,
-                             responses={200: "The image's headers", 304: "Not modified",
-                                        400: "Invalid parameters", 404: IMAGE_NOT_FOUND})}
+                             raw_responses=_IMAGE_ANSWERS,
+                             responses={400: "Invalid parameters", 404: IMAGE_NOT_FOUND})}
 
     async def get(self, id: str, res: str) -> None:
         await self.serve(id, res, with_body=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from handlers.errors import FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMETERS, SERVICE_UNAVAILABLE
 from handlers.schemas.common import Message
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ class Operation:
     request_required: bool = True
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None  # the 200 payload, when it is not a Message
+    response_or_null: bool = False  # the 200 payload may be JSON null (nothing stored yet)
+    # Answers that are not JSON (an image, a 304), as OpenAPI response objects by status.
+    raw_responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     auth: bool = True
     permission: str | None = None
     tags: tuple[str, ...] = ()
@@ -76,15 +80,37 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int, str]]:
+    """Answers an operation can give whatever its own logic: malformed input, the Origin check
+    on a write, a body over its limit, a fault, the database unavailable."""
+    answers = []
+    if route.parameters or op.query is not None or op.request is not None:
+        answers.append((400, INVALID_PARAMETERS))
+    if method in ("post", "put", "patch", "delete"):
+        answers.append((403, FORBIDDEN))
+    if op.request is not None:
+        answers.append((413, "Request body too large"))
+    answers.append((500, INTERNAL_ERROR))
+    if route.handler.needs_database:
+        answers.append((503, SERVICE_UNAVAILABLE))
+    return answers
+
+
 def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.response is not None:
-        responses["200"] = {"description": op.summary,
-                            "content": {"application/json": {"schema": _schema_ref(op.response)}}}
+        schema: dict[str, Any] = _schema_ref(op.response)
+        if op.response_or_null:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        responses["200"] = {"description": op.summary, "content": {"application/json": {"schema": schema}}}
+    for status, answer in sorted(op.raw_responses.items()):
+        responses[str(status)] = answer
     for status, message in sorted(op.responses.items()):
         responses.setdefault(str(status), _message_example(status, message))
     if op.auth:
         responses.setdefault("401", _message_example(401, "Unauthorized"))
+    for status, message in _common_answers(route, method, op):
+        responses.setdefault(str(status), _message_example(status, message))
     if not any(status.startswith("2") for status in responses):
         responses["200"] = {"description": op.summary}
     document: dict[str, Any] = {

@@ -29,6 +29,7 @@ class RatingHandler(SeriesHandler):
 
 class RatingOfSeriesHandler(RatingHandler):
     api = {"get": Operation(summary="The user's rating of a series, or null", response=SeriesRating,
+                            response_or_null=True,
                             tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
     def session_query(self) -> SessionQuery:

@@ -43,6 +43,7 @@ class ReadingStatusHandler(SeriesHandler):
 
 class StatusOfSeriesHandler(ReadingStatusHandler):
     api = {"get": Operation(summary="The user's reading status of a series, or null", response=ReadingStatus,
+                            response_or_null=True,
                             tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
     def session_query(self) -> SessionQuery:

@@ -41,11 +41,13 @@ class CommandCounter(CommandListener):
     def __init__(self) -> None:
         self.commands: Counter[str] = Counter()
         self.log: list[str] = []
+        self.sent: list[Any] = []  # the command documents themselves
 
     def started(self, event: CommandStartedEvent) -> None:
         if event.command_name not in _DRIVER_COMMANDS:
             self.commands[event.command_name] += 1
             self.log.append(event.command_name)
+            self.sent.append(event.command)
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         pass
@@ -60,6 +62,7 @@ class CommandCounter(CommandListener):
     def reset(self) -> None:
         self.commands.clear()
         self.log.clear()
+        self.sent.clear()
 
 
 @pytest.fixture(scope="session")

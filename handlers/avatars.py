@@ -165,7 +165,7 @@ class AvatarHandler(ApiHandler):
         etag = f'"{reference["version"]}-{res}"'
         self.set_header("ETag", etag)
         self.set_header("Cache-Control",
-                        IMMUTABLE_CACHE if self.get_query_argument("v", None) == reference["version"]
+                        IMMUTABLE_CACHE if self.get_query_argument("v", None) == str(reference["version"])
                         else REVALIDATE_CACHE)
         if etag in requested_etags(self.request.headers.get("If-None-Match", "")):
             self.clear_header("Content-Type")

@@ -5,9 +5,10 @@ then delete older files. A failure before the switch deletes what was uploaded (
 the old image); a failure after it leaves old files that the next change of that user's image
 sweeps.
 
-Versions are ObjectIds, which one process issues in increasing order, and every change moves the
-user forward: a switch needs a version newer than the current image and newer than
-`avatar_floor`, which a delete raises to a version of its own. So an upload that began before a
+Versions are numbers from a counter in the user's document (`avatar_sequence`, incremented in
+the database), so they are ordered across every process of the service; ObjectIds made by two
+processes are not. Every change moves the user forward: a switch needs a version newer than the
+current image and newer than `avatar_floor`, which a delete raises to a number of its own. So an upload that began before a
 newer upload or a delete cannot switch in afterwards (it deletes its own files instead), and a
 sweep, which deletes only older versions, never deletes a file that can still become current.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.users import UserStore
@@ -30,7 +32,7 @@ from storage.users import UserStore
 log = logging.getLogger("tsundoku.avatars")
 
 BUCKET = "avatars"
-_UNKNOWN = "unknown"  # a version no image has: ObjectIds are hex
+_UNKNOWN = "unknown"  # a version no image has: versions are numbers
 RESOLUTIONS = ("high", "scaled")
 
 
@@ -52,7 +54,7 @@ class AvatarStore:
     async def ensure_indexes(self) -> None:
         await self._files.create_index([("metadata.user_id", 1), ("metadata.version", 1)], name="avatar_owner")
 
-    async def upload(self, user_id: str, version: str, versions: dict[str, bytes], content_type: str) -> dict[str, Any]:
+    async def upload(self, user_id: str, version: int, versions: dict[str, bytes], content_type: str) -> dict[str, Any]:
         """Step 1: stores each version; on any failure deletes what it stored and re-raises."""
         stored: dict[str, ObjectId] = {}
         try:
@@ -81,7 +83,7 @@ class AvatarStore:
         )
         return result.matched_count == 1
 
-    async def sweep(self, user_id: str, older_than: str) -> int:
+    async def sweep(self, user_id: str, older_than: int) -> int:
         """Step 3: deletes the user's files of versions older than `older_than`. Returns how
         many files it deleted."""
         query = {"metadata.user_id": user_id, "metadata.version": {"$lt": older_than}}
@@ -92,7 +94,9 @@ class AvatarStore:
     async def replace(self, user_id: str, versions: dict[str, bytes], content_type: str) -> bool | None:
         """The whole replacement. True when the new image is current, False when a newer one
         won a race (ours is discarded), None when the user does not exist."""
-        version = str(ObjectId())
+        version = await self._next_version(user_id)
+        if version is None:
+            return None
         reference = await self.upload(user_id, version, versions, content_type)
         try:
             switched = await self.switch(user_id, reference)
@@ -106,7 +110,7 @@ class AvatarStore:
             raise
         if not switched:
             await self._delete_quietly([reference[r] for r in RESOLUTIONS])
-            return False if await self._user_store.exists(user_id) else None
+            return False
         try:
             await self.sweep(user_id, version)
         except Exception:  # the user has the new image; leftovers go with the next sweep
@@ -116,20 +120,34 @@ class AvatarStore:
     async def remove(self, user_id: str) -> bool | None:
         """Clears the reference and raises the floor, then deletes every older file. False when
         there was no image, None when the user does not exist."""
-        removal = str(ObjectId())
-        result = await self._users.update_one(
+        # One step: the image is cleared and the floor raised to a new number of the counter.
+        removed = await self._users.find_one_and_update(
             {"_id": user_id, "profile_image": {"$type": "object"}},
-            {"$set": {"profile_image": None, "avatar_floor": removal}},
+            [{"$set": {"avatar_sequence": {"$add": [{"$ifNull": ["$avatar_sequence", 0]}, 1]},
+                       "profile_image": None}},
+             {"$set": {"avatar_floor": "$avatar_sequence"}}],
+            projection={"avatar_floor": 1, "_id": 0},
+            return_document=ReturnDocument.AFTER,
         )
-        if not result.matched_count:
+        if removed is None:
             return False if await self._user_store.exists(user_id) else None
+        removal: int = removed["avatar_floor"]
         try:
             await self.sweep(user_id, removal)
         except Exception:  # the image is gone for the user; the files go with the next sweep
             log.warning("could not delete the avatar files of user %s", user_id, exc_info=True)
         return True
 
-    async def _current_version_quietly(self, user_id: str) -> str | None:
+    async def _next_version(self, user_id: str) -> int | None:
+        """A number no earlier upload or delete of this user has had, from any process; None
+        when the user does not exist."""
+        counted = await self._users.find_one_and_update(
+            {"_id": user_id}, {"$inc": {"avatar_sequence": 1}},
+            projection={"avatar_sequence": 1, "_id": 0}, return_document=ReturnDocument.AFTER,
+        )
+        return counted["avatar_sequence"] if counted else None
+
+    async def _current_version_quietly(self, user_id: str) -> int | str | None:
         """The user's current image version, or `_UNKNOWN` when the database cannot say."""
         try:
             return ((await self.current(user_id)) or {}).get("version")

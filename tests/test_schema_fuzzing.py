@@ -32,14 +32,16 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,r
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "30")
 
 
-def schemathesis(base_url: str, token: str, user_id: str, *selection: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(scratch: Path, base_url: str, token: str, user_id: str,
+                 *selection: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TSUNDOKU_TOKEN": token, "TSUNDOKU_USER_ID": user_id, "NO_COLOR": "1"}
     command = [str(Path(sys.executable).parent / "st"), "--config-file", str(CONFIG), "run",
                f"{base_url}/openapi.json", "--checks", CHECKS, "--max-examples", EXAMPLES,
                "--request-timeout", "15", "--no-color", *selection]
     if "FUZZ_SEED" in os.environ:
         command += ["--seed", os.environ["FUZZ_SEED"]]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    # Run from a scratch directory: schemathesis keeps a cache in its working directory.
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=scratch)
 
 
 def failures(result: subprocess.CompletedProcess[str]) -> str:
@@ -57,11 +59,11 @@ async def test_schemathesis_finds_no_5xx_and_every_answer_matches_the_document(t
         token = api.cookies["refreshToken"]
 
         everything_but_logout = await asyncio.to_thread(
-            schemathesis, service.base_url, token, user["id"], "--exclude-path", "/auth/logout")
+            schemathesis, tmp_path, service.base_url, token, user["id"], "--exclude-path", "/auth/logout")
         assert everything_but_logout.returncode == 0, failures(everything_but_logout)
         assert "passed" in everything_but_logout.stdout and " 0 passed" not in everything_but_logout.stdout
         # Last, since it ends the session the first run needed.
-        logout = await asyncio.to_thread(schemathesis, service.base_url, token, user["id"],
+        logout = await asyncio.to_thread(schemathesis, tmp_path, service.base_url, token, user["id"],
                                          "--include-path", "/auth/logout")
         assert logout.returncode == 0, failures(logout)
     assert "Traceback" not in service.output()

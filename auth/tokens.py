@@ -1,8 +1,14 @@
-"""Opaque refresh tokens and the lifetime rules of the sessions they open."""
+"""Session cookies and the lifetime rules of the sessions they open.
+
+The cookie is `<user id>.<secret>`: the user id lets every session lookup go straight to the
+user's document (on a cluster sharded by user id, to one shard), and the secret, 256 random bits,
+is what proves the session. Only the secret's SHA-256 is stored.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,13 +23,35 @@ LAST_SEEN_RESOLUTION = timedelta(hours=1)
 MAX_SESSIONS_PER_USER = 20
 
 
-def new_refresh_token() -> str:
-    return secrets.token_urlsafe(32)  # 256 bits
+_USER_ID = re.compile(r"[0-9a-f]{24}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes in URL-safe base64, unpadded
 
 
-def token_hash(token: str) -> str:
-    """Only this is stored: a database leak must not hand out working tokens."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+@dataclass(frozen=True)
+class SessionCookie:
+    user_id: str
+    secret: str
+
+    @classmethod
+    def new(cls, user_id: str) -> SessionCookie:
+        return cls(user_id, secrets.token_urlsafe(32))  # 256 bits
+
+    @classmethod
+    def parse(cls, value: str) -> SessionCookie | None:
+        """None for anything that is not `<24 hex digits>.<43 URL-safe characters>`."""
+        user_id, dot, secret = value.partition(".")
+        if not dot or not _USER_ID.fullmatch(user_id) or not _SECRET.fullmatch(secret):
+            return None
+        return cls(user_id, secret)
+
+    @property
+    def value(self) -> str:
+        return f"{self.user_id}.{self.secret}"
+
+    @property
+    def secret_hash(self) -> str:
+        """Only this is stored: a database leak must not hand out working sessions."""
+        return hashlib.sha256(self.secret.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ import tornado.web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
-from auth.rate_limit import SlidingWindowLimiter
 from handlers import accounts, avatars, collection, log_redaction, ratings, reading, system, user_settings
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
 from settings import Settings
+from storage.rate_limits import SharedWindowLimit
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
@@ -68,8 +68,8 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         db=db,
         users=UserStore(db),
         passwords=passwords or Passwords(),
-        login_failures=SlidingWindowLimiter(settings.login_failures_per_15_min, 15 * 60),
-        registrations=SlidingWindowLimiter(settings.register_limit_per_hour, 60 * 60),
+        login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
+        registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
     )
     log_redaction.install()
     routes = all_routes()

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
-from auth.rate_limit import SlidingWindowLimiter
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
+from storage.rate_limits import SharedWindowLimit
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
@@ -50,8 +50,9 @@ class Services:
     db: AsyncDatabase
     users: UserStore
     passwords: Passwords
-    login_failures: SlidingWindowLimiter
-    registrations: SlidingWindowLimiter
+    # Shared by every process, in the database (see storage.rate_limits).
+    login_attempts: SharedWindowLimit
+    registrations: SharedWindowLimit
     # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
     supervisor: EmbeddedSupervisor | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)

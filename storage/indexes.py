@@ -5,6 +5,7 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import ROLE_PERMISSIONS
+from storage import rate_limits
 from storage.avatars import AvatarStore
 from storage.roles import RoleStore
 from storage.users import UserStore
@@ -13,4 +14,5 @@ from storage.users import UserStore
 async def prepare_database(db: AsyncDatabase) -> None:
     await UserStore(db).ensure_indexes()
     await AvatarStore(db).ensure_indexes()
+    await rate_limits.ensure_indexes(db)
     await RoleStore(db).publish(ROLE_PERMISSIONS)

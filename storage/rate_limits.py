@@ -1,0 +1,58 @@
+"""Rate-limit counters in MongoDB, shared by every process of the service and kept across restarts.
+
+Each key is one document `{_id: "<limit>:<key>", count, expires}`. An attempt is counted and
+checked in one atomic update *before* the work it limits, so concurrent attempts can never pass
+the limit together (counting after a check let 59 of 100 concurrent wrong passwords through a
+limit of 10). A window starts at a key's first attempt and lasts `window_s`; a TTL index removes
+expired documents, and the update itself restarts a window that has passed, so correctness never
+waits for the TTL monitor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from auth.clock import utc_now
+
+COLLECTION = "rate_limits"
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db[COLLECTION].create_index("expires", expireAfterSeconds=0, name="rate_limit_expiry")
+
+
+class SharedWindowLimit:
+    """At most `limit` attempts per key within a window of `window_s` seconds."""
+
+    def __init__(self, db: AsyncDatabase, name: str, limit: int, window_s: float,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self._counters = db[COLLECTION]
+        self.name = name
+        self.limit = limit
+        self.window = timedelta(seconds=window_s)
+        self._clock = clock
+
+    def _id(self, key: str) -> str:
+        return f"{self.name}:{key}"
+
+    async def attempt(self, key: str) -> bool:
+        """Counts one attempt; True when it is within the limit, False when it is over."""
+        now = self._clock()
+        live: dict[str, Any] = {"$gt": ["$expires", now]}  # false for a new or expired window
+        counted = await self._counters.find_one_and_update(
+            {"_id": self._id(key)},
+            [{"$set": {"count": {"$cond": [live, {"$add": ["$count", 1]}, 1]},
+                       "expires": {"$cond": [live, "$expires", now + self.window]}}}],
+            projection={"count": 1, "_id": 0},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return counted is not None and counted["count"] <= self.limit
+
+    async def reset(self, key: str) -> None:
+        await self._counters.delete_one({"_id": self._id(key)})

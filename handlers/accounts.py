@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.passwords import is_valid_password, is_valid_username
-from auth.tokens import SessionTimes, new_refresh_token, token_hash
+from auth.tokens import SessionCookie, SessionTimes
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
 from handlers.openapi_docs import Operation, Route
@@ -34,17 +34,15 @@ class RegisterHandler(ApiHandler):
     }
 
     async def post(self) -> None:
-        registrations = self.services.registrations
-        address = self.request.remote_ip
-        if registrations.is_limited(address):
-            raise ApiError(429, TOO_MANY_REQUESTS)
         credentials = self.parse_body(Credentials)
         if not is_valid_username(credentials.username):
             raise ApiError(422, "Invalid username")
         if not is_valid_password(credentials.password):
             raise ApiError(422, "Invalid password")
-        # Counted before the attempt, so that probing for taken names costs the same budget.
-        registrations.record(address)
+        # Counted (and checked, in the same atomic step) before the attempt, so that probing
+        # for taken names costs the same budget.
+        if not await self.services.registrations.attempt(self.request.remote_ip):
+            raise ApiError(429, TOO_MANY_REQUESTS)
         password_hash = await self.services.passwords.hash(credentials.password)
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())
@@ -72,9 +70,11 @@ class LoginHandler(ApiHandler):
         # shape: refuse it before anything is counted or stored (the failure counter keys on it).
         if not is_valid_username(credentials.username):
             raise ApiError(401, INVALID_CREDENTIALS)
-        failures = self.services.login_failures
-        key = (self.request.remote_ip, credentials.username.lower())
-        if failures.is_limited(key):
+        attempts = self.services.login_attempts
+        key = f"{self.request.remote_ip}:{credentials.username.lower()}"
+        # Counted before the password is verified, in one atomic step with the check: of any
+        # number of concurrent attempts, at most the limit are verified.
+        if not await attempts.attempt(key):
             raise ApiError(429, TOO_MANY_REQUESTS)
         document = None
         if len(credentials.password) <= 1024:
@@ -82,13 +82,12 @@ class LoginHandler(ApiHandler):
         stored_hash = document.get("password_hash") if document else None
         # Always verify (against a decoy hash for unknown users) so timing does not reveal names.
         if not await self.services.passwords.verify(stored_hash, credentials.password[:1024]) or document is None:
-            failures.record(key)
             raise ApiError(401, INVALID_CREDENTIALS)
-        failures.reset(key)
-        token = new_refresh_token()
+        await attempts.reset(key)  # a success clears the failures before it
+        cookie = SessionCookie.new(document["_id"])
         now = utc_now()
-        await self.services.users.add_session(document["_id"], token_hash(token), now)
-        self.set_refresh_cookie(token, SessionTimes(created=now, last_seen=now))
+        await self.services.users.add_session(document["_id"], cookie.secret_hash, now)
+        self.set_refresh_cookie(cookie, SessionTimes(created=now, last_seen=now))
         document.pop("password_hash", None)
         self.write_json({"user": user_payload(document)})
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pymongo.errors import WriteError
 
 from auth.clock import iso_utc, utc_now
-from auth.tokens import COOKIE_NAME, SessionTimes, token_hash
+from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from handlers.errors import (
     FORBIDDEN,
     INTERNAL_ERROR,
@@ -173,16 +173,17 @@ class ApiHandler(tornado.web.RequestHandler):
         return SessionQuery()
 
     async def authenticate(self) -> None:
-        token = self.get_cookie(COOKIE_NAME)
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        value = self.get_cookie(COOKIE_NAME)
+        cookie = SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
+        if cookie is None:
             raise ApiError(401, UNAUTHORIZED)
-        hashed = token_hash(token)
+        hashed = cookie.secret_hash
         users = self.services.users
         query = self.session_query()
         if query.catalog is not None:
-            document = await users.find_by_session_with_catalog(hashed, *query.catalog)
+            document = await users.find_by_session_with_catalog(cookie.user_id, hashed, *query.catalog)
         else:
-            document = await users.find_by_session(hashed, query.fields)
+            document = await users.find_by_session(cookie.user_id, hashed, query.fields)
         if document is None or not document.get("sessions"):
             self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
@@ -195,7 +196,7 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(401, UNAUTHORIZED)
         if times.needs_touch(now):
             await users.touch_session(document["_id"], hashed, now)
-            self.set_refresh_cookie(token, SessionTimes(created=times.created, last_seen=now))
+            self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
         self.user = AuthenticatedUser(id=document["_id"], document=document, session_hash=hashed)
 
     def looked_up(self, not_found: str) -> dict[str, Any]:
@@ -216,10 +217,10 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(403, FORBIDDEN)
         return user
 
-    def set_refresh_cookie(self, token: str, times: SessionTimes) -> None:
+    def set_refresh_cookie(self, cookie: SessionCookie, times: SessionTimes) -> None:
         self.set_cookie(
             COOKIE_NAME,
-            token,
+            cookie.value,
             path="/",
             expires=times.cookie_expiry(),
             httponly=True,

@@ -1,4 +1,10 @@
-"""The `users` collection: one document per user holding settings, sessions and, later, lists."""
+"""The `users` collection: one document per user holding settings, sessions and lists, and the
+`usernames` collection that owns username uniqueness.
+
+Every query on `users` names the user's `_id`, so that on a cluster sharded by `_id` it goes to
+one shard. The only lookup by name (login, registration, the operator commands) goes to
+`usernames`, keyed by the lower-cased name: `{_id: "alice", user_id}`. A unique index on a name
+inside `users` could not exist on a collection sharded by `_id`."""
 
 from __future__ import annotations
 
@@ -7,11 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from auth.permissions import DEFAULT_ROLE
 from auth.tokens import MAX_SESSIONS_PER_USER
+from storage.database import in_transaction
+
+# Indexes of an earlier layout that a sharded `users` collection cannot have.
+_RETIRED_INDEXES = ("username_unique", "session_token_unique")
 
 # What a request about the user needs; never the password hash, never other sessions,
 # never the embedded lists unless a route asks for them by name.
@@ -38,21 +49,25 @@ class SettingsOutcome(enum.Enum):
 
 class UserStore:
     def __init__(self, db: AsyncDatabase) -> None:
+        self._db = db
         self._users = db["users"]
+        self._usernames = db["usernames"]
 
     async def ensure_indexes(self) -> None:
-        await self._users.create_index("username_lower", unique=True, name="username_unique")
-        # Sparse, so users without sessions do not collide on a missing key.
-        await self._users.create_index(
-            "sessions.token_hash", unique=True, sparse=True, name="session_token_unique"
-        )
+        # `usernames` needs none: its `_id` is the name. Sessions are found through the user's
+        # `_id`, and a session secret is 256 random bits: no index needed to keep them apart.
+        for name in _RETIRED_INDEXES:
+            try:
+                await self._users.drop_index(name)
+            except OperationFailure:
+                pass  # not there: a new database
 
     async def create(self, username: str, password_hash: str, now: Any) -> str:
+        """The name and the user, both or neither (one transaction)."""
         user_id = str(ObjectId())
         document = {
             "_id": user_id,
             "username": username,
-            "username_lower": username.lower(),
             "slug": username.lower(),
             "password_hash": password_hash,
             "registered": now,
@@ -62,16 +77,26 @@ class UserStore:
             "profile_image": None,
             "sessions": [],
         }
+
+        async def claim_name_and_insert(session: AsyncClientSession) -> None:
+            await self._usernames.insert_one({"_id": username.lower(), "user_id": user_id}, session=session)
+            await self._users.insert_one(document, session=session)
+
         try:
-            await self._users.insert_one(document)
+            await in_transaction(self._db, claim_name_and_insert)
         except DuplicateKeyError:
             raise UsernameTaken(username) from None
         return user_id
 
+    async def id_of(self, username: str) -> str | None:
+        found = await self._usernames.find_one({"_id": username.lower()}, {"user_id": 1})
+        return found["user_id"] if found else None
+
     async def find_credentials(self, username: str) -> dict[str, Any] | None:
-        return await self._users.find_one(
-            {"username_lower": username.lower()}, {"password_hash": 1, **PROFILE_FIELDS}
-        )
+        user_id = await self.id_of(username)
+        if user_id is None:
+            return None
+        return await self._users.find_one({"_id": user_id}, {"password_hash": 1, **PROFILE_FIELDS})
 
     async def exists(self, user_id: str) -> bool:
         return await self._users.count_documents({"_id": user_id}, limit=1) == 1
@@ -85,23 +110,23 @@ class UserStore:
         )
 
     async def find_by_session(
-        self, token_hash: str, extra_fields: Mapping[str, Any] | None = None
+        self, user_id: str, token_hash: str, extra_fields: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        """The user holding this session, with only that session, in one round trip."""
+        """The user holding this session, with only that session, in one round trip, by `_id`."""
         projection: dict[str, Any] = {
             **PROFILE_FIELDS,
             **(extra_fields or {}),
             "sessions": {"$elemMatch": {"token_hash": token_hash}},
         }
-        return await self._users.find_one({"sessions.token_hash": token_hash}, projection)
+        return await self._users.find_one({"_id": user_id, "sessions.token_hash": token_hash}, projection)
 
-    async def find_by_session_with_catalog(self, token_hash: str, collection: str,
+    async def find_by_session_with_catalog(self, user_id: str, token_hash: str, collection: str,
                                            catalog_id: int) -> dict[str, Any] | None:
         """The user holding this session, plus the catalog document `catalog_id` of `collection`
         (`series` or `volumes`, as a list of zero or one under `catalog`), still in one round
         trip: a route that writes about a series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"sessions.token_hash": token_hash}},
+            {"$match": {"_id": user_id, "sessions.token_hash": token_hash}},
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,
@@ -145,13 +170,14 @@ class UserStore:
         return SettingsOutcome.USER_NOT_FOUND
 
     async def set_roles(self, username: str, roles: list[str]) -> bool:
-        result = await self._users.update_one(
-            {"username_lower": username.lower()}, {"$set": {"roles": roles}}
-        )
-        return result.matched_count == 1
+        return await self._set_by_name(username, {"roles": roles})
 
     async def set_age_verified(self, username: str, verified: bool) -> bool:
-        result = await self._users.update_one(
-            {"username_lower": username.lower()}, {"$set": {"age_verified": verified}}
-        )
+        return await self._set_by_name(username, {"age_verified": verified})
+
+    async def _set_by_name(self, username: str, fields: dict[str, Any]) -> bool:
+        user_id = await self.id_of(username)
+        if user_id is None:
+            return False
+        result = await self._users.update_one({"_id": user_id}, {"$set": fields})
         return result.matched_count == 1

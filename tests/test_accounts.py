@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import datetime, timedelta, timezone
 from http.cookies import SimpleCookie
@@ -84,7 +85,7 @@ async def test_register_with_malformed_fields_answers_400_invalid(api: ApiClient
 
 async def test_password_is_stored_only_as_an_argon2id_hash(api: ApiClient, db: AsyncDatabase) -> None:
     await api.register("alice", "my secret pw")
-    stored = await db.users.find_one({"username_lower": "alice"})
+    stored = await db.users.find_one({"slug": "alice"})
     assert stored["password_hash"].startswith("$argon2id$")
     assert "my secret pw" not in repr(stored)
 
@@ -122,12 +123,30 @@ async def test_cookie_is_not_secure_when_the_setting_turns_it_off(start_app: Sta
     assert not morsel["secure"] and morsel["httponly"]
 
 
-async def test_only_the_sha256_of_the_token_is_stored(api: ApiClient, db: AsyncDatabase) -> None:
-    await api.sign_up("alice")
-    token = api.cookies["refreshToken"]
-    stored = await db.users.find_one({"username_lower": "alice"})
-    assert token not in repr(stored)
-    assert [s["token_hash"] for s in stored["sessions"]] == [hashlib.sha256(token.encode()).hexdigest()]
+async def test_the_cookie_is_the_user_id_and_a_secret_of_which_only_the_sha256_is_stored(
+    api: ApiClient, db: AsyncDatabase
+) -> None:
+    user = await api.sign_up("alice")
+    user_id, dot, secret = api.cookies["refreshToken"].partition(".")
+    assert (user_id, dot) == (user["id"], ".")
+    assert len(base64.urlsafe_b64decode(secret + "=")) == 32  # 256 bits
+    stored = await db.users.find_one({"_id": user["id"]})
+    assert secret not in repr(stored)
+    assert [s["token_hash"] for s in stored["sessions"]] == [hashlib.sha256(secret.encode()).hexdigest()]
+
+
+@pytest.mark.parametrize("cookie", [
+    "no-dot-at-all", "not-an-id.{secret}", "{user_id}", "{user_id}.", "{user_id}.short",
+    "{user_id}.{secret}x", "{user_id}.{secret}.{secret}", "{other_id}.{secret}", "{upper_id}.{secret}",
+    "{user_id}.{other_secret}",
+])
+async def test_a_malformed_or_mismatched_cookie_is_a_plain_401(api: ApiClient, cookie: str) -> None:
+    user = await api.sign_up("alice")
+    secret = api.cookies["refreshToken"].partition(".")[2]
+    value = cookie.format(user_id=user["id"], secret=secret, other_id="0" * 24, upper_id=user["id"].upper(),
+                          other_secret="A" * 43)
+    reply = await api.get("/auth/me", headers={"Cookie": f"refreshToken={value}"}, send_cookies=False)
+    assert (reply.status, reply.body) == (401, {"data": "Unauthorized", "code": 401})
 
 
 async def test_login_with_a_wrong_password_answers_401(api: ApiClient) -> None:
@@ -215,5 +234,5 @@ async def test_a_user_keeps_at_most_twenty_sessions(running, api: ApiClient, db:
     await api.register("alice")
     for _ in range(23):
         assert (await running.client().login("alice")).status == 200
-    stored = await db.users.find_one({"username_lower": "alice"})
+    stored = await db.users.find_one({"slug": "alice"})
     assert len(stored["sessions"]) == 20

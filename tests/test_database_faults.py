@@ -234,7 +234,7 @@ async def test_a_database_that_stops_answering_gives_503_within_the_operation_ti
         api = app.client()
         await fail_points.fail(["find"], "alwaysOn", blockConnection=True, blockTimeMS=5000)
         started = time.monotonic()
-        reply = await api.get("/auth/me", headers={"Cookie": "refreshToken=" + "a" * 40}, send_cookies=False)
+        reply = await api.get("/auth/me", headers={"Cookie": "refreshToken=" + "0" * 24 + "." + "a" * 43}, send_cookies=False)
         elapsed = time.monotonic() - started
         await fail_points.off()
         assert (reply.status, reply.body) == (503, UNAVAILABLE)

@@ -22,7 +22,7 @@ SPEC_EXAMPLE = {
 
 
 async def make_admin(db: AsyncDatabase, username: str) -> None:
-    await db.users.update_one({"username_lower": username}, {"$set": {"roles": ["admin"]}})
+    await db.users.update_one({"slug": username}, {"$set": {"roles": ["admin"]}})
 
 
 async def test_saving_the_spec_example_answers_200_and_shows_in_me(api: ApiClient) -> None:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.asyncio
 async def age_session(db: AsyncDatabase, username: str, *, created: timedelta, last_seen: timedelta) -> None:
     now = datetime.now(timezone.utc)
     await db.users.update_one(
-        {"username_lower": username},
+        {"slug": username},
         {"$set": {"sessions.0.created": now - created, "sessions.0.last_seen": now - last_seen}},
     )
 
@@ -26,7 +26,7 @@ async def test_a_session_idle_for_over_30_days_is_refused_and_removed(api: ApiCl
     await age_session(db, "alice", created=timedelta(days=40), last_seen=timedelta(days=30, minutes=1))
     reply = await api.get("/auth/me")
     assert (reply.status, reply.body["data"]) == (401, "Unauthorized")
-    assert (await db.users.find_one({"username_lower": "alice"}))["sessions"] == []
+    assert (await db.users.find_one({"slug": "alice"}))["sessions"] == []
 
 
 async def test_a_session_older_than_90_days_is_refused_even_if_active(api: ApiClient, db: AsyncDatabase) -> None:
@@ -47,7 +47,7 @@ async def test_use_after_an_hour_records_last_seen_and_renews_the_cookie(api: Ap
     reply = await api.get("/auth/me")
     assert reply.status == 200
     assert any(c.startswith("refreshToken=") for c in reply.set_cookies)
-    session = (await db.users.find_one({"username_lower": "alice"}))["sessions"][0]
+    session = (await db.users.find_one({"slug": "alice"}))["sessions"][0]
     assert datetime.now(timezone.utc) - session["last_seen"] < timedelta(minutes=1)
 
 

@@ -1,0 +1,265 @@
+"""Several processes on one database: nothing that only holds in one process.
+
+Queries on `users` name the user's `_id` (one shard on a cluster sharded by it), avatar versions
+come from the database, rate limits are shared and atomic, and three service processes on one
+database behave as one service."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from handlers.application import all_routes
+from storage.avatars import AvatarStore
+from tests.api_client import ApiClient
+from tests.catalog_data import load_catalog, series, volume
+from tests.conftest import CommandCounter, RunningApp, StartApp
+from tests.images import b64, image_bytes, opened
+from tests.service_process import running_service
+
+pytestmark = pytest.mark.asyncio
+
+STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
+          "priority": "high", "client": 1}
+CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1)]), series(2, "Berserk", volumes=[volume(21, 1)])]
+
+
+# ---- targeted queries ----
+
+def filters_on_users(command: dict[str, Any]) -> list[dict[str, Any]]:
+    """The filters of a command sent to `users`; [] for an insert. Fails on a command it does not know."""
+    name = next(iter(command))
+    if name == "find":
+        return [command.get("filter", {})]
+    if name == "findAndModify":
+        return [command["query"]]
+    if name == "update":
+        return [statement["q"] for statement in command["updates"]]
+    if name == "delete":
+        return [statement["q"] for statement in command["deletes"]]
+    if name == "aggregate":
+        return [command["pipeline"][0].get("$match", {})]
+    if name == "insert":
+        return []
+    raise AssertionError(f"an unexpected command on users: {name}")
+
+
+def collection_of(command: dict[str, Any]) -> str | None:
+    name = next(iter(command))
+    value = command[name]
+    return value if isinstance(value, str) else None
+
+
+async def full_run(running: RunningApp, db: AsyncDatabase) -> set[tuple[str, str]]:
+    """Every route of the API, with a successful request each (and a failed login). Returns the
+    (method, route) pairs it exercised."""
+    alice, bob, admin = running.client(), running.client(), running.client()
+    done: set[tuple[str, str]] = set()
+
+    async def call(api: ApiClient, method: str, path: str, route: str, body: Any = None, status: int = 200) -> Any:
+        reply = await api.request(method, path, json_body=body)
+        assert reply.status == status, (method, path, reply.status, reply.body)
+        done.add((method, route))
+        return reply
+
+    await call(alice, "POST", "/auth/register", "/auth/register", {"username": "alice", "password": "correct horse"}, 201)
+    await call(bob, "POST", "/auth/register", "/auth/register", {"username": "bob", "password": "correct horse"}, 201)
+    await call(admin, "POST", "/auth/register", "/auth/register", {"username": "root", "password": "correct horse"}, 201)
+    await call(alice, "POST", "/auth/login", "/auth/login", {"username": "alice", "password": "wrong password"}, 401)
+    me = (await call(alice, "POST", "/auth/login", "/auth/login", {"username": "alice", "password": "correct horse"})).body
+    bob_id = (await call(bob, "POST", "/auth/login", "/auth/login",
+                         {"username": "bob", "password": "correct horse"})).body["user"]["id"]
+    await call(admin, "POST", "/auth/login", "/auth/login", {"username": "root", "password": "correct horse"})
+    admin_id = admin.cookies["refreshToken"].partition(".")[0]
+    await db.users.update_one({"_id": admin_id}, {"$set": {"roles": ["admin"]}})
+    user_id = me["user"]["id"]
+    png = b64(image_bytes("PNG", (32, 32)))
+    await call(alice, "GET", "/auth/me", "/auth/me")
+    await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
+    await call(alice, "POST", "/user/reading-status/add/1", "/user/reading-status/add/{id}", STATUS)
+    await call(alice, "GET", "/user/reading-status/id/1", "/user/reading-status/id/{id}")
+    await call(alice, "POST", "/user/reading-status/update/1", "/user/reading-status/update/{id}", STATUS)
+    await call(alice, "GET", "/user/reading-history?search=yo&order=name-asc", "/user/reading-history")
+    await call(alice, "POST", "/user/reading-history", "/user/reading-history", {"order": "update-desc"})
+    await call(alice, "POST", "/user/series-rating/add/1", "/user/series-rating/add/{id}", {"rating": 7})
+    await call(alice, "GET", "/user/series-rating/id/1", "/user/series-rating/id/{id}")
+    await call(alice, "GET", "/user/series-rating/1", "/user/series-rating/{id}")
+    await call(alice, "POST", "/user/series-rating/update/1", "/user/series-rating/update/{id}", {"rating": 8})
+    item = (await call(alice, "POST", "/user/collection/add/11", "/user/collection/add/{id}")).body["item_id"]
+    await call(alice, "POST", f"/user/collection/update/{item}", "/user/collection/update/{id}",
+               {"price": 5, "date": "2024-01-01"})
+    await call(alice, "GET", "/user/collection?client=1", "/user/collection")
+    await call(alice, "POST", "/user/collection", "/user/collection", {"client": 1, "search": "yo"})
+    await call(alice, "GET", "/user/collection/stats/general?client=1", "/user/collection/stats/general")
+    await call(alice, "POST", f"/user/update-image/{user_id}", "/user/update-image/{id}", {"image": png})
+    await call(alice, "GET", f"/user/avatar/{user_id}/scaled", "/user/avatar/{id}/{res}")
+    await call(alice, "HEAD", f"/user/avatar/{user_id}/high", "/user/avatar/{id}/{res}")
+    await call(alice, "DELETE", f"/user/delete-image/{user_id}", "/user/delete-image/{id}")
+    await call(admin, "POST", f"/admin-users/update-image/{bob_id}", "/admin-users/update-image/{id}", {"image": png})
+    await call(admin, "DELETE", f"/admin-users/delete-image/{bob_id}", "/admin-users/delete-image/{id}")
+    await call(admin, "POST", f"/users/{bob_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
+    await call(alice, "DELETE", f"/user/collection/delete/{item}", "/user/collection/delete/{id}")
+    await call(alice, "DELETE", "/user/series-rating/delete/1", "/user/series-rating/delete/{id}")
+    await call(alice, "DELETE", "/user/reading-status/delete/1", "/user/reading-status/delete/{id}")
+    await call(alice, "GET", "/health", "/health")
+    await call(alice, "GET", "/openapi.json", "/openapi.json")
+    await call(bob, "POST", "/auth/logout", "/auth/logout")
+    await call(alice, "POST", "/auth/logout", "/auth/logout", {"all": True})
+    return done
+
+
+async def test_every_command_on_users_in_a_full_run_of_the_api_filters_on_the_user_id(
+    running: RunningApp, db: AsyncDatabase, commands: CommandCounter
+) -> None:
+    await load_catalog(db, CATALOG)
+    commands.reset()
+    exercised = await full_run(running, db)
+    every_route = {(method.upper(), route.path) for route in all_routes() for method in route.handler.api}
+    assert every_route <= exercised, every_route - exercised
+
+    on_users = [command for command in commands.sent if collection_of(command) == "users"]
+    assert len(on_users) > 60
+    untargeted = [(next(iter(c)), f) for c in on_users for f in filters_on_users(c) if "_id" not in f]
+    assert untargeted == []
+    # The only lookups by name: `usernames`, by its `_id` (the lower-cased name).
+    on_usernames = [command for command in commands.sent if collection_of(command) == "usernames"]
+    assert {next(iter(c)) for c in on_usernames} <= {"find", "insert"}
+    assert all("_id" in c["filter"] for c in on_usernames if "filter" in c)
+    assert sum(1 for c in on_usernames if next(iter(c)) == "insert") == 3  # one per registration
+    assert Counter(collection_of(c) for c in commands.sent)["users"] == len(on_users)
+
+
+# ---- versions from the database ----
+
+async def test_across_two_instances_the_later_upload_wins_and_an_upload_begun_before_a_delete_never_switches_in(
+    start_app: StartApp, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await start_app(), await start_app()  # two instances of the service, one database
+    alice = first.client()
+    user = await alice.sign_up("alice")
+    on_second = second.client()
+    on_second.cookies = dict(alice.cookies)
+    original = AvatarStore.switch
+    paused, resume = asyncio.Event(), asyncio.Event()
+
+    async def first_switch_waits(self: AvatarStore, user_id: str, reference: dict[str, Any]) -> bool:
+        if not paused.is_set():
+            paused.set()
+            await resume.wait()
+        return await original(self, user_id, reference)
+
+    monkeypatch.setattr(AvatarStore, "switch", first_switch_waits)
+    red, blue = b64(image_bytes("PNG", (64, 64), color="red")), b64(image_bytes("PNG", (64, 64), color="blue"))
+    earlier = asyncio.create_task(alice.post(f"/user/update-image/{user['id']}", {"image": red}))
+    await paused.wait()  # the earlier upload holds its version and waits before its switch
+    assert (await on_second.post(f"/user/update-image/{user['id']}", {"image": blue})).status == 200
+    resume.set()
+    assert (await earlier).status == 200  # it lost the race: its files are deleted, quietly
+    shown = opened((await alice.get(f"/user/avatar/{user['id']}/scaled")).raw).convert("RGB")
+    assert shown.getpixel((128, 128)) == (0, 0, 255)  # the later upload's image
+    assert await db["avatars.files"].count_documents({}) == 2
+
+    # An upload begun before a delete (on the other instance) never switches in after it.
+    paused.clear()
+    resume.clear()
+    pending = asyncio.create_task(alice.post(f"/user/update-image/{user['id']}", {"image": red}))
+    await paused.wait()
+    assert (await on_second.delete(f"/user/delete-image/{user['id']}")).status == 200
+    resume.set()
+    assert (await pending).status == 200
+    assert (await alice.get(f"/user/avatar/{user['id']}/scaled")).status == 404
+    assert await db["avatars.files"].count_documents({}) == 0
+    versions = await db.users.find_one({"_id": user["id"]}, {"avatar_sequence": 1, "avatar_floor": 1})
+    assert (versions["avatar_sequence"], versions["avatar_floor"]) == (4, 4)  # red 1, blue 2, red 3, delete 4
+
+
+# ---- shared, atomic rate limits ----
+
+async def test_200_concurrent_wrong_passwords_are_verified_at_most_the_limit_times(
+    start_app: StartApp, db: AsyncDatabase
+) -> None:
+    running = await start_app(login_failures_per_15_min=10)
+    await running.client().register("alice")
+    clients = [running.client() for _ in range(200)]
+    replies = await asyncio.gather(*(c.login("alice", "wrong password") for c in clients))
+    statuses = Counter(reply.status for reply in replies)
+    assert statuses[401] <= 10 and statuses[401] + statuses[429] == 200, statuses
+    assert statuses[429] >= 190
+
+
+async def test_limits_are_shared_by_two_instances_and_survive_a_restart(start_app: StartApp) -> None:
+    one, two = await start_app(login_failures_per_15_min=10), await start_app(login_failures_per_15_min=10)
+    await one.client().register("alice")
+    replies = await asyncio.gather(*(random.choice((one, two)).client().login("alice", "wrong password")
+                                     for _ in range(60)))
+    statuses = Counter(reply.status for reply in replies)
+    assert statuses[401] <= 10 and statuses[429] >= 50, statuses
+    restarted = await start_app(login_failures_per_15_min=10)  # a new instance forgets nothing
+    assert (await restarted.client().login("alice")).status == 429
+
+    for instance, name in ((one, "user1"), (two, "user2"), (restarted, "user3")):
+        assert (await instance.client().register(name)).status == 201
+    limited = await start_app(register_limit_per_hour=3)
+    reply = await limited.client().register("user4")
+    assert (reply.status, reply.body["data"]) == (429, "Too many requests.")
+
+
+# ---- three processes ----
+
+async def test_three_service_processes_on_one_database_behave_as_one_service(
+    tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    await load_catalog(db, CATALOG)
+    environment = {"MONGODB_URI": mongo_uri, "MONGODB_DB": db.name, "LOGIN_FAILURES_PER_15_MIN": "10",
+                   "REGISTER_LIMIT_PER_HOUR": "1000"}
+    async with running_service(tmp_path / "a", **environment) as a, \
+            running_service(tmp_path / "b", **environment) as b, \
+            running_service(tmp_path / "c", **environment) as c:
+        processes = [a, b, c]
+
+        def on(process: Any, cookies: dict[str, str]) -> ApiClient:
+            client = process.client()
+            client.cookies = dict(cookies)
+            return client
+
+        # Sessions made on one process work on the others; logout on one is seen by all.
+        signed_in = a.client()
+        await signed_in.sign_up("reader")
+        assert (await on(b, signed_in.cookies).get("/auth/me")).status == 200
+        assert (await on(c, signed_in.cookies).get("/auth/me")).status == 200
+        assert (await on(b, signed_in.cookies).post("/auth/logout")).status == 200
+        for process in processes:
+            assert (await on(process, signed_in.cookies).get("/auth/me")).status == 401
+
+        # Ratings written through different processes, concurrently, keep exact aggregates.
+        readers = []
+        for n in range(12):
+            client = processes[n % 3].client()
+            await client.sign_up(f"rater{n}")
+            readers.append(client)
+
+        async def rate(n: int, client: ApiClient) -> float:
+            rating = float(1 + n % 10)
+            assert (await on(processes[(n + 1) % 3], client.cookies).post(
+                "/user/series-rating/add/1", {"rating": rating})).status == 200
+            final = rating / 2 + 0.5
+            assert (await on(processes[(n + 2) % 3], client.cookies).post(
+                "/user/series-rating/update/1", {"rating": final})).status == 200
+            return final
+
+        finals = await asyncio.gather(*(rate(n, client) for n, client in enumerate(readers)))
+        stored = await db.series.find_one({"_id": 1})
+        assert (stored["rating_count"], stored["rating_half_points"]) == (12, round(sum(finals) * 2))
+
+        # Limits are shared: wrong passwords spread over the three processes.
+        await a.client().register("target")
+        replies = await asyncio.gather(*(processes[n % 3].client().login("target", "wrong password")
+                                         for n in range(45)))
+        statuses = Counter(reply.status for reply in replies)
+        assert statuses[401] <= 10 and statuses[429] >= 35, statuses

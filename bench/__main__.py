@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ("reading_history", "avatars", "ratings")
+BENCHMARKS = ("reading_history", "avatars", "ratings", "scale_out")
 
 
 def main(names: list[str]) -> int:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,10 +17,11 @@ from typing import Any
 
 from bench.harness import machine
 from storage.database import connect, database
-from storage.embedded import EmbeddedDatabase, free_loopback_port
+from storage.embedded import EmbeddedDatabase
 from storage.indexes import prepare_database
 from tests.api_client import ApiClient
 from tests.catalog_data import load_catalog, series
+from tests.service_process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 USERS = 48
@@ -63,25 +62,6 @@ asyncio.run(main())
 """
 
 
-def start_service(uri: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DB": "bench", "PORT": str(port), "COOKIE_SECURE": "false",
-           "LOG_LEVEL": "warning", "REGISTER_LIMIT_PER_HOUR": "100000", "DATA_DIR": str(log.parent)}
-    return subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
-
-
-async def wait_healthy(port: int) -> None:
-    client = ApiClient(f"http://127.0.0.1:{port}")
-    for _ in range(300):
-        try:
-            if (await client.get("/health")).status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"the service on {port} did not start")
-
-
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
@@ -91,7 +71,7 @@ async def load(ports: list[int], kind: str, cookies: list[str]) -> dict[str, Any
     share = [cookies[i::len(ports)] for i in range(len(ports))]
     runs = [asyncio.create_subprocess_exec(
         sys.executable, "-c", WORKER, str(port), str(SECONDS), str(CONCURRENCY // len(ports)), kind, *mine,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE) for port, mine in zip(ports, share)]
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE) for port, mine in zip(ports, share, strict=True)]
     processes = [await run for run in runs]
     outputs = [json.loads((await p.communicate())[0]) for p in processes]
     latencies = [x for out in outputs for x in out["latencies"]]
@@ -108,18 +88,17 @@ async def measure(processes: int) -> dict[str, Any]:
         server = EmbeddedDatabase(Path(directory) / "db")
         await server.start_async()
         setup = connect(server.uri)
-        services: list[subprocess.Popen[bytes]] = []
+        services = [ServiceProcess(Path(directory) / f"service{n}" / "data", MONGODB_URI=server.uri,
+                                   MONGODB_DB="bench", LOG_LEVEL="warning", REGISTER_LIMIT_PER_HOUR="100000")
+                    for n in range(processes)]
         try:
             db = database(setup, "bench")
             await prepare_database(db)
             await load_catalog(db, [series(1, "Yotsuba to!")])
-            ports = [free_loopback_port() for _ in range(processes)]
-            for n, port in enumerate(ports):
-                folder = Path(directory) / f"service{n}"
-                folder.mkdir()
-                services.append(start_service(server.uri, port, folder / "service.log"))
-            for port in ports:
-                await wait_healthy(port)
+            for service in services:
+                (Path(service.env["DATA_DIR"])).mkdir(parents=True)
+                await service.start()
+            ports = [service.port for service in services]
             cookies = []
             for n in range(USERS):
                 client = ApiClient(f"http://127.0.0.1:{ports[n % processes]}")
@@ -130,9 +109,8 @@ async def measure(processes: int) -> dict[str, Any]:
                     "write (POST /user/reading-status/update/1)": await load(ports, "write", cookies)}
         finally:
             for service in services:
-                service.terminate()
-            for service in services:
-                service.wait(30)
+                if service.process is not None:
+                    await service.stop()
             await setup.close()
             await server.stop_async()
 

@@ -11,7 +11,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
-from tests.conftest import StartApp
+from tests.conftest import CommandCounter, StartApp
 
 pytestmark = pytest.mark.asyncio
 
@@ -236,3 +236,14 @@ async def test_a_user_keeps_at_most_twenty_sessions(running, api: ApiClient, db:
         assert (await running.client().login("alice")).status == 200
     stored = await db.users.find_one({"slug": "alice"})
     assert len(stored["sessions"]) == 20
+
+
+async def test_login_and_registration_round_trips(api: ApiClient, commands: CommandCounter) -> None:
+    commands.reset()
+    assert (await api.register("alice")).status == 201
+    # The attempt counter, then one transaction: the name, the user, the commit.
+    assert commands.log == ["findAndModify", "insert", "insert", "commitTransaction"]
+    commands.reset()
+    assert (await api.login("alice")).status == 200
+    # The attempt counter, the name, the user, clearing the counter, the new session.
+    assert commands.log == ["findAndModify", "find", "find", "delete", "update"]

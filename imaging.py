@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
-MAX_PIXELS = 40_000_000
 # The most memory one decoded image may take (a 39 KB PNG can claim 40 megapixels of RGBA: 160 MB).
 # Everything after decoding works on a reduced copy of a few MB, so this bounds an upload's
 # memory; the service runs at most MAX_DECODES_AT_ONCE of them (see handlers.services).
@@ -46,6 +45,18 @@ PIECE = 1 << 20
 # image workers' arenas keep hundreds of MB after a burst of large uploads.
 _M_MMAP_THRESHOLD = -3
 LARGE_BUFFER_BYTES = 1024 * 1024
+
+
+def guard_decoding(max_pixels: int) -> None:
+    """Set once at start, for every thread: an image whose header claims more than `max_pixels`
+    is refused by `Image.open` itself, before any pixel is decoded. (A `catch_warnings` block per
+    call would change process-wide state from worker threads, which is not thread-safe.)"""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _too_many_pixels() -> ImageRejected:
+    return ImageRejected(f"Image has too many pixels (at most {(Image.MAX_IMAGE_PIXELS or 0) / 1e6:g} megapixels)")
 
 
 def give_large_buffers_back_to_the_os() -> bool:
@@ -103,20 +114,18 @@ def _open_checked(data: bytes) -> Image.Image:
     """Opens the bytes as one of the accepted formats and checks the size from the header,
     before any pixel is decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         raise ImageRejected("Image must be JPEG, PNG, WebP or GIF") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("Image has too many pixels (at most 40 megapixels)") from None
+        raise _too_many_pixels() from None
     except (OSError, SyntaxError, ValueError):
         raise ImageRejected("Image data is corrupt") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageRejected("Image has no pixels")
-    if width * height > MAX_PIXELS:
-        raise ImageRejected("Image has too many pixels (at most 40 megapixels)")
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        raise _too_many_pixels()  # Pillow's own check already refused it; kept for clarity
     if image.format == "JPEG" and len(data) * 8 < _jpeg_blocks(width, height):
         # libjpeg fills missing data with gray instead of failing: a header that claims far more
         # pixels than the data can hold is a truncated (or forged) file.

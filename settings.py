@@ -103,6 +103,8 @@ _VARIABLES = (
     _Variable("REGISTER_LIMIT_PER_HOUR", "register_limit_per_hour", _positive_int, "a whole number above 0"),
     _Variable("LOGIN_FAILURES_PER_15_MIN", "login_failures_per_15_min", _positive_int, "a whole number above 0"),
     _Variable("MAX_IMAGE_BYTES", "max_image_bytes", _positive_int, "a number of bytes above 0"),
+    _Variable("MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int,
+              "pixels an avatar upload may have, from its header, before anything is decoded"),
     _Variable("HEADER_TIMEOUT_S", "header_timeout_s", _positive_seconds,
               "seconds a client has to send a request's headers (also ends idle keep-alive connections)"),
     _Variable("BODY_STALL_S", "body_stall_s", _positive_seconds,
@@ -127,6 +129,7 @@ class Settings:
     register_limit_per_hour: int = 10
     login_failures_per_15_min: int = 10
     max_image_bytes: int = 8 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
     header_timeout_s: float = 30.0
     body_stall_s: float = 60.0
     max_connections: int = 0

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _PROCESS_ONCE = """
 import re, sys, time
 import imaging
+imaging.guard_decoding(40_000_000)
 def peak_kb():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 data = open(sys.argv[1], "rb").read()

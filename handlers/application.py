@@ -14,6 +14,7 @@ from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
+from imaging import guard_decoding
 from settings import Settings
 from storage.rate_limits import SharedWindowLimit
 from storage.supervisor import EmbeddedSupervisor
@@ -72,6 +73,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
     )
     log_redaction.install()
+    guard_decoding(settings.max_image_pixels)
     routes = all_routes()
     document = openapi_document(routes)
     table: list[Any] = []

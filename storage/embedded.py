@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -68,11 +67,24 @@ def _server_executable() -> str:
     return found
 
 
-def _die_with_parent() -> None:
-    # Linux only: if the service is killed outright, the database child gets SIGTERM
-    # instead of living on as an orphan holding the data directory.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+# Runs first in the child, then becomes the server (same pid): if the service is killed outright,
+# the database gets SIGTERM instead of living on as an orphan holding the data directory (Linux;
+# elsewhere the prctl fails quietly). A launcher instead of `preexec_fn`, which is not safe in a
+# process with threads, and the service starts the database from a worker thread.
+_LAUNCHER = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the parent died before the prctl
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _launched(command: list[str]) -> list[str]:
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
 
 
 def answers_ping(port: int) -> bool:
@@ -171,6 +183,10 @@ class EmbeddedDatabase:
 
     def start(self) -> None:
         """Starts the server on a free port, first provisioning its user if it has none."""
+        self._prepare()
+        self._launch(authenticated=True)
+
+    def _prepare(self) -> None:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
         # The files hold every password hash too: only the service's user may read them.
         self.storage_dir.chmod(0o700)
@@ -178,14 +194,17 @@ class EmbeddedDatabase:
         self.credentials = self.credentials_file.read()
         if self.credentials is None:
             self.credentials = self._provision_user()
-        self._launch(authenticated=True)
 
     def restart(self) -> None:
         """Starts the server again on the same files and port, after it exited."""
+        self._spawn_again()
+        self._wait_until_ready()
+
+    def _spawn_again(self) -> None:
         if self.port is None or self.credentials is None:
             raise EmbeddedDatabaseError("the embedded database was never started")
         self._process = None
-        self._launch(authenticated=True)
+        self._spawn(authenticated=True)
 
     def exit_code(self) -> int | None:
         """The exit status if the process has exited (it is reaped here), else None."""
@@ -230,6 +249,10 @@ class EmbeddedDatabase:
         return credentials
 
     def _launch(self, *, authenticated: bool) -> None:
+        self._spawn(authenticated=authenticated)
+        self._wait_until_ready()
+
+    def _spawn(self, *, authenticated: bool) -> None:
         assert self.port is not None
         command = [
             _server_executable(),
@@ -254,16 +277,14 @@ class EmbeddedDatabase:
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
-                command,
+                _launched(command),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
             )
         finally:
             if self.log_file:
                 output.close()  # type: ignore[union-attr]
-        self._wait_until_ready()
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None and self.port is not None
@@ -280,11 +301,17 @@ class EmbeddedDatabase:
         self.stop()
         raise EmbeddedDatabaseError(f"SecantusDB did not answer within {STARTUP_TIMEOUT_S:.0f} s")
 
+    # The blocking parts run in a worker thread; the server itself is spawned from the calling
+    # (event loop) thread, which lives as long as the service: the child's parent-death signal
+    # belongs to the thread that forked it, and a worker thread can end before the service does.
     async def start_async(self) -> None:
-        await asyncio.to_thread(self.start)
+        await asyncio.to_thread(self._prepare)
+        self._spawn(authenticated=True)
+        await asyncio.to_thread(self._wait_until_ready)
 
     async def restart_async(self) -> None:
-        await asyncio.to_thread(self.restart)
+        self._spawn_again()
+        await asyncio.to_thread(self._wait_until_ready)
 
     def stop(self) -> None:
         process, self._process = self._process, None

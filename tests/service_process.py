@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -16,6 +15,10 @@ from storage.embedded import free_loopback_port
 from tests.api_client import ApiClient
 
 ROOT = Path(__file__).resolve().parent.parent
+# Sets the open-file limit, then becomes the given command (same pid): no `preexec_fn`, which is
+# not safe in a process with threads.
+_WITH_FILE_LIMIT = ("import os, resource, sys; limit = int(sys.argv[1]); "
+                    "resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)); os.execv(sys.argv[2], sys.argv[2:])")
 
 
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -41,9 +44,11 @@ class ServiceProcess:
 
     async def start(self) -> None:
         self.log = open(Path(self.env["DATA_DIR"]).parent / f"service-{self.port}.log", "w")
-        self.process = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=self.env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, text=True,
-                                        preexec_fn=self._limit_open_files if self.open_file_limit else None)
+        command = [sys.executable, "server.py"]
+        if self.open_file_limit:
+            command = [sys.executable, "-c", _WITH_FILE_LIMIT, str(self.open_file_limit), *command]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        text=True)
         client = ApiClient(self.base_url)
         for _ in range(600):
             if self.process.poll() is not None:
@@ -55,9 +60,6 @@ class ServiceProcess:
                 pass
             await asyncio.sleep(0.1)
         raise RuntimeError("service did not become healthy")
-
-    def _limit_open_files(self) -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_file_limit, self.open_file_limit))
 
     def client(self) -> ApiClient:
         return ApiClient(self.base_url)

@@ -394,3 +394,11 @@ async def test_an_older_upload_that_switches_late_does_not_replace_a_newer_one(
     image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
     assert image.getpixel((5, 5))[2] > 200  # the newer (blue) image stays
     assert await AvatarStore(db).count_files() == 2
+
+
+async def test_the_pixel_limit_is_a_setting_applied_from_the_header(start_app: StartApp) -> None:
+    client = (await start_app(max_image_pixels=1_000_000)).client()
+    user = await client.sign_up("alice")
+    reply = await upload(client, user["id"], b64(image_bytes("PNG", (1001, 1000))))
+    assert (reply.status, reply.body["data"]) == (400, "Image has too many pixels (at most 1 megapixels)")
+    assert (await upload(client, user["id"], b64(image_bytes("PNG", (1000, 1000))))).status == 200

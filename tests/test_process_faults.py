@@ -284,3 +284,36 @@ async def test_a_hung_database_gives_503_within_the_operation_timeout_and_recove
         await wait_for_health(client, 200)
         assert (await client.get("/auth/me")).status == 200
         assert database_pid(service) == hung  # it was not restarted: it never exited
+
+
+async def test_a_service_killed_outright_takes_its_database_with_it_also_after_a_restart(tmp_path: Path) -> None:
+    # The database is started through a launcher (no preexec_fn) from the event loop's thread; its
+    # parent-death signal must fire when the service dies, for the first and a restarted database.
+    service = ServiceProcess(tmp_path / "data")
+    await service.start()
+    first = database_pid(service)
+    os.kill(first, signal.SIGKILL)
+    client = service.client()
+    for _ in range(100):
+        reply = await client.get("/health")
+        if reply.status == 200 and reply.body["database"]["restarts"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    restarted = database_pid(service)
+    assert restarted != first
+    service.signal(signal.SIGKILL)
+    await service.wait()
+    for _ in range(100):
+        if not pid_alive(restarted):
+            break
+        await asyncio.sleep(0.1)
+    assert not pid_alive(restarted), "the database outlived the service"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())

@@ -54,16 +54,14 @@ class ProfileImageWriteHandler(ApiHandler):
     def avatars(self) -> AvatarStore:
         return AvatarStore(self.services.db)
 
-    async def prepare(self) -> None:
-        await super().prepare()
+    def check_available(self) -> None:
         # Before the body is read: an instance without file handling takes none.
-        if self.request.method != "OPTIONS" and not self.services.settings.file_service:
+        if not self.services.settings.file_service:
             raise ApiError(503, FILE_SERVICE_OFF)
 
     async def target_user(self) -> str:
         target = self.path_parameter(self.path_kwargs.get("id"))
-        if self.admin_route:
-            self.require_permission(EDIT_USERS)
+        if self.admin_route:  # the operation's `edit-users` permission was checked in `prepare`
             if not await self.services.users.exists(target):
                 raise ApiError(404, USER_NOT_FOUND)
         elif target != self.require_user().id:

@@ -106,6 +106,15 @@ class ApiHandler(tornado.web.RequestHandler):
         if self.requires_auth:
             await self.authenticate()
         self.check_origin()
+        self.check_available()
+        # The permission an operation declares for OpenAPI is the one enforced: said once.
+        operation = self.api.get((self.request.method or "").lower())
+        if operation is not None and operation.permission is not None:
+            self.require_permission(operation.permission)
+
+    def check_available(self) -> None:
+        """After authentication, before permissions and the body: a route this instance does
+        not serve (see the avatar routes and FILE_SERVICE) raises here."""
 
     def body_limit(self) -> int:
         return DEFAULT_BODY_LIMIT

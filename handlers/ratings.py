@@ -50,7 +50,7 @@ class AddRatingHandler(RatingHandler):
         return self.with_series()
 
     async def post(self, id: str) -> None:
-        user = self.require_permission(RATE_SERIES)
+        user = self.require_user()
         series_id = self.series_id()
         body = self.parse_body(RatingBody)
         self.looked_up_series()
@@ -68,7 +68,7 @@ class UpdateRatingHandler(RatingHandler):
         return self.with_own_entry("ratings")
 
     async def post(self, id: str) -> None:
-        user = self.require_permission(RATE_SERIES)
+        user = self.require_user()
         series_id = self.series_id()
         body = self.parse_body(RatingBody)
         outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating())
@@ -86,7 +86,7 @@ class DeleteRatingHandler(RatingHandler):
         return self.with_own_entry("ratings")
 
     async def delete(self, id: str) -> None:
-        user = self.require_permission(RATE_SERIES)
+        user = self.require_user()
         if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)
         self.write_message(200, "Rating deleted successfully")

@@ -244,3 +244,21 @@ async def api_hash(service: Any) -> str:
         await client.close()
     assert document is not None
     return str(document["password_hash"])
+
+
+async def test_every_operation_that_declares_a_permission_enforces_it(
+    running: RunningApp, alice: Reader, db: AsyncDatabase
+) -> None:
+    # One declaration (`Operation.permission`) drives the OpenAPI description and the check.
+    declared = [(method.upper(), re.sub(r"\{\w+\}", alice.id if "image" in route.path else "1", route.path),
+                 operation.permission) for route in all_routes() for method, operation in route.handler.api.items()
+                if operation.permission is not None]
+    assert {permission for _, _, permission in declared} == {"rate-series", "edit-users"}
+    await set_role(db, "alice", "banned")
+    for method, path, permission in declared:
+        reply = await alice.api.request(method, path, json_body={"rating": 5, "image": PNG} if method == "POST" else None)
+        assert (reply.status, reply.body) == (403, FORBIDDEN), (method, path, permission)
+    document = (await running.client().get("/openapi.json")).body
+    described = {(method.upper(), path) for path, item in document["paths"].items() for method, op in item.items()
+                 if "Requires the permission" in op.get("description", "")}
+    assert len(described) == len(declared)

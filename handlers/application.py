@@ -16,7 +16,11 @@ from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
 from imaging import guard_decoding
 from settings import Settings
+from storage.avatars import AvatarStore
+from storage.collection import CollectionStore
 from storage.rate_limits import SharedWindowLimit
+from storage.ratings import RatingStore
+from storage.reading import ReadingStatusStore
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
@@ -68,6 +72,10 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         settings=settings,
         db=db,
         users=UserStore(db),
+        statuses=ReadingStatusStore(db),
+        ratings=RatingStore(db),
+        collection=CollectionStore(db),
+        avatars=AvatarStore(db),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),

@@ -52,7 +52,7 @@ class ProfileImageWriteHandler(ApiHandler):
 
     @property
     def avatars(self) -> AvatarStore:
-        return AvatarStore(self.services.db)
+        return self.services.avatars
 
     def check_available(self) -> None:
         # Before the body is read: an instance without file handling takes none.
@@ -156,7 +156,7 @@ class AvatarHandler(ApiHandler):
         user_id = self.path_parameter(id)
         if res not in RESOLUTIONS:
             raise ApiError(400, "Invalid parameters", [FieldError(field="res", message="must be scaled or high")])
-        store = AvatarStore(self.services.db)
+        store = self.services.avatars
         reference = await store.current(user_id)
         if not reference:
             raise ApiError(404, IMAGE_NOT_FOUND)

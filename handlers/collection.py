@@ -32,7 +32,7 @@ _TAGS = ("collection",)
 class CollectionHandler(ApiHandler):
     @property
     def collection(self) -> CollectionStore:
-        return CollectionStore(self.services.db)
+        return self.services.collection
 
     def item_id(self) -> str:
         """Any other text is just an id that no item has: 404, never a hint of whose it is."""

@@ -19,7 +19,7 @@ _TAGS = ("ratings",)
 class RatingHandler(SeriesHandler):
     @property
     def ratings(self) -> RatingStore:
-        return RatingStore(self.services.db)
+        return self.services.ratings
 
     def own_rating(self) -> float | None:
         """The user's rating as the session query read it: what a change compares against."""

@@ -31,7 +31,7 @@ class ReadingStatusHandler(SeriesHandler):
 
     @property
     def statuses(self) -> ReadingStatusStore:
-        return ReadingStatusStore(self.services.db)
+        return self.services.statuses
 
     def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
@@ -152,7 +152,7 @@ class ReadingHistoryHandler(ApiHandler):
         user = self.require_user()
         query = self._query or self.history_query()
         request = self.history_request(query)
-        page = await ReadingStatusStore(self.services.db).history(user.id, request, user.document.get("statuses"))
+        page = await self.services.statuses.history(user.id, request, user.document.get("statuses"))
         items: list[dict[str, Any]] = [
             {**series_card(series, request.language), "reading-history": status_payload(entry, user.id)}
             for entry, series in page.entries

@@ -11,7 +11,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.passwords import Passwords
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
+from storage.avatars import AvatarStore
+from storage.collection import CollectionStore
 from storage.rate_limits import SharedWindowLimit
+from storage.ratings import RatingStore
+from storage.reading import ReadingStatusStore
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
@@ -49,6 +53,11 @@ class Services:
     settings: Settings
     db: AsyncDatabase
     users: UserStore
+    # The stores, built once at start: each holds only its collections.
+    statuses: ReadingStatusStore
+    ratings: RatingStore
+    collection: CollectionStore
+    avatars: AvatarStore
     passwords: Passwords
     # Shared by every process, in the database (see storage.rate_limits).
     login_attempts: SharedWindowLimit

@@ -1,14 +1,22 @@
-"""Typed service settings, read once from environment variables at start."""
+"""Typed service settings, read once from environment variables at start (pydantic-settings).
+
+Each field is one variable: its name upper-cased (`port` is `PORT`), its default, and in its
+description what it accepts, which is also the one-line error a bad value gets (exit code 2)
+and the `--help` and README text."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -20,120 +28,103 @@ class SettingsError(ValueError):
         self.accepted = accepted
 
 
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
+class _Environment(EnvSettingsSource):
+    """The variables of a given mapping (the process environment, or a test's)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls, case_sensitive=False)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Exactly the upper-case names (`PORT`, never `port`), handed on in the lower case the
+        # source looks fields up by.
+        return {name.lower(): value for name, value in self._environ.items() if name == name.upper()}
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value <= 0:
-        raise ValueError(raw)
-    return value
+class Settings(BaseSettings):
+    # Only what the constructor is given: `from_env` reads the environment, so that a test's
+    # `Settings(...)` never picks up the variables of the shell that runs it.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
+    port: int = Field(4545, ge=1, le=65535, description="a port number from 1 to 65535")
+    host: str = Field("127.0.0.1", description="an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    mongodb_uri: str | None = Field(None, description="a mongodb:// URI, or empty for the embedded database")
+    mongodb_db: str = Field("tsundoku", description="a database name")
+    data_dir: Path = Field(Path("./data"), description="a directory path")
+    file_service: bool = Field(True, description="true or false")
+    cookie_secure: bool = Field(True, description="true or false")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated origins like https://app.example.com")
+    trust_proxy: bool = Field(False, description="true or false")
+    register_limit_per_hour: int = Field(10, gt=0, description="a whole number above 0")
+    login_failures_per_15_min: int = Field(10, gt=0, description="a whole number above 0")
+    max_image_bytes: int = Field(8 * 1024 * 1024, gt=0, description="a number of bytes above 0")
+    max_image_pixels: int = Field(
+        40_000_000, gt=0, description="pixels an avatar upload may have, from its header, before anything is decoded")
+    header_timeout_s: float = Field(
+        30.0, gt=0, lt=86400,
+        description="seconds a client has to send a request's headers (also ends idle keep-alive connections)")
+    body_stall_s: float = Field(
+        60.0, gt=0, lt=86400, description="seconds within which a request body must bring at least 4 KiB or be complete")
+    max_connections: int = Field(
+        0, ge=0, description="open client connections at most; 0: the open-file limit less 256")
+    log_level: str = Field("info", description="one of " + ", ".join(LOG_LEVELS))
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value < 0:
-        raise ValueError(raw)
-    return value
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
+    @field_validator("host", "mongodb_db", mode="before")
+    @classmethod
+    def _non_empty(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            if not raw.strip():
+                raise ValueError("empty")
+            return raw.strip()
+        return raw
 
-def _positive_seconds(raw: str) -> float:
-    value = float(raw.strip())
-    if not 0 < value < 86400:
-        raise ValueError(raw)
-    return value
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _directory(cls, raw: Any) -> Any:
+        if isinstance(raw, str) and not raw.strip():
+            raise ValueError("empty")
+        return raw.strip() if isinstance(raw, str) else raw
 
+    @field_validator("mongodb_uri", mode="before")
+    @classmethod
+    def _optional(cls, raw: Any) -> Any:
+        return (raw.strip() or None) if isinstance(raw, str) else raw
 
-def _port(raw: str) -> int:
-    value = int(raw.strip())
-    if not 1 <= value <= 65535:
-        raise ValueError(raw)
-    return value
+    @field_validator("file_service", "cookie_secure", "trust_proxy", mode="before")
+    @classmethod
+    def _boolean(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            lowered = raw.strip().lower()
+            if lowered not in _TRUE + _FALSE:
+                raise ValueError(raw)
+            return lowered in _TRUE
+        return raw
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            raw = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+        for origin in raw:
+            if not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]:
+                raise ValueError(origin)
+        return raw
 
-def _non_empty(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError(raw)
-    return raw.strip()
-
-
-def _optional(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        if not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]:
-            raise ValueError(origin)
-    return origins
-
-
-def _log_level(raw: str) -> str:
-    lowered = raw.strip().lower()
-    if lowered not in LOG_LEVELS:
-        raise ValueError(raw)
-    return lowered
-
-
-@dataclass(frozen=True)
-class _Variable:
-    name: str
-    attribute: str
-    parse: Callable[[str], Any]
-    accepted: str
-
-
-_VARIABLES = (
-    _Variable("PORT", "port", _port, "a port number from 1 to 65535"),
-    _Variable("HOST", "host", _non_empty, "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0"),
-    _Variable("MONGODB_URI", "mongodb_uri", _optional, "a mongodb:// URI, or empty for the embedded database"),
-    _Variable("MONGODB_DB", "mongodb_db", _non_empty, "a database name"),
-    _Variable("DATA_DIR", "data_dir", lambda raw: Path(_non_empty(raw)), "a directory path"),
-    _Variable("FILE_SERVICE", "file_service", _parse_bool, "true or false"),
-    _Variable("COOKIE_SECURE", "cookie_secure", _parse_bool, "true or false"),
-    _Variable("CORS_ORIGINS", "cors_origins", _origins, "comma-separated origins like https://app.example.com"),
-    _Variable("TRUST_PROXY", "trust_proxy", _parse_bool, "true or false"),
-    _Variable("REGISTER_LIMIT_PER_HOUR", "register_limit_per_hour", _positive_int, "a whole number above 0"),
-    _Variable("LOGIN_FAILURES_PER_15_MIN", "login_failures_per_15_min", _positive_int, "a whole number above 0"),
-    _Variable("MAX_IMAGE_BYTES", "max_image_bytes", _positive_int, "a number of bytes above 0"),
-    _Variable("MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int,
-              "pixels an avatar upload may have, from its header, before anything is decoded"),
-    _Variable("HEADER_TIMEOUT_S", "header_timeout_s", _positive_seconds,
-              "seconds a client has to send a request's headers (also ends idle keep-alive connections)"),
-    _Variable("BODY_STALL_S", "body_stall_s", _positive_seconds,
-              "seconds within which a request body must bring at least 4 KiB or be complete"),
-    _Variable("MAX_CONNECTIONS", "max_connections", _non_negative_int,
-              "open client connections at most; 0: the open-file limit less 256"),
-    _Variable("LOG_LEVEL", "log_level", _log_level, "one of " + ", ".join(LOG_LEVELS)),
-)
-
-
-@dataclass(frozen=True)
-class Settings:
-    port: int = 4545
-    host: str = "127.0.0.1"
-    mongodb_uri: str | None = None
-    mongodb_db: str = "tsundoku"
-    data_dir: Path = field(default_factory=lambda: Path("./data"))
-    file_service: bool = True
-    cookie_secure: bool = True
-    cors_origins: tuple[str, ...] = ()
-    trust_proxy: bool = False
-    register_limit_per_hour: int = 10
-    login_failures_per_15_min: int = 10
-    max_image_bytes: int = 8 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    header_timeout_s: float = 30.0
-    body_stall_s: float = 60.0
-    max_connections: int = 0
-    log_level: str = "info"
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, raw: Any) -> Any:
+        lowered = str(raw).strip().lower()
+        if lowered not in LOG_LEVELS:
+            raise ValueError(raw)
+        return lowered
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -141,30 +132,24 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every variable; the first bad one raises SettingsError."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for variable in _VARIABLES:
-            raw = environ.get(variable.name)
-            if raw is None:
-                continue
-            try:
-                values[variable.attribute] = variable.parse(raw)
-            except ValueError:
-                raise SettingsError(variable.name, variable.accepted) from None
-        return cls(**values)
+        """Read every variable; a bad one raises SettingsError naming it."""
+        variables = _Environment(cls, os.environ if environ is None else environ)()
+        try:
+            return cls(**variables)
+        except ValidationError as error:
+            name = str(error.errors()[0]["loc"][0])
+            raise SettingsError(name.upper(), cls.model_fields[name].description or "") from None
 
     def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        return type(self)(**{**self.model_dump(), **changes})
 
 
 def documented_variables() -> list[tuple[str, str, str]]:
     """(name, default, accepted) for each variable, for the README and --help."""
-    defaults = Settings()
     rows = []
-    for variable in _VARIABLES:
-        default = getattr(defaults, variable.attribute)
+    for name, spec in Settings.model_fields.items():
+        default = spec.default
         if isinstance(default, tuple):
             default = ",".join(default)
-        rows.append((variable.name, "" if default is None else str(default), variable.accepted))
+        rows.append((name.upper(), "" if default is None else str(default), spec.description or ""))
     return rows

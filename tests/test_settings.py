@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import Settings, SettingsError
+from settings import Settings, SettingsError, documented_variables
 
 
 def test_every_setting_has_the_documented_default() -> None:
@@ -43,3 +43,15 @@ def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({variable: value})
     assert raised.value.variable == variable and raised.value.accepted
+
+
+def test_only_the_upper_case_names_count_and_unknown_variables_are_ignored() -> None:
+    settings = Settings.from_env({"port": "1", "Port": "2", "PATH": "/usr/bin", "TSUNDOKU_OTHER": "x"})
+    assert settings.port == 4545
+
+
+def test_the_help_lists_every_variable_with_its_default_and_what_it_accepts() -> None:
+    rows = {name: (default, accepted) for name, default, accepted in documented_variables()}
+    assert rows["PORT"] == ("4545", "a port number from 1 to 65535")
+    assert rows["MONGODB_URI"] == ("", "a mongodb:// URI, or empty for the embedded database")
+    assert set(rows) == {name.upper() for name in Settings.model_fields}

@@ -334,13 +334,21 @@ async def test_racing_uploads_and_deletes_never_leave_a_broken_or_orphaned_image
             api.delete(f"/user/delete-image/{alice['id']}"),
             upload(api, alice["id"], b64(image_bytes("PNG", color="green"))),
         )
+        # The database ordered the three changes (each took a number of the user's counter): the
+        # one that took the last number decides the exact state, whichever request it was.
+        counters = await db.users.find_one({"_id": alice["id"]}, {"avatar_sequence": 1, "avatar_floor": 1})
+        last, floor = counters["avatar_sequence"], counters.get("avatar_floor")
         reference = await store.current(alice["id"])
-        if reference is None:
-            assert await store.count_files() == 0, round_
-        else:
-            assert (await served(api, alice["id"], "high")).status == 200, round_
-            assert (await served(api, alice["id"], "scaled")).status == 200, round_
-            assert await store.count_files() == 2, round_
+        if floor == last:  # the delete came last: no image, no file
+            assert reference is None and await store.count_files() == 0, round_
+            assert (await served(api, alice["id"], "high")).status == 404, round_
+        else:  # an upload came last: its image, its two files and nothing else
+            assert reference is not None and reference["version"] == last, (round_, reference, counters)
+            files = await db["avatars.files"].find({}, {"metadata": 1}).to_list()
+            assert sorted((f["metadata"]["version"], f["metadata"]["resolution"]) for f in files) == \
+                [(last, "high"), (last, "scaled")], round_
+            red, green, blue = opened((await served(api, alice["id"], "high")).raw).convert("RGB").getpixel((10, 10))
+            assert red < 40 and (blue > 200 or green > 100), (round_, red, green, blue)  # blue or green, not red
 
 
 async def test_a_delete_between_an_uploads_files_and_its_switch_leaves_no_broken_image(

@@ -62,11 +62,16 @@ async def test_rating_twice_answers_409(api: ApiClient, alice: dict) -> None:
 
 
 @pytest.mark.asyncio
-async def test_update_changes_the_rating(api: ApiClient, alice: dict) -> None:
+async def test_update_changes_the_rating(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
     await api.post("/user/series-rating/add/1", {"rating": 7})
+    before = (await db.users.find_one({"_id": alice["id"]}, {"ratings": 1}))["ratings"]
     reply = await api.post("/user/series-rating/update/1", {"rating": 9.5})
     assert (reply.status, reply.body) == (200, {"data": "Rating updated successfully", "code": 200})
     assert (await api.get("/user/series-rating/1")).body["rating"] == 9.5
+    after = (await db.users.find_one({"_id": alice["id"]}, {"ratings": 1}))["ratings"]
+    assert [(r["series_id"], r["rating"]) for r in after] == [(1, 9.5)]  # replaced, not added
+    assert after[0]["last_update"] >= before[0]["last_update"]
+    assert await aggregates(db, 1) == (1, 19)  # the series moved from 7 to 9.5, still one rating
 
 
 @pytest.mark.asyncio
@@ -264,6 +269,7 @@ async def test_recount_while_users_change_ratings_never_overwrites_their_increme
     await asyncio.gather(drift_and_recount(), *(churn(c, i) for i, c in enumerate(clients)))
     assert await store.recount() == []  # the last repair left it exact, and no change was lost
     ratings = [(await c.get("/user/series-rating/1")).body["rating"] for c in clients]
+    assert ratings == [1 + (offset + 5) % 10 for offset in range(12)]  # each client's last update
     assert await aggregates(db, 1) == (12, round(sum(ratings) * 2))
 
 

@@ -26,6 +26,8 @@ from handlers.errors import (
     validate,
 )
 from handlers.openapi_docs import Operation
+from handlers.reads import Brought, OwnEntry, Read, WholeList, declared_read
+from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
 from storage.database import is_unavailable
@@ -62,10 +64,12 @@ class ApiHandler(tornado.web.RequestHandler):
 
     services: Services
     user: AuthenticatedUser | None
+    brought: Brought  # what the verb declared with `@reads`, set by authentication
 
     def initialize(self, services: Services) -> None:
         self.services = services
         self.user = None
+        self.brought = Brought()
         self._counted = False
         self._body_chunks: list[bytes] = []
         self._body_size = 0
@@ -177,9 +181,33 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- authentication ----
 
+    def declared_read(self) -> Read | None:
+        """What this request's verb declared with `@reads`, if anything."""
+        return declared_read(getattr(type(self), (self.request.method or "").lower(), None))
+
     def session_query(self) -> SessionQuery:
-        """Routes that read embedded lists or check a series override this."""
-        return SessionQuery()
+        """The session query's extra reads, from the verb's declaration and the path's `id`."""
+        read = self.declared_read()
+        if read is None:
+            return SessionQuery()
+        if isinstance(read, WholeList):
+            arguments = {key: self.get_query_argument(key) for key in self.request.query_arguments}
+            wanted = read.when is None or self.request.method != "GET" or read.when(arguments)
+            return SessionQuery(fields={read.list_field: 1}) if wanted else SessionQuery()
+        catalog_id = catalog_id_or_none(self.path_kwargs.get("id"))
+        if catalog_id is None:
+            return SessionQuery()  # nothing to bring: the verb answers 400 for the path
+        if isinstance(read, OwnEntry):
+            return SessionQuery(fields={read.list_field: {"$elemMatch": {"series_id": catalog_id}}})
+        return SessionQuery(catalog=(read.collection, catalog_id))
+
+    def _take_brought(self, document: dict[str, Any], query: SessionQuery) -> Brought:
+        """Moves what the verb asked for out of the user's document, into `self.brought`."""
+        read = self.declared_read()
+        entries = None
+        if isinstance(read, (OwnEntry, WholeList)) and read.list_field in query.fields:
+            entries = document.pop(read.list_field, None) or []
+        return Brought(entries=entries, catalog=document.pop("catalog", None) or [])
 
     async def authenticate(self) -> None:
         value = self.get_cookie(COOKIE_NAME)
@@ -196,6 +224,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if document is None or not document.get("sessions"):
             self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
+        self.brought = self._take_brought(document, query)
         session = document.pop("sessions")[0]
         times = SessionTimes(created=session["created"], last_seen=session["last_seen"])
         now = utc_now()
@@ -207,13 +236,6 @@ class ApiHandler(tornado.web.RequestHandler):
             await users.touch_session(document["_id"], hashed, now)
             self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
         self.user = AuthenticatedUser(id=document["_id"], document=document, session_hash=hashed)
-
-    def looked_up(self, not_found: str) -> dict[str, Any]:
-        """The catalog document the session query looked up, or 404 with `not_found`."""
-        found = self.require_user().document.get("catalog") or []
-        if not found:
-            raise ApiError(404, not_found)
-        return found[0]
 
     def require_user(self) -> AuthenticatedUser:
         if self.user is None:

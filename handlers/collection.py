@@ -6,7 +6,8 @@ from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
-from handlers.schemas.catalog import catalog_id, catalog_id_or_none
+from handlers.reads import CatalogDocument, WholeList, reads
+from handlers.schemas.catalog import catalog_id
 from handlers.schemas.collection import (
     CollectionAddBody,
     CollectionListPage,
@@ -19,7 +20,6 @@ from handlers.schemas.collection import (
     collection_volume,
     money,
 )
-from handlers.session import SessionQuery
 from languages import requested_language
 from storage.collection import CollectionRequest, CollectionStore, collection_stats
 from storage.outcome import WriteOutcome
@@ -48,14 +48,11 @@ class AddItemHandler(CollectionHandler):
                              responses={400: MISSING_PARAMETERS, 404: "Volume not found",
                                         409: "Volume already in collection"})}
 
-    def session_query(self) -> SessionQuery:
-        volume_id = catalog_id_or_none(self.path_kwargs.get("id"))
-        return SessionQuery(catalog=("volumes", volume_id) if volume_id is not None else None)
-
+    @reads(CatalogDocument("volumes"))
     async def post(self, id: str) -> None:
         catalog_id(id)
         body = self.parse_body(CollectionAddBody)
-        volume = self.looked_up("Volume not found")
+        volume = self.brought.catalog_document("Volume not found")
         outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
                                                      utc_now())
         if outcome is WriteOutcome.CONFLICT:
@@ -118,12 +115,10 @@ class CollectionStatsHandler(CollectionHandler):
     api = {"get": Operation(summary="Item count, money spent and purchase dates", query=StatsQuery,
                             response=CollectionStatistics, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
-    def session_query(self) -> SessionQuery:
-        return SessionQuery(fields={"collection": 1})
-
+    @reads(WholeList("collection"))
     async def get(self) -> None:
         query = self.list_parameters(StatsQuery)
-        stats = collection_stats(self.require_user().document.get("collection") or [], query.client)
+        stats = collection_stats(self.brought.entries or [], query.client)
         self.write_json({"total_items": stats.total_items, "total_spent": money(stats.total_cents),
                          "first_buy": stats.first_buy, "last_buy": stats.last_buy})
 

@@ -6,9 +6,9 @@ from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.reads import CatalogDocument, OwnEntry, reads
 from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
-from handlers.session import SessionQuery
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 
@@ -23,7 +23,7 @@ class RatingHandler(SeriesHandler):
 
     def own_rating(self) -> float | None:
         """The user's rating as the session query read it: what a change compares against."""
-        entry = self.own_entry("ratings")
+        entry = self.brought.own_entry
         return float(entry["rating"]) if entry else None
 
 
@@ -32,12 +32,10 @@ class RatingOfSeriesHandler(RatingHandler):
                             response_or_null=True,
                             tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_own_entry("ratings")
-
+    @reads(OwnEntry("ratings"))
     async def get(self, id: str) -> None:
         self.series_id()
-        entry = self.own_entry("ratings")
+        entry = self.brought.own_entry
         self.write_json(rating_payload(entry, self.require_user().id) if entry else None)
 
 
@@ -46,14 +44,12 @@ class AddRatingHandler(RatingHandler):
                              responses={200: "Rating added successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: SERIES_NOT_FOUND, 409: "Rating already exists for this series"})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_series()
-
+    @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         user = self.require_user()
         series_id = self.series_id()
         body = self.parse_body(RatingBody)
-        self.looked_up_series()
+        self.brought.catalog_document(SERIES_NOT_FOUND)
         if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is WriteOutcome.CONFLICT:
             raise ApiError(409, "Rating already exists for this series")
         self.write_message(200, "Rating added successfully")
@@ -64,9 +60,7 @@ class UpdateRatingHandler(RatingHandler):
                              responses={200: "Rating updated successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: RATING_MISSING})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_own_entry("ratings")
-
+    @reads(OwnEntry("ratings"))
     async def post(self, id: str) -> None:
         user = self.require_user()
         series_id = self.series_id()
@@ -82,9 +76,7 @@ class DeleteRatingHandler(RatingHandler):
                                responses={200: "Rating deleted successfully", 400: MISSING_PARAMETERS,
                                           403: FORBIDDEN, 404: RATING_MISSING})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_own_entry("ratings")
-
+    @reads(OwnEntry("ratings"))
     async def delete(self, id: str) -> None:
         user = self.require_user()
         if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is WriteOutcome.NOT_FOUND:

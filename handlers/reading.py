@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.reads import CatalogDocument, OwnEntry, WholeList, reads
 from handlers.schemas.catalog import series_card
 from handlers.schemas.reading import (
     ReadingHistoryPage,
@@ -17,7 +19,6 @@ from handlers.schemas.reading import (
     status_payload,
 )
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
-from handlers.session import SessionQuery
 from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
@@ -36,7 +37,7 @@ class ReadingStatusHandler(SeriesHandler):
     def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
         body = self.parse_body(ReadingStatusBody)
-        if self.looked_up_series().get("client") != body.client:
+        if self.brought.catalog_document(SERIES_NOT_FOUND).get("client") != body.client:
             raise ApiError(404, SERIES_NOT_FOUND)
         return body
 
@@ -46,12 +47,10 @@ class StatusOfSeriesHandler(ReadingStatusHandler):
                             response_or_null=True,
                             tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_own_entry("statuses")
-
+    @reads(OwnEntry("statuses"))
     async def get(self, id: str) -> None:
         self.series_id()
-        entry = self.own_entry("statuses")
+        entry = self.brought.own_entry
         self.write_json(status_payload(entry, self.require_user().id) if entry else None)
 
 
@@ -60,9 +59,7 @@ class AddStatusHandler(ReadingStatusHandler):
                              responses={200: "Reading status added successfully", 400: MISSING_PARAMETERS,
                                         404: SERIES_NOT_FOUND, 409: "Reading status already exists for this series"})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_series()
-
+    @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = self.checked_body()
@@ -77,9 +74,7 @@ class UpdateStatusHandler(ReadingStatusHandler):
                              responses={200: "Reading status updated successfully", 400: MISSING_PARAMETERS,
                                         404: STATUS_MISSING})}
 
-    def session_query(self) -> SessionQuery:
-        return self.with_series()
-
+    @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = self.checked_body()
@@ -101,6 +96,12 @@ class DeleteStatusHandler(ReadingStatusHandler):
         self.write_message(200, "Reading status deleted successfully")
 
 
+def paged_from_statuses(arguments: Mapping[str, str]) -> bool:
+    """Whether a GET's page can be ordered from the statuses alone (brought with the session):
+    a name order or a search needs the catalog join instead, which reads the statuses itself."""
+    return not (arguments.get("order", "").startswith("name") or arguments.get("search", "").strip())
+
+
 class ReadingHistoryHandler(ApiHandler):
     """GET with query parameters; the web client sends the same as a JSON body with POST."""
 
@@ -111,11 +112,6 @@ class ReadingHistoryHandler(ApiHandler):
                           request_required=False, response=ReadingHistoryPage, tags=_TAGS,
                           responses={400: "Invalid parameters"}),
     }
-
-    _query: ReadingHistoryQuery | None = None
-
-    def history_query(self) -> ReadingHistoryQuery:
-        return self.list_parameters(ReadingHistoryQuery)
 
     def history_request(self, query: ReadingHistoryQuery) -> HistoryRequest:
         order, direction = query.order.rsplit("-", 1)
@@ -129,30 +125,18 @@ class ReadingHistoryHandler(ApiHandler):
             client=query.client,
         )
 
-    def session_query(self) -> SessionQuery:
-        # The statuses come with the session unless the query is known (GET) to need the
-        # catalog join instead. A POST body arrives only after authentication, so a POST always
-        # brings them. A bad query is answered 400 after authentication (401 comes first).
-        if self.request.method == "GET":
-            try:
-                self._query = self.history_query()
-            except ApiError:
-                return SessionQuery()
-            if self.history_request(self._query).needs_series:
-                return SessionQuery()
-        return SessionQuery(fields={"statuses": 1})
-
+    @reads(WholeList("statuses", when=paged_from_statuses))
     async def get(self) -> None:
-        await self.answer()
+        await self.answer(self.list_parameters(ReadingHistoryQuery))
 
+    @reads(WholeList("statuses"))  # the body, and so the order, is known only after authentication
     async def post(self) -> None:
-        await self.answer()
+        await self.answer(self.list_parameters(ReadingHistoryQuery))
 
-    async def answer(self) -> None:
+    async def answer(self, query: ReadingHistoryQuery) -> None:
         user = self.require_user()
-        query = self._query or self.history_query()
         request = self.history_request(query)
-        page = await self.services.statuses.history(user.id, request, user.document.get("statuses"))
+        page = await self.services.statuses.history(user.id, request, self.brought.entries)
         items: list[dict[str, Any]] = [
             {**series_card(series, request.language), "reading-history": status_payload(entry, user.id)}
             for entry, series in page.entries

@@ -1,0 +1,77 @@
+"""What a verb needs read together with the session, declared on the verb itself.
+
+Authentication is one query; a verb that needs its own list entry, a whole list or the catalog
+document its path names declares it with `@reads(...)`, and the same query brings it (a round
+trip saved on every such request). The verb then finds it in `self.brought`; the authenticated
+user carries nothing else.
+
+    class AddStatusHandler(ReadingStatusHandler):
+        @reads(CatalogDocument("series"))
+        async def post(self, id: str) -> None:
+            series = self.brought.catalog_document(SERIES_NOT_FOUND)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from handlers.errors import ApiError
+
+
+@dataclass(frozen=True)
+class OwnEntry:
+    """The user's entry of `list_field` for the series the path's `id` names."""
+
+    list_field: str
+
+
+@dataclass(frozen=True)
+class WholeList:
+    """Every entry of the user's `list_field`; with `when`, only for the requests whose raw query
+    arguments it accepts (a verb that would not use the list does not pay for reading it)."""
+
+    list_field: str
+    when: Callable[[Mapping[str, str]], bool] | None = None
+
+
+@dataclass(frozen=True)
+class CatalogDocument:
+    """The document of `collection` (`series` or `volumes`) the path's `id` names."""
+
+    collection: str
+
+
+Read = OwnEntry | WholeList | CatalogDocument
+Verb = TypeVar("Verb", bound=Callable[..., Any])
+
+
+def reads(read: Read) -> Callable[[Verb], Verb]:
+    def declare(verb: Verb) -> Verb:
+        verb.reads = read  # type: ignore[attr-defined]
+        return verb
+    return declare
+
+
+def declared_read(verb: Callable[..., Any] | None) -> Read | None:
+    return getattr(verb, "reads", None)
+
+
+@dataclass(frozen=True)
+class Brought:
+    """What the session query brought for the verb, besides the user."""
+
+    # OwnEntry: zero or one entries; WholeList: all of them; None when no list was read.
+    entries: list[dict[str, Any]] | None = None
+    catalog: list[dict[str, Any]] = field(default_factory=list)  # CatalogDocument: zero or one
+
+    @property
+    def own_entry(self) -> dict[str, Any] | None:
+        return self.entries[0] if self.entries else None
+
+    def catalog_document(self, not_found: str) -> dict[str, Any]:
+        """The catalog document, or 404 with `not_found`."""
+        if not self.catalog:
+            raise ApiError(404, not_found)
+        return self.catalog[0]

@@ -8,7 +8,7 @@ from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, OwnEntry, reads
 from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
-from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler, own_entry_handler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 
@@ -27,16 +27,8 @@ class RatingHandler(SeriesHandler):
         return float(entry["rating"]) if entry else None
 
 
-class RatingOfSeriesHandler(RatingHandler):
-    api = {"get": Operation(summary="The user's rating of a series, or null", response=SeriesRating,
-                            response_or_null=True,
-                            tags=_TAGS, responses={400: MISSING_PARAMETERS})}
-
-    @reads(OwnEntry("ratings"))
-    async def get(self, id: str) -> None:
-        self.series_id()
-        entry = self.brought.own_entry
-        self.write_json(rating_payload(entry, self.require_user().id) if entry else None)
+RatingOfSeriesHandler = own_entry_handler("ratings", rating_payload, SeriesRating,
+                                          "The user's rating of a series, or null", _TAGS)
 
 
 class AddRatingHandler(RatingHandler):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
-from handlers.reads import CatalogDocument, OwnEntry, WholeList, reads
+from handlers.reads import CatalogDocument, WholeList, reads
 from handlers.schemas.catalog import series_card
 from handlers.schemas.reading import (
     ReadingHistoryPage,
@@ -18,7 +19,7 @@ from handlers.schemas.reading import (
     ReadingStatusBody,
     status_payload,
 )
-from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler, own_entry_handler
 from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
@@ -42,46 +43,51 @@ class ReadingStatusHandler(SeriesHandler):
         return body
 
 
-class StatusOfSeriesHandler(ReadingStatusHandler):
-    api = {"get": Operation(summary="The user's reading status of a series, or null", response=ReadingStatus,
-                            response_or_null=True,
-                            tags=_TAGS, responses={400: MISSING_PARAMETERS})}
-
-    @reads(OwnEntry("statuses"))
-    async def get(self, id: str) -> None:
-        self.series_id()
-        entry = self.brought.own_entry
-        self.write_json(status_payload(entry, self.require_user().id) if entry else None)
+StatusOfSeriesHandler = own_entry_handler("statuses", status_payload, ReadingStatus,
+                                          "The user's reading status of a series, or null", _TAGS)
 
 
-class AddStatusHandler(ReadingStatusHandler):
-    api = {"post": Operation(summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
-                             responses={200: "Reading status added successfully", 400: MISSING_PARAMETERS,
-                                        404: SERIES_NOT_FOUND, 409: "Reading status already exists for this series"})}
+@dataclass(frozen=True)
+class StatusWrite:
+    """What distinguishes adding a status from replacing one: the same body, checks and read."""
 
-    @reads(CatalogDocument("series"))
-    async def post(self, id: str) -> None:
-        series_id = self.series_id()
-        body = self.checked_body()
-        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.stored_fields(), utc_now())
-        if outcome is WriteOutcome.CONFLICT:
-            raise ApiError(409, "Reading status already exists for this series")
-        self.write_message(200, "Reading status added successfully")
+    summary: str
+    done: str
+    refused: WriteOutcome  # the store's answer that is the client's mistake
+    refusal: tuple[int, str]  # and how it is answered
 
 
-class UpdateStatusHandler(ReadingStatusHandler):
-    api = {"post": Operation(summary="Replace a reading status", request=ReadingStatusBody, tags=_TAGS,
-                             responses={200: "Reading status updated successfully", 400: MISSING_PARAMETERS,
-                                        404: STATUS_MISSING})}
+class StatusWriteHandler(ReadingStatusHandler):
+    change: ClassVar[StatusWrite]
+
+    @classmethod
+    def for_write(cls, change: StatusWrite) -> type[StatusWriteHandler]:
+        status, message = change.refusal
+        responses = {200: change.done, 400: MISSING_PARAMETERS, status: message}
+        if status != 404:
+            responses[404] = SERIES_NOT_FOUND
+        api = {"post": Operation(summary=change.summary, request=ReadingStatusBody, tags=_TAGS, responses=responses)}
+        return type(f"{change.summary.split()[0]}StatusHandler", (cls,), {"change": change, "api": api})
+
+    async def store(self, user_id: str, series_id: int, body: ReadingStatusBody) -> WriteOutcome:
+        write = self.statuses.add if self.change.refused is WriteOutcome.CONFLICT else self.statuses.update
+        return await write(user_id, series_id, body.client, body.stored_fields(), utc_now())
 
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = self.checked_body()
-        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.stored_fields(), utc_now())
-        if outcome is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, STATUS_MISSING)
-        self.write_message(200, "Reading status updated successfully")
+        if await self.store(self.require_user().id, series_id, body) is self.change.refused:
+            raise ApiError(*self.change.refusal)
+        self.write_message(200, self.change.done)
+
+
+AddStatusHandler = StatusWriteHandler.for_write(StatusWrite(
+    "Add a reading status for a series", "Reading status added successfully", WriteOutcome.CONFLICT,
+    (409, "Reading status already exists for this series")))
+UpdateStatusHandler = StatusWriteHandler.for_write(StatusWrite(
+    "Replace a reading status", "Reading status updated successfully", WriteOutcome.NOT_FOUND,
+    (404, STATUS_MISSING)))
 
 
 class DeleteStatusHandler(ReadingStatusHandler):

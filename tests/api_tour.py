@@ -1,0 +1,76 @@
+"""A tour of the whole API: one successful request on every route, as a signed-in user, another
+user and an administrator. Tests that must hold for every route (targeted queries, the answers'
+shapes) walk it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.api_client import ApiClient, Reply
+from tests.catalog_data import series, volume
+from tests.conftest import RunningApp
+from tests.images import b64, image_bytes
+
+STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
+          "priority": "high", "client": 1}
+CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1)]), series(2, "Berserk", volumes=[volume(21, 1)])]
+
+
+async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, str, Reply]]:
+    """Every route of the API, with a successful request each (and a failed login), on a
+    database with `CATALOG` loaded. Returns (method, route template, reply) for each request."""
+    alice, bob, admin = running.client(), running.client(), running.client()
+    done: list[tuple[str, str, Reply]] = []
+
+    async def call(api: ApiClient, method: str, path: str, route: str, body: Any = None, status: int = 200) -> Any:
+        reply = await api.request(method, path, json_body=body)
+        assert reply.status == status, (method, path, reply.status, reply.body)
+        done.append((method, route, reply))
+        return reply
+
+    await call(alice, "POST", "/auth/register", "/auth/register", {"username": "alice", "password": "correct horse"}, 201)
+    await call(bob, "POST", "/auth/register", "/auth/register", {"username": "bob", "password": "correct horse"}, 201)
+    await call(admin, "POST", "/auth/register", "/auth/register", {"username": "root", "password": "correct horse"}, 201)
+    await call(alice, "POST", "/auth/login", "/auth/login", {"username": "alice", "password": "wrong password"}, 401)
+    me = (await call(alice, "POST", "/auth/login", "/auth/login", {"username": "alice", "password": "correct horse"})).body
+    bob_id = (await call(bob, "POST", "/auth/login", "/auth/login",
+                         {"username": "bob", "password": "correct horse"})).body["user"]["id"]
+    await call(admin, "POST", "/auth/login", "/auth/login", {"username": "root", "password": "correct horse"})
+    admin_id = admin.cookies["refreshToken"].partition(".")[0]
+    await db.users.update_one({"_id": admin_id}, {"$set": {"roles": ["admin"]}})
+    user_id = me["user"]["id"]
+    png = b64(image_bytes("PNG", (32, 32)))
+    await call(alice, "GET", "/auth/me", "/auth/me")
+    await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
+    await call(alice, "POST", "/user/reading-status/add/1", "/user/reading-status/add/{id}", STATUS)
+    await call(alice, "GET", "/user/reading-status/id/1", "/user/reading-status/id/{id}")
+    await call(alice, "POST", "/user/reading-status/update/1", "/user/reading-status/update/{id}", STATUS)
+    await call(alice, "GET", "/user/reading-history?search=yo&order=name-asc", "/user/reading-history")
+    await call(alice, "POST", "/user/reading-history", "/user/reading-history", {"order": "update-desc"})
+    await call(alice, "POST", "/user/series-rating/add/1", "/user/series-rating/add/{id}", {"rating": 7})
+    await call(alice, "GET", "/user/series-rating/id/1", "/user/series-rating/id/{id}")
+    await call(alice, "GET", "/user/series-rating/1", "/user/series-rating/{id}")
+    await call(alice, "POST", "/user/series-rating/update/1", "/user/series-rating/update/{id}", {"rating": 8})
+    item = (await call(alice, "POST", "/user/collection/add/11", "/user/collection/add/{id}")).body["item_id"]
+    await call(alice, "POST", f"/user/collection/update/{item}", "/user/collection/update/{id}",
+               {"price": 5, "date": "2024-01-01"})
+    await call(alice, "GET", "/user/collection?client=1", "/user/collection")
+    await call(alice, "POST", "/user/collection", "/user/collection", {"client": 1, "search": "yo"})
+    await call(alice, "GET", "/user/collection/stats/general?client=1", "/user/collection/stats/general")
+    await call(alice, "POST", f"/user/update-image/{user_id}", "/user/update-image/{id}", {"image": png})
+    await call(alice, "GET", f"/user/avatar/{user_id}/scaled", "/user/avatar/{id}/{res}")
+    await call(alice, "HEAD", f"/user/avatar/{user_id}/high", "/user/avatar/{id}/{res}")
+    await call(alice, "DELETE", f"/user/delete-image/{user_id}", "/user/delete-image/{id}")
+    await call(admin, "POST", f"/admin-users/update-image/{bob_id}", "/admin-users/update-image/{id}", {"image": png})
+    await call(admin, "DELETE", f"/admin-users/delete-image/{bob_id}", "/admin-users/delete-image/{id}")
+    await call(admin, "POST", f"/users/{bob_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
+    await call(alice, "DELETE", f"/user/collection/delete/{item}", "/user/collection/delete/{id}")
+    await call(alice, "DELETE", "/user/series-rating/delete/1", "/user/series-rating/delete/{id}")
+    await call(alice, "DELETE", "/user/reading-status/delete/1", "/user/reading-status/delete/{id}")
+    await call(alice, "GET", "/health", "/health")
+    await call(alice, "GET", "/openapi.json", "/openapi.json")
+    await call(bob, "POST", "/auth/logout", "/auth/logout")
+    await call(alice, "POST", "/auth/logout", "/auth/logout", {"all": True})
+    return done

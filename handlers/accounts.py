@@ -8,7 +8,7 @@ from auth.tokens import SessionCookie, SessionTimes
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
 from handlers.openapi_docs import Operation, Route
-from handlers.schemas.auth import Credentials, LogoutRequest, UserEnvelope, user_payload
+from handlers.schemas.auth import Credentials, LogoutRequest, UserEnvelope
 from storage.users import UsernameTaken
 
 TOO_MANY_REQUESTS = "Too many requests."
@@ -76,27 +76,26 @@ class LoginHandler(ApiHandler):
         # number of concurrent attempts, at most the limit are verified.
         if not await attempts.attempt(key):
             raise ApiError(429, TOO_MANY_REQUESTS)
-        document = None
+        found = None
         if len(credentials.password) <= 1024:
-            document = await self.services.users.find_credentials(credentials.username)
-        stored_hash = document.get("password_hash") if document else None
+            found = await self.services.users.find_credentials(credentials.username)
+        stored_hash = found.password_hash if found else None
         # Always verify (against a decoy hash for unknown users) so timing does not reveal names.
-        if not await self.services.passwords.verify(stored_hash, credentials.password[:1024]) or document is None:
+        if not await self.services.passwords.verify(stored_hash, credentials.password[:1024]) or found is None:
             raise ApiError(401, INVALID_CREDENTIALS)
         await attempts.reset(key)  # a success clears the failures before it
-        cookie = SessionCookie.new(document["_id"])
+        cookie = SessionCookie.new(found.user.id)
         now = utc_now()
-        await self.services.users.add_session(document["_id"], cookie.secret_hash, now)
+        await self.services.users.add_session(found.user.id, cookie.secret_hash, now)
         self.set_refresh_cookie(cookie, SessionTimes(created=now, last_seen=now))
-        document.pop("password_hash", None)
-        self.write_json({"user": user_payload(document)})
+        self.write_model(UserEnvelope.of(found.user))
 
 
 class MeHandler(ApiHandler):
     api = {"get": Operation(summary="The signed-in user", response=UserEnvelope, tags=("auth",))}
 
     async def get(self) -> None:
-        self.write_json({"user": user_payload(self.require_user().document)})
+        self.write_model(UserEnvelope.of(self.require_user().record))
 
 
 class LogoutHandler(ApiHandler):

@@ -26,12 +26,13 @@ from handlers.errors import (
     validate,
 )
 from handlers.openapi_docs import Operation
-from handlers.reads import Brought, OwnEntry, Read, WholeList, declared_read
+from handlers.reads import Brought, CatalogDocument, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
 from storage.database import is_unavailable
 from storage.outcome import ListsFull
+from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, UserRecord
 
 log = logging.getLogger("tsundoku.handlers")
 
@@ -206,8 +207,12 @@ class ApiHandler(tornado.web.RequestHandler):
         read = self.declared_read()
         entries = None
         if isinstance(read, (OwnEntry, WholeList)) and read.list_field in query.fields:
-            entries = document.pop(read.list_field, None) or []
-        return Brought(entries=entries, catalog=document.pop("catalog", None) or [])
+            record_of = LIST_ENTRIES[read.list_field]
+            entries = [record_of(entry) for entry in document.pop(read.list_field, None) or []]
+        catalog = document.pop("catalog", None) or []
+        if isinstance(read, CatalogDocument):
+            catalog = [CATALOG_DOCUMENTS[read.collection](found) for found in catalog]
+        return Brought(entries=entries, catalog=catalog)
 
     async def authenticate(self) -> None:
         value = self.get_cookie(COOKIE_NAME)
@@ -229,13 +234,13 @@ class ApiHandler(tornado.web.RequestHandler):
         times = SessionTimes(created=session["created"], last_seen=session["last_seen"])
         now = utc_now()
         if times.is_expired(now):
-            await users.revoke_session(document["_id"], hashed)
+            await users.revoke_session(cookie.user_id, hashed)
             self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
         if times.needs_touch(now):
-            await users.touch_session(document["_id"], hashed, now)
+            await users.touch_session(cookie.user_id, hashed, now)
             self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
-        self.user = AuthenticatedUser(id=document["_id"], document=document, session_hash=hashed)
+        self.user = AuthenticatedUser(record=UserRecord.of(document), session_hash=hashed)
 
     def require_user(self) -> AuthenticatedUser:
         if self.user is None:
@@ -327,6 +332,10 @@ class ApiHandler(tornado.web.RequestHandler):
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(payload, separators=(",", ":"), default=_json_default))
+
+    def write_model(self, answer: BaseModel | None, status: int = 200) -> None:
+        """An answer built as its published response model (None answers JSON `null`)."""
+        self.write_json(None if answer is None else answer.model_dump(mode="json", by_alias=True), status)
 
     def write_message(self, status: int, message: str) -> None:
         self.write_json(message_body(status, message), status)

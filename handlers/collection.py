@@ -14,10 +14,10 @@ from handlers.schemas.collection import (
     CollectionQuery,
     CollectionStatistics,
     CollectionUpdateBody,
+    CollectionVolume,
     ItemAdded,
     StatsQuery,
     cents,
-    collection_volume,
     money,
 )
 from languages import requested_language
@@ -106,9 +106,8 @@ class CollectionListHandler(CollectionHandler):
             client=query.client, descending=query.order == "name-desc", offset=query.offset,
             limit=query.page_size, search=query.search_text, language=language,
         ))
-        volumes = [collection_volume(item, volume, series, language) for item, volume, series in page.items]
-        self.write_json({"volumes": volumes, "max": page.total, "from": query.offset,
-                         "to": query.offset + len(volumes)})
+        volumes = [CollectionVolume.of(item, volume, series, language) for item, volume, series in page.items]
+        self.write_model(CollectionListPage.of(volumes, page.total, query.offset))
 
 
 class CollectionStatsHandler(CollectionHandler):
@@ -119,8 +118,8 @@ class CollectionStatsHandler(CollectionHandler):
     async def get(self) -> None:
         query = self.list_parameters(StatsQuery)
         stats = collection_stats(self.brought.entries or [], query.client)
-        self.write_json({"total_items": stats.total_items, "total_spent": money(stats.total_cents),
-                         "first_buy": stats.first_buy, "last_buy": stats.last_buy})
+        self.write_model(CollectionStatistics(total_items=stats.total_items, total_spent=money(stats.total_cents) or 0,
+                                              first_buy=stats.first_buy, last_buy=stats.last_buy))
 
 
 routes = [

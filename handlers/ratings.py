@@ -7,7 +7,7 @@ from auth.permissions import RATE_SERIES
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, OwnEntry, reads
-from handlers.schemas.ratings import RatingBody, SeriesRating, rating_payload
+from handlers.schemas.ratings import RatingBody, SeriesRating
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler, own_entry_handler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
@@ -24,10 +24,10 @@ class RatingHandler(SeriesHandler):
     def own_rating(self) -> float | None:
         """The user's rating as the session query read it: what a change compares against."""
         entry = self.brought.own_entry
-        return float(entry["rating"]) if entry else None
+        return entry.rating if entry else None
 
 
-RatingOfSeriesHandler = own_entry_handler("ratings", rating_payload, SeriesRating,
+RatingOfSeriesHandler = own_entry_handler("ratings", SeriesRating.of, SeriesRating,
                                           "The user's rating of a series, or null", _TAGS)
 
 

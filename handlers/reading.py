@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, WholeList, reads
-from handlers.schemas.catalog import series_card
 from handlers.schemas.reading import (
+    HistoryItem,
     ReadingHistoryPage,
     ReadingHistoryQuery,
     ReadingStatus,
     ReadingStatusBody,
-    status_payload,
 )
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler, own_entry_handler
 from languages import requested_language
@@ -38,12 +37,12 @@ class ReadingStatusHandler(SeriesHandler):
     def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
         body = self.parse_body(ReadingStatusBody)
-        if self.brought.catalog_document(SERIES_NOT_FOUND).get("client") != body.client:
+        if self.brought.catalog_document(SERIES_NOT_FOUND).client != body.client:
             raise ApiError(404, SERIES_NOT_FOUND)
         return body
 
 
-StatusOfSeriesHandler = own_entry_handler("statuses", status_payload, ReadingStatus,
+StatusOfSeriesHandler = own_entry_handler("statuses", ReadingStatus.of, ReadingStatus,
                                           "The user's reading status of a series, or null", _TAGS)
 
 
@@ -143,11 +142,8 @@ class ReadingHistoryHandler(ApiHandler):
         user = self.require_user()
         request = self.history_request(query)
         page = await self.services.statuses.history(user.id, request, self.brought.entries)
-        items: list[dict[str, Any]] = [
-            {**series_card(series, request.language), "reading-history": status_payload(entry, user.id)}
-            for entry, series in page.entries
-        ]
-        self.write_json({"series": items, "max": page.total, "from": query.offset, "to": query.offset + len(items)})
+        items = [HistoryItem.of(status, series, user.id, request.language) for status, series in page.entries]
+        self.write_model(ReadingHistoryPage.of(items, page.total, query.offset))
 
 
 routes = [

@@ -62,16 +62,17 @@ def declared_read(verb: Callable[..., Any] | None) -> Read | None:
 class Brought:
     """What the session query brought for the verb, besides the user."""
 
-    # OwnEntry: zero or one entries; WholeList: all of them; None when no list was read.
-    entries: list[dict[str, Any]] | None = None
-    catalog: list[dict[str, Any]] = field(default_factory=list)  # CatalogDocument: zero or one
+    # Records (storage.records) of the list's entries: OwnEntry zero or one, WholeList all of
+    # them; None when no list was read.
+    entries: list[Any] | None = None
+    catalog: list[Any] = field(default_factory=list)  # CatalogDocument: zero or one record
 
     @property
-    def own_entry(self) -> dict[str, Any] | None:
+    def own_entry(self) -> Any | None:
         return self.entries[0] if self.entries else None
 
-    def catalog_document(self, not_found: str) -> dict[str, Any]:
-        """The catalog document, or 404 with `not_found`."""
+    def catalog_document(self, not_found: str) -> Any:
+        """The catalog document's record, or 404 with `not_found`."""
         if not self.catalog:
             raise ApiError(404, not_found)
         return self.catalog[0]

@@ -23,11 +23,8 @@ class SeriesHandler(ApiHandler):
 
 
 
-Payload = Callable[[dict[str, Any], str], dict[str, Any]]
-
-
-def own_entry_handler(list_field: str, payload: Payload, response: type[BaseModel], summary: str,
-                      tags: tuple[str, ...]) -> type[SeriesHandler]:
+def own_entry_handler(list_field: str, answer: Callable[[Any, str], BaseModel], response: type[BaseModel],
+                      summary: str, tags: tuple[str, ...]) -> type[SeriesHandler]:
     """The read of the user's own entry of a list for one series (a status, a rating): the entry
     comes with the session; no entry answers `null`."""
 
@@ -39,7 +36,7 @@ def own_entry_handler(list_field: str, payload: Payload, response: type[BaseMode
         async def get(self, id: str) -> None:
             self.series_id()
             entry = self.brought.own_entry
-            self.write_json(payload(entry, self.require_user().id) if entry else None)
+            self.write_model(answer(entry, self.require_user().id) if entry else None)
 
     OwnEntryHandler.__name__ = OwnEntryHandler.__qualname__ = f"Own{list_field.title()}Handler"
     return OwnEntryHandler

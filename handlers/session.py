@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auth.permissions import permissions_for
+from storage.records import UserRecord
 
 
 @dataclass(frozen=True)
@@ -19,13 +20,19 @@ class SessionQuery:
 
 @dataclass(frozen=True)
 class AuthenticatedUser:
-    id: str
-    document: dict[str, Any]
+    """Who is asking: the user's record and the session they asked with. Nothing else: what a
+    verb needs besides is declared with `@reads` and arrives in the handler's `brought`."""
+
+    record: UserRecord
     session_hash: str
 
     @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
     def permissions(self) -> list[str]:
-        return permissions_for(self.document.get("roles") or [])
+        return permissions_for(self.record.roles)
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions

@@ -36,7 +36,7 @@ class SaveSettingsHandler(ApiHandler):
         if not values:
             raise ApiError(400, MISSING_PARAMETERS)
         needs_age_verification = values.get("nsfw-mode") == NSFW_18
-        if is_self and needs_age_verification and not user.document.get("age_verified"):
+        if is_self and needs_age_verification and not user.record.age_verified:
             raise ApiError(403, FORBIDDEN)
         outcome = await self.services.users.save_settings(
             target_id, values, needs_age_verification=needs_age_verification

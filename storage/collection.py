@@ -15,6 +15,7 @@ from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 from storage.paging import entries_of, page_stage, run_paged
 from storage.reading import literal_pattern
+from storage.records import CollectionItemRecord, SeriesRecord, VolumeRecord
 
 # What a collection answer shows of a volume and of its series.
 VOLUME_FIELDS: dict[str, int] = {
@@ -36,7 +37,7 @@ class CollectionRequest:
 
 @dataclass(frozen=True)
 class CollectionPage:
-    items: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]  # (item, volume, series)
+    items: list[tuple[CollectionItemRecord, VolumeRecord, SeriesRecord]]
     total: int
 
 
@@ -48,13 +49,13 @@ class CollectionStats:
     last_buy: str | None
 
 
-def collection_stats(items: list[dict[str, Any]], client: int) -> CollectionStats:
+def collection_stats(items: list[CollectionItemRecord], client: int) -> CollectionStats:
     """Computed from the items read with the session: exact, and no second round trip."""
-    mine = [item for item in items if item.get("client") == client]
-    dates = sorted(item["buy_date"] for item in mine if item.get("buy_date"))
+    mine = [item for item in items if item.client == client]
+    dates = sorted(item.buy_date for item in mine if item.buy_date)
     return CollectionStats(
         total_items=len(mine),
-        total_cents=sum(int(item.get("price_cents") or 0) for item in mine),
+        total_cents=sum(item.price_cents or 0 for item in mine),
         first_buy=dates[0] if dates else None,
         last_buy=dates[-1] if dates else None,
     )
@@ -65,13 +66,13 @@ class CollectionStore:
         self._users = db["users"]
         self._items = EmbeddedList(self._users, "collection", key="item_id")
 
-    async def add(self, user_id: str, volume: dict[str, Any], price_cents: int | None,
+    async def add(self, user_id: str, volume: VolumeRecord, price_cents: int | None,
                   buy_date: str | None, now: Any) -> tuple[WriteOutcome, str | None]:
         """One conditional push: of concurrent adds of one volume, exactly one is stored."""
         item_id = str(ObjectId())
-        item = {"item_id": item_id, "volume_id": volume["_id"], "series_id": volume["series_id"],
-                "client": volume["client"], "price_cents": price_cents, "buy_date": buy_date, "added": now}
-        if await self._items.push_unique(user_id, volume["_id"], item, unique_by="volume_id"):
+        item = {"item_id": item_id, "volume_id": volume.id, "series_id": volume.series_id,
+                "client": volume.client, "price_cents": price_cents, "buy_date": buy_date, "added": now}
+        if await self._items.push_unique(user_id, volume.id, item, unique_by="volume_id"):
             return WriteOutcome.DONE, item_id
         return WriteOutcome.CONFLICT, None
 
@@ -118,4 +119,5 @@ class CollectionStore:
             ]),
         ]
         found, total = await run_paged(self._users, pipeline, request.limit)
-        return CollectionPage(items=[(item, item.pop("volume"), item.pop("series")) for item in found], total=total)
+        return CollectionPage(items=[(CollectionItemRecord.of(item), VolumeRecord.of(item["volume"]),
+                                      SeriesRecord.of(item["series"])) for item in found], total=total)

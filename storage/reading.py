@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 from storage.paging import entries_of, page_stage, run_paged
+from storage.records import SeriesRecord, StatusRecord
 
 PRIORITY_RANK = {"low": 1, "mid": 2, "high": 3}
 STATUS_FIELD_OF_ORDER = {"update": "last_update", "start-date": "start", "end-date": "end"}
@@ -51,7 +52,7 @@ class HistoryRequest:
 
 @dataclass(frozen=True)
 class HistoryPage:
-    entries: list[tuple[dict[str, Any], dict[str, Any]]]  # (status entry, series)
+    entries: list[tuple[StatusRecord, SeriesRecord]]
     total: int
 
 
@@ -83,7 +84,7 @@ class ReadingStatusStore:
         return WriteOutcome.DONE if removed else WriteOutcome.NOT_FOUND
 
     async def history(self, user_id: str, request: HistoryRequest,
-                      entries: list[dict[str, Any]] | None = None) -> HistoryPage:
+                      entries: list[StatusRecord] | None = None) -> HistoryPage:
         """One round trip either way. When the order and filter need only the statuses, the
         caller passes the user's `entries` (read with the session) and they are ordered here,
         so only the page's series are read. Otherwise one aggregation joins the catalog."""
@@ -91,18 +92,18 @@ class ReadingStatusStore:
             return await self._history_joined(user_id, request)
         return await self._history_of_entries(entries or [], request)
 
-    async def _history_of_entries(self, entries: list[dict[str, Any]], request: HistoryRequest) -> HistoryPage:
+    async def _history_of_entries(self, entries: list[StatusRecord], request: HistoryRequest) -> HistoryPage:
         if request.client is not None:
-            entries = [e for e in entries if e.get("client") == request.client]
+            entries = [e for e in entries if e.client == request.client]
         ordered = order_by_status_field(entries, request.order, request.descending)
         page = ordered[request.offset: request.offset + request.limit]
-        found = {}
+        found: dict[int, SeriesRecord] = {}
         if page:
             # At most 100 ids: SecantusDB's $in grows with the square of the list, so never more.
-            cursor = self._series.find({"_id": {"$in": [e["series_id"] for e in page]}}, SERIES_CARD_FIELDS)
-            found = {series["_id"]: series async for series in cursor}
+            cursor = self._series.find({"_id": {"$in": [e.series_id for e in page]}}, SERIES_CARD_FIELDS)
+            found = {series["_id"]: SeriesRecord.of(series) async for series in cursor}
         return HistoryPage(
-            entries=[(entry, found[entry["series_id"]]) for entry in page if entry["series_id"] in found],
+            entries=[(entry, found[entry.series_id]) for entry in page if entry.series_id in found],
             total=len(ordered),
         )
 
@@ -139,22 +140,21 @@ class ReadingStatusStore:
             {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0}},
         ]))
         found, total = await run_paged(self._users, pipeline, request.limit)
-        entries = [(item, item.pop("series")) for item in found]
+        entries = [(StatusRecord.of(item), SeriesRecord.of(item["series"])) for item in found]
         return HistoryPage(entries=entries, total=total)
 
 
-def _status_sort_value(entry: dict[str, Any], order: str) -> Any:
+def _status_sort_value(entry: StatusRecord, order: str) -> Any:
     if order == "priority":
-        return PRIORITY_RANK.get(entry.get("priority") or "")
+        return PRIORITY_RANK.get(entry.priority or "")
     if order == "score":
-        score = entry.get("score")
-        return score if score else None
-    return entry.get(STATUS_FIELD_OF_ORDER[order])
+        return entry.score if entry.score else None
+    return getattr(entry, STATUS_FIELD_OF_ORDER[order])  # the record's fields are named as stored
 
 
-def order_by_status_field(entries: list[dict[str, Any]], order: str, descending: bool) -> list[dict[str, Any]]:
+def order_by_status_field(entries: list[StatusRecord], order: str, descending: bool) -> list[StatusRecord]:
     """The same order as the aggregation: by value, ties by series id, missing values last."""
-    by_id = sorted(((_status_sort_value(e, order), e) for e in entries), key=lambda pair: pair[1]["series_id"])
+    by_id = sorted(((_status_sort_value(e, order), e) for e in entries), key=lambda pair: pair[1].series_id)
     valued = [(v, e) for v, e in by_id if v is not None]
     missing = [e for v, e in by_id if v is None]
     # Python's sort is stable with reverse=True too, so ties keep the series id order.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
@@ -20,6 +21,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from auth.permissions import DEFAULT_ROLE
 from auth.tokens import MAX_SESSIONS_PER_USER
 from storage.database import in_transaction
+from storage.records import UserRecord
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -39,6 +41,12 @@ PROFILE_FIELDS: dict[str, int] = {
 
 class UsernameTaken(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class StoredCredentials:
+    user: UserRecord
+    password_hash: str
 
 
 class SettingsOutcome(enum.Enum):
@@ -92,11 +100,12 @@ class UserStore:
         found = await self._usernames.find_one({"_id": username.lower()}, {"user_id": 1})
         return found["user_id"] if found else None
 
-    async def find_credentials(self, username: str) -> dict[str, Any] | None:
+    async def find_credentials(self, username: str) -> StoredCredentials | None:
         user_id = await self.id_of(username)
         if user_id is None:
             return None
-        return await self._users.find_one({"_id": user_id}, {"password_hash": 1, **PROFILE_FIELDS})
+        found = await self._users.find_one({"_id": user_id}, {"password_hash": 1, **PROFILE_FIELDS})
+        return StoredCredentials(UserRecord.of(found), found["password_hash"]) if found else None
 
     async def exists(self, user_id: str) -> bool:
         return await self._users.count_documents({"_id": user_id}, limit=1) == 1

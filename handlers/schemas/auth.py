@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, StrictBool, StrictStr
 
-from auth.clock import iso_utc
 from auth.permissions import permissions_for
 from handlers.schemas.common import RequestModel
 from handlers.schemas.settings import UserSettings, settings_with_defaults
+from storage.records import UserRecord
 
 
 class Credentials(RequestModel):
@@ -33,28 +32,22 @@ class User(BaseModel):
     permissions: list[str]
     settings: UserSettings  # type: ignore[valid-type]
 
+    @classmethod
+    def of(cls, user: UserRecord) -> User:
+        return cls(id=user.id, username=user.username, slug=user.slug,
+                   profile_image=avatar_url(user.id, user.avatar_version), registered=user.registered,
+                   age_verified=user.age_verified, roles=list(user.roles), permissions=permissions_for(user.roles),
+                   settings=settings_with_defaults(user.settings))
+
 
 class UserEnvelope(BaseModel):
     user: User
 
-
-def avatar_url(user_id: str, profile_image: dict[str, Any] | None, resolution: str = "scaled") -> str | None:
-    if not profile_image:
-        return None
-    return f"/user/avatar/{user_id}/{resolution}?v={profile_image['version']}"
+    @classmethod
+    def of(cls, user: UserRecord) -> UserEnvelope:
+        return cls(user=User.of(user))
 
 
-def user_payload(document: dict[str, Any]) -> dict[str, Any]:
-    """The API's User object from a stored user document."""
-    roles = list(document.get("roles") or [])
-    return {
-        "id": document["_id"],
-        "username": document["username"],
-        "slug": document["slug"],
-        "profile_image": avatar_url(document["_id"], document.get("profile_image")),
-        "registered": iso_utc(document["registered"]),
-        "age_verified": bool(document.get("age_verified")),
-        "roles": roles,
-        "permissions": permissions_for(roles),
-        "settings": settings_with_defaults(document.get("settings")),
-    }
+
+def avatar_url(user_id: str, version: int | None, resolution: str = "scaled") -> str | None:
+    return None if version is None else f"/user/avatar/{user_id}/{resolution}?v={version}"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.schemas.common import FieldError
 from languages import localized
+from storage.records import SeriesRecord, VolumeCardRecord
 
 _POSITIVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
@@ -52,28 +53,26 @@ class VolumeCard(BaseModel):
     nsfw18: int
     aspect_ratio: float | None
 
+    @classmethod
+    def of(cls, card: VolumeCardRecord | None) -> VolumeCard | None:
+        if card is None:
+            return None
+        return cls(id=card.id, cover_path=card.cover_path, nsfw=card.nsfw, nsfw18=card.nsfw18,
+                   aspect_ratio=card.aspect_ratio)
 
-def series_card(series: dict[str, Any], language: str | None) -> dict[str, Any]:
-    """The series fields every list item shows, localized."""
-    count = int(series.get("rating_count") or 0)
+
+def series_card(series: SeriesRecord, language: str | None) -> dict[str, Any]:
+    """The series fields every list item shows, localized: the fields of a model that shows a card."""
     return {
-        "id": series["_id"],
-        "name": series["name"],
-        "type": series.get("type"),
-        "slug": series.get("slug"),
-        "origin": series.get("origin"),
-        "client": series.get("client"),
-        "alias": localized(series.get("titles"), language, series["name"]),
-        "description": localized(series.get("descriptions"), language, None),
-        "volume": series.get("first_volume"),
-        "average_rating": average_rating(series) if count else None,
-        "rating_count": count,
+        "id": series.id,
+        "name": series.name,
+        "type": series.type,
+        "slug": series.slug,
+        "origin": series.origin,
+        "client": series.client,
+        "alias": localized(series.titles, language, series.name),
+        "description": localized(series.descriptions, language, None),
+        "volume": VolumeCard.of(series.first_volume),
+        "average_rating": series.average_rating,
+        "rating_count": series.rating_count,
     }
-
-
-def average_rating(series: dict[str, Any]) -> float | None:
-    count = int(series.get("rating_count") or 0)
-    if count == 0:
-        return None
-    # Ratings are summed in half points (integers): one division, no accumulated float error.
-    return int(series.get("rating_half_points") or 0) / (2 * count)

@@ -14,6 +14,7 @@ from handlers.schemas.catalog import ClientId
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
 from handlers.schemas.reading import ListQuery
 from languages import localized
+from storage.records import CollectionItemRecord, SeriesRecord, VolumeRecord
 
 MAX_PRICE = Decimal(100_000)
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -116,11 +117,29 @@ class CollectionVolume(BaseModel):
     in_collection: bool
 
 
+    @classmethod
+    def of(cls, item: CollectionItemRecord, volume: VolumeRecord, series: SeriesRecord,
+           language: str | None) -> CollectionVolume:
+        return cls(id=volume.id, name=volume.name,
+                   series=CollectionSeries(id=series.id, name=localized(series.titles, language, series.name),
+                                           type=series.type),
+                   language=volume.language, release_date=volume.release_date, pages=volume.pages,
+                   nsfw=volume.nsfw, nsfw18=volume.nsfw18, aspect_ratio=volume.aspect_ratio,
+                   cover_path=volume.cover_path,
+                   collection=CollectionEntry(item_id=item.item_id, buy_date=item.buy_date,
+                                              price=money(item.price_cents)),
+                   in_collection=True)
+
+
 class CollectionListPage(BaseModel):
     volumes: list[CollectionVolume]
     max: int
     from_: int = Field(alias="from")
     to: int
+
+    @classmethod
+    def of(cls, volumes: list[CollectionVolume], total: int, offset: int) -> CollectionListPage:
+        return cls(volumes=volumes, max=total, to=offset + len(volumes), **{"from": offset})
 
 
 class CollectionStatistics(BaseModel):
@@ -128,18 +147,3 @@ class CollectionStatistics(BaseModel):
     total_spent: float
     first_buy: str | None
     last_buy: str | None
-
-
-def collection_volume(item: dict[str, Any], volume: dict[str, Any], series: dict[str, Any],
-                      language: str | None) -> dict[str, Any]:
-    return {
-        "id": volume["_id"],
-        "name": volume["name"],
-        "series": {"id": series["_id"], "name": localized(series.get("titles"), language, series["name"]),
-                   "type": series.get("type")},
-        **{field: volume.get(field) for field in ("language", "release_date", "pages", "nsfw", "nsfw18",
-                                                   "aspect_ratio", "cover_path")},
-        "collection": {"item_id": item["item_id"], "buy_date": item.get("buy_date"),
-                       "price": money(item.get("price_cents"))},
-        "in_collection": True,
-    }

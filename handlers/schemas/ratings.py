@@ -8,6 +8,7 @@ from pydantic import BaseModel, BeforeValidator
 
 from auth.clock import iso_utc
 from handlers.schemas.common import RequestModel
+from storage.records import RatingRecord
 
 
 def _rating_value(value: Any) -> Any:
@@ -31,11 +32,7 @@ class SeriesRating(BaseModel):
     rating: float
     last_update: str
 
-
-def rating_payload(entry: dict[str, Any], user_id: str) -> dict[str, Any]:
-    return {
-        "user_id": user_id,
-        "series_id": entry["series_id"],
-        "rating": entry["rating"],
-        "last_update": iso_utc(entry["last_update"]),
-    }
+    @classmethod
+    def of(cls, rating: RatingRecord, user_id: str) -> SeriesRating:
+        return cls(user_id=user_id, series_id=rating.series_id, rating=rating.rating,
+                   last_update=iso_utc(rating.last_update))

@@ -19,8 +19,9 @@ from pydantic import (
 )
 
 from auth.clock import iso_utc
-from handlers.schemas.catalog import ClientId, VolumeCard
+from handlers.schemas.catalog import ClientId, VolumeCard, series_card
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
+from storage.records import SeriesRecord, StatusRecord
 
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -119,15 +120,12 @@ class ReadingStatus(BaseModel):
     last_update: str
 
 
-STATUS_FIELDS = ("visibility", "progress_type", "progress", "status", "reread", "score", "priority",
-                 "start", "end", "notes")
-
-
-def status_payload(entry: dict[str, Any], user_id: str) -> dict[str, Any]:
-    payload = {"user_id": user_id, "series_id": entry["series_id"], "client": entry["client"]}
-    payload.update({field: entry.get(field) for field in STATUS_FIELDS})
-    payload["last_update"] = iso_utc(entry["last_update"])
-    return payload
+    @classmethod
+    def of(cls, status: StatusRecord, user_id: str) -> ReadingStatus:
+        return cls(user_id=user_id, series_id=status.series_id, client=status.client, visibility=status.visibility,
+                   progress_type=status.progress_type, progress=status.progress, status=status.status,
+                   reread=status.reread, score=status.score, priority=status.priority, start=status.start,
+                   end=status.end, notes=status.notes, last_update=iso_utc(status.last_update))
 
 
 HISTORY_ORDERS = (
@@ -189,8 +187,17 @@ class HistoryItem(BaseModel):
     reading_history: ReadingStatus = Field(alias="reading-history")
 
 
+    @classmethod
+    def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None) -> HistoryItem:
+        return cls(**series_card(series, language), **{"reading-history": ReadingStatus.of(status, user_id)})
+
+
 class ReadingHistoryPage(BaseModel):
     series: list[HistoryItem]
     max: int
     from_: int = Field(alias="from")
     to: int
+
+    @classmethod
+    def of(cls, items: list[HistoryItem], total: int, offset: int) -> ReadingHistoryPage:
+        return cls(series=items, max=total, to=offset + len(items), **{"from": offset})

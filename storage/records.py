@@ -1,0 +1,156 @@
+"""What the stores return: typed records, made from stored documents here and only here.
+
+Stored field names (`_id`, `price_cents`, `rating_half_points`, `titles`) stop at this module;
+the HTTP layer reads records and turns them into the published response models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: str
+    username: str
+    slug: str
+    registered: datetime
+    age_verified: bool
+    roles: tuple[str, ...]
+    settings: dict[str, Any]  # as stored: only the keys the user set
+    avatar_version: int | None  # None: no profile image
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> UserRecord:
+        image = document.get("profile_image")
+        return cls(id=document["_id"], username=document["username"], slug=document["slug"],
+                   registered=document["registered"], age_verified=bool(document.get("age_verified")),
+                   roles=tuple(document.get("roles") or ()), settings=dict(document.get("settings") or {}),
+                   avatar_version=image["version"] if image else None)
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    series_id: int
+    client: int
+    visibility: str
+    progress_type: str
+    progress: float
+    status: str
+    reread: int | None
+    score: float | None
+    priority: str
+    start: str | None
+    end: str | None
+    notes: str | None
+    last_update: datetime
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> StatusRecord:
+        return cls(series_id=entry["series_id"], client=entry["client"], visibility=entry["visibility"],
+                   progress_type=entry["progress_type"], progress=entry["progress"], status=entry["status"],
+                   reread=entry.get("reread"), score=entry.get("score"), priority=entry["priority"],
+                   start=entry.get("start"), end=entry.get("end"), notes=entry.get("notes"),
+                   last_update=entry["last_update"])
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    series_id: int
+    rating: float
+    last_update: datetime
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> RatingRecord:
+        return cls(series_id=entry["series_id"], rating=float(entry["rating"]), last_update=entry["last_update"])
+
+
+@dataclass(frozen=True)
+class CollectionItemRecord:
+    item_id: str
+    volume_id: int
+    series_id: int
+    client: int
+    price_cents: int | None
+    buy_date: str | None
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> CollectionItemRecord:
+        return cls(item_id=entry["item_id"], volume_id=entry["volume_id"], series_id=entry["series_id"],
+                   client=entry["client"], price_cents=entry.get("price_cents"), buy_date=entry.get("buy_date"))
+
+
+@dataclass(frozen=True)
+class VolumeCardRecord:
+    """The first volume a series card shows."""
+
+    id: int
+    cover_path: str | None
+    nsfw: int
+    nsfw18: int
+    aspect_ratio: float | None
+
+    @classmethod
+    def of(cls, card: dict[str, Any] | None) -> VolumeCardRecord | None:
+        if not card:
+            return None
+        return cls(id=card["id"], cover_path=card.get("cover_path"), nsfw=card.get("nsfw", 0),
+                   nsfw18=card.get("nsfw18", 0), aspect_ratio=card.get("aspect_ratio"))
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    id: int
+    name: str
+    type: str | None
+    slug: str | None
+    origin: str | None
+    client: int | None
+    titles: dict[str, str]  # by language code
+    descriptions: dict[str, str]
+    first_volume: VolumeCardRecord | None
+    rating_count: int
+    rating_half_points: int
+
+    @property
+    def average_rating(self) -> float | None:
+        # Ratings are summed in half points (integers): one division, no accumulated float error.
+        return self.rating_half_points / (2 * self.rating_count) if self.rating_count else None
+
+    @classmethod
+    def of(cls, series: dict[str, Any]) -> SeriesRecord:
+        return cls(id=series["_id"], name=series["name"], type=series.get("type"), slug=series.get("slug"),
+                   origin=series.get("origin"), client=series.get("client"), titles=series.get("titles") or {},
+                   descriptions=series.get("descriptions") or {},
+                   first_volume=VolumeCardRecord.of(series.get("first_volume")),
+                   rating_count=int(series.get("rating_count") or 0),
+                   rating_half_points=int(series.get("rating_half_points") or 0))
+
+
+@dataclass(frozen=True)
+class VolumeRecord:
+    id: int
+    name: str
+    series_id: int
+    client: int | None  # not read for a list page, which needs only what it shows
+    language: str | None
+    release_date: str | None
+    pages: int | None
+    nsfw: int
+    nsfw18: int
+    aspect_ratio: float | None
+    cover_path: str | None
+
+    @classmethod
+    def of(cls, volume: dict[str, Any]) -> VolumeRecord:
+        return cls(id=volume["_id"], name=volume["name"], series_id=volume["series_id"], client=volume.get("client"),
+                   language=volume.get("language"), release_date=volume.get("release_date"),
+                   pages=volume.get("pages"), nsfw=volume.get("nsfw", 0), nsfw18=volume.get("nsfw18", 0),
+                   aspect_ratio=volume.get("aspect_ratio"), cover_path=volume.get("cover_path"))
+
+
+# The record of an entry of each list embedded in the user's document.
+LIST_ENTRIES = {"statuses": StatusRecord.of, "ratings": RatingRecord.of, "collection": CollectionItemRecord.of}
+# The record of a document of each catalog collection.
+CATALOG_DOCUMENTS = {"series": SeriesRecord.of, "volumes": VolumeRecord.of}

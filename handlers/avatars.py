@@ -160,10 +160,10 @@ class AvatarHandler(ApiHandler):
         reference = await store.current(user_id)
         if not reference:
             raise ApiError(404, IMAGE_NOT_FOUND)
-        etag = f'"{reference["version"]}-{res}"'
+        etag = f'"{reference.version}-{res}"'
         self.set_header("ETag", etag)
         self.set_header("Cache-Control",
-                        IMMUTABLE_CACHE if self.get_query_argument("v", None) == str(reference["version"])
+                        IMMUTABLE_CACHE if self.get_query_argument("v", None) == str(reference.version)
                         else REVALIDATE_CACHE)
         if etag in requested_etags(self.request.headers.get("If-None-Match", "")):
             self.clear_header("Content-Type")

@@ -26,13 +26,13 @@ from handlers.errors import (
     validate,
 )
 from handlers.openapi_docs import Operation
-from handlers.reads import Brought, CatalogDocument, OwnEntry, Read, WholeList, declared_read
+from handlers.reads import Brought, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
 from storage.database import is_unavailable
 from storage.outcome import ListsFull
-from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, UserRecord
+from storage.users import FoundSession
 
 log = logging.getLogger("tsundoku.handlers")
 
@@ -202,17 +202,13 @@ class ApiHandler(tornado.web.RequestHandler):
             return SessionQuery(fields={read.list_field: {"$elemMatch": {"series_id": catalog_id}}})
         return SessionQuery(catalog=(read.collection, catalog_id))
 
-    def _take_brought(self, document: dict[str, Any], query: SessionQuery) -> Brought:
-        """Moves what the verb asked for out of the user's document, into `self.brought`."""
+    def _brought(self, found: FoundSession) -> Brought:
+        """What the verb declared, as the session query brought it."""
         read = self.declared_read()
         entries = None
-        if isinstance(read, (OwnEntry, WholeList)) and read.list_field in query.fields:
-            record_of = LIST_ENTRIES[read.list_field]
-            entries = [record_of(entry) for entry in document.pop(read.list_field, None) or []]
-        catalog = document.pop("catalog", None) or []
-        if isinstance(read, CatalogDocument):
-            catalog = [CATALOG_DOCUMENTS[read.collection](found) for found in catalog]
-        return Brought(entries=entries, catalog=catalog)
+        if isinstance(read, (OwnEntry, WholeList)) and read.list_field in found.lists:
+            entries = found.lists[read.list_field]
+        return Brought(entries=entries, catalog=found.catalog)
 
     async def authenticate(self) -> None:
         value = self.get_cookie(COOKIE_NAME)
@@ -223,15 +219,14 @@ class ApiHandler(tornado.web.RequestHandler):
         users = self.services.users
         query = self.session_query()
         if query.catalog is not None:
-            document = await users.find_by_session_with_catalog(cookie.user_id, hashed, *query.catalog)
+            found = await users.find_by_session_with_catalog(cookie.user_id, hashed, *query.catalog)
         else:
-            document = await users.find_by_session(cookie.user_id, hashed, query.fields)
-        if document is None or not document.get("sessions"):
+            found = await users.find_by_session(cookie.user_id, hashed, query.fields)
+        if found is None:
             self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
-        self.brought = self._take_brought(document, query)
-        session = document.pop("sessions")[0]
-        times = SessionTimes(created=session["created"], last_seen=session["last_seen"])
+        self.brought = self._brought(found)
+        times = SessionTimes(created=found.created, last_seen=found.last_seen)
         now = utc_now()
         if times.is_expired(now):
             await users.revoke_session(cookie.user_id, hashed)
@@ -240,7 +235,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if times.needs_touch(now):
             await users.touch_session(cookie.user_id, hashed, now)
             self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
-        self.user = AuthenticatedUser(record=UserRecord.of(document), session_hash=hashed)
+        self.user = AuthenticatedUser(record=found.user, session_hash=hashed)
 
     def require_user(self) -> AuthenticatedUser:
         if self.user is None:

@@ -27,6 +27,7 @@ from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.records import AvatarReference
 from storage.users import UserStore
 
 log = logging.getLogger("tsundoku.avatars")
@@ -38,7 +39,7 @@ RESOLUTIONS = ("high", "scaled")
 
 @dataclass(frozen=True)
 class StoredAvatar:
-    version: str
+    version: int
     content_type: str
     length: int
     chunks: AsyncIterator[bytes]
@@ -150,17 +151,19 @@ class AvatarStore:
     async def _current_version_quietly(self, user_id: str) -> int | str | None:
         """The user's current image version, or `_UNKNOWN` when the database cannot say."""
         try:
-            return ((await self.current(user_id)) or {}).get("version")
+            current = await self.current(user_id)
+            return current.version if current else None
         except Exception:
             return _UNKNOWN
 
-    async def current(self, user_id: str) -> dict[str, Any] | None:
+    async def current(self, user_id: str) -> AvatarReference | None:
         found = await self._users.find_one({"_id": user_id}, {"_id": 0, "profile_image": 1})
-        return (found or {}).get("profile_image")
+        image = (found or {}).get("profile_image")
+        return AvatarReference.of(image) if image else None
 
-    async def open(self, reference: dict[str, Any], resolution: str) -> StoredAvatar | None:
+    async def open(self, reference: AvatarReference, resolution: str) -> StoredAvatar | None:
         try:
-            stream = await self._bucket.open_download_stream(reference[resolution])
+            stream = await self._bucket.open_download_stream(reference.files[resolution])
         except NoFile:
             return None
 
@@ -168,7 +171,7 @@ class AvatarStore:
             while chunk := await stream.readchunk():
                 yield chunk
 
-        return StoredAvatar(version=reference["version"], content_type=reference["content_type"],
+        return StoredAvatar(version=reference.version, content_type=reference.content_type,
                             length=stream.length, chunks=chunks())
 
     async def count_files(self, user_id: str | None = None) -> int:

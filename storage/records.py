@@ -150,6 +150,20 @@ class VolumeRecord:
                    aspect_ratio=volume.get("aspect_ratio"), cover_path=volume.get("cover_path"))
 
 
+@dataclass(frozen=True)
+class AvatarReference:
+    """The user's current profile image: its version and its GridFS files by resolution."""
+
+    version: int
+    content_type: str
+    files: dict[str, Any]  # "high" / "scaled" -> file id
+
+    @classmethod
+    def of(cls, image: dict[str, Any]) -> AvatarReference:
+        return cls(version=image["version"], content_type=image["content_type"],
+                   files={resolution: image[resolution] for resolution in ("high", "scaled")})
+
+
 # The record of an entry of each list embedded in the user's document.
 LIST_ENTRIES = {"statuses": StatusRecord.of, "ratings": RatingRecord.of, "collection": CollectionItemRecord.of}
 # The record of a document of each catalog collection.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -21,7 +22,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from auth.permissions import DEFAULT_ROLE
 from auth.tokens import MAX_SESSIONS_PER_USER
 from storage.database import in_transaction
-from storage.records import UserRecord
+from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, UserRecord
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -41,6 +42,28 @@ PROFILE_FIELDS: dict[str, int] = {
 
 class UsernameTaken(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class FoundSession:
+    """A session and its user, with what the request asked to be read along."""
+
+    user: UserRecord
+    created: datetime
+    last_seen: datetime
+    lists: dict[str, list[Any]]  # records of each list asked for (storage.records.LIST_ENTRIES)
+    catalog: list[Any]  # the record of the catalog document asked for: zero or one
+
+    @classmethod
+    def of(cls, document: dict[str, Any] | None, collection: str | None = None) -> FoundSession | None:
+        if document is None or not document.get("sessions"):
+            return None
+        session = document["sessions"][0]
+        lists = {name: [record(entry) for entry in document.get(name) or []]
+                 for name, record in LIST_ENTRIES.items() if name in document}
+        catalog = [CATALOG_DOCUMENTS[collection](found) for found in document.get("catalog") or []] \
+            if collection else []
+        return cls(UserRecord.of(document), session["created"], session["last_seen"], lists, catalog)
 
 
 @dataclass(frozen=True)
@@ -120,17 +143,18 @@ class UserStore:
 
     async def find_by_session(
         self, user_id: str, token_hash: str, extra_fields: Mapping[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    ) -> FoundSession | None:
         """The user holding this session, with only that session, in one round trip, by `_id`."""
         projection: dict[str, Any] = {
             **PROFILE_FIELDS,
             **(extra_fields or {}),
             "sessions": {"$elemMatch": {"token_hash": token_hash}},
         }
-        return await self._users.find_one({"_id": user_id, "sessions.token_hash": token_hash}, projection)
+        return FoundSession.of(await self._users.find_one({"_id": user_id, "sessions.token_hash": token_hash},
+                                                          projection))
 
     async def find_by_session_with_catalog(self, user_id: str, token_hash: str, collection: str,
-                                           catalog_id: int) -> dict[str, Any] | None:
+                                           catalog_id: int) -> FoundSession | None:
         """The user holding this session, plus the catalog document `catalog_id` of `collection`
         (`series` or `volumes`, as a list of zero or one under `catalog`), still in one round
         trip: a route that writes about a series or volume learns that it exists for free."""
@@ -146,7 +170,7 @@ class UserStore:
             {"$project": {"catalog_id": 0}},
         ]
         found = await (await self._users.aggregate(pipeline)).to_list(length=1)
-        return found[0] if found else None
+        return FoundSession.of(found[0] if found else None, collection)
 
     async def touch_session(self, user_id: str, token_hash: str, now: Any) -> None:
         await self._users.update_one(

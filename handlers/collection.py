@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.lists import ListHandler, list_operations
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, WholeList, reads
 from handlers.schemas.catalog import catalog_id
@@ -85,24 +86,14 @@ class DeleteItemHandler(CollectionHandler):
         self.write_message(200, "Collection item deleted successfully")
 
 
-class CollectionListHandler(CollectionHandler):
-    api = {
-        "get": Operation(summary="The user's collection", query=CollectionQuery, response=CollectionListPage,
-                         tags=_TAGS, responses={400: MISSING_PARAMETERS}),
-        "post": Operation(summary="The user's collection (parameters as a JSON body)", request=CollectionQuery,
-                          response=CollectionListPage, tags=_TAGS, responses={400: MISSING_PARAMETERS}),
-    }
+class CollectionListHandler(ListHandler):
+    query_model = CollectionQuery
+    api = list_operations(CollectionQuery, "The user's collection", CollectionListPage, {400: MISSING_PARAMETERS},
+                          _TAGS, body_required=True)
 
-    async def get(self) -> None:
-        await self.answer()
-
-    async def post(self) -> None:
-        await self.answer()
-
-    async def answer(self) -> None:
-        query = self.list_parameters(CollectionQuery)
+    async def answer(self, query: CollectionQuery) -> None:
         language = requested_language(query.user_lang)
-        page = await self.collection.page(self.require_user().id, CollectionRequest(
+        page = await self.services.collection.page(self.require_user().id, CollectionRequest(
             client=query.client, descending=query.order == "name-desc", offset=query.offset,
             limit=query.page_size, search=query.search_text, language=language,
         ))

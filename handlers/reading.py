@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from auth.clock import utc_now
-from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.lists import ListHandler, list_operations
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, WholeList, reads
 from handlers.schemas.reading import (
@@ -107,16 +107,10 @@ def paged_from_statuses(arguments: Mapping[str, str]) -> bool:
     return not (arguments.get("order", "").startswith("name") or arguments.get("search", "").strip())
 
 
-class ReadingHistoryHandler(ApiHandler):
-    """GET with query parameters; the web client sends the same as a JSON body with POST."""
-
-    api = {
-        "get": Operation(summary="The user's reading history", query=ReadingHistoryQuery,
-                         response=ReadingHistoryPage, tags=_TAGS, responses={400: "Invalid parameters"}),
-        "post": Operation(summary="The user's reading history (parameters as a JSON body)", request=ReadingHistoryQuery,
-                          request_required=False, response=ReadingHistoryPage, tags=_TAGS,
-                          responses={400: "Invalid parameters"}),
-    }
+class ReadingHistoryHandler(ListHandler):
+    query_model = ReadingHistoryQuery
+    api = list_operations(ReadingHistoryQuery, "The user's reading history", ReadingHistoryPage,
+                          {400: "Invalid parameters"}, _TAGS, body_required=False)
 
     def history_request(self, query: ReadingHistoryQuery) -> HistoryRequest:
         order, direction = query.order.rsplit("-", 1)
@@ -130,13 +124,9 @@ class ReadingHistoryHandler(ApiHandler):
             client=query.client,
         )
 
-    @reads(WholeList("statuses", when=paged_from_statuses))
-    async def get(self) -> None:
-        await self.answer(self.list_parameters(ReadingHistoryQuery))
-
-    @reads(WholeList("statuses"))  # the body, and so the order, is known only after authentication
-    async def post(self) -> None:
-        await self.answer(self.list_parameters(ReadingHistoryQuery))
+    get = reads(WholeList("statuses", when=paged_from_statuses))(ListHandler.get)
+    # A POST's body, and so its order, is known only after authentication: the statuses come along.
+    post = reads(WholeList("statuses"))(ListHandler.post)
 
     async def answer(self, query: ReadingHistoryQuery) -> None:
         user = self.require_user()

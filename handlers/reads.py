@@ -13,6 +13,7 @@ user carries nothing else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,9 +49,15 @@ Verb = TypeVar("Verb", bound=Callable[..., Any])
 
 
 def reads(read: Read) -> Callable[[Verb], Verb]:
+    """Declares `read` on a verb. It wraps rather than marks the function, so that a shared verb
+    (a base class's `get`) can be declared differently by each route that takes it over."""
     def declare(verb: Verb) -> Verb:
-        verb.reads = read  # type: ignore[attr-defined]
-        return verb
+        @functools.wraps(verb)
+        async def declared(*args: Any, **kwargs: Any) -> Any:
+            return await verb(*args, **kwargs)
+
+        declared.reads = read  # type: ignore[attr-defined]
+        return declared  # type: ignore[return-value]
     return declare
 
 

@@ -9,12 +9,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient, Reply
+from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import RunningApp
 from tests.images import b64, image_bytes
 
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
-          "priority": "high", "client": 1}
 CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1)]), series(2, "Berserk", volumes=[volume(21, 1)])]
 
 

@@ -20,6 +20,7 @@ from auth.clock import utc_now
 from handlers.application import all_routes
 from storage.users import UserStore
 from tests.api_client import ApiClient, Reply
+from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import RunningApp
 from tests.images import b64, image_bytes
@@ -29,8 +30,6 @@ pytestmark = pytest.mark.asyncio
 
 FORBIDDEN = {"data": "Forbidden", "code": 403}
 UNAUTHORIZED = {"data": "Unauthorized", "code": 401}
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
-          "priority": "high", "client": 1}
 PNG = b64(image_bytes("PNG", (64, 64)))
 
 

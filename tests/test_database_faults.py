@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import connect, database
 from tests.api_client import ApiClient, Reply
+from tests.bodies import STATUS as BASE_STATUS
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import CommandCounter, FailPoints, RunningApp, StartApp
 from tests.images import b64, image_bytes
@@ -20,8 +21,7 @@ from tests.images import b64, image_bytes
 pytestmark = pytest.mark.asyncio
 
 CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1), volume(12, 2)]), series(2, "Berserk")]
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
-          "priority": "mid", "client": 1}
+STATUS = {**BASE_STATUS, "priority": "mid"}
 IMAGE = {"image": b64(image_bytes("PNG", (64, 48)))}
 UNAVAILABLE = {"data": "Service unavailable", "code": 503}
 

@@ -11,14 +11,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.embedded_list import ADD_LIMIT_BYTES, UPDATE_LIMIT_BYTES
 from tests.api_client import ApiClient
+from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import RunningApp
 
 pytestmark = pytest.mark.asyncio
 
 FULL = {"data": "Your lists are too large to store more", "code": 507}
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
-          "priority": "high", "client": 1}
 
 
 @pytest_asyncio.fixture

@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from handlers.application import all_routes
 from tests.api_client import ApiClient, Reply
+from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import CommandCounter, RunningApp
 from tests.images import b64, image_bytes
@@ -41,8 +42,6 @@ ODD_QUERY_VALUES = ["%00", "1%00", "1e309", "18446744073709551616", "-0", "%FF%F
                     "%5B", "%C3%A9", "%D9%A3", "1_0", "%20", ""]
 ODD_IDS = ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "%00", "1%00", "-1", "0", "1e3", "99999999999999999999999",
            "%7B%22%24ne%22%3A1%7D", "%D9%A3", "a" * 5000, "%FF", "000000000000000000000000", "6b0a9c%00"]
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
-          "priority": "high", "client": 1}
 
 
 @pytest_asyncio.fixture

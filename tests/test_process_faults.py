@@ -24,13 +24,13 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
 from tests.api_client import ApiClient
+from tests.bodies import STATUS as BASE_STATUS
 from tests.images import b64, image_bytes
 from tests.service_process import ServiceProcess, run_command, running_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 1, "status": "started",
-          "priority": "mid", "client": 1}
+STATUS = {**BASE_STATUS, "progress": 1, "priority": "mid"}
 # Demo catalog: series 1..124 of client 1, each with volumes <id>01..<id>03.
 SERIES = list(range(1, 21))
 VOLUMES = [series_id * 100 + 1 for series_id in range(1, 11)]

@@ -11,13 +11,12 @@ import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
+from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
 from tests.conftest import CommandCounter, RunningApp
 
 pytestmark = pytest.mark.asyncio
 
-STATUS = {"visibility": "public", "progressType": "volumes", "progress": 3, "status": "started",
-          "priority": "high", "client": 1}
 FULL_STATUS = {**STATUS, "reread": 2, "score": 8.5, "start": "2024-03", "end": "2024-04-15", "notes": "Loved it"}
 
 

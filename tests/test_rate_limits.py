@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.rate_limits import SharedWindowLimit
 from tests.conftest import StartApp
 
 pytestmark = pytest.mark.asyncio
@@ -61,3 +65,21 @@ async def test_forwarded_addresses_count_only_behind_a_trusted_proxy(start_app: 
         reply = await proxied.request("POST", "/auth/register", json_body={"username": name, "password": "correct horse"},
                                       headers={"X-Forwarded-For": address})
         assert reply.status == 201
+
+
+async def test_concurrent_first_attempts_are_each_counted_once(start_app: StartApp, db: AsyncDatabase) -> None:
+    # The counter does not exist yet: every one of these races to create it. None may be lost
+    # (a lost upsert race is counted again), and none may be refused below the limit.
+    client = (await start_app(register_limit_per_hour=100)).client()
+    replies = await asyncio.gather(*(client.register(f"racer{n:02}") for n in range(40)))
+    assert [reply.status for reply in replies] == [201] * 40
+    assert (await db.rate_limits.find_one({}, {"count": 1}))["count"] == 40
+
+
+async def test_a_counter_raced_into_existence_by_many_attempts_counts_each_once(db: AsyncDatabase) -> None:
+    # SecantusDB answers some of the losers of an upsert race with no document (MongoDB with a
+    # duplicate-key error): each must be counted again, never lost or refused.
+    limit = SharedWindowLimit(db, "race", 1000, 60)
+    for key in ("a", "b", "c"):
+        assert await asyncio.gather(*(limit.attempt(key) for _ in range(50))) == [True] * 50
+        assert (await db.rate_limits.find_one({"_id": f"race:{key}"}))["count"] == 50

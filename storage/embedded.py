@@ -67,14 +67,16 @@ def _server_executable() -> str:
     return found
 
 
-# Runs first in the child, then becomes the server (same pid): if the service is killed outright,
-# the database gets SIGTERM instead of living on as an orphan holding the data directory (Linux;
-# elsewhere the prctl fails quietly). A launcher instead of `preexec_fn`, which is not safe in a
-# process with threads, and the service starts the database from a worker thread.
+# Runs first in the child, then becomes the server (same pid): if the service dies outright, the
+# database is killed instead of living on as an orphan holding the data directory (Linux;
+# elsewhere the prctl fails quietly). SIGKILL, not SIGTERM: SecantusDB's SIGTERM handler was seen
+# to hang for good (threads in futex waits, minutes later) and leave exactly that orphan, and a
+# SIGKILL loses nothing acknowledged (writes are journaled and commits fsynced; the kill tests
+# prove it). A launcher instead of `preexec_fn`, which is not safe in a process with threads.
 _LAUNCHER = """
 import ctypes, os, signal, sys
 try:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 except Exception:
     pass
 if os.getppid() != int(sys.argv[1]):

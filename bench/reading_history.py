@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from bench.harness import bench_service, machine, summary, timed
 from storage.catalog import CatalogFile, CatalogStore
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
-from storage.records import StatusRecord
+from storage.records import StoredList
 from tests.api_client import ApiClient
 
 SIZES = (100, 1_000, 5_000)
@@ -65,7 +65,7 @@ async def main() -> dict:
                 # The floor: the same database work (session read + history query) without HTTP.
                 async def floor(r: HistoryRequest = request, uid: str = user["id"]) -> None:
                     document = await bench.db.users.find_one({"_id": uid}, {"statuses": 0 if r.needs_series else 1})
-                    page = await store.history(uid, r, [StatusRecord.of(e) for e in (document or {}).get("statuses") or []])
+                    page = await store.history(uid, r, StoredList("statuses", (document or {}).get("statuses") or []))
                     assert len(page.entries) == 20
 
                 repeats = 40 if size <= 1_000 else 20

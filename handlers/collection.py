@@ -108,7 +108,7 @@ class CollectionStatsHandler(CollectionHandler):
     @reads(WholeList("collection"))
     async def get(self) -> None:
         query = self.list_parameters(StatsQuery)
-        stats = collection_stats(self.brought.entries or [], query.client)
+        stats = collection_stats(self.brought.entries.records() if self.brought.entries else [], query.client)
         self.write_model(CollectionStatistics(total_items=stats.total_items, total_spent=money(stats.total_cents) or 0,
                                               first_buy=stats.first_buy, last_buy=stats.last_buy))
 

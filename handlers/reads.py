@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from handlers.errors import ApiError
+from storage.records import StoredList
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,15 @@ def declared_read(verb: Callable[..., Any] | None) -> Read | None:
 class Brought:
     """What the session query brought for the verb, besides the user."""
 
-    # Records (storage.records) of the list's entries: OwnEntry zero or one, WholeList all of
-    # them; None when no list was read.
-    entries: list[Any] | None = None
+    # The list the verb asked for (OwnEntry: zero or one entry; WholeList: all of them), as a
+    # storage.records.StoredList; None when no list was read.
+    entries: StoredList | None = None
     catalog: list[Any] = field(default_factory=list)  # CatalogDocument: zero or one record
 
     @property
     def own_entry(self) -> Any | None:
-        return self.entries[0] if self.entries else None
+        """The record of the OwnEntry asked for, or None."""
+        return self.entries.first() if self.entries else None
 
     def catalog_document(self, not_found: str) -> Any:
         """The catalog document's record, or 404 with `not_found`."""

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 from storage.paging import entries_of, page_stage, run_paged
-from storage.records import SeriesRecord, StatusRecord
+from storage.records import SeriesRecord, StatusRecord, StoredList
 
 PRIORITY_RANK = {"low": 1, "mid": 2, "high": 3}
 STATUS_FIELD_OF_ORDER = {"update": "last_update", "start-date": "start", "end-date": "end"}
@@ -84,26 +84,27 @@ class ReadingStatusStore:
         return WriteOutcome.DONE if removed else WriteOutcome.NOT_FOUND
 
     async def history(self, user_id: str, request: HistoryRequest,
-                      entries: list[StatusRecord] | None = None) -> HistoryPage:
+                      entries: StoredList | None = None) -> HistoryPage:
         """One round trip either way. When the order and filter need only the statuses, the
         caller passes the user's `entries` (read with the session) and they are ordered here,
         so only the page's series are read. Otherwise one aggregation joins the catalog."""
         if request.needs_series:
             return await self._history_joined(user_id, request)
-        return await self._history_of_entries(entries or [], request)
+        return await self._history_of_entries(entries.stored if entries else [], request)
 
-    async def _history_of_entries(self, entries: list[StatusRecord], request: HistoryRequest) -> HistoryPage:
+    async def _history_of_entries(self, entries: list[dict[str, Any]], request: HistoryRequest) -> HistoryPage:
         if request.client is not None:
-            entries = [e for e in entries if e.client == request.client]
+            entries = [e for e in entries if e.get("client") == request.client]
         ordered = order_by_status_field(entries, request.order, request.descending)
         page = ordered[request.offset: request.offset + request.limit]
         found: dict[int, SeriesRecord] = {}
         if page:
             # At most 100 ids: SecantusDB's $in grows with the square of the list, so never more.
-            cursor = self._series.find({"_id": {"$in": [e.series_id for e in page]}}, SERIES_CARD_FIELDS)
+            cursor = self._series.find({"_id": {"$in": [e["series_id"] for e in page]}}, SERIES_CARD_FIELDS)
             found = {series["_id"]: SeriesRecord.of(series) async for series in cursor}
         return HistoryPage(
-            entries=[(entry, found[entry.series_id]) for entry in page if entry.series_id in found],
+            entries=[(StatusRecord.of(entry), found[entry["series_id"]]) for entry in page
+                     if entry["series_id"] in found],
             total=len(ordered),
         )
 
@@ -144,17 +145,18 @@ class ReadingStatusStore:
         return HistoryPage(entries=entries, total=total)
 
 
-def _status_sort_value(entry: StatusRecord, order: str) -> Any:
+def _status_sort_value(entry: dict[str, Any], order: str) -> Any:
     if order == "priority":
-        return PRIORITY_RANK.get(entry.priority or "")
+        return PRIORITY_RANK.get(entry.get("priority") or "")
     if order == "score":
-        return entry.score if entry.score else None
-    return getattr(entry, STATUS_FIELD_OF_ORDER[order])  # the record's fields are named as stored
+        score = entry.get("score")
+        return score if score else None
+    return entry.get(STATUS_FIELD_OF_ORDER[order])
 
 
-def order_by_status_field(entries: list[StatusRecord], order: str, descending: bool) -> list[StatusRecord]:
+def order_by_status_field(entries: list[dict[str, Any]], order: str, descending: bool) -> list[dict[str, Any]]:
     """The same order as the aggregation: by value, ties by series id, missing values last."""
-    by_id = sorted(((_status_sort_value(e, order), e) for e in entries), key=lambda pair: pair[1].series_id)
+    by_id = sorted(((_status_sort_value(e, order), e) for e in entries), key=lambda pair: pair[1]["series_id"])
     valued = [(v, e) for v, e in by_id if v is not None]
     missing = [e for v, e in by_id if v is None]
     # Python's sort is stable with reverse=True too, so ties keep the series id order.

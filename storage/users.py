@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from auth.permissions import DEFAULT_ROLE
 from auth.tokens import MAX_SESSIONS_PER_USER
 from storage.database import in_transaction
-from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, UserRecord
+from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, StoredList, UserRecord
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -51,7 +51,7 @@ class FoundSession:
     user: UserRecord
     created: datetime
     last_seen: datetime
-    lists: dict[str, list[Any]]  # records of each list asked for (storage.records.LIST_ENTRIES)
+    lists: dict[str, StoredList]  # each list asked for
     catalog: list[Any]  # the record of the catalog document asked for: zero or one
 
     @classmethod
@@ -59,8 +59,7 @@ class FoundSession:
         if document is None or not document.get("sessions"):
             return None
         session = document["sessions"][0]
-        lists = {name: [record(entry) for entry in document.get(name) or []]
-                 for name, record in LIST_ENTRIES.items() if name in document}
+        lists = {name: StoredList(name, document.get(name) or []) for name in LIST_ENTRIES if name in document}
         catalog = [CATALOG_DOCUMENTS[collection](found) for found in document.get("catalog") or []] \
             if collection else []
         return cls(UserRecord.of(document), session["created"], session["last_seen"], lists, catalog)

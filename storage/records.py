@@ -157,11 +157,13 @@ class AvatarReference:
     version: int
     content_type: str
     files: dict[str, Any]  # "high" / "scaled" -> file id
+    lengths: dict[str, int]  # "high" / "scaled" -> bytes; empty for images stored before they were kept
 
     @classmethod
     def of(cls, image: dict[str, Any]) -> AvatarReference:
         return cls(version=image["version"], content_type=image["content_type"],
-                   files={resolution: image[resolution] for resolution in ("high", "scaled")})
+                   files={resolution: image[resolution] for resolution in ("high", "scaled")},
+                   lengths=dict(image.get("lengths") or {}))
 
 
 # The record of an entry of each list embedded in the user's document.

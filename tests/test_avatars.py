@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.avatars import AvatarStore
 from tests.api_client import ApiClient
-from tests.conftest import RunningApp, StartApp
+from tests.conftest import CommandCounter, RunningApp, StartApp
 from tests.images import b64, data_url, image_bytes, opened, photo_with_exif, two_frame_gif
 
 pytestmark = pytest.mark.asyncio
@@ -409,3 +409,29 @@ async def test_the_pixel_limit_is_a_setting_applied_from_the_header(start_app: S
     reply = await upload(client, user["id"], b64(image_bytes("PNG", (1001, 1000))))
     assert (reply.status, reply.body["data"]) == (400, "Image has too many pixels (at most 1 megapixels)")
     assert (await upload(client, user["id"], b64(image_bytes("PNG", (1000, 1000))))).status == 200
+
+
+async def test_serving_costs_two_round_trips_and_a_304_one(api: ApiClient, alice: dict,
+                                                           commands: CommandCounter) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG", (2000, 1500))))
+    sizes = {}
+    for resolution in ("scaled", "high"):
+        commands.reset()
+        reply = await served(api, alice["id"], resolution)
+        assert reply.status == 200 and commands.log == ["find", "find"], commands.log  # the reference, the chunks
+        assert int(reply.headers["Content-Length"]) == len(reply.raw)
+        sizes[resolution] = len(reply.raw)
+        commands.reset()
+        again = await served(api, alice["id"], resolution, **{"If-None-Match": reply.headers["ETag"]})
+        assert again.status == 304 and commands.log == ["find"]
+    assert opened((await served(api, alice["id"], "high")).raw).size == (1024, 768)
+    assert sizes["high"] > sizes["scaled"]
+
+
+async def test_an_image_stored_without_its_lengths_is_still_served(api: ApiClient, alice: dict,
+                                                                   db: AsyncDatabase) -> None:
+    # Stored before the reference kept the lengths: served through GridFS's file document.
+    await upload(api, alice["id"], b64(image_bytes("PNG", (300, 200))))
+    await db.users.update_one({"_id": alice["id"]}, {"$unset": {"profile_image.lengths": ""}})
+    reply = await served(api, alice["id"], "high")
+    assert reply.status == 200 and opened(reply.raw).size == (300, 200)

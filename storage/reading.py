@@ -116,17 +116,24 @@ class ReadingStatusStore:
         if request.client is not None:
             pipeline.append({"$match": {"client": request.client}})
         # Only what filtering and sorting need is joined for every entry; the page joins the rest.
+        # One rule with the ordering of the statuses alone (`_history_of_entries`): a status whose
+        # series has left the catalog still counts and keeps its place; a page shows only the
+        # entries whose series exists. So the key join keeps entries without one.
         pipeline += [
             {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "key",
                          "pipeline": [{"$project": {"_id": 0, sort_field: 1, "search_text": 1}}]}},
-            {"$unwind": "$key"},
+            {"$unwind": {"path": "$key", "preserveNullAndEmptyArrays": True}},
         ]
         if request.search is not None:
             pipeline.append({"$match": {"key.search_text": {"$regex": literal_pattern(request.search)}}})
         direction = -1 if request.descending else 1
         if request.order == NAME_ORDER:
-            # Every series has a sort title in every language (fallbacks are applied at import).
-            pipeline.append({"$sort": {f"key.{sort_field}": direction, "series_id": 1}})
+            # Every series has a sort title in every language (fallbacks are applied at import);
+            # a status without a series has no name: it comes last in both directions.
+            pipeline += [
+                {"$addFields": {"_no_name": {"$cond": [{"$eq": [{"$ifNull": ["$key", None]}, None]}, 1, 0]}}},
+                {"$sort": {"_no_name": 1, f"key.{sort_field}": direction, "series_id": 1}},
+            ]
         else:
             pipeline += [
                 {"$addFields": {"_sort_value": STATUS_SORT_VALUES[request.order]}},
@@ -138,7 +145,7 @@ class ReadingStatusStore:
             {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series",
                          "pipeline": [{"$project": SERIES_CARD_FIELDS}]}},
             {"$unwind": "$series"},
-            {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0}},
+            {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0, "_no_name": 0}},
         ]))
         found, total = await run_paged(self._users, pipeline, request.limit)
         entries = [(StatusRecord.of(item), SeriesRecord.of(item["series"])) for item in found]

@@ -225,3 +225,19 @@ async def test_with_a_search_each_order_sorts_the_same_way(api: ApiClient, alice
     # statuses alone. Both must agree. Every series but Yotsuba (1) has an "e" in a title.
     expected = [series_id for series_id in EXPECTED_ORDERS[order] if series_id != 1]
     assert ids(await history(api, order=order, search="e")) == expected
+
+
+async def test_a_status_whose_series_left_the_catalog_counts_the_same_in_every_order(
+    api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    # One rule for both ways a page is made (statuses alone, or joined to the catalog): the status
+    # still counts and keeps its place; the page shows only what has a series. (They disagreed.)
+    await db.series.delete_one({"_id": 2})
+    for order in EXPECTED_ORDERS:
+        page = await history(api, order=order)
+        assert page["max"] == 7, order
+        assert ids(page) == [i for i in EXPECTED_ORDERS[order] if i != 2], order
+    named = await history(api, order="name-asc", limit=6)  # the missing name comes last
+    assert ids(named) == [5, 4, 3, 6, 1, 7] and named["max"] == 7
+    searched = await history(api, search="Conan")  # a search only matches series that exist
+    assert (ids(searched), searched["max"]) == ([], 0)

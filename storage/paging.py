@@ -17,10 +17,12 @@ def entries_of(user_id: str, list_field: str) -> list[dict[str, Any]]:
     ]
 
 
-def page_stage(offset: int, limit: int, then: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`then` runs on the page only (joins that the sort did not need)."""
+def page_stage(offset: int, limit: int, then: list[dict[str, Any]] | None = None,
+               ordered_first: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`then` runs on the page only (joins that the sort did not need); `ordered_first` runs on
+    the items only, after the count (stages that order, or drop what the count still counts)."""
     # $limit must be positive; a zero limit still runs the count and answers no items.
-    items = [{"$skip": offset}, {"$limit": max(limit, 1)}, *(then or [])]
+    items = [*(ordered_first or []), {"$skip": offset}, {"$limit": max(limit, 1)}, *(then or [])]
     return {"$facet": {"items": items, "total": [{"$count": "n"}]}}
 
 

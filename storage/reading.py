@@ -116,37 +116,37 @@ class ReadingStatusStore:
         if request.client is not None:
             pipeline.append({"$match": {"client": request.client}})
         # Only what filtering and sorting need is joined for every entry; the page joins the rest.
-        # One rule with the ordering of the statuses alone (`_history_of_entries`): a status whose
-        # series has left the catalog still counts and keeps its place; a page shows only the
-        # entries whose series exists. So the key join keeps entries without one.
-        pipeline += [
+        ordered: list[dict[str, Any]] = [
             {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "key",
                          "pipeline": [{"$project": {"_id": 0, sort_field: 1, "search_text": 1}}]}},
-            {"$unwind": {"path": "$key", "preserveNullAndEmptyArrays": True}},
+            {"$unwind": "$key"},
         ]
         if request.search is not None:
-            pipeline.append({"$match": {"key.search_text": {"$regex": literal_pattern(request.search)}}})
+            ordered.append({"$match": {"key.search_text": {"$regex": literal_pattern(request.search)}}})
         direction = -1 if request.descending else 1
         if request.order == NAME_ORDER:
-            # Every series has a sort title in every language (fallbacks are applied at import);
-            # a status without a series has no name: it comes last in both directions.
-            pipeline += [
-                {"$addFields": {"_no_name": {"$cond": [{"$eq": [{"$ifNull": ["$key", None]}, None]}, 1, 0]}}},
-                {"$sort": {"_no_name": 1, f"key.{sort_field}": direction, "series_id": 1}},
-            ]
+            # Every series has a sort title in every language (fallbacks are applied at import).
+            ordered.append({"$sort": {f"key.{sort_field}": direction, "series_id": 1}})
         else:
-            pipeline += [
+            ordered += [
                 {"$addFields": {"_sort_value": STATUS_SORT_VALUES[request.order]}},
                 # Entries without the value come last in both directions.
                 {"$addFields": {"_sort_missing": {"$cond": [{"$eq": [{"$ifNull": ["$_sort_value", None]}, None]}, 1, 0]}}},
                 {"$sort": {"_sort_missing": 1, "_sort_value": direction, "series_id": 1}},
             ]
-        pipeline.append(page_stage(request.offset, request.limit, [
+        page_joins = [
             {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series",
                          "pipeline": [{"$project": SERIES_CARD_FIELDS}]}},
             {"$unwind": "$series"},
-            {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0, "_no_name": 0}},
-        ]))
+            {"$project": {"key": 0, "_sort_value": 0, "_sort_missing": 0}},
+        ]
+        if request.search is None:
+            # One rule with ordering the statuses alone (`_history_of_entries`): `max` counts every
+            # status, also one whose series has left the catalog; a page lists only those with a
+            # series. So the count is taken before the join, which drops them.
+            pipeline.append(page_stage(request.offset, request.limit, page_joins, ordered_first=ordered))
+        else:  # a search matches only series that exist: counted after it
+            pipeline += [*ordered, page_stage(request.offset, request.limit, page_joins)]
         found, total = await run_paged(self._users, pipeline, request.limit)
         entries = [(StatusRecord.of(item), SeriesRecord.of(item["series"])) for item in found]
         return HistoryPage(entries=entries, total=total)

@@ -55,10 +55,7 @@ class VolumeCard(BaseModel):
 
     @classmethod
     def of(cls, card: VolumeCardRecord | None) -> VolumeCard | None:
-        if card is None:
-            return None
-        return cls(id=card.id, cover_path=card.cover_path, nsfw=card.nsfw, nsfw18=card.nsfw18,
-                   aspect_ratio=card.aspect_ratio)
+        return None if card is None else cls.model_validate(card, from_attributes=True)
 
 
 def series_card(series: SeriesRecord, language: str | None) -> dict[str, Any]:

@@ -120,12 +120,10 @@ class CollectionVolume(BaseModel):
     @classmethod
     def of(cls, item: CollectionItemRecord, volume: VolumeRecord, series: SeriesRecord,
            language: str | None) -> CollectionVolume:
-        return cls(id=volume.id, name=volume.name,
+        # The volume's own fields as the record has them (the model ignores the ones it does not show).
+        return cls(**vars(volume),
                    series=CollectionSeries(id=series.id, name=localized(series.titles, language, series.name),
                                            type=series.type),
-                   language=volume.language, release_date=volume.release_date, pages=volume.pages,
-                   nsfw=volume.nsfw, nsfw18=volume.nsfw18, aspect_ratio=volume.aspect_ratio,
-                   cover_path=volume.cover_path,
                    collection=CollectionEntry(item_id=item.item_id, buy_date=item.buy_date,
                                               price=money(item.price_cents)),
                    in_collection=True)

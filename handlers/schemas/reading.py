@@ -119,13 +119,10 @@ class ReadingStatus(BaseModel):
     notes: str | None
     last_update: str
 
-
     @classmethod
     def of(cls, status: StatusRecord, user_id: str) -> ReadingStatus:
-        return cls(user_id=user_id, series_id=status.series_id, client=status.client, visibility=status.visibility,
-                   progress_type=status.progress_type, progress=status.progress, status=status.status,
-                   reread=status.reread, score=status.score, priority=status.priority, start=status.start,
-                   end=status.end, notes=status.notes, last_update=iso_utc(status.last_update))
+        # The record's fields are the answer's, but for the user and the time's text.
+        return cls(**{**vars(status), "user_id": user_id, "last_update": iso_utc(status.last_update)})
 
 
 HISTORY_ORDERS = (

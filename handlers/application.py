@@ -17,6 +17,7 @@ from handlers.services import Services
 from imaging import guard_decoding
 from settings import Settings
 from storage.avatars import AvatarStore
+from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
@@ -67,14 +68,16 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
 
 def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,
              supervisor: EmbeddedSupervisor | None = None) -> TsundokuApplication:
+    catalog_keys = CatalogKeys(db)
     services = Services(
         supervisor=supervisor,
         settings=settings,
         db=db,
         users=UserStore(db),
-        statuses=ReadingStatusStore(db),
+        catalog_keys=catalog_keys,
+        statuses=ReadingStatusStore(db, catalog_keys),
         ratings=RatingStore(db),
-        collection=CollectionStore(db),
+        collection=CollectionStore(db, catalog_keys),
         avatars=AvatarStore(db),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),

@@ -26,7 +26,7 @@ from handlers.errors import (
     validate,
 )
 from handlers.openapi_docs import Operation
-from handlers.reads import Brought, OwnEntry, Read, WholeList, declared_read
+from handlers.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
@@ -192,9 +192,10 @@ class ApiHandler(tornado.web.RequestHandler):
         if read is None:
             return SessionQuery()
         if isinstance(read, WholeList):
-            arguments = {key: self.get_query_argument(key) for key in self.request.query_arguments}
-            wanted = read.when is None or self.request.method != "GET" or read.when(arguments)
-            return SessionQuery(fields={read.list_field: 1}) if wanted else SessionQuery()
+            return SessionQuery(fields={read.list_field: 1})
+        if isinstance(read, Computed):
+            expression = read.expression(self.query_arguments())
+            return SessionQuery(fields={read.name: expression}) if expression is not None else SessionQuery()
         catalog_id = catalog_id_or_none(self.path_kwargs.get("id"))
         if catalog_id is None:
             return SessionQuery()  # nothing to bring: the verb answers 400 for the path
@@ -208,7 +209,8 @@ class ApiHandler(tornado.web.RequestHandler):
         entries = None
         if isinstance(read, (OwnEntry, WholeList)) and read.list_field in found.lists:
             entries = found.lists[read.list_field]
-        return Brought(entries=entries, catalog=found.catalog)
+        computed = found.computed.get(read.name) if isinstance(read, Computed) else None
+        return Brought(entries=entries, catalog=found.catalog, computed=computed)
 
     async def authenticate(self) -> None:
         value = self.get_cookie(COOKIE_NAME)

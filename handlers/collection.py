@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.lists import ListHandler, list_operations
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
-from handlers.reads import CatalogDocument, WholeList, reads
+from handlers.reads import CatalogDocument, Computed, WholeList, reads
 from handlers.schemas.catalog import catalog_id
 from handlers.schemas.collection import (
     CollectionAddBody,
@@ -22,7 +27,7 @@ from handlers.schemas.collection import (
     money,
 )
 from languages import requested_language
-from storage.collection import CollectionRequest, CollectionStore, collection_stats
+from storage.collection import CollectionRequest, CollectionStore, stats_expression, stats_of
 from storage.outcome import WriteOutcome
 
 ITEM_NOT_FOUND = "Collection item not found"
@@ -90,25 +95,36 @@ class CollectionListHandler(ListHandler):
     query_model = CollectionQuery
     api = list_operations(CollectionQuery, "The user's collection", CollectionListPage, {400: MISSING_PARAMETERS},
                           _TAGS, body_required=True)
+    # Ordered and searched from the items, read with the session.
+    get = reads(WholeList("collection"))(ListHandler.get)
+    post = reads(WholeList("collection"))(ListHandler.post)
 
     async def answer(self, query: CollectionQuery) -> None:
         language = requested_language(query.user_lang)
         page = await self.services.collection.page(self.require_user().id, CollectionRequest(
             client=query.client, descending=query.order == "name-desc", offset=query.offset,
             limit=query.page_size, search=query.search_text, language=language,
-        ))
+        ), self.brought.list())
         volumes = [CollectionVolume.of(item, volume, series, language) for item, volume, series in page.items]
         self.write_model(CollectionListPage.of(volumes, page.total, query.offset))
+
+
+def stats_for_arguments(arguments: Mapping[str, str]) -> dict[str, Any] | None:
+    """The figures' expression for a valid `client`; None otherwise (the verb answers 400)."""
+    try:
+        return stats_expression(StatsQuery.model_validate(arguments).client)
+    except ValidationError:
+        return None
 
 
 class CollectionStatsHandler(CollectionHandler):
     api = {"get": Operation(summary="Item count, money spent and purchase dates", query=StatsQuery,
                             response=CollectionStatistics, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
-    @reads(WholeList("collection"))
+    @reads(Computed("collection_stats", stats_for_arguments))
     async def get(self) -> None:
-        query = self.list_parameters(StatsQuery)
-        stats = collection_stats(self.brought.entries.records() if self.brought.entries else [], query.client)
+        self.list_parameters(StatsQuery)  # 400 for bad parameters, before the figures are read
+        stats = stats_of(self.brought.computed)
         self.write_model(CollectionStatistics(total_items=stats.total_items, total_spent=money(stats.total_cents) or 0,
                                               first_buy=stats.first_buy, last_buy=stats.last_buy))
 

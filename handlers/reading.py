@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -101,12 +100,6 @@ class DeleteStatusHandler(ReadingStatusHandler):
         self.write_message(200, "Reading status deleted successfully")
 
 
-def paged_from_statuses(arguments: Mapping[str, str]) -> bool:
-    """Whether a GET's page can be ordered from the statuses alone (brought with the session):
-    a name order or a search needs the catalog join instead, which reads the statuses itself."""
-    return not (arguments.get("order", "").startswith("name") or arguments.get("search", "").strip())
-
-
 class ReadingHistoryHandler(ListHandler):
     query_model = ReadingHistoryQuery
     api = list_operations(ReadingHistoryQuery, "The user's reading history", ReadingHistoryPage,
@@ -124,14 +117,14 @@ class ReadingHistoryHandler(ListHandler):
             client=query.client,
         )
 
-    get = reads(WholeList("statuses", when=paged_from_statuses))(ListHandler.get)
-    # A POST's body, and so its order, is known only after authentication: the statuses come along.
+    # Every order is made from the statuses, read with the session.
+    get = reads(WholeList("statuses"))(ListHandler.get)
     post = reads(WholeList("statuses"))(ListHandler.post)
 
     async def answer(self, query: ReadingHistoryQuery) -> None:
         user = self.require_user()
         request = self.history_request(query)
-        page = await self.services.statuses.history(user.id, request, self.brought.entries)
+        page = await self.services.statuses.history(user.id, request, self.brought.list())
         items = [HistoryItem.of(status, series, user.id, request.language) for status, series in page.entries]
         self.write_model(ReadingHistoryPage.of(items, page.total, query.offset))
 

@@ -31,11 +31,19 @@ class OwnEntry:
 
 @dataclass(frozen=True)
 class WholeList:
-    """Every entry of the user's `list_field`; with `when`, only for the requests whose raw query
-    arguments it accepts (a verb that would not use the list does not pay for reading it)."""
+    """Every entry of the user's `list_field`."""
 
     list_field: str
-    when: Callable[[Mapping[str, str]], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A figure the database computes from the user's document in the session query, so that
+    the list it is computed from never travels. `expression` gives it for the request's raw
+    query arguments, or None when they are invalid (the verb then answers 400)."""
+
+    name: str
+    expression: Callable[[Mapping[str, str]], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class CatalogDocument:
     collection: str
 
 
-Read = OwnEntry | WholeList | CatalogDocument
+Read = OwnEntry | WholeList | Computed | CatalogDocument
 Verb = TypeVar("Verb", bound=Callable[..., Any])
 
 
@@ -74,6 +82,11 @@ class Brought:
     # storage.records.StoredList; None when no list was read.
     entries: StoredList | None = None
     catalog: list[Any] = field(default_factory=list)  # CatalogDocument: zero or one record
+    computed: Any = None  # Computed: the figure as the database computed it
+
+    def list(self) -> StoredList:
+        """The WholeList asked for (empty if the user has none)."""
+        return self.entries or StoredList("", [])
 
     @property
     def own_entry(self) -> Any | None:

@@ -12,6 +12,7 @@ from auth.passwords import Passwords
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
 from storage.avatars import AvatarStore
+from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
@@ -53,6 +54,8 @@ class Services:
     settings: Settings
     db: AsyncDatabase
     users: UserStore
+    # The catalog's sort and search keys, kept in this process (see storage.catalog_keys).
+    catalog_keys: CatalogKeys
     # The stores, built once at start: each holds only its collections.
     statuses: ReadingStatusStore
     ratings: RatingStore

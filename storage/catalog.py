@@ -28,8 +28,10 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from languages import LANGUAGES, language_code, localized
+from storage.catalog_keys import publish_catalog_change
 
 VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
+LAYOUT_ID = "layout"  # the `catalog_meta` document that says which layout changes are complete
 
 
 class CatalogFileError(ValueError):
@@ -146,7 +148,7 @@ def _by_language(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 def series_document(series: CatalogSeries) -> dict[str, Any]:
     """The stored fields of a series (without `first_volume` and the rating aggregates)."""
-    titles = _by_language([(a.language, a.title) for a in series.aliases])
+    titles = series_card(series)["titles"]
     return {
         "name": series.name,
         "type": series.type,
@@ -163,11 +165,19 @@ def series_document(series: CatalogSeries) -> dict[str, Any]:
     }
 
 
+def series_card(series: CatalogSeries) -> dict[str, Any]:
+    """What a collection page shows of a volume's series."""
+    return {"name": series.name, "type": series.type,
+            "titles": _by_language([(a.language, a.title) for a in series.aliases])}
+
+
 def volume_document(series: CatalogSeries, volume: CatalogVolume) -> dict[str, Any]:
     document = volume.model_dump(exclude={"id"})
     document["series_id"] = series.id
-    # Copied from the series so that a collection item knows its client without a second read.
+    # Copied from the series, which the import writes in the same pass: a collection item knows
+    # its client without a second read, and a collection page reads its volumes and nothing else.
     document["client"] = series.client
+    document["series"] = series_card(series)
     document["search_name"] = volume.name.casefold()
     document["release_date"] = volume.release_date.isoformat() if volume.release_date else None
     return document
@@ -183,6 +193,7 @@ class ImportCounts:
 
 class CatalogStore:
     def __init__(self, db: AsyncDatabase) -> None:
+        self._db = db
         self._series = db["series"]
         self._volumes = db["volumes"]
 
@@ -206,12 +217,28 @@ class CatalogStore:
         series_result = await self._series.bulk_write(series_ops, ordered=False) if series_ops else None
         volume_result = await self._volumes.bulk_write(volume_ops, ordered=False) if volume_ops else None
         await self._refresh_first_volumes({s.id for s in catalog.series})
+        await publish_catalog_change(self._db)  # after the writes: see storage.catalog_keys
         return ImportCounts(
             series_inserted=series_result.upserted_count if series_result else 0,
             series_updated=series_result.modified_count if series_result else 0,
             volumes_inserted=volume_result.upserted_count if volume_result else 0,
             volumes_updated=volume_result.modified_count if volume_result else 0,
         )
+
+    async def copy_series_into_volumes(self) -> int:
+        """For volumes imported before they carried their series' card (`series`): copies it
+        from the series, once; later imports write it. Returns how many volumes it completed."""
+        if await self._db["catalog_meta"].find_one({"_id": LAYOUT_ID, "volumes_carry_series": True}):
+            return 0
+        completed = 0
+        async for series in self._series.find({}, {"name": 1, "type": 1, "titles": 1}):
+            card = {"name": series["name"], "type": series.get("type"), "titles": series.get("titles") or {}}
+            result = await self._volumes.update_many({"series_id": series["_id"], "series": {"$exists": False}},
+                                                     {"$set": {"series": card}})
+            completed += result.modified_count
+        await self._db["catalog_meta"].update_one({"_id": LAYOUT_ID}, {"$set": {"volumes_carry_series": True}},
+                                                  upsert=True)
+        return completed
 
     async def _refresh_first_volumes(self, series_ids: set[int]) -> None:
         """`first_volume` is derived from every stored volume of the series, not only those in

@@ -11,18 +11,17 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.catalog_keys import CatalogKeys, Keys
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
-from storage.paging import entries_of, page_stage, run_paged
-from storage.reading import literal_pattern
-from storage.records import CollectionItemRecord, SeriesRecord, VolumeRecord
+from storage.reading import MAX_ATTEMPTS
+from storage.records import CollectionItemRecord, SeriesRecord, StoredList, VolumeRecord
 
-# What a collection answer shows of a volume and of its series.
+# What a collection answer shows of a volume and (as `series`, copied at import) of its series.
 VOLUME_FIELDS: dict[str, int] = {
     field: 1 for field in ("name", "series_id", "language", "release_date", "pages", "nsfw", "nsfw18",
-                           "aspect_ratio", "cover_path", "group_order")
+                           "aspect_ratio", "cover_path", "group_order", "series")
 }
-SERIES_FIELDS: dict[str, int] = {"name": 1, "type": 1, "titles": 1}
 
 
 @dataclass(frozen=True)
@@ -49,21 +48,36 @@ class CollectionStats:
     last_buy: str | None
 
 
-def collection_stats(items: list[CollectionItemRecord], client: int) -> CollectionStats:
-    """Computed from the items read with the session: exact, and no second round trip."""
-    mine = [item for item in items if item.client == client]
-    dates = sorted(item.buy_date for item in mine if item.buy_date)
-    return CollectionStats(
-        total_items=len(mine),
-        total_cents=sum(item.price_cents or 0 for item in mine),
-        first_buy=dates[0] if dates else None,
-        last_buy=dates[-1] if dates else None,
-    )
+def stats_expression(client: int) -> dict[str, Any]:
+    """The four figures of `client`'s items, computed by the database from the user's document
+    (read with the session): no item travels to the service."""
+    mine = {"$filter": {"input": {"$ifNull": ["$collection", []]}, "cond": {"$eq": ["$$this.client", client]}}}
+
+    def each(field: str) -> dict[str, Any]:
+        return {"$map": {"input": "$$mine", "in": f"$$this.{field}"}}
+
+    return {"$let": {"vars": {"mine": mine}, "in": {
+        "total_items": {"$size": "$$mine"},
+        "total_cents": {"$sum": each("price_cents")},
+        # $min and $max of an array skip nulls: items without a date do not count.
+        "first_buy": {"$min": each("buy_date")},
+        "last_buy": {"$max": each("buy_date")},
+    }}}
+
+
+def stats_of(computed: dict[str, Any] | None) -> CollectionStats:
+    """The figures as `stats_expression` computed them."""
+    figures = computed or {}
+    return CollectionStats(total_items=int(figures.get("total_items") or 0),
+                           total_cents=int(figures.get("total_cents") or 0),
+                           first_buy=figures.get("first_buy"), last_buy=figures.get("last_buy"))
 
 
 class CollectionStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, keys: CatalogKeys) -> None:
         self._users = db["users"]
+        self._volumes = db["volumes"]
+        self._keys = keys
         self._items = EmbeddedList(self._users, "collection", key="item_id")
 
     async def add(self, user_id: str, volume: VolumeRecord, price_cents: int | None,
@@ -83,41 +97,45 @@ class CollectionStore:
     async def delete(self, user_id: str, item_id: str) -> WriteOutcome:
         return WriteOutcome.DONE if await self._items.remove(user_id, item_id) else WriteOutcome.NOT_FOUND
 
-    async def page(self, user_id: str, request: CollectionRequest) -> CollectionPage:
-        """One aggregation: the client's items, joined to the sort and search keys of their
-        series and volume, sorted by localized series name then volume order, and paged; only
-        the page is joined to the full volume and series."""
-        sort_title = f"sort_titles.{request.language}"
-        pipeline: list[dict[str, Any]] = [
-            *entries_of(user_id, "collection"),
-            {"$match": {"client": request.client}},
-            {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id", "as": "series_key",
-                         "pipeline": [{"$project": {"_id": 0, sort_title: 1, "search_text": 1}}]}},
-            {"$unwind": "$series_key"},
-            {"$lookup": {"from": "volumes", "localField": "volume_id", "foreignField": "_id", "as": "volume_key",
-                         "pipeline": [{"$project": {"_id": 0, "group_order": 1, "search_name": 1}}]}},
-            {"$unwind": "$volume_key"},
-        ]
-        if request.search is not None:
-            pattern = literal_pattern(request.search)
-            pipeline.append({"$match": {"$or": [{"series_key.search_text": {"$regex": pattern}},
-                                                {"volume_key.search_name": {"$regex": pattern}}]}})
-        pipeline += [
-            {"$addFields": {"_no_order": {"$cond": [
-                {"$eq": [{"$ifNull": ["$volume_key.group_order", None]}, None]}, 1, 0]}}},
-            # Series by name in the asked direction; within a series, volumes in reading order.
-            {"$sort": {f"series_key.{sort_title}": -1 if request.descending else 1, "series_id": 1,
-                       "_no_order": 1, "volume_key.group_order": 1, "volume_id": 1}},
-            page_stage(request.offset, request.limit, [
-                {"$lookup": {"from": "volumes", "localField": "volume_id", "foreignField": "_id",
-                             "as": "volume", "pipeline": [{"$project": VOLUME_FIELDS}]}},
-                {"$unwind": "$volume"},
-                {"$lookup": {"from": "series", "localField": "series_id", "foreignField": "_id",
-                             "as": "series", "pipeline": [{"$project": SERIES_FIELDS}]}},
-                {"$unwind": "$series"},
-                {"$project": {"series_key": 0, "volume_key": 0, "_no_order": 0}},
-            ]),
-        ]
-        found, total = await run_paged(self._users, pipeline, request.limit)
-        return CollectionPage(items=[(CollectionItemRecord.of(item), VolumeRecord.of(item["volume"]),
-                                      SeriesRecord.of(item["series"])) for item in found], total=total)
+    async def page(self, user_id: str, request: CollectionRequest, items: StoredList) -> CollectionPage:
+        """The client's `items` (read with the session), searched and ordered here with the
+        catalog's keys from the process; then one read of the page's volumes.
+        An item whose volume or series has left the catalog is neither counted nor shown."""
+        mine = [item for item in items.stored if item.get("client") == request.client]
+        for _ in range(MAX_ATTEMPTS):
+            series_keys = await self._keys.series(item["series_id"] for item in mine)
+            volume_keys = await self._keys.volumes(item["volume_id"] for item in mine)
+            ordered = order_collection(mine, series_keys, volume_keys, request)
+            page = ordered[request.offset: request.offset + request.limit]
+            # Each volume carries its series' card (copied at import): no join.
+            found, current = await self._keys.read_current(self._volumes, [
+                {"$match": {"_id": {"$in": [item["volume_id"] for item in page]}}},
+                {"$project": VOLUME_FIELDS},
+            ], min(series_keys.version, volume_keys.version))
+            if current:
+                break  # else an import changed the catalog since the keys were read: order again
+        volumes = {d["_id"]: d for d in found}
+        return CollectionPage(
+            items=[(CollectionItemRecord.of(item), VolumeRecord.of(volumes[item["volume_id"]]),
+                    SeriesRecord.of({"_id": item["series_id"], **volumes[item["volume_id"]]["series"]}))
+                   for item in page if item["volume_id"] in volumes],
+            total=len(ordered),
+        )
+
+
+def order_collection(items: list[dict[str, Any]], series_keys: Keys, volume_keys: Keys,
+                     request: CollectionRequest) -> list[dict[str, Any]]:
+    """Series by the title shown in the request's language, in its direction; within a series,
+    volumes in reading order (those without one after), then by id. Searched: the series' name
+    and aliases, and the volume's name."""
+    known = [(item, series, volume) for item in items
+             if (series := series_keys.of.get(item["series_id"])) is not None
+             and (volume := volume_keys.of.get(item["volume_id"])) is not None]
+    if request.search is not None:
+        term = request.search.casefold()
+        known = [entry for entry in known if entry[1].matches(term) or entry[2].matches(term)]
+    known.sort(key=lambda entry: (entry[0]["series_id"], entry[2].group_order is None, entry[2].group_order or 0,
+                                  entry[0]["volume_id"]))
+    # Stable: within one title, the order above stays, in both directions.
+    known.sort(key=lambda entry: entry[1].sort_title(request.language), reverse=request.descending)
+    return [item for item, _, _ in known]

@@ -1,4 +1,4 @@
-"""Creates every index of the service; safe to run at each start."""
+"""Creates every index of the service and completes layout changes; safe to run at each start."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.permissions import ROLE_PERMISSIONS
 from storage import rate_limits
 from storage.avatars import AvatarStore
+from storage.catalog import CatalogStore
 from storage.roles import RoleStore
 from storage.users import UserStore
 
@@ -16,3 +17,4 @@ async def prepare_database(db: AsyncDatabase) -> None:
     await AvatarStore(db).ensure_indexes()
     await rate_limits.ensure_indexes(db)
     await RoleStore(db).publish(ROLE_PERMISSIONS)
+    await CatalogStore(db).copy_series_into_volumes()

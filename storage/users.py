@@ -53,16 +53,19 @@ class FoundSession:
     last_seen: datetime
     lists: dict[str, StoredList]  # each list asked for
     catalog: list[Any]  # the record of the catalog document asked for: zero or one
+    computed: dict[str, Any]  # each figure asked for, as the database computed it
 
     @classmethod
-    def of(cls, document: dict[str, Any] | None, collection: str | None = None) -> FoundSession | None:
+    def of(cls, document: dict[str, Any] | None, collection: str | None = None,
+           computed: tuple[str, ...] = ()) -> FoundSession | None:
         if document is None or not document.get("sessions"):
             return None
         session = document["sessions"][0]
         lists = {name: StoredList(name, document.get(name) or []) for name in LIST_ENTRIES if name in document}
         catalog = [CATALOG_DOCUMENTS[collection](found) for found in document.get("catalog") or []] \
             if collection else []
-        return cls(UserRecord.of(document), session["created"], session["last_seen"], lists, catalog)
+        figures = {name: document.get(name) for name in computed}
+        return cls(UserRecord.of(document), session["created"], session["last_seen"], lists, catalog, figures)
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,9 @@ class UserStore:
             **(extra_fields or {}),
             "sessions": {"$elemMatch": {"token_hash": token_hash}},
         }
+        computed = tuple(name for name in extra_fields or {} if name not in LIST_ENTRIES)
         return FoundSession.of(await self._users.find_one({"_id": user_id, "sessions.token_hash": token_hash},
-                                                          projection))
+                                                          projection), computed=computed)
 
     async def find_by_session_with_catalog(self, user_id: str, token_hash: str, collection: str,
                                            catalog_id: int) -> FoundSession | None:

@@ -59,6 +59,10 @@ class CommandCounter(CommandListener):
     def total(self) -> int:
         return sum(self.commands.values())
 
+    def targets(self) -> list[tuple[str, Any]]:
+        """Each command with the collection it went to: ("find", "users")."""
+        return [(name, sent.get(name)) for name, sent in zip(self.log, self.sent, strict=True)]
+
     def reset(self) -> None:
         self.commands.clear()
         self.log.clear()

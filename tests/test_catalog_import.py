@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from languages import LANGUAGES
 from server import DEMO_CATALOG
-from storage.catalog import CatalogFileError, ImportCounts, read_catalog_file
+from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from tests.catalog_data import load_catalog, series, volume
 from tests.service_process import run_command, service_env
 
@@ -37,8 +37,22 @@ async def test_import_inserts_then_a_second_import_changes_nothing(db: AsyncData
 async def test_a_changed_entry_counts_as_updated(db: AsyncDatabase) -> None:
     await load_catalog(db, CATALOG)
     changed = [series(1, "Yotsuba to!", en="Yotsuba&! (new)", volumes=[volume(12, 2), volume(11, 1, pages=999)]), CATALOG[1]]
-    assert await load_catalog(db, changed) == ImportCounts(0, 1, 0, 1)
+    # Both volumes changed: 11 its pages, and both the copy of their series' card (a new title).
+    assert await load_catalog(db, changed) == ImportCounts(0, 1, 0, 2)
     assert (await db.volumes.find_one({"_id": 11}))["pages"] == 999
+    assert (await db.volumes.find_one({"_id": 12}))["series"]["titles"]["en"] == "Yotsuba&! (new)"
+
+
+@pytest.mark.asyncio
+async def test_volumes_imported_without_their_series_card_get_it_once_at_start(db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    await db.volumes.update_many({}, {"$unset": {"series": ""}})  # as an earlier version stored them
+    await db.catalog_meta.delete_one({"_id": "layout"})
+    store = CatalogStore(db)
+    assert await store.copy_series_into_volumes() == await db.volumes.count_documents({})
+    assert (await db.volumes.find_one({"_id": 11}))["series"] == {"name": "Yotsuba to!", "type": "Manga",
+                                                                  "titles": {"en": "Yotsuba&!", "de": "Yotsuba&!"}}
+    assert await store.copy_series_into_volumes() == 0  # done once
 
 
 @pytest.mark.asyncio

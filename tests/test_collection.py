@@ -238,7 +238,10 @@ async def test_round_trips(api: ApiClient, alice: dict, commands: CommandCounter
     item_id = await add(api, 11, {"price": 1})
     costs["add"] = commands.total
     for name, method, path, body in [
-        ("list", "GET", "/user/collection?client=1&search=yotsuba", None),
+        # The process's first page also reads the catalog version, then the keys of the series and
+        # of the volumes (100 ids a query): what every later page takes from memory.
+        ("first list", "GET", "/user/collection?client=1&search=yotsuba", None),
+        ("list", "GET", "/user/collection?client=1&search=yotsuba&order=name-desc", None),
         ("stats", "GET", "/user/collection/stats/general?client=1", None),
         ("update", "POST", f"/user/collection/update/{item_id}", {"price": 2, "date": None}),
         ("delete", "DELETE", f"/user/collection/delete/{item_id}", None),
@@ -246,4 +249,4 @@ async def test_round_trips(api: ApiClient, alice: dict, commands: CommandCounter
         commands.reset()
         assert (await api.request(method, path, json_body=body)).status == 200
         costs[name] = commands.total
-    assert costs == {"add": 2, "list": 2, "stats": 1, "update": 2, "delete": 2}
+    assert costs == {"add": 2, "first list": 5, "list": 2, "stats": 1, "update": 2, "delete": 2}

@@ -214,9 +214,24 @@ async def test_the_history_needs_a_session(api: ApiClient) -> None:
 @pytest.mark.parametrize("order", ["update-desc", "name-asc", "score-asc"])
 async def test_the_history_costs_two_round_trips(api: ApiClient, alice: dict, commands: CommandCounter,
                                                   order: str) -> None:
+    await history(api, order=order, search="e", user_lang="de")  # the process learns the catalog's keys
+    for query in ({"order": order, "search": "e", "user_lang": "de"}, {"order": order}):
+        commands.reset()
+        await history(api, **query)
+        # The session with the statuses, then the page's series (with the catalog version).
+        assert commands.total == 2, (query, commands.log)
+
+
+async def test_keys_are_read_once_per_process_100_series_a_query(api: ApiClient, alice: dict,
+                                                                  commands: CommandCounter) -> None:
     commands.reset()
-    await history(api, order=order, search="e", user_lang="de")
-    assert commands.total == 2, commands.log
+    await history(api, order="name-asc")
+    # The first name page also reads the catalog version and the keys of its 7 series (one query).
+    assert commands.targets() == [("find", "users"), ("find", "catalog_meta"), ("find", "series"),
+                                  ("aggregate", "series")]
+    commands.reset()
+    await history(api, order="name-desc", search="a", user_lang="fr")
+    assert commands.targets() == [("find", "users"), ("aggregate", "series")]
 
 
 @pytest.mark.parametrize("order", list(EXPECTED_ORDERS))

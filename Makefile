@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint install install-dev browser clean
+.PHONY: run test bench profile wrk lint install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,22 @@ browser:
 test: install-dev browser
 	$(BIN)/python -m pytest
 
-bench: install-dev
-	$(BIN)/python -m bench
+$(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# The load generator of `bench perf` and `bench profile`, from Debian.
+wrk:
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
+		|| echo "WARNING: wrk could not be installed: bench perf and bench profile will stop"
+
+# Every benchmark but the profile (`make profile`); one of them: `make bench NAMES=perf`.
+bench: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench $(NAMES)
+
+profile: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache

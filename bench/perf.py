@@ -1,0 +1,255 @@
+"""`python -m bench perf` (or `python -m bench.perf [TEXT]` for the routes whose name holds TEXT): every measured route of the service against its floor (bench.floors),
+in turn, on the same embedded database, with the same load from wrk.
+
+One user with 1,000 statuses, 500 collection items, ratings and an avatar; a catalog of 3,000
+series. Reads at 1 and 32 connections, writes at 1 and 4; each run `SECONDS` long after a warm-up,
+service and floor alternated, the best of `ROUNDS` runs of each.
+Prints requests/s, p50 and p99 for both, and the ratio service/floor (of requests/s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bench.harness import machine
+from storage.catalog import CatalogFile, CatalogStore
+from storage.database import connect, database
+from storage.embedded import EmbeddedDatabase, free_loopback_port
+from storage.indexes import prepare_database
+from tests.api_client import ApiClient
+from tests.images import b64
+from tests.service_process import ServiceProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = 4
+ROUNDS = 2
+WARMUP_SECONDS = 1
+CATALOG_SIZE = 3_000
+STATUSES = 1_000
+COLLECTION_SERIES = 100  # each with 5 volumes: 500 items
+READ_CONCURRENCY = (1, 32)
+WRITE_CONCURRENCY = (1, 4)
+STATUS_BODY = {"visibility": "public", "progressType": "volumes", "progress": 4, "status": "started",
+               "priority": "high", "client": 1}
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    path: str  # {series} and {user} are filled in
+    body: dict[str, Any] | None = None  # a POST with this JSON body
+
+    @property
+    def concurrencies(self) -> tuple[int, ...]:
+        return WRITE_CONCURRENCY if self.body is not None else READ_CONCURRENCY
+
+
+LOADS = [
+    Load("GET /auth/me", "/auth/me"),
+    Load("GET /user/reading-status/id/:id", "/user/reading-status/id/{series}"),
+    Load("GET /user/reading-history (update-desc)", "/user/reading-history"),
+    Load("GET /user/reading-history (name-asc, de)", "/user/reading-history?order=name-asc&user_lang=de"),
+    Load("GET /user/reading-history (search)", "/user/reading-history?search=titel%201"),
+    Load("GET /user/collection (name-asc)", "/user/collection?client=1"),
+    Load("GET /user/collection (name-desc, de)", "/user/collection?client=1&order=name-desc&user_lang=de"),
+    Load("GET /user/collection/stats/general", "/user/collection/stats/general?client=1"),
+    Load("GET /user/avatar/:id/scaled", "/user/avatar/{user}/scaled"),
+    Load("POST /user/reading-status/update/:id", "/user/reading-status/update/{series}", STATUS_BODY),
+    Load("POST /user/series-rating/update/:id", "/user/series-rating/update/{series}", {"rating": 7.5}),
+]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True)
+        found = shutil.which("wrk")
+    if found is None:
+        sys.exit("bench perf needs wrk (Debian: apt-get install wrk)")
+    return found
+
+
+def catalog() -> CatalogFile:
+    entries = []
+    for i in range(1, CATALOG_SIZE + 1):
+        volume_count = 5 if i <= COLLECTION_SERIES else 1
+        entries.append({
+            "id": i, "name": f"Series {i:05}", "type": "Manga", "slug": f"series-{i}", "client": 1,
+            "aliases": [{"title": f"Title {random.randint(0, 99999):05}", "language": "English"},
+                        {"title": f"Titel {random.randint(0, 99999):05}", "language": "German"}],
+            "descriptions": [{"description": "A description of ordinary length. " * 8, "language": "English"}],
+            "volumes": [{"id": i * 10 + n, "name": f"Volume {n}", "group_order": n, "cover_path": f"/c/{i}-{n}.jpg"}
+                        for n in range(1, volume_count + 1)],
+        })
+    return CatalogFile.model_validate({"series": entries})
+
+
+def statuses(series_ids: list[int]) -> list[dict[str, Any]]:
+    now = datetime.now(timezone.utc)
+    return [{
+        "series_id": series_id, "client": 1, "visibility": "private", "progress_type": "chapters",
+        "progress": random.randint(0, 300), "status": random.choice(["started", "completed", "paused", "dropped"]),
+        "reread": 0, "score": random.randint(0, 10), "priority": random.choice(["low", "mid", "high"]),
+        "start": f"20{random.randint(10, 24)}-0{random.randint(1, 9)}", "end": None, "notes": None,
+        "last_update": now - timedelta(minutes=random.randint(0, 10**6)),
+    } for series_id in series_ids]
+
+
+def collection() -> list[dict[str, Any]]:
+    now = datetime.now(timezone.utc)
+    return [{"item_id": f"{series:06}{n:018}", "volume_id": series * 10 + n, "series_id": series, "client": 1,
+             "price_cents": random.randint(500, 1500), "buy_date": f"20{random.randint(10, 24)}-0{random.randint(1, 9)}-1{n}",
+             "added": now} for series in range(1, COLLECTION_SERIES + 1) for n in range(1, 6)]
+
+
+def avatar() -> str:
+    image = Image.effect_noise((800, 800), 40).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return b64(buffer.getvalue())
+
+
+_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(binary: str, url: str, concurrency: int, seconds: int, cookie: str, script: Path | None) -> dict[str, Any]:
+    command = [binary, f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{seconds}s", "--latency",
+               "-H", f"Cookie: {cookie}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    latency = {p: float(v) * _UNIT_MS[u] for p, v, u in _LATENCY.findall(output)}
+    return {"rps": float(rate.group(1)) if rate else 0.0, "p50": latency.get("50"), "p99": latency.get("99"),
+            "errors": int(errors.group(1)) if errors else 0}
+
+
+def post_script(directory: Path, body: dict[str, Any]) -> Path:
+    path = directory / f"post-{abs(hash(json.dumps(body)))}.lua"
+    path.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+                    'wrk.headers["Content-Type"] = "application/json"\n')
+    return path
+
+
+async def start_floor(uri: str, user_id: str, log: Path) -> tuple[subprocess.Popen[str], int]:
+    port = free_loopback_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.floors", str(port), uri, "bench", user_id], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+    assert process.stdout is not None
+    line = await asyncio.to_thread(process.stdout.readline)
+    if line.strip() != "ready":
+        raise RuntimeError(f"the floor app did not start: {log.read_text()}")
+    return process, port
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+@dataclass
+class Seeded:
+    """The database with the benchmark's catalog and reader, and the service on it."""
+
+    server: EmbeddedDatabase
+    directory: Path
+    service: ServiceProcess
+    client: ApiClient  # signed in as the reader
+    user: dict[str, Any]
+    rated: int  # a series the reader has a status and a rating for
+
+
+@asynccontextmanager
+async def seeded_service(**service_env: str) -> AsyncIterator[Seeded]:
+    random.seed(7)
+    with tempfile.TemporaryDirectory(prefix="tsundoku-perf-") as name:
+        directory = Path(name)
+        server = EmbeddedDatabase(directory / "db")
+        await server.start_async()
+        setup = connect(server.uri)
+        service = ServiceProcess(directory / "service" / "data", MONGODB_URI=server.uri, MONGODB_DB="bench",
+                                 **service_env)
+        try:
+            db = database(setup, "bench")
+            await prepare_database(db)
+            await CatalogStore(db).import_file(catalog())
+            (directory / "service" / "data").mkdir(parents=True)
+            await service.start()
+            client = ApiClient(service.base_url)
+            user = await client.sign_up("reader")
+            chosen = random.sample(range(1, CATALOG_SIZE + 1), STATUSES)
+            await db.users.update_one({"_id": user["id"]}, {"$set": {
+                "statuses": statuses(chosen), "collection": collection(),
+                "ratings": [{"series_id": s, "rating": 5.0, "last_update": datetime.now(timezone.utc)}
+                            for s in chosen[:200]]}})
+            assert (await client.post(f"/user/update-image/{user['id']}", {"image": avatar()})).status == 200
+            yield Seeded(server, directory, service, client, user, chosen[0])
+        finally:
+            if service.process is not None:
+                await service.stop()
+            await setup.close()
+            await server.stop_async()
+
+
+async def main(only: str = "") -> dict[str, Any]:
+    binary = ensure_wrk()
+    results: dict[str, Any] = {"machine": machine(), "rows": []}
+    async with seeded_service() as seeded:
+        floor, floor_port = await start_floor(seeded.server.uri, seeded.user["id"], seeded.directory / "floor.log")
+        try:
+            cookie = seeded.client.cookie_header()
+            print(f"{machine()}; {STATUSES:,} statuses, {len(collection())} collection items, "
+                  f"{CATALOG_SIZE:,} series; wrk, best of {ROUNDS} runs of {SECONDS} s", flush=True)
+            print("| route | c | service rps | p50 ms | p99 ms | floor rps | p50 ms | p99 ms | service/floor |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for load in [load for load in LOADS if only in load.name]:
+                path = load.path.format(series=seeded.rated, user=seeded.user["id"])
+                script = post_script(seeded.directory, load.body) if load.body is not None else None
+                bases = {"service": seeded.service.base_url, "floor": f"http://127.0.0.1:{floor_port}"}
+                for concurrency in load.concurrencies:
+                    results["rows"].append(compare(binary, bases, path, concurrency, cookie, script, load.name))
+        finally:
+            floor.terminate()
+            floor.wait()
+    return results
+
+
+def compare(binary: str, bases: dict[str, str], path: str, concurrency: int, cookie: str, script: Path | None,
+            name: str) -> dict[str, Any]:
+    for base in bases.values():
+        wrk(binary, base + path, concurrency, WARMUP_SECONDS, cookie, script)
+    # Alternated, best of ROUNDS for each: this machine's speed drifts from minute to minute (a
+    # shared VM), and both sides should meet the same drift.
+    runs: dict[str, list[dict[str, Any]]] = {app: [] for app in bases}
+    for _ in range(ROUNDS):
+        for app, base in bases.items():
+            runs[app].append(wrk(binary, base + path, concurrency, SECONDS, cookie, script))
+    measured = {app: max(results, key=lambda r: r["rps"]) for app, results in runs.items()}
+    ratio = measured["service"]["rps"] / measured["floor"]["rps"] if measured["floor"]["rps"] else 0
+    s, f = measured["service"], measured["floor"]
+    flag = " (errors: %d/%d)" % (s["errors"], f["errors"]) if s["errors"] or f["errors"] else ""
+    print(f"| {name} | {concurrency} | {s['rps']:.0f} | {ms(s['p50'])} | {ms(s['p99'])} | "
+          f"{f['rps']:.0f} | {ms(f['p50'])} | {ms(f['p99'])} | {ratio:.2f}x{flag} |", flush=True)
+    return {"route": name, "concurrency": concurrency,
+            **{f"{app}_{k}": v for app, m in measured.items() for k, v in m.items()}, "ratio": round(ratio, 2)}
+
+
+if __name__ == "__main__":  # `python -m bench.perf [TEXT]`: only the routes whose name holds TEXT
+    print(json.dumps(asyncio.run(main(*sys.argv[1:])), indent=1))

@@ -1,0 +1,73 @@
+"""`python -m bench.profile [PATH]` (or `python -m bench profile`): where the time of one route goes, in the service and in the
+database. The data of `bench perf`; the service and SecantusDB as their own processes, each
+sampled by py-spy while wrk sends PATH (default: the name-ordered history) for `SECONDS`.
+Prints, for each process, the functions with the most samples (inclusive, and leaf)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.perf import ensure_wrk, seeded_service, wrk
+
+SECONDS = 10
+DEFAULT_PATH = "/user/reading-history?order=name-asc&user_lang=de"
+SHOWN = 12
+
+
+def py_spy() -> str:
+    return str(Path(sys.executable).with_name("py-spy"))
+
+
+def summarize(collapsed: Path) -> dict[str, Any]:
+    """py-spy's collapsed stacks ("a;b;c N") as the top frames, inclusive and leaf."""
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        samples = int(count)
+        total += samples
+        leaf[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    def share(counter: Counter[str]) -> list[str]:
+        return [f"{100 * n / total:5.1f}%  {frame}" for frame, n in counter.most_common(SHOWN)]
+    return {"samples": total, "inclusive": share(inclusive), "leaf": share(leaf)}
+
+
+async def main(path: str = DEFAULT_PATH) -> dict[str, Any]:
+    binary = ensure_wrk()
+    results: dict[str, Any] = {"path": path}
+    async with seeded_service(LOG_LEVEL="warning") as seeded:
+        service_pid = seeded.service.process.pid if seeded.service.process else None
+        assert service_pid is not None and seeded.server.pid is not None
+        url = seeded.service.base_url + path
+        cookie = seeded.client.cookie_header()
+        wrk(binary, url, 1, 1, cookie, None)  # warm
+        outputs = {"service": seeded.directory / "service.txt", "database": seeded.directory / "database.txt"}
+        pids = {"service": service_pid, "database": seeded.server.pid}
+        spies = [subprocess.Popen([py_spy(), "record", "--pid", str(pids[who]), "--duration", str(SECONDS),
+                                   "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for who, out in outputs.items()]
+        results["load"] = wrk(binary, url, 1, SECONDS, cookie, None)
+        for spy in spies:
+            spy.wait()
+        for who, out in outputs.items():
+            results[who] = summary = summarize(out)
+            print(f"== {who} ({summary['samples']} samples) while {path} answered "
+                  f"{results['load']['rps']:.0f} requests/s at c=1")
+            print("inclusive:\n  " + "\n  ".join(summary["inclusive"]))
+            print("leaf:\n  " + "\n  ".join(summary["leaf"]), flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(*sys.argv[1:])), indent=1))

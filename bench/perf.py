@@ -3,7 +3,8 @@ in turn, on the same embedded database, with the same load from wrk.
 
 One user with 1,000 statuses, 500 collection items, ratings and an avatar; a catalog of 3,000
 series. Reads at 1 and 32 connections, writes at 1 and 4; each run `SECONDS` long after a warm-up,
-service and floor alternated, the best of `ROUNDS` runs of each.
+service and floor alternated for `ROUNDS` rounds: each side's median run, and the median of the
+rounds' ratios.
 Prints requests/s, p50 and p99 for both, and the ratio service/floor (of requests/s).
 """
 
@@ -15,6 +16,7 @@ import json
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +40,7 @@ from tests.service_process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 4
-ROUNDS = 2
+ROUNDS = 3
 WARMUP_SECONDS = 1
 CATALOG_SIZE = 3_000
 STATUSES = 1_000
@@ -216,7 +218,7 @@ async def main(only: str = "") -> dict[str, Any]:
         try:
             cookie = seeded.client.cookie_header()
             print(f"{machine()}; {STATUSES:,} statuses, {len(collection())} collection items, "
-                  f"{CATALOG_SIZE:,} series; wrk, best of {ROUNDS} runs of {SECONDS} s", flush=True)
+                  f"{CATALOG_SIZE:,} series; wrk, {ROUNDS} alternated rounds of {SECONDS} s", flush=True)
             print("| route | c | service rps | p50 ms | p99 ms | floor rps | p50 ms | p99 ms | service/floor |")
             print("|---|---|---|---|---|---|---|---|---|")
             for load in [load for load in LOADS if only in load.name]:
@@ -235,14 +237,18 @@ def compare(binary: str, bases: dict[str, str], path: str, concurrency: int, coo
             name: str) -> dict[str, Any]:
     for base in bases.values():
         wrk(binary, base + path, concurrency, WARMUP_SECONDS, cookie, script)
-    # Alternated, best of ROUNDS for each: this machine's speed drifts from minute to minute (a
-    # shared VM), and both sides should meet the same drift.
+    # Alternated, round by round: this machine's speed drifts from minute to minute (a shared VM),
+    # and within a round both sides meet about the same speed. Each side's figures are its median
+    # run; the ratio is the median of the rounds' ratios.
+    # Who goes first alternates too, so that neither side always follows the other's load.
     runs: dict[str, list[dict[str, Any]]] = {app: [] for app in bases}
-    for _ in range(ROUNDS):
-        for app, base in bases.items():
+    for round_number in range(ROUNDS):
+        order = list(bases.items()) if round_number % 2 == 0 else list(reversed(bases.items()))
+        for app, base in order:
             runs[app].append(wrk(binary, base + path, concurrency, SECONDS, cookie, script))
-    measured = {app: max(results, key=lambda r: r["rps"]) for app, results in runs.items()}
-    ratio = measured["service"]["rps"] / measured["floor"]["rps"] if measured["floor"]["rps"] else 0
+    measured = {app: sorted(results, key=lambda r: r["rps"])[len(results) // 2] for app, results in runs.items()}
+    ratio = statistics.median(s["rps"] / f["rps"] if f["rps"] else 0.0
+                              for s, f in zip(runs["service"], runs["floor"], strict=True))
     s, f = measured["service"], measured["floor"]
     flag = " (errors: %d/%d)" % (s["errors"], f["errors"]) if s["errors"] or f["errors"] else ""
     print(f"| {name} | {concurrency} | {s['rps']:.0f} | {ms(s['p50'])} | {ms(s['p99'])} | "

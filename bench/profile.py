@@ -16,8 +16,9 @@ from typing import Any
 from bench.perf import ensure_wrk, seeded_service, wrk
 
 SECONDS = 10
+# `{series}` stands for a series the reader has a status and a rating for, `{user}` for their id.
 DEFAULT_PATH = "/user/reading-history?order=name-asc&user_lang=de"
-SHOWN = 12
+SHOWN = int(__import__("os").environ.get("PROFILE_SHOWN", "12"))
 
 
 def py_spy() -> str:
@@ -48,6 +49,7 @@ async def main(path: str = DEFAULT_PATH) -> dict[str, Any]:
     async with seeded_service(LOG_LEVEL="warning") as seeded:
         service_pid = seeded.service.process.pid if seeded.service.process else None
         assert service_pid is not None and seeded.server.pid is not None
+        path = path.format(series=seeded.rated, user=seeded.user["id"])
         url = seeded.service.base_url + path
         cookie = seeded.client.cookie_header()
         wrk(binary, url, 1, 1, cookie, None)  # warm

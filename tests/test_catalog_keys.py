@@ -4,12 +4,14 @@ new titles and aliases; and what a collection page and the collection's statisti
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage import catalog_keys
 from storage.catalog_keys import IN_CHUNK, CatalogKeys, catalog_version, publish_catalog_change
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
@@ -56,6 +58,19 @@ async def test_keys_are_read_100_ids_a_query_and_then_kept(db: AsyncDatabase) ->
     assert found.of[7].sort_title("de") == "t7" and found.of[count + 5] is None
     again = await keys.series(range(1, count + 11))
     assert keys.loads == 3 and again.of[count].matches(f"t{count}")
+
+
+async def test_the_table_is_bounded_and_starts_over_beyond_its_limit(db: AsyncDatabase,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    await db.series.insert_many([{"_id": i, "sort_titles": {"en": f"t{i}"}, "search_text": [f"t{i}"]}
+                                 for i in range(1, 301)])
+    monkeypatch.setattr(catalog_keys, "_SERIES", dataclasses.replace(catalog_keys._SERIES, limit=250))
+    keys = CatalogKeys(db)
+    found = await keys.series(range(1, 301))
+    assert all(found.of[i] is not None for i in range(1, 301))  # the caller's keys stay whole
+    loads = keys.loads
+    await keys.series([1])
+    assert keys.loads == loads + 1  # the table started over: read again
 
 
 async def test_a_catalog_change_drops_the_keys_and_reports_the_page_as_stale(db: AsyncDatabase) -> None:

@@ -17,6 +17,7 @@ from handlers.application import make_app, make_http_server
 from handlers.connections import raise_open_file_limit
 from imaging import give_large_buffers_back_to_the_os
 from settings import Settings, SettingsError, documented_variables
+from storage.backup import MANIFEST, BackupDamaged, RestoreRefused, backup, restore
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
 from storage.indexes import prepare_database
@@ -161,6 +162,31 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     return 0
 
 
+async def backup_database(settings: Settings, directory: str, compress: bool) -> int:
+    """While the service runs (it reuses the running service's embedded database) or not."""
+    async with open_database(settings, owner=False) as opened:
+        written = await backup(opened.db, Path(directory), compress=compress)
+    for entry in written:
+        if entry.path.endswith((".bson", ".bson.gz")):
+            print(f"backup: {entry.path}: {entry.documents} documents, {entry.bytes} bytes")
+    print(f"backup: {len(written)} files and {MANIFEST} in {directory}")
+    return 0
+
+
+async def restore_database(settings: Settings, directory: str, drop: bool) -> int:
+    async with open_database(settings, owner=False) as opened:
+        try:
+            restored = await restore(opened.db, Path(directory), drop=drop)
+        except (RestoreRefused, BackupDamaged) as error:
+            print(f"restore: {error}", file=sys.stderr)
+            return 1
+        await prepare_database(opened.db)
+    for collection, count in restored.items():
+        print(f"restore: {collection}: {count} documents")
+    print(f"restore: {sum(restored.values())} documents into {settings.mongodb_db}")
+    return 0
+
+
 async def database_uri(settings: Settings) -> int:
     """For mongosh: the URI of the service's database, with the database name and credentials."""
     if settings.mongodb_uri is not None:
@@ -197,6 +223,12 @@ def _parser() -> argparse.ArgumentParser:
     age.add_argument("--revoke", action="store_true")
     commands.add_parser("database-uri", help="print the running service's database URI, with its credentials, "
                                              "for mongosh")
+    dump = commands.add_parser("backup", help="write the database to DIR in mongodump's layout, from one snapshot")
+    dump.add_argument("directory")
+    dump.add_argument("--gzip", action="store_true", help="compress each collection's file")
+    load = commands.add_parser("restore", help="restore a backup from DIR (refused into a non-empty database)")
+    load.add_argument("directory")
+    load.add_argument("--drop", action="store_true", help="replace the collections the backup holds")
     return parser
 
 
@@ -217,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: recount_ratings(settings)  # noqa: E731
     elif arguments.command == "database-uri":
         command = lambda: database_uri(settings)  # noqa: E731
+    elif arguments.command == "backup":
+        command = lambda: backup_database(settings, arguments.directory, arguments.gzip)  # noqa: E731
+    elif arguments.command == "restore":
+        command = lambda: restore_database(settings, arguments.directory, arguments.drop)  # noqa: E731
     elif arguments.command == "verify-age":
         command = lambda: verify_age(settings, arguments.username, arguments.revoke)  # noqa: E731
     else:

@@ -1,0 +1,140 @@
+"""Backups in `mongodump`'s directory layout, and restoring them.
+
+`DIR/<db>/<collection>.bson` (the documents, one BSON document after another; `.bson.gz` with
+gzip) and `DIR/<db>/<collection>.metadata.json` (the indexes), which `mongorestore` reads, plus
+`DIR/manifest.json`: for each file its collection, document count, bytes and SHA-256.
+
+Consistency: every collection is read in one snapshot session (read concern "snapshot"), so the
+backup is the database as it was at one moment, whatever is written meanwhile: each user
+document whole, each avatar reference pointing at files and chunks that are in the backup.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import bson
+from bson import json_util
+from pymongo.asynchronous.database import AsyncDatabase
+
+MANIFEST = "manifest.json"
+BATCH = 500  # documents a restore inserts at once
+
+
+class RestoreRefused(Exception):
+    """The target database is not empty, and no drop was asked for."""
+
+
+class BackupDamaged(Exception):
+    """A backup file is missing or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    path: str  # relative to the backup directory
+    collection: str
+    documents: int
+    bytes: int
+    sha256: str
+
+
+def _open(path: Path, mode: str, compressed: bool) -> IO[bytes]:
+    return gzip.open(path, mode) if compressed else open(path, mode)  # type: ignore[return-value]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) -> list[BackupFile]:
+    """Writes every collection of `db` to `directory` from one snapshot; returns what it wrote."""
+    target = directory / db.name
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[BackupFile] = []
+    # Snapshot reads are for `find`; the collections and their indexes are listed outside it.
+    names = sorted(name for name in await db.list_collection_names() if not name.startswith("system."))
+    async with db.client.start_session(snapshot=True) as session:
+        for name in names:
+            data = target / (f"{name}.bson.gz" if compress else f"{name}.bson")
+            count = 0
+            with _open(data, "wb", compress) as out:
+                async for document in db[name].find({}, session=session).sort("_id", 1):
+                    out.write(bson.encode(document))
+                    count += 1
+            indexes = [dict(index) async for index in await db[name].list_indexes()]
+            metadata = target / f"{name}.metadata.json"
+            metadata.write_text(json.dumps({"indexes": json.loads(json_util.dumps(indexes)),
+                                            "collectionName": name, "type": "collection", "options": {}}))
+            for path, documents in ((data, count), (metadata, 0)):
+                written.append(BackupFile(str(path.relative_to(directory)), name, documents, path.stat().st_size,
+                                          _sha256(path)))
+    (directory / MANIFEST).write_text(json.dumps({"database": db.name, "files": [asdict(f) for f in written]},
+                                                 indent=1))
+    return written
+
+
+def read_manifest(directory: Path) -> list[BackupFile]:
+    """The manifest's files, each checked against its size and checksum."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise BackupDamaged(f"{directory / MANIFEST}: {error}") from None
+    files = [BackupFile(**entry) for entry in manifest["files"]]
+    for entry in files:
+        path = directory / entry.path
+        if not path.is_file() or path.stat().st_size != entry.bytes or _sha256(path) != entry.sha256:
+            raise BackupDamaged(f"{entry.path} is missing or differs from the manifest")
+    return files
+
+
+async def _insert_file(collection: Any, path: Path) -> int:
+    """Streams the file's documents into `collection`, `BATCH` at a time; returns the count."""
+    count = 0
+    batch: list[dict[str, Any]] = []
+    with _open(path, "rb", path.name.endswith(".gz")) as f:
+        for document in bson.decode_file_iter(f):
+            batch.append(document)
+            if len(batch) == BATCH:
+                await collection.insert_many(batch, ordered=True)
+                count, batch = count + len(batch), []
+    if batch:
+        await collection.insert_many(batch, ordered=True)
+        count += len(batch)
+    return count
+
+
+async def restore(db: AsyncDatabase, directory: Path, *, drop: bool = False) -> dict[str, int]:
+    """Restores the backup in `directory` into `db`: every document and index. Refuses a
+    database that holds any document unless `drop`, which empties each restored collection first.
+    Returns the documents restored per collection."""
+    files = read_manifest(directory)
+    if not drop:
+        for name in await db.list_collection_names():
+            if await db[name].count_documents({}, limit=1):
+                raise RestoreRefused(f"the database {db.name!r} is not empty (collection {name!r}); "
+                                     "restore --drop replaces what it holds")
+    restored: dict[str, int] = {}
+    for entry in files:
+        path = directory / entry.path
+        if entry.path.endswith(".metadata.json"):
+            continue
+        collection = db[entry.collection]
+        if drop:
+            await collection.drop()
+        restored[entry.collection] = await _insert_file(collection, path)
+        metadata = json.loads((path.parent / f"{entry.collection}.metadata.json").read_text())
+        for index in json_util.loads(json.dumps(metadata["indexes"])):
+            if index["name"] == "_id_":
+                continue
+            options = {k: v for k, v in index.items() if k not in ("key", "v", "ns")}
+            await collection.create_index(list(index["key"].items()), **options)
+    return restored

@@ -1,0 +1,139 @@
+"""`server.py backup DIR` and `restore DIR`: mongodump's layout with a checked manifest, one snapshot
+for consistency under writes, every document and avatar byte back, no restore over data unless
+`--drop` (issue 14, points 1 and 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.backup import MANIFEST, BackupDamaged, RestoreRefused, backup, restore
+from storage.database import connect, database
+from tests.api_tour import CATALOG, api_tour
+from tests.catalog_data import load_catalog
+from tests.conftest import RunningApp
+from tests.images import b64, image_bytes
+from tests.service_process import run_command, service_env
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def empty(mongo_uri: str, db: AsyncDatabase) -> AsyncIterator[AsyncDatabase]:
+    """A second, empty database on the same server."""
+    client = connect(mongo_uri)
+    target = database(client, f"{db.name}_restored")
+    yield target
+    await client.drop_database(target.name)
+    await client.close()
+
+
+async def contents(db: AsyncDatabase) -> dict[str, list[dict[str, Any]]]:
+    return {name: await db[name].find({}).sort("_id", 1).to_list(None)
+            for name in sorted(await db.list_collection_names())}
+
+
+async def index_names(db: AsyncDatabase) -> dict[str, list[str]]:
+    return {name: sorted([index["name"] async for index in await db[name].list_indexes()])
+            for name in sorted(await db.list_collection_names())}
+
+
+async def populated(running: RunningApp, db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    await api_tour(running, db)  # every route: users, lists, ratings, avatars, sessions, limits
+
+
+@pytest.mark.parametrize("compress", [False, True])
+async def test_a_restore_gives_back_every_document_index_and_avatar_byte(
+    running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path, compress: bool
+) -> None:
+    await populated(running, db)
+    written = await backup(db, tmp_path, compress=compress)
+    suffix = ".bson.gz" if compress else ".bson"
+    # mongodump's layout: DIR/<db>/<collection>.bson and .metadata.json, and a manifest.
+    assert {f.path for f in written} == {f"{db.name}/{name}{ending}" for name in await db.list_collection_names()
+                                         for ending in (suffix, ".metadata.json")}
+    assert {"users", "usernames", "roles", "series", "volumes", "avatars.files", "avatars.chunks"} <= {
+        f.collection for f in written}
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["files"])
+    restored = await restore(empty, tmp_path)
+    assert restored["users"] == await db.users.count_documents({}) == 3
+    assert await contents(empty) == await contents(db)  # every avatar chunk's bytes among them
+    assert await index_names(empty) == await index_names(db)
+
+
+async def test_a_restore_into_a_database_with_data_is_refused_unless_drop(
+    running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
+) -> None:
+    await populated(running, db)
+    await backup(db, tmp_path)
+    await empty.users.insert_one({"_id": "someone", "username": "someone"})
+    with pytest.raises(RestoreRefused, match="not empty"):
+        await restore(empty, tmp_path)
+    assert await empty.users.count_documents({}) == 1  # nothing written
+    await restore(empty, tmp_path, drop=True)
+    assert await contents(empty) == await contents(db)
+
+
+async def test_a_damaged_backup_is_refused_before_anything_is_written(
+    running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
+) -> None:
+    await populated(running, db)
+    await backup(db, tmp_path)
+    with open(tmp_path / db.name / "users.bson", "ab") as f:
+        f.write(b"\x00")
+    with pytest.raises(BackupDamaged, match="users.bson"):
+        await restore(empty, tmp_path)
+    assert await empty.list_collection_names() == []
+
+
+async def test_a_backup_taken_during_uploads_restores_only_whole_avatars(
+    running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
+) -> None:
+    api = running.client()
+    user = await api.sign_up("painter")
+    images = [b64(image_bytes("PNG", size=(300, 300), color=(i * 40, 10, 10))) for i in range(6)]
+    assert (await api.post(f"/user/update-image/{user['id']}", {"image": images[0]})).status == 200
+
+    async def keep_uploading() -> None:
+        for image in images[1:]:
+            assert (await api.post(f"/user/update-image/{user['id']}", {"image": image})).status == 200
+
+    uploads = asyncio.create_task(keep_uploading())
+    await asyncio.sleep(0.05)
+    await backup(db, tmp_path)
+    await uploads
+    await restore(empty, tmp_path)
+    # From one snapshot: the user's image reference names files whose chunks are all there.
+    image = (await empty.users.find_one({"_id": user["id"]}))["profile_image"]
+    for resolution in ("high", "scaled"):
+        stored = await empty["avatars.files"].find_one({"_id": image[resolution]})
+        assert stored is not None, resolution
+        chunks = await empty["avatars.chunks"].find({"files_id": image[resolution]}).sort("n", 1).to_list(None)
+        assert sum(len(c["data"]) for c in chunks) == stored["length"] > 0
+
+
+async def test_the_commands_back_up_and_restore_through_mongodb_uri(
+    running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, mongo_uri: str, tmp_path: Path
+) -> None:
+    await populated(running, db)
+    dump = tmp_path / "dump"
+    source = service_env(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name)
+    made = await asyncio.to_thread(run_command, ["backup", str(dump), "--gzip"], source)
+    assert made.returncode == 0, made.stderr
+    assert f"backup: {db.name}/users.bson.gz: 3 documents" in made.stdout
+    target = service_env(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=empty.name)
+    first = await asyncio.to_thread(run_command, ["restore", str(dump)], target)
+    assert first.returncode == 0, first.stderr
+    assert "restore: users: 3 documents" in first.stdout
+    again = await asyncio.to_thread(run_command, ["restore", str(dump)], target)
+    assert again.returncode == 1 and "not empty" in again.stderr
+    assert await contents(empty) == await contents(db)

@@ -16,6 +16,7 @@ from auth.permissions import ROLES
 from handlers.application import make_app, make_http_server
 from handlers.connections import raise_open_file_limit
 from imaging import give_large_buffers_back_to_the_os
+from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
 from storage.backup import MANIFEST, BackupDamaged, RestoreRefused, backup, restore
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
@@ -31,17 +32,6 @@ DEMO_CATALOG = Path(__file__).resolve().parent / "catalog" / "demo-catalog.json"
 SHUTDOWN_GRACE_S = 10.0
 
 __all__ = ["make_app", "main"]
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # The driver's own debug output can include command documents; keep it quiet.
-    logging.getLogger("pymongo").setLevel(logging.WARNING)
-    logging.getLogger("tornado.access").setLevel(logging.CRITICAL)
 
 
 # The embedded database kept failing: a process supervisor should restart the whole service.
@@ -239,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error.variable} is invalid; it accepts {error.accepted}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     command: Callable[[], Awaitable[int]]
     if arguments.command == "import-catalog":
         command = lambda: import_catalog(settings, arguments.file)  # noqa: E731

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+_CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS}  # settings that take one of a few words
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -69,6 +71,7 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         0, ge=0, description="open client connections at most; 0: the open-file limit less 256")
     log_level: str = Field("info", description="one of " + ", ".join(LOG_LEVELS))
+    log_format: str = Field("text", description="text (readable lines) or json (one JSON object a line)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -118,11 +121,11 @@ class Settings(BaseSettings):
                 raise ValueError(origin)
         return raw
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
-    def _log_level(cls, raw: Any) -> Any:
+    def _one_of(cls, raw: Any, info: ValidationInfo) -> Any:
         lowered = str(raw).strip().lower()
-        if lowered not in LOG_LEVELS:
+        if lowered not in _CHOICES[info.field_name or ""]:
             raise ValueError(raw)
         return lowered
 

@@ -40,15 +40,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         return
     user = getattr(handler, "user", None)
     request = handler.request
-    access_log.log(
-        level,
-        "%s %s %d %.1fms user=%s",
-        request.method,
-        request.path,
-        status,
-        1000.0 * request.request_time(),
-        user.id if user is not None else "-",
-    )
+    duration_ms = round(1000.0 * request.request_time(), 1)
+    user_id = user.id if user is not None else "-"
+    # The route's pattern (`/user/reading-status/id/{id}`) for a JSON line; "-" when none matched.
+    fields = {"method": request.method, "route": getattr(handler, "route", None) or "-", "status": status,
+              "duration_ms": duration_ms, "user": user_id}
+    access_log.log(level, "%s %s %d %.1fms user=%s", request.method, request.path, status, duration_ms, user_id,
+                   extra=fields)
 
 
 class TsundokuApplication(tornado.web.Application):
@@ -89,7 +87,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
     document = openapi_document(routes)
     table: list[Any] = []
     for route in routes:
-        arguments: dict[str, Any] = {"services": services}
+        arguments: dict[str, Any] = {"services": services, "route": route.path}
         if route.handler is system.OpenApiHandler:
             arguments["document"] = document
         table.append((route.pattern, route.handler, arguments))

@@ -67,8 +67,9 @@ class ApiHandler(tornado.web.RequestHandler):
     user: AuthenticatedUser | None
     brought: Brought  # what the verb declared with `@reads`, set by authentication
 
-    def initialize(self, services: Services) -> None:
+    def initialize(self, services: Services, route: str | None = None) -> None:
         self.services = services
+        self.route = route  # the pattern this handler was matched by, for the access log
         self.user = None
         self.brought = Brought()
         self._counted = False

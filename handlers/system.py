@@ -51,8 +51,9 @@ class OpenApiHandler(ApiHandler):
     api = {"get": Operation(summary="This document", auth=False, tags=("service",))}
     document: ClassVar[dict[str, Any] | None] = None
 
-    def initialize(self, services: Any, document: dict[str, Any]) -> None:  # type: ignore[override]
-        super().initialize(services)
+    def initialize(self, services: Any, document: dict[str, Any],  # type: ignore[override]
+                   route: str | None = None) -> None:
+        super().initialize(services, route)
         self.document = document
 
     def get(self) -> None:

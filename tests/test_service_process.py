@@ -119,7 +119,7 @@ def test_set_role_refuses_an_unknown_role(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "variable, value",
     [("PORT", "http"), ("PORT", "70000"), ("COOKIE_SECURE", "maybe"), ("CORS_ORIGINS", "not-an-origin"),
-     ("LOG_LEVEL", "loud"), ("MAX_IMAGE_BYTES", "-1"), ("REGISTER_LIMIT_PER_HOUR", "0")],
+     ("LOG_LEVEL", "loud"), ("LOG_FORMAT", "xml"), ("MAX_IMAGE_BYTES", "-1"), ("REGISTER_LIMIT_PER_HOUR", "0")],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_and_exit_2(tmp_path: Path, variable: str, value: str) -> None:
     result = run_command([], service_env(tmp_path, **{variable: value}), timeout=30)

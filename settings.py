@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         0, ge=0, description="open client connections at most; 0: the open-file limit less 256")
     log_level: str = Field("info", description="one of " + ", ".join(LOG_LEVELS))
+    metrics_token: str | None = Field(
+        None, min_length=16, description="a secret of 16 characters or more; GET /metrics also answers "
+                                         "`Authorization: Bearer <it>` (without it, loopback addresses only)")
     log_format: str = Field("text", description="text (readable lines) or json (one JSON object a line)")
 
     @classmethod

@@ -9,7 +9,7 @@ import tornado.web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
-from handlers import accounts, avatars, collection, log_redaction, ratings, reading, system, user_settings
+from handlers import accounts, avatars, collection, log_redaction, metrics, ratings, reading, system, user_settings
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
@@ -47,6 +47,16 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
               "duration_ms": duration_ms, "user": user_id}
     access_log.log(level, "%s %s %d %.1fms user=%s", request.method, request.path, status, duration_ms, user_id,
                    extra=fields)
+
+
+def record_request(handler: tornado.web.RequestHandler) -> None:
+    """What Tornado calls when a request is answered: the access log line and the metrics."""
+    log_request(handler)
+    services = getattr(handler, "services", None)
+    if services is not None:
+        trips = getattr(handler, "round_trips", None)
+        services.metrics.observe(getattr(handler, "route", None) or "-", handler.request.method or "-",
+                                 handler.get_status(), handler.request.request_time(), trips[0] if trips else None)
 
 
 class TsundokuApplication(tornado.web.Application):
@@ -91,11 +101,13 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         if route.handler is system.OpenApiHandler:
             arguments["document"] = document
         table.append((route.pattern, route.handler, arguments))
+    # Operational, not part of the published API: not in the OpenAPI document.
+    table.append((r"/metrics", metrics.MetricsHandler, {"services": services, "route": "/metrics"}))
     app = TsundokuApplication(
         table,
         default_handler_class=NotFoundHandler,
         default_handler_args={"services": services},
-        log_function=log_request,
+        log_function=record_request,
         compress_response=True,
         serve_traceback=False,
     )

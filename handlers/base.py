@@ -32,6 +32,7 @@ from handlers.services import Services
 from handlers.session import AuthenticatedUser, SessionQuery
 from storage.database import is_unavailable
 from storage.outcome import ListsFull
+from storage.round_trips import count_round_trips
 from storage.users import FoundSession
 
 log = logging.getLogger("tsundoku.handlers")
@@ -69,7 +70,8 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def initialize(self, services: Services, route: str | None = None) -> None:
         self.services = services
-        self.route = route  # the pattern this handler was matched by, for the access log
+        self.route = route  # the pattern this handler was matched by, for the access log and metrics
+        self.round_trips: list[int] | None = None
         self.user = None
         self.brought = Brought()
         self._counted = False
@@ -99,6 +101,7 @@ class ApiHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Allow-Credentials", "true")
 
     async def prepare(self) -> None:
+        self.round_trips = count_round_trips()  # this request's database commands, for the metrics
         self.services.inflight.started()
         self._counted = True
         if not self.implements(self.request.method or ""):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
+from handlers.service_metrics import ServiceMetrics
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
 from storage.avatars import AvatarStore
@@ -68,6 +69,7 @@ class Services:
     # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
     supervisor: EmbeddedSupervisor | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     # Set once shutdown begins: requests that arrive after it answer 503.
     stopping: bool = False
     # Image decoding and resizing: a fixed number at once (each may take up to about 100 MB), so

@@ -21,6 +21,8 @@ from pymongo.errors import (
 )
 from pymongo.monitoring import CommandListener
 
+from storage.round_trips import RoundTripCounter
+
 # An acknowledged write must survive a crash: j=True is what makes that true on SecantusDB
 # (see DATABASE.md) and costs nothing extra on a real MongoDB.
 DURABLE_WRITES = WriteConcern(w="majority", j=True)
@@ -66,7 +68,8 @@ def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
         # awaitable hello for up to 10 s on a server whose topology did not change, such as the
         # embedded one restarting; a polling monitor checks again within half a second.
         serverMonitoringMode="poll",
-        event_listeners=list(listeners),
+        # Every client counts each request's commands for the metrics (storage.round_trips).
+        event_listeners=[*listeners, RoundTripCounter()],
         tz_aware=True,
         uuidRepresentation="standard",
         appname="tsundoku",

@@ -132,6 +132,16 @@ class UserStore:
         found = await self._users.find_one({"_id": user_id}, {"password_hash": 1, **PROFILE_FIELDS})
         return StoredCredentials(UserRecord.of(found), found["password_hash"]) if found else None
 
+    async def population(self) -> tuple[int, int]:
+        """(users, stored sessions): the count from the collection's metadata; the sessions by a
+        pass over `users` that reads only each document's session count (for the metrics)."""
+        users = await self._users.estimated_document_count()
+        counted = await (await self._users.aggregate([
+            {"$project": {"_id": 0, "n": {"$size": {"$ifNull": ["$sessions", []]}}}},
+            {"$group": {"_id": None, "sessions": {"$sum": "$n"}}},
+        ])).to_list(length=1)
+        return users, int(counted[0]["sessions"]) if counted else 0
+
     async def exists(self, user_id: str) -> bool:
         return await self._users.count_documents({"_id": user_id}, limit=1) == 1
 

@@ -1,0 +1,42 @@
+"""`GET /metrics`: the process's numbers in Prometheus' text format, for loopback addresses or a
+`METRICS_TOKEN` bearer only (operational data, not for the public).
+
+Requests are counted by route pattern (`/user/reading-status/id/{id}`, never the raw path, so the
+series stay few), method and status; latency and database round trips per request are
+histograms. The user and session counts cost a scan of `users`, so they are refreshed in the
+background at most every `COUNTS_EVERY_S` and a scrape never waits for them."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from handlers.base import ApiHandler
+from handlers.errors import ApiError
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class MetricsHandler(ApiHandler):
+    requires_auth = False
+    needs_database = False  # answered from memory, also while the database is down
+
+    async def get(self) -> None:
+        token = self.services.settings.metrics_token
+        given = self.request.headers.get("Authorization", "")
+        authorized = token is not None and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        if not (authorized or _is_loopback(self.request.remote_ip)):
+            raise ApiError(403, "Forbidden")
+        metrics = self.services.metrics
+        supervisor = self.services.supervisor
+        metrics.embedded_restarts.set(supervisor.restarts if supervisor is not None else 0)
+        metrics.refresh_counts(self.services)
+        self.set_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)  # what every Prometheus reads
+        self.finish(generate_latest(metrics.registry))

@@ -18,7 +18,7 @@ from handlers.connections import raise_open_file_limit
 from imaging import give_large_buffers_back_to_the_os
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
-from storage.backup import MANIFEST, BackupDamaged, RestoreRefused, backup, restore
+from storage.backup import MANIFEST, BackupDamaged, BackupRaced, RestoreRefused, backup, restore
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
 from storage.indexes import prepare_database
@@ -155,7 +155,11 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
 async def backup_database(settings: Settings, directory: str, compress: bool) -> int:
     """While the service runs (it reuses the running service's embedded database) or not."""
     async with open_database(settings, owner=False) as opened:
-        written = await backup(opened.db, Path(directory), compress=compress)
+        try:
+            written = await backup(opened.db, Path(directory), compress=compress)
+        except BackupRaced as error:
+            print(f"backup: {error}", file=sys.stderr)
+            return 1
     for entry in written:
         if entry.path.endswith((".bson", ".bson.gz")):
             print(f"backup: {entry.path}: {entry.documents} documents, {entry.bytes} bytes")

@@ -4,9 +4,12 @@
 gzip) and `DIR/<db>/<collection>.metadata.json` (the indexes), which `mongorestore` reads, plus
 `DIR/manifest.json`: for each file its collection, document count, bytes and SHA-256.
 
-Consistency: every collection is read in one snapshot session (read concern "snapshot"), so the
-backup is the database as it was at one moment, whatever is written meanwhile: each user
-document whole, each avatar reference pointing at files and chunks that are in the backup.
+Consistency: every collection is read in one snapshot session (read concern "snapshot"): on
+MongoDB the backup is the database at one moment. Each user document is whole either way (a
+document is read atomically). SecantusDB's snapshot did not hold across collections in every run
+(a backup during avatar uploads once held a reference to a file it lacked), so the backup then
+checks what crosses collections, that every avatar reference names a stored file with all its
+chunks, and is taken again if a write raced it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,8 +26,11 @@ import bson
 from bson import json_util
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.avatars import BUCKET
+
 MANIFEST = "manifest.json"
 BATCH = 500  # documents a restore inserts at once
+ATTEMPTS = 5  # backups taken, at most, until one is consistent
 
 
 class RestoreRefused(Exception):
@@ -32,6 +39,10 @@ class RestoreRefused(Exception):
 
 class BackupDamaged(Exception):
     """A backup file is missing or does not match its manifest."""
+
+
+class BackupRaced(Exception):
+    """Writes kept changing the database under every attempt at a consistent backup."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,18 @@ def _sha256(path: Path) -> str:
 
 
 async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) -> list[BackupFile]:
-    """Writes every collection of `db` to `directory` from one snapshot; returns what it wrote."""
+    """Writes every collection of `db` to `directory`, consistent (see above); returns what it wrote."""
+    for _ in range(ATTEMPTS):
+        written = await _write_collections(db, directory, compress)
+        problem = _avatar_problem(directory, written)
+        if problem is None:
+            (directory / MANIFEST).write_text(json.dumps({"database": db.name,
+                                                         "files": [asdict(f) for f in written]}, indent=1))
+            return written
+    raise BackupRaced(f"the database kept changing under {ATTEMPTS} backups: {problem}")
+
+
+async def _write_collections(db: AsyncDatabase, directory: Path, compress: bool) -> list[BackupFile]:
     target = directory / db.name
     target.mkdir(parents=True, exist_ok=True)
     written: list[BackupFile] = []
@@ -77,9 +99,33 @@ async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) 
             for path, documents in ((data, count), (metadata, 0)):
                 written.append(BackupFile(str(path.relative_to(directory)), name, documents, path.stat().st_size,
                                           _sha256(path)))
-    (directory / MANIFEST).write_text(json.dumps({"database": db.name, "files": [asdict(f) for f in written]},
-                                                 indent=1))
     return written
+
+
+def _avatar_problem(directory: Path, written: list[BackupFile]) -> str | None:
+    """None if every user's image reference names a file of the backup with all its chunks."""
+    paths = {f.collection: directory / f.path for f in written if not f.path.endswith(".metadata.json")}
+    if "users" not in paths:
+        return None
+    lengths = {d["_id"]: d["length"] for d in _read(paths.get(f"{BUCKET}.files"))}
+    stored: dict[Any, int] = {}
+    for chunk in _read(paths.get(f"{BUCKET}.chunks")):
+        stored[chunk["files_id"]] = stored.get(chunk["files_id"], 0) + len(chunk["data"])
+    for user in _read(paths["users"]):
+        image = user.get("profile_image") or {}
+        for resolution in ("high", "scaled"):
+            file_id = image.get(resolution)
+            if file_id is not None and (file_id not in lengths or stored.get(file_id, 0) != lengths[file_id]):
+                return f"user {user['_id']}'s {resolution} image {file_id} is not whole in the backup"
+    return None
+
+
+def _read(path: Path | None) -> Iterator[dict[str, Any]]:
+    """The file's documents one at a time (a chunks file can be large)."""
+    if path is None:
+        return
+    with _open(path, "rb", path.name.endswith(".gz")) as f:
+        yield from bson.decode_file_iter(f)
 
 
 def read_manifest(directory: Path) -> list[BackupFile]:

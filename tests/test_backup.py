@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.backup import MANIFEST, BackupDamaged, RestoreRefused, backup, restore
+from storage.backup import MANIFEST, BackupDamaged, BackupRaced, RestoreRefused, backup, restore
 from storage.database import connect, database
 from tests.api_tour import CATALOG, api_tour
 from tests.catalog_data import load_catalog
@@ -119,6 +119,15 @@ async def test_a_backup_taken_during_uploads_restores_only_whole_avatars(
         assert stored is not None, resolution
         chunks = await empty["avatars.chunks"].find({"files_id": image[resolution]}).sort("n", 1).to_list(None)
         assert sum(len(c["data"]) for c in chunks) == stored["length"] > 0
+
+
+async def test_a_backup_that_stays_inconsistent_is_refused(db: AsyncDatabase, tmp_path: Path) -> None:
+    # A reference to an image file that is not stored (as a backup racing an upload would read it
+    # without a working snapshot): every attempt finds it, so no backup is claimed.
+    await db.users.insert_one({"_id": "u1", "username": "x", "profile_image": {"high": "missing", "scaled": "gone"}})
+    with pytest.raises(BackupRaced, match="u1's high image missing"):
+        await backup(db, tmp_path)
+    assert not (tmp_path / MANIFEST).exists()
 
 
 async def test_the_commands_back_up_and_restore_through_mongodb_uri(

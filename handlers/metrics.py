@@ -37,6 +37,6 @@ class MetricsHandler(ApiHandler):
         metrics = self.services.metrics
         supervisor = self.services.supervisor
         metrics.embedded_restarts.set(supervisor.restarts if supervisor is not None else 0)
-        metrics.refresh_counts(self.services)
+        metrics.refresh_counts(self.services.users)
         self.set_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)  # what every Prometheus reads
         self.finish(generate_latest(metrics.registry))

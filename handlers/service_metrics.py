@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from storage.users import UserStore
 
 log = logging.getLogger("tsundoku")
 # The user and session counts cost a scan of `users`: refreshed in the background at most this often.
@@ -46,18 +47,18 @@ class ServiceMetrics:
         if status == 503:
             self.database_errors.inc()
 
-    def refresh_counts(self, services: Any) -> None:
+    def refresh_counts(self, users: UserStore) -> None:
         """Starts a background count if the last one is old; never waits for it."""
         if self._counting is not None and not self._counting.done():
             return
         if time.monotonic() - self._counted_at < COUNTS_EVERY_S:
             return
         self._counted_at = time.monotonic()
-        self._counting = asyncio.get_running_loop().create_task(self._count(services))
+        self._counting = asyncio.get_running_loop().create_task(self._count(users))
 
-    async def _count(self, services: Any) -> None:
+    async def _count(self, store: UserStore) -> None:
         try:
-            users, sessions = await services.users.population()
+            users, sessions = await store.population()
         except Exception:  # noqa: BLE001 - a scrape must not fail for it; the old values stay
             log.warning("metrics: counting users and sessions failed", exc_info=True)
             return

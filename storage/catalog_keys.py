@@ -32,6 +32,9 @@ IN_CHUNK = 100
 # table starts over (and refills as pages need it) rather than growing without end.
 MAX_SERIES = 150_000
 MAX_VOLUMES = 250_000
+# A page ordered with the keys is made again at most this often when imports keep changing the
+# catalog meanwhile (then the last attempt's page is answered).
+ORDER_ATTEMPTS = 3
 # The search text's parts, joined by a character no search term holds (a term never matches
 # across two titles).
 _SEPARATOR = "\x00"

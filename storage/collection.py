@@ -11,10 +11,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.catalog_keys import CatalogKeys, Keys
+from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
-from storage.reading import MAX_ATTEMPTS
 from storage.records import CollectionItemRecord, SeriesRecord, StoredList, VolumeRecord
 
 # What a collection answer shows of a volume and (as `series`, copied at import) of its series.
@@ -102,7 +101,7 @@ class CollectionStore:
         catalog's keys from the process; then one read of the page's volumes.
         An item whose volume or series has left the catalog is neither counted nor shown."""
         mine = [item for item in items.stored if item.get("client") == request.client]
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(ORDER_ATTEMPTS):
             series_keys = await self._keys.series(item["series_id"] for item in mine)
             volume_keys = await self._keys.volumes(item["volume_id"] for item in mine)
             ordered = order_collection(mine, series_keys, volume_keys, request)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.catalog_keys import CatalogKeys, Keys
+from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
 from storage.embedded_list import EmbeddedList
 from storage.outcome import WriteOutcome
 from storage.records import SeriesRecord, StatusRecord, StoredList
@@ -15,8 +15,6 @@ from storage.records import SeriesRecord, StatusRecord, StoredList
 PRIORITY_RANK = {"low": 1, "mid": 2, "high": 3}
 STATUS_FIELD_OF_ORDER = {"update": "last_update", "start-date": "start", "end-date": "end"}
 NAME_ORDER = "name"
-# Orders made again at most this often when imports keep changing the catalog meanwhile.
-MAX_ATTEMPTS = 3
 # What a list item shows of a series; never the derived sort and search fields.
 SERIES_CARD_FIELDS: dict[str, int] = {
     field: 1 for field in ("name", "type", "slug", "origin", "client", "titles", "descriptions", "first_volume",
@@ -76,7 +74,7 @@ class ReadingStatusStore:
         mine = entries.stored
         if request.client is not None:
             mine = [e for e in mine if e.get("client") == request.client]
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(ORDER_ATTEMPTS):
             keys = await self._keys.series(e["series_id"] for e in mine) if request.needs_series else None
             ordered = self._ordered(mine, request, keys)
             page = ordered[request.offset: request.offset + request.limit]

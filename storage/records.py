@@ -174,15 +174,11 @@ LIST_ENTRIES = {"statuses": StatusRecord.of, "ratings": RatingRecord.of, "collec
 class StoredList:
     """One of the user's lists as the session query read it. Kept as stored, for the stores that
     work on the whole list (ordering 5,000 statuses for a page of 20 converts 20, not 5,000:
-    measured, converting every entry added 20 ms to a 5,000-status page); `records()` and
-    `first()` are what the HTTP layer reads."""
+    measured, converting every entry added 20 ms to a 5,000-status page); `first()` is what
+    the HTTP layer reads (a route's own entry)."""
 
     name: str
     stored: list[dict[str, Any]]
-
-    def records(self) -> list[Any]:
-        record_of = LIST_ENTRIES[self.name]
-        return [record_of(entry) for entry in self.stored]
 
     def first(self) -> Any | None:
         return LIST_ENTRIES[self.name](self.stored[0]) if self.stored else None

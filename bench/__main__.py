@@ -1,4 +1,4 @@
-"""`python -m bench [NAME ...]` runs the named benchmarks, or all of them (`profile` only when named)."""
+"""`python -m bench [NAME ...]` runs the named benchmarks, or all of them (`profile` and `soak` only when named)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out")
-ON_REQUEST = ("profile",)
+ON_REQUEST = ("profile", "soak")
 
 
 def main(names: list[str]) -> int:

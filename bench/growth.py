@@ -13,8 +13,8 @@ import tracemalloc
 from typing import Any
 
 from bench.harness import bench_service, machine, timed
-from bench.perf import statuses
-from storage.catalog import CatalogFile, CatalogStore
+from bench.seed import catalog, statuses
+from storage.catalog import CatalogStore
 from storage.catalog_keys import SeriesKeys
 from tests.api_client import ApiClient
 
@@ -36,16 +36,6 @@ COLLECTION_ORDERS = {
     "collection name-desc, de": "client=1&order=name-desc&user_lang=de",
     "collection search": "client=1&search=volume%202",
 }
-
-
-def catalog() -> CatalogFile:
-    return CatalogFile.model_validate({"series": [{
-        "id": i, "name": f"Series {i:05}", "type": "Manga", "slug": f"series-{i}", "client": 1,
-        "aliases": [{"title": f"Title {random.randint(0, 99999):05}", "language": "English"},
-                    {"title": f"Titel {random.randint(0, 99999):05}", "language": "German"}],
-        "descriptions": [{"description": "A description of ordinary length. " * 8, "language": "English"}],
-        "volumes": [{"id": i * 10 + n, "name": f"Volume {n}", "group_order": n} for n in (1, 2)],
-    } for i in range(1, CATALOG_SIZE + 1)]})
 
 
 def items(count: int) -> list[dict[str, Any]]:
@@ -75,7 +65,7 @@ async def main() -> dict[str, Any]:
     print(f"{machine()}\ncatalog keys: {per_series:.0f} bytes a series "
           f"({per_series * 100_000 / 2**20:.0f} MB for 100,000 series)", flush=True)
     async with bench_service() as bench:
-        await CatalogStore(bench.db).import_file(catalog())
+        await CatalogStore(bench.db).import_file(catalog(CATALOG_SIZE, lambda i: 2, cover_paths=False))
         for size in SIZES:
             client = ApiClient(bench.base_url)
             user = await client.sign_up(f"reader{size}")

@@ -11,7 +11,6 @@ Prints requests/s, p50 and p99 for both, and the ratio service/floor (of request
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import random
 import re
@@ -23,19 +22,16 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from bench.harness import machine
-from storage.catalog import CatalogFile, CatalogStore
+from bench.seed import avatar, catalog, collection_items, ratings, statuses
+from storage.catalog import CatalogStore
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase, free_loopback_port
 from storage.indexes import prepare_database
 from tests.api_client import ApiClient
-from tests.images import b64
 from tests.service_process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,44 +83,8 @@ def ensure_wrk() -> str:
     return found
 
 
-def catalog() -> CatalogFile:
-    entries = []
-    for i in range(1, CATALOG_SIZE + 1):
-        volume_count = 5 if i <= COLLECTION_SERIES else 1
-        entries.append({
-            "id": i, "name": f"Series {i:05}", "type": "Manga", "slug": f"series-{i}", "client": 1,
-            "aliases": [{"title": f"Title {random.randint(0, 99999):05}", "language": "English"},
-                        {"title": f"Titel {random.randint(0, 99999):05}", "language": "German"}],
-            "descriptions": [{"description": "A description of ordinary length. " * 8, "language": "English"}],
-            "volumes": [{"id": i * 10 + n, "name": f"Volume {n}", "group_order": n, "cover_path": f"/c/{i}-{n}.jpg"}
-                        for n in range(1, volume_count + 1)],
-        })
-    return CatalogFile.model_validate({"series": entries})
-
-
-def statuses(series_ids: list[int]) -> list[dict[str, Any]]:
-    now = datetime.now(timezone.utc)
-    return [{
-        "series_id": series_id, "client": 1, "visibility": "private", "progress_type": "chapters",
-        "progress": random.randint(0, 300), "status": random.choice(["started", "completed", "paused", "dropped"]),
-        "reread": 0, "score": random.randint(0, 10), "priority": random.choice(["low", "mid", "high"]),
-        "start": f"20{random.randint(10, 24)}-0{random.randint(1, 9)}", "end": None, "notes": None,
-        "last_update": now - timedelta(minutes=random.randint(0, 10**6)),
-    } for series_id in series_ids]
-
-
 def collection() -> list[dict[str, Any]]:
-    now = datetime.now(timezone.utc)
-    return [{"item_id": f"{series:06}{n:018}", "volume_id": series * 10 + n, "series_id": series, "client": 1,
-             "price_cents": random.randint(500, 1500), "buy_date": f"20{random.randint(10, 24)}-0{random.randint(1, 9)}-1{n}",
-             "added": now} for series in range(1, COLLECTION_SERIES + 1) for n in range(1, 6)]
-
-
-def avatar() -> str:
-    image = Image.effect_noise((800, 800), 40).convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return b64(buffer.getvalue())
+    return collection_items((series, series * 10 + n) for series in range(1, COLLECTION_SERIES + 1) for n in range(1, 6))
 
 
 _LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -191,7 +151,7 @@ async def seeded_service(**service_env: str) -> AsyncIterator[Seeded]:
         try:
             db = database(setup, "bench")
             await prepare_database(db)
-            await CatalogStore(db).import_file(catalog())
+            await CatalogStore(db).import_file(catalog(CATALOG_SIZE, lambda i: 5 if i <= COLLECTION_SERIES else 1))
             (directory / "service" / "data").mkdir(parents=True)
             await service.start()
             client = ApiClient(service.base_url)
@@ -199,8 +159,7 @@ async def seeded_service(**service_env: str) -> AsyncIterator[Seeded]:
             chosen = random.sample(range(1, CATALOG_SIZE + 1), STATUSES)
             await db.users.update_one({"_id": user["id"]}, {"$set": {
                 "statuses": statuses(chosen), "collection": collection(),
-                "ratings": [{"series_id": s, "rating": 5.0, "last_update": datetime.now(timezone.utc)}
-                            for s in chosen[:200]]}})
+                "ratings": ratings(chosen[:200])}})
             assert (await client.post(f"/user/update-image/{user['id']}", {"image": avatar()})).status == 200
             yield Seeded(server, directory, service, client, user, chosen[0])
         finally:

@@ -21,6 +21,8 @@ ABSOLUTE_LIFETIME = timedelta(days=90)
 LAST_SEEN_RESOLUTION = timedelta(hours=1)
 # A user who logs in on many devices keeps this many most recent sessions.
 MAX_SESSIONS_PER_USER = 20
+# What a session records of the client that opened it, shortened: enough to recognise a device.
+MAX_USER_AGENT_LENGTH = 200
 
 
 _USER_ID = re.compile(r"[0-9a-f]{24}")
@@ -52,6 +54,16 @@ class SessionCookie:
     def secret_hash(self) -> str:
         """Only this is stored: a database leak must not hand out working sessions."""
         return hashlib.sha256(self.secret.encode("ascii")).hexdigest()
+
+
+def new_session_id() -> str:
+    """The name `GET /auth/sessions` shows and `DELETE /auth/sessions/:id` takes: random, so it
+    says nothing about the cookie's secret (never the secret's hash, which is what is stored)."""
+    return secrets.token_urlsafe(12)
+
+
+def session_user_agent(header: str | None) -> str | None:
+    return header[:MAX_USER_AGENT_LENGTH] if header else None
 
 
 @dataclass(frozen=True)

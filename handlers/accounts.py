@@ -1,18 +1,42 @@
-"""Accounts and sessions: register, login, me, logout."""
+"""Accounts and sessions: register, login, me, logout, change the password."""
 
 from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.passwords import is_valid_password, is_valid_username
-from auth.tokens import SessionCookie, SessionTimes
+from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
 from handlers.base import ApiHandler
-from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
+from handlers.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
 from handlers.openapi_docs import Operation, Route
-from handlers.schemas.auth import Credentials, LogoutRequest, UserEnvelope
+from handlers.schemas.auth import Credentials, LogoutRequest, PasswordChange, UserEnvelope
 from storage.users import UsernameTaken
 
-TOO_MANY_REQUESTS = "Too many requests."
-INVALID_CREDENTIALS = "Invalid credentials"
+# Longer passwords are not looked up, only verified against the decoy (argon2 takes any length,
+# but a megabyte of password costs time): nobody's password is that long (the limit is 128).
+MAX_CHECKED_PASSWORD = 1024
+
+
+class PasswordCheck(ApiHandler):
+    """A handler that verifies a password: login, and the account routes that ask for it again.
+    Every check counts against the login-failure limit of the address and username, so none of
+    them is a way around it."""
+
+    async def count_password_attempt(self, username: str) -> str:
+        """Counted before the password is verified, in one atomic step with the check: of any
+        number of concurrent attempts, at most the limit are verified. Returns the attempt's key."""
+        key = f"{self.request.remote_ip}:{username.lower()}"
+        if not await self.services.login_attempts.attempt(key):
+            raise ApiError(429, TOO_MANY_REQUESTS)
+        return key
+
+    async def verify_password(self, attempt: str, stored_hash: str | None, password: str) -> bool:
+        # Always verified (against a decoy hash when there is no account), so that timing does
+        # not tell which names exist.
+        if not await self.services.passwords.verify(stored_hash, password[:MAX_CHECKED_PASSWORD]) \
+                or stored_hash is None:
+            return False
+        await self.services.login_attempts.reset(attempt)  # a success clears the failures before it
+        return True
 
 
 class RegisterHandler(ApiHandler):
@@ -51,7 +75,7 @@ class RegisterHandler(ApiHandler):
         self.write_message(201, "User created successfully")
 
 
-class LoginHandler(ApiHandler):
+class LoginHandler(PasswordCheck):
     requires_auth = False
     api = {
         "post": Operation(
@@ -70,25 +94,46 @@ class LoginHandler(ApiHandler):
         # shape: refuse it before anything is counted or stored (the failure counter keys on it).
         if not is_valid_username(credentials.username):
             raise ApiError(401, INVALID_CREDENTIALS)
-        attempts = self.services.login_attempts
-        key = f"{self.request.remote_ip}:{credentials.username.lower()}"
-        # Counted before the password is verified, in one atomic step with the check: of any
-        # number of concurrent attempts, at most the limit are verified.
-        if not await attempts.attempt(key):
-            raise ApiError(429, TOO_MANY_REQUESTS)
+        attempt = await self.count_password_attempt(credentials.username)
         found = None
-        if len(credentials.password) <= 1024:
+        if len(credentials.password) <= MAX_CHECKED_PASSWORD:
             found = await self.services.users.find_credentials(credentials.username)
-        stored_hash = found.password_hash if found else None
-        # Always verify (against a decoy hash for unknown users) so timing does not reveal names.
-        if not await self.services.passwords.verify(stored_hash, credentials.password[:1024]) or found is None:
+        if not await self.verify_password(attempt, found.password_hash if found else None, credentials.password) \
+                or found is None:
             raise ApiError(401, INVALID_CREDENTIALS)
-        await attempts.reset(key)  # a success clears the failures before it
-        cookie = SessionCookie.new(found.user.id)
+        user = found.user
+        cookie = SessionCookie.new(user.id)
         now = utc_now()
-        await self.services.users.add_session(found.user.id, cookie.secret_hash, now)
+        await self.services.users.add_session(
+            user.id, cookie.secret_hash, now, session_id=new_session_id(),
+            user_agent=session_user_agent(self.request.headers.get("User-Agent")), address=self.request.remote_ip)
         self.set_refresh_cookie(cookie, SessionTimes(created=now, last_seen=now))
-        self.write_model(UserEnvelope.of(found.user))
+        self.write_model(UserEnvelope.of(user))
+
+
+class ChangePasswordHandler(PasswordCheck):
+    api = {
+        "post": Operation(
+            summary="Change the password; every other session of the user ends, this one stays",
+            request=PasswordChange,
+            tags=("auth",),
+            responses={200: "Password changed", 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,
+                       422: "Invalid password", 429: TOO_MANY_REQUESTS},
+        )
+    }
+
+    async def post(self) -> None:
+        user = self.require_user()
+        change = self.parse_body(PasswordChange)
+        if not is_valid_password(change.new_password):
+            raise ApiError(422, "Invalid password")
+        attempt = await self.count_password_attempt(user.record.username)
+        if not await self.verify_password(attempt, await self.services.users.find_password_hash(user.id),
+                                          change.current_password):
+            raise ApiError(401, INVALID_CREDENTIALS)
+        password_hash = await self.services.passwords.hash(change.new_password)
+        await self.services.users.change_password(user.id, password_hash, keep_token_hash=user.session_hash)
+        self.write_message(200, "Password changed")
 
 
 class MeHandler(ApiHandler):
@@ -125,4 +170,5 @@ routes = [
     Route("/auth/login", LoginHandler),
     Route("/auth/me", MeHandler),
     Route("/auth/logout", LogoutHandler),
+    Route("/auth/change-password", ChangePasswordHandler),
 ]

@@ -9,7 +9,18 @@ import tornado.web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
-from handlers import accounts, avatars, collection, log_redaction, metrics, ratings, reading, system, user_settings
+from handlers import (
+    accounts,
+    avatars,
+    collection,
+    log_redaction,
+    metrics,
+    ratings,
+    reading,
+    sessions,
+    system,
+    user_settings,
+)
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
@@ -29,7 +40,8 @@ access_log = logging.getLogger("tsundoku.access")
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *user_settings.routes, *reading.routes, *ratings.routes, *collection.routes, *avatars.routes, *system.routes]
+    return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *ratings.routes,
+            *collection.routes, *avatars.routes, *system.routes]
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -13,6 +13,8 @@ INVALID_PARAMETERS = "Invalid parameters"
 UNAUTHORIZED = "Unauthorized"
 FORBIDDEN = "Forbidden"
 USER_NOT_FOUND = "User not found"
+INVALID_CREDENTIALS = "Invalid credentials"
+TOO_MANY_REQUESTS = "Too many requests."
 INTERNAL_ERROR = "Internal server error"
 SERVICE_UNAVAILABLE = "Service unavailable"
 

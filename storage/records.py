@@ -56,6 +56,24 @@ class StatusRecord:
 
 
 @dataclass(frozen=True)
+class SessionRecord:
+    """A session as its owner may see it: never the token, never its hash."""
+
+    id: str
+    created: datetime
+    last_seen: datetime
+    user_agent: str | None
+    address: str | None
+    current: bool  # the session of the request that asks
+
+    @classmethod
+    def of(cls, entry: dict[str, Any], current_hash: str) -> SessionRecord:
+        return cls(id=entry["id"], created=entry["created"], last_seen=entry["last_seen"],
+                   user_agent=entry.get("user_agent"), address=entry.get("address"),
+                   current=entry.get("token_hash") == current_hash)
+
+
+@dataclass(frozen=True)
 class RatingRecord:
     series_id: int
     rating: float

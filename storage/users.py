@@ -20,9 +20,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from auth.permissions import DEFAULT_ROLE
-from auth.tokens import MAX_SESSIONS_PER_USER
+from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
 from storage.database import in_transaction
-from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, StoredList, UserRecord
+from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, SessionRecord, StoredList, UserRecord
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -145,8 +145,14 @@ class UserStore:
     async def exists(self, user_id: str) -> bool:
         return await self._users.count_documents({"_id": user_id}, limit=1) == 1
 
-    async def add_session(self, user_id: str, token_hash: str, now: Any) -> None:
-        session = {"token_hash": token_hash, "created": now, "last_seen": now}
+    async def find_password_hash(self, user_id: str) -> str | None:
+        found = await self._users.find_one({"_id": user_id}, {"password_hash": 1})
+        return found["password_hash"] if found else None
+
+    async def add_session(self, user_id: str, token_hash: str, now: Any, *, session_id: str,
+                          user_agent: str | None = None, address: str | None = None) -> None:
+        session = {"token_hash": token_hash, "id": session_id, "created": now, "last_seen": now,
+                   "user_agent": user_agent, "address": address}
         await self._users.update_one(
             {"_id": user_id},
             {"$push": {"sessions": {"$each": [session], "$sort": {"created": 1},
@@ -195,6 +201,40 @@ class UserStore:
         await self._users.update_one(
             {"_id": user_id}, {"$pull": {"sessions": {"token_hash": token_hash}}}
         )
+
+    async def sessions(self, user_id: str, current_hash: str) -> list[SessionRecord]:
+        """The user's sessions, newest first. A session stored before sessions had ids gets
+        one here, once: the write names the session by its hash and applies only while it has
+        no id, so two requests naming it at once agree on the first id written."""
+        found = await self._users.find_one({"_id": user_id}, {"_id": 0, "sessions": 1})
+        entries = (found or {}).get("sessions") or []
+        unnamed = [entry["token_hash"] for entry in entries if not entry.get("id")]
+        if unnamed:
+            for token_hash in unnamed:
+                await self._users.update_one(
+                    {"_id": user_id, "sessions": {"$elemMatch": {"token_hash": token_hash, "id": None}}},
+                    {"$set": {"sessions.$.id": new_session_id()}})
+            return await self.sessions(user_id, current_hash)
+        records = [SessionRecord.of(entry, current_hash) for entry in entries]
+        return sorted(records, key=lambda record: record.created, reverse=True)
+
+    async def end_session(self, user_id: str, session_id: str, current_hash: str) -> bool | None:
+        """None when the user has no session of that id; else whether it was `current_hash`'s."""
+        before = await self._users.find_one_and_update(
+            {"_id": user_id, "sessions.id": session_id}, {"$pull": {"sessions": {"id": session_id}}},
+            projection={"_id": 0, "sessions": {"$elemMatch": {"id": session_id}}})
+        if before is None:
+            return None
+        return any(entry.get("token_hash") == current_hash for entry in before.get("sessions") or [])
+
+    async def change_password(self, user_id: str, password_hash: str, keep_token_hash: str) -> bool:
+        """The new hash and the end of every session but `keep_token_hash`'s, in one write: no
+        moment at which the new password holds and a stolen session still works."""
+        result = await self._users.update_one(
+            {"_id": user_id},
+            {"$set": {"password_hash": password_hash},
+             "$pull": {"sessions": {"token_hash": {"$ne": keep_token_hash}}}})
+        return result.matched_count == 1
 
     async def revoke_all_sessions(self, user_id: str) -> None:
         await self._users.update_one({"_id": user_id}, {"$set": {"sessions": []}})

@@ -9,11 +9,20 @@ from pydantic import BaseModel, StrictBool, StrictStr
 from auth.permissions import permissions_for
 from handlers.schemas.common import RequestModel
 from handlers.schemas.settings import UserSettings, settings_with_defaults
-from storage.records import UserRecord
+from storage.records import SessionRecord, UserRecord
 
 
 class Credentials(RequestModel):
     username: StrictStr
+    password: StrictStr
+
+
+class PasswordChange(RequestModel):
+    current_password: StrictStr
+    new_password: StrictStr
+
+
+class PasswordConfirmation(RequestModel):
     password: StrictStr
 
 
@@ -51,3 +60,21 @@ class UserEnvelope(BaseModel):
 
 def avatar_url(user_id: str, version: int | None, resolution: str = "scaled") -> str | None:
     return None if version is None else f"/user/avatar/{user_id}/{resolution}?v={version}"
+
+
+class SessionView(BaseModel):
+    id: str  # opaque: never the token or its hash
+    created: datetime
+    last_seen: datetime
+    current: bool
+    user_agent: str | None
+    address: str | None
+
+    @classmethod
+    def of(cls, session: SessionRecord) -> SessionView:
+        return cls(id=session.id, created=session.created, last_seen=session.last_seen, current=session.current,
+                   user_agent=session.user_agent, address=session.address)
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionView]

@@ -1,0 +1,46 @@
+"""A user's own sessions: see where they are signed in, and sign a device out."""
+
+from __future__ import annotations
+
+from handlers.base import ApiHandler
+from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.auth import SessionList, SessionView
+
+SESSION_NOT_FOUND = "Session not found"
+# Ids are 16 URL-safe characters; anything else names no session and is not worth a query.
+_SESSION_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+
+
+class SessionsHandler(ApiHandler):
+    api = {"get": Operation(summary="The user's sessions, newest first", response=SessionList, tags=("auth",),
+                            responses={401: UNAUTHORIZED})}
+
+    async def get(self) -> None:
+        user = self.require_user()
+        sessions = await self.services.users.sessions(user.id, user.session_hash)
+        self.write_model(SessionList(sessions=[SessionView.of(session) for session in sessions]))
+
+
+class SessionHandler(ApiHandler):
+    api = {"delete": Operation(summary="End one of the user's sessions (the current one too: that is a logout)",
+                               tags=("auth",),
+                               responses={200: "Session ended", 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
+                                          404: SESSION_NOT_FOUND})}
+
+    async def delete(self, id: str) -> None:
+        user = self.require_user()
+        session_id = self.path_parameter(id)
+        # Another user's session id is not found either: the query names only this user's.
+        ended = await self.services.users.end_session(user.id, session_id, user.session_hash) \
+            if len(session_id) <= 64 else None
+        if ended is None:
+            raise ApiError(404, SESSION_NOT_FOUND)
+        if ended:  # the session of this very request: a logout
+            self.clear_refresh_cookie()
+        self.write_message(200, "Session ended")
+
+routes = [
+    Route("/auth/sessions", SessionsHandler),
+    Route("/auth/sessions/{id}", SessionHandler, {"id": _SESSION_ID}),
+]

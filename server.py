@@ -18,6 +18,7 @@ from handlers.connections import raise_open_file_limit
 from imaging import give_large_buffers_back_to_the_os
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
+from storage.account_removal import AccountRemoval
 from storage.backup import MANIFEST, BackupDamaged, BackupRaced, RestoreRefused, backup, restore
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
@@ -132,6 +133,14 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
     return 0
 
 
+async def sweep(settings: Settings) -> int:
+    async with open_database(settings, owner=False) as opened:
+        report = await AccountRemoval(opened.db).sweep()
+    print(f"sweep: deleted {report.files} avatar files of {report.owners} deleted users" if report.files
+          else "sweep: nothing left behind by deleted accounts")
+    return 0
+
+
 async def recount_ratings(settings: Settings) -> int:
     async with open_database(settings, owner=False) as opened:
         drift = await RatingStore(opened.db).recount()
@@ -211,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     role = commands.add_parser("set-role", help="give a user one role: " + ", ".join(ROLES))
     role.add_argument("username")
     role.add_argument("role")
+    commands.add_parser("sweep", help="delete what account deletions that stopped halfway left behind")
     commands.add_parser("recount-ratings", help="recompute every series' rating aggregates and report drift")
     age = commands.add_parser("verify-age", help="mark a user as age-verified (or not, with --revoke)")
     age.add_argument("username")
@@ -239,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: import_catalog(settings, arguments.file)  # noqa: E731
     elif arguments.command == "set-role":
         command = lambda: set_role(settings, arguments.username, arguments.role)  # noqa: E731
+    elif arguments.command == "sweep":
+        command = lambda: sweep(settings)  # noqa: E731
     elif arguments.command == "recount-ratings":
         command = lambda: recount_ratings(settings)  # noqa: E731
     elif arguments.command == "database-uri":

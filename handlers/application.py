@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
 from handlers import (
+    account,
     accounts,
     avatars,
     collection,
@@ -27,6 +28,7 @@ from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
 from imaging import guard_decoding
 from settings import Settings
+from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
@@ -41,7 +43,7 @@ access_log = logging.getLogger("tsundoku.access")
 
 def all_routes() -> list[Route]:
     return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *ratings.routes,
-            *collection.routes, *avatars.routes, *system.routes]
+            *collection.routes, *avatars.routes, *account.routes, *system.routes]
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -99,6 +101,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         ratings=RatingStore(db),
         collection=CollectionStore(db, catalog_keys),
         avatars=AvatarStore(db),
+        account_removal=AccountRemoval(db),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),

@@ -12,6 +12,7 @@ from auth.passwords import Passwords
 from handlers.service_metrics import ServiceMetrics
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
+from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
@@ -62,6 +63,7 @@ class Services:
     ratings: RatingStore
     collection: CollectionStore
     avatars: AvatarStore
+    account_removal: AccountRemoval
     passwords: Passwords
     # Shared by every process, in the database (see storage.rate_limits).
     login_attempts: SharedWindowLimit

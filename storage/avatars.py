@@ -15,7 +15,6 @@ sweep, which deletes only older versions, never deletes a file that can still be
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ class AvatarStore:
                               "content_type": content_type},
                 )
         except BaseException:
-            await self._delete_quietly(list(stored.values()))
+            await self._delete_files(list(stored.values()))
             raise
         # The lengths go into the user's reference, so that serving reads the chunks straight away
         # (two round trips: the reference, the chunks) instead of the file document first.
@@ -91,10 +90,7 @@ class AvatarStore:
     async def sweep(self, user_id: str, older_than: int) -> int:
         """Step 3: deletes the user's files of versions older than `older_than`. Returns how
         many files it deleted."""
-        query = {"metadata.user_id": user_id, "metadata.version": {"$lt": older_than}}
-        old = [f["_id"] async for f in self._files.find(query, {"_id": 1})]
-        await self._delete_quietly(old)
-        return len(old)
+        return await self._delete_matching({"metadata.user_id": user_id, "metadata.version": {"$lt": older_than}})
 
     async def replace(self, user_id: str, versions: dict[str, bytes], content_type: str) -> bool | None:
         """The whole replacement. True when the new image is current, False when a newer one
@@ -111,10 +107,10 @@ class AvatarStore:
             # not to point at them. Files left behind are older than the next image, whose
             # sweep deletes them.
             if await self._current_version_quietly(user_id) not in (version, _UNKNOWN):
-                await self._delete_quietly([reference[r] for r in RESOLUTIONS])
+                await self._delete_files([reference[r] for r in RESOLUTIONS])
             raise
         if not switched:
-            await self._delete_quietly([reference[r] for r in RESOLUTIONS])
+            await self._delete_files([reference[r] for r in RESOLUTIONS])
             return False
         try:
             await self.sweep(user_id, version)
@@ -195,10 +191,26 @@ class AvatarStore:
         return StoredAvatar(version=reference.version, content_type=reference.content_type, length=length,
                             chunks=chunks())
 
+    async def delete_files_of(self, user_id: str) -> int:
+        """Every file stored under `user_id`, whatever its version: for a user being deleted."""
+        return await self._delete_matching({"metadata.user_id": user_id})
+
+    async def file_owners(self) -> list[str]:
+        """The user ids that have files stored (through the `avatar_owner` index)."""
+        return [owner for owner in await self._files.distinct("metadata.user_id") if isinstance(owner, str)]
+
     async def count_files(self, user_id: str | None = None) -> int:
         return await self._files.count_documents({"metadata.user_id": user_id} if user_id else {})
 
-    async def _delete_quietly(self, file_ids: list[ObjectId]) -> None:
+    async def _delete_matching(self, query: dict[str, Any]) -> int:
+        files = [f["_id"] async for f in self._files.find(query, {"_id": 1})]
+        await self._delete_files(files)
+        return len(files)
+
+    async def _delete_files(self, file_ids: list[ObjectId]) -> None:
+        """Chunks first, then the file document (GridFS's own delete goes the other way): a
+        failure in between leaves a file document that the next sweep finds and deletes again,
+        never chunks that nothing refers to."""
         for file_id in file_ids:
-            with contextlib.suppress(NoFile):
-                await self._bucket.delete(file_id)
+            await self._chunks.delete_many({"files_id": file_id})
+            await self._files.delete_one({"_id": file_id})

@@ -1,0 +1,68 @@
+"""The account as a whole: deleting it (the user, with their password; or an admin)."""
+
+from __future__ import annotations
+
+from auth.permissions import EDIT_USERS
+from handlers.accounts import PasswordCheck
+from handlers.base import ApiHandler
+from handlers.errors import (
+    FORBIDDEN,
+    INVALID_CREDENTIALS,
+    MISSING_PARAMETERS,
+    TOO_MANY_REQUESTS,
+    UNAUTHORIZED,
+    USER_NOT_FOUND,
+    ApiError,
+)
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.auth import PasswordConfirmation
+
+ACCOUNT_DELETED = "Account deleted"
+_TAGS = ("account",)
+
+
+class DeleteAccountHandler(PasswordCheck):
+    api = {
+        "delete": Operation(
+            summary="Delete the signed-in user's account and everything it holds; clears the cookie",
+            request=PasswordConfirmation, tags=_TAGS,
+            responses={200: ACCOUNT_DELETED, 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,
+                       429: TOO_MANY_REQUESTS},
+        )
+    }
+
+    async def delete(self) -> None:
+        user = self.require_user()
+        confirmation = self.parse_body(PasswordConfirmation)
+        attempt = await self.count_password_attempt(user.record.username)
+        if not await self.verify_password(attempt, await self.services.users.find_password_hash(user.id),
+                                          confirmation.password):
+            raise ApiError(401, INVALID_CREDENTIALS)
+        await self.services.account_removal.remove(user.id)
+        self.clear_refresh_cookie()
+        self.write_message(200, ACCOUNT_DELETED)
+
+
+class AdminDeleteAccountHandler(ApiHandler):
+    api = {
+        "delete": Operation(
+            summary="Delete any user's account, with the same effects", tags=_TAGS, permission=EDIT_USERS,
+            responses={200: ACCOUNT_DELETED, 400: MISSING_PARAMETERS, 401: UNAUTHORIZED, 403: FORBIDDEN,
+                       404: USER_NOT_FOUND},
+        )
+    }
+
+    async def delete(self, id: str) -> None:
+        target = self.path_parameter(id)
+        # A missing user is still swept: files left by a removal that stopped halfway go now.
+        if not await self.services.account_removal.remove(target):
+            raise ApiError(404, USER_NOT_FOUND)
+        if target == self.require_user().id:
+            self.clear_refresh_cookie()
+        self.write_message(200, ACCOUNT_DELETED)
+
+
+routes = [
+    Route("/user/account", DeleteAccountHandler),
+    Route("/admin-users/account/{id}", AdminDeleteAccountHandler),
+]

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.passwords import Passwords
 from handlers import (
     account,
+    account_file,
     accounts,
     avatars,
     collection,
@@ -28,6 +29,8 @@ from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
 from imaging import guard_decoding
 from settings import Settings
+from storage.account_export import AccountExport
+from storage.account_import import AccountImport
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
@@ -43,7 +46,8 @@ access_log = logging.getLogger("tsundoku.access")
 
 def all_routes() -> list[Route]:
     return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *ratings.routes,
-            *collection.routes, *avatars.routes, *account.routes, *system.routes]
+            *collection.routes, *avatars.routes, *account.routes,
+            *account_file.routes, *system.routes]
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -82,7 +86,7 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     its own in `prepare`), forwarded addresses count only behind a trusted proxy, and slow or
     numerous clients are bounded (see `handlers.connections`)."""
     settings = app.services.settings
-    largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings))
+    largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT)
     limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_stall_s=settings.body_stall_s,
                               max_connections=settings.max_connections)
     return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
@@ -102,6 +106,8 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         collection=CollectionStore(db, catalog_keys),
         avatars=AvatarStore(db),
         account_removal=AccountRemoval(db),
+        account_export=AccountExport(db),
+        account_import=AccountImport(db),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),

@@ -12,6 +12,8 @@ from auth.passwords import Passwords
 from handlers.service_metrics import ServiceMetrics
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
+from storage.account_export import AccountExport
+from storage.account_import import AccountImport
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
@@ -64,6 +66,8 @@ class Services:
     collection: CollectionStore
     avatars: AvatarStore
     account_removal: AccountRemoval
+    account_export: AccountExport
+    account_import: AccountImport
     passwords: Passwords
     # Shared by every process, in the database (see storage.rate_limits).
     login_attempts: SharedWindowLimit

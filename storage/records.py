@@ -92,11 +92,13 @@ class CollectionItemRecord:
     client: int
     price_cents: int | None
     buy_date: str | None
+    added: datetime | None = None
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> CollectionItemRecord:
         return cls(item_id=entry["item_id"], volume_id=entry["volume_id"], series_id=entry["series_id"],
-                   client=entry["client"], price_cents=entry.get("price_cents"), buy_date=entry.get("buy_date"))
+                   client=entry["client"], price_cents=entry.get("price_cents"), buy_date=entry.get("buy_date"),
+                   added=entry.get("added"))
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,20 @@ async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, st
     await call(admin, "POST", f"/admin-users/update-image/{bob_id}", "/admin-users/update-image/{id}", {"image": png})
     await call(admin, "DELETE", f"/admin-users/delete-image/{bob_id}", "/admin-users/delete-image/{id}")
     await call(admin, "POST", f"/users/{bob_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
+    exported = (await call(alice, "GET", "/user/export", "/user/export")).body
+    await call(alice, "POST", "/user/import", "/user/import", exported)  # a dry run
+    second = running.client()
+    assert (await second.login("alice")).status == 200
+    sessions = (await call(alice, "GET", "/auth/sessions", "/auth/sessions")).body["sessions"]
+    other = next(s["id"] for s in sessions if not s["current"])
+    await call(alice, "DELETE", f"/auth/sessions/{other}", "/auth/sessions/{id}")
+    await call(alice, "POST", "/auth/change-password", "/auth/change-password",
+               {"current_password": "correct horse", "new_password": "correct horse"})
+    carol, dave = running.client(), running.client()
+    carol_id = (await carol.sign_up("carol"))["id"]
+    await dave.sign_up("dave")
+    await call(admin, "DELETE", f"/admin-users/account/{carol_id}", "/admin-users/account/{id}")
+    await call(dave, "DELETE", "/user/account", "/user/account", {"password": "correct horse"})
     await call(alice, "DELETE", f"/user/collection/delete/{item}", "/user/collection/delete/{id}")
     await call(alice, "DELETE", "/user/series-rating/delete/1", "/user/series-rating/delete/{id}")
     await call(alice, "DELETE", "/user/reading-status/delete/1", "/user/reading-status/delete/{id}")

@@ -85,6 +85,8 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
         ("POST", "/auth/change-password", {"current_password": "correct horse", "new_password": "battery staple"},
          None),
         ("DELETE", "/user/account", {"password": "correct horse"}, None),
+        ("POST", "/user/import", {"format": "tsundoku-export", "version": 1, "reading_statuses": [], "ratings": [],
+                                  "collection": [], "settings": {}}, {"mode": "dry-run", "merge": "keep"}),
     ]
 
 

@@ -37,7 +37,7 @@ def _money(value: Any) -> Decimal:
 Price = Annotated[Decimal, BeforeValidator(_money)]
 
 
-def _calendar_date(value: str) -> str:
+def calendar_date(value: str) -> str:
     if not _FULL_DATE.fullmatch(value):
         raise ValueError("must be YYYY-MM-DD")
     try:
@@ -60,7 +60,7 @@ class _PriceAndDate(RequestModel):
     @field_validator("date", check_fields=False)
     @classmethod
     def _real_date(cls, value: str | None) -> str | None:
-        return None if value is None else _calendar_date(value)
+        return None if value is None else calendar_date(value)
 
 
 class CollectionAddBody(_PriceAndDate):

@@ -1,0 +1,185 @@
+"""The account file: download everything (`GET /user/export`), and bring such a file back
+(`POST /user/import`, a dry run unless `mode=apply`). The format: handlers.schemas.account_file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from auth.clock import utc_now
+from auth.permissions import RATE_SERIES
+from handlers.base import ApiHandler
+from handlers.errors import UNAUTHORIZED, ApiError, validate
+from handlers.json_positions import line_of
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.account_file import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    AccountFile,
+    ImportQuery,
+    ImportReport,
+    ListReport,
+)
+from handlers.schemas.auth import avatar_url
+from handlers.schemas.common import FieldError
+from handlers.schemas.settings import NSFW_18, settings_with_defaults
+from storage.account_export import AccountData
+from storage.account_import import ImportOutcome, IncomingAccount
+from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
+
+# A user's whole document is at most 16 MB of BSON; its JSON is about as large.
+IMPORT_BODY_LIMIT = 16 * 1024 * 1024
+INVALID_FILE = "Invalid account file"
+_TAGS = ("account",)
+# Each list's entries are unique by this field, as in the account.
+_UNIQUE_BY = {"reading_statuses": "series_id", "ratings": "series_id", "collection": "volume_id"}
+
+
+def account_file(data: AccountData, exported: Any) -> dict[str, Any]:
+    """The file, as JSON-ready values. Built from the stored records without validating them
+    again: a value edited by hand in the database is exported as it is."""
+    user = data.user
+    stored_settings = {key: value for key, value in settings_with_defaults(user.settings).items()
+                       if key in user.settings}
+    avatar = None
+    if user.avatar_version is not None and set(data.avatar) == {"high", "scaled"}:
+        avatar = {"version": user.avatar_version, **{
+            resolution: {"url": avatar_url(user.id, user.avatar_version, resolution),
+                         "content_type": image.content_type, "bytes": image.length, "sha256": image.sha256}
+            for resolution, image in data.avatar.items()}}
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported": exported,
+        "profile": {"id": user.id, "username": user.username, "slug": user.slug, "registered": user.registered,
+                    "age_verified": user.age_verified, "roles": list(user.roles)},
+        "settings": stored_settings,
+        "avatar": avatar,
+        "reading_statuses": [vars(status) for status in data.statuses],
+        "ratings": [vars(rating) for rating in data.ratings],
+        "collection": [vars(item) for item in data.collection],
+        "sessions": [{"id": s.id, "created": s.created, "last_seen": s.last_seen, "user_agent": s.user_agent,
+                      "address": s.address} for s in data.sessions],
+    }
+
+
+class ExportHandler(ApiHandler):
+    api = {"get": Operation(summary="Download everything the account holds, as a versioned JSON file",
+                            response=AccountFile, tags=_TAGS, responses={401: UNAUTHORIZED})}
+
+    async def get(self) -> None:
+        user = self.require_user()
+        data = await self.services.account_export.read(user.id, user.session_hash)
+        if data is None:
+            raise ApiError(401, UNAUTHORIZED)  # deleted since the session was read
+        now = utc_now()
+        filename = f"tsundoku-{user.record.username}-{now.date().isoformat()}.json"
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        # Indented, one value a line: the line numbers an import names are then useful.
+        self.finish(json.dumps(account_file(data, now), indent=1, ensure_ascii=False, default=_file_value))
+
+
+def _file_value(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot write {type(value).__name__}")
+
+
+def read_account_file(body: bytes, content_type: str) -> AccountFile:
+    """The body as an account file, or a 400 naming the line of the first problem. Pure (no
+    service state), so that a large file is read off the event loop."""
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+    try:
+        text = body.decode("utf-8")
+        parsed = json.loads(text, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise ApiError(400, f"{INVALID_FILE}: not UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(400, f"{INVALID_FILE} at line {error.lineno}: {error.msg}") from None
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, f"{INVALID_FILE}: {error}") from None
+    try:
+        file = AccountFile.model_validate(parsed)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = tuple(step for step in first["loc"] if isinstance(step, (str, int)))
+        raise _located(text, location, first["msg"]) from None
+    for name, key in _UNIQUE_BY.items():
+        seen: set[int] = set()
+        for index, entry in enumerate(getattr(file, name)):
+            value = getattr(entry, key)
+            if value in seen:
+                raise _located(text, (name, index, key), f"a second entry for {key} {value}")
+            seen.add(value)
+    return file
+
+
+def _located(text: str, location: tuple[str | int, ...], message: str) -> ApiError:
+    field = ".".join(str(step) for step in location) or "body"
+    return ApiError(400, f"{INVALID_FILE} at line {line_of(text, location)}",
+                    [FieldError(field=field, message=message)])
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def incoming_account(file: AccountFile, may_rate: bool) -> IncomingAccount:
+    return IncomingAccount(
+        statuses=[StatusRecord(series_id=s.series_id, client=s.client, visibility=s.visibility,
+                               progress_type=s.progress_type, progress=s.progress, status=s.status, reread=s.reread,
+                               score=s.score, priority=s.priority, start=s.start, end=s.end, notes=s.notes,
+                               last_update=s.last_update) for s in file.reading_statuses],
+        ratings=[RatingRecord(series_id=r.series_id, rating=r.rating, last_update=r.last_update) for r in file.ratings],
+        collection=[CollectionItemRecord(item_id=i.item_id, volume_id=i.volume_id, series_id=i.series_id,
+                                         client=i.client, price_cents=i.price_cents, buy_date=i.buy_date,
+                                         added=i.added) for i in file.collection],
+        settings=file.settings.model_dump(by_alias=True, exclude_unset=True),
+        may_rate=may_rate,
+        refused_setting=lambda key, value, age_verified: value == NSFW_18 and not age_verified,
+    )
+
+
+def report(outcome: ImportOutcome, query: ImportQuery) -> ImportReport:
+    def of(list_outcome: Any) -> ListReport:
+        return ListReport.model_validate(list_outcome, from_attributes=True)
+
+    return ImportReport(mode=query.mode, merge=query.merge, applied=query.mode == "apply",
+                        reading_statuses=of(outcome.statuses), ratings=of(outcome.ratings),
+                        collection=of(outcome.collection), settings=of(outcome.settings))
+
+
+class ImportHandler(ApiHandler):
+    api = {"post": Operation(
+        summary="Bring an account file into this account: a report of what it would do (mode=dry-run, the "
+                "default), or does, all or nothing (mode=apply); merge=keep leaves differing entries as they are, "
+                "merge=replace takes the file's",
+        request=AccountFile, query=ImportQuery, response=ImportReport, tags=_TAGS,
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: "Request body too large"})}
+
+    def body_limit(self) -> int:
+        return IMPORT_BODY_LIMIT
+
+    async def post(self) -> None:
+        user = self.require_user()
+        query = validate(ImportQuery, self.query_arguments())
+        body = b"".join(self.body_chunks())
+        file = await asyncio.get_running_loop().run_in_executor(
+            None, read_account_file, body, self.request.headers.get("Content-Type", ""))
+        outcome = await self.services.account_import.run(
+            user.id, incoming_account(file, user.can(RATE_SERIES)), replace=query.merge == "replace",
+            apply=query.mode == "apply")
+        if outcome is None:
+            raise ApiError(401, UNAUTHORIZED)
+        self.write_model(report(outcome, query))
+
+
+routes = [
+    Route("/user/export", ExportHandler),
+    Route("/user/import", ImportHandler),
+]

@@ -1,0 +1,128 @@
+"""The account file: what `GET /user/export` writes and `POST /user/import` reads.
+
+Format `tsundoku-export`, version 1. Everything a user has, as JSON: the profile, the settings,
+the three lists, the avatar (its URLs and a SHA-256 of each stored size) and the sessions
+(never their secrets). Instants are ISO 8601 in UTC as stored (millisecond precision), prices
+integer cents, so that nothing is rounded on the way out and back in. The lists are validated
+on import by the same rules as the routes that write them; the profile, the avatar and the
+sessions are only read out (an import ignores them), so a file may leave them out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from handlers.schemas.catalog import ClientId
+from handlers.schemas.collection import calendar_date
+from handlers.schemas.ratings import Rating
+from handlers.schemas.reading import ReadingStatusBody
+from handlers.schemas.settings import SettingsUpdate
+
+EXPORT_FORMAT = "tsundoku-export"
+EXPORT_VERSION = 1
+CatalogNumber = Annotated[int, Field(gt=0, le=2**53)]
+MAX_PRICE_CENTS = 10_000_000  # 100,000.00, as the collection routes allow
+
+
+class _FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportedStatus(ReadingStatusBody):
+    series_id: CatalogNumber
+    last_update: datetime
+
+
+class ExportedRating(_FileModel):
+    series_id: CatalogNumber
+    rating: Rating
+    last_update: datetime
+
+
+class ExportedItem(_FileModel):
+    item_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{24}$")]
+    volume_id: CatalogNumber
+    series_id: CatalogNumber
+    client: ClientId
+    price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)] | None
+    buy_date: StrictStr | None
+    added: datetime | None = None
+
+    @field_validator("buy_date")
+    @classmethod
+    def _real_date(cls, value: str | None) -> str | None:
+        return None if value is None else calendar_date(value)
+
+
+class ExportedProfile(_FileModel):
+    id: str
+    username: str
+    slug: str
+    registered: datetime
+    age_verified: bool
+    roles: list[str]
+
+
+class ExportedImage(_FileModel):
+    url: str
+    content_type: str
+    bytes: int
+    sha256: str
+
+
+class ExportedAvatar(_FileModel):
+    version: int
+    scaled: ExportedImage
+    high: ExportedImage
+
+
+class ExportedSession(_FileModel):
+    id: str
+    created: datetime
+    last_seen: datetime
+    user_agent: str | None
+    address: str | None
+
+
+class AccountFile(_FileModel):
+    format: Literal["tsundoku-export"]
+    version: Literal[1]
+    exported: datetime | None = None
+    profile: ExportedProfile | None = None
+    settings: SettingsUpdate = Field(default_factory=SettingsUpdate)  # type: ignore[valid-type]
+    avatar: ExportedAvatar | None = None
+    reading_statuses: list[ExportedStatus] = Field(default_factory=list)
+    ratings: list[ExportedRating] = Field(default_factory=list)
+    collection: list[ExportedItem] = Field(default_factory=list)
+    sessions: list[ExportedSession] = Field(default_factory=list)
+
+
+class ListReport(BaseModel):
+    """What an import did (or, in a dry run, would do) to one list, counted by entry."""
+
+    add: int = 0  # entries the account does not have
+    change: int = 0  # entries it has with other values, replaced (merge=replace)
+    kept: int = 0  # entries it has with other values, left as they are (merge=keep)
+    unchanged: int = 0  # entries it has with the same values
+    unknown: list[int] = Field(default_factory=list)  # series (or, for the collection, volume) ids not in the catalog
+    refused: int = 0  # entries the user may not write (ratings without `rate-series`)
+
+
+class ImportReport(BaseModel):
+    mode: Literal["dry-run", "apply"]
+    merge: Literal["keep", "replace"]
+    applied: bool
+    reading_statuses: ListReport
+    ratings: ListReport
+    collection: ListReport
+    settings: ListReport
+
+
+class ImportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["dry-run", "apply"] = "dry-run"
+    merge: Literal["keep", "replace"] = "keep"

@@ -1,0 +1,75 @@
+"""Everything stored about one user, read for the account file (`GET /user/export`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.avatars import RESOLUTIONS, AvatarStore
+from storage.records import (
+    AvatarReference,
+    CollectionItemRecord,
+    RatingRecord,
+    SessionRecord,
+    StatusRecord,
+    UserRecord,
+)
+from storage.users import PROFILE_FIELDS, UserStore
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    content_type: str
+    length: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class AccountData:
+    user: UserRecord
+    statuses: list[StatusRecord]
+    ratings: list[RatingRecord]
+    collection: list[CollectionItemRecord]
+    sessions: list[SessionRecord]
+    avatar: dict[str, StoredImage]  # by resolution; empty without an image
+
+
+class AccountExport:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._users = db["users"]
+        self._user_store = UserStore(db)
+        self._avatars = AvatarStore(db)
+
+    async def read(self, user_id: str, current_hash: str) -> AccountData | None:
+        # Sessions first: a session stored before sessions had ids gets its id there.
+        sessions = await self._user_store.sessions(user_id, current_hash)
+        found = await self._users.find_one(
+            {"_id": user_id}, {**PROFILE_FIELDS, "statuses": 1, "ratings": 1, "collection": 1})
+        if found is None:
+            return None
+        image = found.get("profile_image")
+        return AccountData(
+            user=UserRecord.of(found),
+            statuses=[StatusRecord.of(entry) for entry in found.get("statuses") or []],
+            ratings=[RatingRecord.of(entry) for entry in found.get("ratings") or []],
+            collection=[CollectionItemRecord.of(entry) for entry in found.get("collection") or []],
+            sessions=sessions,
+            avatar=await self._images(AvatarReference.of(image)) if image else {},
+        )
+
+    async def _images(self, reference: AvatarReference) -> dict[str, StoredImage]:
+        """Each stored size's length and SHA-256, read from its chunks (a few hundred KB)."""
+        images = {}
+        for resolution in RESOLUTIONS:
+            stored = await self._avatars.open(reference, resolution)
+            if stored is None:
+                continue  # replaced between the two reads: the file names the newer image
+            digest = hashlib.sha256()
+            length = 0
+            async for chunk in stored.chunks:
+                digest.update(chunk)
+                length += len(chunk)
+            images[resolution] = StoredImage(stored.content_type, length, digest.hexdigest())
+        return images

@@ -1,0 +1,221 @@
+"""Importing an account file into the signed-in user's lists: planned against what the account
+holds (a dry run stops there), applied in one transaction.
+
+Entries are matched by series (statuses, ratings) and by volume (the collection). An entry the
+account lacks is added; one it has with other values is replaced (`replace`) or left alone
+(`keep`); entries only the account has stay. An entry whose series or volume is not in the
+catalog is reported and skipped. Series and client of a collection item, and the client of a
+status, are taken from the catalog, not from the file.
+
+Applying reads the lists and writes them back, and moves the rating aggregates of the series
+whose rating it adds or changes, in one transaction: all of it or none of it, and a concurrent
+write to the user's document makes the transaction run again on the new lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import bson
+from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.database import in_transaction
+from storage.embedded_list import ADD_LIMIT_BYTES
+from storage.outcome import ListsFull
+from storage.ratings import half_points
+from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
+
+
+@dataclass(frozen=True)
+class IncomingAccount:
+    statuses: list[StatusRecord]
+    ratings: list[RatingRecord]
+    collection: list[CollectionItemRecord]
+    settings: dict[str, Any]  # stored keys and values, already valid
+    may_rate: bool
+    # A setting this user may not choose (the 18+ mode without age verification), by key.
+    refused_setting: Callable[[str, Any, bool], bool] = lambda key, value, age_verified: False
+
+
+@dataclass
+class ListOutcome:
+    add: int = 0
+    change: int = 0
+    kept: int = 0
+    unchanged: int = 0
+    unknown: list[int] = field(default_factory=list)
+    refused: int = 0
+
+
+@dataclass
+class ImportOutcome:
+    statuses: ListOutcome
+    ratings: ListOutcome
+    collection: ListOutcome
+    settings: ListOutcome
+
+
+@dataclass
+class _Merged:
+    entries: list[dict[str, Any]]
+    outcome: ListOutcome
+
+
+def _merge(current: list[dict[str, Any]], incoming: Iterable[dict[str, Any]], key: str, replace: bool,
+           same: Callable[[dict[str, Any], dict[str, Any]], bool]) -> _Merged:
+    entries = list(current)
+    position = {entry[key]: index for index, entry in enumerate(entries)}
+    outcome = ListOutcome()
+    for entry in incoming:
+        index = position.get(entry[key])
+        if index is None:
+            position[entry[key]] = len(entries)
+            entries.append(entry)
+            outcome.add += 1
+        elif same(entries[index], entry):
+            outcome.unchanged += 1
+        elif replace:
+            entries[index] = entry
+            outcome.change += 1
+        else:
+            outcome.kept += 1
+    return _Merged(entries, outcome)
+
+
+def _same_except(*ignored: str) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+    def same(stored: dict[str, Any], entry: dict[str, Any]) -> bool:
+        return all(stored.get(name) == value for name, value in entry.items() if name not in ignored)
+    return same
+
+
+class AccountImport:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._db = db
+        self._users = db["users"]
+        self._series = db["series"]
+        self._volumes = db["volumes"]
+
+    async def run(self, user_id: str, incoming: IncomingAccount, *, replace: bool,
+                  apply: bool) -> ImportOutcome | None:
+        """None when the user does not exist. Catalog entries are never removed by the service,
+        so the catalog is read once, outside the transaction."""
+        series_clients = await self._known(self._series, {s.series_id for s in incoming.statuses}
+                                           | {r.series_id for r in incoming.ratings}, "client")
+        volumes = await self._known(self._volumes, {i.volume_id for i in incoming.collection}, "series_id", "client")
+
+        async def plan_and_write(session: AsyncClientSession | None) -> ImportOutcome | None:
+            stored = await self._users.find_one(
+                {"_id": user_id}, {"statuses": 1, "ratings": 1, "collection": 1, "settings": 1, "age_verified": 1},
+                session=session)
+            if stored is None:
+                return None
+            plan = self._plan(stored, incoming, series_clients, volumes, replace)
+            if apply:
+                await self._write(user_id, stored, plan, session)
+            return plan.outcome
+
+        if not apply:
+            return await plan_and_write(None)
+        return await in_transaction(self._db, plan_and_write)
+
+    async def _known(self, collection: Any, ids: set[int], *fields: str) -> dict[int, tuple[Any, ...]]:
+        found: dict[int, tuple[Any, ...]] = {}
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 1000):
+            cursor = collection.find({"_id": {"$in": ordered[start:start + 1000]}}, dict.fromkeys(fields, 1))
+            async for document in cursor:
+                found[document["_id"]] = tuple(document.get(name) for name in fields)
+        return found
+
+    def _plan(self, stored: dict[str, Any], incoming: IncomingAccount, series_clients: dict[int, tuple[Any, ...]],
+              volumes: dict[int, tuple[Any, ...]], replace: bool) -> _Plan:
+        statuses = [{**asdict(s), "client": series_clients[s.series_id][0]} for s in incoming.statuses
+                    if s.series_id in series_clients]
+        merged_statuses = _merge(stored.get("statuses") or [], statuses, "series_id", replace, _same_except())
+        merged_statuses.outcome.unknown = sorted({s.series_id for s in incoming.statuses} - set(series_clients))
+
+        rateable = [r for r in incoming.ratings if r.series_id in series_clients] if incoming.may_rate else []
+        merged_ratings = _merge(stored.get("ratings") or [], (asdict(r) for r in rateable), "series_id", replace,
+                                _same_except())
+        merged_ratings.outcome.unknown = sorted({r.series_id for r in incoming.ratings} - set(series_clients))
+        merged_ratings.outcome.refused = 0 if incoming.may_rate else len(incoming.ratings)
+
+        held_ids = {item["item_id"] for item in stored.get("collection") or []}
+        items = []
+        for item in incoming.collection:
+            if item.volume_id not in volumes:
+                continue
+            series_id, client = volumes[item.volume_id]
+            # The file's item id, unless another item of the account has it already.
+            item_id = item.item_id if item.item_id not in held_ids else str(ObjectId())
+            held_ids.add(item_id)
+            items.append({**asdict(item), "item_id": item_id, "series_id": series_id, "client": client})
+        current_items = stored.get("collection") or []
+        merged_items = _merge(current_items, items, "volume_id", replace, _same_except("item_id"))
+        # A replaced item keeps the id the account knows it by.
+        ids_by_volume = {item["volume_id"]: item["item_id"] for item in current_items}
+        merged_items.entries = [{**item, "item_id": ids_by_volume.get(item["volume_id"], item["item_id"])}
+                                for item in merged_items.entries]
+        merged_items.outcome.unknown = sorted({i.volume_id for i in incoming.collection} - set(volumes))
+
+        age_verified = bool(stored.get("age_verified"))
+        settings = ListOutcome()
+        current_settings = dict(stored.get("settings") or {})
+        changes: dict[str, Any] = {}
+        for key, value in incoming.settings.items():
+            if incoming.refused_setting(key, value, age_verified):
+                settings.refused += 1
+            elif key not in current_settings:
+                settings.add += 1
+                changes[key] = value
+            elif current_settings[key] == value:
+                settings.unchanged += 1
+            elif replace:
+                settings.change += 1
+                changes[key] = value
+            else:
+                settings.kept += 1
+        return _Plan(merged_statuses, merged_ratings, merged_items, changes,
+                     ImportOutcome(merged_statuses.outcome, merged_ratings.outcome, merged_items.outcome, settings))
+
+    async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan, session: AsyncClientSession) -> None:
+        lists = {"statuses": plan.statuses.entries, "ratings": plan.ratings.entries,
+                 "collection": plan.collection.entries}
+        if len(bson.encode({**stored, **lists})) >= ADD_LIMIT_BYTES:
+            raise ListsFull(user_id)
+        await self._users.update_one(
+            {"_id": user_id},
+            {"$set": {**lists, **{f"settings.{key}": value for key, value in plan.settings.items()}}},
+            session=session)
+        moves = _rating_moves(stored.get("ratings") or [], plan.ratings.entries)
+        if moves:
+            await self._series.bulk_write(moves, ordered=False, session=session)
+
+
+@dataclass
+class _Plan:
+    statuses: _Merged
+    ratings: _Merged
+    collection: _Merged
+    settings: dict[str, Any]  # the settings to write
+    outcome: ImportOutcome
+
+
+def _rating_moves(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[UpdateOne]:
+    """How each series' aggregates move from the ratings `before` to the ratings `after`."""
+    old: dict[Hashable, int] = {r["series_id"]: half_points(r["rating"]) for r in before}
+    moves = []
+    for rating in after:
+        new = half_points(rating["rating"])
+        previous = old.get(rating["series_id"])
+        if previous is None:
+            moves.append(UpdateOne({"_id": rating["series_id"]}, {"$inc": {"rating_half_points": new,
+                                                                          "rating_count": 1}}))
+        elif previous != new:
+            moves.append(UpdateOne({"_id": rating["series_id"]}, {"$inc": {"rating_half_points": new - previous}}))
+    return moves

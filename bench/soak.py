@@ -281,6 +281,11 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def largest_files(path: Path, count: int = 3) -> str:
+    files = sorted((f for f in path.iterdir() if f.is_file()), key=lambda f: f.stat().st_size, reverse=True)
+    return ", ".join(f"{f.name} {mib(f.stat().st_size, 1)}" for f in files[:count])
+
+
 def mib(value: int | None, unit: int = 1024) -> str:
     return "-" if value is None else f"{value * unit / 2**20:.0f} MiB"
 
@@ -479,12 +484,14 @@ async def main(total: int = REQUESTS) -> dict[str, Any]:
                   f"{sum(len(r.items) for r in readers):,} collection items, {sum(len(r.rated) for r in readers):,} "
                   f"ratings, an avatar each; {CATALOG_SIZE:,} series; {total:,} requests", flush=True)
             files_before = directory_bytes(data_dir / "db")
+            print(f"largest database files before: {largest_files(data_dir / 'db')}")
             oplog_before = await oplog_entries(service)
             memory = Memory(service.process.pid)  # type: ignore[union-attr]
             began = time.monotonic()
             samples, sent = await drive(readers, total, memory)
             results = report(samples, sent, memory, began)
             files_after = directory_bytes(data_dir / "db")
+            print(f"largest database files after: {largest_files(data_dir / 'db')}")
             oplog_after = await oplog_entries(service)
             print(f"database files: {mib(files_before, 1)} before the load, {mib(files_after, 1)} after; "
                   f"oplog entries {oplog_before} -> {oplog_after}")

@@ -109,9 +109,8 @@ class AccountImport:
         volumes = await self._known(self._volumes, {i.volume_id for i in incoming.collection}, "series_id", "client")
 
         async def plan_and_write(session: AsyncClientSession | None) -> ImportOutcome | None:
-            stored = await self._users.find_one(
-                {"_id": user_id}, {"statuses": 1, "ratings": 1, "collection": 1, "settings": 1, "age_verified": 1},
-                session=session)
+            # The whole document: the size check of `_write` measures what the lists are added to.
+            stored = await self._users.find_one({"_id": user_id}, session=session)
             if stored is None:
                 return None
             plan = self._plan(stored, incoming, series_clients, volumes, replace)

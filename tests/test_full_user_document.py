@@ -90,3 +90,17 @@ async def test_lists_grow_again_once_entries_are_deleted(api: ApiClient, alice: 
     assert (await api.post("/user/reading-status/add/2", STATUS)).status == 507
     await fill(db, alice["id"], ADD_LIMIT_BYTES - 256 * 1024)  # as if she had deleted entries
     assert (await api.post("/user/reading-status/add/2", STATUS)).status == 200
+
+
+async def test_an_import_into_a_full_document_is_507_and_changes_nothing(
+    api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    file = {"format": "tsundoku-export", "version": 1, "reading_statuses": [{
+        "series_id": 2, "client": 1, "visibility": "public", "progress_type": "volumes", "progress": 3,
+        "status": "started", "priority": "high", "last_update": "2024-01-01T00:00:00Z"}]}
+    dry = await api.post("/user/import", file)
+    assert (dry.status, dry.body["reading_statuses"]["add"]) == (200, 1)  # a dry run only reports
+    reply = await api.post("/user/import?mode=apply", file)
+    assert (reply.status, reply.body) == (507, FULL)
+    document = await db.users.find_one({"_id": alice["id"]}, {"statuses": 1})
+    assert [s["series_id"] for s in document["statuses"]] == [1]

@@ -230,3 +230,28 @@ async def test_a_write_past_the_16mb_document_limit_answers_507_and_changes_noth
     reply = await api.post("/user/reading-status/add/1", {**STATUS, "notes": "n" * 10_000})
     assert (reply.status, reply.body) == (507, {"data": "Your lists are too large to store more", "code": 507})
     assert (await api.get("/user/reading-status/id/1")).raw == b"null"
+
+
+@pytest.mark.parametrize("status", ["planned", {"key": "planned"}])
+async def test_planned_is_a_status_like_the_others(api: ApiClient, alice: dict, status: Any) -> None:
+    assert (await api.post("/user/reading-status/add/1", {**STATUS, "status": status})).status == 200
+    assert (await api.get("/user/reading-status/id/1")).body["status"] == "planned"
+    assert (await api.post("/user/reading-status/add/2", STATUS)).status == 200
+    listed = (await api.get("/user/reading-history?order=name-asc&search=yotsuba")).body["series"]
+    assert [(entry["id"], entry["reading-history"]["status"]) for entry in listed] == [(1, "planned")]
+    assert (await api.post("/user/reading-status/update/2", {**STATUS, "status": "planned"})).status == 200
+    history = (await api.get("/user/reading-history")).body
+    assert sorted(entry["reading-history"]["status"] for entry in history["series"]) == ["planned", "planned"]
+
+
+async def test_a_status_outside_the_five_is_400(api: ApiClient, alice: dict) -> None:
+    reply = await api.post("/user/reading-status/add/1", {**STATUS, "status": "plan-to-read"})
+    assert reply.status == 400
+    assert reply.body["errors"][0]["field"] == "status"
+
+
+async def test_the_openapi_document_lists_planned(api: ApiClient) -> None:
+    schemas = (await api.get("/openapi.json")).body["components"]["schemas"]
+    enums = [s.get("enum") for s in schemas["ReadingStatusBody"]["properties"]["status"].get("anyOf", [])] + \
+        [schemas["ReadingStatusBody"]["properties"]["status"].get("enum")]
+    assert ["started", "completed", "paused", "dropped", "planned"] in enums, schemas["ReadingStatusBody"]

@@ -27,7 +27,8 @@ _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 Visibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
 ProgressType = Annotated[Literal["chapters", "volumes"], AcceptsKeyObject]
-Status = Annotated[Literal["started", "completed", "paused", "dropped"], AcceptsKeyObject]
+# The spec's four, and `planned` ("plan to read", what other trackers and MAL exports have).
+Status = Annotated[Literal["started", "completed", "paused", "dropped", "planned"], AcceptsKeyObject]
 Priority = Annotated[Literal["low", "mid", "high"], AcceptsKeyObject]
 
 

@@ -32,12 +32,7 @@ class DeleteAccountHandler(PasswordCheck):
     }
 
     async def delete(self) -> None:
-        user = self.require_user()
-        confirmation = self.parse_body(PasswordConfirmation)
-        attempt = await self.count_password_attempt(user.record.username)
-        if not await self.verify_password(attempt, await self.services.users.find_password_hash(user.id),
-                                          confirmation.password):
-            raise ApiError(401, INVALID_CREDENTIALS)
+        user = await self.confirm_own_password(self.parse_body(PasswordConfirmation).password)
         await self.services.account_removal.remove(user.id)
         self.clear_refresh_cookie()
         self.write_message(200, ACCOUNT_DELETED)

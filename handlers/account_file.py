@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from auth.clock import utc_now
+from auth.clock import iso_utc, utc_now
 from auth.permissions import RATE_SERIES
-from handlers.base import ApiHandler
+from handlers.base import ApiHandler, refuse_json_constant, require_json_content_type
 from handlers.errors import UNAUTHORIZED, ApiError, validate
 from handlers.json_positions import line_of
 from handlers.openapi_docs import Operation, Route
@@ -84,19 +84,18 @@ class ExportHandler(ApiHandler):
 
 
 def _file_value(value: Any) -> Any:
-    if isinstance(value, date):
-        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime):
+        return iso_utc(value)
     raise TypeError(f"cannot write {type(value).__name__}")
 
 
 def read_account_file(body: bytes, content_type: str) -> AccountFile:
     """The body as an account file, or a 400 naming the line of the first problem. Pure (no
     service state), so that a large file is read off the event loop."""
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+    require_json_content_type(content_type)
     try:
         text = body.decode("utf-8")
-        parsed = json.loads(text, parse_constant=_refuse_constant)
+        parsed = json.loads(text, parse_constant=refuse_json_constant)
     except UnicodeDecodeError:
         raise ApiError(400, f"{INVALID_FILE}: not UTF-8") from None
     except json.JSONDecodeError as error:
@@ -123,10 +122,6 @@ def _located(text: str, location: tuple[str | int, ...], message: str) -> ApiErr
     field = ".".join(str(step) for step in location) or "body"
     return ApiError(400, f"{INVALID_FILE} at line {line_of(text, location)}",
                     [FieldError(field=field, message=message)])
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def incoming_account(file: AccountFile, may_rate: bool) -> IncomingAccount:

@@ -9,6 +9,7 @@ from handlers.base import ApiHandler
 from handlers.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.auth import Credentials, LogoutRequest, PasswordChange, UserEnvelope
+from handlers.session import AuthenticatedUser
 from storage.users import UsernameTaken
 
 # Longer passwords are not looked up, only verified against the decoy (argon2 takes any length,
@@ -37,6 +38,15 @@ class PasswordCheck(ApiHandler):
             return False
         await self.services.login_attempts.reset(attempt)  # a success clears the failures before it
         return True
+
+    async def confirm_own_password(self, password: str) -> AuthenticatedUser:
+        """The signed-in user, asked for their password again (a change of password, a deletion):
+        401 when it is wrong, counted like a failed login."""
+        user = self.require_user()
+        attempt = await self.count_password_attempt(user.record.username)
+        if not await self.verify_password(attempt, await self.services.users.find_password_hash(user.id), password):
+            raise ApiError(401, INVALID_CREDENTIALS)
+        return user
 
 
 class RegisterHandler(ApiHandler):
@@ -123,14 +133,10 @@ class ChangePasswordHandler(PasswordCheck):
     }
 
     async def post(self) -> None:
-        user = self.require_user()
         change = self.parse_body(PasswordChange)
         if not is_valid_password(change.new_password):
             raise ApiError(422, "Invalid password")
-        attempt = await self.count_password_attempt(user.record.username)
-        if not await self.verify_password(attempt, await self.services.users.find_password_hash(user.id),
-                                          change.current_password):
-            raise ApiError(401, INVALID_CREDENTIALS)
+        user = await self.confirm_own_password(change.current_password)
         password_hash = await self.services.passwords.hash(change.new_password)
         await self.services.users.change_password(user.id, password_hash, keep_token_hash=user.session_hash)
         self.write_message(200, "Password changed")

@@ -388,10 +388,9 @@ def parse_json_body(body: bytes, content_type: str) -> Any:
     body can run it in a worker thread."""
     if not body or not body.strip():
         return None
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+    require_json_content_type(content_type)
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        return json.loads(body, parse_constant=refuse_json_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "Request body is not valid JSON") from None
 
@@ -400,7 +399,13 @@ def validate_body(model: type[M], body: Any) -> M:
     return validate(model, {} if body is None else body)
 
 
-def _refuse_constant(name: str) -> Any:
+def require_json_content_type(content_type: str) -> None:
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+
+
+def refuse_json_constant(name: str) -> Any:
+    """For `json.loads(parse_constant=...)`: `NaN` and `Infinity` are not JSON."""
     raise ValueError(f"{name} is not JSON")
 
 

@@ -43,12 +43,12 @@ class AccountExport:
         self._avatars = AvatarStore(db)
 
     async def read(self, user_id: str, current_hash: str) -> AccountData | None:
-        # Sessions first: a session stored before sessions had ids gets its id there.
-        sessions = await self._user_store.sessions(user_id, current_hash)
         found = await self._users.find_one(
-            {"_id": user_id}, {**PROFILE_FIELDS, "statuses": 1, "ratings": 1, "collection": 1})
+            {"_id": user_id}, {**PROFILE_FIELDS, "statuses": 1, "ratings": 1, "collection": 1, "sessions": 1})
         if found is None:
             return None
+        # A session stored before sessions had ids gets its id here (only then a second read).
+        sessions = await self._user_store.session_records(user_id, found.get("sessions") or [], current_hash)
         image = found.get("profile_image")
         return AccountData(
             user=UserRecord.of(found),

@@ -207,7 +207,11 @@ class UserStore:
         one here, once: the write names the session by its hash and applies only while it has
         no id, so two requests naming it at once agree on the first id written."""
         found = await self._users.find_one({"_id": user_id}, {"_id": 0, "sessions": 1})
-        entries = (found or {}).get("sessions") or []
+        return await self.session_records(user_id, (found or {}).get("sessions") or [], current_hash)
+
+    async def session_records(self, user_id: str, entries: list[dict[str, Any]],
+                              current_hash: str) -> list[SessionRecord]:
+        """`entries` (the user's stored sessions, read by the caller) as records, newest first."""
         unnamed = [entry["token_hash"] for entry in entries if not entry.get("id")]
         if unnamed:
             for token_hash in unnamed:

@@ -29,6 +29,7 @@ from handlers.schemas.common import FieldError
 from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from storage.account_export import AccountData
 from storage.account_import import ImportOutcome, IncomingAccount
+from storage.list_merge import MERGE_RULES
 from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
 
 # A user's whole document is at most 16 MB of BSON; its JSON is about as large.
@@ -167,7 +168,7 @@ class ImportHandler(ApiHandler):
         file = await asyncio.get_running_loop().run_in_executor(
             None, read_account_file, body, self.request.headers.get("Content-Type", ""))
         outcome = await self.services.account_import.run(
-            user.id, incoming_account(file, user.can(RATE_SERIES)), replace=query.merge == "replace",
+            user.id, incoming_account(file, user.can(RATE_SERIES)), rule=MERGE_RULES[query.merge],
             apply=query.mode == "apply")
         if outcome is None:
             raise ApiError(401, UNAUTHORIZED)

@@ -14,8 +14,8 @@ write to the user's document makes the transaction run again on the new lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import bson
@@ -26,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import in_transaction
 from storage.embedded_list import ADD_LIMIT_BYTES
+from storage.list_merge import ListOutcome, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.ratings import half_points
 from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
@@ -43,54 +44,11 @@ class IncomingAccount:
 
 
 @dataclass
-class ListOutcome:
-    add: int = 0
-    change: int = 0
-    kept: int = 0
-    unchanged: int = 0
-    unknown: list[int] = field(default_factory=list)
-    refused: int = 0
-
-
-@dataclass
 class ImportOutcome:
     statuses: ListOutcome
     ratings: ListOutcome
     collection: ListOutcome
     settings: ListOutcome
-
-
-@dataclass
-class _Merged:
-    entries: list[dict[str, Any]]
-    outcome: ListOutcome
-
-
-def _merge(current: list[dict[str, Any]], incoming: Iterable[dict[str, Any]], key: str, replace: bool,
-           same: Callable[[dict[str, Any], dict[str, Any]], bool]) -> _Merged:
-    entries = list(current)
-    position = {entry[key]: index for index, entry in enumerate(entries)}
-    outcome = ListOutcome()
-    for entry in incoming:
-        index = position.get(entry[key])
-        if index is None:
-            position[entry[key]] = len(entries)
-            entries.append(entry)
-            outcome.add += 1
-        elif same(entries[index], entry):
-            outcome.unchanged += 1
-        elif replace:
-            entries[index] = entry
-            outcome.change += 1
-        else:
-            outcome.kept += 1
-    return _Merged(entries, outcome)
-
-
-def _same_except(*ignored: str) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
-    def same(stored: dict[str, Any], entry: dict[str, Any]) -> bool:
-        return all(stored.get(name) == value for name, value in entry.items() if name not in ignored)
-    return same
 
 
 class AccountImport:
@@ -100,7 +58,7 @@ class AccountImport:
         self._series = db["series"]
         self._volumes = db["volumes"]
 
-    async def run(self, user_id: str, incoming: IncomingAccount, *, replace: bool,
+    async def run(self, user_id: str, incoming: IncomingAccount, *, rule: MergeRule,
                   apply: bool) -> ImportOutcome | None:
         """None when the user does not exist. Catalog entries are never removed by the service,
         so the catalog is read once, outside the transaction."""
@@ -113,7 +71,7 @@ class AccountImport:
             stored = await self._users.find_one({"_id": user_id}, session=session)
             if stored is None:
                 return None
-            plan = self._plan(stored, incoming, series_clients, volumes, replace)
+            plan = self._plan(stored, incoming, series_clients, volumes, rule)
             if apply:
                 await self._write(user_id, stored, plan, session)
             return plan.outcome
@@ -132,15 +90,14 @@ class AccountImport:
         return found
 
     def _plan(self, stored: dict[str, Any], incoming: IncomingAccount, series_clients: dict[int, tuple[Any, ...]],
-              volumes: dict[int, tuple[Any, ...]], replace: bool) -> _Plan:
+              volumes: dict[int, tuple[Any, ...]], rule: MergeRule) -> _Plan:
         statuses = [{**asdict(s), "client": series_clients[s.series_id][0]} for s in incoming.statuses
                     if s.series_id in series_clients]
-        merged_statuses = _merge(stored.get("statuses") or [], statuses, "series_id", replace, _same_except())
+        merged_statuses = merge_entries(stored.get("statuses") or [], statuses, "series_id", rule)
         merged_statuses.outcome.unknown = sorted({s.series_id for s in incoming.statuses} - set(series_clients))
 
         rateable = [r for r in incoming.ratings if r.series_id in series_clients] if incoming.may_rate else []
-        merged_ratings = _merge(stored.get("ratings") or [], (asdict(r) for r in rateable), "series_id", replace,
-                                _same_except())
+        merged_ratings = merge_entries(stored.get("ratings") or [], (asdict(r) for r in rateable), "series_id", rule)
         merged_ratings.outcome.unknown = sorted({r.series_id for r in incoming.ratings} - set(series_clients))
         merged_ratings.outcome.refused = 0 if incoming.may_rate else len(incoming.ratings)
 
@@ -155,7 +112,7 @@ class AccountImport:
             held_ids.add(item_id)
             items.append({**asdict(item), "item_id": item_id, "series_id": series_id, "client": client})
         current_items = stored.get("collection") or []
-        merged_items = _merge(current_items, items, "volume_id", replace, _same_except("item_id"))
+        merged_items = merge_entries(current_items, items, "volume_id", rule, ignored=("item_id",))
         # A replaced item keeps the id the account knows it by.
         ids_by_volume = {item["volume_id"]: item["item_id"] for item in current_items}
         merged_items.entries = [{**item, "item_id": ids_by_volume.get(item["volume_id"], item["item_id"])}
@@ -174,7 +131,7 @@ class AccountImport:
                 changes[key] = value
             elif current_settings[key] == value:
                 settings.unchanged += 1
-            elif replace:
+            elif rule(current_settings, {key: value}).get(key) == value:
                 settings.change += 1
                 changes[key] = value
             else:
@@ -198,9 +155,9 @@ class AccountImport:
 
 @dataclass
 class _Plan:
-    statuses: _Merged
-    ratings: _Merged
-    collection: _Merged
+    statuses: Merged
+    ratings: Merged
+    collection: Merged
     settings: dict[str, Any]  # the settings to write
     outcome: ImportOutcome
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,9 +18,8 @@ from pydantic import (
 from auth.clock import iso_utc
 from handlers.schemas.catalog import ClientId, VolumeCard, series_card
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
+from partial_dates import date_range, ends_before_start
 from storage.records import SeriesRecord, StatusRecord
-
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 Visibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
 ProgressType = Annotated[Literal["chapters", "volumes"], AcceptsKeyObject]
@@ -42,28 +38,8 @@ def _json_number(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(_json_number)]
 
 
-def _date_range(value: str) -> tuple[dt.date, dt.date]:
-    """The first and last day a (partial) date can mean: `2020-05` is May 1 to May 31."""
-    match = _PARTIAL_DATE.fullmatch(value)
-    if match is None:
-        raise ValueError("must be YYYY-MM-DD, YYYY-MM or YYYY")
-    year, month, day = (int(part) if part else None for part in match.groups())
-    assert year is not None
-    if year < 1:
-        raise ValueError("is not a real date")
-    try:
-        if day is not None:
-            exact = dt.date(year, month or 1, day)
-            return exact, exact
-        if month is not None:
-            return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
-    except ValueError:
-        raise ValueError("is not a real date") from None
-    return dt.date(year, 1, 1), dt.date(year, 12, 31)
-
-
 def _partial_date(value: str) -> str:
-    _date_range(value)
+    date_range(value)
     return value
 
 
@@ -94,9 +70,7 @@ class ReadingStatusBody(RequestModel):
         if value is None:
             return None
         _partial_date(value)
-        start = info.data.get("start")
-        # Partial dates compare as ranges: end 2020 is not before start 2020-05.
-        if start and _date_range(value)[1] < _date_range(start)[0]:
+        if ends_before_start(info.data.get("start"), value):
             raise ValueError("must not be before start")
         return value
 

@@ -1,0 +1,36 @@
+"""Reading dates that may be partial (`2020`, `2020-05`, `2020-05-17`): what range of days each
+means. Shared by the status routes' validation, the merge of imported entries and MAL files."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def date_range(value: str) -> tuple[dt.date, dt.date]:
+    """The first and last day a (partial) date can mean: `2020-05` is May 1 to May 31.
+    ValueError for anything that is not one."""
+    match = _PARTIAL_DATE.fullmatch(value)
+    if match is None:
+        raise ValueError("must be YYYY-MM-DD, YYYY-MM or YYYY")
+    year, month, day = (int(part) if part else None for part in match.groups())
+    assert year is not None
+    if year < 1:
+        raise ValueError("is not a real date")
+    try:
+        if day is not None:
+            exact = dt.date(year, month or 1, day)
+            return exact, exact
+        if month is not None:
+            return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
+    except ValueError:
+        raise ValueError("is not a real date") from None
+    return dt.date(year, 1, 1), dt.date(year, 12, 31)
+
+
+def ends_before_start(start: str | None, end: str | None) -> bool:
+    """Partial dates compare as ranges: end 2020 is not before start 2020-05."""
+    return bool(start and end) and date_range(end)[1] < date_range(start)[0]  # type: ignore[arg-type]

@@ -106,7 +106,11 @@ async def import_catalog(settings: Settings, path: str) -> int:
         return 1
     async with open_database(settings, owner=False) as opened:
         await prepare_database(opened.db)
-        counts = await CatalogStore(opened.db).import_file(catalog)
+        try:
+            counts = await CatalogStore(opened.db).import_file(catalog)
+        except CatalogFileError as error:  # an external id another stored series holds
+            print(f"import-catalog: {error}", file=sys.stderr)
+            return 1
     print(f"import-catalog: {path}: {_describe(counts)}")
     return 0
 

@@ -3,7 +3,12 @@
 The service reads the catalog but never edits it over HTTP. Each series document also carries
 fields derived at import, so that reading lists sort and search without per-request work:
 `titles` and `descriptions` by language code, `sort_titles` (the casefolded title each language
-shows, after fallback), `search_text` (casefolded name and aliases), and `first_volume`.
+shows, after fallback), `search_text` (casefolded name and aliases), `match_titles` (the keys an
+import matches titles by: storage.title_keys) and `first_volume`.
+
+A series may carry its ids in other catalogs (`mal_id`, `anilist_id`, `mangadex_id`): each is
+unique among series when present (a sparse unique index), and a series without one does not
+hold the field at all, so that any number of series can lack it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from languages import LANGUAGES, language_code, localized
 from storage.catalog_keys import publish_catalog_change
+from storage.title_keys import title_keys
 
 VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
 LAYOUT_ID = "layout"  # the `catalog_meta` document that says which layout changes are complete
+EXTERNAL_IDS = ("mal_id", "anilist_id", "mangadex_id")
 
 
 class CatalogFileError(ValueError):
@@ -41,6 +48,7 @@ class CatalogFileError(ValueError):
 Flag = Annotated[int, Field(ge=0, le=1)]
 PositiveId = Annotated[StrictInt, Field(gt=0)]
 Text = Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+MangaDexId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 
 
 def _known_language(value: str) -> str:
@@ -93,6 +101,14 @@ class CatalogSeries(_Entry):
     aliases: list[CatalogAlias] = []
     descriptions: list[CatalogDescription] = []
     volumes: list[CatalogVolume] = []
+    # Ids in other catalogs, for imports from other trackers: MyAnimeList and AniList number
+    # their series; MangaDex names them by UUID.
+    mal_id: PositiveId | None = None
+    anilist_id: PositiveId | None = None
+    mangadex_id: MangaDexId | None = None
+
+    def external_ids(self) -> dict[str, int | str]:
+        return {name: getattr(self, name) for name in EXTERNAL_IDS if getattr(self, name) is not None}
 
 
 class CatalogFile(_Entry):
@@ -102,10 +118,16 @@ class CatalogFile(_Entry):
     def _unique_ids(self) -> CatalogFile:
         seen_series: set[int] = set()
         seen_volumes: set[int] = set()
+        seen_external: dict[tuple[str, int | str], int] = {}
         for i, series in enumerate(self.series):
             if series.id in seen_series:
                 raise ValueError(f"series[{i}].id: duplicate series id {series.id}")
             seen_series.add(series.id)
+            for name, value in series.external_ids().items():
+                if (name, value) in seen_external:
+                    raise ValueError(f"series[{i}].{name}: {value} is also series "
+                                     f"{seen_external[name, value]}'s")
+                seen_external[name, value] = series.id
             for j, volume in enumerate(series.volumes):
                 if volume.id in seen_volumes:
                     raise ValueError(f"series[{i}].volumes[{j}].id: duplicate volume id {volume.id}")
@@ -162,6 +184,7 @@ def series_document(series: CatalogSeries) -> dict[str, Any]:
         "descriptions": _by_language([(d.language, d.description) for d in series.descriptions]),
         "sort_titles": {code: (localized(titles, code, series.name) or "").casefold() for code in LANGUAGES},
         "search_text": sorted({series.name.casefold(), *(a.title.casefold() for a in series.aliases)}),
+        "match_titles": title_keys(series.name, *(a.title for a in series.aliases)),
     }
 
 
@@ -197,14 +220,25 @@ class CatalogStore:
         self._series = db["series"]
         self._volumes = db["volumes"]
 
+    async def ensure_indexes(self) -> None:
+        for name in EXTERNAL_IDS:
+            await self._series.create_index(name, name=f"{name}_unique", unique=True, sparse=True)
+        await self._series.create_index("match_titles", name="match_titles")
+
     async def is_empty(self) -> bool:
         return await self._series.count_documents({}, limit=1) == 0
 
     async def import_file(self, catalog: CatalogFile) -> ImportCounts:
+        """Raises CatalogFileError, before writing anything, when the file gives a series an
+        external id another stored series holds and keeps."""
+        await self._release_moved_external_ids(catalog)
         series_ops = [
             UpdateOne(
                 {"_id": s.id},
-                {"$set": series_document(s), "$setOnInsert": {"rating_count": 0, "rating_half_points": 0}},
+                {"$set": {**series_document(s), **s.external_ids()},
+                 "$setOnInsert": {"rating_count": 0, "rating_half_points": 0},
+                 **({"$unset": absent} if (absent := {name: "" for name in EXTERNAL_IDS
+                                                      if getattr(s, name) is None}) else {})},
                 upsert=True,
             )
             for s in catalog.series
@@ -224,6 +258,43 @@ class CatalogStore:
             volumes_inserted=volume_result.upserted_count if volume_result else 0,
             volumes_updated=volume_result.modified_count if volume_result else 0,
         )
+
+    async def _release_moved_external_ids(self, catalog: CatalogFile) -> None:
+        """An external id the file moves from one of its series to another is taken off the
+        first before the upserts (which run in any order) give it to the second. One the file
+        gives away while a series outside the file holds it is refused."""
+        in_file = {s.id: s for s in catalog.series}
+        wanted = {(name, value): s.id for s in catalog.series for name, value in s.external_ids().items()}
+        holders_filter = [{name: {"$in": [v for (n, v) in wanted if n == name]}} for name in EXTERNAL_IDS
+                          if any(n == name for n, _ in wanted)]
+        release: dict[int, dict[str, str]] = {}
+        if holders_filter:
+            async for held in self._series.find({"$or": holders_filter}, dict.fromkeys(EXTERNAL_IDS, 1)):
+                for name in EXTERNAL_IDS:
+                    new_holder = wanted.get((name, held.get(name)))
+                    if new_holder is None or new_holder == held["_id"]:
+                        continue
+                    if held["_id"] not in in_file:
+                        raise CatalogFileError(f"series {new_holder}: {name} {held[name]} belongs to series "
+                                               f"{held['_id']}, which this file does not change")
+                    release.setdefault(held["_id"], {})[name] = ""
+        for series_id, names in release.items():
+            await self._series.update_one({"_id": series_id}, {"$unset": names})
+
+    async def add_match_titles(self) -> int:
+        """For series imported before they carried `match_titles`: derives it from the name and
+        aliases, once; later imports write it. Returns how many series it completed."""
+        if await self._db["catalog_meta"].find_one({"_id": LAYOUT_ID, "series_carry_match_titles": True}):
+            return 0
+        ops = []
+        async for series in self._series.find({"match_titles": {"$exists": False}}, {"name": 1, "aliases": 1}):
+            keys = title_keys(series["name"], *(alias["title"] for alias in series.get("aliases") or []))
+            ops.append(UpdateOne({"_id": series["_id"]}, {"$set": {"match_titles": keys}}))
+        for start in range(0, len(ops), 1000):
+            await self._series.bulk_write(ops[start:start + 1000], ordered=False)
+        await self._db["catalog_meta"].update_one({"_id": LAYOUT_ID}, {"$set": {"series_carry_match_titles": True}},
+                                                  upsert=True)
+        return len(ops)
 
     async def copy_series_into_volumes(self) -> int:
         """For volumes imported before they carried their series' card (`series`): copies it

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out")
+BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out", "mal_import")
 ON_REQUEST = ("profile", "soak")
 
 

@@ -16,6 +16,8 @@ from handlers import (
     avatars,
     collection,
     log_redaction,
+    mal_import,
+    mal_xml,
     metrics,
     ratings,
     reading,
@@ -38,6 +40,7 @@ from storage.collection import CollectionStore
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
+from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
@@ -47,7 +50,7 @@ access_log = logging.getLogger("tsundoku.access")
 def all_routes() -> list[Route]:
     return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *ratings.routes,
             *collection.routes, *avatars.routes, *account.routes,
-            *account_file.routes, *system.routes]
+            *account_file.routes, *mal_import.routes, *system.routes]
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -86,7 +89,8 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     its own in `prepare`), forwarded addresses count only behind a trusted proxy, and slow or
     numerous clients are bounded (see `handlers.connections`)."""
     settings = app.services.settings
-    largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT)
+    largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT,
+                  mal_xml.MAX_XML_BYTES)
     limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_stall_s=settings.body_stall_s,
                               max_connections=settings.max_connections)
     return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
@@ -108,6 +112,8 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         account_removal=AccountRemoval(db),
         account_export=AccountExport(db),
         account_import=AccountImport(db),
+        status_import=StatusImport(db),
+        series_matcher=SeriesMatcher(db),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),

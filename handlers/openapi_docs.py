@@ -31,6 +31,8 @@ class Operation:
     response_or_null: bool = False  # the 200 payload may be JSON null (nothing stored yet)
     # Answers that are not JSON (an image, a 304), as OpenAPI response objects by status.
     raw_responses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # A body that is not JSON (an XML file): OpenAPI media type objects by content type.
+    raw_request: dict[str, dict[str, Any]] = field(default_factory=dict)
     auth: bool = True
     permission: str | None = None
     tags: tuple[str, ...] = ()
@@ -134,6 +136,8 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
             "required": op.request_required,
             "content": {"application/json": {"schema": _schema_ref(op.request)}},
         }
+    elif op.raw_request:
+        document["requestBody"] = {"required": True, "content": op.raw_request}
     if op.auth:
         document["security"] = [{"refreshToken": []}]
     if op.permission:

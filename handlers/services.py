@@ -21,6 +21,7 @@ from storage.collection import CollectionStore
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
+from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
@@ -68,6 +69,8 @@ class Services:
     account_removal: AccountRemoval
     account_export: AccountExport
     account_import: AccountImport
+    status_import: StatusImport
+    series_matcher: SeriesMatcher
     passwords: Passwords
     # Shared by every process, in the database (see storage.rate_limits).
     login_attempts: SharedWindowLimit

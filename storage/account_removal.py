@@ -45,6 +45,7 @@ class AccountRemoval:
         self._users = db["users"]
         self._usernames = db["usernames"]
         self._series = db["series"]
+        self._imports = db["imports"]
         self._avatars = AvatarStore(db)
 
     async def remove(self, user_id: str) -> bool:
@@ -65,6 +66,8 @@ class AccountRemoval:
         if moves:
             await self._series.bulk_write(moves, ordered=False, session=session)
         await self._users.delete_one({"_id": user_id}, session=session)
+        # Import records hold earlier versions of the user's entries: they go with the account.
+        await self._imports.delete_many({"user_id": user_id}, session=session)
         await self._usernames.delete_one({"_id": user["username"].lower(), "user_id": user_id}, session=session)
         return True
 

@@ -9,6 +9,7 @@ from storage import rate_limits
 from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
 from storage.roles import RoleStore
+from storage.status_import import StatusImport
 from storage.users import UserStore
 
 
@@ -16,5 +17,9 @@ async def prepare_database(db: AsyncDatabase) -> None:
     await UserStore(db).ensure_indexes()
     await AvatarStore(db).ensure_indexes()
     await rate_limits.ensure_indexes(db)
+    await StatusImport(db).ensure_indexes()
     await RoleStore(db).publish(ROLE_PERMISSIONS)
-    await CatalogStore(db).copy_series_into_volumes()
+    catalog = CatalogStore(db)
+    await catalog.ensure_indexes()
+    await catalog.copy_series_into_volumes()
+    await catalog.add_match_titles()

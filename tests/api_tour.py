@@ -67,6 +67,12 @@ async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, st
     await call(admin, "POST", f"/users/{bob_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
     exported = (await call(alice, "GET", "/user/export", "/user/export")).body
     await call(alice, "POST", "/user/import", "/user/import", exported)  # a dry run
+    mal_file = (await call(alice, "GET", "/user/export/mal", "/user/export/mal")).raw
+    imported = await alice.request("POST", "/user/import/mal?mode=apply", body=mal_file,
+                                   headers={"Content-Type": "application/xml"})
+    assert imported.status == 200, imported.body
+    done.append(("POST", "/user/import/mal", imported))
+    await call(alice, "POST", f"/user/import/{imported.body['import_id']}/undo", "/user/import/{id}/undo")
     second = running.client()
     assert (await second.login("alice")).status == 200
     sessions = (await call(alice, "GET", "/auth/sessions", "/auth/sessions")).body["sessions"]

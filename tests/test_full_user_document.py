@@ -14,6 +14,7 @@ from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import RunningApp
+from tests.mal_files import mal_file, manga
 
 pytestmark = pytest.mark.asyncio
 
@@ -104,3 +105,17 @@ async def test_an_import_into_a_full_document_is_507_and_changes_nothing(
     assert (reply.status, reply.body) == (507, FULL)
     document = await db.users.find_one({"_id": alice["id"]}, {"statuses": 1})
     assert [s["series_id"] for s in document["statuses"]] == [1]
+
+
+async def test_a_mal_import_into_a_full_document_is_507_and_changes_nothing(
+    api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    file = mal_file([manga(manga_title="Berserk", my_read_volumes=3)])
+    headers = {"Content-Type": "application/xml"}
+    dry = await api.request("POST", "/user/import/mal", body=file, headers=headers)
+    assert (dry.status, dry.body["counts"]["add"]) == (200, 1)
+    reply = await api.request("POST", "/user/import/mal?mode=apply", body=file, headers=headers)
+    assert (reply.status, reply.body) == (507, FULL)
+    document = await db.users.find_one({"_id": alice["id"]}, {"statuses": 1})
+    assert [s["series_id"] for s in document["statuses"]] == [1]
+    assert await db["imports"].count_documents({}) == 0

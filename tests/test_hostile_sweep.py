@@ -81,6 +81,9 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
         ("POST", f"/user/collection/update/{user['item_id']}", {"price": 5, "date": "2024-01-01"}, None),
         ("POST", f"/user/update-image/{user['id']}", {"image": png}, None),
         ("POST", f"/admin-users/update-image/{user['id']}", {"image": png}, None),
+        # The body is an XML file (hostile files: test_mal_import); the query is swept here.
+        ("POST", "/user/import/mal", None, {"mode": "dry-run", "merge": "greater", "client": "1"}),
+        ("GET", "/user/export/mal", None, {"gzip": "1"}),
         # Last, and never accepted as sent: each spoils one field, and no spoiled password is valid.
         ("POST", "/auth/change-password", {"current_password": "correct horse", "new_password": "battery staple"},
          None),

@@ -1,0 +1,221 @@
+"""MyAnimeList lists: bring one in (`POST /user/import/mal`, a dry run unless `mode=apply`),
+take an applied import back (`POST /user/import/{id}/undo`), and write the reading list as a
+MAL file (`GET /user/export/mal`). The file format: handlers.mal_xml; what its entries mean:
+handlers.mal_entries; the merge: storage.list_merge, shared with the account file's import."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from auth.clock import utc_now
+from handlers.base import ApiHandler
+from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError, validate
+from handlers.mal_entries import FileEntry, mal_entry, read_entry
+from handlers.mal_xml import (
+    GZIP_TYPES,
+    MAX_COMPRESSED_BYTES,
+    MAX_XML_BYTES,
+    XML_TYPES,
+    MalListInfo,
+    compressed_upload,
+    gzipped,
+    read_mal_file,
+    write_mal_file,
+)
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.mal_import import (
+    MalEntryReport,
+    MalExportQuery,
+    MalImportCounts,
+    MalImportQuery,
+    MalImportReport,
+    MalMatch,
+    UndoLeft,
+    UndoReport,
+)
+from languages import FALLBACK, localized
+from storage.list_merge import MERGE_RULES, EntryChange
+from storage.status_import import CatalogMatches, StatusImportResult
+from storage.title_keys import title_key
+
+IMPORT_NOT_FOUND = "Import not found"
+INVALID_FILE = "Invalid MAL file"
+CHANGED_SINCE = "changed since the import"
+SOURCE = "myanimelist"
+_TAGS = ("account",)
+_IMPORT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+
+T = TypeVar("T")
+
+
+async def off_the_loop(work: Callable[..., T], *args: Any) -> T:
+    """CPU work on a large file (parsing, the report of 20,000 entries) in a worker thread, so
+    that other requests go on meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, work, *args)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    entry: FileEntry
+    key: str  # the title's match key
+    series: tuple[int, int] | None = None  # (series id, client)
+    by: str | None = None  # "id" or "title"
+    reason: str | None = None  # why the entry is skipped
+
+
+def read_upload(body: bytes, content_type: str) -> list[tuple[FileEntry, str]]:
+    return [(entry, title_key(entry.title)) for entry in map(read_entry, read_mal_file(body, content_type))]
+
+
+def resolve(entries: list[tuple[FileEntry, str]], found: CatalogMatches) -> list[Resolved]:
+    """Each entry's series: by MAL id, else by title when exactly one series has it; a series
+    a second entry also names is taken by the first."""
+    resolved: list[Resolved] = []
+    taken: dict[int, int] = {}  # series id -> the line that took it
+    for entry, key in entries:
+        if entry.problem is not None:
+            resolved.append(Resolved(entry, key, reason=entry.problem))
+            continue
+        series, by = (found.by_external_id.get(entry.mal_id), "id") if entry.mal_id else (None, None)
+        if series is None:
+            candidates = found.by_title_key.get(key, []) if key else []
+            if len(candidates) > 1:
+                ids = ", ".join(str(series_id) for series_id, _ in sorted(candidates))
+                resolved.append(Resolved(entry, key, reason=f"the title matches more than one series: {ids}"))
+                continue
+            if not candidates:
+                unknown_id = f"MAL id {entry.mal_id} or " if entry.mal_id else ""
+                resolved.append(Resolved(entry, key, reason=f"no series in the catalog has {unknown_id}this title"))
+                continue
+            series, by = candidates[0], "title"
+        if series[0] in taken:
+            resolved.append(Resolved(entry, key, series, by, f"series {series[0]} is already matched by the entry "
+                                                             f"at line {taken[series[0]]}"))
+            continue
+        taken[series[0]] = entry.line
+        resolved.append(Resolved(entry, key, series, by))
+    return resolved
+
+
+def import_report(resolved: list[Resolved], result: StatusImportResult, query: MalImportQuery) -> MalImportReport:
+    entries = [_entry_report(item, result.changes.get(item.series[0]) if item.series else None, query.merge)
+               for item in resolved]
+    counts = {action: sum(1 for entry in entries if entry.action == action)
+              for action in ("add", "update", "unchanged", "skipped")}
+    return MalImportReport(mode=query.mode, merge=query.merge, applied=query.mode == "apply",
+                           import_id=result.import_id, counts=MalImportCounts(entries=len(entries), **counts),
+                           entries=entries)
+
+
+def _entry_report(item: Resolved, change: EntryChange | None, merge: str) -> MalEntryReport:
+    match = MalMatch(by=item.by, series_id=item.series[0]) if item.series and item.by else None
+    base = {"line": item.entry.line, "title": item.entry.title, "mal_id": item.entry.mal_id, "match": match}
+    if item.reason is not None or change is None:
+        return MalEntryReport(**base, action="skipped", reason=item.reason)
+    if change.action == "kept":
+        if merge == "keep":
+            return MalEntryReport(**base, action="skipped", reason="on your list with other values (merge=keep)")
+        return MalEntryReport(**base, action="unchanged", reason="your list is ahead of the file (merge=greater)")
+    return MalEntryReport(**base, action=change.action, changes=list(change.changed))
+
+
+class MalImportHandler(ApiHandler):
+    api = {"post": Operation(
+        summary="Bring a MyAnimeList manga list (XML, plain or gzipped) into the reading list: a report per entry "
+                "of what it would do (mode=dry-run, the default) or does, all or nothing (mode=apply, which "
+                "returns an import_id for undo). merge=greater (default) keeps the furthest progress, keep leaves "
+                "listed series alone, replace takes the file's",
+        query=MalImportQuery, response=MalImportReport, tags=_TAGS,
+        raw_request={media: _FILE for media in XML_TYPES + GZIP_TYPES},
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: "MAL file too large",
+                   415: "Request body must be a MyAnimeList XML file", 507: "Reading list full"})}
+
+    def body_limit(self) -> int:
+        # Known from the headers, before the body: a gzipped file is held to the compressed limit.
+        return MAX_COMPRESSED_BYTES if compressed_upload(self.request.headers.get("Content-Type", "")) \
+            else MAX_XML_BYTES
+
+    async def post(self) -> None:
+        user = self.require_user()
+        query = validate(MalImportQuery, self.query_arguments())
+        body = b"".join(self.body_chunks())
+        entries = await off_the_loop(read_upload, body, self.request.headers.get("Content-Type", ""))
+        found = await self.services.series_matcher.candidates(
+            (e.mal_id for e, _ in entries if e.mal_id and e.fields), (k for e, k in entries if k and e.fields),
+            query.client)
+        resolved = await off_the_loop(resolve, entries, found)
+        now = utc_now()
+        incoming = [{"series_id": item.series[0], "client": item.series[1], **(item.entry.fields or {}),
+                     "last_update": now} for item in resolved if item.series and item.reason is None]
+        result = await self.services.status_import.run(user.id, incoming, MERGE_RULES[query.merge],
+                                                       apply=query.mode == "apply", source=SOURCE, now=now)
+        if result is None:
+            raise ApiError(401, UNAUTHORIZED)  # deleted since the session was read
+        report = await off_the_loop(import_report, resolved, result, query)
+        self.finish(await off_the_loop(report.model_dump_json))
+
+
+class UndoImportHandler(ApiHandler):
+    api = {"post": Operation(
+        summary="Take an applied import back: entries it added are removed, entries it changed are restored "
+                "exactly; an entry changed since is left and reported. Imports can be undone for 30 days",
+        response=UndoReport, tags=_TAGS,
+        responses={400: MISSING_PARAMETERS, 401: UNAUTHORIZED, 404: IMPORT_NOT_FOUND})}
+
+    async def post(self, id: str) -> None:
+        user = self.require_user()
+        import_id = self.path_parameter(id)
+        # Another user's import is not found either: the query names only this user's.
+        result = await self.services.status_import.undo(user.id, import_id, utc_now()) \
+            if len(import_id) <= 64 else None
+        if result is None:
+            raise ApiError(404, IMPORT_NOT_FOUND)
+        self.write_model(UndoReport(import_id=import_id, restored=result.restored, removed=result.removed,
+                                    left=[UndoLeft(series_id=series_id, reason=CHANGED_SINCE)
+                                          for series_id in result.left]))
+
+
+class MalExportHandler(ApiHandler):
+    api = {"get": Operation(
+        summary="The reading list as a MyAnimeList manga export (XML; gzip=1 for a gzipped file) that "
+                "MAL-compatible importers read", query=MalExportQuery, tags=_TAGS,
+        raw_responses={200: {"description": "The file", "content": {"application/xml": _FILE,
+                                                                      "application/gzip": _FILE}}},
+        responses={401: UNAUTHORIZED})}
+
+    async def get(self) -> None:
+        user = self.require_user()
+        query = validate(MalExportQuery, self.query_arguments())
+        data = await self.services.account_export.read(user.id, user.session_hash)
+        if data is None:
+            raise ApiError(401, UNAUTHORIZED)
+        names = await self.services.series_matcher.names(status.series_id for status in data.statuses)
+        entries = []
+        totals: dict[str, int] = {}
+        for status in data.statuses:
+            series = names.get(status.series_id)
+            title = localized(series.titles, FALLBACK, series.name) if series else None
+            entry = mal_entry(vars(status), title or f"Series {status.series_id}", series.mal_id if series else None)
+            totals[str(entry["my_status"])] = totals.get(str(entry["my_status"]), 0) + 1
+            entries.append(entry)
+        file = await off_the_loop(write_mal_file, MalListInfo(user.record.username, totals), entries)
+        stem = f"tsundoku-{user.record.username}-mal-{utc_now().date().isoformat()}.xml"
+        if query.gzip == "1":
+            file = await off_the_loop(gzipped, file)
+            self.set_header("Content-Type", "application/gzip")
+            self.set_header("Content-Disposition", f'attachment; filename="{stem}.gz"')
+        else:
+            self.set_header("Content-Type", "application/xml; charset=UTF-8")
+            self.set_header("Content-Disposition", f'attachment; filename="{stem}"')
+        self.finish(file)
+
+
+routes = [
+    Route("/user/import/mal", MalImportHandler),
+    Route("/user/import/{id}/undo", UndoImportHandler, {"id": _IMPORT_ID}),
+    Route("/user/export/mal", MalExportHandler),
+]

@@ -32,6 +32,11 @@ FAULTS = [
     ("operation timed out", {"errorCode": 50}),
     ("write concern error", {"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}}),
 ]
+# After these the driver finds the server again before its retry, about a second each. A failed
+# command is not run whatever the fault, so the state a fault leaves depends on the command's
+# position, which the other faults try at every position; how these two are answered depends on
+# the command, so they are tried on each command's first occurrence (the suite's time: issue 16).
+REDISCOVERY_FAULTS = ("network error", "not writable primary")
 # Commands that carry a write concern; a write concern error means nothing to the others.
 WRITE_COMMANDS = {"insert", "update", "delete", "findAndModify", "commitTransaction", "abortTransaction"}
 _names = itertools.count()
@@ -165,6 +170,8 @@ async def test_a_fault_in_any_command_of_a_route_answers_503_or_4xx_and_leaves_n
     for index, command in enumerate(sequence):
         for fault, data in FAULTS:
             if "writeConcernError" in data and command not in WRITE_COMMANDS:
+                continue
+            if fault in REDISCOVERY_FAULTS and command in sequence[:index]:
                 continue
             caller = await prepared_caller(running, scenario)
             # Fail this command and its retry: the driver retries a failed write or read once.

@@ -19,8 +19,10 @@ from handlers import (
     mal_import,
     mal_xml,
     metrics,
+    public_profiles,
     ratings,
     reading,
+    reading_stats,
     sessions,
     system,
     user_settings,
@@ -37,6 +39,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
+from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
@@ -48,8 +51,8 @@ access_log = logging.getLogger("tsundoku.access")
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *ratings.routes,
-            *collection.routes, *avatars.routes, *account.routes,
+    return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *reading_stats.routes, *ratings.routes,
+            *collection.routes, *avatars.routes, *account.routes, *public_profiles.routes,
             *account_file.routes, *mal_import.routes, *system.routes]
 
 
@@ -114,6 +117,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         account_import=AccountImport(db),
         status_import=StatusImport(db),
         series_matcher=SeriesMatcher(db),
+        public_profiles=PublicProfiles(db, catalog_keys),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),

@@ -18,6 +18,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
+from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
@@ -71,6 +72,7 @@ class Services:
     account_import: AccountImport
     status_import: StatusImport
     series_matcher: SeriesMatcher
+    public_profiles: PublicProfiles
     passwords: Passwords
     # Shared by every process, in the database (see storage.rate_limits).
     login_attempts: SharedWindowLimit

@@ -2,8 +2,8 @@
 searched costs one read of the user's list plus reads proportional to the page, never a join of
 the whole list against the catalog (which took seconds for 5,000 statuses).
 
-What is kept: for a series, its sort title in each language and its search text; for a volume,
-its reading order and its search name. Only what the catalog import writes, so only an import
+What is kept: for a series, its sort title in each language, its search text, its type and its
+18+ flag; for a volume, its reading order, its search name and its 18+ flag. Only what the catalog import writes, so only an import
 changes it. Entries are read on first use, 100 ids a query, and kept: memory follows the series
 and volumes that are on someone's list, not the whole catalog (measured in the README: about
 0.2 KB a series).
@@ -41,9 +41,13 @@ _SEPARATOR = "\x00"
 
 
 class SeriesKeys:
-    __slots__ = ("title", "titles", "search")
+    __slots__ = ("title", "titles", "search", "type", "nsfw18")
 
-    def __init__(self, sort_titles: dict[str, str], search_text: list[str]) -> None:
+    def __init__(self, sort_titles: dict[str, str], search_text: list[str], type: str | None = None,
+                 nsfw18: bool = False) -> None:
+        # What reading statistics count by, and what a public list hides from anonymous viewers.
+        self.type = type
+        self.nsfw18 = nsfw18
         self.title: str = sort_titles.get(FALLBACK, "")
         # Only the languages whose title differs from the English one (most series have none or
         # one or two), as pairs: a tuple takes a third of a small dict's memory.
@@ -64,11 +68,12 @@ class SeriesKeys:
 
 
 class VolumeKeys:
-    __slots__ = ("group_order", "search")
+    __slots__ = ("group_order", "search", "nsfw18")
 
-    def __init__(self, group_order: int | None, search_name: str) -> None:
+    def __init__(self, group_order: int | None, search_name: str, nsfw18: bool = False) -> None:
         self.group_order = group_order
         self.search = search_name
+        self.nsfw18 = nsfw18
 
     def matches(self, term: str) -> bool:
         return term in self.search
@@ -93,11 +98,12 @@ async def publish_catalog_change(db: AsyncDatabase) -> None:
 
 
 def _series_keys(document: dict[str, Any]) -> SeriesKeys:
-    return SeriesKeys(document.get("sort_titles") or {}, document.get("search_text") or [])
+    return SeriesKeys(document.get("sort_titles") or {}, document.get("search_text") or [], document.get("type"),
+                      bool(document.get("nsfw18")))
 
 
 def _volume_keys(document: dict[str, Any]) -> VolumeKeys:
-    return VolumeKeys(document.get("group_order"), document.get("search_name") or "")
+    return VolumeKeys(document.get("group_order"), document.get("search_name") or "", bool(document.get("nsfw18")))
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,8 @@ class _Table:
     limit: int
 
 
-_SERIES = _Table("series", {"sort_titles": 1, "search_text": 1}, _series_keys, MAX_SERIES)
-_VOLUMES = _Table("volumes", {"group_order": 1, "search_name": 1}, _volume_keys, MAX_VOLUMES)
+_SERIES = _Table("series", {"sort_titles": 1, "search_text": 1, "type": 1, "nsfw18": 1}, _series_keys, MAX_SERIES)
+_VOLUMES = _Table("volumes", {"group_order": 1, "search_name": 1, "nsfw18": 1}, _volume_keys, MAX_VOLUMES)
 
 
 class CatalogKeys:

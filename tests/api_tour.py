@@ -88,6 +88,13 @@ async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, st
     await call(alice, "DELETE", f"/user/collection/delete/{item}", "/user/collection/delete/{id}")
     await call(alice, "DELETE", "/user/series-rating/delete/1", "/user/series-rating/delete/{id}")
     await call(alice, "DELETE", "/user/reading-status/delete/1", "/user/reading-status/delete/{id}")
+    await call(alice, "GET", "/user/reading-stats?client=1", "/user/reading-stats")
+    anyone = running.client()
+    await call(anyone, "GET", "/users/alice", "/users/{slug}")
+    await call(anyone, "GET", "/users/alice/reading-history?order=name-asc", "/users/{slug}/reading-history")
+    await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings",
+               {"collection-visibility": "public"})
+    await call(anyone, "GET", "/users/alice/collection?client=1", "/users/{slug}/collection")
     await call(alice, "GET", "/health", "/health")
     await call(alice, "GET", "/openapi.json", "/openapi.json")
     await call(bob, "POST", "/auth/logout", "/auth/logout")

@@ -84,6 +84,11 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
         # The body is an XML file (hostile files: test_mal_import); the query is swept here.
         ("POST", "/user/import/mal", None, {"mode": "dry-run", "merge": "greater", "client": "1"}),
         ("GET", "/user/export/mal", None, {"gzip": "1"}),
+        ("GET", "/user/reading-stats", None, {"client": "1"}),
+        ("GET", "/users/alice/reading-history", None, {"limit": "10", "offset": "0", "search": "yo",
+                                                       "user_lang": "en", "order": "name-asc", "client": "1"}),
+        ("GET", "/users/alice/collection", None, {"limit": "10", "offset": "0", "search": "yo", "user_lang": "en",
+                                                  "order": "name-asc", "client": "1"}),
         # Last, and never accepted as sent: each spoils one field, and no spoiled password is valid.
         ("POST", "/auth/change-password", {"current_password": "correct horse", "new_password": "battery staple"},
          None),
@@ -94,7 +99,7 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
 
 
 async def test_the_sweep_covers_every_operation_that_takes_input() -> None:
-    swept = {(method, re.sub(r"/[0-9a-f]{24}|/\d+", "/{id}", path).replace("/{id}/save", "/{id}/save"))
+    swept = {(method, re.sub(r"/[0-9a-f]{24}|/\d+", "/{id}", path).replace("/users/alice", "/users/{slug}"))
              for method, path, _, _ in valid_requests({"id": "0" * 24, "item_id": "0" * 24})}
     documented = {(method.upper(), route.path) for route in all_routes() for method, op in route.handler.api.items()
                   if (op.request is not None or op.query is not None) and route.path != "/auth/logout"}
@@ -206,7 +211,7 @@ async def test_odd_ids_in_every_path_answer_4xx_in_the_json_shape(api: ApiClient
                  if "{" in route.path]
     for method, template in templates:
         for odd in ODD_IDS:
-            path = re.sub(r"\{id\}", odd, template).replace("{res}", "scaled")
+            path = re.sub(r"\{(id|slug)\}", odd, template).replace("{res}", "scaled")
             reply = await api.request(method, path, json_body={} if method == "POST" else None)
             assert_clean_refusal_or_success(reply, (method, path[:80]), head=method == "HEAD")
             assert reply.status >= 400, (method, path[:80], reply.status)

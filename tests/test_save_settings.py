@@ -29,7 +29,8 @@ async def test_saving_the_spec_example_answers_200_and_shows_in_me(api: ApiClien
     user = await api.sign_up("alice")
     reply = await api.post(f"/users/{user['id']}/save-settings", SPEC_EXAMPLE)
     assert (reply.status, reply.body) == (200, SAVED)
-    assert (await api.get("/auth/me")).body["user"]["settings"] == SPEC_EXAMPLE
+    # The spec's six, and the collection's visibility (issue 17) at its default.
+    assert (await api.get("/auth/me")).body["user"]["settings"] == {**SPEC_EXAMPLE, "collection-visibility": "private"}
 
 
 async def test_the_wrapped_body_form_is_accepted(api: ApiClient) -> None:

@@ -69,8 +69,11 @@ async def test_every_command_on_users_in_a_full_run_of_the_api_filters_on_the_us
     assert untargeted == []
     # The only lookups by name: `usernames`, by its `_id` (the lower-cased name).
     on_usernames = [command for command in commands.sent if collection_of(command) == "usernames"]
-    assert {next(iter(c)) for c in on_usernames} <= {"find", "insert", "delete"}
+    assert {next(iter(c)) for c in on_usernames} <= {"find", "insert", "delete", "aggregate"}
     assert all("_id" in c["filter"] for c in on_usernames if "filter" in c)
+    # A public profile: from the name to the user by `_id`, in one aggregation.
+    assert all("_id" in c["pipeline"][0]["$match"] and c["pipeline"][1]["$lookup"]["foreignField"] == "_id"
+               for c in on_usernames if "pipeline" in c)
     assert all("_id" in d["q"] for c in on_usernames for d in c.get("deletes", []))  # an account's deletion
     assert sum(1 for c in on_usernames if next(iter(c)) == "insert") == 5  # one per registration
     assert Counter(collection_of(c) for c in commands.sent)["users"] == len(on_users)

@@ -19,6 +19,7 @@ NsfwMode = Annotated[
     Literal["settings.nsfw.hide-nsfw", "settings.nsfw.show-nsfw", NSFW_18], AcceptsKeyObject
 ]
 ViewMode = Annotated[Literal["column", "list", "grid"], AcceptsKeyObject]
+CollectionVisibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
 
 # key -> (type, default). The single place a setting is defined.
 SETTING_FIELDS: dict[str, tuple[Any, Any]] = {
@@ -28,6 +29,8 @@ SETTING_FIELDS: dict[str, tuple[Any, Any]] = {
     "nsfw-mode": (NsfwMode, "settings.nsfw.hide-nsfw"),
     "view-mode": (ViewMode, "column"),
     "show-drag-indicator": (StrictBool, True),
+    # Whether others may see the collection on the public profile (never its prices).
+    "collection-visibility": (CollectionVisibility, "private"),
 }
 
 

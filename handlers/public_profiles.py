@@ -1,0 +1,136 @@
+"""Public profiles: `GET /users/{slug}` (the user and the statistics of their public entries),
+`GET /users/{slug}/reading-history` (their public entries, as the owner's list routes answer)
+and `GET /users/{slug}/collection` (when its owner set `collection-visibility` to `public`).
+
+No session is needed. A private entry is invisible in every way (not listed, not counted, not
+searchable); a banned user has no profile; 18+ series are shown only to a signed-in,
+age-verified viewer whose `nsfw-mode` shows them, and only then is the viewer's session read.
+Answers may be cached: `Cache-Control: public, max-age=60` (private when it depends on the
+viewer) and an ETag of the answer, so `If-None-Match` gives 304."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel
+
+from auth.tokens import COOKIE_NAME
+from handlers.base import ApiHandler
+from handlers.errors import USER_NOT_FOUND, ApiError
+from handlers.openapi_docs import Operation, Route
+from handlers.schemas.collection import CollectionQuery
+from handlers.schemas.public_profiles import (
+    PublicCollectionPage,
+    PublicCollectionVolume,
+    PublicHistoryItem,
+    PublicHistoryPage,
+    PublicProfile,
+    PublicUser,
+)
+from handlers.schemas.reading import ReadingHistoryQuery
+from handlers.schemas.reading_stats import PublicStats
+from handlers.schemas.settings import NSFW_18, settings_with_defaults
+from languages import requested_language
+from storage.collection import CollectionRequest
+from storage.public_profiles import PublicLists
+from storage.reading import NAME_ORDER, HistoryRequest
+from storage.reading_stats import reading_stats, types_from
+from storage.records import StoredList
+
+_TAGS = ("profiles",)
+_SLUG = {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}
+MAX_AGE_S = 60
+COLLECTION_SHARED = "public"
+
+
+class PublicHandler(ApiHandler):
+    requires_auth = False
+
+    async def lists(self, slug: str, *, collection: bool = False) -> tuple[PublicLists, bool]:
+        """What this viewer may see of the user, and whether that depends on who the viewer is."""
+        found = await self.services.public_profiles.find(slug.lower(), collection=collection) \
+            if len(slug) <= 64 else None
+        if found is None:
+            raise ApiError(404, USER_NOT_FOUND)
+        if found.has_nsfw18 and await self.viewer_shows_nsfw18():
+            return found, True
+        return await self.services.public_profiles.without_nsfw18(found), False
+
+    async def viewer_shows_nsfw18(self) -> bool:
+        if not self.get_cookie(COOKIE_NAME):
+            return False
+        try:
+            await self.authenticate()
+        except ApiError:
+            return False  # an expired or forged session views as anyone does
+        viewer = self.require_user().record
+        return viewer.age_verified and settings_with_defaults(viewer.settings)["nsfw-mode"] == NSFW_18
+
+    def write_cacheable(self, answer: BaseModel, viewer_dependent: bool) -> None:
+        body = answer.model_dump_json(by_alias=True).encode()
+        tag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        self.set_header("Cache-Control", f"{'private' if viewer_dependent else 'public'}, max-age={MAX_AGE_S}")
+        self.set_header("ETag", tag)
+        asked = self.request.headers.get("If-None-Match", "")
+        if tag in (candidate.strip().removeprefix("W/") for candidate in asked.split(",")):
+            self.set_status(304)
+            self.finish()
+            return
+        self.finish(body)
+
+
+class ProfileHandler(PublicHandler):
+    api = {"get": Operation(summary="A user's public profile: who they are and the statistics of their public "
+                                    "entries", response=PublicProfile, auth=False, tags=_TAGS,
+                            responses={404: USER_NOT_FOUND})}
+
+    async def get(self, slug: str) -> None:
+        lists, viewer_dependent = await self.lists(slug)
+        keys = await self.services.catalog_keys.series(entry["series_id"] for entry in lists.statuses)
+        stats = reading_stats(lists.statuses, types_from(keys))
+        self.write_cacheable(PublicProfile(user=PublicUser.of(lists.user), stats=PublicStats.of(stats)),
+                             viewer_dependent)
+
+
+class PublicHistoryHandler(PublicHandler):
+    api = {"get": Operation(summary="A user's public reading entries, with the parameters of the owner's list",
+                            query=ReadingHistoryQuery, response=PublicHistoryPage, auth=False, tags=_TAGS,
+                            responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
+
+    async def get(self, slug: str) -> None:
+        query = self.list_parameters(ReadingHistoryQuery)
+        lists, viewer_dependent = await self.lists(slug)
+        order, direction = query.order.rsplit("-", 1)
+        request = HistoryRequest(order=NAME_ORDER if order == "name" else order, descending=direction == "desc",
+                                 offset=query.offset, limit=query.page_size, search=query.search_text,
+                                 language=requested_language(query.user_lang), client=query.client)
+        page = await self.services.statuses.history(lists.user.id, request, StoredList("statuses", lists.statuses))
+        items = [PublicHistoryItem.of(status, series, lists.user.id, request.language)
+                 for status, series in page.entries]
+        self.write_cacheable(PublicHistoryPage.of(items, page.total, query.offset), viewer_dependent)
+
+
+class PublicCollectionHandler(PublicHandler):
+    api = {"get": Operation(summary="A user's collection, when they share it (setting collection-visibility); "
+                                    "never prices", query=CollectionQuery, response=PublicCollectionPage,
+                            auth=False, tags=_TAGS, responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
+
+    async def get(self, slug: str) -> None:
+        query = self.list_parameters(CollectionQuery)
+        lists, viewer_dependent = await self.lists(slug, collection=True)
+        if settings_with_defaults(lists.user.settings)["collection-visibility"] != COLLECTION_SHARED:
+            raise ApiError(404, USER_NOT_FOUND)  # a private collection is not there for others
+        language = requested_language(query.user_lang)
+        page = await self.services.collection.page(lists.user.id, CollectionRequest(
+            client=query.client, descending=query.order == "name-desc", offset=query.offset,
+            limit=query.page_size, search=query.search_text, language=language,
+        ), StoredList("collection", lists.collection))
+        volumes = [PublicCollectionVolume.of(item, volume, series, language) for item, volume, series in page.items]
+        self.write_cacheable(PublicCollectionPage.of(volumes, page.total, query.offset), viewer_dependent)
+
+
+routes = [
+    Route("/users/{slug}", ProfileHandler, {"slug": _SLUG}),
+    Route("/users/{slug}/reading-history", PublicHistoryHandler, {"slug": _SLUG}),
+    Route("/users/{slug}/collection", PublicCollectionHandler, {"slug": _SLUG}),
+]

@@ -1,0 +1,70 @@
+"""What anyone may see of a user: the profile, the public reading list, the collection when
+its owner shares it. Never notes, never prices, never a private entry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, create_model
+
+from handlers.schemas.auth import avatar_url
+from handlers.schemas.catalog import series_card
+from handlers.schemas.collection import CollectionListPage, CollectionVolume
+from handlers.schemas.reading import HistoryItem, ReadingHistoryPage, ReadingStatus
+from handlers.schemas.reading_stats import PublicStats
+from storage.records import CollectionItemRecord, SeriesRecord, StatusRecord, UserRecord, VolumeRecord
+
+
+class PublicUser(BaseModel):
+    id: str
+    username: str
+    slug: str
+    profile_image: str | None
+    registered: datetime
+
+    @classmethod
+    def of(cls, user: UserRecord) -> PublicUser:
+        return cls(id=user.id, username=user.username, slug=user.slug,
+                   profile_image=avatar_url(user.id, user.avatar_version), registered=user.registered)
+
+
+class PublicProfile(BaseModel):
+    user: PublicUser
+    stats: PublicStats
+
+
+# A status as others see it: every field of the owner's view but the notes.
+PublicReadingStatus: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "PublicReadingStatus", **{name: (field.annotation, field) for name, field in ReadingStatus.model_fields.items()
+                              if name != "notes"})
+
+
+class PublicHistoryItem(HistoryItem):
+    reading_history: PublicReadingStatus = Field(alias="reading-history")  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None) -> PublicHistoryItem:
+        shown = ReadingStatus.of(status, user_id).model_dump(exclude={"notes"})
+        return cls(**series_card(series, language), **{"reading-history": PublicReadingStatus(**shown)})
+
+
+class PublicHistoryPage(ReadingHistoryPage):
+    series: list[PublicHistoryItem]  # type: ignore[assignment]
+
+
+class PublicCollectionEntry(BaseModel):
+    buy_date: str | None
+
+
+class PublicCollectionVolume(CollectionVolume):
+    collection: PublicCollectionEntry  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, item: CollectionItemRecord, volume: VolumeRecord, series: SeriesRecord,
+           language: str | None) -> PublicCollectionVolume:
+        shown = CollectionVolume.of(item, volume, series, language).model_dump(exclude={"collection"})
+        return cls(**shown, collection=PublicCollectionEntry(buy_date=item.buy_date))
+
+
+class PublicCollectionPage(CollectionListPage):
+    volumes: list[PublicCollectionVolume]  # type: ignore[assignment]

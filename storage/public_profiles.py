@@ -1,0 +1,76 @@
+"""Public profiles: a user found by slug, with what others may see of their lists.
+
+One read of the user (from `usernames`, by the slug, which is the lower-cased name). Private entries are dropped here, in the service,
+before anything counts or orders them: a `$filter` in a find projection measured six times
+slower on SecantusDB than the whole list (../shared/DATABASE.md). Notes and prices are dropped
+too. Which series and volumes are 18+ comes from the catalog keys the process holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.catalog_keys import CatalogKeys
+from storage.records import UserRecord
+
+_PROFILE = {"username": 1, "slug": 1, "registered": 1, "age_verified": 1, "roles": 1, "settings": 1,
+            "profile_image": 1}
+BANNED = "banned"
+
+
+@dataclass(frozen=True)
+class PublicLists:
+    user: UserRecord
+    statuses: list[dict[str, Any]]  # the public ones, without notes
+    collection: list[dict[str, Any]]  # every item, without prices; [] unless asked for
+    has_nsfw18: bool  # whether any of them is 18+ (only then does the viewer matter)
+
+
+class PublicProfiles:
+    def __init__(self, db: AsyncDatabase, keys: CatalogKeys) -> None:
+        self._usernames = db["usernames"]
+        self._keys = keys
+
+    async def find(self, slug: str, *, collection: bool = False) -> PublicLists | None:
+        """None for no such user, and for a banned one (their profile is gone while banned)."""
+        projection = {**_PROFILE, "statuses": 1, **({"collection": 1} if collection else {})}
+        # A slug is the lower-cased name, which `usernames` is keyed by: one aggregation from the
+        # name to its user, targeted by `_id` at each step, so that it stays one round trip and
+        # touches one shard of each collection (docs/scale-out.md).
+        found = await (await self._usernames.aggregate([
+            {"$match": {"_id": slug}},
+            {"$lookup": {"from": "users", "localField": "user_id", "foreignField": "_id", "as": "user"}},
+            {"$unwind": "$user"},
+            {"$replaceRoot": {"newRoot": "$user"}},
+            {"$project": projection},
+        ])).to_list(length=1)
+        document = found[0] if found else None
+        if document is None or BANNED in (document.get("roles") or ()):
+            return None
+        statuses = [{key: value for key, value in entry.items() if key != "notes"}
+                    for entry in document.get("statuses") or [] if entry.get("visibility") == "public"]
+        items = [{key: value for key, value in item.items() if key != "price_cents"}
+                 for item in document.get("collection") or []] if collection else []
+        series = await self._keys.series({e["series_id"] for e in statuses} | {i["series_id"] for i in items})
+        volumes = await self._keys.volumes(i["volume_id"] for i in items)
+        flagged = any(getattr(series.of.get(e["series_id"]), "nsfw18", False) for e in statuses) or any(
+            getattr(series.of.get(i["series_id"]), "nsfw18", False)
+            or getattr(volumes.of.get(i["volume_id"]), "nsfw18", False) for i in items)
+        return PublicLists(UserRecord.of(document), statuses, items, flagged)
+
+    async def without_nsfw18(self, lists: PublicLists) -> PublicLists:
+        """The lists an anonymous viewer (or one who has not chosen to see 18+) may see."""
+        if not lists.has_nsfw18:
+            return lists
+        series = await self._keys.series({e["series_id"] for e in lists.statuses}
+                                         | {i["series_id"] for i in lists.collection})
+        volumes = await self._keys.volumes(i["volume_id"] for i in lists.collection)
+
+        def flagged(series_id: int, volume_id: int | None = None) -> bool:
+            return bool(getattr(series.of.get(series_id), "nsfw18", False)
+                        or (volume_id is not None and getattr(volumes.of.get(volume_id), "nsfw18", False)))
+
+        return PublicLists(lists.user, [e for e in lists.statuses if not flagged(e["series_id"])],
+                           [i for i in lists.collection if not flagged(i["series_id"], i["volume_id"])], False)

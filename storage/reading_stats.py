@@ -1,0 +1,90 @@
+"""Reading statistics of a list of statuses: what a reader's own page and a public profile show.
+
+Pure: the statuses come with the session query (or the profile's one read), the series' types
+from the catalog keys the process holds (storage.catalog_keys). Counts are exact; the mean score
+ignores unscored entries; progress sums are kept apart by kind (chapters, volumes)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from storage.catalog_keys import Keys
+
+STATUSES = ("started", "completed", "paused", "dropped", "planned")
+UNKNOWN_TYPE = "Unknown"  # a status whose series has left the catalog
+
+
+@dataclass(frozen=True)
+class ReadingStats:
+    entries: int
+    by_status: dict[str, int]
+    chapters_read: float
+    volumes_read: float
+    rereads: int
+    mean_score: float | None
+    score_distribution: dict[str, int]  # "1" .. "10": scores rounded to the nearest whole (0 counts as 1)
+    by_type: dict[str, int]
+    completed_by_year: dict[str, int]  # completed entries with a finish date, by its year
+
+
+def reading_stats(entries: Iterable[dict[str, Any]], type_of: Callable[[int], str | None]) -> ReadingStats:
+    by_status = dict.fromkeys(STATUSES, 0)
+    chapters = volumes = 0.0
+    rereads = 0
+    scores: list[float] = []
+    distribution = {str(n): 0 for n in range(1, 11)}
+    by_type: dict[str, int] = {}
+    completed_by_year: dict[str, int] = {}
+    count = 0
+    for entry in entries:
+        count += 1
+        status = entry.get("status")
+        by_status[status] = by_status.get(status, 0) + 1
+        progress = float(entry.get("progress") or 0)
+        if entry.get("progress_type") == "chapters":
+            chapters += progress
+        else:
+            volumes += progress
+        rereads += int(entry.get("reread") or 0)
+        score = entry.get("score")
+        if score is not None:
+            scores.append(float(score))
+            distribution[str(min(10, max(1, math.floor(float(score) + 0.5))))] += 1
+        kind = type_of(entry["series_id"]) or UNKNOWN_TYPE
+        by_type[kind] = by_type.get(kind, 0) + 1
+        end = entry.get("end")
+        if status == "completed" and end:
+            completed_by_year[end[:4]] = completed_by_year.get(end[:4], 0) + 1
+    return ReadingStats(
+        entries=count, by_status=by_status, chapters_read=chapters, volumes_read=volumes, rereads=rereads,
+        mean_score=round(sum(scores) / len(scores), 2) if scores else None, score_distribution=distribution,
+        by_type=dict(sorted(by_type.items())), completed_by_year=dict(sorted(completed_by_year.items())),
+    )
+
+
+def types_from(keys: Keys) -> Callable[[int], str | None]:
+    """A series' type as the catalog keys the process holds say (None: not in the catalog)."""
+    return lambda series_id: getattr(keys.of.get(series_id), "type", None)
+
+
+def own_stats_expression(client: int | None) -> dict[str, Any]:
+    """What the session query brings for the owner's statistics, computed by the database from
+    the user's document: the statuses of `client` with only the fields that count, and the
+    collection's two figures (no item travels)."""
+    def of_client(field: str) -> dict[str, Any]:
+        listed = {"$ifNull": [f"${field}", []]}
+        if client is None:
+            return listed
+        return {"$filter": {"input": listed, "cond": {"$eq": ["$$this.client", client]}}}
+
+    fields = ("series_id", "status", "progress_type", "progress", "reread", "score", "end")
+    return {
+        "statuses": {"$map": {"input": of_client("statuses"),
+                              "in": {name: f"$$this.{name}" for name in fields}}},
+        "volumes_owned": {"$size": of_client("collection")},
+        "series_owned": {"$size": {"$setUnion": [{"$map": {"input": of_client("collection"),
+                                                              "in": "$$this.series_id"}}]}},
+    }

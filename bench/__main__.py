@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out", "mal_import")
+BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out", "mal_import", "public")
 ON_REQUEST = ("profile", "soak")
 
 

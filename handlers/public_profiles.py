@@ -38,7 +38,7 @@ from storage.reading_stats import reading_stats, types_from
 from storage.records import StoredList
 
 _TAGS = ("profiles",)
-_SLUG = {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}
+_SLUG = {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}  # a username, lower-cased
 MAX_AGE_S = 60
 COLLECTION_SHARED = "public"
 

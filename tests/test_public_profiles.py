@@ -75,6 +75,11 @@ async def test_unknown_and_banned_users_are_404_and_admins_see_no_more(running: 
     await db.users.update_one({"_id": root["id"]}, {"$set": {"roles": ["admin"], "age_verified": True}})
     assert (await admin.get("/users/alice/reading-history")).body == anonymous_view
     assert (await api.get("/users/alice/reading-history")).body == anonymous_view  # the owner too, here
+    # Any username has a profile at its lower-cased name, dots and all.
+    dotted = running.client()
+    await dotted.sign_up("J.R-R_T")
+    assert (await anyone.get("/users/j.r-r_t")).body["user"]["username"] == "J.R-R_T"
+    assert (await anyone.get("/users/J.R-R_T")).status == 200
     await db.users.update_one({"_id": alice["id"]}, {"$set": {"roles": ["banned"]}})
     for path in ("/users/alice", "/users/alice/reading-history"):
         assert (await anyone.get(path)).status == 404

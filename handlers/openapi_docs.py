@@ -77,7 +77,8 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema(by_alias=True)
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required, "schema": {k: v for k, v in prop.items() if k != "title"}}
+        {"name": name, "in": "query", "required": name in required,
+         "schema": _json_schema_limits({k: v for k, v in prop.items() if k != "title"})}
         for name, prop in schema.get("properties", {}).items()
     ]
 
@@ -155,6 +156,20 @@ def _models(routes: list[Route]) -> list[type[BaseModel]]:
     return list(found.values())
 
 
+_PYDANTIC_LIMITS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _json_schema_limits(node: Any) -> Any:
+    """pydantic leaves a constraint it could not place (on a type with a validator function) under
+    its own name (`gt`, `le`), which JSON Schema ignores: renamed to JSON Schema's keywords."""
+    if isinstance(node, dict):
+        return {_PYDANTIC_LIMITS.get(key, key) if not isinstance(value, (dict, list)) else key:
+                _json_schema_limits(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_json_schema_limits(item) for item in node]
+    return node
+
+
 def openapi_document(routes: list[Route]) -> dict[str, Any]:
     models = _models(routes)
     _, definitions = models_json_schema(
@@ -174,7 +189,7 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": _json_schema_limits(definitions.get("$defs", {})),
             "securitySchemes": {"refreshToken": {"type": "apiKey", "in": "cookie", "name": "refreshToken"}},
         },
     }

@@ -48,7 +48,8 @@ class HealthHandler(ApiHandler):
 class OpenApiHandler(ApiHandler):
     requires_auth = False
     needs_database = False
-    api = {"get": Operation(summary="This document", auth=False, tags=("service",))}
+    api = {"get": Operation(summary="This document", auth=False, tags=("service",), raw_responses={
+        200: {"description": "The OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}})}
     document: ClassVar[dict[str, Any] | None] = None
 
     def initialize(self, services: Any, document: dict[str, Any],  # type: ignore[override]

@@ -185,4 +185,5 @@ async def test_the_openapi_document_is_valid_and_lists_every_route(api: ApiClien
         assert documented == implemented, route.path
     save = document["paths"]["/users/{id}/save-settings"]["post"]
     schema = document["components"]["schemas"][save["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
-    assert "nsfw-mode" in schema["properties"]
+    flat, wrapped = schema["anyOf"]  # the settings, or the same under `settings`
+    assert "nsfw-mode" in flat["properties"] and wrapped["properties"]["settings"] == flat

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.schemas.common import FieldError
@@ -30,7 +30,11 @@ def _client_number(value: Any) -> Any:
     return value
 
 
-ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=2**53)]
+# A JSON number or a numeric string, as the web client sends either.
+ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=2**53), WithJsonSchema({"anyOf": [
+    {"type": "integer", "exclusiveMinimum": 0, "maximum": 2**53},
+    {"type": "string", "pattern": r"^\s*[1-9][0-9]{0,15}\s*$"},
+]})]
 
 
 def catalog_id(raw: str | None, field: str = "id") -> int:

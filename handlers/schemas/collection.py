@@ -8,7 +8,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictStr, WithJsonSchema, field_validator
 
 from handlers.schemas.catalog import ClientId
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
@@ -34,7 +34,10 @@ def _money(value: Any) -> Decimal:
     return amount
 
 
-Price = Annotated[Decimal, BeforeValidator(_money)]
+# At most two decimals, which JSON Schema's float `multipleOf` cannot say exactly (19.99 / 0.01
+# is not a whole number in binary): said in the description.
+Price = Annotated[Decimal, BeforeValidator(_money), WithJsonSchema({
+    "type": "number", "minimum": 0, "maximum": 100000, "description": "at most two decimals"})]
 
 
 def calendar_date(value: str) -> str:

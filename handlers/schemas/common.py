@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 
 class RequestModel(BaseModel):
@@ -33,4 +35,16 @@ def unwrap_key_object(value: Any) -> Any:
     return value
 
 
-AcceptsKeyObject = BeforeValidator(unwrap_key_object)
+class _AcceptsKeyObject:
+    """Validation unwraps `{"key": value}`; the JSON schema says both forms are taken."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(unwrap_key_object, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        plain = handler(schema)
+        return {"anyOf": [plain, {"type": "object", "properties": {"key": plain}, "required": ["key"],
+                                  "additionalProperties": False}]}
+
+
+AcceptsKeyObject = _AcceptsKeyObject()

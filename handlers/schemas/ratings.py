@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 
 from auth.clock import iso_utc
 from handlers.schemas.common import RequestModel
@@ -19,7 +19,8 @@ def _rating_value(value: Any) -> Any:
     return value
 
 
-Rating = Annotated[float, BeforeValidator(_rating_value)]
+Rating = Annotated[float, BeforeValidator(_rating_value),
+                   WithJsonSchema({"type": "number", "minimum": 1, "maximum": 10, "multipleOf": 0.5})]
 
 
 class RatingBody(RequestModel):

@@ -8,6 +8,7 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     StrictInt,
     StrictStr,
@@ -46,7 +47,19 @@ def _partial_date(value: str) -> str:
 PartialDate = Annotated[StrictStr, Field(max_length=10)]
 
 
+def _either_progress_type_name(schema: dict[str, Any]) -> None:
+    """The schema says what the service takes: `progressType` (the spec's) or `progress_type`
+    (what the service answers and the account file holds), one of them required."""
+    properties = schema.get("properties", {})
+    if "progressType" in properties:
+        properties["progress_type"] = properties["progressType"]
+        schema["required"] = [name for name in schema.get("required", []) if name != "progressType"]
+        schema["anyOf"] = [{"required": ["progressType"]}, {"required": ["progress_type"]}]
+
+
 class ReadingStatusBody(RequestModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_either_progress_type_name)
+
     visibility: Visibility
     progress_type: ProgressType = Field(validation_alias=AliasChoices("progressType", "progress_type"))
     progress: Annotated[Number, Field(ge=0, le=1_000_000, allow_inf_nan=False)]

@@ -38,8 +38,24 @@ def _attribute(key: str) -> str:
     return key.replace("-", "_")
 
 
+def _settings_body_schema(schema: dict[str, Any]) -> None:
+    """What save-settings takes: the settings (none of them null) flat, or under `settings`."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+        branches = [branch for branch in prop.pop("anyOf", []) if branch.get("type") != "null"]
+        if len(branches) == 1:
+            prop.update(branches[0])
+        elif branches:
+            prop["anyOf"] = branches
+    flat = {key: value for key, value in schema.items() if key != "title"}
+    title = schema.get("title")
+    schema.clear()
+    schema.update({"title": title, "anyOf": [flat, {"type": "object", "properties": {"settings": flat},
+                                                    "required": ["settings"], "additionalProperties": False}]})
+
+
 class _SettingsUpdateBase(RequestModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, json_schema_extra=_settings_body_schema)
 
     @field_validator("*", mode="before")
     @classmethod

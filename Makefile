@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench profile wrk lint install install-dev browser clean
+.PHONY: run test bench profile wrk lint install install-dev browser clean ts-client
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,12 @@ clean:
 
 lint: install-dev
 	$(BIN)/ruff check --select F,I,E9,B --ignore B023 --line-length 120 --exclude .venv .
+
+# A typed TypeScript client from /openapi.json (openapi-typescript, from npm), and `tsc` over a
+# usage file that uses it: the document is what generated clients need.
+ts-client: install
+	$(BIN)/python -c "import json; from handlers.application import all_routes; \
+	from handlers.openapi_docs import openapi_document; \
+	print(json.dumps(openapi_document(all_routes()), indent=1))" > clients/typescript/openapi.json
+	cd clients/typescript && npm install --silent --no-audit --no-fund \
+		&& npx openapi-typescript openapi.json --default-non-nullable false -o tsundoku-api.d.ts && npx tsc -p .

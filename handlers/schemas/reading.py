@@ -49,12 +49,19 @@ PartialDate = Annotated[StrictStr, Field(max_length=10)]
 
 def _either_progress_type_name(schema: dict[str, Any]) -> None:
     """The schema says what the service takes: `progressType` (the spec's) or `progress_type`
-    (what the service answers and the account file holds), one of them required."""
+    (what the service answers and the account file holds), one of them required. Two whole
+    object variants rather than `anyOf` of bare `required` lists, which client generators turn
+    into `unknown`."""
     properties = schema.get("properties", {})
-    if "progressType" in properties:
-        properties["progress_type"] = properties["progressType"]
-        schema["required"] = [name for name in schema.get("required", []) if name != "progressType"]
-        schema["anyOf"] = [{"required": ["progressType"]}, {"required": ["progress_type"]}]
+    if "progressType" not in properties:
+        return
+    properties["progress_type"] = properties["progressType"]
+    required = [name for name in schema.get("required", []) if name != "progressType"]
+    body = {key: value for key, value in schema.items() if key not in ("title", "required")}
+    title = schema.get("title")
+    schema.clear()
+    schema.update({"title": title, "anyOf": [{**body, "required": [*required, name]}
+                                             for name in ("progressType", "progress_type")]})
 
 
 class ReadingStatusBody(RequestModel):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -99,6 +102,28 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
     return answers
 
 
+# Examples of request bodies and success answers, recorded from the tests' real traffic (a tour of
+# the whole API: RECORD_OPENAPI_EXAMPLES=1 pytest tests/test_openapi_traffic.py), by
+# "METHOD /path/{template}".
+EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
+
+
+@functools.cache
+def recorded_examples() -> dict[str, dict[str, Any]]:
+    return json.loads(EXAMPLES_FILE.read_text(encoding="utf-8")) if EXAMPLES_FILE.exists() else {}
+
+
+def _with_examples(document: dict[str, Any], route: Route, method: str) -> dict[str, Any]:
+    recorded = recorded_examples().get(f"{method.upper()} {route.path}", {})
+    body = document.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None and "request" in recorded:
+        body["example"] = recorded["request"]
+    answer = document["responses"].get("200", {}).get("content", {}).get("application/json")
+    if answer is not None and "response" in recorded and "example" not in answer:
+        answer["example"] = recorded["response"]
+    return document
+
+
 def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.response is not None:
@@ -178,7 +203,7 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         for method, op in route.handler.api.items():
-            paths.setdefault(route.path, {})[method] = _operation(route, method, op)
+            paths.setdefault(route.path, {})[method] = _with_examples(_operation(route, method, op), route, method)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -52,7 +52,8 @@ async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, st
     await call(alice, "GET", "/user/series-rating/id/1", "/user/series-rating/id/{id}")
     await call(alice, "GET", "/user/series-rating/1", "/user/series-rating/{id}")
     await call(alice, "POST", "/user/series-rating/update/1", "/user/series-rating/update/{id}", {"rating": 8})
-    item = (await call(alice, "POST", "/user/collection/add/11", "/user/collection/add/{id}")).body["item_id"]
+    item = (await call(alice, "POST", "/user/collection/add/11", "/user/collection/add/{id}",
+                       {"price": 9.99, "date": "2024-01-01"})).body["item_id"]
     await call(alice, "POST", f"/user/collection/update/{item}", "/user/collection/update/{id}",
                {"price": 5, "date": "2024-01-01"})
     await call(alice, "GET", "/user/collection?client=1", "/user/collection")

@@ -4,6 +4,7 @@ against the served /openapi.json (JSON Schema 2020-12): the document describes t
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pymongo.asynchronous.database import AsyncDatabase
 
+from handlers.openapi_docs import EXAMPLES_FILE
 from tests import api_client
 from tests.api_tour import CATALOG, api_tour
 from tests.catalog_data import load_catalog
@@ -47,6 +49,8 @@ async def test_every_exchange_of_the_tour_matches_the_document(running: RunningA
     monkeypatch.setattr(api_client.ApiClient, "request", recording)
     await api_tour(running, db)
     document = (await running.client().get("/openapi.json")).body
+    if os.environ.get("RECORD_OPENAPI_EXAMPLES") == "1":
+        record_examples(document, exchanges)
     failures: list[str] = []
     for method, path, sent, reply in exchanges:
         found = operation_of(document, method, path)
@@ -77,6 +81,44 @@ async def test_every_exchange_of_the_tour_matches_the_document(running: RunningA
             failures += [f"{where} answer {p}" for p in
                          problems_of(document, content[media]["schema"], json.loads(reply.raw))]
     assert failures == [], "\n".join(failures)
+
+
+def record_examples(document: dict[str, Any], exchanges: list[tuple[str, str, Any, Any]]) -> None:
+    """The first successful exchange of each operation: its JSON body and its JSON answer."""
+    examples: dict[str, dict[str, Any]] = {}
+    for method, path, sent, reply in exchanges:
+        found = operation_of(document, method, path)
+        if found is None or not 200 <= reply.status < 300 or found[0] == "/openapi.json":
+            continue
+        example = examples.setdefault(f"{method} {found[0]}", {})
+        if sent.get("json_body") is not None and "request" not in example:
+            example["request"] = sent["json_body"]
+        if reply.raw and (reply.headers.get("Content-Type") or "").startswith("application/json") \
+                and "response" not in example:
+            example["response"] = json.loads(reply.raw)
+    examples = {key: example for key, example in examples.items() if example}
+    EXAMPLES_FILE.write_text(json.dumps(examples, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
+                             encoding="utf-8")
+
+
+async def test_the_documents_examples_are_real_and_valid(running: RunningApp) -> None:
+    """Every operation with a JSON request body and every JSON success answer has an example
+    (recorded from the tour's traffic), and each example is valid for its schema today."""
+    document = (await running.client().get("/openapi.json")).body
+    missing, invalid = [], []
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {template}"
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            answer = operation["responses"].get("200", {}).get("content", {}).get("application/json")
+            for name, content in (("request", body), ("answer", answer)):
+                if content is None or template == "/openapi.json":
+                    continue
+                if "example" not in content:
+                    missing.append(f"{where} {name}")
+                    continue
+                invalid += [f"{where} {name} {p}" for p in problems_of(document, content["schema"], content["example"])]
+    assert missing == [] and invalid == [], "\n".join(missing + invalid)
 
 
 async def test_refused_requests_answer_as_documented(running: RunningApp, db: AsyncDatabase) -> None:

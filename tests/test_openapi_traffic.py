@@ -176,6 +176,8 @@ FORMS: list[tuple[str, list[Any]]] = [
         {**STATUS_BODY, "status": "reading"}, {**STATUS_BODY, "priority": {"key": "urgent"}},
         {**STATUS_BODY, "score": 11}, {**STATUS_BODY, "reread": -1}, {**STATUS_BODY, "extra": 1},
         {k: v for k, v in STATUS_BODY.items() if k != "progressType"},
+        {**STATUS_BODY, "start": "2024-05"}, {**STATUS_BODY, "start": "2024"}, {**STATUS_BODY, "start": "May 2024"},
+        {**STATUS_BODY, "start": "2024-13"}, {**STATUS_BODY, "end": "2024-05-31"},
     ]),
     ("/users/{user}/save-settings", [
         {"theme": "dark"}, {"settings": {"theme": "dark"}}, {"theme": {"key": "light"}}, {"theme": None},

@@ -44,7 +44,9 @@ def _partial_date(value: str) -> str:
     return value
 
 
-PartialDate = Annotated[StrictStr, Field(max_length=10)]
+# The pattern is what JSON Schema can say; that the day exists (no February 30) is checked too.
+PartialDate = Annotated[StrictStr, Field(max_length=10,
+                                         pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$")]
 
 
 def _either_progress_type_name(schema: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from storage.account_removal import AccountRemoval
 from storage.backup import MANIFEST, BackupDamaged, BackupRaced, RestoreRefused, backup, restore
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
+from storage.embedded import DataDirInUse
 from storage.indexes import prepare_database
 from storage.lifecycle import open_database, running_service_uri
 from storage.ratings import RatingStore
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(command())
     except KeyboardInterrupt:
         return 130
+    except DataDirInUse as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except Exception as error:  # a clear line for the operator; the traceback at debug level
         log.debug("fatal", exc_info=True)
         log.error("%s: %s", type(error).__name__, error)

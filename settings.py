@@ -6,19 +6,25 @@ and the `--help` and README text."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.uri_parser import parse_uri
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS}  # settings that take one of a few words
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 class SettingsError(ValueError):
@@ -49,10 +55,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
     port: int = Field(4545, ge=1, le=65535, description="a port number from 1 to 65535")
-    host: str = Field("127.0.0.1", description="an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
-    mongodb_uri: str | None = Field(None, description="a mongodb:// URI, or empty for the embedded database")
-    mongodb_db: str = Field("tsundoku", description="a database name")
-    data_dir: Path = Field(Path("./data"), description="a directory path")
+    host: str = Field("127.0.0.1", description="an IP address or host name to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    mongodb_uri: str | None = Field(None, description="a mongodb:// or mongodb+srv:// URI, or empty for the "
+                                                      "embedded database")
+    mongodb_db: str = Field("tsundoku", description="a database name (1 to 63 characters, none of / \\ . \" $ "
+                                                    "or spaces)")
+    data_dir: Path = Field(Path("./data"), description="a directory this user can create and write in")
     file_service: bool = Field(True, description="true or false")
     cookie_secure: bool = Field(True, description="true or false")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -91,6 +99,57 @@ class Settings(BaseSettings):
                 raise ValueError("empty")
             return raw.strip()
         return raw
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        labels = value.rstrip(".").split(".")
+        # All-numeric labels are an IPv4 address or nothing (999.1.1.1 is not a host name).
+        if len(value) > 253 or all(label.isdigit() for label in labels) or \
+                not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(value)
+        return value
+
+    @field_validator("mongodb_db")
+    @classmethod
+    def _database_name(cls, value: str) -> str:
+        if len(value) > 63 or any(ch in value for ch in '/\\. "$\x00'):
+            raise ValueError(value)
+        return value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(value)
+        if value.startswith("mongodb://"):  # an SRV URI is resolved only when the service connects
+            try:
+                parse_uri(value)
+            except (InvalidURI, ConfigurationError, ValueError):
+                raise ValueError(value) from None
+        return value
+
+    def check_data_dir(self) -> None:
+        """With the embedded database, `DATA_DIR` must be a directory this user can create and
+        write in: tried now (a directory made and removed where it would go), before anything starts."""
+        if not self.uses_embedded_database:
+            return
+        existing = self.data_dir.absolute()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise SettingsError("DATA_DIR", Settings.model_fields["data_dir"].description or "")
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".tsundoku-check-", dir=existing))
+        except OSError:
+            raise SettingsError("DATA_DIR", Settings.model_fields["data_dir"].description or "") from None
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -141,10 +200,12 @@ class Settings(BaseSettings):
         """Read every variable; a bad one raises SettingsError naming it."""
         variables = _Environment(cls, os.environ if environ is None else environ)()
         try:
-            return cls(**variables)
+            settings = cls(**variables)
         except ValidationError as error:
             name = str(error.errors()[0]["loc"][0])
             raise SettingsError(name.upper(), cls.model_fields[name].description or "") from None
+        settings.check_data_dir()
+        return settings
 
     def with_overrides(self, **changes: Any) -> Settings:
         return type(self)(**{**self.model_dump(), **changes})

@@ -36,6 +36,10 @@ DATABASE_USER = "tsundoku"
 USER_ALREADY_EXISTS = 51003
 
 
+class DataDirInUse(RuntimeError):
+    """Another service runs on this DATA_DIR: one directory serves one instance."""
+
+
 class EmbeddedDatabaseError(RuntimeError):
     pass
 
@@ -346,6 +350,15 @@ class RunningServerFile:
             self.path.unlink()
 
     def live_port(self) -> int | None:
+        live = self._live()
+        return live[1] if live else None
+
+    def live_pid(self) -> int | None:
+        """The process id of a service running on this directory (whose database answers)."""
+        live = self._live()
+        return live[0] if live else None
+
+    def _live(self) -> tuple[int, int] | None:
         try:
             record = json.loads(self.path.read_text())
             pid, port = int(record["pid"]), int(record["port"])
@@ -355,4 +368,4 @@ class RunningServerFile:
             os.kill(pid, 0)
         except OSError:
             return None
-        return port if answers_ping(port) else None
+        return (pid, port) if answers_ping(port) else None

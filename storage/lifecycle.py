@@ -15,6 +15,7 @@ from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import (
     CredentialsFile,
+    DataDirInUse,
     EmbeddedDatabase,
     EmbeddedDatabaseError,
     RunningServerFile,
@@ -71,6 +72,11 @@ async def open_database(
             uri = reused
             log.info("database: the running service's embedded SecantusDB at %s", redact(uri))
         else:
+            holder = running.live_pid() if owner else None
+            if holder is not None:
+                raise DataDirInUse(
+                    f"another Tsundoku service (PID {holder}) is using DATA_DIR {settings.data_dir}: one DATA_DIR "
+                    "serves one instance. Stop that one, or give this one its own DATA_DIR (or MONGODB_URI)")
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             embedded = embedded_database(settings)
             await embedded.start_async()

@@ -110,6 +110,17 @@ async def test_set_role_works_while_the_service_is_stopped(tmp_path: Path) -> No
         await again.stop()
 
 
+@pytest.mark.asyncio
+async def test_a_second_service_on_one_data_dir_says_which_process_holds_it(tmp_path: Path) -> None:
+    async with running_service(tmp_path / "data") as first:
+        assert first.process is not None
+        result = run_command([], service_env(tmp_path / "data", PORT=str(free_loopback_port())), timeout=60)
+        assert result.returncode == 1
+        assert f"another Tsundoku service (PID {first.process.pid}) is using DATA_DIR" in result.stderr
+        assert "one DATA_DIR serves one instance" in result.stderr
+        assert (await first.client().get("/health")).status == 200  # the first one is untouched
+
+
 def test_set_role_refuses_an_unknown_role(tmp_path: Path) -> None:
     result = run_command(["set-role", "alice", "emperor"], service_env(tmp_path))
     assert result.returncode == 2
@@ -119,7 +130,8 @@ def test_set_role_refuses_an_unknown_role(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "variable, value",
     [("PORT", "http"), ("PORT", "70000"), ("COOKIE_SECURE", "maybe"), ("CORS_ORIGINS", "not-an-origin"),
-     ("LOG_LEVEL", "loud"), ("LOG_FORMAT", "xml"), ("MAX_IMAGE_BYTES", "-1"), ("REGISTER_LIMIT_PER_HOUR", "0")],
+     ("LOG_LEVEL", "loud"), ("LOG_FORMAT", "xml"), ("MAX_IMAGE_BYTES", "-1"), ("REGISTER_LIMIT_PER_HOUR", "0"),
+     ("HOST", "999.1.1.1"), ("MONGODB_URI", "http://example.com"), ("MONGODB_DB", "a/b"), ("DATA_DIR", "/proc/nope")],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_and_exit_2(tmp_path: Path, variable: str, value: str) -> None:
     result = run_command([], service_env(tmp_path, **{variable: value}), timeout=30)

@@ -53,5 +53,47 @@ def test_only_the_upper_case_names_count_and_unknown_variables_are_ignored() -> 
 def test_the_help_lists_every_variable_with_its_default_and_what_it_accepts() -> None:
     rows = {name: (default, accepted) for name, default, accepted in documented_variables()}
     assert rows["PORT"] == ("4545", "a port number from 1 to 65535")
-    assert rows["MONGODB_URI"] == ("", "a mongodb:// URI, or empty for the embedded database")
+    assert rows["MONGODB_URI"] == ("", "a mongodb:// or mongodb+srv:// URI, or empty for the embedded database")
     assert set(rows) == {name.upper() for name in Settings.model_fields}
+
+
+# A refused value of every setting (a test fails when a setting is added without one here).
+BAD_VALUES = {
+    "PORT": "0", "HOST": "999.1.1.1", "MONGODB_URI": "http://example.com", "MONGODB_DB": "a/b",
+    "DATA_DIR": "/proc/nope", "FILE_SERVICE": "perhaps", "COOKIE_SECURE": "maybe",
+    "CORS_ORIGINS": "https://a.example/path", "TRUST_PROXY": "sure", "REGISTER_LIMIT_PER_HOUR": "0",
+    "LOGIN_FAILURES_PER_15_MIN": "ten", "MAX_IMAGE_BYTES": "-1", "MAX_IMAGE_PIXELS": "0", "HEADER_TIMEOUT_S": "0",
+    "BODY_STALL_S": "86400", "MAX_CONNECTIONS": "-1", "LOG_LEVEL": "loud", "METRICS_TOKEN": "short",
+    "LOG_FORMAT": "xml",
+}
+
+
+def test_every_setting_has_a_refused_value_here() -> None:
+    assert set(BAD_VALUES) == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("variable", sorted(BAD_VALUES))
+def test_each_setting_refuses_a_bad_value_naming_itself(variable: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: BAD_VALUES[variable]})
+    assert raised.value.variable == variable and raised.value.accepted
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("HOST", "0.0.0.0"), ("HOST", "::"), ("HOST", "localhost"), ("HOST", "api.example.com"),
+    ("MONGODB_URI", "mongodb://user:pw@db1:27017,db2:27017/?replicaSet=rs0&tls=true"),
+    ("MONGODB_URI", "mongodb+srv://cluster0.example.net/"), ("MONGODB_DB", "tsundoku_prod"),
+])
+def test_good_values_of_the_checked_settings_pass(variable: str, value: str) -> None:
+    assert Settings.from_env({variable: value})
+
+
+def test_data_dir_is_tried_without_leaving_anything(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    assert Settings.from_env({"DATA_DIR": str(target)}).data_dir == target
+    assert list(tmp_path.iterdir()) == []  # a directory was made and removed in tmp_path; nothing stays
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SettingsError):
+        Settings.from_env({"DATA_DIR": str(tmp_path / "file" / "data")})
+    # With MONGODB_URI set, DATA_DIR is not used and not tried.
+    assert Settings.from_env({"DATA_DIR": "/proc/nope", "MONGODB_URI": "mongodb://db:27017"})

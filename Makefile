@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench profile wrk lint install install-dev browser clean ts-client
+.PHONY: run test bench profile wrk lint install install-dev browser nginx clean ts-client
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ browser:
 		|| (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "WARNING: chromium could not be installed: the browser test will be skipped"
 
-test: install-dev browser
+# nginx, for the test that runs deploy/nginx.conf; skipped where it cannot be installed.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq nginx-light) >/dev/null 2>&1 \
+		|| echo "WARNING: nginx could not be installed: the deployment test will be skipped"
+
+test: install-dev browser nginx
 	$(BIN)/python -m pytest
 
 $(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev

@@ -104,14 +104,14 @@ async def import_catalog(settings: Settings, path: str) -> int:
         catalog = read_catalog_file(Path(path))
     except CatalogFileError as error:
         print(f"import-catalog: {error}", file=sys.stderr)
-        return 1
+        return 2  # bad input, as for every command
     async with open_database(settings, owner=False) as opened:
         await prepare_database(opened.db)
         try:
             counts = await CatalogStore(opened.db).import_file(catalog)
         except CatalogFileError as error:  # an external id another stored series holds
             print(f"import-catalog: {error}", file=sys.stderr)
-            return 1
+            return 2
     print(f"import-catalog: {path}: {_describe(counts)}")
     return 0
 

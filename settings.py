@@ -211,12 +211,22 @@ class Settings(BaseSettings):
         return type(self)(**{**self.model_dump(), **changes})
 
 
+def _shown(default: Any) -> str:
+    """A default as one writes it in the environment (and as the README's table shows it)."""
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return ",".join(default)
+    if isinstance(default, Path) and not default.is_absolute():
+        return f"./{default}"
+    return str(default)
+
+
 def documented_variables() -> list[tuple[str, str, str]]:
     """(name, default, accepted) for each variable, for the README and --help."""
     rows = []
     for name, spec in Settings.model_fields.items():
-        default = spec.default
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        rows.append((name.upper(), "" if default is None else str(default), spec.description or ""))
+        rows.append((name.upper(), _shown(spec.default), spec.description or ""))
     return rows

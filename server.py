@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
+from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
 from handlers.application import make_app, make_http_server
@@ -41,6 +42,13 @@ EXIT_DATABASE_FAILED = 3
 
 
 async def serve(settings: Settings) -> int:
+    # The address first, before any database is started or anything imported: an address this
+    # machine does not have, or a port in use, stops the start at once.
+    try:
+        sockets = bind_sockets(settings.port, settings.host)
+    except OSError as error:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror)
+        return 1
     async with open_database(settings, owner=True) as opened:
         db = opened.db
         try:
@@ -54,11 +62,7 @@ async def serve(settings: Settings) -> int:
         raise_open_file_limit()
         give_large_buffers_back_to_the_os()
         server = make_http_server(app)
-        try:
-            server.listen(settings.port, settings.host)
-        except OSError as error:
-            log.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror)
-            return 1
+        server.add_sockets(sockets)
         log.info("listening on http://%s:%d (at most %d connections)", settings.host, settings.port, server.cap)
 
         stop = asyncio.Event()

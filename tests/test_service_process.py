@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,17 @@ async def test_a_second_service_on_one_data_dir_says_which_process_holds_it(tmp_
         assert f"another Tsundoku service (PID {first.process.pid}) is using DATA_DIR" in result.stderr
         assert "one DATA_DIR serves one instance" in result.stderr
         assert (await first.client().get("/health")).status == 200  # the first one is untouched
+
+
+def test_an_address_it_cannot_listen_on_stops_the_start_before_the_database(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_command([], service_env(tmp_path, PORT=str(port)), timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "db").exists()  # no database was started, nothing imported
 
 
 def test_set_role_refuses_an_unknown_role(tmp_path: Path) -> None:

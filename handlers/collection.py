@@ -100,13 +100,17 @@ class CollectionListHandler(ListHandler):
     post = reads(WholeList("collection"))(ListHandler.post)
 
     async def answer(self, query: CollectionQuery) -> None:
-        language = requested_language(query.user_lang)
-        page = await self.services.collection.page(self.require_user().id, CollectionRequest(
-            client=query.client, descending=query.order == "name-desc", offset=query.offset,
-            limit=query.page_size, search=query.search_text, language=language,
-        ), self.brought.list())
-        volumes = [CollectionVolume.of(item, volume, series, language) for item, volume, series in page.items]
+        request = collection_request(query)
+        page = await self.services.collection.page(self.require_user().id, request, self.brought.list())
+        volumes = [CollectionVolume.of(item, volume, series, request.language) for item, volume, series in page.items]
         self.write_model(CollectionListPage.of(volumes, page.total, query.offset))
+
+
+def collection_request(query: CollectionQuery) -> CollectionRequest:
+    """What the store needs of a collection query (the owner's list and a public one)."""
+    return CollectionRequest(client=query.client, descending=query.order == "name-desc", offset=query.offset,
+                             limit=query.page_size, search=query.search_text,
+                             language=requested_language(query.user_lang))
 
 
 def stats_for_arguments(arguments: Mapping[str, str]) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from handlers.mal_xml import (
     write_mal_file,
 )
 from handlers.openapi_docs import Operation, Route
+from handlers.reads import WholeList, reads
 from handlers.schemas.mal_import import (
     MalEntryReport,
     MalExportQuery,
@@ -187,19 +188,18 @@ class MalExportHandler(ApiHandler):
                                                                       "application/gzip": _FILE}}},
         responses={401: UNAUTHORIZED})}
 
+    @reads(WholeList("statuses"))  # the list comes with the session query: no second read
     async def get(self) -> None:
         user = self.require_user()
         query = validate(MalExportQuery, self.query_arguments())
-        data = await self.services.account_export.read(user.id, user.session_hash)
-        if data is None:
-            raise ApiError(401, UNAUTHORIZED)
-        names = await self.services.series_matcher.names(status.series_id for status in data.statuses)
+        statuses = self.brought.list().stored
+        names = await self.services.series_matcher.names(status["series_id"] for status in statuses)
         entries = []
         totals: dict[str, int] = {}
-        for status in data.statuses:
-            series = names.get(status.series_id)
+        for status in statuses:
+            series = names.get(status["series_id"])
             title = localized(series.titles, FALLBACK, series.name) if series else None
-            entry = mal_entry(vars(status), title or f"Series {status.series_id}", series.mal_id if series else None)
+            entry = mal_entry(status, title or f"Series {status['series_id']}", series.mal_id if series else None)
             totals[str(entry["my_status"])] = totals.get(str(entry["my_status"]), 0) + 1
             entries.append(entry)
         file = await off_the_loop(write_mal_file, MalListInfo(user.record.username, totals), entries)

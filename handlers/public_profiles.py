@@ -16,8 +16,10 @@ from pydantic import BaseModel
 
 from auth.tokens import COOKIE_NAME
 from handlers.base import ApiHandler
+from handlers.collection import collection_request
 from handlers.errors import USER_NOT_FOUND, ApiError
 from handlers.openapi_docs import Operation, Route
+from handlers.reading import history_request
 from handlers.schemas.collection import CollectionQuery
 from handlers.schemas.public_profiles import (
     PublicCollectionPage,
@@ -30,10 +32,7 @@ from handlers.schemas.public_profiles import (
 from handlers.schemas.reading import ReadingHistoryQuery
 from handlers.schemas.reading_stats import PublicStats
 from handlers.schemas.settings import NSFW_18, settings_with_defaults
-from languages import requested_language
-from storage.collection import CollectionRequest
 from storage.public_profiles import PublicLists
-from storage.reading import NAME_ORDER, HistoryRequest
 from storage.reading_stats import reading_stats, types_from
 from storage.records import StoredList
 
@@ -54,7 +53,7 @@ class PublicHandler(ApiHandler):
             raise ApiError(404, USER_NOT_FOUND)
         if found.has_nsfw18 and await self.viewer_shows_nsfw18():
             return found, True
-        return await self.services.public_profiles.without_nsfw18(found), False
+        return found.without_nsfw18(), False
 
     async def viewer_shows_nsfw18(self) -> bool:
         if not self.get_cookie(COOKIE_NAME):
@@ -100,10 +99,7 @@ class PublicHistoryHandler(PublicHandler):
     async def get(self, slug: str) -> None:
         query = self.list_parameters(ReadingHistoryQuery)
         lists, viewer_dependent = await self.lists(slug)
-        order, direction = query.order.rsplit("-", 1)
-        request = HistoryRequest(order=NAME_ORDER if order == "name" else order, descending=direction == "desc",
-                                 offset=query.offset, limit=query.page_size, search=query.search_text,
-                                 language=requested_language(query.user_lang), client=query.client)
+        request = history_request(query)
         page = await self.services.statuses.history(lists.user.id, request, StoredList("statuses", lists.statuses))
         items = [PublicHistoryItem.of(status, series, lists.user.id, request.language)
                  for status, series in page.entries]
@@ -120,12 +116,10 @@ class PublicCollectionHandler(PublicHandler):
         lists, viewer_dependent = await self.lists(slug, collection=True)
         if settings_with_defaults(lists.user.settings)["collection-visibility"] != COLLECTION_SHARED:
             raise ApiError(404, USER_NOT_FOUND)  # a private collection is not there for others
-        language = requested_language(query.user_lang)
-        page = await self.services.collection.page(lists.user.id, CollectionRequest(
-            client=query.client, descending=query.order == "name-desc", offset=query.offset,
-            limit=query.page_size, search=query.search_text, language=language,
-        ), StoredList("collection", lists.collection))
-        volumes = [PublicCollectionVolume.of(item, volume, series, language) for item, volume, series in page.items]
+        request = collection_request(query)
+        page = await self.services.collection.page(lists.user.id, request, StoredList("collection", lists.collection))
+        volumes = [PublicCollectionVolume.of(item, volume, series, request.language)
+                   for item, volume, series in page.items]
         self.write_cacheable(PublicCollectionPage.of(volumes, page.total, query.offset), viewer_dependent)
 
 

@@ -100,22 +100,24 @@ class DeleteStatusHandler(ReadingStatusHandler):
         self.write_message(200, "Reading status deleted successfully")
 
 
+def history_request(query: ReadingHistoryQuery) -> HistoryRequest:
+    """What the store needs of a reading-history query (the owner's list and a public one)."""
+    order, direction = query.order.rsplit("-", 1)
+    return HistoryRequest(
+        order=NAME_ORDER if order == "name" else order,
+        descending=direction == "desc",
+        offset=query.offset,
+        limit=query.page_size,
+        search=query.search_text,
+        language=requested_language(query.user_lang),
+        client=query.client,
+    )
+
+
 class ReadingHistoryHandler(ListHandler):
     query_model = ReadingHistoryQuery
     api = list_operations(ReadingHistoryQuery, "The user's reading history", ReadingHistoryPage,
                           {400: "Invalid parameters"}, _TAGS, body_required=False)
-
-    def history_request(self, query: ReadingHistoryQuery) -> HistoryRequest:
-        order, direction = query.order.rsplit("-", 1)
-        return HistoryRequest(
-            order=NAME_ORDER if order == "name" else order,
-            descending=direction == "desc",
-            offset=query.offset,
-            limit=query.page_size,
-            search=query.search_text,
-            language=requested_language(query.user_lang),
-            client=query.client,
-        )
 
     # Every order is made from the statuses, read with the session.
     get = reads(WholeList("statuses"))(ListHandler.get)
@@ -123,7 +125,7 @@ class ReadingHistoryHandler(ListHandler):
 
     async def answer(self, query: ReadingHistoryQuery) -> None:
         user = self.require_user()
-        request = self.history_request(query)
+        request = history_request(query)
         page = await self.services.statuses.history(user.id, request, self.brought.list())
         items = [HistoryItem.of(status, series, user.id, request.language) for status, series in page.entries]
         self.write_model(ReadingHistoryPage.of(items, page.total, query.offset))

@@ -25,7 +25,23 @@ class PublicLists:
     user: UserRecord
     statuses: list[dict[str, Any]]  # the public ones, without notes
     collection: list[dict[str, Any]]  # every item, without prices; [] unless asked for
-    has_nsfw18: bool  # whether any of them is 18+ (only then does the viewer matter)
+    nsfw18_series: frozenset[int]  # of those, the series and volumes flagged 18+
+    nsfw18_volumes: frozenset[int]
+
+    @property
+    def has_nsfw18(self) -> bool:
+        """Whether any entry is 18+: only then does the viewer matter."""
+        return bool(self.nsfw18_series or self.nsfw18_volumes)
+
+    def without_nsfw18(self) -> PublicLists:
+        """The lists an anonymous viewer (or one who has not chosen to see 18+) may see."""
+        if not self.has_nsfw18:
+            return self
+        return PublicLists(
+            self.user, [e for e in self.statuses if e["series_id"] not in self.nsfw18_series],
+            [i for i in self.collection
+             if i["series_id"] not in self.nsfw18_series and i["volume_id"] not in self.nsfw18_volumes],
+            frozenset(), frozenset())
 
 
 class PublicProfiles:
@@ -53,24 +69,10 @@ class PublicProfiles:
                     for entry in document.get("statuses") or [] if entry.get("visibility") == "public"]
         items = [{key: value for key, value in item.items() if key != "price_cents"}
                  for item in document.get("collection") or []] if collection else []
-        series = await self._keys.series({e["series_id"] for e in statuses} | {i["series_id"] for i in items})
-        volumes = await self._keys.volumes(i["volume_id"] for i in items)
-        flagged = any(getattr(series.of.get(e["series_id"]), "nsfw18", False) for e in statuses) or any(
-            getattr(series.of.get(i["series_id"]), "nsfw18", False)
-            or getattr(volumes.of.get(i["volume_id"]), "nsfw18", False) for i in items)
-        return PublicLists(UserRecord.of(document), statuses, items, flagged)
-
-    async def without_nsfw18(self, lists: PublicLists) -> PublicLists:
-        """The lists an anonymous viewer (or one who has not chosen to see 18+) may see."""
-        if not lists.has_nsfw18:
-            return lists
-        series = await self._keys.series({e["series_id"] for e in lists.statuses}
-                                         | {i["series_id"] for i in lists.collection})
-        volumes = await self._keys.volumes(i["volume_id"] for i in lists.collection)
-
-        def flagged(series_id: int, volume_id: int | None = None) -> bool:
-            return bool(getattr(series.of.get(series_id), "nsfw18", False)
-                        or (volume_id is not None and getattr(volumes.of.get(volume_id), "nsfw18", False)))
-
-        return PublicLists(lists.user, [e for e in lists.statuses if not flagged(e["series_id"])],
-                           [i for i in lists.collection if not flagged(i["series_id"], i["volume_id"])], False)
+        series_ids = {e["series_id"] for e in statuses} | {i["series_id"] for i in items}
+        volume_ids = {i["volume_id"] for i in items}
+        # `Keys.of` is the process's whole table: only these lists' ids are looked at.
+        series, volumes = await self._keys.series(series_ids), await self._keys.volumes(volume_ids)
+        return PublicLists(UserRecord.of(document), statuses, items,
+                           frozenset(i for i in series_ids if getattr(series.of.get(i), "nsfw18", False)),
+                           frozenset(i for i in volume_ids if getattr(volumes.of.get(i), "nsfw18", False)))

@@ -90,6 +90,7 @@ async def serve(settings: Settings) -> int:
         except asyncio.TimeoutError:
             log.warning("some connections did not close in time")
         app.services.image_pool.shutdown(wait=False, cancel_futures=True)
+        app.services.input_pool.shutdown(wait=False, cancel_futures=True)
     if database_failed:
         log.error("stopped: the embedded database kept failing (exit code %d)", EXIT_DATABASE_FAILED)
         return EXIT_DATABASE_FAILED

@@ -32,7 +32,7 @@ class DeleteAccountHandler(PasswordCheck):
     }
 
     async def delete(self) -> None:
-        user = await self.confirm_own_password(self.parse_body(PasswordConfirmation).password)
+        user = await self.confirm_own_password((await self.parse_body(PasswordConfirmation)).password)
         await self.services.account_removal.remove(user.id)
         self.clear_refresh_cookie()
         self.write_message(200, ACCOUNT_DELETED)

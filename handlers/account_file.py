@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -12,8 +11,9 @@ from pydantic import ValidationError
 
 from auth.clock import iso_utc, utc_now
 from auth.permissions import RATE_SERIES
-from handlers.base import ApiHandler, refuse_json_constant, require_json_content_type
+from handlers.base import ApiHandler
 from handlers.errors import UNAUTHORIZED, ApiError, validate
+from handlers.json_input import JsonLimits, JsonRefused, parse_json, require_json_content_type
 from handlers.json_positions import line_of
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.account_file import (
@@ -34,6 +34,10 @@ from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
 
 # A user's whole document is at most 16 MB of BSON; its JSON is about as large.
 IMPORT_BODY_LIMIT = 16 * 1024 * 1024
+# What a file of MAX_LIST_ENTRIES statuses, ratings and items holds (28, 8 and 16 values each,
+# as json_input counts them), with room for the profile, settings and sessions: no more is
+# parsed, whatever the 16 MB hold.
+ACCOUNT_FILE_LIMITS = JsonLimits(max_values=1_100_000)
 INVALID_FILE = "Invalid account file"
 _TAGS = ("account",)
 # Each list's entries are unique by this field, as in the account.
@@ -90,13 +94,15 @@ def _file_value(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__}")
 
 
-def read_account_file(body: bytes, content_type: str) -> AccountFile:
+def read_account_file(chunks: list[bytes], content_type: str) -> AccountFile:
     """The body as an account file, or a 400 naming the line of the first problem. Pure (no
     service state), so that a large file is read off the event loop."""
     require_json_content_type(content_type)
+    body = b"".join(chunks)
     try:
-        text = body.decode("utf-8")
-        parsed = json.loads(text, parse_constant=refuse_json_constant)
+        parsed = parse_json(body, ACCOUNT_FILE_LIMITS)
+    except JsonRefused as refused:
+        raise ApiError(refused.status, f"{INVALID_FILE}: {refused}") from None
     except UnicodeDecodeError:
         raise ApiError(400, f"{INVALID_FILE}: not UTF-8") from None
     except json.JSONDecodeError as error:
@@ -106,22 +112,22 @@ def read_account_file(body: bytes, content_type: str) -> AccountFile:
     try:
         file = AccountFile.model_validate(parsed)
     except ValidationError as error:
-        first = error.errors()[0]
+        first = error.errors(include_url=False, include_context=False, include_input=False)[0]
         location = tuple(step for step in first["loc"] if isinstance(step, (str, int)))
-        raise _located(text, location, first["msg"]) from None
+        raise _located(body, location, first["msg"]) from None
     for name, key in _UNIQUE_BY.items():
         seen: set[int] = set()
         for index, entry in enumerate(getattr(file, name)):
             value = getattr(entry, key)
             if value in seen:
-                raise _located(text, (name, index, key), f"a second entry for {key} {value}")
+                raise _located(body, (name, index, key), f"a second entry for {key} {value}")
             seen.add(value)
     return file
 
 
-def _located(text: str, location: tuple[str | int, ...], message: str) -> ApiError:
+def _located(body: bytes, location: tuple[str | int, ...], message: str) -> ApiError:
     field = ".".join(str(step) for step in location) or "body"
-    return ApiError(400, f"{INVALID_FILE} at line {line_of(text, location)}",
+    return ApiError(400, f"{INVALID_FILE} at line {line_of(body.decode('utf-8'), location)}",
                     [FieldError(field=field, message=message)])
 
 
@@ -164,9 +170,8 @@ class ImportHandler(ApiHandler):
     async def post(self) -> None:
         user = self.require_user()
         query = validate(ImportQuery, self.query_arguments())
-        body = b"".join(self.body_chunks())
-        file = await asyncio.get_running_loop().run_in_executor(
-            None, read_account_file, body, self.request.headers.get("Content-Type", ""))
+        file = await self.off_the_loop(read_account_file, self.body_chunks(),
+                                       self.request.headers.get("Content-Type", ""))
         outcome = await self.services.account_import.run(
             user.id, incoming_account(file, user.can(RATE_SERIES)), rule=MERGE_RULES[query.merge],
             apply=query.mode == "apply")

@@ -68,7 +68,7 @@ class RegisterHandler(ApiHandler):
     }
 
     async def post(self) -> None:
-        credentials = self.parse_body(Credentials)
+        credentials = await self.parse_body(Credentials)
         if not is_valid_username(credentials.username):
             raise ApiError(422, "Invalid username")
         if not is_valid_password(credentials.password):
@@ -99,7 +99,7 @@ class LoginHandler(PasswordCheck):
     }
 
     async def post(self) -> None:
-        credentials = self.parse_body(Credentials)
+        credentials = await self.parse_body(Credentials)
         # A name that cannot be a username matches no account, and anyone can tell it from its
         # shape: refuse it before anything is counted or stored (the failure counter keys on it).
         if not is_valid_username(credentials.username):
@@ -133,7 +133,7 @@ class ChangePasswordHandler(PasswordCheck):
     }
 
     async def post(self) -> None:
-        change = self.parse_body(PasswordChange)
+        change = await self.parse_body(PasswordChange)
         if not is_valid_password(change.new_password):
             raise ApiError(422, "Invalid password")
         user = await self.confirm_own_password(change.current_password)
@@ -162,7 +162,7 @@ class LogoutHandler(ApiHandler):
 
     async def post(self) -> None:
         user = self.require_user()
-        request = self.parse_body(LogoutRequest)
+        request = await self.parse_body(LogoutRequest)
         if request.all:
             await self.services.users.revoke_all_sessions(user.id)
         else:

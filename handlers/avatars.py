@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 from pydantic import StrictStr
 
 from auth.permissions import EDIT_USERS
-from handlers.base import ApiHandler, parse_json_body, validate_body
+from handlers.base import ApiHandler, validate_body
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.json_input import JsonLimits, read_json_body
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.common import FieldError, RequestModel
 from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
@@ -35,9 +36,13 @@ class ImageUpload(RequestModel):
     image: StrictStr
 
 
+# `{"image": "<base64>"}`: megabytes of one string, never more than a handful of values.
+UPLOAD_JSON_LIMITS = JsonLimits(max_values=16)
+
+
 def render_upload(body: list[bytes], content_type: str, max_image_bytes: int) -> RenderedAvatar:
     """The upload body (as received) -> the stored versions. Runs in a worker thread."""
-    upload = validate_body(ImageUpload, parse_json_body(b"".join(body), content_type))
+    upload = validate_body(ImageUpload, read_json_body(b"".join(body), content_type, UPLOAD_JSON_LIMITS))
     try:
         return render_avatar(decode_upload(upload.image, max_image_bytes))
     except ImageRejected as rejected:

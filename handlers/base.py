@@ -3,8 +3,10 @@ and the one place where errors are rendered."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -25,6 +27,7 @@ from handlers.errors import (
     message_body,
     validate,
 )
+from handlers.json_input import DEFAULT_JSON_LIMITS, JsonLimits, read_json_body
 from handlers.openapi_docs import Operation
 from handlers.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
@@ -44,6 +47,10 @@ DOCUMENT_TOO_LARGE_CODES = frozenset({10334, 17419})
 USER_DOCUMENT_FULL = "Your lists are too large to store more"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+# Input up to this many bytes is parsed and validated on the event loop: a bounded cost of well
+# under a millisecond. Larger input goes to a worker (`off_the_loop`).
+INLINE_INPUT_BYTES = 16 * 1024
 
 
 # JSON bodies are small; only the avatar upload takes more (see `body_limit`).
@@ -117,7 +124,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.check_origin()
         self.check_available()
         # The permission an operation declares for OpenAPI is the one enforced: said once.
-        operation = self.api.get((self.request.method or "").lower())
+        operation = self.api.get(self.verb())
         if operation is not None and operation.permission is not None:
             self.require_permission(operation.permission)
 
@@ -148,10 +155,6 @@ class ApiHandler(tornado.web.RequestHandler):
             too_large = ApiError(413, BODY_TOO_LARGE)
             self.send_error(413, exc_info=(type(too_large), too_large, None))
 
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.body_chunks())
-
     def body_chunks(self) -> list[bytes]:
         """The body as it arrived; a route with a large body joins it off the event loop."""
         if self._body_size > self.body_limit():
@@ -180,15 +183,29 @@ class ApiHandler(tornado.web.RequestHandler):
     def implements(cls, method: str) -> bool:
         if method == "OPTIONS":
             return True
+        if method == "HEAD" and cls.head is ApiHandler.head:
+            return cls.implements("GET")  # HEAD is GET without the body (RFC 9110, 9.3.2)
         name = method.lower()
         own = getattr(cls, name, None)
         return own is not None and own is not getattr(tornado.web.RequestHandler, name, None)
+
+    def verb(self) -> str:
+        """The method whose declarations (`api`, `@reads`) this request follows: a HEAD that the
+        handler does not implement itself is its GET, with the same reads and permission."""
+        method = (self.request.method or "").lower()
+        return "get" if method == "head" and type(self).head is ApiHandler.head else method
+
+    async def head(self, *args: Any, **kwargs: Any) -> None:
+        """GET's answer: Tornado writes the headers (Content-Length included) and drops the body."""
+        answer = self.get(*args, **kwargs)  # type: ignore[attr-defined]
+        if answer is not None:
+            await answer
 
     # ---- authentication ----
 
     def declared_read(self) -> Read | None:
         """What this request's verb declared with `@reads`, if anything."""
-        return declared_read(getattr(type(self), (self.request.method or "").lower(), None))
+        return declared_read(getattr(type(self), self.verb(), None))
 
     def session_query(self) -> SessionQuery:
         """The session query's extra reads, from the verb's declaration and the path's `id`."""
@@ -304,22 +321,34 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- input ----
 
-    def json_body(self) -> Any:
-        """The parsed JSON body, or None when there is none."""
-        return parse_json_body(self.body, self.request.headers.get("Content-Type", ""))
+    async def off_the_loop(self, work: Callable[..., T], *args: Any) -> T:
+        """The one way work that grows with a request's input leaves the event loop: a worker
+        of the input pool, a few at once, so that large bodies queue instead of multiplying
+        their memory."""
+        return await asyncio.get_running_loop().run_in_executor(self.services.input_pool, work, *args)
 
-    def parse_body(self, model: type[M]) -> M:
-        return validate_body(model, self.json_body())
+    async def sized_work(self, size: int, work: Callable[..., T], *args: Any) -> T:
+        """`work` on input of `size` bytes: at once when that is small (a bounded cost, cheaper
+        than a thread hop), off the loop otherwise."""
+        if size <= INLINE_INPUT_BYTES:
+            return work(*args)
+        return await self.off_the_loop(work, *args)
+
+    async def parse_body(self, model: type[M], unwrap: Callable[[Any], Any] | None = None) -> M:
+        """The body validated as `model` (`unwrap` first takes it out of an envelope)."""
+        return await self.sized_work(self._body_size, read_and_validate, model, self.body_chunks(),
+                                     self.request.headers.get("Content-Type", ""), unwrap)
 
     def query_arguments(self) -> dict[str, str]:
         """The query string as a flat dict; a repeated key keeps its last value."""
         return {key: self.get_query_argument(key) for key in self.request.query_arguments}
 
-    def list_parameters(self, model: type[M]) -> M:
+    async def list_parameters(self, model: type[M]) -> M:
         """List routes take GET query parameters; the web client sends the same as a JSON
-        body with POST. Both are validated by the same model."""
+        body with POST. Both are validated by the same model. (A query string is within the
+        header limit, 64 KB: validated at once.)"""
         if self.request.method == "POST":
-            return self.parse_body(model)
+            return await self.parse_body(model)
         return validate(model, self.query_arguments())
 
     def path_parameter(self, value: str | None) -> str:
@@ -343,9 +372,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exception = kwargs.get("exc_info", (None, None, None))[1]
-        errors = None
+        errors, error_count = None, None
         if isinstance(exception, ApiError):
-            status, message, errors = exception.status, exception.message, exception.errors
+            status, message = exception.status, exception.message
+            errors, error_count = exception.errors, exception.error_count
         elif exception is not None and is_unavailable(exception):
             status, message = 503, SERVICE_UNAVAILABLE
         elif isinstance(exception, ListsFull) or (
@@ -359,7 +389,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if status == 405:
             self.set_header("Allow", ", ".join(self.implemented_methods() + ["OPTIONS"]))
-        self.finish(json.dumps(message_body(status, message, errors), separators=(",", ":")))
+        self.finish(json.dumps(message_body(status, message, errors, error_count), separators=(",", ":")))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, tornado.web.HTTPError)):
@@ -383,30 +413,15 @@ class NotFoundHandler(ApiHandler):
         raise tornado.web.HTTPError(404)
 
 
-def parse_json_body(body: bytes, content_type: str) -> Any:
-    """A request body as JSON, or None when there is none. Pure, so that a route with a large
-    body can run it in a worker thread."""
-    if not body or not body.strip():
-        return None
-    require_json_content_type(content_type)
-    try:
-        return json.loads(body, parse_constant=refuse_json_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "Request body is not valid JSON") from None
-
-
 def validate_body(model: type[M], body: Any) -> M:
     return validate(model, {} if body is None else body)
 
 
-def require_json_content_type(content_type: str) -> None:
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
-
-
-def refuse_json_constant(name: str) -> Any:
-    """For `json.loads(parse_constant=...)`: `NaN` and `Infinity` are not JSON."""
-    raise ValueError(f"{name} is not JSON")
+def read_and_validate(model: type[M], chunks: list[bytes], content_type: str,
+                      unwrap: Callable[[Any], Any] | None = None, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> M:
+    """A body as it arrived -> its model. Pure, so that it can run in a worker."""
+    body = read_json_body(b"".join(chunks), content_type, limits)
+    return validate_body(model, body if unwrap is None else unwrap(body))
 
 
 def _json_default(value: Any) -> Any:

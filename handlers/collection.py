@@ -57,7 +57,7 @@ class AddItemHandler(CollectionHandler):
     @reads(CatalogDocument("volumes"))
     async def post(self, id: str) -> None:
         catalog_id(id)
-        body = self.parse_body(CollectionAddBody)
+        body = await self.parse_body(CollectionAddBody)
         volume = self.brought.catalog_document("Volume not found")
         outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
                                                      utc_now())
@@ -73,7 +73,7 @@ class UpdateItemHandler(CollectionHandler):
 
     async def post(self, id: str) -> None:
         item_id = self.item_id()
-        body = self.parse_body(CollectionUpdateBody)
+        body = await self.parse_body(CollectionUpdateBody)
         if await self.collection.update(self.require_user().id, item_id, cents(body.price), body.date) \
                 is WriteOutcome.NOT_FOUND:
             raise ApiError(404, ITEM_NOT_FOUND)
@@ -127,7 +127,7 @@ class CollectionStatsHandler(CollectionHandler):
 
     @reads(Computed("collection_stats", stats_for_arguments))
     async def get(self) -> None:
-        self.list_parameters(StatsQuery)  # 400 for bad parameters, before the figures are read
+        await self.list_parameters(StatsQuery)  # 400 for bad parameters, before the figures are read
         stats = stats_of(self.brought.computed)
         self.write_model(CollectionStatistics(total_items=stats.total_items, total_spent=money(stats.total_cents) or 0,
                                               first_buy=stats.first_buy, last_buy=stats.last_buy))

@@ -29,18 +29,27 @@ STANDARD_MESSAGES = {
 }
 
 
+# An answer names at most this many field errors, and how many there were in all.
+MAX_LISTED_ERRORS = 20
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, errors: list[FieldError] | None = None) -> None:
+    def __init__(self, status: int, message: str, errors: list[FieldError] | None = None,
+                 error_count: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
+        self.error_count = error_count  # when more errors were found than `errors` lists
 
 
-def message_body(status: int, message: str, errors: list[FieldError] | None = None) -> dict[str, Any]:
+def message_body(status: int, message: str, errors: list[FieldError] | None = None,
+                 error_count: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"data": message, "code": status}
     if errors:
         body["errors"] = [error.model_dump() for error in errors]
+    if error_count is not None:
+        body["error_count"] = error_count
     return body
 
 
@@ -53,11 +62,21 @@ def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as failure:
-        details = failure.errors(include_input=False, include_url=False)
-        errors: list[FieldError] = []
-        for error in details:
-            field = ".".join(str(part) for part in error["loc"]) or "body"
-            if all(e.field != field for e in errors):
-                errors.append(FieldError(field=field, message=error["msg"].removeprefix("Value error, ")))
-        missing = any(error["type"] == "missing" for error in details)
-        raise ApiError(400, MISSING_PARAMETERS if missing else INVALID_PARAMETERS, errors) from None
+        raise validation_error(failure) from None
+
+
+def validation_error(failure: ValidationError) -> ApiError:
+    """The 400 for a failed validation: the first MAX_LISTED_ERRORS fields, one error each, and
+    the count of all when there were more. Linear in the errors (the body's bounds keep those
+    few: see handlers.json_input)."""
+    details = failure.errors(include_input=False, include_url=False, include_context=False)
+    fields: set[str] = set()
+    listed: list[FieldError] = []
+    for error in details:
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        if field not in fields and len(listed) < MAX_LISTED_ERRORS:
+            listed.append(FieldError(field=field, message=error["msg"].removeprefix("Value error, ")))
+        fields.add(field)
+    missing = any(error["type"] == "missing" for error in details)
+    return ApiError(400, MISSING_PARAMETERS if missing else INVALID_PARAMETERS, listed,
+                    len(fields) if len(fields) > len(listed) else None)

@@ -26,10 +26,10 @@ class ListHandler(ApiHandler):
     query_model: ClassVar[type[BaseModel]]
 
     async def get(self) -> None:
-        await self.answer(self.list_parameters(self.query_model))
+        await self.answer(await self.list_parameters(self.query_model))
 
     async def post(self) -> None:
-        await self.answer(self.list_parameters(self.query_model))
+        await self.answer(await self.list_parameters(self.query_model))
 
     async def answer(self, query: Any) -> None:
         raise NotImplementedError

@@ -5,10 +5,8 @@ handlers.mal_entries; the merge: storage.list_merge, shared with the account fil
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler
@@ -51,12 +49,6 @@ _IMPORT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 _FILE = {"schema": {"type": "string", "format": "binary"}}
 
 T = TypeVar("T")
-
-
-async def off_the_loop(work: Callable[..., T], *args: Any) -> T:
-    """CPU work on a large file (parsing, the report of 20,000 entries) in a worker thread, so
-    that other requests go on meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(None, work, *args)
 
 
 @dataclass(frozen=True)
@@ -144,11 +136,11 @@ class MalImportHandler(ApiHandler):
         user = self.require_user()
         query = validate(MalImportQuery, self.query_arguments())
         body = b"".join(self.body_chunks())
-        entries = await off_the_loop(read_upload, body, self.request.headers.get("Content-Type", ""))
+        entries = await self.off_the_loop(read_upload, body, self.request.headers.get("Content-Type", ""))
         found = await self.services.series_matcher.candidates(
             (e.mal_id for e, _ in entries if e.mal_id and e.fields), (k for e, k in entries if k and e.fields),
             query.client)
-        resolved = await off_the_loop(resolve, entries, found)
+        resolved = await self.off_the_loop(resolve, entries, found)
         now = utc_now()
         incoming = [{"series_id": item.series[0], "client": item.series[1], **(item.entry.fields or {}),
                      "last_update": now} for item in resolved if item.series and item.reason is None]
@@ -156,8 +148,8 @@ class MalImportHandler(ApiHandler):
                                                        apply=query.mode == "apply", source=SOURCE, now=now)
         if result is None:
             raise ApiError(401, UNAUTHORIZED)  # deleted since the session was read
-        report = await off_the_loop(import_report, resolved, result, query)
-        self.finish(await off_the_loop(report.model_dump_json))
+        report = await self.off_the_loop(import_report, resolved, result, query)
+        self.finish(await self.off_the_loop(report.model_dump_json))
 
 
 class UndoImportHandler(ApiHandler):
@@ -202,10 +194,10 @@ class MalExportHandler(ApiHandler):
             entry = mal_entry(status, title or f"Series {status['series_id']}", series.mal_id if series else None)
             totals[str(entry["my_status"])] = totals.get(str(entry["my_status"]), 0) + 1
             entries.append(entry)
-        file = await off_the_loop(write_mal_file, MalListInfo(user.record.username, totals), entries)
+        file = await self.off_the_loop(write_mal_file, MalListInfo(user.record.username, totals), entries)
         stem = f"tsundoku-{user.record.username}-mal-{utc_now().date().isoformat()}.xml"
         if query.gzip == "1":
-            file = await off_the_loop(gzipped, file)
+            file = await self.off_the_loop(gzipped, file)
             self.set_header("Content-Type", "application/gzip")
             self.set_header("Content-Disposition", f'attachment; filename="{stem}.gz"')
         else:

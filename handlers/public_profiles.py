@@ -97,7 +97,7 @@ class PublicHistoryHandler(PublicHandler):
                             responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
-        query = self.list_parameters(ReadingHistoryQuery)
+        query = await self.list_parameters(ReadingHistoryQuery)
         lists, viewer_dependent = await self.lists(slug)
         request = history_request(query)
         page = await self.services.statuses.history(lists.user.id, request, StoredList("statuses", lists.statuses))
@@ -112,7 +112,7 @@ class PublicCollectionHandler(PublicHandler):
                             auth=False, tags=_TAGS, responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
-        query = self.list_parameters(CollectionQuery)
+        query = await self.list_parameters(CollectionQuery)
         lists, viewer_dependent = await self.lists(slug, collection=True)
         if settings_with_defaults(lists.user.settings)["collection-visibility"] != COLLECTION_SHARED:
             raise ApiError(404, USER_NOT_FOUND)  # a private collection is not there for others

@@ -40,7 +40,7 @@ class AddRatingHandler(RatingHandler):
     async def post(self, id: str) -> None:
         user = self.require_user()
         series_id = self.series_id()
-        body = self.parse_body(RatingBody)
+        body = await self.parse_body(RatingBody)
         self.brought.catalog_document(SERIES_NOT_FOUND)
         if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is WriteOutcome.CONFLICT:
             raise ApiError(409, "Rating already exists for this series")
@@ -56,7 +56,7 @@ class UpdateRatingHandler(RatingHandler):
     async def post(self, id: str) -> None:
         user = self.require_user()
         series_id = self.series_id()
-        body = self.parse_body(RatingBody)
+        body = await self.parse_body(RatingBody)
         outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating())
         if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)

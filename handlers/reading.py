@@ -33,9 +33,9 @@ class ReadingStatusHandler(SeriesHandler):
     def statuses(self) -> ReadingStatusStore:
         return self.services.statuses
 
-    def checked_body(self) -> ReadingStatusBody:
+    async def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
-        body = self.parse_body(ReadingStatusBody)
+        body = await self.parse_body(ReadingStatusBody)
         if self.brought.catalog_document(SERIES_NOT_FOUND).client != body.client:
             raise ApiError(404, SERIES_NOT_FOUND)
         return body
@@ -74,7 +74,7 @@ class StatusWriteHandler(ReadingStatusHandler):
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
-        body = self.checked_body()
+        body = await self.checked_body()
         if await self.store(self.require_user().id, series_id, body) is self.change.refused:
             raise ApiError(*self.change.refusal)
         self.write_message(200, self.change.done)

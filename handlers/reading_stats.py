@@ -29,7 +29,7 @@ class ReadingStatsHandler(ApiHandler):
 
     @reads(Computed("reading_stats", stats_for_arguments))
     async def get(self) -> None:
-        self.list_parameters(ReadingStatsQuery)  # 400 for bad parameters
+        await self.list_parameters(ReadingStatsQuery)  # 400 for bad parameters
         figures = self.brought.computed or {}
         statuses = figures.get("statuses") or []
         keys = await self.services.catalog_keys.series(entry["series_id"] for entry in statuses)

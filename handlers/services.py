@@ -26,6 +26,9 @@ from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
+# Large request bodies parsed at once; each may take a few times its route's body limit.
+INPUTS_AT_ONCE = 2
+
 
 class InflightRequests:
     """Counts requests being handled, so that shutdown can wait for them to finish."""
@@ -87,6 +90,10 @@ class Services:
     # uploads queue instead of multiplying the memory.
     image_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=MAX_DECODES_AT_ONCE, thread_name_prefix="images"))
+    # Parsing and validating large request bodies (ApiHandler.off_the_loop): a few at once, for
+    # the same reason.
+    input_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=INPUTS_AT_ONCE, thread_name_prefix="input"))
 
     @property
     def database_available(self) -> bool:

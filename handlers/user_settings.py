@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from auth.permissions import EDIT_USERS
 from handlers.base import ApiHandler
-from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError, validate
+from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
 from storage.users import SettingsOutcome
@@ -31,7 +31,7 @@ class SaveSettingsHandler(ApiHandler):
         is_self = target_id == user.id
         if not is_self and not user.can(EDIT_USERS):
             raise ApiError(403, FORBIDDEN)
-        changes = validate(SettingsUpdate, unwrap_settings_body(self.json_body() or {}))
+        changes = await self.parse_body(SettingsUpdate, unwrap_settings_body)
         values = changes.model_dump(by_alias=True, exclude_unset=True)
         if not values:
             raise ApiError(400, MISSING_PARAMETERS)

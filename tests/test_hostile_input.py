@@ -196,3 +196,20 @@ async def test_a_large_flat_colour_jpeg_is_still_accepted(api: ApiClient, alice:
     flat = image_bytes("JPEG", (6000, 4000), color="gray", quality=10)
     reply = await api.post(f"/user/update-image/{alice['id']}", {"image": b64(flat)})
     assert reply.status == 200, (len(flat), reply.body)
+
+
+async def test_22000_unknown_keys_at_login_are_refused_before_validation(api: ApiClient) -> None:
+    # Was: 400 after 34 s, the event loop blocked meanwhile (errors de-duplicated by list scans).
+    body = json.dumps({f"key{i}": 1 for i in range(22_000)}, separators=(",", ":"))
+    assert 200_000 < len(body) < 256 * 1024
+    reply = await api.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
+    assert (reply.status, reply.body) == (413, {"data": "Request body has an object with more than 64 keys",
+                                                "code": 413})
+
+
+async def test_many_invalid_fields_answer_the_first_twenty_and_their_count(api: ApiClient) -> None:
+    body = {"username": "alice", "password": "correct horse", **{f"key{i}": 1 for i in range(60)}}
+    reply = await api.post("/auth/login", body)
+    assert (reply.status, reply.body["data"]) == (400, "Invalid parameters")
+    assert [e["field"] for e in reply.body["errors"]] == [f"key{i}" for i in range(20)]
+    assert reply.body["error_count"] == 60

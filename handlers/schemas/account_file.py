@@ -10,10 +10,10 @@ sessions are only read out (an import ignores them), so a file may leave them ou
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from handlers.schemas.catalog import ClientId
 from handlers.schemas.collection import calendar_date
@@ -25,6 +25,24 @@ EXPORT_FORMAT = "tsundoku-export"
 EXPORT_VERSION = 1
 CatalogNumber = Annotated[int, Field(gt=0, le=2**53)]
 MAX_PRICE_CENTS = 10_000_000  # 100,000.00, as the collection routes allow
+# Entries per list a file may hold: as many as a MyAnimeList file (handlers.mal_xml.MAX_ENTRIES).
+MAX_LIST_ENTRIES = 20_000
+# A list is refused at its first bad entry (one error, not one per entry), and past its length
+# before any entry is looked at.
+FileList = Field(default_factory=list, max_length=MAX_LIST_ENTRIES, fail_fast=True)
+
+
+def _storable_instant(value: datetime) -> datetime:
+    """An instant as MongoDB keeps it: in UTC, from year 1 to 9999. `0001-01-01T00:00:00+00:01`
+    is a valid ISO 8601 text but falls before year 1 in UTC, which BSON cannot encode; no offset
+    is taken as UTC, as the export writes."""
+    try:
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ValueError("must be an instant from year 1 to 9999 in UTC") from None
+
+
+Instant = Annotated[datetime, AfterValidator(_storable_instant)]
 
 
 class _FileModel(BaseModel):
@@ -33,13 +51,13 @@ class _FileModel(BaseModel):
 
 class ExportedStatus(ReadingStatusBody):
     series_id: CatalogNumber
-    last_update: datetime
+    last_update: Instant
 
 
 class ExportedRating(_FileModel):
     series_id: CatalogNumber
     rating: Rating
-    last_update: datetime
+    last_update: Instant
 
 
 class ExportedItem(_FileModel):
@@ -49,7 +67,7 @@ class ExportedItem(_FileModel):
     client: ClientId
     price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)] | None
     buy_date: StrictStr | None
-    added: datetime | None = None
+    added: Instant | None = None
 
     @field_validator("buy_date")
     @classmethod
@@ -61,9 +79,9 @@ class ExportedProfile(_FileModel):
     id: str
     username: str
     slug: str
-    registered: datetime
+    registered: Instant
     age_verified: bool
-    roles: list[str]
+    roles: list[str] = Field(max_length=16)
 
 
 class ExportedImage(_FileModel):
@@ -81,8 +99,8 @@ class ExportedAvatar(_FileModel):
 
 class ExportedSession(_FileModel):
     id: str
-    created: datetime
-    last_seen: datetime
+    created: Instant
+    last_seen: Instant
     user_agent: str | None
     address: str | None
 
@@ -90,14 +108,14 @@ class ExportedSession(_FileModel):
 class AccountFile(_FileModel):
     format: Literal["tsundoku-export"]
     version: Literal[1]
-    exported: datetime | None = None
+    exported: Instant | None = None
     profile: ExportedProfile | None = None
     settings: SettingsUpdate = Field(default_factory=SettingsUpdate)  # type: ignore[valid-type]
     avatar: ExportedAvatar | None = None
-    reading_statuses: list[ExportedStatus] = Field(default_factory=list)
-    ratings: list[ExportedRating] = Field(default_factory=list)
-    collection: list[ExportedItem] = Field(default_factory=list)
-    sessions: list[ExportedSession] = Field(default_factory=list)
+    reading_statuses: list[ExportedStatus] = FileList
+    ratings: list[ExportedRating] = FileList
+    collection: list[ExportedItem] = FileList
+    sessions: list[ExportedSession] = FileList
 
 
 class ListReport(BaseModel):

@@ -26,6 +26,8 @@ class Message(BaseModel):
     data: str
     code: int
     errors: list[FieldError] | None = None
+    # With more invalid fields than `errors` lists (at most 20): how many there were.
+    error_count: int | None = None
 
 
 def unwrap_key_object(value: Any) -> Any:

@@ -1,0 +1,123 @@
+"""Request bodies as JSON, within bounds: the one place where a body becomes Python values.
+
+Python's `json` is linear in the body, but what it builds is not a fixed multiple of it: `[[],[],...]`
+makes a 64-byte list of every three bytes, and a list of tiny items becomes as many validation
+errors later. So before anything is parsed, the values a body can hold are counted, and a body
+with more than its route allows is refused; an object with more keys than any request model has
+fields is refused while it is parsed. What remains is parsed by `json` and validated by pydantic
+in time and memory proportional to the route's limit. Pure (no service state): a large body is
+read in a worker thread (`ApiHandler.off_the_loop`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.errors import ApiError
+
+# No request model has more fields than this (the largest, a reading status, has 13).
+MAX_OBJECT_KEYS = 64
+# The counts below run over this many bytes at a time, so that no single call holds the GIL long.
+SCAN_PIECE = 1 << 20
+# A string literal: possessive, so a string that never closes is scanned once, never backtracked.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_STRUCTURAL = (b",", b":", b"[", b"{")
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """What one route's JSON body may hold: values (every number, string, literal, key, array
+    and object counts one)."""
+
+    max_values: int
+
+
+# A JSON route's body is at most 256 KB and its models hold a few dozen values: this is far
+# above any real body and bounds what `[1,1,...]` can build to a few MB.
+DEFAULT_JSON_LIMITS = JsonLimits(max_values=20_000)
+
+
+class JsonRefused(Exception):
+    """The body is JSON, or may be, but holds more than its route takes; the message says what."""
+
+    status = 413
+
+
+class _TooManyKeys(Exception):
+    pass
+
+
+def value_bound(body: bytes, start: int = 0, end: int | None = None) -> int:
+    """At least as many as the values `json.loads(body[start:end])` would build, at C speed:
+    every value but the first follows a comma or a colon or opens its container, and every
+    container counts itself. Characters inside strings count too, so this can be far above the
+    truth (prose with commas), never below it."""
+    end = len(body) if end is None else end
+    total = 0
+    for piece in range(start, end, SCAN_PIECE):
+        stop = min(end, piece + SCAN_PIECE)
+        commas_and_colons = body.count(b",", piece, stop) + body.count(b":", piece, stop)
+        containers = body.count(b"[", piece, stop) + body.count(b"{", piece, stop)
+        total += commas_and_colons + 2 * containers
+    return total
+
+
+def values_outside_strings(body: bytes, stop_above: int) -> int:
+    """`value_bound` without what string literals hold: exact enough to decide, linear (each
+    byte is looked at by one scan), and it stops counting once past `stop_above`. A string that
+    never closes ends the count there: `json` stops at it too."""
+    total = 1
+    position = 0
+    while total <= stop_above:
+        opening = body.find(b'"', position)
+        if opening < 0:
+            return total + value_bound(body, position)
+        total += value_bound(body, position, opening)
+        literal = _STRING.match(body, opening)
+        if literal is None:
+            return total
+        position = literal.end()
+    return total
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(pairs) > MAX_OBJECT_KEYS:
+        raise _TooManyKeys
+    return dict(pairs)
+
+
+def refuse_json_constant(name: str) -> Any:
+    """For `json.loads(parse_constant=...)`: `NaN` and `Infinity` are not JSON."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes, limits: JsonLimits) -> Any:
+    """The body's value, or JsonRefused past the limits; `json.JSONDecodeError` (a ValueError),
+    UnicodeDecodeError or RecursionError (nesting) for what is not JSON."""
+    if value_bound(body) + 1 > limits.max_values and values_outside_strings(body, limits.max_values) > limits.max_values:
+        raise JsonRefused(f"Request body holds more than {limits.max_values} JSON values")
+    try:
+        return json.loads(body, parse_constant=refuse_json_constant, object_pairs_hook=_object)
+    except _TooManyKeys:
+        raise JsonRefused(f"Request body has an object with more than {MAX_OBJECT_KEYS} keys") from None
+
+
+def require_json_content_type(content_type: str) -> None:
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+
+
+def read_json_body(body: bytes, content_type: str, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> Any:
+    """A request body as JSON, or None when there is none; ApiError for anything else."""
+    if not body or body.isspace():
+        return None
+    require_json_content_type(content_type)
+    try:
+        return parse_json(body, limits)
+    except JsonRefused as refused:
+        raise ApiError(refused.status, str(refused)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "Request body is not valid JSON") from None

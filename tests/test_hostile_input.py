@@ -200,7 +200,7 @@ async def test_a_large_flat_colour_jpeg_is_still_accepted(api: ApiClient, alice:
 
 async def test_22000_unknown_keys_at_login_are_refused_before_validation(api: ApiClient) -> None:
     # Was: 400 after 34 s, the event loop blocked meanwhile (errors de-duplicated by list scans).
-    body = json.dumps({f"key{i}": 1 for i in range(22_000)}, separators=(",", ":"))
+    body = json.dumps({f"k{i}": 1 for i in range(22_000)}, separators=(",", ":"))
     assert 200_000 < len(body) < 256 * 1024
     reply = await api.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
     assert (reply.status, reply.body) == (413, {"data": "Request body has an object with more than 64 keys",

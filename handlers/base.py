@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pymongo.errors import WriteError
 
 from auth.clock import iso_utc, utc_now
+from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from handlers.errors import (
     FORBIDDEN,
@@ -20,6 +21,7 @@ from handlers.errors import (
     MISSING_PARAMETERS,
     SERVICE_UNAVAILABLE,
     STANDARD_MESSAGES,
+    TOO_MANY_REQUESTS,
     UNAUTHORIZED,
     ApiError,
     message_body,
@@ -348,6 +350,10 @@ class ApiHandler(tornado.web.RequestHandler):
             status, message, errors = exception.status, exception.message, exception.errors
         elif exception is not None and is_unavailable(exception):
             status, message = 503, SERVICE_UNAVAILABLE
+        elif isinstance(exception, PasswordsBusy):
+            # Not 503: that says the service is down or stopping, and a balancer that takes an
+            # instance out on it would let a flood of logins take instances out.
+            status, message = 429, TOO_MANY_REQUESTS
         elif isinstance(exception, ListsFull) or (
                 isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES):
             status, message = 507, USER_DOCUMENT_FULL
@@ -362,7 +368,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(message_body(status, message, errors), separators=(",", ":")))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, (ApiError, tornado.web.HTTPError)):
+        if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy)):
             return  # an answer, not a fault: the access log has it
         if isinstance(value, ListsFull) or (isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES):
             log.warning("user document full in %s %s", self.request.method, self.request.path)

@@ -218,7 +218,12 @@ class ApiHandler(tornado.web.RequestHandler):
         computed = found.computed.get(read.name) if isinstance(read, Computed) else None
         return Brought(entries=entries, catalog=found.catalog, computed=computed)
 
-    async def authenticate(self) -> None:
+    async def authenticate(self, *, read_only: bool = False) -> None:
+        """Sets `self.user` from the session cookie, or raises 401. A cookie that names no live
+        session is cleared (an expired session is revoked too), and the session's last-seen time
+        and the cookie's expiry are refreshed once an hour. With `read_only` none of that: no
+        cookie is set or cleared and nothing is written, for answers a shared cache may store
+        (a cached Set-Cookie would go to everyone)."""
         value = self.get_cookie(COOKIE_NAME)
         cookie = SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
         if cookie is None:
@@ -231,16 +236,18 @@ class ApiHandler(tornado.web.RequestHandler):
         else:
             found = await users.find_by_session(cookie.user_id, hashed, query.fields)
         if found is None:
-            self.clear_refresh_cookie()
+            if not read_only:
+                self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
         self.brought = self._brought(found)
         times = SessionTimes(created=found.created, last_seen=found.last_seen)
         now = utc_now()
         if times.is_expired(now):
-            await users.revoke_session(cookie.user_id, hashed)
-            self.clear_refresh_cookie()
+            if not read_only:
+                await users.revoke_session(cookie.user_id, hashed)
+                self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
-        if times.needs_touch(now):
+        if times.needs_touch(now) and not read_only:
             await users.touch_session(cookie.user_id, hashed, now)
             self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
         self.user = AuthenticatedUser(record=found.user, session_hash=hashed)

@@ -26,7 +26,8 @@ class JsonLines(logging.Formatter):
         }
         line.update({name: getattr(record, name) for name in ACCESS_FIELDS if hasattr(record, name)})
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            # The redacted text, when the record has one (handlers.log_redaction sets it).
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     trust_proxy: bool = Field(False, description="true or false")
     register_limit_per_hour: int = Field(10, gt=0, description="a whole number above 0")
     login_failures_per_15_min: int = Field(10, gt=0, description="a whole number above 0")
+    # Ten times the per-name limit: ten people behind one NAT can each use up their own before
+    # the address is refused, while one address trying a new name each time gets 100 hashes.
+    login_failures_per_address_per_15_min: int = Field(100, gt=0, description="a whole number above 0")
     max_image_bytes: int = Field(8 * 1024 * 1024, gt=0, description="a number of bytes above 0")
     max_image_pixels: int = Field(
         40_000_000, gt=0, description="pixels an avatar upload may have, from its header, before anything is decoded")

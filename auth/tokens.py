@@ -27,6 +27,8 @@ MAX_USER_AGENT_LENGTH = 200
 
 _USER_ID = re.compile(r"[0-9a-f]{24}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes in URL-safe base64, unpadded
+# A cookie's value anywhere in a text (what the log redaction looks for, whatever surrounds it).
+TOKEN_SHAPE = re.compile(rf"{_USER_ID.pattern}\.{_SECRET.pattern}")
 
 
 @dataclass(frozen=True)

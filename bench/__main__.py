@@ -7,7 +7,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out", "mal_import", "public")
-ON_REQUEST = ("profile", "soak")
+ON_REQUEST = ("profile", "soak", "logins")
 
 
 def main(names: list[str]) -> int:

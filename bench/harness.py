@@ -31,7 +31,9 @@ class Bench:
 
 
 @asynccontextmanager
-async def bench_service(settings: Settings | None = None) -> AsyncIterator[Bench]:
+async def bench_service(settings: Settings | None = None, passwords: Passwords | None = None) -> AsyncIterator[Bench]:
+    """The service on its own database; `passwords` defaults to argon2 with tiny costs (pass
+    `Passwords()` for the production ones)."""
     with tempfile.TemporaryDirectory(prefix="tsundoku-bench-") as directory:
         server = EmbeddedDatabase(Path(directory) / "db")
         await server.start_async()
@@ -40,7 +42,7 @@ async def bench_service(settings: Settings | None = None) -> AsyncIterator[Bench
             db = database(client, "bench")
             await prepare_database(db)
             app = make_app(settings or Settings(cookie_secure=False), db,
-                           passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)))
+                           passwords=passwords or Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)))
             sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
             http = make_http_server(app)
             http.add_sockets(sockets)

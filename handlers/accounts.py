@@ -19,13 +19,18 @@ MAX_CHECKED_PASSWORD = 1024
 
 class PasswordCheck(ApiHandler):
     """A handler that verifies a password: login, and the account routes that ask for it again.
-    Every check counts against the login-failure limit of the address and username, so none of
-    them is a way around it."""
+    Every check counts against the login-failure limits (of the address, and of the address and
+    username), so none of them is a way around them."""
 
     async def count_password_attempt(self, username: str) -> str:
-        """Counted before the password is verified, in one atomic step with the check: of any
-        number of concurrent attempts, at most the limit are verified. Returns the attempt's key."""
-        key = f"{self.request.remote_ip}:{username.lower()}"
+        """Counted before the password is verified, each in one atomic step with its check: of
+        any number of concurrent attempts, at most the limit are verified. The address's own
+        limit stops one address that tries a new name each time (each name would be within its
+        own limit, and each attempt costs a hash). Returns the attempt's key."""
+        address = self.request.remote_ip
+        if not await self.services.address_login_attempts.attempt(address):
+            raise ApiError(429, TOO_MANY_REQUESTS)
+        key = f"{address}:{username.lower()}"
         if not await self.services.login_attempts.attempt(key):
             raise ApiError(429, TOO_MANY_REQUESTS)
         return key
@@ -33,10 +38,15 @@ class PasswordCheck(ApiHandler):
     async def verify_password(self, attempt: str, stored_hash: str | None, password: str) -> bool:
         # Always verified (against a decoy hash when there is no account), so that timing does
         # not tell which names exist.
-        if not await self.services.passwords.verify(stored_hash, password[:MAX_CHECKED_PASSWORD]) \
+        if not await self.services.passwords.verify(stored_hash, password[:MAX_CHECKED_PASSWORD],
+                                                    caller=self.request.remote_ip) \
                 or stored_hash is None:
             return False
-        await self.services.login_attempts.reset(attempt)  # a success clears the failures before it
+        # A success clears the failures of its name before it, but of the address's count it
+        # gives back only its own: clearing the address would let anyone with one valid account
+        # reset the limit between batches of guesses.
+        await self.services.login_attempts.reset(attempt)
+        await self.services.address_login_attempts.give_back(self.request.remote_ip)
         return True
 
     async def confirm_own_password(self, password: str) -> AuthenticatedUser:
@@ -77,7 +87,7 @@ class RegisterHandler(ApiHandler):
         # for taken names costs the same budget.
         if not await self.services.registrations.attempt(self.request.remote_ip):
             raise ApiError(429, TOO_MANY_REQUESTS)
-        password_hash = await self.services.passwords.hash(credentials.password)
+        password_hash = await self.services.passwords.hash(credentials.password, caller=self.request.remote_ip)
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())
         except UsernameTaken:
@@ -137,7 +147,7 @@ class ChangePasswordHandler(PasswordCheck):
         if not is_valid_password(change.new_password):
             raise ApiError(422, "Invalid password")
         user = await self.confirm_own_password(change.current_password)
-        password_hash = await self.services.passwords.hash(change.new_password)
+        password_hash = await self.services.passwords.hash(change.new_password, caller=self.request.remote_ip)
         await self.services.users.change_password(user.id, password_hash, keep_token_hash=user.session_hash)
         self.write_message(200, "Password changed")
 

@@ -120,6 +120,8 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         public_profiles=PublicProfiles(db, catalog_keys),
         passwords=passwords or Passwords(),
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
+        address_login_attempts=SharedWindowLimit(db, "login-address", settings.login_failures_per_address_per_15_min,
+                                                 15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
     )
     log_redaction.install()

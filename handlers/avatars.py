@@ -1,4 +1,4 @@
-"""Profile images: upload and delete (self and admin), and public serving."""
+"""Profile images: upload and delete (self and admin), and public serving (none of a banned user)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,16 @@ class UpdateImageHandler(ProfileImageWriteHandler):
     def body_limit(self) -> int:
         return upload_body_limit(self.services.settings)
 
+    async def prepare(self) -> None:
+        await super().prepare()
+        # Before the body arrives, so that a refused upload costs no megabytes. A banned user's
+        # image is not shown, and they may not put up a new one; removing their own stays open
+        # (it only takes content away). The admin route stays open too: acting on any account
+        # is what `edit-users` is for (say, replacing an image before the ban is lifted), and the
+        # image stays hidden while the ban lasts.
+        if not self.admin_route and self.user is not None and self.user.banned:
+            raise ApiError(403, FORBIDDEN)
+
     async def post(self, id: str) -> None:
         target = await self.target_user()
         # Megabytes of JSON and base64, then Pillow: all of it off the event loop, in the pool
@@ -162,7 +172,7 @@ class AvatarHandler(ApiHandler):
         if res not in RESOLUTIONS:
             raise ApiError(400, "Invalid parameters", [FieldError(field="res", message="must be scaled or high")])
         store = self.services.avatars
-        reference = await store.current(user_id)
+        reference = await store.shown(user_id)
         if not reference:
             raise ApiError(404, IMAGE_NOT_FOUND)
         etag = f'"{reference.version}-{res}"'

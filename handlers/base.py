@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pymongo.errors import WriteError
 
 from auth.clock import iso_utc, utc_now
+from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from handlers.errors import (
     FORBIDDEN,
@@ -22,6 +23,7 @@ from handlers.errors import (
     MISSING_PARAMETERS,
     SERVICE_UNAVAILABLE,
     STANDARD_MESSAGES,
+    TOO_MANY_REQUESTS,
     UNAUTHORIZED,
     ApiError,
     message_body,
@@ -233,7 +235,12 @@ class ApiHandler(tornado.web.RequestHandler):
         computed = found.computed.get(read.name) if isinstance(read, Computed) else None
         return Brought(entries=entries, catalog=found.catalog, computed=computed)
 
-    async def authenticate(self) -> None:
+    async def authenticate(self, *, read_only: bool = False) -> None:
+        """Sets `self.user` from the session cookie, or raises 401. A cookie that names no live
+        session is cleared (an expired session is revoked too), and the session's last-seen time
+        and the cookie's expiry are refreshed once an hour. With `read_only` none of that: no
+        cookie is set or cleared and nothing is written, for answers a shared cache may store
+        (a cached Set-Cookie would go to everyone)."""
         value = self.get_cookie(COOKIE_NAME)
         cookie = SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
         if cookie is None:
@@ -246,16 +253,18 @@ class ApiHandler(tornado.web.RequestHandler):
         else:
             found = await users.find_by_session(cookie.user_id, hashed, query.fields)
         if found is None:
-            self.clear_refresh_cookie()
+            if not read_only:
+                self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
         self.brought = self._brought(found)
         times = SessionTimes(created=found.created, last_seen=found.last_seen)
         now = utc_now()
         if times.is_expired(now):
-            await users.revoke_session(cookie.user_id, hashed)
-            self.clear_refresh_cookie()
+            if not read_only:
+                await users.revoke_session(cookie.user_id, hashed)
+                self.clear_refresh_cookie()
             raise ApiError(401, UNAUTHORIZED)
-        if times.needs_touch(now):
+        if times.needs_touch(now) and not read_only:
             await users.touch_session(cookie.user_id, hashed, now)
             self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
         self.user = AuthenticatedUser(record=found.user, session_hash=hashed)
@@ -378,6 +387,10 @@ class ApiHandler(tornado.web.RequestHandler):
             errors, error_count = exception.errors, exception.error_count
         elif exception is not None and is_unavailable(exception):
             status, message = 503, SERVICE_UNAVAILABLE
+        elif isinstance(exception, PasswordsBusy):
+            # Not 503: that says the service is down or stopping, and a balancer that takes an
+            # instance out on it would let a flood of logins take instances out.
+            status, message = 429, TOO_MANY_REQUESTS
         elif isinstance(exception, ListsFull) or (
                 isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES):
             status, message = 507, USER_DOCUMENT_FULL
@@ -392,7 +405,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(message_body(status, message, errors, error_count), separators=(",", ":")))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, (ApiError, tornado.web.HTTPError)):
+        if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy)):
             return  # an answer, not a fault: the access log has it
         if isinstance(value, ListsFull) or (isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES):
             log.warning("user document full in %s %s", self.request.method, self.request.path)

@@ -1,28 +1,64 @@
-"""Keeps secrets out of every log line, including the lines Tornado itself writes (a malformed
-request is logged with its raw header line, which can hold the session cookie)."""
+"""Keeps secrets out of every log line, whichever logger writes it (Tornado's own line about a
+malformed request quotes the raw header, which can hold the session cookie) and in whatever
+quoting or escaping the line carries them.
+
+Redaction happens when a record is made (a log record factory), so every logger (Tornado's,
+asyncio's, ours, a library's) and every handler (the service's stderr, a test's capture) gets
+the redacted record, in text and JSON alike."""
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-# The cookie's value in any form a log line can carry it: a header line, a repr, a URL.
-_SECRET = re.compile(r"(refreshToken=)[^;\s'\"\\]*", re.IGNORECASE)
-TORNADO_LOGGERS = ("tornado.general", "tornado.application", "tornado.access")
+from auth.tokens import COOKIE_NAME, TOKEN_SHAPE
+
+REDACTED = "***"
+# The cookie's value after its name, as a header line, a repr (`\x01`, `\\"`), JSON (`\"`) or a
+# dict's repr (`'refreshToken': '…'`) carries it: everything from the `=` or `:` to the next
+# cookie's `;`, a space or the end. Stopping at a quote or a backslash, as a value's own
+# characters would suggest, left `refreshToken="<token>"\x01` whole in the log; taking a few
+# characters too many is the safe side.
+_COOKIE_VALUE = re.compile(rf"({re.escape(COOKIE_NAME)}\\*['\"]?\s*[=:]\s*)[^;\s]*", re.IGNORECASE)
 
 
-class RedactSecrets(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def redact(text: str) -> str:
+    """`text` without any refreshToken value, and (a second net, for a token that arrives
+    without its name) without anything shaped like a session token."""
+    return TOKEN_SHAPE.sub(REDACTED, _COOKIE_VALUE.sub(rf"\g<1>{REDACTED}", text))
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
         message = record.getMessage()
-        redacted = _SECRET.sub(r"\1***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
+    except Exception:  # arguments that do not format: the handler would print them raw
+        record.msg, record.args = redact(str(record.msg)) + " [arguments not shown]", None
+        return
+    redacted = redact(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        # Formatters use this text, once set, instead of formatting the traceback themselves.
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+class _RedactingFactory:
+    """Wraps the record factory in place, so that whatever made the record, it is redacted."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = self.make(*args, **kwargs)
+        _redact_record(record)
+        return record
 
 
 def install() -> None:
-    """Idempotent: each Tornado logger gets one filter."""
-    for name in TORNADO_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-            logger.addFilter(RedactSecrets())
+    """Idempotent: the factory is wrapped once."""
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _RedactingFactory):
+        logging.setLogRecordFactory(_RedactingFactory(factory))

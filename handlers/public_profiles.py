@@ -6,7 +6,8 @@ No session is needed. A private entry is invisible in every way (not listed, not
 searchable); a banned user has no profile; 18+ series are shown only to a signed-in,
 age-verified viewer whose `nsfw-mode` shows them, and only then is the viewer's session read.
 Answers may be cached: `Cache-Control: public, max-age=60` (private when it depends on the
-viewer) and an ETag of the answer, so `If-None-Match` gives 304."""
+viewer), `Vary: Cookie`, and an ETag of the answer, so `If-None-Match` gives 304. The viewer's
+session is only read: these answers never set or clear a cookie."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ class PublicHandler(ApiHandler):
         if not self.get_cookie(COOKIE_NAME):
             return False
         try:
-            await self.authenticate()
+            # Read only: a cookie cleared or refreshed here would ride on a public, cacheable
+            # answer, and only on the answers of profiles with 18+ entries, which tells they have some.
+            await self.authenticate(read_only=True)
         except ApiError:
             return False  # an expired or forged session views as anyone does
         viewer = self.require_user().record
@@ -69,6 +72,9 @@ class PublicHandler(ApiHandler):
         body = answer.model_dump_json(by_alias=True).encode()
         tag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         self.set_header("Cache-Control", f"{'private' if viewer_dependent else 'public'}, max-age={MAX_AGE_S}")
+        # On every answer, not only those that depend on the viewer: which ones do would tell
+        # which profiles have 18+ entries. A cache keeps one copy for all who send no cookie.
+        self.add_header("Vary", "Cookie")
         self.set_header("ETag", tag)
         asked = self.request.headers.get("If-None-Match", "")
         if tag in (candidate.strip().removeprefix("W/") for candidate in asked.split(",")):

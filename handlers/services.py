@@ -78,7 +78,8 @@ class Services:
     public_profiles: PublicProfiles
     passwords: Passwords
     # Shared by every process, in the database (see storage.rate_limits).
-    login_attempts: SharedWindowLimit
+    login_attempts: SharedWindowLimit  # per address and username
+    address_login_attempts: SharedWindowLimit  # per address, whatever the username
     registrations: SharedWindowLimit
     # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
     supervisor: EmbeddedSupervisor | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from auth.permissions import permissions_for
+from auth.permissions import is_banned, permissions_for
 from storage.records import UserRecord
 
 
@@ -36,3 +36,7 @@ class AuthenticatedUser:
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
+
+    @property
+    def banned(self) -> bool:
+        return is_banned(self.record.roles)

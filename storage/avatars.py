@@ -26,6 +26,7 @@ from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.permissions import is_banned
 from storage.records import AvatarReference
 from storage.users import UserStore
 
@@ -160,6 +161,13 @@ class AvatarStore:
         found = await self._users.find_one({"_id": user_id}, {"_id": 0, "profile_image": 1})
         image = (found or {}).get("profile_image")
         return AvatarReference.of(image) if image else None
+
+    async def shown(self, user_id: str) -> AvatarReference | None:
+        """The image others are shown: `current`, but none for a banned user (their profile is
+        gone while banned, and so is its image). Still one read: the roles come with the image."""
+        found = await self._users.find_one({"_id": user_id}, {"_id": 0, "profile_image": 1, "roles": 1}) or {}
+        image = found.get("profile_image")
+        return AvatarReference.of(image) if image and not is_banned(found.get("roles") or ()) else None
 
     async def open(self, reference: AvatarReference, resolution: str) -> StoredAvatar | None:
         length = reference.lengths.get(resolution)

@@ -12,12 +12,12 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.permissions import is_banned
 from storage.catalog_keys import CatalogKeys
 from storage.records import UserRecord
 
 _PROFILE = {"username": 1, "slug": 1, "registered": 1, "age_verified": 1, "roles": 1, "settings": 1,
             "profile_image": 1}
-BANNED = "banned"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class PublicProfiles:
             {"$project": projection},
         ])).to_list(length=1)
         document = found[0] if found else None
-        if document is None or BANNED in (document.get("roles") or ()):
+        if document is None or is_banned(document.get("roles") or ()):
             return None
         statuses = [{key: value for key, value in entry.items() if key != "notes"}
                     for entry in document.get("statuses") or [] if entry.get("visibility") == "public"]

@@ -69,3 +69,9 @@ class SharedWindowLimit:
 
     async def reset(self, key: str) -> None:
         await self._counters.delete_one({"_id": self._id(key)})
+
+    async def give_back(self, key: str) -> None:
+        """Uncounts one attempt that turned out not to be a failure, and only that one: unlike
+        `reset`, the window's other attempts stay counted."""
+        await self._counters.update_one({"_id": self._id(key), "count": {"$gt": 0}, "expires": {"$gt": self._clock()}},
+                                        {"$inc": {"count": -1}})

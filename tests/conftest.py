@@ -19,7 +19,7 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from auth.passwords import Passwords
+from auth.passwords import HASHES_AT_ONCE, HASHES_WAITING, Passwords
 from handlers.application import TsundokuApplication, make_app, make_http_server
 from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
@@ -29,7 +29,10 @@ from tests.api_client import ApiClient
 
 FRONTEND_ORIGIN = "https://app.tsundoku.test"
 # Real argon2id with small costs: the production parameters make every registration ~100 ms.
-FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+# Every test client is 127.0.0.1: one caller may take every place of the queue (tests of the
+# per-caller bound build their own Passwords).
+FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+                           per_caller=HASHES_AT_ONCE + HASHES_WAITING)
 
 # Commands the driver sends on its own, which are not round trips of a request.
 _DRIVER_COMMANDS = {"hello", "ismaster", "isMaster", "endSessions", "ping", "buildInfo", "saslStart", "saslContinue"}
@@ -140,12 +143,14 @@ StartApp = Callable[..., Awaitable[RunningApp]]
 
 @pytest_asyncio.fixture
 async def start_app(db: AsyncDatabase, settings: Settings) -> AsyncIterator[StartApp]:
-    """Starts the real application on a free port; keyword arguments override settings."""
+    """Starts the real application on a free port; keyword arguments override settings (and
+    `passwords`, the FAST_PASSWORDS hashing)."""
     servers: list[HTTPServer] = []
 
-    async def start(database_: AsyncDatabase | None = None, **overrides: Any) -> RunningApp:
+    async def start(database_: AsyncDatabase | None = None, passwords: Passwords | None = None,
+                    **overrides: Any) -> RunningApp:
         app = make_app(settings.with_overrides(**overrides), database_ if database_ is not None else db,
-                       passwords=FAST_PASSWORDS)
+                       passwords=passwords or FAST_PASSWORDS)
         sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
         server = make_http_server(app)
         server.add_sockets(sockets)

@@ -245,5 +245,6 @@ async def test_login_and_registration_round_trips(api: ApiClient, commands: Comm
     assert commands.log == ["findAndModify", "insert", "insert", "commitTransaction"]
     commands.reset()
     assert (await api.login("alice")).status == 200
-    # The attempt counter, the name, the user, clearing the counter, the new session.
-    assert commands.log == ["findAndModify", "find", "find", "delete", "update"]
+    # The address's attempt counter and the name's, the name, the user, clearing the name's
+    # counter, giving back the address's attempt, the new session.
+    assert commands.log == ["findAndModify", "findAndModify", "find", "find", "delete", "update", "update"]

@@ -40,6 +40,10 @@ async def make_admin(db: AsyncDatabase, user_id: str) -> None:
     await db.users.update_one({"_id": user_id}, {"$set": {"roles": ["admin"]}})
 
 
+async def set_roles(db: AsyncDatabase, user_id: str, *roles: str) -> None:
+    await db.users.update_one({"_id": user_id}, {"$set": {"roles": list(roles)}})
+
+
 @pytest.mark.parametrize("fmt, mode", [("JPEG", "RGB"), ("PNG", "RGBA"), ("WEBP", "RGB"), ("GIF", "P")])
 async def test_each_accepted_format_is_stored_in_two_sizes(api: ApiClient, alice: dict, fmt: str, mode: str) -> None:
     reply = await upload(api, alice["id"], b64(image_bytes(fmt, (1600, 1200), mode=mode)))
@@ -435,3 +439,50 @@ async def test_an_image_stored_without_its_lengths_is_still_served(api: ApiClien
     await db.users.update_one({"_id": alice["id"]}, {"$unset": {"profile_image.lengths": ""}})
     reply = await served(api, alice["id"], "high")
     assert reply.status == 200 and opened(reply.raw).size == (300, 200)
+
+
+async def test_a_banned_users_image_is_not_served_and_they_cannot_upload_another(
+        running: RunningApp, api: ApiClient, alice: dict, db: AsyncDatabase, commands: CommandCounter) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    url = (await api.get("/auth/me")).body["user"]["profile_image"]
+    await set_roles(db, alice["id"], "banned")
+    before = (await db.users.find_one({"_id": alice["id"]}))["profile_image"], await AvatarStore(db).count_files()
+    reply = await upload(api, alice["id"], b64(image_bytes("PNG", color="green")))
+    assert (reply.status, reply.body) == (403, {"data": "Forbidden", "code": 403})
+    assert ((await db.users.find_one({"_id": alice["id"]}))["profile_image"],
+            await AvatarStore(db).count_files()) == before  # nothing changed
+    for path in (url, f"/user/avatar/{alice['id']}/high"):
+        commands.reset()
+        reply = await api.get(path, send_cookies=False)
+        assert (reply.status, reply.body) == (404, NO_IMAGE), path
+        assert commands.log == ["find"]  # the roles come with the reference
+    head = await api.request("HEAD", url, send_cookies=False)
+    assert head.status == 404
+    # An admin may still change it; it stays hidden until the ban is lifted.
+    admin = running.client()
+    await make_admin(db, (await admin.sign_up("root"))["id"])
+    assert (await upload(admin, alice["id"], b64(image_bytes("PNG", color="blue")), admin=True)).body == UPDATED
+    assert (await served(api, alice["id"])).body == NO_IMAGE
+    await set_roles(db, alice["id"], "member")
+    assert (await served(api, alice["id"])).status == 200
+
+
+async def test_a_banned_users_upload_is_refused_before_its_body_is_read(
+        running: RunningApp, api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    await set_roles(db, alice["id"], "banned")
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    # A body of a megabyte is announced and never sent: the answer cannot wait for it.
+    writer.write(f"POST /user/update-image/{alice['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 f"Cookie: {api.cookie_header()}\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 1000000\r\n\r\n{\"image\": \"".encode())
+    answer = await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 403 ") and answer.endswith(b'{"data":"Forbidden","code":403}'), answer
+
+
+async def test_a_banned_user_may_still_delete_their_own_image(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    await upload(api, alice["id"], b64(image_bytes("PNG")))
+    await set_roles(db, alice["id"], "banned")
+    reply = await api.delete(f"/user/delete-image/{alice['id']}")
+    assert (reply.status, reply.body) == (200, {"data": "Profile image deleted successfully", "code": 200})
+    assert await AvatarStore(db).count_files() == 0

@@ -3,12 +3,14 @@ invisible in every way, banned users gone, caching, the 18+ rule, the shared col
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.clock import utc_now
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
@@ -143,3 +145,45 @@ async def test_a_public_page_is_one_read_of_the_user_and_the_pages_catalog_read(
     commands.reset()
     assert (await anyone.get("/users/alice")).status == 200
     assert commands.targets() == [("aggregate", "usernames")]
+
+
+async def viewer_cookies(running: RunningApp, db: AsyncDatabase) -> dict[str, str]:
+    """Every kind of refreshToken a viewer may send, by what it is."""
+    due = running.client()
+    bob = await due.sign_up("bob")
+    # Age-verified and showing 18+: the session is read all the way for Alice's 18+ entry.
+    await db.users.update_one({"_id": bob["id"]}, {"$set": {
+        "age_verified": True, "settings.nsfw-mode": "settings.nsfw.show-nsfw-18",
+        "sessions.$[].last_seen": utc_now() - timedelta(hours=2)}})  # a refresh is due
+    expired = running.client()
+    dave = await expired.sign_up("dave")
+    await db.users.update_one({"_id": dave["id"]}, {"$set": {"sessions.$[].created": utc_now() - timedelta(days=91)}})
+    return {"not a token": "bogus", "no such session": "0" * 24 + "." + "a" * 43,
+            "expired session": expired.cookies["refreshToken"], "session due a refresh": due.cookies["refreshToken"]}
+
+
+async def test_public_answers_never_set_or_clear_a_cookie_whatever_the_viewer_sends(
+        running: RunningApp, api: ApiClient, db: AsyncDatabase, alice: dict) -> None:
+    # Carol has no 18+ entry, Alice has one: the answers must not differ in their headers.
+    carol = running.client()
+    carol_user = await carol.sign_up("carol")
+    assert (await carol.post("/user/reading-status/add/1", {**STATUS, "status": "completed"})).status == 200
+    for client, user in ((api, alice), (carol, carol_user)):
+        assert (await client.post(f"/users/{user['id']}/save-settings",
+                                  {"collection-visibility": "public"})).status == 200
+    cookies = await viewer_cookies(running, db)
+    stored_before = {user["_id"]: user["sessions"] async for user in db.users.find({}, {"sessions": 1})}
+    for kind, token in cookies.items():
+        for slug in ("alice", "carol"):
+            for path in (f"/users/{slug}", f"/users/{slug}/reading-history", f"/users/{slug}/collection?client=1"):
+                reply = await running.client().get(path, headers={"Cookie": f"refreshToken={token}"},
+                                                   send_cookies=False)
+                assert reply.status == 200, (kind, path, reply.body)
+                assert reply.set_cookies == [], (kind, path)
+                assert "Cookie" in reply.headers["Vary"], (kind, path)
+    # Nothing was written either: no session refreshed, none revoked.
+    assert {user["_id"]: user["sessions"] async for user in db.users.find({}, {"sessions": 1})} == stored_before
+    # The session was read: Bob sees Alice's 18+ entry, privately.
+    bob = {"Cookie": f"refreshToken={cookies['session due a refresh']}"}
+    shown = await running.client().get("/users/alice", headers=bob, send_cookies=False)
+    assert (shown.body["stats"]["entries"], shown.headers["Cache-Control"]) == (3, "private, max-age=60")

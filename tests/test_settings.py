@@ -16,7 +16,8 @@ def test_every_setting_has_the_documented_default() -> None:
     assert settings.mongodb_db == "tsundoku" and settings.data_dir == Path("./data")
     assert settings.file_service and settings.cookie_secure and not settings.trust_proxy
     assert settings.cors_origins == ()
-    assert (settings.register_limit_per_hour, settings.login_failures_per_15_min) == (10, 10)
+    assert (settings.register_limit_per_hour, settings.login_failures_per_15_min,
+            settings.login_failures_per_address_per_15_min) == (10, 10, 100)
     assert settings.max_image_bytes == 8 * 1024 * 1024 and settings.log_level == "info"
 
 
@@ -64,7 +65,8 @@ BAD_VALUES = {
     "PORT": "0", "HOST": "999.1.1.1", "MONGODB_URI": "http://example.com", "MONGODB_DB": "a/b",
     "DATA_DIR": "/proc/nope", "FILE_SERVICE": "perhaps", "COOKIE_SECURE": "maybe",
     "CORS_ORIGINS": "https://a.example/path", "TRUST_PROXY": "sure", "REGISTER_LIMIT_PER_HOUR": "0",
-    "LOGIN_FAILURES_PER_15_MIN": "ten", "MAX_IMAGE_BYTES": "-1", "MAX_IMAGE_PIXELS": "0", "HEADER_TIMEOUT_S": "0",
+    "LOGIN_FAILURES_PER_15_MIN": "ten", "LOGIN_FAILURES_PER_ADDRESS_PER_15_MIN": "0", "MAX_IMAGE_BYTES": "-1",
+    "MAX_IMAGE_PIXELS": "0", "HEADER_TIMEOUT_S": "0",
     "BODY_STALL_S": "86400", "MAX_CONNECTIONS": "-1", "LOG_LEVEL": "loud", "METRICS_TOKEN": "short",
     "LOG_FORMAT": "xml",
 }

@@ -113,15 +113,16 @@ class RefusalLog:
         self.totals[reason] = self.totals.get(reason, 0) + 1
         wait_s = self._last_logged + self.interval_s - time.monotonic()
         if wait_s <= 0:
-            self._log()
+            self.flush()
         elif self._flush is None:
             # Without this, the sums of a flood that stops would wait for the next refusal.
             try:
-                self._flush = asyncio.get_running_loop().call_later(wait_s, self._log)
+                self._flush = asyncio.get_running_loop().call_later(wait_s, self.flush)
             except RuntimeError:
                 pass  # no loop (a plain test): the next refusal logs them
 
-    def _log(self) -> None:
+    def flush(self) -> None:
+        """Logs the sums not logged yet (the service calls it as it stops, too)."""
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None

@@ -89,6 +89,7 @@ async def serve(settings: Settings) -> int:
             await asyncio.wait_for(server.close_all_connections(), 2.0)
         except asyncio.TimeoutError:
             log.warning("some connections did not close in time")
+        server.refusals.flush()
         app.services.image_pool.shutdown(wait=False, cancel_futures=True)
         app.services.input_pool.shutdown(wait=False, cancel_futures=True)
     if database_failed:

@@ -76,9 +76,15 @@ class Settings(BaseSettings):
         40_000_000, gt=0, description="pixels an avatar upload may have, from its header, before anything is decoded")
     header_timeout_s: float = Field(
         30.0, gt=0, lt=86400,
-        description="seconds a client has to send a request's headers (also ends idle keep-alive connections)")
-    body_stall_s: float = Field(
-        60.0, gt=0, lt=86400, description="seconds within which a request body must bring at least 4 KiB or be complete")
+        description="seconds a client has to send a request's headers (answered 408 past it; also ends idle "
+                    "keep-alive connections)")
+    body_grace_s: float = Field(
+        10.0, gt=0, lt=86400,
+        description="seconds after a request's headers before its body is held to BODY_MIN_BYTES_PER_S")
+    body_min_bytes_per_s: int = Field(
+        1024, gt=0, le=1_048_576,
+        description="bytes per second (1 to 1048576) a request body must average, from the end of its headers, "
+                    "once BODY_GRACE_S has passed; a slower one is answered 408 and closed")
     max_connections: int = Field(
         0, ge=0, description="open client connections at most; 0: the open-file limit less 256")
     log_level: str = Field("info", description="one of " + ", ".join(LOG_LEVELS))

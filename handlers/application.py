@@ -94,7 +94,8 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     settings = app.services.settings
     largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT,
                   mal_xml.MAX_XML_BYTES)
-    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_stall_s=settings.body_stall_s,
+    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_grace_s=settings.body_grace_s,
+                              body_min_bytes_per_s=settings.body_min_bytes_per_s,
                               max_connections=settings.max_connections)
     return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
 

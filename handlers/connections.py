@@ -1,44 +1,82 @@
 """The HTTP server's defences against slow and numerous clients.
 
 A client costs an open file for as long as its connection lives, so a client that never finishes
-its request must not keep one: headers must be complete within `header_timeout_s` (Tornado closes
-the connection; the same bound ends an idle keep-alive connection), and a body must bring at least
-`BODY_MIN_BYTES` in every `body_stall_s` or be cut off. The number of open connections is capped
-below the process's open-file limit; at the cap, the connection that has waited longest for its
-next request's headers makes room for the new one, so a flood of half-sent requests cannot lock
-out the clients that do send theirs. Refusals are logged once per interval, never per connection:
-a flood must not flood the log too.
+its request must not keep one. A request's headers must be complete within `header_timeout_s`;
+its body, once `body_grace_s` has passed since the headers were handled, must keep an average of
+at least `body_min_bytes_per_s` (or be complete). A request that misses either is answered 408
+in the service's JSON shape and its connection closed; an idle keep-alive connection is closed
+after `header_timeout_s` without an answer.
+
+The number of open connections is capped below the process's open-file limit. At the cap a new
+connection makes room: first the connection whose body arrives at the lowest average rate, then
+the one that has waited longest for its next request's headers. A request whose body is complete
+(the application is handling it) is never evicted. So a flood of half-sent requests or trickled
+bodies cannot lock out the clients that do send theirs. Refusals are logged once per interval,
+never per connection: a flood must not flood the log too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import heapq
+import json
 import logging
 import resource
 import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tornado import httputil
-from tornado.http1connection import HTTP1ServerConnection
+from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
+
+from handlers.errors import REQUEST_TIMEOUT, message_body
 
 log = logging.getLogger("tsundoku.connections")
 
 # Files the process needs besides client connections: database pools and monitors, GridFS,
 # the log, the image workers. The connection cap leaves this many of the open-file limit free.
 RESERVED_FILES = 256
-# A body must bring at least this many bytes in every stall interval (or be complete).
-BODY_MIN_BYTES = 4096
 # Refusals are summed and logged at most once per this many seconds.
 REFUSAL_LOG_INTERVAL_S = 60.0
+# A body that keeps up with the minimum rate is checked again when it could next fall below it,
+# but not sooner than this: a body exactly at the rate costs one timer a second, not a busy loop.
+BODY_CHECK_MIN_STEP_S = 1.0
+# Rates are averaged over at least this long, so that a body's first instant does not decide.
+RATE_MIN_WINDOW_S = 1.0
+# At the cap, one scan of the bodies picks this fraction of them (the slowest) as the next ones
+# to evict: each new connection costs a bounded share of a scan, not a scan of every connection.
+EVICTION_BATCH_DIVISOR = 32
+# Reads of up to 64 KiB each that a connection answered 408 gets before it is closed (see
+# `_discard_unread`).
+UNREAD_DISCARD_READS = 4
+
+
+def _request_timeout_answer() -> bytes:
+    # Written by the server itself, so it is built here as ApiHandler.write_error would render it.
+    body = json.dumps(message_body(408, REQUEST_TIMEOUT), separators=(",", ":")).encode()
+    head = ("HTTP/1.1 408 Request Timeout\r\n"
+            "Content-Type: application/json; charset=UTF-8\r\n"
+            "Cache-Control: no-store\r\n"
+            "X-Content-Type-Options: nosniff\r\n"
+            "Connection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+REQUEST_TIMEOUT_ANSWER = _request_timeout_answer()
 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
     header_timeout_s: float = 30.0
-    body_stall_s: float = 60.0
+    body_grace_s: float = 10.0
+    body_min_bytes_per_s: int = 1024
     # 0: as many as the open-file limit allows, less RESERVED_FILES.
     max_connections: int = 0
 
@@ -60,126 +98,334 @@ def raise_open_file_limit() -> None:
 
 
 class RefusalLog:
-    """Counts refusals by reason and logs the sums at most once per interval."""
+    """Counts refusals by reason and logs the sums at most once per interval: the first at once,
+    the rest when the interval is over."""
 
     def __init__(self, interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
         self.interval_s = interval_s
         self.counts: dict[str, int] = {}
         self.totals: dict[str, int] = {}
         self._last_logged = float("-inf")
+        self._flush: asyncio.TimerHandle | None = None
 
     def count(self, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self.totals[reason] = self.totals.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._last_logged >= self.interval_s:
-            self._last_logged = now
-            summary = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items()))
-            self.counts.clear()
-            log.warning("refused connections in the last %.0f s: %s", self.interval_s, summary)
+        wait_s = self._last_logged + self.interval_s - time.monotonic()
+        if wait_s <= 0:
+            self.flush()
+        elif self._flush is None:
+            # Without this, the sums of a flood that stops would wait for the next refusal.
+            try:
+                self._flush = asyncio.get_running_loop().call_later(wait_s, self.flush)
+            except RuntimeError:
+                pass  # no loop (a plain test): the next refusal logs them
+
+    def flush(self) -> None:
+        """Logs the sums not logged yet (the service calls it as it stops, too)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if not self.counts:
+            return
+        self._last_logged = time.monotonic()
+        summary = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items()))
+        self.counts.clear()
+        log.warning("refused connections in the last %.0f s: %s", self.interval_s, summary)
+
+
+class Phase(enum.Enum):
+    HEADERS = "waiting for its request's headers"  # an idle keep-alive connection, or headers arriving
+    BODY = "receiving a body"  # headers handled, the body arriving: the application waits for it
+    BUSY = "busy"  # the application is checking the headers (prepare), handling the request, or answering
+    CLOSED = "closed"
 
 
 class _Connection:
-    """What the server knows of one client connection."""
+    """What the server knows of one client connection and of its current request."""
 
-    def __init__(self) -> None:
-        self.waiting_since = time.monotonic()  # for its next request's headers
-        self.in_request = False
+    def __init__(self, server_conn: HTTP1ServerConnection) -> None:
+        self.server_conn = server_conn
+        self.phase = Phase.HEADERS
+        self.waiting_since = time.monotonic()
+        self.body_since = 0.0
+        self.body_received = 0
+        self.answered = False  # the application has begun its answer to the current request
+        self.timer: object | None = None
+
+    @property
+    def stream(self) -> IOStream:
+        return self.server_conn.stream
+
+    def body_rate(self, now: float) -> float:
+        return self.body_received / max(now - self.body_since, RATE_MIN_WINDOW_S)
+
+    def request_started(self) -> bool:
+        """Whether bytes of the next request have arrived (Tornado holds them until the headers
+        are complete). Tornado has no public accessor for its read buffer; should the attribute
+        go, every timed-out header wait counts as started and is answered 408."""
+        return getattr(self.stream, "_read_buffer_size", 1) > 0
 
 
 class GuardedHTTPServer(HTTPServer):
     def initialize(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
         self.limits = limits or ConnectionLimits()
-        # Tornado applies its idle-connection timeout to the wait for a request's headers.
-        kwargs["idle_connection_timeout"] = self.limits.header_timeout_s
+        # The server's own header timer (`_headers_late`) answers first; Tornado's stays a backstop.
+        kwargs["idle_connection_timeout"] = 2 * self.limits.header_timeout_s
         super().initialize(*args, **kwargs)
         self.cap = self.limits.connection_cap()
         self.refusals = RefusalLog()
         self._states: dict[HTTP1ServerConnection, _Connection] = {}
+        # The evictable connections: header waits, oldest first, and bodies.
+        self._waiting: OrderedDict[_Connection, None] = OrderedDict()
+        self._bodies: set[_Connection] = set()
+        self._next_victims: list[_Connection] = []  # slowest last
         # Closed by us, not yet removed by Tornado: their files are already free.
-        self._evicted: set[HTTP1ServerConnection] = set()
+        self._closing: set[HTTP1ServerConnection] = set()
 
     @property
     def open_connections(self) -> int:
-        return len(self._connections) - len(self._evicted)
+        return len(self._connections) - len(self._closing)
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
-        if self.open_connections >= self.cap and not self._evict_a_waiting_connection():
+        if self.open_connections >= self.cap and not self._make_room():
             self.refusals.count("over the connection cap")
             stream.close()
             return
         super().handle_stream(stream, address)
 
-    def _evict_a_waiting_connection(self) -> bool:
-        waiting = [(state.waiting_since, id(conn), conn) for conn, state in self._states.items()
-                   if not state.in_request]
-        if not waiting:
-            return False
-        _since, _id, oldest = min(waiting)
-        self.refusals.count("closed at the connection cap while waiting for headers")
-        del self._states[oldest]
-        self._evicted.add(oldest)
-        oldest.stream.close()
-        return True
-
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
-        connection = self._states.setdefault(server_conn, _Connection())  # type: ignore[arg-type]
-        connection.in_request = False
+        connection = self._states.get(server_conn)  # type: ignore[call-overload]
+        if connection is None:
+            connection = self._states[server_conn] = _Connection(server_conn)  # type: ignore[index,arg-type]
         connection.waiting_since = time.monotonic()
-        inner = super().start_request(server_conn, request_conn)
-        return _WatchedRequest(inner, request_conn, connection, self)
+        connection.body_received = 0
+        connection.answered = False
+        self._enter(connection, Phase.HEADERS)
+        watched = _AnswerWatch(request_conn, lambda: self._answering(connection))  # type: ignore[arg-type]
+        inner = super().start_request(server_conn, watched)
+        return _WatchedRequest(inner, connection, self)
+
+    def connections_by_phase(self) -> dict[str, int]:
+        """How many open connections are in each phase (for tests and diagnostics: a full scan)."""
+        counts: dict[str, int] = {}
+        for connection in self._states.values():
+            counts[connection.phase.name] = counts.get(connection.phase.name, 0) + 1
+        return counts
 
     def on_close(self, server_conn: object) -> None:
-        self._states.pop(server_conn, None)  # type: ignore[call-overload]
-        self._evicted.discard(server_conn)  # type: ignore[arg-type]
+        connection = self._states.pop(server_conn, None)  # type: ignore[call-overload]
+        if connection is not None:
+            self._enter(connection, Phase.CLOSED)
+        self._closing.discard(server_conn)  # type: ignore[arg-type]
         super().on_close(server_conn)
+
+    # ---- the phases of a request ----
+
+    def _enter(self, connection: _Connection, phase: Phase) -> None:
+        if connection.timer is not None:
+            IOLoop.current().remove_timeout(connection.timer)  # type: ignore[arg-type]
+            connection.timer = None
+        self._waiting.pop(connection, None)
+        self._bodies.discard(connection)
+        connection.phase = phase
+        if phase is Phase.HEADERS:
+            self._waiting[connection] = None
+            connection.timer = IOLoop.current().call_later(self.limits.header_timeout_s, self._headers_late,
+                                                           connection)
+        elif phase is Phase.BODY:
+            connection.body_since = time.monotonic()
+            self._bodies.add(connection)
+            connection.timer = IOLoop.current().call_later(self.limits.body_grace_s, self._check_body, connection)
+
+    def headers_arrived(self, connection: _Connection) -> None:
+        self._enter(connection, Phase.BUSY)
+
+    def body_started(self, connection: _Connection) -> None:
+        """The application has looked at the headers and now waits for the body."""
+        if connection.phase is Phase.BUSY and not connection.answered:
+            self._enter(connection, Phase.BODY)
+
+    def body_complete(self, connection: _Connection) -> None:
+        if connection.phase is not Phase.CLOSED:
+            self._enter(connection, Phase.BUSY)
+
+    def request_abandoned(self, connection: _Connection) -> None:
+        """The connection is closing under the request (the client left, or Tornado refused it)."""
+        self._enter(connection, Phase.CLOSED)
+
+    def _answering(self, connection: _Connection) -> None:
+        # From here the answer is the application's; Tornado closes the connection after it if
+        # the body is not complete. The server must not answer this request a second time.
+        connection.answered = True
+        if connection.phase is not Phase.CLOSED:
+            self._enter(connection, Phase.BUSY)
+
+    def _headers_late(self, connection: _Connection) -> None:
+        connection.timer = None
+        if connection.phase is not Phase.HEADERS:
+            return
+        if connection.request_started():
+            self.refusals.count("requests whose headers were too slow (408)")
+            self._end(connection, answer=True)
+        else:
+            # An idle keep-alive connection is closed without a word: browsers and HTTP clients
+            # retry a request on a fresh connection when a reused one turns out closed, while an
+            # unrequested 408 could be read as the answer to the request they send next.
+            self._end(connection, answer=False)
+
+    def _check_body(self, connection: _Connection) -> None:
+        connection.timer = None
+        if connection.phase is not Phase.BODY:
+            return
+        now = time.monotonic()
+        elapsed = now - connection.body_since
+        rate = self.limits.body_min_bytes_per_s
+        if connection.body_received >= rate * elapsed:
+            # Checked again when, with nothing more arriving, the average would fall below the rate.
+            next_s = max(connection.body_received / rate - elapsed, BODY_CHECK_MIN_STEP_S)
+            connection.timer = IOLoop.current().call_later(next_s, self._check_body, connection)
+            return
+        self.refusals.count("request bodies below the minimum rate (408)")
+        self._end(connection, answer=True)
+
+    # ---- at the cap ----
+
+    def _make_room(self) -> bool:
+        victim = self._slowest_body()
+        if victim is not None:
+            self.refusals.count("request bodies evicted at the connection cap (408)")
+            self._end(victim, answer=True)
+            return True
+        if self._waiting:
+            oldest = next(iter(self._waiting))
+            self.refusals.count("closed at the connection cap while waiting for headers")
+            self._end(oldest, answer=oldest.request_started())
+            return True
+        return False
+
+    def _slowest_body(self) -> _Connection | None:
+        # The batch's rates are those of when it was picked: close enough for the next few
+        # connections, and far cheaper than a scan of every body for each of them.
+        while self._next_victims:
+            candidate = self._next_victims.pop()
+            if candidate.phase is Phase.BODY:
+                return candidate
+        if not self._bodies:
+            return None
+        now = time.monotonic()
+        batch = max(1, len(self._bodies) // EVICTION_BATCH_DIVISOR)
+        slowest = heapq.nsmallest(batch, self._bodies, key=lambda connection: connection.body_rate(now))
+        self._next_victims = slowest[::-1]
+        return self._next_victims.pop()
+
+    def _end(self, connection: _Connection, *, answer: bool) -> None:
+        """Closes the connection, first answering 408 unless the application has begun an answer.
+        Closing at once (not after the write) keeps anyone from writing to it in between: the
+        answer is small and goes to the kernel's buffer within `write`; a client that has not
+        read what fills that buffer would not read the 408 either."""
+        self._enter(connection, Phase.CLOSED)
+        self._closing.add(connection.server_conn)
+        stream = connection.stream
+        # `writing`: Tornado's own answer to a malformed request (a bare 400) may still be on its way.
+        if answer and not connection.answered and not stream.closed() and not stream.writing():
+            stream.write(REQUEST_TIMEOUT_ANSWER)
+            _discard_unread(stream)
+        # Tornado then tells the application's handler that the connection is gone (its
+        # on_connection_close), and calls on_close.
+        stream.close()
+
+
+def _discard_unread(stream: IOStream) -> None:
+    """Reads away what the client sent that nobody read yet: closed with unread bytes, a socket
+    sends a reset instead of the end of the stream, and a client that gets the reset before it has
+    read the 408 never sees it. Bounded: a client that keeps sending gets its reset."""
+    try:
+        for _ in range(UNREAD_DISCARD_READS):
+            if not stream.socket.recv(65536):
+                return
+    except OSError:  # BlockingIOError included: nothing more to read
+        pass
+
+
+class _AnswerWatch(httputil.HTTPConnection):
+    """The request's connection as the application sees it: tells the server when the
+    application begins its answer, after which the server never answers that request itself."""
+
+    def __init__(self, inner: HTTP1Connection, on_answer: Callable[[], None]) -> None:
+        self.inner = inner
+        self.on_answer = on_answer
+
+    @property
+    def context(self) -> Any:
+        return self.inner.context
+
+    @property
+    def stream(self) -> IOStream:
+        return self.inner.stream
+
+    def write_headers(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+                      headers: httputil.HTTPHeaders, chunk: bytes | None = None) -> Awaitable[None]:
+        self.on_answer()
+        return self.inner.write_headers(start_line, headers, chunk)
+
+    def write(self, chunk: bytes) -> Awaitable[None]:
+        return self.inner.write(chunk)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        self.inner.set_close_callback(callback)
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        self.inner.set_max_body_size(max_body_size)
+
+    def set_body_timeout(self, timeout: float) -> None:
+        self.inner.set_body_timeout(timeout)
+
+    def detach(self) -> IOStream:
+        return self.inner.detach()
+
+
+def _has_body(headers: httputil.HTTPHeaders) -> bool:
+    return "Transfer-Encoding" in headers or headers.get("Content-Length", "0").strip() not in ("", "0")
 
 
 class _WatchedRequest(httputil.HTTPMessageDelegate):
-    """Passes everything to the application, and cuts off a body that stalls."""
+    """Passes everything to the application, and tells the server where the request stands."""
 
-    def __init__(self, inner: httputil.HTTPMessageDelegate, request_conn: httputil.HTTPConnection,
-                 connection: _Connection, server: GuardedHTTPServer) -> None:
+    def __init__(self, inner: httputil.HTTPMessageDelegate, connection: _Connection,
+                 server: GuardedHTTPServer) -> None:
         self.inner = inner
-        self.request_conn = request_conn
         self.connection = connection
         self.server = server
-        self.received = 0
-        self._received_at_last_check = 0
-        self._watch: object | None = None
 
     def headers_received(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-                         headers: httputil.HTTPHeaders) -> Any:
-        self.connection.in_request = True
-        if "Content-Length" in headers or "Transfer-Encoding" in headers:
-            self._schedule_check()
-        return self.inner.headers_received(start_line, headers)
+                         headers: httputil.HTTPHeaders) -> Awaitable[None] | None:
+        self.server.headers_arrived(self.connection)
+        ready = self.inner.headers_received(start_line, headers)
+        if not _has_body(headers):
+            return ready
+        if ready is None:
+            self.server.body_started(self.connection)
+            return None
+        return self._body_after(ready)
 
-    def data_received(self, chunk: bytes) -> Any:
-        self.received += len(chunk)
+    async def _body_after(self, ready: Awaitable[None]) -> None:
+        # Tornado reads no body until the application has looked at the headers (its `prepare`,
+        # with authentication): the body's clock starts then, not while the service works.
+        await ready
+        self.server.body_started(self.connection)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        self.connection.body_received += len(chunk)
         return self.inner.data_received(chunk)
 
     def finish(self) -> None:
-        self._stop_watching()
+        self.server.body_complete(self.connection)
         self.inner.finish()
 
     def on_connection_close(self) -> None:
-        self._stop_watching()
+        self.server.request_abandoned(self.connection)
         self.inner.on_connection_close()
-
-    def _schedule_check(self) -> None:
-        self._watch = IOLoop.current().call_later(self.server.limits.body_stall_s, self._check_progress)
-
-    def _check_progress(self) -> None:
-        self._watch = None
-        if self.received - self._received_at_last_check >= BODY_MIN_BYTES:
-            self._received_at_last_check = self.received
-            self._schedule_check()
-            return
-        self.server.refusals.count("request bodies that stalled")
-        self.request_conn.close()  # type: ignore[attr-defined]
-
-    def _stop_watching(self) -> None:
-        if self._watch is not None:
-            IOLoop.current().remove_timeout(self._watch)  # type: ignore[arg-type]
-            self._watch = None

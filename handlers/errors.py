@@ -17,6 +17,8 @@ INVALID_CREDENTIALS = "Invalid credentials"
 TOO_MANY_REQUESTS = "Too many requests."
 INTERNAL_ERROR = "Internal server error"
 SERVICE_UNAVAILABLE = "Service unavailable"
+# Answered by the server itself (handlers.connections) to a request that arrives too slowly.
+REQUEST_TIMEOUT = "Request timeout"
 
 # Messages for errors that Tornado itself raises (routing, methods, framing).
 STANDARD_MESSAGES = {

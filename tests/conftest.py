@@ -21,6 +21,7 @@ from tornado.netutil import bind_sockets
 
 from auth.passwords import HASHES_AT_ONCE, HASHES_WAITING, Passwords
 from handlers.application import TsundokuApplication, make_app, make_http_server
+from handlers.connections import GuardedHTTPServer
 from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import EmbeddedDatabase
@@ -133,6 +134,7 @@ class RunningApp:
     app: TsundokuApplication
     base_url: str
     port: int
+    server: GuardedHTTPServer
 
     def client(self) -> ApiClient:
         return ApiClient(self.base_url)
@@ -156,7 +158,7 @@ async def start_app(db: AsyncDatabase, settings: Settings) -> AsyncIterator[Star
         server.add_sockets(sockets)
         servers.append(server)
         port = sockets[0].getsockname()[1]
-        return RunningApp(app, f"http://127.0.0.1:{port}", port)
+        return RunningApp(app, f"http://127.0.0.1:{port}", port, server)
 
     yield start
     for server in servers:

@@ -19,6 +19,7 @@ def test_every_setting_has_the_documented_default() -> None:
     assert (settings.register_limit_per_hour, settings.login_failures_per_15_min,
             settings.login_failures_per_address_per_15_min) == (10, 10, 100)
     assert settings.max_image_bytes == 8 * 1024 * 1024 and settings.log_level == "info"
+    assert (settings.header_timeout_s, settings.body_grace_s, settings.body_min_bytes_per_s) == (30, 10, 1024)
 
 
 def test_values_are_parsed_from_the_environment() -> None:
@@ -67,8 +68,8 @@ BAD_VALUES = {
     "CORS_ORIGINS": "https://a.example/path", "TRUST_PROXY": "sure", "REGISTER_LIMIT_PER_HOUR": "0",
     "LOGIN_FAILURES_PER_15_MIN": "ten", "LOGIN_FAILURES_PER_ADDRESS_PER_15_MIN": "0", "MAX_IMAGE_BYTES": "-1",
     "MAX_IMAGE_PIXELS": "0", "HEADER_TIMEOUT_S": "0",
-    "BODY_STALL_S": "86400", "MAX_CONNECTIONS": "-1", "LOG_LEVEL": "loud", "METRICS_TOKEN": "short",
-    "LOG_FORMAT": "xml",
+    "BODY_GRACE_S": "86400", "BODY_MIN_BYTES_PER_S": "0", "MAX_CONNECTIONS": "-1", "LOG_LEVEL": "loud",
+    "METRICS_TOKEN": "short", "LOG_FORMAT": "xml",
 }
 
 

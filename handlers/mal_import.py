@@ -68,7 +68,7 @@ class Resolved:
     reason: str | None = None  # why the entry is skipped
 
 
-def read_upload(body: bytes, content_type: str) -> list[tuple[FileEntry, str]]:
+def read_upload(body: list[bytes], content_type: str) -> list[tuple[FileEntry, str]]:
     return [(entry, title_key(entry.title)) for entry in map(read_entry, read_mal_file(body, content_type))]
 
 
@@ -143,8 +143,8 @@ class MalImportHandler(ApiHandler):
     async def post(self) -> None:
         user = self.require_user()
         query = validate(MalImportQuery, self.query_arguments())
-        body = b"".join(self.body_chunks())
-        entries = await off_the_loop(read_upload, body, self.request.headers.get("Content-Type", ""))
+        # The body as it arrived: read chunk by chunk in the worker, never joined on the loop.
+        entries = await off_the_loop(read_upload, self.body_chunks(), self.request.headers.get("Content-Type", ""))
         found = await self.services.series_matcher.candidates(
             (e.mal_id for e, _ in entries if e.mal_id and e.fields), (k for e, k in entries if k and e.fields),
             query.client)

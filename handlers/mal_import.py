@@ -69,7 +69,9 @@ class Resolved:
 
 
 def read_upload(body: list[bytes], content_type: str) -> list[tuple[FileEntry, str]]:
-    return [(entry, title_key(entry.title)) for entry in map(read_entry, read_mal_file(body, content_type))]
+    """Each entry and its title's match key (none for an entry that is skipped anyway)."""
+    return [(entry, title_key(entry.title) if entry.problem is None else "")
+            for entry in map(read_entry, read_mal_file(body, content_type))]
 
 
 def resolve(entries: list[tuple[FileEntry, str]], found: CatalogMatches) -> list[Resolved]:

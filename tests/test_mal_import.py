@@ -18,6 +18,8 @@ from handlers import mal_xml
 from handlers.errors import ApiError
 from handlers.mal_xml import escaped_pieces, read_mal_file
 from storage.catalog import CatalogFile, CatalogFileError, CatalogStore
+from storage.status_import import SeriesMatcher
+from storage.title_keys import MAX_KEY_CHARACTERS, MAX_TITLE_CHARACTERS, title_key
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
@@ -543,3 +545,30 @@ async def test_a_title_of_17_mb_is_refused_at_its_line_never_500(running: Runnin
     assert reply.status == 400 and reply.body["data"] == \
         f"Invalid MAL file at line {line}: <manga_title> has more than 65536 characters of text"
     assert await stored_statuses(db, alice["id"]) == []
+
+
+async def test_a_title_longer_than_any_catalog_title_skips_its_entry(running: RunningApp, api: ApiClient,
+                                                                     db: AsyncDatabase) -> None:
+    long_name = "Isekai " + "ｘ" * 993  # 1,000 characters, the catalog's limit
+    await load_catalog(db, [series(1, long_name), series(2, "Berserk", mal_id=2)])
+    await api.sign_up("alice")
+    reply = await send(api, mal_file([manga(manga_title=long_name),
+                                      manga(manga_mangadb_id=2, manga_title="B" * 60_000),
+                                      manga(title_tag="series_title", manga_title="C" * 1001)]))
+    assert reply.status == 200, reply.body
+    first, second, third = reply.body["entries"]
+    assert first["match"] == {"by": "title", "series_id": 1} and first["action"] == "add"
+    assert (second["action"], second["reason"]) == ("skipped", "manga_title: longer than 1000 characters")
+    assert second["title"] == "B" * 1000 + "…" and second["mal_id"] == 2
+    assert (third["action"], third["reason"]) == ("skipped", "series_title: longer than 1000 characters")
+
+
+async def test_matching_20000_distinct_long_titles_stays_within_the_database_limits(db: AsyncDatabase) -> None:
+    # The longest keys a title can give (U+FDFA is 18 characters once normalized), 25 to a query,
+    # and keys no catalog title can have (a 17 MB one was DocumentTooLarge) are not sent at all.
+    longest = "\ufdfa" * MAX_TITLE_CHARACTERS
+    await load_catalog(db, [series(1, longest), series(2, "x" * 999 + "!")])
+    keys = [f"{n:05d}" + "x" * 995 for n in range(20_000)] + [title_key(longest), "x" * 999]
+    keys += ["a" * (17 * 1024 * 1024), "b" * (MAX_KEY_CHARACTERS + 1)]
+    found = await SeriesMatcher(db).candidates([], keys, None)
+    assert found.by_title_key == {title_key(longest): [(1, 1)], "x" * 999: [(2, 1)]}

@@ -18,13 +18,25 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
-# The most memory one decoded image may take (a 39 KB PNG can claim 40 megapixels of RGBA: 160 MB).
+# The most memory decoding one image may take (a 39 KB PNG can claim 40 megapixels of RGBA: 160 MB).
 # Everything after decoding works on a reduced copy of a few MB, so this bounds an upload's
 # memory; the service runs at most MAX_DECODES_AT_ONCE of them (see handlers.services).
 MAX_DECODED_BYTES = 64 * 1024 * 1024
 MAX_DECODES_AT_ONCE = 2
 # Bytes per pixel of Pillow's decoded image, by mode; every other mode takes 4.
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# What Pillow 13 holds at the peak of a decode beside the decoded image, as multiples of it
+# (measured with VmHWM, see the README): every WebP is read by libwebp's animation decoder, which
+# keeps two canvases of the image and hands the frame over as a copy, which Pillow copies again
+# into the image (4 in all); a GIF whose first frame is disposed of (disposal 2 or 3) keeps a
+# second copy of it to dispose of it with (2).
+_WEBP_COPIES = 4
+_DISPOSED_GIF_COPIES = 2
+_JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a JPEG with more pictures after the first
+# libjpeg holds a multi-scan (progressive) JPEG's whole DCT coefficients until the last scan: 64
+# coefficients of 2 bytes per 8x8 block of each component, at full size even when it decodes
+# at a reduced scale.
+_COEFFICIENT_BLOCK_BYTES = 64 * 2
 # About this many bytes of the decoded image are converted and reduced at a time, so that no
 # full-size copy is made.
 BAND_BYTES = 4 * 1024 * 1024
@@ -140,20 +152,65 @@ def _jpeg_blocks(width: int, height: int) -> int:
 
 
 def decoded_bytes(image: Image.Image) -> int:
-    """What decoding `image` as it stands (after any `draft`) costs in memory."""
+    """What decoding `image` as it stands (after any `draft`) costs in memory at its peak,
+    besides a JPEG's coefficients (`_jpeg_coefficient_bytes`)."""
     width, height = image.size
-    return width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
+    decoded = width * height * _BYTES_PER_PIXEL.get(image.mode, 4)
+    if image.format == "WEBP":
+        return decoded * _WEBP_COPIES
+    if image.format == "GIF" and getattr(image, "disposal_method", 0) >= 2:
+        return decoded * _DISPOSED_GIF_COPIES
+    return decoded
 
 
-def _decoded(image: Image.Image) -> Image.Image:
+def _jpeg_coefficient_bytes(image: Image.Image, data: bytes) -> int:
+    """The coefficient buffer libjpeg allocates for `image` at its full size (call it before
+    `draft`), or 0 for a JPEG of one scan, which it decodes a row of blocks at a time."""
+    components = image.layer  # type: ignore[attr-defined]  # (id, h, v, table) per component
+    if not components or not (image.info.get("progressive") or _first_scan_components(data) != len(components)):
+        return 0
+    width, height = image.size
+    most_h = max(h for _, h, _, _ in components)
+    most_v = max(v for _, _, v, _ in components)
+    blocks = 0
+    for _, h, v, _ in components:
+        # As libjpeg sizes it: the component's blocks, rounded up to whole sampling units.
+        across = -(-width * h // (8 * most_h))
+        down = -(-height * v // (8 * most_v))
+        blocks += -(-across // h) * h * -(-down // v) * v
+    return blocks * _COEFFICIENT_BLOCK_BYTES
+
+
+def _first_scan_components(data: bytes) -> int | None:
+    """How many components the first scan of a JPEG holds: fewer than the image has means
+    several scans (None when the headers end before a scan; counted as several)."""
+    position = 2  # after the start-of-image marker
+    while True:
+        position = data.find(b"\xff", position)  # libjpeg skips anything between markers too
+        if position < 0 or position + 4 >= len(data):
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            position += 1 if marker == 0xFF else 2  # a fill byte, or a marker without a segment
+            continue
+        if marker == 0xDA:
+            return data[position + 4]
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+
+
+def _decoded(image: Image.Image, data: bytes) -> Image.Image:
     """The pixels, reduced to at most about twice the `high` box, in RGB or RGBA, EXIF
     orientation applied, no metadata. The full-size decode is the only full-size image made."""
-    if image.format == "JPEG":
+    width, height = image.size
+    cost = 0
+    if image.format in _JPEG_FORMATS:
+        cost = _jpeg_coefficient_bytes(image, data)
         # Decode at a reduced scale that is still at least the largest version we keep: a
         # 6000x4000 photo then costs a quarter or less of the memory and time.
         image.draft("RGB", HIGH_BOX)
-    if decoded_bytes(image) > MAX_DECODED_BYTES:
-        megapixels = MAX_DECODED_BYTES // _BYTES_PER_PIXEL.get(image.mode, 4) // 1_000_000
+    cost += decoded_bytes(image)
+    if cost > MAX_DECODED_BYTES:
+        megapixels = MAX_DECODED_BYTES * width * height // cost // 1_000_000
         raise ImageRejected(f"Image has too many pixels to decode (at most {megapixels} megapixels "
                             f"for an image like this one)")
     try:
@@ -195,7 +252,7 @@ def _encode(image: Image.Image) -> bytes:
 
 def render_avatar(data: bytes) -> RenderedAvatar:
     """The `high` version (within 1024x1024, never upscaled) and the `scaled` 256x256 centre crop."""
-    image = _decoded(_open_checked(data))
+    image = _decoded(_open_checked(data), data)
     high = image.copy()
     high.thumbnail(HIGH_BOX, Image.Resampling.LANCZOS)
     scaled = ImageOps.fit(image, SCALED_SIZE, Image.Resampling.LANCZOS, centering=(0.5, 0.5))

@@ -16,6 +16,7 @@ from typing import Any
 
 from handlers.mal_xml import Cdata, MalEntry
 from partial_dates import date_range, ends_before_start
+from storage.title_keys import MAX_TITLE_CHARACTERS
 
 MAL_TO_STATUS = {"reading": "started", "1": "started", "completed": "completed", "2": "completed",
                  "on-hold": "paused", "on hold": "paused", "onhold": "paused", "3": "paused",
@@ -50,8 +51,13 @@ class FileEntry:
 
 
 def read_entry(entry: MalEntry) -> FileEntry:
-    title = entry.text("manga_title") or entry.text("series_title")
+    title_field = "manga_title" if entry.text("manga_title") else "series_title"
+    title = entry.text(title_field)
     mal_id = _whole(entry, "manga_mangadb_id", 0, 10**12, default=0) if entry.text("manga_mangadb_id") else 0
+    if len(title) > MAX_TITLE_CHARACTERS:
+        # No catalog title is longer; the report shows its beginning.
+        return FileEntry(entry.line, title[:MAX_TITLE_CHARACTERS] + "…", mal_id or None, None,
+                         f"{title_field}: longer than {MAX_TITLE_CHARACTERS} characters")
     try:
         fields = status_fields(entry)
     except EntryProblem as problem:

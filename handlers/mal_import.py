@@ -6,7 +6,6 @@ handlers.mal_entries; the merge: storage.list_merge, shared with the account fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler
@@ -48,7 +47,6 @@ _TAGS = ("account",)
 _IMPORT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 _FILE = {"schema": {"type": "string", "format": "binary"}}
 
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,10 @@ class Resolved:
     reason: str | None = None  # why the entry is skipped
 
 
-def read_upload(body: bytes, content_type: str) -> list[tuple[FileEntry, str]]:
-    return [(entry, title_key(entry.title)) for entry in map(read_entry, read_mal_file(body, content_type))]
+def read_upload(body: list[bytes], content_type: str) -> list[tuple[FileEntry, str]]:
+    """Each entry and its title's match key (none for an entry that is skipped anyway)."""
+    return [(entry, title_key(entry.title) if entry.problem is None else "")
+            for entry in map(read_entry, read_mal_file(body, content_type))]
 
 
 def resolve(entries: list[tuple[FileEntry, str]], found: CatalogMatches) -> list[Resolved]:
@@ -135,8 +135,9 @@ class MalImportHandler(ApiHandler):
     async def post(self) -> None:
         user = self.require_user()
         query = validate(MalImportQuery, self.query_arguments())
-        body = b"".join(self.body_chunks())
-        entries = await self.off_the_loop(read_upload, body, self.request.headers.get("Content-Type", ""))
+        # The body as it arrived: read chunk by chunk in the worker, never joined on the loop.
+        entries = await self.off_the_loop(read_upload, self.body_chunks(),
+                                          self.request.headers.get("Content-Type", ""))
         found = await self.services.series_matcher.candidates(
             (e.mal_id for e, _ in entries if e.mal_id and e.fields), (k for e, k in entries if k and e.fields),
             query.client)

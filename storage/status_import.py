@@ -29,6 +29,7 @@ from storage.database import in_transaction
 from storage.embedded_list import ADD_LIMIT_BYTES
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
+from storage.title_keys import MAX_KEY_CHARACTERS
 
 RECORD_DAYS = 30
 # SecantusDB's `$in` costs grow with the square of its list (storage.catalog_keys); 25 values a
@@ -53,7 +54,9 @@ class SeriesMatcher:
         for chunk in _chunks(sorted(set(mal_ids))):
             async for series in self._series.find({"mal_id": {"$in": chunk}, **scope}, {"mal_id": 1, "client": 1}):
                 by_id[series["mal_id"]] = (series["_id"], series["client"])
-        wanted = set(keys)
+        # A key longer than any catalog title's matches nothing; leaving it out also keeps every
+        # query within a few MB (25 keys of at most 18,000 characters), whatever a file holds.
+        wanted = {key for key in keys if len(key) <= MAX_KEY_CHARACTERS}
         by_key: dict[str, list[tuple[int, int]]] = {}
         for chunk in _chunks(sorted(wanted)):
             cursor = self._series.find({"match_titles": {"$in": chunk}, **scope}, {"match_titles": 1, "client": 1})

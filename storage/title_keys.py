@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import unicodedata
 
+# The longest name or alias a catalog series may have (`Text` in storage.catalog): a longer
+# title matches none.
+MAX_TITLE_CHARACTERS = 1000
+# Compatibility normalization writes at most 18 characters for one (U+FDFA), and case folding
+# of what it writes adds none past that: the longest key a catalog title can have.
+MAX_KEY_CHARACTERS = 18 * MAX_TITLE_CHARACTERS
+
 
 def title_key(title: str) -> str:
     folded = unicodedata.normalize("NFKC", title).casefold()

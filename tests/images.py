@@ -38,6 +38,23 @@ def photo_with_exif(orientation: int = 6) -> bytes:
     return buffer.getvalue()
 
 
+def photo(width: int, height: int, fmt: str = "JPEG", **save: object) -> bytes:
+    """A smooth random picture, which a JPEG cannot squeeze to nothing (as it can a flat colour)."""
+    small = Image.effect_noise((max(1, width // 32), max(1, height // 32)), 64).convert("L")
+    channels = [small, small.transpose(Image.Transpose.FLIP_TOP_BOTTOM), small.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    buffer = io.BytesIO()
+    Image.merge("RGB", channels).resize((width, height), Image.Resampling.BILINEAR).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def gif_disposed_of(size: tuple[int, int]) -> bytes:
+    """Two frames, the first disposed of to the background: Pillow keeps a copy of it to do so."""
+    frames = [Image.new("P", size, 3), Image.new("P", size, 5)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], disposal=2, transparency=3)
+    return buffer.getvalue()
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import tracemalloc
 from typing import Any
 
 import bson
@@ -13,7 +14,12 @@ import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
+from handlers import mal_xml
+from handlers.errors import ApiError
+from handlers.mal_xml import escaped_pieces, read_mal_file
 from storage.catalog import CatalogFile, CatalogFileError, CatalogStore
+from storage.status_import import SeriesMatcher
+from storage.title_keys import MAX_KEY_CHARACTERS, MAX_TITLE_CHARACTERS, title_key
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
@@ -363,8 +369,16 @@ async def test_files_that_are_not_mal_lists_are_refused_with_the_line(running: R
 async def test_size_limits_refuse_bombs_and_floods_early(running: RunningApp, api: ApiClient,
                                                          catalog: None) -> None:
     await api.sign_up("alice")
-    # 60 MB of one repeated comment compresses to ~60 KB: refused once 50 MB are inflated.
+    # 60 MB of one repeated comment compresses to ~60 KB: the file is read as it is inflated, and
+    # refused at its first 64 Ki characters of one element's text.
     bomb = gzip.compress(mal_file([manga(manga_mangadb_id=2, my_comments="a" * (60 * 1024 * 1024))]))
+    assert len(bomb) < 200_000
+    reply = await send(api, bomb, content_type="application/gzip")
+    assert reply.status == 400 and reply.body["data"] == \
+        "Invalid MAL file at line 27: <my_comments> has more than 65536 characters of text"
+    # 60 MB of XML comments under every other cap (each under 1 MB): refused once 50 MB are inflated.
+    comments = b"\n".join([b"<!-- " + b"a" * 512 * 1024 + b" -->"] * 120)
+    bomb = gzip.compress(mal_file([manga(manga_mangadb_id=2)]).replace(b"</myanimelist>", comments + b"</myanimelist>"))
     assert len(bomb) < 200_000
     reply = await send(api, bomb, content_type="application/gzip")
     assert reply.status == 413 and reply.body["data"] == "MAL file too large: more than 50 MB uncompressed"
@@ -418,3 +432,143 @@ async def test_catalog_external_ids_are_unique_and_move_between_series(db: Async
     ids = {s["_id"]: (s.get("mal_id"), s.get("anilist_id")) async for s in db["series"].find({})}
     assert ids == {1: (6, None), 2: (5, None), 3: (None, None)}
     assert "anilist_id" not in (await db["series"].find_one({"_id": 1}) or {})  # absent, not null
+
+
+# Bounded work: whatever a file holds, it is read as a stream, with caps on what is collected.
+
+def _title_line(file: bytes) -> int:
+    return file.split(b"\n").index(next(line for line in file.split(b"\n") if b"<manga_title>" in line)) + 1
+
+
+async def test_a_title_of_20_mb_of_bare_ampersands_is_refused_at_its_line_and_changes_nothing(
+        running: RunningApp, api: ApiClient, db: AsyncDatabase, catalog: None) -> None:
+    alice = await api.sign_up("alice")
+    await _list_with(api, 2, progress=3)
+    before = bson.encode(await db["users"].find_one({"_id": alice["id"]}) or {})
+    file = mal_file([manga(manga_mangadb_id=2, raw_title="&" * (20 * 1024 * 1024))])
+    zipped = gzip.compress(file)
+    assert len(zipped) < 30_000
+    reply = await send(api, zipped, "?mode=apply", content_type="application/gzip")
+    assert reply.status == 400 and reply.body == {
+        "data": f"Invalid MAL file at line {_title_line(file)}: <manga_title> has more than 65536 characters of text",
+        "code": 400}
+    assert bson.encode(await db["users"].find_one({"_id": alice["id"]}) or {}) == before
+    assert await db["imports"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("megabytes", [2, 20])
+async def test_reading_a_flood_of_ampersands_takes_the_same_few_mb_whatever_its_length(megabytes: int) -> None:
+    # The pure reader, measured by tracemalloc (expat and zlib allocate through Python's allocator):
+    # the file was escaped and parsed whole, 1.9 GB for 20 MB of ampersands; now a piece at a time.
+    zipped = gzip.compress(mal_file([manga(raw_title="&" * (megabytes * 1024 * 1024))]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ApiError) as refused:
+            read_mal_file([zipped], "application/gzip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.status == 400
+    assert peak < 16 * 1024 * 1024, peak
+
+
+# Every reference, CDATA start and CDATA end of this text is cut by some split below.
+SPLIT_ME = b"A & B &amp; &lt;&gt;&quot;&apos; &#1234; &#x1F600; &am &#x; <![CDATA[C & D]]> ]]]> <![CDATA[]]]]> &"
+ESCAPED = (b"A &amp; B &amp; &lt;&gt;&quot;&apos; &#1234; &#x1F600; &amp;am &amp;#x; <![CDATA[C & D]]> ]]]> "
+           b"<![CDATA[]]]]> &amp;")
+
+
+async def test_a_reference_or_cdata_boundary_split_between_pieces_is_escaped_as_in_one_piece() -> None:
+    assert b"".join(escaped_pieces([SPLIT_ME])) == ESCAPED
+    for cut in range(len(SPLIT_ME) + 1):
+        assert b"".join(escaped_pieces([SPLIT_ME[:cut], SPLIT_ME[cut:]])) == ESCAPED, cut
+    assert b"".join(escaped_pieces([SPLIT_ME[i:i + 1] for i in range(len(SPLIT_ME))])) == ESCAPED
+
+
+async def test_a_file_read_in_pieces_of_seven_bytes_gives_the_same_entries_and_lines(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    file = mal_file(EVERY_FORM + [manga(raw_title="Tom &amp; Jerry & Co &#x41;", my_comments="a & b ]] c")])
+    whole = read_mal_file([file], "application/xml")
+    monkeypatch.setattr(mal_xml, "PIECE", 7)
+    assert read_mal_file([file], "application/xml") == whole
+    assert read_mal_file([gzip.compress(file)], "application/gzip") == whole
+    # The body as it arrived, in chunks that cut through the gzip header.
+    zipped = gzip.compress(file)
+    assert read_mal_file([zipped[:1], zipped[1:5], zipped[5:]], "application/xml") == whole
+    assert [entry.line for entry in whole] == entry_lines(file)
+    assert whole[-1].text("manga_title") == "Tom & Jerry & Co A"
+
+
+def _entry_xml(children: str) -> bytes:
+    return (f'<?xml version="1.0"?>\n<myanimelist>\n<myinfo><user_export_type>2</user_export_type></myinfo>\n'
+            f"<manga>\n{children}\n</manga>\n</myanimelist>\n").encode()
+
+
+@pytest.mark.parametrize("file, message", [
+    (_entry_xml("".join(f"<c{n}/>" for n in range(65))), "Invalid MAL file at line 4: <manga> has more than 64 elements"),
+    (_entry_xml("<my_comments>" + "&amp;" * 65_537 + "</my_comments>"),
+     "Invalid MAL file at line 5: <my_comments> has more than 65536 characters of text"),
+    (_entry_xml("\n<my_tags><![CDATA[" + "x" * 65_537 + "]]></my_tags>"),
+     "Invalid MAL file at line 6: <my_tags> has more than 65536 characters of text"),
+    (_entry_xml("<a>" * 15), "Invalid MAL file at line 5: elements nested more than 16 deep"),
+    (_entry_xml("").replace(b"<manga>", b"".join(b"<a%d/>" % n for n in range(260)) + b"<manga>"),
+     "Invalid MAL file at line 4: more than 256 different element and attribute names"),
+    (_entry_xml("<!-- " + "x" * (2 * 1024 * 1024) + " -->"),
+     "Invalid MAL file at line 5: a tag, comment or declaration longer than 1 MB"),
+    (_entry_xml('<my_status note="' + "x" * (2 * 1024 * 1024) + '">1</my_status>'),
+     "Invalid MAL file at line 5: a tag, comment or declaration longer than 1 MB"),
+    (b'<?xml version="1.0"?>\n' + b"<!-- -->\n" * 200_000 + b"<myanimelist/>",
+     "Invalid MAL file: no <myanimelist> element in the first 1 MB"),
+])
+async def test_what_a_mal_file_may_hold_is_capped_with_a_400_naming_the_line(file: bytes, message: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        read_mal_file([gzip.compress(file)], "application/gzip")
+    assert (refused.value.status, refused.value.message) == (400, message)
+
+
+async def test_a_file_of_more_elements_than_any_list_holds_is_413(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mal_xml, "MAX_ELEMENTS", 1000)
+    file = _entry_xml("").replace(b"</myanimelist>", b"<a/>" * 1000 + b"</myanimelist>")
+    with pytest.raises(ApiError) as refused:
+        read_mal_file([file], "application/xml")
+    assert (refused.value.status, refused.value.message) == (413, "MAL file has more than 1000 elements")
+
+
+async def test_a_title_of_17_mb_is_refused_at_its_line_never_500(running: RunningApp, api: ApiClient,
+                                                                  db: AsyncDatabase, catalog: None) -> None:
+    # It was sent whole to the database to be matched (DocumentTooLarge, 500). No MAL field is
+    # that long: the file is refused at the title, as any text over 64 Ki characters is.
+    alice = await api.sign_up("alice")
+    file = mal_file([manga(manga_mangadb_id=2), manga(manga_title="a" * (17 * 1024 * 1024))])
+    reply = await send(api, gzip.compress(file), "?mode=apply", content_type="application/gzip")
+    line = file.split(b"\n").index(next(x for x in file.split(b"\n") if x.startswith(b"\t\t<manga_title><![CDATA[aaa"))) + 1
+    assert reply.status == 400 and reply.body["data"] == \
+        f"Invalid MAL file at line {line}: <manga_title> has more than 65536 characters of text"
+    assert await stored_statuses(db, alice["id"]) == []
+
+
+async def test_a_title_longer_than_any_catalog_title_skips_its_entry(running: RunningApp, api: ApiClient,
+                                                                     db: AsyncDatabase) -> None:
+    long_name = "Isekai " + "ｘ" * 993  # 1,000 characters, the catalog's limit
+    await load_catalog(db, [series(1, long_name), series(2, "Berserk", mal_id=2)])
+    await api.sign_up("alice")
+    reply = await send(api, mal_file([manga(manga_title=long_name),
+                                      manga(manga_mangadb_id=2, manga_title="B" * 60_000),
+                                      manga(title_tag="series_title", manga_title="C" * 1001)]))
+    assert reply.status == 200, reply.body
+    first, second, third = reply.body["entries"]
+    assert first["match"] == {"by": "title", "series_id": 1} and first["action"] == "add"
+    assert (second["action"], second["reason"]) == ("skipped", "manga_title: longer than 1000 characters")
+    assert second["title"] == "B" * 1000 + "…" and second["mal_id"] == 2
+    assert (third["action"], third["reason"]) == ("skipped", "series_title: longer than 1000 characters")
+
+
+async def test_matching_20000_distinct_long_titles_stays_within_the_database_limits(db: AsyncDatabase) -> None:
+    # The longest keys a title can give (U+FDFA is 18 characters once normalized), 25 to a query,
+    # and keys no catalog title can have (a 17 MB one was DocumentTooLarge) are not sent at all.
+    longest = "\ufdfa" * MAX_TITLE_CHARACTERS
+    await load_catalog(db, [series(1, longest), series(2, "x" * 999 + "!")])
+    keys = [f"{n:05d}" + "x" * 995 for n in range(20_000)] + [title_key(longest), "x" * 999]
+    keys += ["a" * (17 * 1024 * 1024), "b" * (MAX_KEY_CHARACTERS + 1)]
+    found = await SeriesMatcher(db).candidates([], keys, None)
+    assert found.by_title_key == {title_key(longest): [(1, 1)], "x" * 999: [(2, 1)]}

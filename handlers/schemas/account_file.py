@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from handlers.mal_xml import MAX_ENTRIES
 from handlers.schemas.catalog import ClientId
 from handlers.schemas.collection import calendar_date
 from handlers.schemas.ratings import Rating
@@ -25,8 +26,8 @@ EXPORT_FORMAT = "tsundoku-export"
 EXPORT_VERSION = 1
 CatalogNumber = Annotated[int, Field(gt=0, le=2**53)]
 MAX_PRICE_CENTS = 10_000_000  # 100,000.00, as the collection routes allow
-# Entries per list a file may hold: as many as a MyAnimeList file (handlers.mal_xml.MAX_ENTRIES).
-MAX_LIST_ENTRIES = 20_000
+# Entries per list a file may hold: as many as a MyAnimeList file.
+MAX_LIST_ENTRIES = MAX_ENTRIES
 # A list is refused at its first bad entry (one error, not one per entry), and past its length
 # before any entry is looked at.
 FileList = Field(default_factory=list, max_length=MAX_LIST_ENTRIES, fail_fast=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from pydantic import StrictStr
@@ -104,9 +103,8 @@ class UpdateImageHandler(ProfileImageWriteHandler):
         target = await self.target_user()
         # Megabytes of JSON and base64, then Pillow: all of it off the event loop, in the pool
         # that bounds image work to the cores.
-        rendered = await asyncio.get_running_loop().run_in_executor(
-            self.services.image_pool, render_upload, self.body_chunks(),
-            self.request.headers.get("Content-Type", ""), self.services.settings.max_image_bytes)
+        rendered = await self.off_the_loop(render_upload, self.body_chunks(), self.request.headers.get("Content-Type", ""),
+                                           self.services.settings.max_image_bytes, pool=self.services.image_pool)
         stored = await self.avatars.replace(target, {"high": rendered.high, "scaled": rendered.scaled},
                                             rendered.content_type)
         if stored is None:

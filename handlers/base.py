@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -330,11 +331,11 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- input ----
 
-    async def off_the_loop(self, work: Callable[..., T], *args: Any) -> T:
+    async def off_the_loop(self, work: Callable[..., T], *args: Any, pool: Executor | None = None) -> T:
         """The one way work that grows with a request's input leaves the event loop: a worker
-        of the input pool, a few at once, so that large bodies queue instead of multiplying
-        their memory."""
-        return await asyncio.get_running_loop().run_in_executor(self.services.input_pool, work, *args)
+        of the input pool (or `pool`: images have their own), a few at once, so that large
+        bodies queue instead of multiplying their memory."""
+        return await asyncio.get_running_loop().run_in_executor(pool or self.services.input_pool, work, *args)
 
     async def sized_work(self, size: int, work: Callable[..., T], *args: Any) -> T:
         """`work` on input of `size` bytes: at once when that is small (a bounded cost, cheaper

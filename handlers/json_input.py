@@ -97,6 +97,11 @@ def refuse_json_constant(name: str) -> Any:
 def parse_json(body: bytes, limits: JsonLimits) -> Any:
     """The body's value, or JsonRefused past the limits; `json.JSONDecodeError` (a ValueError),
     UnicodeDecodeError or RecursionError (nesting) for what is not JSON."""
+    # JSON between systems is UTF-8 (RFC 8259, 8.1), and only there is every byte below 0x80 the
+    # character it looks like: in UTF-16 a `"` or `,` byte can be half of another character, and
+    # the counts below would be wrong.
+    if json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+        raise ValueError("JSON must be UTF-8")
     if value_bound(body) + 1 > limits.max_values and values_outside_strings(body, limits.max_values) > limits.max_values:
         raise JsonRefused(f"Request body holds more than {limits.max_values} JSON values")
     try:

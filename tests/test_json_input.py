@@ -97,3 +97,11 @@ def test_a_few_validation_errors_are_all_listed_without_a_count() -> None:
         validate(Model, {"name": 1, "extra": 2})
     assert [e.field for e in failed.value.errors or []] == ["name", "extra"]
     assert failed.value.error_count is None
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_json_that_is_not_utf8_is_refused_since_its_bytes_cannot_be_counted(encoding: str) -> None:
+    # In UTF-16 the bytes of U+2C22 are `"` and `,`: a count of bytes would be fooled.
+    with pytest.raises(ValueError, match="UTF-8"):
+        parse_json("[0,0,0]".encode(encoding), SMALL)
+    assert parse_json("\ufeff[0,0,0]".encode("utf-8"), SMALL) == [0, 0, 0]

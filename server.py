@@ -111,7 +111,7 @@ async def import_catalog(settings: Settings, path: str) -> int:
     except CatalogFileError as error:
         print(f"import-catalog: {error}", file=sys.stderr)
         return 2  # bad input, as for every command
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="import-catalog") as opened:
         await prepare_database(opened.db)
         try:
             counts = await CatalogStore(opened.db).import_file(catalog)
@@ -135,7 +135,7 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
     if role not in ROLES:
         print(f"set-role: unknown role {role!r}; roles are {', '.join(ROLES)}", file=sys.stderr)
         return 2
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="set-role") as opened:
         await prepare_database(opened.db)
         if not await UserStore(opened.db).set_roles(username, [role]):
             print(f"set-role: no user named {username!r}", file=sys.stderr)
@@ -145,7 +145,7 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
 
 
 async def sweep(settings: Settings) -> int:
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="sweep") as opened:
         report = await AccountRemoval(opened.db).sweep()
     print(f"sweep: deleted {report.files} avatar files of {report.owners} deleted users" if report.files
           else "sweep: nothing left behind by deleted accounts")
@@ -153,7 +153,7 @@ async def sweep(settings: Settings) -> int:
 
 
 async def recount_ratings(settings: Settings) -> int:
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="recount-ratings") as opened:
         drift = await RatingStore(opened.db).recount()
     for d in drift:
         print(f"recount-ratings: series {d.series_id}: count {d.stored_count} -> {d.true_count}, "
@@ -164,7 +164,7 @@ async def recount_ratings(settings: Settings) -> int:
 
 
 async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="verify-age") as opened:
         if not await UserStore(opened.db).set_age_verified(username, not revoke):
             print(f"verify-age: no user named {username!r}", file=sys.stderr)
             return 1
@@ -174,7 +174,7 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
 
 async def backup_database(settings: Settings, directory: str, compress: bool) -> int:
     """While the service runs (it reuses the running service's embedded database) or not."""
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="backup") as opened:
         try:
             written = await backup(opened.db, Path(directory), compress=compress)
         except BackupRaced as error:
@@ -188,7 +188,7 @@ async def backup_database(settings: Settings, directory: str, compress: bool) ->
 
 
 async def restore_database(settings: Settings, directory: str, drop: bool) -> int:
-    async with open_database(settings, owner=False) as opened:
+    async with open_database(settings, owner=False, command="restore") as opened:
         try:
             restored = await restore(opened.db, Path(directory), drop=drop)
         except (RestoreRefused, BackupDamaged) as error:

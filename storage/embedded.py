@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote_plus
 
 log = logging.getLogger("tsundoku.embedded")
@@ -369,3 +371,48 @@ class RunningServerFile:
         except OSError:
             return None
         return (pid, port) if answers_ping(port) else None
+
+
+class DataDirLock:
+    """`DATA_DIR/embedded.lock`: whoever starts the embedded database on a directory (the service
+    or an operator command) holds an exclusive lock on it, and has written into it who it is.
+    SecantusDB refuses files another server has open, but only says "exit code 1 at start";
+    this check comes first and names the holder. A lock, not a pid file: the kernel lets go of
+    it when its process ends however it ends, so a crash leaves nothing stale."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "embedded.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self, holder: str) -> None:
+        """Takes the lock for `holder` (e.g. "a Tsundoku service", "the operator command 'backup'"),
+        or raises DataDirInUse naming whoever has it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a+")  # not inherited (PEP 446): the SecantusDB child never holds it
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            record = file.read()
+            file.close()
+            raise DataDirInUse(f"{self._describe(record)} is using DATA_DIR {self.path.parent}: one DATA_DIR "
+                               "serves one instance. Wait until that one ends, or give this one its own "
+                               "DATA_DIR (or MONGODB_URI)") from None
+        file.seek(0)
+        file.truncate()
+        file.write(json.dumps({"pid": os.getpid(), "holder": holder}))
+        file.flush()
+        self._file = file
+
+    @staticmethod
+    def _describe(record: str) -> str:
+        try:
+            fields = json.loads(record)
+            return f"{fields['holder']} (PID {int(fields['pid'])})"
+        except (ValueError, KeyError, TypeError):
+            return "another process"  # it holds the lock but has not written its name yet
+
+    def release(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()  # which releases the lock; the file stays, its content is overwritten next time

@@ -16,6 +16,7 @@ from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import (
     CredentialsFile,
     DataDirInUse,
+    DataDirLock,
     EmbeddedDatabase,
     EmbeddedDatabaseError,
     RunningServerFile,
@@ -55,12 +56,14 @@ def running_service_uri(settings: Settings) -> str | None:
 
 @asynccontextmanager
 async def open_database(
-    settings: Settings, *, owner: bool, listeners: Sequence[CommandListener] = ()
+    settings: Settings, *, owner: bool, listeners: Sequence[CommandListener] = (),
+    command: str | None = None,
 ) -> AsyncIterator[OpenDatabase]:
     """`owner` is the service: it publishes the embedded server's port and supervises the
-    server. A command (import, set-role) instead reuses the running service's server, or
-    starts its own for the duration."""
+    server. A command (import, set-role; `command` names it) instead reuses the running
+    service's server, or starts its own for the duration."""
     embedded: EmbeddedDatabase | None = None
+    lock = DataDirLock(settings.data_dir)
     supervisor: EmbeddedSupervisor | None = None
     running = RunningServerFile(settings.data_dir)
     if settings.mongodb_uri is not None:
@@ -77,9 +80,17 @@ async def open_database(
                 raise DataDirInUse(
                     f"another Tsundoku service (PID {holder}) is using DATA_DIR {settings.data_dir}: one DATA_DIR "
                     "serves one instance. Stop that one, or give this one its own DATA_DIR (or MONGODB_URI)")
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            # Held until the database has stopped: a service started meanwhile is told who has the
+            # directory (a command that holds it records itself here too) before it starts anything.
+            lock.acquire("a Tsundoku service" if owner
+                         else f"the operator command {command!r}" if command else "an operator command")
             embedded = embedded_database(settings)
-            await embedded.start_async()
+            try:
+                await embedded.start_async()
+            except BaseException:
+                await embedded.stop_async()
+                lock.release()
+                raise
             uri = embedded.uri
             if owner:
                 running.write(embedded.port or 0)
@@ -101,3 +112,4 @@ async def open_database(
             if owner:
                 running.remove()
             await embedded.stop_async()
+            lock.release()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from storage.database import connect
-from storage.embedded import answers_ping, free_loopback_port
+from storage.embedded import DataDirLock, answers_ping, free_loopback_port
 from tests.service_process import ServiceProcess, run_command, running_service, service_env
 
 pytestmark = pytest.mark.slow
@@ -189,3 +189,25 @@ async def test_a_standalone_mongodb_is_refused_at_start_with_exit_2(tmp_path: Pa
     finally:
         standalone.terminate()
         standalone.wait()
+
+
+
+@pytest.mark.parametrize("holder, args", [("the operator command 'backup'", []),  # a service started meanwhile
+                                          ("a Tsundoku service", ["sweep"])])  # a command during its start
+def test_whoever_holds_the_embedded_database_is_named_before_a_second_one_starts(
+    tmp_path: Path, holder: str, args: list[str]
+) -> None:
+    # Held in this process as an operator command (or a starting service) holds it while its
+    # SecantusDB runs; a second SecantusDB on those files would only say "exit code 1 at start".
+    data_dir = tmp_path / "data"
+    lock = DataDirLock(data_dir)
+    lock.acquire(holder)
+    try:
+        result = run_command(args, service_env(data_dir, PORT=str(free_loopback_port())), timeout=30)
+    finally:
+        lock.release()
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{holder} (PID {os.getpid()}) is using DATA_DIR {data_dir}" in lines[0]
+    assert not (data_dir / "db").exists() and not (data_dir / "secantusd.log").exists()  # nothing was started

@@ -20,7 +20,16 @@ from imaging import give_large_buffers_back_to_the_os
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
 from storage.account_removal import AccountRemoval
-from storage.backup import MANIFEST, BackupDamaged, BackupRaced, RestoreRefused, backup, restore
+from storage.backup import (
+    MANIFEST,
+    BackupDamaged,
+    BackupRaced,
+    BackupRefused,
+    RestoreRefused,
+    backup,
+    check_target,
+    restore,
+)
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse
@@ -174,10 +183,15 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
 
 async def backup_database(settings: Settings, directory: str, compress: bool) -> int:
     """While the service runs (it reuses the running service's embedded database) or not."""
+    try:
+        check_target(Path(directory).resolve())  # before any database is started
+    except BackupRefused as error:
+        print(f"backup: {error}", file=sys.stderr)
+        return 1
     async with open_database(settings, owner=False, command="backup") as opened:
         try:
             written = await backup(opened.db, Path(directory), compress=compress)
-        except BackupRaced as error:
+        except (BackupRaced, BackupRefused) as error:
             print(f"backup: {error}", file=sys.stderr)
             return 1
     for entry in written:

@@ -10,6 +10,9 @@ document is read atomically). SecantusDB's snapshot did not hold across collecti
 (a backup during avatar uploads once held a reference to a file it lacked), so the backup then
 checks what crosses collections, that every avatar reference names a stored file with all its
 chunks, and is taken again if a write raced it.
+
+Replacement: a backup is written into `DIR.partial-<pid>` beside DIR and only a complete one (manifest
+written, every file fsynced) takes DIR's place, so an interrupted backup never costs the previous one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +50,10 @@ class BackupRaced(Exception):
     """Writes kept changing the database under every attempt at a consistent backup."""
 
 
+class BackupRefused(Exception):
+    """The target exists and is not a backup: replacing it could delete someone's files."""
+
+
 @dataclass(frozen=True)
 class BackupFile:
     path: str  # relative to the backup directory
@@ -66,8 +75,38 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_target(directory: Path) -> None:
+    """Raises BackupRefused unless `directory` is absent, empty, or a backup (it has a manifest)."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise BackupRefused(f"{directory} exists and is not a directory")
+    if not (directory / MANIFEST).is_file() and any(directory.iterdir()):
+        raise BackupRefused(f"{directory} is not empty and holds no backup ({MANIFEST}); "
+                            "it is left alone: give an empty or new directory, or a previous backup's")
+
+
 async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) -> list[BackupFile]:
-    """Writes every collection of `db` to `directory`, consistent (see above); returns what it wrote."""
+    """Writes every collection of `db` to `directory`, consistent (see above), replacing a backup
+    there only once the new one is complete; returns what it wrote."""
+    directory = directory.resolve()  # a symlink to a backup: the backup it points to is replaced
+    check_target(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(directory)
+    partial = _sibling(directory, "partial", os.getpid())
+    shutil.rmtree(partial, ignore_errors=True)  # a dead run's, whose pid this one was given again
+    partial.mkdir()
+    try:
+        written = await _write_consistent(db, partial, compress)
+        _fsync_tree(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _replace(partial, directory)
+    return written
+
+
+async def _write_consistent(db: AsyncDatabase, directory: Path, compress: bool) -> list[BackupFile]:
     for _ in range(ATTEMPTS):
         written = await _write_collections(db, directory, compress)
         problem = _avatar_problem(directory, written)
@@ -76,6 +115,62 @@ async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) 
                                                          "files": [asdict(f) for f in written]}, indent=1))
             return written
     raise BackupRaced(f"the database kept changing under {ATTEMPTS} backups: {problem}")
+
+
+def _sibling(directory: Path, kind: str, pid: int) -> Path:
+    return directory.with_name(f"{directory.name}.{kind}-{pid}")
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Removes the `.partial-<pid>` directories of runs whose process is gone (killed mid-backup):
+    never a complete backup. A live pid's is another backup into the same DIR, still running."""
+    for path in directory.parent.glob(f"{directory.name}.partial-*"):
+        pid = path.name.rpartition("-")[2]
+        if pid.isdigit() and path.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Every file and directory under `directory` on disk, before it is renamed into place."""
+    for path in [*directory.rglob("*"), directory]:
+        _fsync(path)
+
+
+def _replace(complete: Path, directory: Path) -> None:
+    """Puts the complete backup at `directory`. A crash at any step leaves no half backup there:
+    - before the first rename: the old backup at DIR, untouched (and `.partial-<pid>` beside it,
+      which the next run removes);
+    - between the renames: no DIR, the old backup complete at `DIR.old-<pid>` and the new one
+      complete at `DIR.partial-<pid>` (the next run removes that one; the old one stays for the
+      operator to rename back);
+    - after the second rename: the new backup at DIR, the old one complete at `DIR.old-<pid>`
+      until it is removed."""
+    old = _sibling(directory, "old", os.getpid()) if directory.exists() else None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+    complete.rename(directory)
+    _fsync(directory.parent)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 async def _write_collections(db: AsyncDatabase, directory: Path, compress: bool) -> list[BackupFile]:

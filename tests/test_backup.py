@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.backup import MANIFEST, BackupDamaged, BackupRaced, RestoreRefused, backup, restore
+from storage import backup as backup_module
+from storage.backup import (
+    MANIFEST,
+    BackupDamaged,
+    BackupRaced,
+    BackupRefused,
+    RestoreRefused,
+    backup,
+    read_manifest,
+    restore,
+)
 from storage.database import connect, database
 from tests.api_tour import CATALOG, api_tour
 from tests.catalog_data import load_catalog
@@ -146,3 +158,71 @@ async def test_the_commands_back_up_and_restore_through_mongodb_uri(
     again = await asyncio.to_thread(run_command, ["restore", str(dump)], target)
     assert again.returncode == 1 and "not empty" in again.stderr
     assert await contents(empty) == await contents(db)
+
+
+async def test_an_interrupted_backup_leaves_the_previous_one_whole_and_restorable(
+    db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await db.series.insert_one({"_id": 1, "title": "Kept"})
+    await db.users.insert_many([{"_id": "u1", "username": "one"}, {"_id": "u2", "username": "two"}])
+    dump = tmp_path / "dump"
+    await backup(db, dump)
+    manifest = (dump / MANIFEST).read_text()
+    # Both change: written in place, the series file would already differ from the manifest.
+    await db.series.insert_one({"_id": 2, "title": "Added"})
+    await db.users.insert_one({"_id": "u3", "username": "three"})
+    opened = backup_module._open
+
+    def full_disk_at_users(path: Path, mode: str, compressed: bool) -> IO[bytes]:
+        if mode == "wb" and path.name.startswith("users."):  # after series, which is written first
+            raise OSError("No space left on device")
+        return opened(path, mode, compressed)
+
+    monkeypatch.setattr(backup_module, "_open", full_disk_at_users)
+    with pytest.raises(OSError, match="No space left"):
+        await backup(db, dump)
+    monkeypatch.undo()
+    assert (dump / MANIFEST).read_text() == manifest
+    assert [p.name for p in tmp_path.iterdir()] == ["dump"]  # the half-written one is gone
+    restored = await restore(empty, dump)
+    assert (restored["series"], restored["users"]) == (1, 2)
+
+
+async def test_a_second_backup_replaces_the_first_whole(
+    db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
+) -> None:
+    await db.users.insert_one({"_id": "u1", "username": "one"})
+    await db.dropped.insert_one({"_id": 1})
+    dump = tmp_path / "dump"
+    await backup(db, dump)
+    assert (dump / db.name / "dropped.bson").exists()
+    await db.dropped.drop()
+    await db.users.insert_one({"_id": "u2", "username": "two"})
+    # What a backup killed midway leaves beside DIR: the next one removes it.
+    dead = await asyncio.to_thread(subprocess.Popen, [sys.executable, "-c", ""])
+    await asyncio.to_thread(dead.wait)
+    leftover = tmp_path / f"dump.partial-{dead.pid}"
+    (leftover / db.name).mkdir(parents=True)
+    (leftover / db.name / "users.bson").write_bytes(b"half")
+    await backup(db, dump)
+    assert [p.name for p in tmp_path.iterdir()] == ["dump"]  # neither the old backup nor the leftover
+    assert not (dump / db.name / "dropped.bson").exists()
+    assert "dropped" not in {f.collection for f in read_manifest(dump)}
+    restored = await restore(empty, dump)
+    assert restored["users"] == 2 and "dropped" not in restored
+
+
+async def test_a_directory_that_is_not_a_backup_is_refused_and_left_alone(db: AsyncDatabase, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(BackupRefused, match="holds no backup"):
+        await backup(db, home)
+    # The command refuses it before it starts any database.
+    result = await asyncio.to_thread(run_command, ["backup", str(home)], service_env(tmp_path / "data"), 30)
+    assert result.returncode == 1
+    assert f"backup: {home} is not empty and holds no backup" in result.stderr
+    assert not (tmp_path / "data" / "db").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == ["home"]
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt", "photos"]
+    assert (home / "notes.txt").read_text() == "mine"

@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     ConnectionFailure,
     ExecutionTimeout,
     OperationFailure,
@@ -83,11 +84,26 @@ def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
 
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` means the database cannot serve now (answer 503), not a bug (500)."""
+    if isinstance(error, BulkWriteError):
+        return _bulk_write_unavailable(error)
     if isinstance(error, (ConnectionFailure, WriteConcernError, ExecutionTimeout)):
         return True
     if isinstance(error, PyMongoError) and any(error.has_error_label(label) for label in TRANSIENT_LABELS):
         return True
     return isinstance(error, OperationFailure) and error.code in TRANSIENT_CODES
+
+
+def _bulk_write_unavailable(error: BulkWriteError) -> bool:
+    """A bulk write gathers its writes' errors into one exception (code 65, never transient itself):
+    the database is unavailable when what it gathered says so (a write concern error, a transient
+    code or label) and no write error says the request itself was wrong (a duplicate key)."""
+    details = error.details or {}
+    write_errors = details.get("writeErrors") or []
+    if any(write_error.get("code") not in TRANSIENT_CODES for write_error in write_errors):
+        return False
+    concern_errors = details.get("writeConcernErrors") or []
+    labelled = any(error.has_error_label(label) for label in TRANSIENT_LABELS)
+    return bool(write_errors or concern_errors or labelled)
 
 
 async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:

@@ -34,6 +34,9 @@ SERVER_SELECTION_TIMEOUT_MS = 3000
 # No single operation of a request may wait longer than this, even on a database that accepts
 # the connection and then stops answering (a hung or stopped server): it fails and answers 503.
 REQUEST_OPERATION_TIMEOUT_MS = 10_000
+# A health check (a load balancer's, an operator's) wants an answer now: a database that does not
+# answer a ping within this cannot serve, whatever the reason (restarting, hung, unreachable).
+PING_TIMEOUT_S = 1.0
 # A transaction, with the driver's retries of transient conflicts, ends within this.
 TRANSACTION_TIMEOUT_S = 10.0
 
@@ -128,17 +131,20 @@ async def require_replica_set(db: AsyncDatabase) -> None:
                                "(one member is enough) or a sharded cluster, for transactions and retryable writes")
 
 
-async def ping(db: AsyncDatabase) -> bool:
+async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
+    """Whether the database answers within `timeout_s`, both attempts together."""
     # Twice, like the driver retries a read: after the embedded database restarts, the pool can
     # still hold a connection to the old process, which fails once and is then discarded.
-    for attempt in range(2):
-        try:
-            await db.command("ping")
-            return True
-        except PyMongoError as error:
-            if not is_unavailable(error):
-                raise
-            stale_connection = isinstance(error, AutoReconnect) and not isinstance(error, ServerSelectionTimeoutError)
-            if attempt == 1 or not stale_connection:
-                return False
+    with pymongo.timeout(timeout_s):
+        for attempt in range(2):
+            try:
+                await db.command("ping")
+                return True
+            except PyMongoError as error:
+                if not is_unavailable(error):
+                    raise
+                stale_connection = (isinstance(error, AutoReconnect)
+                                    and not isinstance(error, ServerSelectionTimeoutError))
+                if attempt == 1 or not stale_connection:
+                    return False
     return False

@@ -161,14 +161,21 @@ async def sweep(settings: Settings) -> int:
     return 0
 
 
-async def recount_ratings(settings: Settings) -> int:
+async def recount_ratings(settings: Settings, check: bool = False) -> int:
+    """With `check`, writes nothing and exits 1 when a series drifted, for a monitor or a cron job."""
     async with open_database(settings, owner=False, command="recount-ratings") as opened:
-        drift = await RatingStore(opened.db).recount()
+        drift = await RatingStore(opened.db).recount(repair=not check)
     for d in drift:
         print(f"recount-ratings: series {d.series_id}: count {d.stored_count} -> {d.true_count}, "
               f"sum {d.stored_half_points / 2:g} -> {d.true_half_points / 2:g}")
-    print(f"recount-ratings: {len(drift)} series had drifted and were fixed" if drift
-          else "recount-ratings: every series agrees with the stored ratings")
+    if not drift:
+        print("recount-ratings: every series agrees with the stored ratings")
+        return 0
+    if check:
+        print(f"recount-ratings: {len(drift)} series have drifted (nothing was changed; "
+              "run recount-ratings without --check to fix them)")
+        return 1
+    print(f"recount-ratings: {len(drift)} series had drifted and were fixed")
     return 0
 
 
@@ -246,7 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("username")
     role.add_argument("role")
     commands.add_parser("sweep", help="delete what account deletions that stopped halfway left behind")
-    commands.add_parser("recount-ratings", help="recompute every series' rating aggregates and report drift")
+    recount = commands.add_parser("recount-ratings", help="recompute every series' rating aggregates and report drift")
+    recount.add_argument("--check", action="store_true",
+                         help="only list the drifted series, change nothing, and exit 1 if there are any")
     age = commands.add_parser("verify-age", help="mark a user as age-verified (or not, with --revoke)")
     age.add_argument("username")
     age.add_argument("--revoke", action="store_true")
@@ -277,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     elif arguments.command == "sweep":
         command = lambda: sweep(settings)  # noqa: E731
     elif arguments.command == "recount-ratings":
-        command = lambda: recount_ratings(settings)  # noqa: E731
+        command = lambda: recount_ratings(settings, arguments.check)  # noqa: E731
     elif arguments.command == "database-uri":
         command = lambda: database_uri(settings)  # noqa: E731
     elif arguments.command == "backup":

@@ -25,21 +25,25 @@ class Health(BaseModel):
 
 
 class HealthHandler(ApiHandler):
-    """200 when the database answers a ping; 503 otherwise, in the error shape, with the same
-    `database` object, so that an operator sees whether the embedded database is restarting."""
+    """200 when the database answers a ping within a second; 503 otherwise, in the error shape,
+    with the same `database` object, so that an operator sees whether the embedded database is
+    restarting."""
 
     requires_auth = False
     needs_database = False
     api = {
-        "get": Operation(summary="200 when the database answers", response=Health, auth=False,
+        "get": Operation(summary="200 when the database answers within a second", response=Health, auth=False,
                          tags=("service",), responses={503: SERVICE_UNAVAILABLE})
     }
 
     async def get(self) -> None:
+        answered = self.services.database_available and await ping(self.services.db)
+        # Described after the ping, which may take up to a second: the embedded database can
+        # have stopped meanwhile, and the supervisor's state now is what the caller must see.
         supervisor = self.services.supervisor
         database = (supervisor.describe() if supervisor is not None
                     else {"state": "external", "restarts": 0, "last_exit": None})
-        if not self.services.database_available or not await ping(self.services.db):
+        if not answered or not self.services.database_available:
             self.write_json({**message_body(503, SERVICE_UNAVAILABLE), "database": database}, 503)
             return
         self.write_json({"status": "ok", "database": database})

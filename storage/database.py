@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     ConnectionFailure,
     ExecutionTimeout,
     OperationFailure,
@@ -33,6 +34,9 @@ SERVER_SELECTION_TIMEOUT_MS = 3000
 # No single operation of a request may wait longer than this, even on a database that accepts
 # the connection and then stops answering (a hung or stopped server): it fails and answers 503.
 REQUEST_OPERATION_TIMEOUT_MS = 10_000
+# A health check (a load balancer's, an operator's) wants an answer now: a database that does not
+# answer a ping within this cannot serve, whatever the reason (restarting, hung, unreachable).
+PING_TIMEOUT_S = 1.0
 # A transaction, with the driver's retries of transient conflicts, ends within this.
 TRANSACTION_TIMEOUT_S = 10.0
 
@@ -83,11 +87,26 @@ def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
 
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` means the database cannot serve now (answer 503), not a bug (500)."""
+    if isinstance(error, BulkWriteError):
+        return _bulk_write_unavailable(error)
     if isinstance(error, (ConnectionFailure, WriteConcernError, ExecutionTimeout)):
         return True
     if isinstance(error, PyMongoError) and any(error.has_error_label(label) for label in TRANSIENT_LABELS):
         return True
     return isinstance(error, OperationFailure) and error.code in TRANSIENT_CODES
+
+
+def _bulk_write_unavailable(error: BulkWriteError) -> bool:
+    """A bulk write gathers its writes' errors into one exception (code 65, never transient itself):
+    the database is unavailable when what it gathered says so (a write concern error, a transient
+    code or label) and no write error says the request itself was wrong (a duplicate key)."""
+    details = error.details or {}
+    write_errors = details.get("writeErrors") or []
+    if any(write_error.get("code") not in TRANSIENT_CODES for write_error in write_errors):
+        return False
+    concern_errors = details.get("writeConcernErrors") or []
+    labelled = any(error.has_error_label(label) for label in TRANSIENT_LABELS)
+    return bool(write_errors or concern_errors or labelled)
 
 
 async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
@@ -112,17 +131,20 @@ async def require_replica_set(db: AsyncDatabase) -> None:
                                "(one member is enough) or a sharded cluster, for transactions and retryable writes")
 
 
-async def ping(db: AsyncDatabase) -> bool:
+async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
+    """Whether the database answers within `timeout_s`, both attempts together."""
     # Twice, like the driver retries a read: after the embedded database restarts, the pool can
     # still hold a connection to the old process, which fails once and is then discarded.
-    for attempt in range(2):
-        try:
-            await db.command("ping")
-            return True
-        except PyMongoError as error:
-            if not is_unavailable(error):
-                raise
-            stale_connection = isinstance(error, AutoReconnect) and not isinstance(error, ServerSelectionTimeoutError)
-            if attempt == 1 or not stale_connection:
-                return False
+    with pymongo.timeout(timeout_s):
+        for attempt in range(2):
+            try:
+                await db.command("ping")
+                return True
+            except PyMongoError as error:
+                if not is_unavailable(error):
+                    raise
+                stale_connection = (isinstance(error, AutoReconnect)
+                                    and not isinstance(error, ServerSelectionTimeoutError))
+                if attempt == 1 or not stale_connection:
+                    return False
     return False

@@ -7,7 +7,7 @@ exactly; the series is then moved by that difference with `$inc`. Both writes ar
 multi-document transaction, so a crash or a failed write between them changes neither, and
 increments commute, so concurrent changes by any number of users add up to what the ratings say.
 `recount` repairs drift from before transactions (or from hand edits), each series in a
-transaction of its own, so it is safe while the service runs.
+transaction of its own, so it is safe while the service runs; with `repair=False` it only reports.
 
 Not findAndModify with the pre-image: on SecantusDB concurrent findAndModify calls can return the
 same pre-image (measured: 50 concurrent calls, 19 distinct pre-images), which double-counts.
@@ -137,11 +137,13 @@ class RatingStore:
         return {series["_id"]: (int(series.get("rating_count") or 0), int(series.get("rating_half_points") or 0))
                 async for series in cursor}
 
-    async def recount(self) -> list[Drift]:
-        """Sets every series' aggregates to what the users' ratings say; returns what differed.
+    async def recount(self, *, repair: bool = True) -> list[Drift]:
+        """Sets every series' aggregates to what the users' ratings say (only reports them, with
+        `repair=False`); returns what differed.
 
         A first pass outside any transaction finds the series that look drifted. Each of them is
-        then read and repaired in a transaction of its own: both reads see one snapshot, and if a
+        then read (and repaired) in a transaction of its own: both reads see one snapshot, so a
+        rating changed between the first pass and this one is not reported as drift, and if a
         rating of that series changes meanwhile, the transaction conflicts and runs again, so a
         concurrent increment is never overwritten."""
         truth = await self.true_totals()
@@ -149,18 +151,21 @@ class RatingStore:
                     if stored != truth.get(series_id, (0, 0))]
         drift: list[Drift] = []
         for series_id in suspects:
-            repaired = await in_transaction(self._db, lambda session, sid=series_id: self._repair(sid, session))
-            if repaired is not None:
-                drift.append(repaired)
+            found = await in_transaction(self._db,
+                                         lambda session, sid=series_id: self._recount_one(sid, session, repair))
+            if found is not None:
+                drift.append(found)
         return drift
 
-    async def _repair(self, series_id: int, session: AsyncClientSession) -> Drift | None:
+    async def _recount_one(self, series_id: int, session: AsyncClientSession, repair: bool) -> Drift | None:
         stored = (await self._stored_totals(series_id, session)).get(series_id)
         if stored is None:
             return None  # the series is gone
         true_count, true_half = (await self.true_totals(series_id, session)).get(series_id, (0, 0))
         if stored == (true_count, true_half):
             return None
+        if not repair:
+            return Drift(series_id, stored[0], stored[1], true_count, true_half)
         await self._series.update_one(
             {"_id": series_id}, {"$set": {"rating_count": true_count, "rating_half_points": true_half}},
             session=session,

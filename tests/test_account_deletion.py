@@ -205,6 +205,32 @@ async def test_a_removal_stopped_at_any_command_is_finished_by_deleting_again_or
     assert await AvatarStore(db).count_files(witness["id"]) == 2
 
 
+async def test_a_write_concern_error_on_the_aggregates_answers_503_and_deleting_again_finishes(
+    running: RunningApp, db: AsyncDatabase, catalog: None, commands: CommandCounter, fail_points: FailPoints
+) -> None:
+    # The aggregates move in one bulk write, whose errors pymongo gathers into a BulkWriteError:
+    # a write concern error there answered 500.
+    api, user = await full_user(running)
+    commands.reset()
+    assert (await delete_account(api)).status == 200
+    sent = commands.targets()
+    at = sent.index(("update", "series"))
+    api, user = await full_user(running)
+    await fail_points.fail(["update"], {"skip": [name for name, _ in sent[:at]].count("update"), "times": 1},
+                           writeConcernError={"code": 64, "errmsg": "waiting for replication timed out"})
+    try:
+        reply = await delete_account(api)
+    finally:
+        await fail_points.off()
+    assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503})
+    # The transaction was abandoned whole: the account works, its ratings still count.
+    assert (await api.get("/auth/me")).status == 200
+    assert await RatingStore(db).recount() == []
+    assert (await db.series.find_one({"_id": 1}))["rating_count"] == 1
+    assert (await delete_account(api)).status == 200
+    await assert_gone(db, user)
+
+
 async def test_sweep_deletes_only_the_files_of_users_that_are_gone(
     running: RunningApp, db: AsyncDatabase, catalog: None
 ) -> None:

@@ -316,6 +316,36 @@ async def test_an_import_that_fails_at_any_command_changes_nothing(
     assert refused >= len(sequence) // 2, (refused, sequence)
 
 
+async def test_a_write_concern_error_on_the_aggregates_answers_503_and_imports_nothing(
+    running: RunningApp, api: ApiClient, db: AsyncDatabase, catalog: None, commands: CommandCounter,
+    fail_points: FailPoints
+) -> None:
+    # The aggregates move in one bulk write, whose errors pymongo gathers into a BulkWriteError:
+    # a write concern error there answered 500.
+    alice = await api.sign_up("alice")
+    await fill(api, alice["id"])
+    _, file = await export(api)
+    bob_api = running.client()
+    await bob_api.sign_up("bob")
+    commands.reset()
+    assert (await import_file(bob_api, file, "?mode=apply")).status == 200
+    sent = commands.targets()
+    at = sent.index(("update", "series"))
+    carol_api = running.client()
+    carol = await carol_api.sign_up("carol")
+    await fail_points.fail(["update"], {"skip": [name for name, _ in sent[:at]].count("update"), "times": 1},
+                           writeConcernError={"code": 64, "errmsg": "waiting for replication timed out"})
+    try:
+        reply = await import_file(carol_api, file, "?mode=apply")
+    finally:
+        await fail_points.off()
+    assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503})
+    stored = await db.users.find_one({"_id": carol["id"]})
+    assert [stored.get(name) or [] for name in ("statuses", "ratings", "collection")] == [[], [], []]
+    assert await RatingStore(db).recount() == []
+    assert (await import_file(carol_api, file, "?mode=apply")).status == 200
+
+
 @pytest.mark.parametrize("instant", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-14:00"])
 @pytest.mark.parametrize("mode", ["", "?mode=apply"])
 async def test_an_instant_bson_cannot_hold_is_400_in_a_dry_run_and_when_applied(

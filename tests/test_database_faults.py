@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
-from storage.database import connect, database
+from storage.database import connect, database, is_unavailable
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS as BASE_STATUS
 from tests.catalog_data import load_catalog, series, volume
@@ -191,6 +193,38 @@ async def test_a_fault_in_any_command_of_a_route_answers_503_or_4xx_and_leaves_n
                 await check_ratings_exact(db)
             if "avatars" in scenario.touches:
                 await check_avatars_whole(db)
+
+
+_REPLICATION_TIMEOUT = {"code": 64, "errmsg": "waiting for replication timed out"}
+
+
+def bulk_write_error(write_errors: Sequence[dict[str, Any]] = (), concern_errors: Sequence[dict[str, Any]] = (),
+                     labels: Sequence[str] = ()) -> BulkWriteError:
+    """What pymongo raises from `bulk_write`: every write's errors gathered under code 65."""
+    details: dict[str, Any] = {"writeErrors": list(write_errors), "writeConcernErrors": list(concern_errors),
+                               "nInserted": 0, "nUpserted": 0, "nMatched": 1, "nModified": 1, "nRemoved": 0,
+                               "upserted": []}
+    if labels:
+        details["errorLabels"] = list(labels)
+    return BulkWriteError(details)
+
+
+@pytest.mark.parametrize("error, unavailable", [
+    (bulk_write_error(concern_errors=[_REPLICATION_TIMEOUT]), True),
+    (bulk_write_error(concern_errors=[{"code": 100, "errmsg": "unsatisfiable write concern"}]), True),
+    (bulk_write_error(write_errors=[{"index": 0, "code": 91, "errmsg": "shutting down"}]), True),
+    (bulk_write_error(labels=["TransientTransactionError"]), True),
+    (bulk_write_error(write_errors=[{"index": 0, "code": 11000, "errmsg": "duplicate key"}]), False),
+    # A request that is wrong stays a bug even when the database was also slow to replicate it.
+    (bulk_write_error(write_errors=[{"index": 1, "code": 11000, "errmsg": "duplicate key"}],
+                      concern_errors=[_REPLICATION_TIMEOUT]), False),
+    (bulk_write_error(), False),
+], ids=["write concern", "other write concern", "transient write error", "transient label", "duplicate key",
+        "duplicate key and write concern", "nothing"])
+async def test_a_bulk_write_error_is_unavailable_only_when_what_it_gathered_says_so(
+    error: BulkWriteError, unavailable: bool
+) -> None:
+    assert is_unavailable(error) is unavailable
 
 
 async def test_a_failed_write_is_retried_once_so_the_client_never_sees_it(

@@ -3,7 +3,11 @@ Origin check, failures of our own and of the database, and what the log may hold
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate as validate_openapi
@@ -12,9 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from handlers.application import all_routes
 from handlers.base import ApiHandler
 from storage.database import connect, database
-from storage.embedded import free_loopback_port
+from storage.embedded import EmbeddedDatabase, free_loopback_port
+from storage.supervisor import DatabaseState, EmbeddedSupervisor
 from tests.api_client import ApiClient
-from tests.conftest import FRONTEND_ORIGIN, RunningApp, StartApp
+from tests.conftest import FRONTEND_ORIGIN, FailPoints, RunningApp, StartApp
 
 pytestmark = pytest.mark.asyncio
 
@@ -179,6 +184,49 @@ async def test_health_answers_ok_when_the_database_answers(api: ApiClient) -> No
     reply = await api.get("/health")
     assert (reply.status, reply.body) == (200, {"status": "ok", "database": {
         "state": "external", "restarts": 0, "last_exit": None}})
+
+
+@pytest.mark.parametrize("fault", [{"blockConnection": True, "blockTimeMS": 3000}, {"closeConnection": True}],
+                         ids=["hung", "connection dropped"])
+async def test_health_answers_503_within_a_second_when_the_database_does_not_answer(
+    api: ApiClient, fail_points: FailPoints, fault: dict[str, Any]
+) -> None:
+    # Before, the ping waited for the driver's server selection (3 s), and then for it again.
+    await fail_points.fail(["ping"], "alwaysOn", **fault)
+    try:
+        started = time.monotonic()
+        reply = await api.get("/health")
+        elapsed = time.monotonic() - started
+    finally:
+        await fail_points.off()
+    assert (reply.status, reply.body) == (503, {"data": "Service unavailable", "code": 503, "database": {
+        "state": "external", "restarts": 0, "last_exit": None}})
+    assert elapsed < 2.5, elapsed  # the contract is one second; loose for a loaded machine
+    assert (await api.get("/health")).status == 200
+
+
+async def test_health_reports_the_supervisors_state_after_the_ping_not_before(
+    running: RunningApp, fail_points: FailPoints, tmp_path: Path
+) -> None:
+    # A /health that arrived just before the embedded database stopped said "running", with 503
+    # or (once it was back) with 200, although the supervisor knew it was restarting.
+    supervisor = EmbeddedSupervisor(EmbeddedDatabase(tmp_path / "db"))  # never started: only its state
+    running.app.services.supervisor = supervisor
+    await fail_points.fail(["ping"], "alwaysOn", blockConnection=True, blockTimeMS=3000)
+    try:
+        health = asyncio.ensure_future(running.client().get("/health"))
+        # The app shares this event loop: once the request is counted, it waits in its ping (at
+        # worst it has not read the state yet, and sees "restarting" at once: the same answer).
+        while running.app.services.inflight.count == 0:
+            await asyncio.sleep(0.01)
+        supervisor.state = DatabaseState.RESTARTING
+        reply = await health
+    finally:
+        await fail_points.off()
+    assert (reply.status, reply.body["database"]["state"]) == (503, "restarting")
+    supervisor.state = DatabaseState.RUNNING
+    reply = await running.client().get("/health")
+    assert (reply.status, reply.body["database"]["state"]) == (200, "running")
 
 
 async def test_the_access_log_names_request_status_and_user_but_no_secret(

@@ -11,6 +11,8 @@ import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server import _parser, recount_ratings
+from settings import Settings
 from storage.ratings import RatingStore
 from tests.api_client import ApiClient
 from tests.catalog_data import load_catalog, series
@@ -282,6 +284,29 @@ async def test_recount_repairs_and_reports_drift(api: ApiClient, alice: dict, db
     assert {(d.series_id, d.stored_count, d.true_count, d.true_half_points) for d in drift} == {(1, 5, 1, 18), (2, 1, 0, 0)}
     assert await aggregates(db, 1) == (1, 18) and await aggregates(db, 2) == (0, 0)
     assert await RatingStore(db).recount() == []
+
+
+@pytest.mark.asyncio
+async def test_recount_check_lists_drift_exits_1_and_changes_nothing(
+    api: ApiClient, alice: dict, db: AsyncDatabase, mongo_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(mongodb_uri=mongo_uri, mongodb_db=db.name)
+    await api.post("/user/series-rating/add/1", {"rating": 9})
+    assert await recount_ratings(settings, check=True) == 0
+    assert "every series agrees" in capsys.readouterr().out
+    await db.series.update_one({"_id": 1}, {"$set": {"rating_count": 5, "rating_half_points": 3}})
+    assert await recount_ratings(settings, check=True) == 1
+    out = capsys.readouterr().out
+    assert "series 1: count 5 -> 1, sum 1.5 -> 9" in out and "nothing was changed" in out, out
+    assert await aggregates(db, 1) == (5, 3)
+    assert await recount_ratings(settings) == 0
+    assert "1 series had drifted and were fixed" in capsys.readouterr().out
+    assert await aggregates(db, 1) == (1, 18)
+
+
+def test_the_recount_command_accepts_check() -> None:
+    assert _parser().parse_args(["recount-ratings", "--check"]).check is True
+    assert _parser().parse_args(["recount-ratings"]).check is False
 
 
 @pytest.mark.asyncio

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -35,6 +36,8 @@ log = logging.getLogger("tsundoku.avatars")
 BUCKET = "avatars"
 _UNKNOWN = "unknown"  # a version no image has: versions are numbers
 RESOLUTIONS = ("high", "scaled")
+# Chunks read per query when looking for chunks without a file document.
+_ORPHAN_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,15 @@ class AvatarStore:
 
     async def upload(self, user_id: str, version: int, versions: dict[str, bytes], content_type: str) -> dict[str, Any]:
         """Step 1: stores each version; on any failure deletes what it stored and re-raises."""
+        # Each file's id is known before its first chunk is written, so a failure anywhere (a
+        # write concern error on the file document, a connection lost after a chunk) deletes the
+        # failing file's chunks too: GridFS writes them before the document that refers to them.
         stored: dict[str, ObjectId] = {}
         try:
             for resolution in RESOLUTIONS:
-                stored[resolution] = await self._bucket.upload_from_stream(
+                stored[resolution] = ObjectId()
+                await self._bucket.upload_from_stream_with_id(
+                    stored[resolution],
                     f"{user_id}-{version}-{resolution}",
                     versions[resolution],
                     metadata={"user_id": user_id, "version": version, "resolution": resolution,
@@ -209,6 +217,30 @@ class AvatarStore:
 
     async def count_files(self, user_id: str | None = None) -> int:
         return await self._files.count_documents({"metadata.user_id": user_id} if user_id else {})
+
+    async def delete_orphan_chunks(self, made_before: datetime) -> int:
+        """Deletes the chunks of files whose id was made before `made_before` and that have no
+        file document: what an upload leaves when its process dies between its first chunk and
+        its file document (a failed upload deletes its own). Returns how many chunks it deleted.
+
+        A page of chunks at a time, in `files_id` order through GridFS's (files_id, n) index, so
+        memory stays bounded and the work is linear in the chunks older than `made_before`."""
+        limit = ObjectId.from_datetime(made_before)
+        after: ObjectId | None = None
+        deleted = 0
+        while True:
+            bounds: dict[str, ObjectId] = {"$lt": limit} if after is None else {"$lt": limit, "$gt": after}
+            page = [c["files_id"] async for c in self._chunks.find(
+                {"files_id": bounds}, {"files_id": 1, "_id": 0}).sort("files_id", 1).limit(_ORPHAN_PAGE)]
+            if not page:
+                return deleted
+            # A file with more chunks than a page is passed over whole: its id is checked below.
+            after = page[-1]
+            ids = list(dict.fromkeys(page))
+            present = {f["_id"] async for f in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
+            orphans = [file_id for file_id in ids if file_id not in present]
+            if orphans:
+                deleted += (await self._chunks.delete_many({"files_id": {"$in": orphans}})).deleted_count
 
     async def _delete_matching(self, query: dict[str, Any]) -> int:
         files = [f["_id"] async for f in self._files.find(query, {"_id": 1})]

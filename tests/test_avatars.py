@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.avatars import AvatarStore
 from tests.api_client import ApiClient
-from tests.conftest import CommandCounter, RunningApp, StartApp
+from tests.conftest import CommandCounter, FailPoints, RunningApp, StartApp
 from tests.images import b64, data_url, image_bytes, opened, photo_with_exif, two_frame_gif
 
 pytestmark = pytest.mark.asyncio
@@ -273,7 +273,7 @@ async def test_a_failed_upload_of_the_second_file_keeps_the_old_image_and_leaves
     api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old_url, old_bytes = await _prepare_old_image(api, alice["id"])
-    original = AsyncGridFSBucket.upload_from_stream
+    original = AsyncGridFSBucket.upload_from_stream_with_id
     calls = 0
 
     async def second_upload_fails(self: AsyncGridFSBucket, *args: Any, **kwargs: Any) -> Any:
@@ -283,9 +283,43 @@ async def test_a_failed_upload_of_the_second_file_keeps_the_old_image_and_leaves
             raise RuntimeError("disk full")
         return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncGridFSBucket, "upload_from_stream", second_upload_fails)
+    monkeypatch.setattr(AsyncGridFSBucket, "upload_from_stream_with_id", second_upload_fails)
     reply = await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))
     assert (reply.status, reply.body["data"]) == (500, "Internal server error")
+    assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
+    assert (await served(api, alice["id"], "high")).raw == old_bytes
+    assert await AvatarStore(db).count_files() == 2
+
+
+async def chunks_without_a_file(db: AsyncDatabase) -> list[Any]:
+    files = set(await db["avatars.files"].distinct("_id"))
+    return [f for f in await db["avatars.chunks"].distinct("files_id") if f not in files]
+
+
+@pytest.mark.parametrize("fault, which", [
+    ({"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}}, 0),
+    ({"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}}, 1),
+    ({"errorCode": 50}, 0),
+], ids=["write concern, first file", "write concern, second file", "timeout, first file"])
+async def test_an_upload_whose_file_document_fails_deletes_its_chunks_before_it_answers(
+    api: ApiClient, alice: dict, db: AsyncDatabase, commands: CommandCounter, fail_points: FailPoints,
+    fault: dict[str, Any], which: int
+) -> None:
+    # GridFS writes a file's chunks, then its document: the failing file had no id to delete by,
+    # and its chunks stayed with nothing referring to them.
+    await _prepare_old_image(api, alice["id"])
+    commands.reset()
+    old_url, old_bytes = await _prepare_old_image(api, alice["id"])  # a replacement, as the failing one
+    inserts = [target for name, target in commands.targets() if name == "insert"]
+    at = [i for i, target in enumerate(inserts) if target == "avatars.files"][which]
+    assert inserts[at - 1] == "avatars.chunks"
+    await fail_points.fail(["insert"], {"skip": at, "times": 1}, **fault)
+    try:
+        reply = await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))
+    finally:
+        await fail_points.off()
+    assert (reply.status, reply.body["data"]) == (503, "Service unavailable")
+    assert await chunks_without_a_file(db) == []
     assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
     assert (await served(api, alice["id"], "high")).raw == old_bytes
     assert await AvatarStore(db).count_files() == 2

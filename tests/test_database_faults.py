@@ -140,7 +140,10 @@ async def check_ratings_exact(db: AsyncDatabase) -> None:
 
 
 async def check_avatars_whole(db: AsyncDatabase) -> None:
-    """Every current image reference points at stored files with all their bytes."""
+    """Every current image reference points at stored files with all their bytes, and no chunk
+    is left without its file (a failed upload deletes what it wrote before it answers)."""
+    files = set(await db["avatars.files"].distinct("_id"))
+    assert set(await db["avatars.chunks"].distinct("files_id")) <= files
     async for user in db.users.find({"profile_image": {"$type": "object"}}, {"profile_image": 1}):
         for resolution in ("high", "scaled"):
             stored = await db["avatars.files"].find_one({"_id": user["profile_image"][resolution]})

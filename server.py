@@ -156,8 +156,10 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
 async def sweep(settings: Settings) -> int:
     async with open_database(settings, owner=False, command="sweep") as opened:
         report = await AccountRemoval(opened.db).sweep()
-    print(f"sweep: deleted {report.files} avatar files of {report.owners} deleted users" if report.files
-          else "sweep: nothing left behind by deleted accounts")
+    deleted = ([f"{report.files} avatar files of {report.owners} deleted users"] if report.files else []) + (
+        [f"{report.orphan_chunks} avatar chunks of unfinished uploads"] if report.orphan_chunks else [])
+    print(f"sweep: deleted {' and '.join(deleted)}" if deleted
+          else "sweep: nothing left behind by deleted accounts or unfinished uploads")
     return 0
 
 
@@ -252,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     role = commands.add_parser("set-role", help="give a user one role: " + ", ".join(ROLES))
     role.add_argument("username")
     role.add_argument("role")
-    commands.add_parser("sweep", help="delete what account deletions that stopped halfway left behind")
+    commands.add_parser("sweep", help="delete what account deletions and uploads that stopped halfway left behind")
     recount = commands.add_parser("recount-ratings", help="recompute every series' rating aggregates and report drift")
     recount.add_argument("--check", action="store_true",
                          help="only list the drifted series, change nothing, and exit 1 if there are any")

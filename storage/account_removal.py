@@ -13,12 +13,14 @@ Three steps, each safe to repeat:
 
 A crash before step 2 commits leaves the account working (without its image): deleting it again
 finishes the job. A crash after it leaves at most step 3's files, whose owner no longer exists:
-`sweep` (server.py sweep) deletes them.
+`sweep` (server.py sweep) deletes them. It also deletes avatar chunks that no file document
+refers to, which only an upload whose process died midway leaves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -33,10 +35,19 @@ from storage.ratings import half_points
 _OWNER_BATCH = 500
 
 
+# How old a file id must be before its chunks without a file document are deleted. GridFS writes
+# a file's chunks first and its document last; an upload takes seconds (each write is bounded by
+# the request's operation timeout), so a younger file may simply not have its document yet. An
+# hour is far beyond any upload and also covers clocks that differ between the service that made
+# the id and the machine that sweeps.
+ORPHAN_CHUNK_AGE = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class SweepReport:
     owners: int  # users gone whose files were still stored
     files: int
+    orphan_chunks: int = 0  # chunks of uploads that stopped before their file document
 
 
 class AccountRemoval:
@@ -72,7 +83,8 @@ class AccountRemoval:
         return True
 
     async def sweep(self) -> SweepReport:
-        """Deletes the avatar files of users that no longer exist."""
+        """Deletes the avatar files of users that no longer exist, and the chunks older than
+        `ORPHAN_CHUNK_AGE` that have no file document (an upload whose process died)."""
         owners = await self._avatars.file_owners()
         gone: list[str] = []
         for start in range(0, len(owners), _OWNER_BATCH):
@@ -82,4 +94,5 @@ class AccountRemoval:
         files = 0
         for owner in gone:
             files += await self._avatars.delete_files_of(owner)
-        return SweepReport(owners=len(gone), files=files)
+        orphan_chunks = await self._avatars.delete_orphan_chunks(datetime.now(UTC) - ORPHAN_CHUNK_AGE)
+        return SweepReport(owners=len(gone), files=files, orphan_chunks=orphan_chunks)

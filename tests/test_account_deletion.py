@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage import avatars
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.ratings import RatingStore
@@ -246,15 +249,57 @@ async def test_sweep_deletes_only_the_files_of_users_that_are_gone(
     assert (again.owners, again.files) == (0, 0)
 
 
-async def test_the_sweep_command_finishes_a_removal(
+def file_id_made(ago: timedelta) -> ObjectId:
+    """A file id as an upload that began `ago` would have made (the time is all that counts)."""
+    return ObjectId.from_datetime(datetime.now(UTC) - ago)
+
+
+async def orphan_chunks(db: AsyncDatabase, files_id: ObjectId, count: int = 1) -> None:
+    """What an upload whose process died before its file document leaves."""
+    await db["avatars.chunks"].insert_many([{"files_id": files_id, "n": n, "data": b"x"} for n in range(count)])
+
+
+async def test_the_sweep_command_finishes_a_removal_and_an_unfinished_upload(
     running: RunningApp, db: AsyncDatabase, mongo_uri: str, tmp_path: Path, catalog: None
 ) -> None:
     _, bob = await full_user(running, "bob")
     await db.users.delete_one({"_id": bob["id"]})
+    await orphan_chunks(db, file_id_made(timedelta(hours=2)), count=2)
     env = service_env(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name)
     first = await asyncio.to_thread(run_command, ["sweep"], env)
-    assert (first.returncode, first.stdout.strip()) == (0, "sweep: deleted 2 avatar files of 1 deleted users"), \
-        first.stderr
+    assert (first.returncode, first.stdout.strip()) == (
+        0, "sweep: deleted 2 avatar files of 1 deleted users and 2 avatar chunks of unfinished uploads"), first.stderr
     assert await AvatarStore(db).count_files() == 0
+    assert await db["avatars.chunks"].count_documents({}) == 0
     second = await asyncio.to_thread(run_command, ["sweep"], env)
-    assert second.stdout.strip() == "sweep: nothing left behind by deleted accounts"
+    assert second.stdout.strip() == "sweep: nothing left behind by deleted accounts or unfinished uploads"
+
+
+async def test_sweep_deletes_old_chunks_without_a_file_and_nothing_else(
+    running: RunningApp, db: AsyncDatabase, catalog: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two chunks, so that an orphan spans pages and files that have their document
+    # share pages with orphans.
+    monkeypatch.setattr(avatars, "_ORPHAN_PAGE", 2)
+    _, alice = await full_user(running, "alice")
+    alice_chunks = await db["avatars.chunks"].count_documents({})
+    assert alice_chunks >= 2
+    old = timedelta(hours=2)
+    await orphan_chunks(db, file_id_made(old), count=3)
+    # An old file that has its document: a version of an image uploaded two hours ago.
+    kept = file_id_made(old + timedelta(minutes=1))
+    await db["avatars.files"].insert_one({"_id": kept, "length": 2, "chunkSize": 1, "metadata": {}})
+    await orphan_chunks(db, kept, count=2)
+    await orphan_chunks(db, file_id_made(old - timedelta(minutes=1)))
+    # An upload under way: its file document is not written yet.
+    under_way = file_id_made(timedelta(minutes=1))
+    await orphan_chunks(db, under_way)
+    before = {c["_id"] async for c in db["avatars.chunks"].find({"files_id": {"$in": [kept, under_way]}})}
+
+    report = await AccountRemoval(db).sweep()
+    assert (report.owners, report.files, report.orphan_chunks) == (0, 0, 4)
+    left = {c["_id"] async for c in db["avatars.chunks"].find({"files_id": {"$in": [kept, under_way]}})}
+    assert left == before
+    assert await db["avatars.chunks"].count_documents({}) == alice_chunks + 3
+    assert (await AvatarStore(db).current(alice["id"])) is not None
+    assert (await AccountRemoval(db).sweep()).orphan_chunks == 0

@@ -23,6 +23,7 @@ from storage.account_removal import AccountRemoval
 from storage.backup import (
     MANIFEST,
     BackupDamaged,
+    BackupInconsistent,
     BackupRaced,
     BackupRefused,
     RestoreRefused,
@@ -30,6 +31,7 @@ from storage.backup import (
     check_target,
     restore,
 )
+from storage.backup_invariants import describe
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse
@@ -214,13 +216,15 @@ async def restore_database(settings: Settings, directory: str, drop: bool) -> in
     async with open_database(settings, owner=False, command="restore") as opened:
         try:
             restored = await restore(opened.db, Path(directory), drop=drop)
-        except (RestoreRefused, BackupDamaged) as error:
+        except (RestoreRefused, BackupDamaged, BackupInconsistent) as error:
             print(f"restore: {error}", file=sys.stderr)
             return 1
         await prepare_database(opened.db)
-    for collection, count in restored.items():
+    for collection, count in restored.documents.items():
         print(f"restore: {collection}: {count} documents")
-    print(f"restore: {sum(restored.values())} documents into {settings.mongodb_db}")
+    for drift in restored.repaired:
+        print(f"restore: repaired: {describe(drift)}; set to the ratings'")
+    print(f"restore: {sum(restored.documents.values())} documents into {settings.mongodb_db}")
     return 0
 
 

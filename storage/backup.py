@@ -4,12 +4,17 @@
 gzip) and `DIR/<db>/<collection>.metadata.json` (the indexes), which `mongorestore` reads, plus
 `DIR/manifest.json`: for each file its collection, document count, bytes and SHA-256.
 
-Consistency: every collection is read in one snapshot session (read concern "snapshot"): on
-MongoDB the backup is the database at one moment. Each user document is whole either way (a
-document is read atomically). SecantusDB's snapshot did not hold across collections in every run
-(a backup during avatar uploads once held a reference to a file it lacked), so the backup then
-checks what crosses collections, that every avatar reference names a stored file with all its
-chunks, and is taken again if a write raced it.
+Consistency: the first attempt reads every collection in one snapshot session (read concern
+"snapshot"): on MongoDB the backup is the database at one moment, with no time limit. SecantusDB's
+snapshot session does not hold across collections (backups during writes held avatar references to
+files they lacked, users without their `usernames` row, series aggregates that were not their
+ratings' sum), so the backup then checks what crosses collections (storage/backup_invariants.py)
+and, if a write raced it, is taken again, at most `ATTEMPTS` times in all, inside a read-only
+transaction: on SecantusDB that is one snapshot across collections (measured: the retry held in
+every run during registrations and ratings, where snapshot sessions raced up to 5 times in a row);
+on MongoDB it is bounded by transactionLifetimeLimitSeconds (60 s), which is why it is not the
+first attempt. `restore` checks the same before it writes: it refuses a backup whose references
+do not hold and sets aggregates that differ from the ratings to what the ratings say.
 
 Replacement: a backup is written into `DIR.partial-<pid>` beside DIR and only a complete one (manifest
 written, every file fsynced) takes DIR's place, so an interrupted backup never costs the previous one.
@@ -22,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,8 +34,10 @@ from typing import IO, Any
 import bson
 from bson import json_util
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.read_concern import ReadConcern
 
-from storage.avatars import BUCKET
+from storage.backup_invariants import check, describe
+from storage.ratings import Drift
 
 MANIFEST = "manifest.json"
 BATCH = 500  # documents a restore inserts at once
@@ -50,8 +56,18 @@ class BackupRaced(Exception):
     """Writes kept changing the database under every attempt at a consistent backup."""
 
 
+class BackupInconsistent(Exception):
+    """The backup's collections contradict each other (storage/backup_invariants.py)."""
+
+
 class BackupRefused(Exception):
     """The target exists and is not a backup: replacing it could delete someone's files."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    documents: dict[str, int]  # per collection
+    repaired: list[Drift]  # series whose aggregates were set from the ratings
 
 
 @dataclass(frozen=True)
@@ -107,14 +123,21 @@ async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) 
 
 
 async def _write_consistent(db: AsyncDatabase, directory: Path, compress: bool) -> list[BackupFile]:
-    for _ in range(ATTEMPTS):
-        written = await _write_collections(db, directory, compress)
-        problem = _avatar_problem(directory, written)
-        if problem is None:
+    for attempt in range(ATTEMPTS):
+        written = await _write_collections(db, directory, compress, in_transaction=attempt > 0)
+        findings = check(_documents(directory, written))
+        if findings.consistent:
             (directory / MANIFEST).write_text(json.dumps({"database": db.name,
                                                          "files": [asdict(f) for f in written]}, indent=1))
             return written
+    problem = findings.problem or (f"{describe(findings.drift[0])} (if that stays: "
+                                   "'server.py recount-ratings' repairs the aggregates)")
     raise BackupRaced(f"the database kept changing under {ATTEMPTS} backups: {problem}")
+
+
+def _documents(directory: Path, files: list[BackupFile]) -> dict[str, Path]:
+    """Each collection's documents file."""
+    return {f.collection: directory / f.path for f in files if not f.path.endswith(".metadata.json")}
 
 
 def _sibling(directory: Path, kind: str, pid: int) -> Path:
@@ -173,13 +196,16 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-async def _write_collections(db: AsyncDatabase, directory: Path, compress: bool) -> list[BackupFile]:
+async def _write_collections(db: AsyncDatabase, directory: Path, compress: bool, *,
+                             in_transaction: bool) -> list[BackupFile]:
     target = directory / db.name
     target.mkdir(parents=True, exist_ok=True)
     written: list[BackupFile] = []
     # Snapshot reads are for `find`; the collections and their indexes are listed outside it.
     names = sorted(name for name in await db.list_collection_names() if not name.startswith("system."))
-    async with db.client.start_session(snapshot=True) as session:
+    async with db.client.start_session(snapshot=not in_transaction) as session:
+        if in_transaction:
+            await session.start_transaction(read_concern=ReadConcern("snapshot"))
         for name in names:
             data = target / (f"{name}.bson.gz" if compress else f"{name}.bson")
             count = 0
@@ -194,33 +220,9 @@ async def _write_collections(db: AsyncDatabase, directory: Path, compress: bool)
             for path, documents in ((data, count), (metadata, 0)):
                 written.append(BackupFile(str(path.relative_to(directory)), name, documents, path.stat().st_size,
                                           _sha256(path)))
+        if in_transaction:
+            await session.commit_transaction()  # it wrote nothing: ends it
     return written
-
-
-def _avatar_problem(directory: Path, written: list[BackupFile]) -> str | None:
-    """None if every user's image reference names a file of the backup with all its chunks."""
-    paths = {f.collection: directory / f.path for f in written if not f.path.endswith(".metadata.json")}
-    if "users" not in paths:
-        return None
-    lengths = {d["_id"]: d["length"] for d in _read(paths.get(f"{BUCKET}.files"))}
-    stored: dict[Any, int] = {}
-    for chunk in _read(paths.get(f"{BUCKET}.chunks")):
-        stored[chunk["files_id"]] = stored.get(chunk["files_id"], 0) + len(chunk["data"])
-    for user in _read(paths["users"]):
-        image = user.get("profile_image") or {}
-        for resolution in ("high", "scaled"):
-            file_id = image.get(resolution)
-            if file_id is not None and (file_id not in lengths or stored.get(file_id, 0) != lengths[file_id]):
-                return f"user {user['_id']}'s {resolution} image {file_id} is not whole in the backup"
-    return None
-
-
-def _read(path: Path | None) -> Iterator[dict[str, Any]]:
-    """The file's documents one at a time (a chunks file can be large)."""
-    if path is None:
-        return
-    with _open(path, "rb", path.name.endswith(".gz")) as f:
-        yield from bson.decode_file_iter(f)
 
 
 def read_manifest(directory: Path) -> list[BackupFile]:
@@ -237,12 +239,16 @@ def read_manifest(directory: Path) -> list[BackupFile]:
     return files
 
 
-async def _insert_file(collection: Any, path: Path) -> int:
-    """Streams the file's documents into `collection`, `BATCH` at a time; returns the count."""
+async def _insert_file(collection: Any, path: Path, repaired: dict[Any, Drift]) -> int:
+    """Streams the file's documents into `collection`, `BATCH` at a time, the aggregates of the
+    series in `repaired` set to their true values; returns the count."""
     count = 0
     batch: list[dict[str, Any]] = []
     with _open(path, "rb", path.name.endswith(".gz")) as f:
         for document in bson.decode_file_iter(f):
+            drift = repaired.get(document["_id"])
+            if drift is not None:
+                document["rating_count"], document["rating_half_points"] = drift.true_count, drift.true_half_points
             batch.append(document)
             if len(batch) == BATCH:
                 await collection.insert_many(batch, ordered=True)
@@ -253,11 +259,21 @@ async def _insert_file(collection: Any, path: Path) -> int:
     return count
 
 
-async def restore(db: AsyncDatabase, directory: Path, *, drop: bool = False) -> dict[str, int]:
+async def restore(db: AsyncDatabase, directory: Path, *, drop: bool = False) -> Restored:
     """Restores the backup in `directory` into `db`: every document and index. Refuses a
-    database that holds any document unless `drop`, which empties each restored collection first.
-    Returns the documents restored per collection."""
+    database that holds any document unless `drop`, which empties each restored collection first,
+    and a backup whose collections contradict each other; repairs series aggregates (see below).
+    Returns the documents restored per collection and the series repaired."""
     files = read_manifest(directory)
+    findings = check(_documents(directory, files))
+    # Refused: a user without its name (or a name without its user) has no true side to repair
+    # from: a half-registered account, a half-removed one, a name given to the wrong user; guessing
+    # could bring back a removed account or hand a name over. Aggregates do have one: they are
+    # derived from the ratings, which say exactly what they must be (`recount` repairs a live
+    # database the same way), so a backup from before these checks, or hand-edited, still restores.
+    if findings.problem is not None:
+        raise BackupInconsistent(f"the backup is inconsistent, nothing was restored: {findings.problem}")
+    repaired = {drift.series_id: drift for drift in findings.drift}
     if not drop:
         for name in await db.list_collection_names():
             if await db[name].count_documents({}, limit=1):
@@ -271,11 +287,12 @@ async def restore(db: AsyncDatabase, directory: Path, *, drop: bool = False) -> 
         collection = db[entry.collection]
         if drop:
             await collection.drop()
-        restored[entry.collection] = await _insert_file(collection, path)
+        restored[entry.collection] = await _insert_file(collection, path,
+                                                        repaired if entry.collection == "series" else {})
         metadata = json.loads((path.parent / f"{entry.collection}.metadata.json").read_text())
         for index in json_util.loads(json.dumps(metadata["indexes"])):
             if index["name"] == "_id_":
                 continue
             options = {k: v for k, v in index.items() if k not in ("key", "v", "ns")}
             await collection.create_index(list(index["key"].items()), **options)
-    return restored
+    return Restored(restored, findings.drift)

@@ -1,10 +1,12 @@
 """`server.py backup DIR` and `restore DIR`: mongodump's layout with a checked manifest, one snapshot
 for consistency under writes, every document and avatar byte back, no restore over data unless
-`--drop` (issue 14, points 1 and 2)."""
+`--drop` (issue 14, points 1 and 2); consistent across collections (names, rating aggregates,
+avatars) or not taken, and checked again by `restore` (issue "Faults, round two", point 2)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
+import bson
 import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,6 +23,7 @@ from storage import backup as backup_module
 from storage.backup import (
     MANIFEST,
     BackupDamaged,
+    BackupInconsistent,
     BackupRaced,
     BackupRefused,
     RestoreRefused,
@@ -28,6 +32,7 @@ from storage.backup import (
     restore,
 )
 from storage.database import connect, database
+from storage.ratings import RatingStore
 from tests.api_tour import CATALOG, api_tour
 from tests.catalog_data import load_catalog
 from tests.conftest import RunningApp
@@ -57,6 +62,12 @@ async def index_names(db: AsyncDatabase) -> dict[str, list[str]]:
             for name in sorted(await db.list_collection_names())}
 
 
+async def add_users(db: AsyncDatabase, *names: str) -> None:
+    """Users as registration writes them: each with its `usernames` row."""
+    await db.users.insert_many([{"_id": f"u-{name}", "username": name} for name in names])
+    await db.usernames.insert_many([{"_id": name.lower(), "user_id": f"u-{name}"} for name in names])
+
+
 async def populated(running: RunningApp, db: AsyncDatabase) -> None:
     await load_catalog(db, CATALOG)
     await api_tour(running, db)  # every route: users, lists, ratings, avatars, sessions, limits
@@ -77,7 +88,8 @@ async def test_a_restore_gives_back_every_document_index_and_avatar_byte(
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"])
     restored = await restore(empty, tmp_path)
-    assert restored["users"] == await db.users.count_documents({}) == 3
+    assert restored.repaired == []
+    assert restored.documents["users"] == await db.users.count_documents({}) == 3
     assert await contents(empty) == await contents(db)  # every avatar chunk's bytes among them
     assert await index_names(empty) == await index_names(db)
 
@@ -142,6 +154,83 @@ async def test_a_backup_that_stays_inconsistent_is_refused(db: AsyncDatabase, tm
     assert not (tmp_path / MANIFEST).exists()
 
 
+async def test_a_backup_taken_while_users_register_and_rate_restores_consistent_data(
+    running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
+) -> None:
+    await load_catalog(db, CATALOG)
+
+    async def readers(worker: int) -> None:
+        for i in range(worker, 16, 4):
+            api = running.client()
+            await api.sign_up(f"Reader{i}")
+            for series_id in (1, 2):
+                assert (await api.post(f"/user/series-rating/add/{series_id}", {"rating": 1 + i % 9})).status == 200
+            assert (await api.post("/user/series-rating/update/1", {"rating": 10 - i % 9})).status == 200
+
+    load = [asyncio.create_task(readers(worker)) for worker in range(4)]
+    while not await db.series.count_documents({"rating_count": {"$gt": 0}}) and not any(t.done() for t in load):
+        await asyncio.sleep(0.01)
+    await backup(db, tmp_path)
+    await asyncio.gather(*load)
+    restored = await restore(empty, tmp_path)
+    assert restored.repaired == []  # the backup itself was consistent
+    assert 0 < restored.documents["users"] == restored.documents["usernames"]
+    users = await empty.users.find({}, {"username": 1}).to_list(None)
+    names = {row["_id"]: row["user_id"] for row in await empty.usernames.find({}).to_list(None)}
+    assert names == {user["username"].lower(): user["_id"] for user in users}
+    assert await RatingStore(empty).recount(repair=False) == []
+
+
+def rewrite(dump: Path, collection: str, change: Any) -> None:
+    """Edits a backup's documents of `collection` with `change` (list -> list), and its manifest
+    to match: an inconsistent backup that is not damaged."""
+    manifest = json.loads((dump / MANIFEST).read_text())
+    entry = next(e for e in manifest["files"] if e["collection"] == collection and e["path"].endswith(".bson"))
+    path = dump / entry["path"]
+    documents = change(list(bson.decode_all(path.read_bytes())))
+    path.write_bytes(b"".join(bson.encode(document) for document in documents))
+    entry.update(documents=len(documents), bytes=path.stat().st_size,
+                 sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    (dump / MANIFEST).write_text(json.dumps(manifest))
+
+
+async def test_a_backup_whose_names_and_users_disagree_is_refused_by_restore(
+    db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
+) -> None:
+    await add_users(db, "Alice", "bob")
+    await backup(db, tmp_path)
+    rewrite(tmp_path, "usernames", lambda rows: [row for row in rows if row["_id"] != "alice"])
+    with pytest.raises(BackupInconsistent,
+                       match="nothing was restored: user u-Alice \\('Alice'\\) has no usernames row"):
+        await restore(empty, tmp_path)
+    assert await empty.list_collection_names() == []
+    rewrite(tmp_path, "usernames", lambda rows: [*rows, {"_id": "alice", "user_id": "u-bob"}])
+    with pytest.raises(BackupInconsistent, match="user u-Alice's name 'alice' is the usernames row of user u-bob"):
+        await restore(empty, tmp_path)
+    assert await empty.list_collection_names() == []
+
+
+async def test_restore_sets_rating_aggregates_that_differ_from_the_ratings_and_says_so(
+    db: AsyncDatabase, empty: AsyncDatabase, mongo_uri: str, tmp_path: Path
+) -> None:
+    await db.series.insert_many([{"_id": 1, "title": "Drifted", "rating_count": 2, "rating_half_points": 30},
+                                 {"_id": 2, "title": "Right", "rating_count": 1, "rating_half_points": 8}])
+    await db.users.insert_many([
+        {"_id": "u-a", "username": "a", "ratings": [{"series_id": 1, "rating": 7}, {"series_id": 2, "rating": 4}]},
+        {"_id": "u-b", "username": "b", "ratings": [{"series_id": 1, "rating": 8}]}])
+    await db.usernames.insert_many([{"_id": "a", "user_id": "u-a"}, {"_id": "b", "user_id": "u-b"}])
+    await backup(db, tmp_path)
+    rewrite(tmp_path, "series", lambda series: [{**s, "rating_count": 5} if s["_id"] == 1 else s for s in series])
+    result = await asyncio.to_thread(run_command, ["restore", str(tmp_path)],
+                                     service_env(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=empty.name))
+    assert result.returncode == 0, result.stderr
+    assert ("restore: repaired: series 1's rating aggregates (count 5, half points 30) differ from its users' "
+            "ratings (count 2, half points 30); set to the ratings'") in result.stdout
+    assert "series 2" not in result.stdout
+    assert await contents(empty) == await contents(db)  # the true aggregates, as the database had them
+    assert await RatingStore(empty).recount(repair=False) == []
+
+
 async def test_the_commands_back_up_and_restore_through_mongodb_uri(
     running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, mongo_uri: str, tmp_path: Path
 ) -> None:
@@ -164,13 +253,13 @@ async def test_an_interrupted_backup_leaves_the_previous_one_whole_and_restorabl
     db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await db.series.insert_one({"_id": 1, "title": "Kept"})
-    await db.users.insert_many([{"_id": "u1", "username": "one"}, {"_id": "u2", "username": "two"}])
+    await add_users(db, "one", "two")
     dump = tmp_path / "dump"
     await backup(db, dump)
     manifest = (dump / MANIFEST).read_text()
     # Both change: written in place, the series file would already differ from the manifest.
     await db.series.insert_one({"_id": 2, "title": "Added"})
-    await db.users.insert_one({"_id": "u3", "username": "three"})
+    await add_users(db, "three")
     opened = backup_module._open
 
     def full_disk_at_users(path: Path, mode: str, compressed: bool) -> IO[bytes]:
@@ -185,19 +274,19 @@ async def test_an_interrupted_backup_leaves_the_previous_one_whole_and_restorabl
     assert (dump / MANIFEST).read_text() == manifest
     assert [p.name for p in tmp_path.iterdir()] == ["dump"]  # the half-written one is gone
     restored = await restore(empty, dump)
-    assert (restored["series"], restored["users"]) == (1, 2)
+    assert (restored.documents["series"], restored.documents["users"]) == (1, 2)
 
 
 async def test_a_second_backup_replaces_the_first_whole(
     db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
 ) -> None:
-    await db.users.insert_one({"_id": "u1", "username": "one"})
+    await add_users(db, "one")
     await db.dropped.insert_one({"_id": 1})
     dump = tmp_path / "dump"
     await backup(db, dump)
     assert (dump / db.name / "dropped.bson").exists()
     await db.dropped.drop()
-    await db.users.insert_one({"_id": "u2", "username": "two"})
+    await add_users(db, "two")
     # What a backup killed midway leaves beside DIR: the next one removes it.
     dead = await asyncio.to_thread(subprocess.Popen, [sys.executable, "-c", ""])
     await asyncio.to_thread(dead.wait)
@@ -209,7 +298,7 @@ async def test_a_second_backup_replaces_the_first_whole(
     assert not (dump / db.name / "dropped.bson").exists()
     assert "dropped" not in {f.collection for f in read_manifest(dump)}
     restored = await restore(empty, dump)
-    assert restored["users"] == 2 and "dropped" not in restored
+    assert restored.documents["users"] == 2 and "dropped" not in restored.documents
 
 
 async def test_a_directory_that_is_not_a_backup_is_refused_and_left_alone(db: AsyncDatabase, tmp_path: Path) -> None:

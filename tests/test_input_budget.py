@@ -62,6 +62,12 @@ class HealthPoller:
             self._stop.wait(0.01)
         connection.close()
 
+    async def one_poll_since(self, since: float, limit_s: float = 5.0) -> None:
+        deadline = time.monotonic() + limit_s
+        while not any(started >= since for started, _ in self.waits[-3:]):
+            assert time.monotonic() < deadline, "the /health poller stopped"
+            await asyncio.sleep(0.005)
+
     def longest_since(self, since: float) -> float:
         return max((seconds for started, seconds in self.waits if started + seconds >= since), default=0.0)
 
@@ -204,8 +210,9 @@ class Target:
         started = time.monotonic()
         reply = await self.api.request(method, self.path(route) + query, body=body,
                                        headers={"Content-Type": content_type})
-        seconds = time.monotonic() - started
-        await asyncio.sleep(0.05)  # one more /health poll after the answer
+        answered = time.monotonic()
+        seconds = answered - started
+        await self.poller.one_poll_since(answered)  # a poll that began after the answer, finished
         self.measured.append(Measured(f"{method} {route.path}", shape, len(body or query), reply.status, seconds,
                                       self.poller.longest_since(started), self.memory.peak() - rss_before,
                                       rss_bound(limit)))

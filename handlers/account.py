@@ -14,6 +14,7 @@ from handlers.errors import (
     USER_NOT_FOUND,
     ApiError,
 )
+from handlers.idempotency import idempotent_without_transaction
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.auth import PasswordConfirmation
 
@@ -31,6 +32,7 @@ class DeleteAccountHandler(PasswordCheck):
         )
     }
 
+    @idempotent_without_transaction
     async def delete(self) -> None:
         user = await self.confirm_own_password((await self.parse_body(PasswordConfirmation)).password)
         await self.services.account_removal.remove(user.id)
@@ -47,6 +49,7 @@ class AdminDeleteAccountHandler(ApiHandler):
         )
     }
 
+    @idempotent_without_transaction
     async def delete(self, id: str) -> None:
         target = self.path_parameter(id)
         # A missing user is still swept: files left by a removal that stopped halfway go now.

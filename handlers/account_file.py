@@ -13,6 +13,7 @@ from auth.clock import iso_utc, utc_now
 from auth.permissions import RATE_SERIES
 from handlers.base import ApiHandler
 from handlers.errors import UNAUTHORIZED, ApiError, validate
+from handlers.idempotency import idempotent
 from handlers.json_input import JsonLimits, JsonRefused, parse_json, require_json_content_type
 from handlers.json_positions import line_of
 from handlers.openapi_docs import Operation, Route
@@ -167,6 +168,7 @@ class ImportHandler(ApiHandler):
     def body_limit(self) -> int:
         return IMPORT_BODY_LIMIT
 
+    @idempotent
     async def post(self) -> None:
         user = self.require_user()
         query = validate(ImportQuery, self.query_arguments())

@@ -7,6 +7,7 @@ from auth.passwords import is_valid_password, is_valid_username
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
 from handlers.base import ApiHandler
 from handlers.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
+from handlers.idempotency import idempotent
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.auth import Credentials, LogoutRequest, PasswordChange, UserEnvelope
 from handlers.session import AuthenticatedUser
@@ -77,6 +78,7 @@ class RegisterHandler(ApiHandler):
         )
     }
 
+    @idempotent
     async def post(self) -> None:
         credentials = await self.parse_body(Credentials)
         if not is_valid_username(credentials.username):
@@ -142,6 +144,7 @@ class ChangePasswordHandler(PasswordCheck):
         )
     }
 
+    @idempotent
     async def post(self) -> None:
         change = await self.parse_body(PasswordChange)
         if not is_valid_password(change.new_password):
@@ -170,6 +173,7 @@ class LogoutHandler(ApiHandler):
         )
     }
 
+    @idempotent
     async def post(self) -> None:
         user = self.require_user()
         request = await self.parse_body(LogoutRequest)

@@ -39,6 +39,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
+from storage.idempotency import IdempotencyStore
 from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
@@ -124,6 +125,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         address_login_attempts=SharedWindowLimit(db, "login-address", settings.login_failures_per_address_per_15_min,
                                                  15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
+        idempotency=IdempotencyStore(db),
     )
     log_redaction.install()
     guard_decoding(settings.max_image_pixels)

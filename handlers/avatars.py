@@ -9,6 +9,7 @@ from pydantic import StrictStr
 from auth.permissions import EDIT_USERS
 from handlers.base import ApiHandler, validate_body
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.idempotency import idempotent_without_transaction
 from handlers.json_input import JsonLimits, read_json_body
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.common import FieldError, RequestModel
@@ -99,6 +100,7 @@ class UpdateImageHandler(ProfileImageWriteHandler):
         if not self.admin_route and self.user is not None and self.user.banned:
             raise ApiError(403, FORBIDDEN)
 
+    @idempotent_without_transaction
     async def post(self, id: str) -> None:
         target = await self.target_user()
         # Megabytes of JSON and base64, then Pillow: all of it off the event loop, in the pool
@@ -122,6 +124,7 @@ class DeleteImageHandler(ProfileImageWriteHandler):
     api = {"delete": _write_operation("Delete the profile image", "Profile image deleted successfully",
                                       admin=False, upload=False)}
 
+    @idempotent_without_transaction
     async def delete(self, id: str) -> None:
         removed = await self.avatars.remove(await self.target_user())
         if removed is None:

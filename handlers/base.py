@@ -18,6 +18,7 @@ from pymongo.errors import WriteError
 from auth.clock import iso_utc, utc_now
 from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
+from handlers import idempotency
 from handlers.errors import (
     FORBIDDEN,
     INTERNAL_ERROR,
@@ -84,6 +85,11 @@ class ApiHandler(tornado.web.RequestHandler):
         self.round_trips: list[int] | None = None
         self.user = None
         self.brought = Brought()
+        # This write's Idempotency-Key (handlers.idempotency), and whether authentication's 401
+        # waits for its saved answer (a retried logout whose session the first attempt ended).
+        self.idempotency_key: str | None = None
+        self.unauthenticated = False
+        self.holding: idempotency.HeldAnswer | None = None  # the verb's answer, until it commits
         self._counted = False
         self._body_chunks: list[bytes] = []
         self._body_size = 0
@@ -122,8 +128,15 @@ class ApiHandler(tornado.web.RequestHandler):
         self.limit_body()
         if self.request.method == "OPTIONS":
             return
+        if idempotency.is_idempotent(getattr(type(self), self.verb(), None)):
+            self.idempotency_key = idempotency.key_of(self.request.headers.get(idempotency.HEADER))
         if self.requires_auth:
-            await self.authenticate()
+            try:
+                await self.authenticate()
+            except ApiError as refusal:
+                if refusal.status != 401 or self.idempotency_key is None or not self.get_cookie(COOKIE_NAME):
+                    raise
+                self.unauthenticated = True
         self.check_origin()
         self.check_available()
         # The permission an operation declares for OpenAPI is the one enforced: said once.
@@ -157,6 +170,10 @@ class ApiHandler(tornado.web.RequestHandler):
             self._body_chunks = []
             too_large = ApiError(413, BODY_TOO_LARGE)
             self.send_error(413, exc_info=(type(too_large), too_large, None))
+
+    @property
+    def body_size(self) -> int:
+        return self._body_size
 
     def body_chunks(self) -> list[bytes]:
         """The body as it arrived; a route with a large body joins it off the event loop."""
@@ -369,9 +386,31 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- output ----
 
+    @staticmethod
+    def json_text(payload: Any) -> str:
+        return json.dumps(payload, separators=(",", ":"), default=_json_default)
+
     def write_json(self, payload: Any, status: int = 200) -> None:
+        self.finish_json(self.json_text(payload), status)
+
+    def finish_json(self, text: str, status: int = 200) -> None:
+        """The answer, already JSON; held instead while a write's transaction is open."""
+        if self.holding is not None:
+            self.holding.status, self.holding.body = status, text
+            return
         self.set_status(status)
-        self.finish(json.dumps(payload, separators=(",", ":"), default=_json_default))
+        self.finish(text)
+
+    def send_held(self, held: idempotency.HeldAnswer) -> None:
+        """A held answer (see handlers.idempotency), once what it says is stored."""
+        self.set_status(held.status)
+        self.finish(held.body)
+
+    def replay(self, status: int, body: str) -> None:
+        """The answer saved for an earlier attempt with this request's Idempotency-Key."""
+        self.set_header(idempotency.REPLAYED_HEADER, "true")
+        self.set_status(status)
+        self.finish(body)
 
     def write_model(self, answer: BaseModel | None, status: int = 200) -> None:
         """An answer built as its published response model (None answers JSON `null`)."""

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, Computed, WholeList, reads
@@ -54,6 +55,7 @@ class AddItemHandler(CollectionHandler):
                              responses={400: MISSING_PARAMETERS, 404: "Volume not found",
                                         409: "Volume already in collection"})}
 
+    @idempotent
     @reads(CatalogDocument("volumes"))
     async def post(self, id: str) -> None:
         catalog_id(id)
@@ -71,6 +73,7 @@ class UpdateItemHandler(CollectionHandler):
                              tags=_TAGS, responses={200: "Collection item updated successfully",
                                                     400: MISSING_PARAMETERS, 404: ITEM_NOT_FOUND})}
 
+    @idempotent
     async def post(self, id: str) -> None:
         item_id = self.item_id()
         body = await self.parse_body(CollectionUpdateBody)
@@ -85,6 +88,7 @@ class DeleteItemHandler(CollectionHandler):
                                responses={200: "Collection item deleted successfully", 400: MISSING_PARAMETERS,
                                           404: ITEM_NOT_FOUND})}
 
+    @idempotent
     async def delete(self, id: str) -> None:
         if await self.collection.delete(self.require_user().id, self.item_id()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, ITEM_NOT_FOUND)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from auth.clock import utc_now
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError, validate
+from handlers.idempotency import idempotent
 from handlers.mal_entries import FileEntry, mal_entry, read_entry
 from handlers.mal_xml import (
     GZIP_TYPES,
@@ -132,6 +133,7 @@ class MalImportHandler(ApiHandler):
         return MAX_COMPRESSED_BYTES if compressed_upload(self.request.headers.get("Content-Type", "")) \
             else MAX_XML_BYTES
 
+    @idempotent
     async def post(self) -> None:
         user = self.require_user()
         query = validate(MalImportQuery, self.query_arguments())
@@ -150,7 +152,7 @@ class MalImportHandler(ApiHandler):
         if result is None:
             raise ApiError(401, UNAUTHORIZED)  # deleted since the session was read
         report = await self.off_the_loop(import_report, resolved, result, query)
-        self.finish(await self.off_the_loop(report.model_dump_json))
+        self.finish_json(await self.off_the_loop(report.model_dump_json))
 
 
 class UndoImportHandler(ApiHandler):
@@ -160,6 +162,7 @@ class UndoImportHandler(ApiHandler):
         response=UndoReport, tags=_TAGS,
         responses={400: MISSING_PARAMETERS, 401: UNAUTHORIZED, 404: IMPORT_NOT_FOUND})}
 
+    @idempotent
     async def post(self, id: str) -> None:
         user = self.require_user()
         import_id = self.path_parameter(id)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from handlers import idempotency
 from handlers.errors import FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMETERS, SERVICE_UNAVAILABLE
 from handlers.schemas.common import Message
 
@@ -96,6 +97,8 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
         answers.append((403, FORBIDDEN))
     if op.request is not None:
         answers.append((413, "Request body too large"))
+    if idempotency.is_idempotent(getattr(route.handler, method, None)):
+        answers += [(400, idempotency.INVALID_KEY), (422, idempotency.KEY_REUSED)]
     answers.append((500, INTERNAL_ERROR))
     if route.handler.needs_database:
         answers.append((503, SERVICE_UNAVAILABLE))
@@ -122,6 +125,15 @@ def _with_examples(document: dict[str, Any], route: Route, method: str) -> dict[
     if answer is not None and "response" in recorded and "example" not in answer:
         answer["example"] = recorded["response"]
     return document
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": idempotency.HEADER, "in": "header", "required": False,
+    "description": "Makes the write safe to retry: the same key with the same request, within 24 hours, answers "
+                   "what the first answered (with `Idempotent-Replayed: true`) without writing again; with "
+                   "another request, 422.",
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+}
 
 
 def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
@@ -155,6 +167,8 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     ]
     if op.query is not None:
         parameters += _query_parameters(op.query)
+    if idempotency.is_idempotent(getattr(route.handler, method, None)):
+        parameters.append(IDEMPOTENCY_PARAMETER)
     if parameters:
         document["parameters"] = parameters
     if op.request is not None:

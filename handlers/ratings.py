@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
+from handlers.idempotency import idempotent
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, OwnEntry, reads
 from handlers.schemas.ratings import RatingBody, SeriesRating
@@ -36,6 +37,7 @@ class AddRatingHandler(RatingHandler):
                              responses={200: "Rating added successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: SERIES_NOT_FOUND, 409: "Rating already exists for this series"})}
 
+    @idempotent
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         user = self.require_user()
@@ -52,6 +54,7 @@ class UpdateRatingHandler(RatingHandler):
                              responses={200: "Rating updated successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: RATING_MISSING})}
 
+    @idempotent
     @reads(OwnEntry("ratings"))
     async def post(self, id: str) -> None:
         user = self.require_user()
@@ -68,6 +71,7 @@ class DeleteRatingHandler(RatingHandler):
                                responses={200: "Rating deleted successfully", 400: MISSING_PARAMETERS,
                                           403: FORBIDDEN, 404: RATING_MISSING})}
 
+    @idempotent
     @reads(OwnEntry("ratings"))
     async def delete(self, id: str) -> None:
         user = self.require_user()

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from auth.clock import utc_now
 from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
 from handlers.reads import CatalogDocument, WholeList, reads
@@ -71,6 +72,7 @@ class StatusWriteHandler(ReadingStatusHandler):
         write = self.statuses.add if self.change.refused is WriteOutcome.CONFLICT else self.statuses.update
         return await write(user_id, series_id, body.client, body.stored_fields(), utc_now())
 
+    @idempotent
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
@@ -93,6 +95,7 @@ class DeleteStatusHandler(ReadingStatusHandler):
                                responses={200: "Reading status deleted successfully", 400: MISSING_PARAMETERS,
                                           404: STATUS_MISSING})}
 
+    @idempotent
     async def delete(self, id: str) -> None:
         outcome = await self.statuses.delete(self.require_user().id, self.series_id())
         if outcome is WriteOutcome.NOT_FOUND:

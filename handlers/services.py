@@ -18,6 +18,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
+from storage.idempotency import IdempotencyStore
 from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
@@ -81,6 +82,7 @@ class Services:
     login_attempts: SharedWindowLimit  # per address and username
     address_login_attempts: SharedWindowLimit  # per address, whatever the username
     registrations: SharedWindowLimit
+    idempotency: IdempotencyStore
     # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
     supervisor: EmbeddedSupervisor | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)

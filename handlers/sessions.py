@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
+from handlers.idempotency import idempotent
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.auth import SessionList, SessionView
 
@@ -28,6 +29,7 @@ class SessionHandler(ApiHandler):
                                responses={200: "Session ended", 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
                                           404: SESSION_NOT_FOUND})}
 
+    @idempotent
     async def delete(self, id: str) -> None:
         user = self.require_user()
         session_id = self.path_parameter(id)

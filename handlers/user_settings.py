@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth.permissions import EDIT_USERS
 from handlers.base import ApiHandler
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.idempotency import idempotent
 from handlers.openapi_docs import Operation, Route
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
 from storage.users import SettingsOutcome
@@ -25,6 +26,7 @@ class SaveSettingsHandler(ApiHandler):
         )
     }
 
+    @idempotent
     async def post(self, id: str) -> None:
         target_id = self.path_parameter(id)
         user = self.require_user()

@@ -3,7 +3,9 @@ and which failures mean "the database is unavailable" rather than a bug."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import pymongo
@@ -49,6 +51,9 @@ TRANSIENT_CODES = frozenset({
 TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult")
 
 T = TypeVar("T")
+
+# The transaction a request with an Idempotency-Key runs in (see `request_transaction`).
+_request_session: ContextVar[AsyncClientSession | None] = ContextVar("request_transaction", default=None)
 
 
 def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
@@ -111,10 +116,81 @@ def _bulk_write_unavailable(error: BulkWriteError) -> bool:
 
 async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
     """Runs `work` in one multi-document transaction, committed with the durable write
-    concern. The driver retries transient conflicts; the whole attempt is bounded in time."""
+    concern. The driver retries transient conflicts; the whole attempt is bounded in time.
+    Inside a request's transaction `work` joins it: one commit makes both or neither."""
+    joined = _request_session.get()
+    if joined is not None:
+        return await work(joined)
     async with db.client.start_session() as session:
         with pymongo.timeout(TRANSACTION_TIMEOUT_S):
             return await session.with_transaction(work, write_concern=DURABLE_WRITES)
+
+
+def request_session() -> AsyncClientSession | None:
+    """The session of the request's transaction, if it runs in one. Every write that a request
+    can make passes it: PyMongo picks an operation's write concern before it looks at the bound
+    session, and a write concern inside a transaction is refused, so writes name it."""
+    return _request_session.get()
+
+
+class TransactionConflict(Exception):
+    """A request's transaction met a concurrent write: nothing of it stays, and it can be run
+    again."""
+
+
+@asynccontextmanager
+async def request_transaction(db: AsyncDatabase) -> AsyncIterator[None]:
+    """Everything the block writes, in one transaction: every operation inside uses its session
+    without being handed it (PyMongo's bound session), and `in_transaction` joins it. Committed
+    with the durable write concern when the block ends, aborted when it raises; a conflict
+    raises TransactionConflict."""
+    async with db.client.start_session() as session:
+        await session.start_transaction(write_concern=DURABLE_WRITES)
+        token = _request_session.set(session)
+        committing = False
+        try:
+            async with session.bind(end_session=False):
+                yield
+            committing = True
+            with pymongo.timeout(TRANSACTION_TIMEOUT_S):
+                await session.commit_transaction()
+            committing = False
+        except PyMongoError as error:
+            if error.has_error_label("TransientTransactionError"):
+                raise TransactionConflict(str(error)) from error
+            raise
+        finally:
+            _request_session.reset(token)
+            if session.in_transaction:
+                await session.abort_transaction()
+            elif committing:
+                await _end_on_the_server(db, session)
+
+
+async def _end_on_the_server(db: AsyncDatabase, session: AsyncClientSession) -> None:
+    """A commit that failed leaves its transaction open on the server, holding what it wrote
+    against every other writer until it expires (the driver cannot abort after a commit):
+    killing the session aborts it now, or does nothing if the commit did take effect."""
+    try:
+        with pymongo.timeout(PING_TIMEOUT_S):
+            await db.client.admin.command("killSessions", [session.session_id])
+    except PyMongoError:
+        pass  # the database is down: the transaction went with it, or expires there
+
+
+@asynccontextmanager
+async def outside_request_transaction(db: AsyncDatabase) -> AsyncIterator[None]:
+    """What the block writes stays whatever becomes of the request's transaction (a rate-limit
+    counter must count an attempt that is rolled back): it gets a session of its own."""
+    if _request_session.get() is None:
+        yield
+        return
+    async with db.client.start_session() as session, session.bind(end_session=False):
+        token = _request_session.set(None)
+        try:
+            yield
+        finally:
+            _request_session.reset(token)
 
 
 class StandaloneServer(RuntimeError):

@@ -7,6 +7,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from storage.database import request_session
 from storage.outcome import ListsFull
 
 MIB = 1024 * 1024
@@ -37,7 +38,7 @@ class EmbeddedList:
         exists. Of concurrent pushes for one value exactly one succeeds."""
         absent = {"_id": user_id, f"{self.field}.{unique_by or self.key}": {"$ne": key_value}}
         result = await self._users.update_one({**absent, **smaller_than(ADD_LIMIT_BYTES)},
-                                              {"$push": {self.field: entry}}, session=session)
+                                              {"$push": {self.field: entry}}, session=session or request_session())
         if result.matched_count == 1:
             return True
         await self._refuse_if_full(absent, ADD_LIMIT_BYTES, session)
@@ -51,7 +52,8 @@ class EmbeddedList:
 
     async def _set(self, user_id: str, key_value: Any, assignments: dict[str, Any]) -> bool:
         present = {"_id": user_id, f"{self.field}.{self.key}": key_value}
-        result = await self._users.update_one({**present, **smaller_than(UPDATE_LIMIT_BYTES)}, {"$set": assignments})
+        result = await self._users.update_one({**present, **smaller_than(UPDATE_LIMIT_BYTES)}, {"$set": assignments},
+                                              session=request_session())
         if result.matched_count == 1:
             return True
         await self._refuse_if_full(present, UPDATE_LIMIT_BYTES)
@@ -70,5 +72,6 @@ class EmbeddedList:
         result = await self._users.update_one(
             {"_id": user_id, f"{self.field}.{self.key}": key_value},
             {"$pull": {self.field: {self.key: key_value}}},
+            session=request_session(),
         )
         return result.matched_count == 1

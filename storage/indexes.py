@@ -8,6 +8,7 @@ from auth.permissions import ROLE_PERMISSIONS
 from storage import rate_limits
 from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
+from storage.idempotency import IdempotencyStore
 from storage.roles import RoleStore
 from storage.status_import import StatusImport
 from storage.users import UserStore
@@ -18,6 +19,7 @@ async def prepare_database(db: AsyncDatabase) -> None:
     await AvatarStore(db).ensure_indexes()
     await rate_limits.ensure_indexes(db)
     await StatusImport(db).ensure_indexes()
+    await IdempotencyStore(db).ensure_indexes()
     await RoleStore(db).publish(ROLE_PERMISSIONS)
     catalog = CatalogStore(db)
     await catalog.ensure_indexes()

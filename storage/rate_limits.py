@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from auth.clock import utc_now
+from storage.database import outside_request_transaction
 
 COLLECTION = "rate_limits"
 UPSERT_TRIES = 5
@@ -33,6 +34,7 @@ class SharedWindowLimit:
 
     def __init__(self, db: AsyncDatabase, name: str, limit: int, window_s: float,
                  clock: Callable[[], datetime] = utc_now) -> None:
+        self._db = db
         self._counters = db[COLLECTION]
         self.name = name
         self.limit = limit
@@ -43,7 +45,12 @@ class SharedWindowLimit:
         return f"{self.name}:{key}"
 
     async def attempt(self, key: str) -> bool:
-        """Counts one attempt; True when it is within the limit, False when it is over."""
+        """Counts one attempt; True when it is within the limit, False when it is over. Counted
+        at once, even inside a request's transaction that is rolled back afterwards."""
+        async with outside_request_transaction(self._db):
+            return await self._attempt(key)
+
+    async def _attempt(self, key: str) -> bool:
         now = self._clock()
         live: dict[str, Any] = {"$gt": ["$expires", now]}  # false for a new or expired window
         for _ in range(UPSERT_TRIES):
@@ -68,10 +75,12 @@ class SharedWindowLimit:
         raise RuntimeError(f"rate limit {self.name}: the counter could not be written in {UPSERT_TRIES} tries")
 
     async def reset(self, key: str) -> None:
-        await self._counters.delete_one({"_id": self._id(key)})
+        async with outside_request_transaction(self._db):
+            await self._counters.delete_one({"_id": self._id(key)})
 
     async def give_back(self, key: str) -> None:
         """Uncounts one attempt that turned out not to be a failure, and only that one: unlike
         `reset`, the window's other attempts stay counted."""
-        await self._counters.update_one({"_id": self._id(key), "count": {"$gt": 0}, "expires": {"$gt": self._clock()}},
-                                        {"$inc": {"count": -1}})
+        async with outside_request_transaction(self._db):
+            await self._counters.update_one(
+                {"_id": self._id(key), "count": {"$gt": 0}, "expires": {"$gt": self._clock()}}, {"$inc": {"count": -1}})

@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from auth.permissions import DEFAULT_ROLE
 from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
-from storage.database import in_transaction
+from storage.database import in_transaction, request_session
 from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, SessionRecord, StoredList, UserRecord
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
@@ -157,6 +157,7 @@ class UserStore:
             {"_id": user_id},
             {"$push": {"sessions": {"$each": [session], "$sort": {"created": 1},
                                     "$slice": -MAX_SESSIONS_PER_USER}}},
+            session=request_session(),
         )
 
     async def find_by_session(
@@ -195,11 +196,12 @@ class UserStore:
         await self._users.update_one(
             {"_id": user_id, "sessions.token_hash": token_hash},
             {"$set": {"sessions.$.last_seen": now}},
+            session=request_session(),
         )
 
     async def revoke_session(self, user_id: str, token_hash: str) -> None:
         await self._users.update_one(
-            {"_id": user_id}, {"$pull": {"sessions": {"token_hash": token_hash}}}
+            {"_id": user_id}, {"$pull": {"sessions": {"token_hash": token_hash}}}, session=request_session()
         )
 
     async def sessions(self, user_id: str, current_hash: str) -> list[SessionRecord]:
@@ -217,7 +219,7 @@ class UserStore:
             for token_hash in unnamed:
                 await self._users.update_one(
                     {"_id": user_id, "sessions": {"$elemMatch": {"token_hash": token_hash, "id": None}}},
-                    {"$set": {"sessions.$.id": new_session_id()}})
+                    {"$set": {"sessions.$.id": new_session_id()}}, session=request_session())
             return await self.sessions(user_id, current_hash)
         records = [SessionRecord.of(entry, current_hash) for entry in entries]
         return sorted(records, key=lambda record: record.created, reverse=True)
@@ -226,7 +228,7 @@ class UserStore:
         """None when the user has no session of that id; else whether it was `current_hash`'s."""
         before = await self._users.find_one_and_update(
             {"_id": user_id, "sessions.id": session_id}, {"$pull": {"sessions": {"id": session_id}}},
-            projection={"_id": 0, "sessions": {"$elemMatch": {"id": session_id}}})
+            projection={"_id": 0, "sessions": {"$elemMatch": {"id": session_id}}}, session=request_session())
         if before is None:
             return None
         return any(entry.get("token_hash") == current_hash for entry in before.get("sessions") or [])
@@ -237,11 +239,11 @@ class UserStore:
         result = await self._users.update_one(
             {"_id": user_id},
             {"$set": {"password_hash": password_hash},
-             "$pull": {"sessions": {"token_hash": {"$ne": keep_token_hash}}}})
+             "$pull": {"sessions": {"token_hash": {"$ne": keep_token_hash}}}}, session=request_session())
         return result.matched_count == 1
 
     async def revoke_all_sessions(self, user_id: str) -> None:
-        await self._users.update_one({"_id": user_id}, {"$set": {"sessions": []}})
+        await self._users.update_one({"_id": user_id}, {"$set": {"sessions": []}}, session=request_session())
 
     async def save_settings(
         self, user_id: str, changes: Mapping[str, Any], *, needs_age_verification: bool
@@ -251,7 +253,7 @@ class UserStore:
         if needs_age_verification:
             query["age_verified"] = True
         update = {"$set": {f"settings.{key}": value for key, value in changes.items()}}
-        result = await self._users.update_one(query, update)
+        result = await self._users.update_one(query, update, session=request_session())
         if result.matched_count:
             return SettingsOutcome.SAVED
         # Only on the failure path: tell a missing user from an unverified one.
@@ -269,5 +271,5 @@ class UserStore:
         user_id = await self.id_of(username)
         if user_id is None:
             return False
-        result = await self._users.update_one({"_id": user_id}, {"$set": fields})
+        result = await self._users.update_one({"_id": user_id}, {"$set": fields}, session=request_session())
         return result.matched_count == 1

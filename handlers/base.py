@@ -115,6 +115,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if origin and origin in self.services.settings.cors_origins:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Expose-Headers", idempotency.REPLAYED_HEADER)
 
     async def prepare(self) -> None:
         self.round_trips = count_round_trips()  # this request's database commands, for the metrics
@@ -340,7 +341,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if not origin or origin not in self.services.settings.cors_origins:
             raise ApiError(403, FORBIDDEN)
         self.set_header("Access-Control-Allow-Methods", ", ".join(self.implemented_methods()))
-        self.set_header("Access-Control-Allow-Headers", "Content-Type")
+        self.set_header("Access-Control-Allow-Headers", f"Content-Type, {idempotency.HEADER}")
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.clear_header("Content-Type")

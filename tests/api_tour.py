@@ -4,6 +4,8 @@ shapes) walk it."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -17,15 +19,31 @@ from tests.images import b64, image_bytes
 CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1)]), series(2, "Berserk", volumes=[volume(21, 1)])]
 
 
-async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, str, Reply]]:
+async def api_tour(running: RunningApp, db: AsyncDatabase, *,
+                   retried: Callable[[str, str], bool] | None = None) -> list[tuple[str, str, Reply]]:
     """Every route of the API, with a successful request each (and a failed login), on a
-    database with `CATALOG` loaded. Returns (method, route template, reply) for each request."""
+    database with `CATALOG` loaded. Returns (method, route template, reply) for each request.
+    With `retried`, each request for which it says True carries an Idempotency-Key and is sent
+    again with it (the second reply is not returned)."""
     alice, bob, admin = running.client(), running.client(), running.client()
     done: list[tuple[str, str, Reply]] = []
 
-    async def call(api: ApiClient, method: str, path: str, route: str, body: Any = None, status: int = 200) -> Any:
-        reply = await api.request(method, path, json_body=body)
+    async def call(api: ApiClient, method: str, path: str, route: str, body: Any = None, status: int = 200,
+                   raw: bytes | None = None, content_type: str | None = None) -> Any:
+        keyed = retried is not None and retried(method, route)
+        headers = {"Idempotency-Key": uuid.uuid4().hex} if keyed else {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        cookies = dict(api.cookies)
+        reply = await api.request(method, path, json_body=body, body=raw, headers=headers)
         assert reply.status == status, (method, path, reply.status, reply.body)
+        if keyed:
+            # As the first attempt sent it: with the cookies it had (a logout clears them).
+            again = await running.client().request(
+                method, path, json_body=body, body=raw,
+                headers={**headers, "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+            assert (again.status, again.body, again.headers.get("Idempotent-Replayed")) == \
+                (reply.status, reply.body, "true"), (method, path, again.status, again.body)
         done.append((method, route, reply))
         return reply
 
@@ -69,10 +87,8 @@ async def api_tour(running: RunningApp, db: AsyncDatabase) -> list[tuple[str, st
     exported = (await call(alice, "GET", "/user/export", "/user/export")).body
     await call(alice, "POST", "/user/import", "/user/import", exported)  # a dry run
     mal_file = (await call(alice, "GET", "/user/export/mal", "/user/export/mal")).raw
-    imported = await alice.request("POST", "/user/import/mal?mode=apply", body=mal_file,
-                                   headers={"Content-Type": "application/xml"})
-    assert imported.status == 200, imported.body
-    done.append(("POST", "/user/import/mal", imported))
+    imported = await call(alice, "POST", "/user/import/mal?mode=apply", "/user/import/mal", raw=mal_file,
+                          content_type="application/xml")
     await call(alice, "POST", f"/user/import/{imported.body['import_id']}/undo", "/user/import/{id}/undo")
     second = running.client()
     assert (await second.login("alice")).status == 200

@@ -12,9 +12,11 @@ import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
-from handlers.idempotency import INVALID_KEY, KEY_REUSED, fingerprint, key_of
+from handlers.application import all_routes
+from handlers.idempotency import INVALID_KEY, KEY_REUSED, fingerprint, is_idempotent, key_of
 from storage.idempotency import IdempotencyStore, SavedAnswer
 from tests.api_client import ApiClient
+from tests.api_tour import CATALOG, api_tour
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
 from tests.conftest import FailPoints, RunningApp
@@ -236,3 +238,35 @@ async def test_an_answer_is_kept_24_hours(db: AsyncDatabase) -> None:
     later = made + timedelta(hours=25)
     await store.save("u1", "k", SavedAnswer("other", 201, "{}", None, later))
     assert (await store.find("u1", "k", later)).status == 201
+
+
+def writes_of_the_route_table() -> list[tuple[str, str, bool]]:
+    """(method, route, idempotent) of every POST and DELETE."""
+    return [(method, route.path, is_idempotent(getattr(route.handler, method.lower())))
+            for route in all_routes() for method in route.handler.implemented_methods() if method in ("POST", "DELETE")]
+
+
+def test_every_write_takes_a_key_but_login_and_the_list_queries() -> None:
+    """A list query sent as POST writes nothing, and a login's answer holds a new session's cookie,
+    which is not kept: each attempt signs in anew."""
+    plain = {(method, path) for method, path, idempotent in writes_of_the_route_table() if not idempotent}
+    assert plain == {("POST", "/auth/login"), ("POST", "/user/reading-history"), ("POST", "/user/collection")}
+
+
+@pytest.mark.asyncio
+async def test_every_write_of_the_tour_sent_again_with_its_key_replays_its_answer(
+    running: RunningApp, db: AsyncDatabase
+) -> None:
+    await load_catalog(db, CATALOG)
+    idempotent = {(method, path) for method, path, idempotent in writes_of_the_route_table() if idempotent}
+    keyed: list[tuple[str, str]] = []
+
+    def retried(method: str, route: str) -> bool:
+        if (method, route) in idempotent:
+            keyed.append((method, route))
+            return True
+        return False
+
+    await api_tour(running, db, retried=retried)
+    assert set(keyed) == idempotent
+    assert await db.idempotency.count_documents({}) == len(keyed)

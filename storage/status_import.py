@@ -175,7 +175,7 @@ class StatusImport:
             if stored is None:
                 return None
             merged, _, _ = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, False)
-            return StatusImportResult({change.key: change for change in merged.changes}, None)  # type: ignore[misc]
+            return StatusImportResult({change.key: change for change in merged.changes}, None)  # type: ignore[arg-type]
         async with self._gate.rewrite(user_id):
             for _ in range(REWRITE_ATTEMPTS):
                 stored = await self._users.find_one({"_id": user_id})
@@ -198,7 +198,7 @@ class StatusImport:
                     await in_transaction(self._db, write)
                 except ListChanged:
                     continue
-                return StatusImportResult({change.key: change for change in merged.changes},  # type: ignore[misc]
+                return StatusImportResult({change.key: change for change in merged.changes},  # type: ignore[arg-type]
                                           import_id)
         raise ListBusy(user_id)
 

@@ -40,6 +40,7 @@ from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
 from storage.idempotency import IdempotencyStore
+from storage.list_gate import ListGate
 from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
@@ -104,20 +105,22 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
 def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,
              supervisor: EmbeddedSupervisor | None = None) -> TsundokuApplication:
     catalog_keys = CatalogKeys(db)
+    # The reading list's writes take turns with its imports and undos (storage.list_gate).
+    statuses_gate = ListGate()
     services = Services(
         supervisor=supervisor,
         settings=settings,
         db=db,
         users=UserStore(db),
         catalog_keys=catalog_keys,
-        statuses=ReadingStatusStore(db, catalog_keys),
+        statuses=ReadingStatusStore(db, catalog_keys, statuses_gate),
         ratings=RatingStore(db),
         collection=CollectionStore(db, catalog_keys),
         avatars=AvatarStore(db),
         account_removal=AccountRemoval(db),
         account_export=AccountExport(db),
         account_import=AccountImport(db),
-        status_import=StatusImport(db),
+        status_import=StatusImport(db, statuses_gate),
         series_matcher=SeriesMatcher(db),
         public_profiles=PublicProfiles(db, catalog_keys),
         passwords=passwords or Passwords(),

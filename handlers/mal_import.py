@@ -37,12 +37,14 @@ from handlers.schemas.mal_import import (
 )
 from languages import FALLBACK, localized
 from storage.list_merge import MERGE_RULES, EntryChange
-from storage.status_import import CatalogMatches, StatusImportResult
+from storage.status_import import CatalogMatches, ListBusy, StatusImportResult
 from storage.title_keys import title_key
 
 IMPORT_NOT_FOUND = "Import not found"
 INVALID_FILE = "Invalid MAL file"
 CHANGED_SINCE = "changed since the import"
+# Only with writes from other processes: this process's wait for the import (storage.list_gate).
+LIST_BUSY = "The reading list kept changing meanwhile: nothing was changed, try again"
 SOURCE = "myanimelist"
 _TAGS = ("account",)
 _IMPORT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
@@ -125,7 +127,7 @@ class MalImportHandler(ApiHandler):
                 "listed series alone, replace takes the file's",
         query=MalImportQuery, response=MalImportReport, tags=_TAGS,
         raw_request={media: _FILE for media in XML_TYPES + GZIP_TYPES},
-        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: "MAL file too large",
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 409: LIST_BUSY, 413: "MAL file too large",
                    415: "Request body must be a MyAnimeList XML file", 507: "Reading list full"})}
 
     def body_limit(self) -> int:
@@ -147,8 +149,11 @@ class MalImportHandler(ApiHandler):
         now = utc_now()
         incoming = [{"series_id": item.series[0], "client": item.series[1], **(item.entry.fields or {}),
                      "last_update": now} for item in resolved if item.series and item.reason is None]
-        result = await self.services.status_import.run(user.id, incoming, MERGE_RULES[query.merge],
-                                                       apply=query.mode == "apply", source=SOURCE, now=now)
+        try:
+            result = await self.services.status_import.run(user.id, incoming, MERGE_RULES[query.merge],
+                                                           apply=query.mode == "apply", source=SOURCE, now=now)
+        except ListBusy:
+            raise ApiError(409, LIST_BUSY) from None
         if result is None:
             raise ApiError(401, UNAUTHORIZED)  # deleted since the session was read
         report = await self.off_the_loop(import_report, resolved, result, query)
@@ -160,15 +165,18 @@ class UndoImportHandler(ApiHandler):
         summary="Take an applied import back: entries it added are removed, entries it changed are restored "
                 "exactly; an entry changed since is left and reported. Imports can be undone for 30 days",
         response=UndoReport, tags=_TAGS,
-        responses={400: MISSING_PARAMETERS, 401: UNAUTHORIZED, 404: IMPORT_NOT_FOUND})}
+        responses={400: MISSING_PARAMETERS, 401: UNAUTHORIZED, 404: IMPORT_NOT_FOUND, 409: LIST_BUSY})}
 
     @idempotent
     async def post(self, id: str) -> None:
         user = self.require_user()
         import_id = self.path_parameter(id)
         # Another user's import is not found either: the query names only this user's.
-        result = await self.services.status_import.undo(user.id, import_id, utc_now()) \
-            if len(import_id) <= 64 else None
+        try:
+            result = await self.services.status_import.undo(user.id, import_id, utc_now()) \
+                if len(import_id) <= 64 else None
+        except ListBusy:
+            raise ApiError(409, LIST_BUSY) from None
         if result is None:
             raise ApiError(404, IMPORT_NOT_FOUND)
         self.write_model(UndoReport(import_id=import_id, restored=result.restored, removed=result.removed,

@@ -25,7 +25,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import in_transaction
-from storage.embedded_list import ADD_LIMIT_BYTES
+from storage.embedded_list import ADD_LIMIT_BYTES, revision_field
 from storage.list_merge import ListOutcome, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.ratings import half_points
@@ -146,7 +146,10 @@ class AccountImport:
             raise ListsFull(user_id)
         await self._users.update_one(
             {"_id": user_id},
-            {"$set": {**lists, **{f"settings.{key}": value for key, value in plan.settings.items()}}},
+            # Counted as a write of each list, so that a MAL import that read one before cannot
+            # write over it (storage.status_import).
+            {"$set": {**lists, **{f"settings.{key}": value for key, value in plan.settings.items()}},
+             "$inc": {revision_field(name): 1 for name in lists}},
             session=session)
         moves = _rating_moves(stored.get("ratings") or [], plan.ratings.entries)
         if moves:

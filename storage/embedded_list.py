@@ -1,13 +1,17 @@
-"""Atomic writes on one list embedded in the user's document, whose entries are unique by a key."""
+"""Atomic writes on one list embedded in the user's document, whose entries are unique by a key,
+and the list's revision: a counter each write bumps in the same update, so that a rewrite of the
+whole list (an import) can write only if the list is still the one it read."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from storage.database import request_session
+from storage.list_gate import ListGate
 from storage.outcome import ListsFull
 
 MIB = 1024 * 1024
@@ -23,22 +27,42 @@ def smaller_than(limit: int) -> dict[str, Any]:
     return {"$expr": {"$lt": [{"$bsonSize": "$$ROOT"}, limit]}}
 
 
+def revision_field(field: str) -> str:
+    """Where the revision of the list `field` is kept (absent until its first counted write)."""
+    return f"revisions.{field}"
+
+
+def revision_of(document: dict[str, Any], field: str) -> int | None:
+    """The revision of the list `field` in a user's document as read; None matches an absent one."""
+    return (document.get("revisions") or {}).get(field)
+
+
+def bump(field: str) -> dict[str, Any]:
+    """The part of an update that counts one more write of the list `field`."""
+    return {"$inc": {revision_field(field): 1}}
+
+
 class EmbeddedList:
     """`users.<field>`, entries unique by `<key>`. Every write is one conditional update whose
-    filter includes the user's id, so one user can never touch another user's entries."""
+    filter includes the user's id, so one user can never touch another user's entries, and which
+    bumps the list's revision. With a `gate`, writes take turns with rewrites of the whole list
+    in this process (storage.list_gate)."""
 
-    def __init__(self, users: AsyncCollection, field: str, key: str) -> None:
+    def __init__(self, users: AsyncCollection, field: str, key: str, gate: ListGate | None = None) -> None:
         self._users = users
         self.field = field
         self.key = key
+        self._gate = gate
 
     async def push_unique(self, user_id: str, key_value: Any, entry: dict[str, Any],
                           unique_by: str | None = None, session: AsyncClientSession | None = None) -> bool:
         """Appends `entry` unless an entry with the same `unique_by` value (default: the key)
         exists. Of concurrent pushes for one value exactly one succeeds."""
         absent = {"_id": user_id, f"{self.field}.{unique_by or self.key}": {"$ne": key_value}}
-        result = await self._users.update_one({**absent, **smaller_than(ADD_LIMIT_BYTES)},
-                                              {"$push": {self.field: entry}}, session=session or request_session())
+        async with self._turn(user_id):
+            result = await self._users.update_one({**absent, **smaller_than(ADD_LIMIT_BYTES)},
+                                                  {"$push": {self.field: entry}, **bump(self.field)},
+                                                  session=session or request_session())
         if result.matched_count == 1:
             return True
         await self._refuse_if_full(absent, ADD_LIMIT_BYTES, session)
@@ -52,8 +76,9 @@ class EmbeddedList:
 
     async def _set(self, user_id: str, key_value: Any, assignments: dict[str, Any]) -> bool:
         present = {"_id": user_id, f"{self.field}.{self.key}": key_value}
-        result = await self._users.update_one({**present, **smaller_than(UPDATE_LIMIT_BYTES)}, {"$set": assignments},
-                                              session=request_session())
+        async with self._turn(user_id):
+            result = await self._users.update_one({**present, **smaller_than(UPDATE_LIMIT_BYTES)},
+                                                  {"$set": assignments, **bump(self.field)}, session=request_session())
         if result.matched_count == 1:
             return True
         await self._refuse_if_full(present, UPDATE_LIMIT_BYTES)
@@ -69,9 +94,13 @@ class EmbeddedList:
             raise ListsFull(str(condition["_id"]))
 
     async def remove(self, user_id: str, key_value: Any) -> bool:
-        result = await self._users.update_one(
-            {"_id": user_id, f"{self.field}.{self.key}": key_value},
-            {"$pull": {self.field: {self.key: key_value}}},
-            session=request_session(),
-        )
+        async with self._turn(user_id):
+            result = await self._users.update_one(
+                {"_id": user_id, f"{self.field}.{self.key}": key_value},
+                {"$pull": {self.field: {self.key: key_value}}, **bump(self.field)},
+                session=request_session(),
+            )
         return result.matched_count == 1
+
+    def _turn(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        return self._gate.write(user_id) if self._gate is not None else nullcontext()

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import ROLE_PERMISSIONS
-from storage import rate_limits
+from storage import rate_limits, status_import
 from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
 from storage.idempotency import IdempotencyStore
 from storage.roles import RoleStore
-from storage.status_import import StatusImport
 from storage.users import UserStore
 
 
@@ -18,7 +17,7 @@ async def prepare_database(db: AsyncDatabase) -> None:
     await UserStore(db).ensure_indexes()
     await AvatarStore(db).ensure_indexes()
     await rate_limits.ensure_indexes(db)
-    await StatusImport(db).ensure_indexes()
+    await status_import.ensure_indexes(db)
     await IdempotencyStore(db).ensure_indexes()
     await RoleStore(db).publish(ROLE_PERMISSIONS)
     catalog = CatalogStore(db)

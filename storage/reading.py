@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
 from storage.embedded_list import EmbeddedList
+from storage.list_gate import ListGate
 from storage.outcome import WriteOutcome
 from storage.records import SeriesRecord, StatusRecord, StoredList
 
@@ -45,11 +46,11 @@ class HistoryPage:
 
 
 class ReadingStatusStore:
-    def __init__(self, db: AsyncDatabase, keys: CatalogKeys) -> None:
+    def __init__(self, db: AsyncDatabase, keys: CatalogKeys, gate: ListGate) -> None:
         self._users = db["users"]
         self._series = db["series"]
         self._keys = keys
-        self._statuses = EmbeddedList(self._users, "statuses", key="series_id")
+        self._statuses = EmbeddedList(self._users, "statuses", key="series_id", gate=gate)
 
     async def add(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""

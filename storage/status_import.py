@@ -26,7 +26,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import in_transaction
-from storage.embedded_list import ADD_LIMIT_BYTES
+from storage.embedded_list import ADD_LIMIT_BYTES, bump, revision_field, revision_of
+from storage.list_gate import ListGate
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.title_keys import MAX_KEY_CHARACTERS
@@ -36,6 +37,10 @@ RECORD_DAYS = 30
 # query was the cheapest per value (measured for 5,000 entries: 1,000 a query took 10.7 s, 100
 # took 1.6 s, 25 took 1.0 s).
 _CHUNK = 25
+_FIELD = "statuses"
+# A rewrite reads and merges again when the list changed under it (a write from another process;
+# this process's writes wait for it): this many times, then the list is reported busy.
+REWRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -116,72 +121,120 @@ def _merge_for_import(stored: dict[str, Any], incoming: list[Entry], rule: Merge
     return merged, size, undo
 
 
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await db["imports"].create_index("expires", name="expires_ttl", expireAfterSeconds=0)
+    await db["imports"].create_index("user_id", name="user_id")
+
+
+class ListChanged(Exception):
+    """The list was written between a rewrite's read and its write: read and merge again."""
+
+
+class ListBusy(Exception):
+    """The list kept changing under a rewrite, attempt after attempt (writes from other processes)."""
+
+
+def _undo_plan(statuses: list[Entry], record: dict[str, Any]) -> tuple[list[Entry], UndoResult]:
+    """The list once the import of `record` is taken back, and what that does."""
+    statuses = list(statuses)
+    position = {entry["series_id"]: index for index, entry in enumerate(statuses)}
+    result = UndoResult()
+    removed: set[int] = set()
+    for done in record["entries"]:
+        index = position.get(done["series_id"])
+        if index is None or entry_hash(statuses[index]) != done["after_sha256"]:
+            result.left.append(done["series_id"])
+        elif done["before"] is None:
+            removed.add(index)
+            result.removed += 1
+        else:
+            statuses[index] = done["before"]
+            result.restored += 1
+    return [entry for index, entry in enumerate(statuses) if index not in removed], result
+
+
 class StatusImport:
-    def __init__(self, db: AsyncDatabase) -> None:
+    """Imports and undos rewrite the whole list: each reads it and merges outside any transaction,
+    then writes in a short one (the list, and the import record) only if the list's revision is
+    still the one it read; else it reads and merges again, at most REWRITE_ATTEMPTS times. The
+    user's own writes wait for the rewrite in this process (storage.list_gate), so one attempt is
+    the rule; a transaction spanning the read and the merge lost to every write landing in it."""
+
+    def __init__(self, db: AsyncDatabase, gate: ListGate) -> None:
         self._db = db
         self._users = db["users"]
         self._imports = db["imports"]
-
-    async def ensure_indexes(self) -> None:
-        await self._imports.create_index("expires", name="expires_ttl", expireAfterSeconds=0)
-        await self._imports.create_index("user_id", name="user_id")
+        self._gate = gate
 
     async def run(self, user_id: str, incoming: list[Entry], rule: MergeRule, *, apply: bool, source: str,
                   now: datetime) -> StatusImportResult | None:
         """`incoming`: whole stored status entries (series_id, client, the fields, last_update
         `now`), unique by series. None when the user does not exist."""
-
-        async def plan_and_write(session: AsyncClientSession | None) -> StatusImportResult | None:
-            stored = await self._users.find_one({"_id": user_id}, session=session)
+        if not apply:
+            stored = await self._users.find_one({"_id": user_id}, {"statuses": 1})
             if stored is None:
                 return None
-            # Thousands of entries: merged, measured and hashed off the event loop.
-            merged, size, undo_entries = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, apply)
-            changes = {change.key: change for change in merged.changes}
-            if not apply:
-                return StatusImportResult(changes, None)  # type: ignore[arg-type]
-            if size >= ADD_LIMIT_BYTES:
-                raise ListsFull(user_id)
-            import_id = secrets.token_hex(12)
-            await self._users.update_one({"_id": user_id}, {"$set": {"statuses": merged.entries}}, session=session)
-            await self._imports.insert_one({
-                "_id": import_id, "user_id": user_id, "source": source, "created": now,
-                "expires": now + timedelta(days=RECORD_DAYS), "entries": undo_entries,
-            }, session=session)
-            return StatusImportResult(changes, import_id)  # type: ignore[arg-type]
+            merged, _, _ = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, False)
+            return StatusImportResult({change.key: change for change in merged.changes}, None)  # type: ignore[arg-type]
+        async with self._gate.rewrite(user_id):
+            for _ in range(REWRITE_ATTEMPTS):
+                stored = await self._users.find_one({"_id": user_id})
+                if stored is None:
+                    return None
+                # Thousands of entries: merged, measured and hashed off the event loop.
+                merged, size, undo_entries = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, True)
+                if size >= ADD_LIMIT_BYTES:
+                    raise ListsFull(user_id)
+                import_id = secrets.token_hex(12)
+                record = {"_id": import_id, "user_id": user_id, "source": source, "created": now,
+                          "expires": now + timedelta(days=RECORD_DAYS), "entries": undo_entries}
 
-        if not apply:
-            return await plan_and_write(None)
-        return await in_transaction(self._db, plan_and_write)
+                async def write(session: AsyncClientSession, stored: dict[str, Any] = stored,
+                                merged: Merged = merged, record: dict[str, Any] = record) -> None:
+                    await self._rewrite(user_id, stored, merged.entries, session)
+                    await self._imports.insert_one(record, session=session)
+
+                try:
+                    await in_transaction(self._db, write)
+                except ListChanged:
+                    continue
+                return StatusImportResult({change.key: change for change in merged.changes},  # type: ignore[arg-type]
+                                          import_id)
+        raise ListBusy(user_id)
 
     async def undo(self, user_id: str, import_id: str, now: datetime) -> UndoResult | None:
         """None when this user has no such import (never, expired, or undone already)."""
+        async with self._gate.rewrite(user_id):
+            for _ in range(REWRITE_ATTEMPTS):
+                record = await self._imports.find_one({"_id": import_id, "user_id": user_id, "undone": None})
+                if record is None:
+                    return None
+                stored = await self._users.find_one({"_id": user_id}, {"statuses": 1, "revisions": 1})
+                if stored is None:
+                    return None
+                statuses, result = await asyncio.to_thread(_undo_plan, stored.get("statuses") or [], record)
 
-        async def restore(session: AsyncClientSession) -> UndoResult | None:
-            record = await self._imports.find_one({"_id": import_id, "user_id": user_id, "undone": None},
-                                                  session=session)
-            if record is None:
-                return None
-            stored = await self._users.find_one({"_id": user_id}, {"statuses": 1}, session=session)
-            if stored is None:
-                return None
-            statuses: list[Entry] = list(stored.get("statuses") or [])
-            position = {entry["series_id"]: index for index, entry in enumerate(statuses)}
-            result = UndoResult()
-            removed: set[int] = set()
-            for done in record["entries"]:
-                index = position.get(done["series_id"])
-                if index is None or entry_hash(statuses[index]) != done["after_sha256"]:
-                    result.left.append(done["series_id"])
-                elif done["before"] is None:
-                    removed.add(index)
-                    result.removed += 1
-                else:
-                    statuses[index] = done["before"]
-                    result.restored += 1
-            statuses = [entry for index, entry in enumerate(statuses) if index not in removed]
-            await self._users.update_one({"_id": user_id}, {"$set": {"statuses": statuses}}, session=session)
-            await self._imports.update_one({"_id": import_id}, {"$set": {"undone": now}}, session=session)
-            return result
+                async def write(session: AsyncClientSession, stored: dict[str, Any] = stored,
+                                statuses: list[Entry] = statuses) -> None:
+                    await self._rewrite(user_id, stored, statuses, session)
+                    marked = await self._imports.update_one({"_id": import_id, "undone": None},
+                                                            {"$set": {"undone": now}}, session=session)
+                    if marked.matched_count == 0:
+                        raise ListChanged(user_id)  # undone meanwhile: the next attempt finds no record
 
-        return await in_transaction(self._db, restore)
+                try:
+                    await in_transaction(self._db, write)
+                except ListChanged:
+                    continue
+                return result
+        raise ListBusy(user_id)
+
+    async def _rewrite(self, user_id: str, stored: dict[str, Any], statuses: list[Entry],
+                       session: AsyncClientSession) -> None:
+        """Writes `statuses` over the list read in `stored`, unless it was written since (then
+        ListChanged, which aborts the transaction)."""
+        written = await self._users.update_one(
+            {"_id": user_id, revision_field(_FIELD): revision_of(stored, _FIELD)},
+            {"$set": {_FIELD: statuses}, **bump(_FIELD)}, session=session)
+        if written.matched_count == 0:
+            raise ListChanged(user_id)

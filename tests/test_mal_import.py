@@ -4,9 +4,15 @@ nothing, undo that restores exactly, the round trip, and hostile files."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import itertools
 import os
+import time
 import tracemalloc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import bson
@@ -16,14 +22,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from handlers import mal_xml
 from handlers.errors import ApiError
+from handlers.mal_import import LIST_BUSY
 from handlers.mal_xml import escaped_pieces, read_mal_file
-from storage.catalog import CatalogFile, CatalogFileError, CatalogStore
+from storage.catalog import CatalogFile, CatalogFileError, CatalogStore, series_document
+from storage.catalog_keys import publish_catalog_change
 from storage.status_import import SeriesMatcher
 from storage.title_keys import MAX_KEY_CHARACTERS, MAX_TITLE_CHARACTERS, title_key
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
-from tests.conftest import FailPoints, RunningApp
+from tests.conftest import FailPoints, RunningApp, StartApp
 from tests.mal_files import entry_lines, mal_file, manga
 
 pytestmark = pytest.mark.asyncio
@@ -572,3 +580,170 @@ async def test_matching_20000_distinct_long_titles_stays_within_the_database_lim
     keys += ["a" * (17 * 1024 * 1024), "b" * (MAX_KEY_CHARACTERS + 1)]
     found = await SeriesMatcher(db).candidates([], keys, None)
     assert found.by_title_key == {title_key(longest): [(1, 1)], "x" * 999: [(2, 1)]}
+
+
+# Under the user's own writes: an import of thousands of entries and its undo while the same user
+# keeps writing their list (a browser tab, a sync client). The transaction that spanned the read,
+# the merge and the write lost to every write landing in it, and ended in 503 after 10 s.
+
+BIG = 2_000  # entries of the file; on main, 2,000 under these writers always failed
+PRELISTED = 12  # series of the file the user lists first, and keeps updating during the import
+OTHERS = 36  # series outside the file the writers add, update and delete
+WRITERS = 6  # concurrent writing tasks, each on its own series (so each series' writes are ordered)
+
+
+@dataclass
+class Acknowledged:
+    """The last acknowledged write of each series: its body, or None for a delete."""
+
+    last: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    during: int = 0  # acknowledged while the import or undo was in flight
+    total: int = 0
+    codes: dict[int, int] = field(default_factory=dict)
+
+
+async def _keep_writing(api: ApiClient, series_ids: list[int], prelisted: set[int], seen: Acknowledged,
+                        busy: asyncio.Event, done: asyncio.Event, counter: itertools.count) -> None:
+    """Writes until `done`: updates of the prelisted series with a growing progress; adds, updates
+    and deletes of the others. Only what the service acknowledged (200) is recorded."""
+    step = 0
+    while not done.is_set():
+        series_id = series_ids[step % len(series_ids)]
+        step += 1
+        body = {**STATUS, "progress": next(counter), "visibility": ("public", "private")[step % 2]}
+        held = seen.last.get(series_id)
+        if series_id in prelisted or (held is not None and step % 3):
+            path, reply_of = f"update/{series_id}", api.post(f"/user/reading-status/update/{series_id}", body)
+        elif held is not None:
+            path, reply_of, body = f"delete/{series_id}", api.delete(f"/user/reading-status/delete/{series_id}"), None
+        else:
+            path, reply_of = f"add/{series_id}", api.post(f"/user/reading-status/add/{series_id}", body)
+        was_busy = busy.is_set()
+        reply = await reply_of
+        seen.codes[reply.status] = seen.codes.get(reply.status, 0) + 1
+        assert reply.status in (200, 503), (path, reply.status, reply.body)
+        if reply.status == 200:
+            seen.last[series_id] = body
+            seen.total += 1
+            seen.during += was_busy and busy.is_set()
+
+
+@asynccontextmanager
+async def _writers(api: ApiClient, seen: Acknowledged, busy: asyncio.Event) -> AsyncIterator[None]:
+    """The user's own writes, WRITERS at once, from before `busy` is set until the block ends."""
+    done = asyncio.Event()
+    counter = itertools.count(1)
+    prelisted = set(range(1, PRELISTED + 1))
+    mine = [list(prelisted)[k::WRITERS] + list(range(BIG + 1, BIG + OTHERS + 1))[k::WRITERS]
+            for k in range(WRITERS)]
+    tasks = [asyncio.create_task(_keep_writing(api, ids, prelisted, seen, busy, done, counter)) for ids in mine]
+    started = seen.total
+    while seen.total < started + WRITERS and not any(task.done() for task in tasks):
+        await asyncio.sleep(0.01)  # wait until the writers are under way (a condition, polled)
+    try:
+        yield
+    finally:
+        done.set()
+        await asyncio.gather(*tasks)
+
+
+def _assert_acknowledged_writes_kept(seen: Acknowledged, statuses: list[dict[str, Any]]) -> None:
+    """Every series' last acknowledged write is what the list holds: a deleted one is absent, a
+    written one has its progress and visibility (the file's progress, 1, is below any written, so
+    merge=greater keeps the written one whichever came first)."""
+    held = by_series(statuses)
+    for series_id, body in seen.last.items():
+        if body is None:
+            assert series_id not in held, series_id
+        else:
+            assert series_id in held, series_id
+            assert (held[series_id]["progress"], held[series_id]["visibility"]) == \
+                (float(body["progress"]), body["visibility"]), series_id
+
+
+@pytest_asyncio.fixture
+async def big_catalog(db: AsyncDatabase) -> AsyncIterator[None]:
+    """The series as the catalog import stores them, inserted at once (its checks across the
+    catalog took 7 s for these), and deleted before the database is dropped (dropping them took
+    12 s, deleting them first 0.5 s)."""
+    catalog = CatalogFile.model_validate({"series": [
+        series(i, f"Series {i}", volumes=[], **({"mal_id": 100_000 + i} if i <= BIG else {}))
+        for i in range(1, BIG + OTHERS + 1)]})
+    await db["series"].insert_many([{"_id": s.id, **series_document(s), **s.external_ids(), "rating_count": 0,
+                                     "rating_half_points": 0} for s in catalog.series])
+    await publish_catalog_change(db)
+    yield
+    await db["series"].delete_many({})
+
+
+def _big_file() -> bytes:
+    return gzip.compress(mal_file([manga(manga_mangadb_id=100_000 + i, my_read_volumes=1, my_status="Reading")
+                                   for i in range(1, BIG + 1)]))
+
+
+async def test_an_import_and_its_undo_under_the_users_own_writes_apply_whole_and_lose_no_write(
+        running: RunningApp, api: ApiClient, db: AsyncDatabase, big_catalog: None) -> None:
+    alice = await api.sign_up("alice")
+    for series_id in range(1, PRELISTED + 1):
+        await _list_with(api, series_id, progress=0)
+    seen, busy = Acknowledged(), asyncio.Event()
+    async with _writers(api, seen, busy):
+        busy.set()
+        started = time.perf_counter()
+        applied = await send(api, _big_file(), "?mode=apply", content_type="application/gzip")
+        import_seconds = time.perf_counter() - started
+        busy.clear()
+    assert applied.status == 200, applied.body
+    assert seen.during > 0  # the fault was there: writes were acknowledged while the import ran
+    statuses = await stored_statuses(db, alice["id"])
+    assert set(range(1, BIG + 1)) <= set(by_series(statuses))  # the whole file, once
+    assert len(statuses) == len(by_series(statuses))
+    _assert_acknowledged_writes_kept(seen, statuses)
+    record = await db["imports"].find_one({"_id": applied.body["import_id"]})
+    assert record is not None and len(record["entries"]) == BIG - PRELISTED + applied.body["counts"]["update"]
+
+    seen.during = 0
+    async with _writers(api, seen, busy):
+        busy.set()
+        started = time.perf_counter()
+        undone = await api.post(f"/user/import/{applied.body['import_id']}/undo", None)
+        undo_seconds = time.perf_counter() - started
+        busy.clear()
+    assert undone.status == 200, undone.body
+    assert undone.body["removed"] == BIG - PRELISTED  # every entry the import added, all at once
+    statuses = await stored_statuses(db, alice["id"])
+    assert not set(range(PRELISTED + 1, BIG + 1)) & set(by_series(statuses))
+    _assert_acknowledged_writes_kept(seen, statuses)
+    print(f"import {import_seconds:.2f} s, undo {undo_seconds:.2f} s; {seen.total} writes acknowledged, "
+          f"{seen.codes}")
+
+
+async def test_writes_through_another_process_never_lose_to_an_import_which_applies_whole_or_not_at_all(
+        start_app: StartApp, db: AsyncDatabase, big_catalog: None) -> None:
+    # Two processes on one database: the other's writes do not wait for this one's import (the
+    # turns are per process), so the import may find its list changed at every attempt; then it
+    # answers 409 having changed nothing. Either way no acknowledged write is lost.
+    importing, other = await start_app(), await start_app()
+    api = importing.client()
+    alice = await api.sign_up("alice")
+    for series_id in range(1, PRELISTED + 1):
+        await _list_with(api, series_id, progress=0)
+    writer = other.client()
+    writer.cookies = dict(api.cookies)
+    seen, busy = Acknowledged(), asyncio.Event()
+    async with _writers(writer, seen, busy):
+        busy.set()
+        applied = await send(api, _big_file(), "?mode=apply", content_type="application/gzip")
+        busy.clear()
+    assert applied.status in (200, 409), applied.body
+    statuses = await stored_statuses(db, alice["id"])
+    file_series = set(range(PRELISTED + 1, BIG + 1))
+    if applied.status == 200:
+        assert file_series <= set(by_series(statuses))
+        assert await db["imports"].count_documents({"user_id": alice["id"]}) == 1
+    else:
+        assert applied.body == {"data": LIST_BUSY, "code": 409}
+        assert not file_series & set(by_series(statuses))
+        assert await db["imports"].count_documents({"user_id": alice["id"]}) == 0
+    _assert_acknowledged_writes_kept(seen, statuses)
+    print(f"{applied.status}; {seen.total} writes acknowledged, {seen.codes}")

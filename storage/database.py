@@ -39,6 +39,10 @@ REQUEST_OPERATION_TIMEOUT_MS = 10_000
 PING_TIMEOUT_S = 1.0
 # A transaction, with the driver's retries of transient conflicts, ends within this.
 TRANSACTION_TIMEOUT_S = 10.0
+# Where the embedded database's supervisor writes its probe: a database of its own, so that the
+# service's database (its backups, its collections) never holds it.
+PROBE_DATABASE = "tsundoku_supervisor"
+PROBE_COLLECTION = "write_probe"
 
 # Server error codes that say "not now" (failover, shutdown, overload, timeouts, conflicts),
 # not "this request is wrong". Taken from MongoDB's retryable and transient error lists.
@@ -148,3 +152,12 @@ async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
                 if attempt == 1 or not stale_connection:
                     return False
     return False
+
+
+async def write_probe(client: AsyncMongoClient, timeout_s: float) -> None:
+    """One tiny journaled write, bounded by `timeout_s`; raises PyMongoError when the database cannot
+    take it. A ping is no proof: a storage engine that panicked (a full disk) still answers pings,
+    and fails every read and write."""
+    collection = client.get_database(PROBE_DATABASE).get_collection(PROBE_COLLECTION, write_concern=DURABLE_WRITES)
+    with pymongo.timeout(timeout_s):
+        await collection.update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)

@@ -136,7 +136,7 @@ async def require_replica_set(db: AsyncDatabase) -> None:
 
 
 async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
-    """Whether the database answers within `timeout_s`, both attempts together."""
+    """Whether the database answers a ping within `timeout_s`, both attempts together."""
     # Twice, like the driver retries a read: after the embedded database restarts, the pool can
     # still hold a connection to the old process, which fails once and is then discarded.
     with pymongo.timeout(timeout_s):
@@ -145,8 +145,8 @@ async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
                 await db.command("ping")
                 return True
             except PyMongoError as error:
-                if not is_unavailable(error):
-                    raise
+                # Any failure, not only the transient ones: a storage engine that panicked (a full
+                # disk) fails the sign-in of a new connection with an internal error (code 1).
                 stale_connection = (isinstance(error, AutoReconnect)
                                     and not isinstance(error, ServerSelectionTimeoutError))
                 if attempt == 1 or not stale_connection:

@@ -1,6 +1,7 @@
 """The service as its own process when things die: the embedded database killed (restarted, with
-nothing acknowledged lost), killed for good (the service gives up), the service stopped while
-writes are in flight, a huge upload beside other requests, and the database closed to others."""
+nothing acknowledged lost), killed for good (the service gives up), hung or on a full disk (alive
+but not serving: restarted), the service stopped while writes are in flight, a huge upload beside
+other requests, and the database closed to others."""
 
 from __future__ import annotations
 

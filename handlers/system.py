@@ -13,7 +13,8 @@ from storage.database import ping
 
 
 class DatabaseHealth(BaseModel):
-    # "running", "restarting" or "failed" for the embedded database; "external" for MONGODB_URI.
+    # "running", "not-serving" (it runs but failed its last write probe), "restarting" or "failed"
+    # for the embedded database; "external" for MONGODB_URI.
     state: str
     restarts: int
     last_exit: str | None
@@ -25,15 +26,17 @@ class Health(BaseModel):
 
 
 class HealthHandler(ApiHandler):
-    """200 when the database answers a ping within a second; 503 otherwise, in the error shape,
-    with the same `database` object, so that an operator sees whether the embedded database is
-    restarting."""
+    """200 when the database answers a ping within a second and, on the embedded database, its
+    supervisor's last write probe succeeded (a panicked storage engine answers pings and fails every
+    write); 503 otherwise, in the error shape, with the same `database` object, so that an operator
+    sees whether the embedded database is not serving or restarting. The probe's outcome is read,
+    not awaited: the answer takes at most the ping's second."""
 
     requires_auth = False
     needs_database = False
     api = {
-        "get": Operation(summary="200 when the database answers within a second", response=Health, auth=False,
-                         tags=("service",), responses={503: SERVICE_UNAVAILABLE})
+        "get": Operation(summary="200 when the database answers within a second and takes writes", response=Health,
+                         auth=False, tags=("service",), responses={503: SERVICE_UNAVAILABLE})
     }
 
     async def get(self) -> None:

@@ -41,6 +41,10 @@ REQUEST_OPERATION_TIMEOUT_MS = 10_000
 PING_TIMEOUT_S = 1.0
 # A transaction, with the driver's retries of transient conflicts, ends within this.
 TRANSACTION_TIMEOUT_S = 10.0
+# Where the embedded database's supervisor writes its probe: a database of its own, so that the
+# service's database (its backups, its collections) never holds it.
+PROBE_DATABASE = "tsundoku_supervisor"
+PROBE_COLLECTION = "write_probe"
 
 # Server error codes that say "not now" (failover, shutdown, overload, timeouts, conflicts),
 # not "this request is wrong". Taken from MongoDB's retryable and transient error lists.
@@ -208,7 +212,7 @@ async def require_replica_set(db: AsyncDatabase) -> None:
 
 
 async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
-    """Whether the database answers within `timeout_s`, both attempts together."""
+    """Whether the database answers a ping within `timeout_s`, both attempts together."""
     # Twice, like the driver retries a read: after the embedded database restarts, the pool can
     # still hold a connection to the old process, which fails once and is then discarded.
     with pymongo.timeout(timeout_s):
@@ -217,10 +221,19 @@ async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
                 await db.command("ping")
                 return True
             except PyMongoError as error:
-                if not is_unavailable(error):
-                    raise
+                # Any failure, not only the transient ones: a storage engine that panicked (a full
+                # disk) fails the sign-in of a new connection with an internal error (code 1).
                 stale_connection = (isinstance(error, AutoReconnect)
                                     and not isinstance(error, ServerSelectionTimeoutError))
                 if attempt == 1 or not stale_connection:
                     return False
     return False
+
+
+async def write_probe(client: AsyncMongoClient, timeout_s: float) -> None:
+    """One tiny journaled write, bounded by `timeout_s`; raises PyMongoError when the database cannot
+    take it. A ping is no proof: a storage engine that panicked (a full disk) still answers pings,
+    and fails every read and write."""
+    collection = client.get_database(PROBE_DATABASE).get_collection(PROBE_COLLECTION, write_concern=DURABLE_WRITES)
+    with pymongo.timeout(timeout_s):
+        await collection.update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)

@@ -33,6 +33,9 @@ STOP_TIMEOUT_S = 10.0
 # The oplog keeps whole documents; uncapped it grows to many times the data (DATABASE.md).
 OPLOG_MAX_ENTRIES = 20000
 OPLOG_RETENTION_S = 3600
+# secantusd.log is kept under this, plus one earlier file (secantusd.log.1): a storage engine that
+# panicked (a full disk) logs a traceback for every command it fails, megabytes a minute.
+LOG_MAX_BYTES = 10 * 1024 * 1024
 DATABASE_USER = "tsundoku"
 # SecantusDB answers this on a user that exists already.
 USER_ALREADY_EXISTS = 51003
@@ -218,6 +221,43 @@ class EmbeddedDatabase:
         """The exit status if the process has exited (it is reaped here), else None."""
         return self._process.poll() if self._process is not None else None
 
+    def log_over_cap(self) -> bool:
+        try:
+            return self.log_file is not None and self.log_file.stat().st_size > LOG_MAX_BYTES
+        except OSError:
+            return False
+
+    def previous_log(self) -> Path:
+        assert self.log_file is not None
+        return self.log_file.with_name(self.log_file.name + ".1")
+
+    def rotate_log(self) -> None:
+        """Moves a log over LOG_MAX_BYTES to `.1` (replacing the one before), while the server is
+        not running: it writes to the new file when it starts."""
+        if self.log_over_cap():
+            assert self.log_file is not None
+            self.log_file.replace(self.previous_log())
+
+    def rotate_running_log(self) -> None:
+        """Copies a log over LOG_MAX_BYTES to `.1`, then empties it: the running server keeps its
+        descriptor (opened for appending, so it writes on at the new end). Lines written between
+        the copy and the truncation are lost. When the copy fails (the disk is full), the log is
+        emptied anyway: a full disk is the likeliest reason it grew."""
+        if not self.log_over_cap():
+            return
+        assert self.log_file is not None
+        previous = self.previous_log()
+        try:
+            shutil.copyfile(self.log_file, previous)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                previous.unlink()
+            log.warning("could not keep %s (%s); emptying it", self.log_file, error.strerror)
+        try:
+            os.truncate(self.log_file, 0)
+        except OSError as error:
+            log.warning("could not empty %s: %s", self.log_file, error.strerror)
+
     def log_tail(self, lines: int = 20) -> str:
         if self.log_file is None:
             return "(no log file)"
@@ -282,6 +322,10 @@ class EmbeddedDatabase:
                 "--oplog-max-entries", str(OPLOG_MAX_ENTRIES),
                 "--oplog-retention-seconds", str(OPLOG_RETENTION_S),
             ]
+        if self.log_file:
+            with contextlib.suppress(OSError):
+                self.rotate_log()
+        # Appending (O_APPEND) also lets rotate_running_log empty the file under the running server.
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
@@ -335,6 +379,15 @@ class EmbeddedDatabase:
 
     async def stop_async(self) -> None:
         await asyncio.to_thread(self.stop)
+
+    async def kill_async(self) -> None:
+        """SIGKILL, for a server that runs but no longer serves (a stopped or panicked one would
+        not act on SIGTERM); it loses nothing acknowledged. The process is reaped here."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        await asyncio.to_thread(process.wait)
 
 
 class RunningServerFile:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -12,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
 from settings import Settings
-from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
+from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database, write_probe
 from storage.embedded import (
     CredentialsFile,
     DataDirInUse,
@@ -95,14 +96,18 @@ async def open_database(
             if owner:
                 running.write(embedded.port or 0)
                 supervisor = EmbeddedSupervisor(embedded)
-                supervisor.start()
             log.info(
                 "database: embedded SecantusDB (files in %s, port %s, pid %s), database %s",
                 embedded.storage_dir.resolve(), embedded.port, embedded.pid, settings.mongodb_db,
             )
+    if supervisor is not None:
+        listeners = [*listeners, supervisor.command_listener()]
     # The service bounds every operation; operator commands may legitimately scan everything.
     client = connect(uri, listeners, operation_timeout_ms=REQUEST_OPERATION_TIMEOUT_MS if owner else None)
     try:
+        if supervisor is not None:
+            # Probing through the service's own client: the writes it fails are the ones requests meet.
+            supervisor.start(probe=functools.partial(write_probe, client))
         yield OpenDatabase(database(client, settings.mongodb_db), supervisor)
     finally:
         if supervisor is not None:

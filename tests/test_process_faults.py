@@ -1,11 +1,14 @@
 """The service as its own process when things die: the embedded database killed (restarted, with
-nothing acknowledged lost), killed for good (the service gives up), the service stopped while
-writes are in flight, a huge upload beside other requests, and the database closed to others."""
+nothing acknowledged lost), killed for good (the service gives up), hung or on a full disk (alive
+but not serving: restarted), the service stopped while writes are in flight, a huge upload beside
+other requests, and the database closed to others."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import errno
 import http.client
 import json
 import os
@@ -13,14 +16,16 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.errors import OperationFailure
 
 from tests.api_client import ApiClient
@@ -269,23 +274,115 @@ async def test_the_embedded_database_refuses_anyone_without_the_credentials(tmp_
             await operator.close()
 
 
-async def test_a_hung_database_gives_503_within_the_operation_timeout_and_recovers(tmp_path: Path) -> None:
+async def test_a_hung_database_gives_503_and_is_restarted_when_it_stays_hung(tmp_path: Path) -> None:
     async with running_service(tmp_path / "data") as service:
         client = service.client()
         await client.sign_up("alice")
+        assert (await client.post("/user/reading-status/add/1", STATUS)).status == 200
         hung = database_pid(service)
-        os.kill(hung, signal.SIGSTOP)  # alive, connections accepted, nothing answered
-        try:
-            started = time.monotonic()
-            reply = await client.get("/auth/me")
-            waited = time.monotonic() - started
-        finally:
-            os.kill(hung, signal.SIGCONT)
+        os.kill(hung, signal.SIGSTOP)  # alive, connections accepted, nothing answered, for good
+        deciding = asyncio.ensure_future(wait_for_health(client, 503, timeout=20, state="not-serving"))
+        started = time.monotonic()
+        reply = await client.get("/auth/me")
+        waited = time.monotonic() - started
         assert reply.status == 503 and reply.body["data"] == "Service unavailable"
         assert waited < 12  # the 10 s bound on every operation, not forever
-        await wait_for_health(client, 200)
+        await deciding  # its write probes failed: it said so before restarting it
+        body = await wait_for_health(client, 200, timeout=40)
+        assert body["database"]["restarts"] == 1
+        assert body["database"]["last_exit"].startswith("stopped serving ("), body
+        assert database_pid(service) != hung
+        assert reaped(hung)
+        assert "ERROR tsundoku.embedded: the embedded database stopped serving: " in service.output()
         assert (await client.get("/auth/me")).status == 200
-        assert database_pid(service) == hung  # it was not restarted: it never exited
+        history = await client.get("/user/reading-history?limit=100")
+        assert [entry["id"] for entry in history.body["series"]] == [1]
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path, megabytes: int) -> Iterator[None]:
+    """A tmpfs of `megabytes` on `directory`, unmounted afterwards."""
+    directory.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}M,mode=0700", "tmpfs", str(directory)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here (mount: {mounted.stderr.strip()}); it needs root")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", str(directory)], check=True)
+
+
+def fill_disk(path: Path) -> int:
+    """Writes `path` until the filesystem has no room left; its size."""
+    written = 0
+    with open(path, "wb", buffering=0) as file:
+        for chunk in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    written += file.write(b"\0" * chunk) or 0
+            except OSError as error:
+                assert error.errno == errno.ENOSPC, error
+    return written
+
+
+async def test_a_full_disk_answers_503_and_the_service_recovers_alone_once_there_is_room(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with small_disk(data_dir, 64):
+        async with running_service(data_dir) as service:
+            client = service.client()
+            await client.sign_up("alice")
+            assert (await client.post("/user/reading-status/add/1", STATUS)).status == 200  # acknowledged
+            printed = await asyncio.to_thread(run_command, ["database-uri"], service.env)
+            assert printed.returncode == 0, printed.stderr
+            # Someone else's data keeps growing on the disk. Its collection exists before the disk
+            # fills: creating one on a full disk fails alone, and nothing else.
+            writer: AsyncMongoClient = AsyncMongoClient(printed.stdout.strip(), timeoutMS=10_000)
+            growth = writer.scratch.get_collection("growth", write_concern=WriteConcern(w="majority", j=True))
+            try:
+                await growth.insert_one({"_id": -1})
+                filled = fill_disk(data_dir / "filler")
+                # It grows until the storage engine panics (the journal's preallocated room takes a
+                # few megabytes first). SecantusDB then fails every command but ping, for good, also
+                # once there is room again.
+                for acknowledged in range(2000):
+                    try:
+                        await growth.insert_one({"_id": acknowledged, "pad": os.urandom(50_000)})
+                    except OperationFailure as error:
+                        refused = error
+                        break
+                else:
+                    raise AssertionError("100 MB went onto a full disk of 64 MB")
+            finally:
+                await writer.close()
+            assert refused.code == 1, refused  # "internal server error", like any other bug in the server
+
+            body = await wait_for_health(client, 503, timeout=10)
+            assert body["database"]["state"] in ("not-serving", "restarting"), body
+            started = time.monotonic()
+            health = await client.get("/health")
+            answered_in = time.monotonic() - started
+            print(f"/health on a full disk: {health.status} in {answered_in * 1000:.0f} ms; the filler took "
+                  f"{filled / 2**20:.0f} MB")
+            assert health.status == 503 and answered_in < 2.5  # the contract is one second; loose for a loaded machine
+            assert (await client.get("/auth/me")).body == {"data": "Service unavailable", "code": 503}
+            assert (await client.post("/user/reading-status/add/2", STATUS)).status == 503
+
+            (data_dir / "filler").unlink()
+            body = await wait_for_health(client, 200, timeout=40)
+            assert body["database"]["restarts"] >= 1, body
+            assert (await client.post("/user/reading-status/add/2", STATUS)).status == 200
+            history = await client.get("/user/reading-history?limit=100")
+            assert sorted(entry["id"] for entry in history.body["series"]) == [1, 2]
+            # Also what the full disk still acknowledged (in the journal's preallocated room).
+            reader: AsyncMongoClient = AsyncMongoClient(printed.stdout.strip(), timeoutMS=10_000)
+            try:
+                assert await reader.scratch.growth.count_documents({"_id": {"$gte": 0}}) == acknowledged
+            finally:
+                await reader.close()
+            log = service.output()
+            assert "ERROR tsundoku.embedded: the embedded database stopped serving: " in log
+            assert not re.search(r"tsundoku\.access: \S+ \S+ 500 ", log), log  # 503, never 500
 
 
 async def test_a_service_killed_outright_takes_its_database_with_it_also_after_a_restart(tmp_path: Path) -> None:

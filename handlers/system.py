@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from handlers.base import ApiHandler
 from handlers.errors import SERVICE_UNAVAILABLE, message_body
 from handlers.openapi_docs import Operation, Route
-from storage.database import ping
+from storage.database import ping, takes_writes
 
 
 class DatabaseHealth(BaseModel):
@@ -26,8 +26,8 @@ class Health(BaseModel):
 
 
 class HealthHandler(ApiHandler):
-    """200 when the database answers a ping within a second and, on the embedded database, its
-    supervisor's last write probe succeeded (a panicked storage engine answers pings and fails every
+    """200 when the database takes a write within a second (MONGODB_URI), or on the embedded
+    database answers a ping within a second and its supervisor's last write probe succeeded (a panicked storage engine answers pings and fails every
     write); 503 otherwise, in the error shape, with the same `database` object, so that an operator
     sees whether the embedded database is not serving or restarting. The probe's outcome is read,
     not awaited: the answer takes at most the ping's second."""
@@ -40,7 +40,11 @@ class HealthHandler(ApiHandler):
     }
 
     async def get(self) -> None:
-        answered = self.services.database_available and await ping(self.services.db)
+        if self.services.supervisor is None:
+            # A MongoDB of its own: a write within the second is the only proof it serves.
+            answered = await takes_writes(self.services.db)
+        else:
+            answered = self.services.database_available and await ping(self.services.db)
         # Described after the ping, which may take up to a second: the embedded database can
         # have stopped meanwhile, and the supervisor's state now is what the caller must see.
         supervisor = self.services.supervisor

@@ -237,3 +237,15 @@ async def write_probe(client: AsyncMongoClient, timeout_s: float) -> None:
     collection = client.get_database(PROBE_DATABASE).get_collection(PROBE_COLLECTION, write_concern=DURABLE_WRITES)
     with pymongo.timeout(timeout_s):
         await collection.update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)
+
+
+async def takes_writes(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
+    """Whether the database takes a tiny journaled write within `timeout_s`: what `/health` asks a
+    MongoDB named by MONGODB_URI (the embedded one has its supervisor's probe). In the service's
+    own database, where its user may write: `health.probe`, one document."""
+    try:
+        with pymongo.timeout(timeout_s):
+            await db["health"].update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)
+        return True
+    except PyMongoError:
+        return False

@@ -186,13 +186,26 @@ async def test_health_answers_ok_when_the_database_answers(api: ApiClient) -> No
         "state": "external", "restarts": 0, "last_exit": None}})
 
 
+async def test_health_on_a_database_that_answers_but_refuses_writes_is_503(
+    api: ApiClient, fail_points: FailPoints
+) -> None:
+    await fail_points.fail(["update"], "alwaysOn", errorCode=1, errorLabels=[])  # as a panicked engine answers
+    try:
+        reply = await api.get("/health")
+    finally:
+        await fail_points.off()
+    assert reply.status == 503
+    assert (await api.get("/health")).status == 200
+
+
 @pytest.mark.parametrize("fault", [{"blockConnection": True, "blockTimeMS": 3000}, {"closeConnection": True}],
                          ids=["hung", "connection dropped"])
 async def test_health_answers_503_within_a_second_when_the_database_does_not_answer(
     api: ApiClient, fail_points: FailPoints, fault: dict[str, Any]
 ) -> None:
-    # Before, the ping waited for the driver's server selection (3 s), and then for it again.
-    await fail_points.fail(["ping"], "alwaysOn", **fault)
+    # Before, the ping waited for the driver's server selection (3 s), and then for it again. On a
+    # MongoDB of its own (as here) the health check is a write.
+    await fail_points.fail(["update"], "alwaysOn", **fault)
     try:
         started = time.monotonic()
         reply = await api.get("/health")

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo.common
 import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
@@ -71,6 +72,18 @@ class CommandCounter(CommandListener):
         self.commands.clear()
         self.log.clear()
         self.sent.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prompt_rediscovery() -> Iterator[None]:
+    # After a network error or "not writable primary" the driver finds the server again before it
+    # retries, waiting at least this long between checks (0.5 s: about a second per fault). The
+    # fault tests inject hundreds of those; the answers, the retry and what is stored do not depend
+    # on the wait, so the test clients check again after 50 ms (pymongo's own tests shorten it too).
+    # The service started as its own process keeps the driver's value.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pymongo.common, "MIN_HEARTBEAT_INTERVAL", 0.05)
+        yield
 
 
 @pytest.fixture(scope="session")

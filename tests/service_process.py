@@ -23,7 +23,10 @@ _WITH_FILE_LIMIT = ("import os, resource, sys; limit = int(sys.argv[1]); "
 
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "PORT", "DATA_DIR"))}
-    env.update({"DATA_DIR": str(data_dir), "COOKIE_SECURE": "false", "LOG_LEVEL": "info"})
+    # A free port unless the test names one: a service that gets as far as listening never takes
+    # the default 4545 (busy whenever `make run` is up here, or in another run of the suite).
+    env.update({"DATA_DIR": str(data_dir), "PORT": str(free_loopback_port()), "COOKIE_SECURE": "false",
+                "LOG_LEVEL": "info"})
     env.update(extra)
     return env
 

@@ -33,7 +33,7 @@ from tests.bodies import STATUS as BASE_STATUS
 from tests.images import b64, image_bytes
 from tests.service_process import ServiceProcess, run_command, running_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio, pytest.mark.xdist_group("timed")]
 
 STATUS = {**BASE_STATUS, "progress": 1, "priority": "mid"}
 # Demo catalog: series 1..124 of client 1, each with volumes <id>01..<id>03.

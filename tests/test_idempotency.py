@@ -12,6 +12,7 @@ import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
+from handlers import idempotency
 from handlers.application import all_routes
 from handlers.idempotency import INVALID_KEY, KEY_REUSED, fingerprint, is_idempotent, key_of
 from storage.idempotency import IdempotencyStore, SavedAnswer
@@ -224,6 +225,21 @@ async def test_a_retried_mal_import_imports_once(api: ApiClient, db: AsyncDataba
     assert (first.status, retry.status, retry.body) == (200, 200, first.body)
     assert await db.imports.count_documents({}) == 1
     assert await statuses_of(db) == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_write_whose_answer_is_too_large_to_keep_is_refused_whole(
+    api: ApiClient, db: AsyncDatabase, alice: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "MAX_SAVED_ANSWER_BYTES", 100)  # a MAL report passes 100 bytes
+    xml = mal_file([manga(manga_mangadb_id=1, manga_title="Yotsuba to!")])
+    headers = {**keyed("k-13"), "Content-Type": "application/xml"}
+    reply = await api.request("POST", "/user/import/mal?mode=apply", body=xml, headers=headers)
+    assert (reply.status, reply.body["data"]) == (413, idempotency.ANSWER_TOO_LARGE)
+    assert await statuses_of(db) == [] and await db.imports.count_documents({}) == 0
+    assert (await api.request("POST", "/user/import/mal?mode=apply", body=xml, headers=headers)).status == 413
+    assert (await api.request("POST", "/user/import/mal?mode=apply", body=xml,
+                              headers={"Content-Type": "application/xml"})).status == 200
 
 
 @pytest.mark.asyncio

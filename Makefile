@@ -37,11 +37,10 @@ nginx:
 		|| (apt-get update -qq && apt-get install -y -qq nginx-light) >/dev/null 2>&1 \
 		|| echo "WARNING: nginx could not be installed: the deployment test will be skipped"
 
-# Two workers (the machines here, CI's too, have two cores), each with its own SecantusDB; the
-# tests that time a service process or load the machine share one worker (`xdist_group`), so
-# they never run beside each other.
+# Two workers (the machines here, CI's too, have two cores), each with its own SecantusDB; a test
+# marked `alone` (it bounds how long something waits) runs while the other worker waits.
 test: install-dev browser nginx
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2
 
 $(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet -r requirements-bench.txt

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pymongo.common
@@ -72,6 +75,34 @@ class CommandCounter(CommandListener):
         self.commands.clear()
         self.log.clear()
         self.sent.clear()
+
+
+@contextmanager
+def _turn(directory: Path, alone: bool) -> Iterator[None]:
+    """Shared between the workers of a parallel run, or the whole machine for a test `alone`:
+    one that waits for its turn holds the turnstile, so the others cannot keep starting tests."""
+    with open(directory / "turnstile.lock", "a") as turnstile, open(directory / "running.lock", "a") as running:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(running, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(running, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # In a parallel run (pytest-xdist) a test marked `alone` waits for the other workers' tests to
+    # end, and they wait for it: its bounds on waits are measured on a machine as quiet as in a run
+    # on one worker. The workers' temporary directories share a parent, unique to the run.
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    with _turn(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -28,7 +28,7 @@ from settings import Settings
 from tests.api_client import ApiClient
 from tests.service_process import run_command, running_service
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.xdist_group("timed")]
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.alone]
 
 HEALTH_WAIT_LIMIT_S = 0.2
 MB = 1024 * 1024

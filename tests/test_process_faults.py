@@ -33,7 +33,7 @@ from tests.bodies import STATUS as BASE_STATUS
 from tests.images import b64, image_bytes
 from tests.service_process import ServiceProcess, run_command, running_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio, pytest.mark.xdist_group("timed")]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
 STATUS = {**BASE_STATUS, "progress": 1, "priority": "mid"}
 # Demo catalog: series 1..124 of client 1, each with volumes <id>01..<id>03.
@@ -118,6 +118,7 @@ async def assert_burst_stored(client: ApiClient, user_id: str) -> None:
     assert (await client.get(f"/user/avatar/{user_id}/scaled", send_cookies=False)).status == 200
 
 
+@pytest.mark.alone  # bounds each request's wait
 async def test_a_killed_database_is_restarted_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
     async with running_service(tmp_path / "data") as service:
         client = service.client()
@@ -208,6 +209,7 @@ def largest_allowed_png(max_bytes: int) -> bytes:
     return data
 
 
+@pytest.mark.alone  # bounds each request's wait
 async def test_the_largest_upload_never_stalls_other_requests_for_100_ms(tmp_path: Path) -> None:
     async with running_service(tmp_path / "data") as service:
         client = service.client()

@@ -17,7 +17,7 @@ from tests.api_client import ApiClient
 from tests.conftest import FailPoints, RunningApp, StartApp
 from tests.service_process import running_service
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("timed")]
+pytestmark = pytest.mark.asyncio
 
 REFUSALS = "refused connections in the last"
 REQUEST_TIMEOUT = {"data": "Request timeout", "code": 408}

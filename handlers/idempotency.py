@@ -113,10 +113,10 @@ async def _answer_once(handler: ApiHandler, key: str, run: Callable[[], Awaitabl
     for _ in range(ATTEMPTS):
         saved = await services.idempotency.find(scope, key, utc_now())
         if saved is not None:
+            if handler.unauthenticated and saved.session != session:
+                raise ApiError(401, UNAUTHORIZED)  # first: without the session, not even whether the key is used
             if saved.fingerprint != request_print:
                 raise ApiError(422, KEY_REUSED)
-            if handler.unauthenticated and saved.session != session:
-                raise ApiError(401, UNAUTHORIZED)
             handler.replay(saved.status, saved.body)
             return
         if handler.unauthenticated:

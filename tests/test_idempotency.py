@@ -183,6 +183,11 @@ async def test_a_retried_logout_answers_its_first_answer_though_the_session_is_g
     # Another key, or no key, for the ended session: 401 as ever.
     other = await running.client().post("/auth/logout", {}, headers={**keyed("k-8"), "Cookie": cookie})
     assert other.status == 401
+    # A forged secret for alice's id learns nothing of her keys, not even that one is used.
+    forged = f"refreshToken={alice['id']}.{'A' * 43}"
+    for body in ({}, {"all": True}):
+        guess = await running.client().post("/auth/logout", body, headers={**keyed("k-7"), "Cookie": forged})
+        assert guess.status == 401
     assert (await running.client().get("/auth/me", headers={"Cookie": cookie})).status == 401
 
 

@@ -129,15 +129,21 @@ class ApiHandler(tornado.web.RequestHandler):
         self.limit_body()
         if self.request.method == "OPTIONS":
             return
-        if idempotency.is_idempotent(getattr(type(self), self.verb(), None)):
-            self.idempotency_key = idempotency.key_of(self.request.headers.get(idempotency.HEADER))
+        key = (self.request.headers.get(idempotency.HEADER)
+               if idempotency.is_idempotent(getattr(type(self), self.verb(), None)) else None)
         if self.requires_auth:
             try:
                 await self.authenticate()
             except ApiError as refusal:
-                if refusal.status != 401 or self.idempotency_key is None or not self.get_cookie(COOKIE_NAME):
+                if refusal.status != 401 or key is None or not self.get_cookie(COOKIE_NAME):
                     raise
                 self.unauthenticated = True
+        try:
+            self.idempotency_key = idempotency.key_of(key)
+        except ApiError:
+            if self.unauthenticated:
+                raise ApiError(401, UNAUTHORIZED) from None
+            raise
         self.check_origin()
         self.check_available()
         # The permission an operation declares for OpenAPI is the one enforced: said once.

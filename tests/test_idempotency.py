@@ -124,6 +124,8 @@ async def test_an_invalid_key_is_400_and_keys_belong_to_their_user(
 ) -> None:
     reply = await api.post("/user/reading-status/add/1", STATUS, headers=keyed("x" * 256))
     assert (reply.status, reply.body["data"]) == (400, INVALID_KEY)
+    anonymous = await running.client().post("/user/reading-status/add/1", STATUS, headers=keyed("x" * 256))
+    assert anonymous.status == 401  # authentication first, as without the header
     assert await statuses_of(db) == []
     assert (await api.post("/user/reading-status/add/1", STATUS, headers=keyed("shared"))).body == ADDED
     bob = running.client()

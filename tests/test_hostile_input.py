@@ -9,23 +9,17 @@ import struct
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
-from tests.catalog_data import load_catalog, series
+from tests.catalog_data import series
 from tests.conftest import RunningApp
 from tests.images import b64, image_bytes
 
 pytestmark = pytest.mark.asyncio
 
+CATALOG = [series(1, "Yotsuba to!")]
 LONE_SURROGATE_PASSWORD = "\ud800abcdefgh"  # JSON can carry it; no UTF-8 encoder takes it
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
-    await load_catalog(db, [series(1, "Yotsuba to!")])
-    return await api.sign_up("alice")
 
 
 async def test_a_lone_surrogate_password_is_refused_at_registration_with_422(api: ApiClient) -> None:

@@ -36,5 +36,9 @@ def volume(id: int, order: int | None, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
+# The catalog of a module that names none (tests/conftest.py's `catalog` fixture).
+TWO_SERIES = [series(1, "Yotsuba to!"), series(2, "Berserk")]
+
+
 async def load_catalog(db: AsyncDatabase, entries: list[dict[str, Any]]) -> ImportCounts:
     return await CatalogStore(db).import_file(CatalogFile.model_validate({"series": entries}))

@@ -31,6 +31,7 @@ from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import EmbeddedDatabase
 from storage.indexes import prepare_database
 from tests.api_client import ApiClient
+from tests.catalog_data import TWO_SERIES, load_catalog
 
 FRONTEND_ORIGIN = "https://app.tsundoku.test"
 # Real argon2id with small costs: the production parameters make every registration ~100 ms.
@@ -218,6 +219,20 @@ async def running(start_app: StartApp) -> RunningApp:
 @pytest.fixture
 def api(running: RunningApp) -> ApiClient:
     return running.client()
+
+
+@pytest_asyncio.fixture
+async def catalog(request: pytest.FixtureRequest, db: AsyncDatabase) -> None:
+    """The test module's `CATALOG` (the series its assertions are written for), or TWO_SERIES if
+    it names none, loaded through the real catalog import."""
+    await load_catalog(db, getattr(request.module, "CATALOG", TWO_SERIES))
+
+
+@pytest_asyncio.fixture
+async def alice(api: ApiClient, catalog: None) -> dict[str, Any]:
+    """A signed-up user, `alice`, beside the module's catalog. A module whose alice has more (a
+    list, an avatar) defines its own."""
+    return await api.sign_up("alice")
 
 
 @pytest.fixture(autouse=True)

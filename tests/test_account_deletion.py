@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -21,7 +20,7 @@ from storage.avatars import AvatarStore
 from storage.ratings import RatingStore
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
-from tests.catalog_data import load_catalog, series, volume
+from tests.catalog_data import series, volume
 from tests.conftest import FRONTEND_ORIGIN, CommandCounter, FailPoints, RunningApp, StartApp
 from tests.images import b64, image_bytes
 from tests.service_process import run_command, service_env
@@ -58,11 +57,6 @@ async def assert_gone(db: AsyncDatabase, user: dict[str, Any]) -> None:
     assert await db["avatars.chunks"].count_documents({}) == await db["avatars.chunks"].count_documents(
         {"files_id": {"$in": [f["_id"] async for f in db["avatars.files"].find({}, {"_id": 1})]}})
     assert await RatingStore(db).recount() == []  # every aggregate agrees with the ratings left
-
-
-@pytest_asyncio.fixture
-async def catalog(db: AsyncDatabase) -> None:
-    await load_catalog(db, CATALOG)
 
 
 async def test_deleting_the_account_removes_everything_and_keeps_aggregates_exact(

@@ -9,13 +9,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.ratings import RatingStore
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
-from tests.catalog_data import load_catalog, series, volume
+from tests.catalog_data import series, volume
 from tests.conftest import FRONTEND_ORIGIN, CommandCounter, FailPoints, RunningApp
 from tests.images import b64, image_bytes
 
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.asyncio
 CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1), volume(12, 2)]), series(2, "Berserk"),
            series(3, "Monster", volumes=[volume(31, 1), volume(32, 2)]), series(4, "Other client", client=2)]
 LISTS = ("reading_statuses", "ratings", "collection")
-
-
-@pytest_asyncio.fixture
-async def catalog(db: AsyncDatabase) -> None:
-    await load_catalog(db, CATALOG)
 
 
 async def fill(api: ApiClient, user_id: str) -> None:

@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -20,11 +19,6 @@ pytestmark = pytest.mark.asyncio
 
 UPDATED = {"data": "Profile image updated successfully", "code": 200}
 NO_IMAGE = {"data": "Profile image not found", "code": 404}
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient) -> dict[str, Any]:
-    return await api.sign_up("alice")
 
 
 async def upload(api: ApiClient, user_id: str, image: str, admin: bool = False) -> Any:

@@ -38,6 +38,7 @@ from tests.catalog_data import load_catalog
 from tests.conftest import RunningApp
 from tests.images import b64, image_bytes
 from tests.service_process import run_command, service_env
+from tests.waiting import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -127,12 +128,16 @@ async def test_a_backup_taken_during_uploads_restores_only_whole_avatars(
     images = [b64(image_bytes("PNG", size=(300, 300), color=(i * 40, 10, 10))) for i in range(6)]
     assert (await api.post(f"/user/update-image/{user['id']}", {"image": images[0]})).status == 200
 
+    uploaded: list[int] = []
+
     async def keep_uploading() -> None:
-        for image in images[1:]:
+        for n, image in enumerate(images[1:]):
             assert (await api.post(f"/user/update-image/{user['id']}", {"image": image})).status == 200
+            uploaded.append(n)
 
     uploads = asyncio.create_task(keep_uploading())
-    await asyncio.sleep(0.05)
+    # The backup starts while uploads are under way: one has replaced the image, four are to come.
+    await until(lambda: bool(uploaded) or uploads.done(), what="the first upload")
     await backup(db, tmp_path)
     await uploads
     await restore(empty, tmp_path)

@@ -9,11 +9,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
-from tests.catalog_data import load_catalog, series, volume
+from tests.catalog_data import series, volume
 from tests.conftest import CommandCounter, RunningApp
 
 pytestmark = pytest.mark.asyncio
@@ -25,12 +24,6 @@ CATALOG = [
     series(4, "Other Client", client=2, volumes=[volume(41, 1)]),
 ]
 ITEM_NOT_FOUND = {"data": "Collection item not found", "code": 404}
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
-    await load_catalog(db, CATALOG)
-    return await api.sign_up("alice")
 
 
 async def add(api: ApiClient, volume_id: int, body: Any = None) -> str:

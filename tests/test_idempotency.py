@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
@@ -19,7 +17,7 @@ from storage.idempotency import IdempotencyStore, SavedAnswer
 from tests.api_client import ApiClient
 from tests.api_tour import CATALOG, api_tour
 from tests.bodies import STATUS
-from tests.catalog_data import load_catalog, series
+from tests.catalog_data import load_catalog
 from tests.conftest import FailPoints, RunningApp
 from tests.images import data_url, image_bytes
 from tests.mal_files import mal_file, manga
@@ -30,12 +28,6 @@ WRITE_CONCERN_ERROR = {"writeConcernError": {"code": 64, "errmsg": "waiting for 
 
 def keyed(key: str) -> dict[str, str]:
     return {"Idempotency-Key": key}
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
-    await load_catalog(db, [series(1, "Yotsuba to!"), series(2, "Berserk")])
-    return await api.sign_up("alice")
 
 
 async def statuses_of(db: AsyncDatabase) -> list[int]:

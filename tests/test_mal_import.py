@@ -52,11 +52,6 @@ CATALOG = [
 XML = {"Content-Type": "application/xml"}
 
 
-@pytest_asyncio.fixture
-async def catalog(db: AsyncDatabase) -> None:
-    await load_catalog(db, CATALOG)
-
-
 async def send(api: ApiClient, file: bytes, query: str = "", content_type: str = "application/xml") -> Reply:
     return await api.request("POST", f"/user/import/mal{query}", body=file, headers={"Content-Type": content_type})
 

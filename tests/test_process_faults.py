@@ -32,6 +32,7 @@ from tests.api_client import ApiClient
 from tests.bodies import STATUS as BASE_STATUS
 from tests.images import b64, image_bytes
 from tests.service_process import ServiceProcess, run_command, running_service
+from tests.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
@@ -152,8 +153,9 @@ async def test_a_database_that_keeps_dying_makes_the_service_exit_non_zero(tmp_p
     port = database_port(tmp_path / "data")
     blocker = socket.socket()
     try:
-        os.kill(database_pid(service), signal.SIGKILL)
-        await asyncio.sleep(0.05)
+        killed = database_pid(service)
+        os.kill(killed, signal.SIGKILL)
+        await until(lambda: not pid_alive(killed), what="the database's end")  # its port is free again
         # Hold the database's port: every restart now fails (1 s, 2 s, 4 s, 8 s of backoff).
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", port))

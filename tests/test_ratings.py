@@ -8,28 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server import _parser, recount_ratings
 from settings import Settings
 from storage.ratings import RatingStore
 from tests.api_client import ApiClient
-from tests.catalog_data import load_catalog, series
 from tests.conftest import CommandCounter, RunningApp
 from tests.service_process import run_command, service_env
 
 RATING_MISSING = {"data": "Rating does not exist for this series", "code": 404}
-
-
-@pytest_asyncio.fixture
-async def catalog(db: AsyncDatabase) -> None:
-    await load_catalog(db, [series(1, "Yotsuba to!"), series(2, "Berserk")])
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, catalog: None) -> dict[str, Any]:
-    return await api.sign_up("alice")
 
 
 async def aggregates(db: AsyncDatabase, series_id: int) -> tuple[int, int]:

@@ -7,12 +7,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
-from tests.catalog_data import load_catalog, series
+from tests.catalog_data import series
 from tests.conftest import CommandCounter, RunningApp
 
 pytestmark = pytest.mark.asyncio
@@ -20,15 +19,7 @@ pytestmark = pytest.mark.asyncio
 FULL_STATUS = {**STATUS, "reread": 2, "score": 8.5, "start": "2024-03", "end": "2024-04-15", "notes": "Loved it"}
 
 
-@pytest_asyncio.fixture
-async def catalog(db: AsyncDatabase) -> None:
-    await load_catalog(db, [series(1, "Yotsuba to!", en="Yotsuba&!"), series(2, "Berserk"),
-                            series(3, "Other client", client=2)])
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, catalog: None) -> dict[str, Any]:
-    return await api.sign_up("alice")
+CATALOG = [series(1, "Yotsuba to!", en="Yotsuba&!"), series(2, "Berserk"), series(3, "Other client", client=2)]
 
 
 async def test_a_series_without_status_answers_null(api: ApiClient, alice: dict) -> None:

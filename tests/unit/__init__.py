@@ -1,0 +1,1 @@
+"""Tests of pure rules: no server, no database; `pytest tests/unit` runs them alone in seconds."""

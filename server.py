@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
+from auth.secret_file import read_or_create
 from handlers.application import make_app, make_http_server
 from handlers.connections import raise_open_file_limit
 from imaging import give_large_buffers_back_to_the_os
@@ -52,6 +53,14 @@ __all__ = ["make_app", "main"]
 EXIT_DATABASE_FAILED = 3
 
 
+def fingerprint_secret(settings: Settings) -> bytes:
+    """The key of the fingerprints Idempotency-Key keeps: the same across restarts (a retry after
+    one must match) and in every process of the service."""
+    if settings.idempotency_secret is not None:
+        return settings.idempotency_secret.encode()
+    return read_or_create(settings.data_dir / "idempotency-secret")
+
+
 async def serve(settings: Settings) -> int:
     # The address first, before any database is started or anything imported: an address this
     # machine does not have, or a port in use, stops the start at once.
@@ -69,7 +78,7 @@ async def serve(settings: Settings) -> int:
             return 2
         await prepare_database(db)
         await import_demo_catalog_if_empty(settings, db)
-        app = make_app(settings, db, supervisor=opened.supervisor)
+        app = make_app(settings, db, supervisor=opened.supervisor, fingerprint_secret=fingerprint_secret(settings))
         raise_open_file_limit()
         give_large_buffers_back_to_the_os()
         server = make_http_server(app)

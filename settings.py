@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         None, min_length=16, description="a secret of 16 characters or more; GET /metrics also answers "
                                          "`Authorization: Bearer <it>` (without it, loopback addresses only)")
     log_format: str = Field("text", description="text (readable lines) or json (one JSON object a line)")
+    idempotency_secret: str | None = Field(
+        None, min_length=32,
+        description="a secret of 32 characters or more, the same in every process of the service: the key of the "
+                    "request fingerprints that Idempotency-Key keeps; unset, DATA_DIR/idempotency-secret (made "
+                    "at the first start, mode 0600)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -23,6 +23,7 @@ _TAGS = ("account",)
 
 
 class DeleteAccountHandler(PasswordCheck):
+    ends_session = True
     api = {
         "delete": Operation(
             summary="Delete the signed-in user's account and everything it holds; clears the cookie",

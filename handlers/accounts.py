@@ -163,6 +163,7 @@ class MeHandler(ApiHandler):
 
 
 class LogoutHandler(ApiHandler):
+    ends_session = True
     api = {
         "post": Operation(
             summary="Sign out this session, or every session with {\"all\": true}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 import tornado.web
@@ -103,7 +104,10 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
 
 
 def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,
-             supervisor: EmbeddedSupervisor | None = None) -> TsundokuApplication:
+             supervisor: EmbeddedSupervisor | None = None, fingerprint_secret: bytes | None = None
+             ) -> TsundokuApplication:
+    """`fingerprint_secret`: what server.py reads (IDEMPOTENCY_SECRET or its file); a random one
+    otherwise, for an app that lives as long as its process (tests)."""
     catalog_keys = CatalogKeys(db)
     # The reading list's writes take turns with its imports and undos (storage.list_gate).
     statuses_gate = ListGate()
@@ -129,6 +133,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
                                                  15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
         idempotency=IdempotencyStore(db),
+        fingerprint_secret=fingerprint_secret or secrets.token_bytes(32),
     )
     log_redaction.install()
     guard_decoding(settings.max_image_pixels)

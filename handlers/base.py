@@ -74,6 +74,9 @@ class ApiHandler(tornado.web.RequestHandler):
     needs_database: ClassVar[bool] = True
     # The OpenAPI description of each implemented method, keyed by lower-case method name.
     api: ClassVar[dict[str, Operation]] = {}
+    # Routes whose write ends the session that sends it (logout, deleting one's account): a
+    # retry with its Idempotency-Key gets its answer though the session is gone.
+    ends_session: ClassVar[bool] = False
 
     services: Services
     user: AuthenticatedUser | None
@@ -135,21 +138,29 @@ class ApiHandler(tornado.web.RequestHandler):
             try:
                 await self.authenticate()
             except ApiError as refusal:
-                if refusal.status != 401 or key is None or not self.get_cookie(COOKIE_NAME):
+                if refusal.status != 401 or key is None or not self.ends_session:
                     raise
-                self.unauthenticated = True
-        try:
-            self.idempotency_key = idempotency.key_of(key)
-        except ApiError:
-            if self.unauthenticated:
-                raise ApiError(401, UNAUTHORIZED) from None
-            raise
+                await self.defer_refusal(key, refusal)
+        self.idempotency_key = idempotency.key_of(key)
         self.check_origin()
         self.check_available()
         # The permission an operation declares for OpenAPI is the one enforced: said once.
         operation = self.api.get(self.verb())
         if operation is not None and operation.permission is not None:
             self.require_permission(operation.permission)
+
+    async def defer_refusal(self, key: str, refusal: ApiError) -> None:
+        """A retried logout or account deletion: its session is gone, and the answer saved for
+        its key, by this very session, will answer it. Anything else is the 401 at once, before
+        the body is read."""
+        value = self.get_cookie(COOKIE_NAME)
+        cookie = SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
+        if cookie is None or not idempotency.is_key(key):
+            raise refusal
+        saved = await self.services.idempotency.find(cookie.user_id, key, utc_now())
+        if saved is None or saved.pending or saved.session != cookie.secret_hash:
+            raise refusal
+        self.unauthenticated = True
 
     def check_available(self) -> None:
         """After authentication, before permissions and the body: a route this instance does

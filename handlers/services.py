@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -83,6 +84,8 @@ class Services:
     address_login_attempts: SharedWindowLimit  # per address, whatever the username
     registrations: SharedWindowLimit
     idempotency: IdempotencyStore
+    # The HMAC key of the requests' fingerprints that Idempotency-Key keeps (settings: IDEMPOTENCY_SECRET).
+    fingerprint_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
     supervisor: EmbeddedSupervisor | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)

@@ -151,30 +151,36 @@ async def request_transaction(db: AsyncDatabase) -> AsyncIterator[None]:
     async with db.client.start_session() as session:
         await session.start_transaction(write_concern=DURABLE_WRITES)
         token = _request_session.set(session)
-        committing = False
+        # Whether the transaction may still be open on the server after this block: a commit
+        # that failed, or a database error (after which the abort can fail too, silently).
+        may_linger = False
         try:
             async with session.bind(end_session=False):
                 yield
-            committing = True
+            may_linger = True
             with pymongo.timeout(TRANSACTION_TIMEOUT_S):
                 await session.commit_transaction()
-            committing = False
+            may_linger = False
         except PyMongoError as error:
+            # Also after a conflict: the driver labels a lost connection and "not primary"
+            # transient too, and then the transaction can still be open on the server.
+            may_linger = True
             if error.has_error_label("TransientTransactionError"):
                 raise TransactionConflict(str(error)) from error
             raise
         finally:
             _request_session.reset(token)
             if session.in_transaction:
-                await session.abort_transaction()
-            elif committing:
+                await session.abort_transaction()  # PyMongo ignores an abort that fails
+            if may_linger:
                 await _end_on_the_server(db, session)
 
 
 async def _end_on_the_server(db: AsyncDatabase, session: AsyncClientSession) -> None:
-    """A commit that failed leaves its transaction open on the server, holding what it wrote
-    against every other writer until it expires (the driver cannot abort after a commit):
-    killing the session aborts it now, or does nothing if the commit did take effect."""
+    """A commit that failed, or an abort after a database error, can leave the transaction open
+    on the server, holding what it wrote against every other writer until it expires (measured on
+    SecantusDB: over two minutes; the driver cannot abort after a commit, and ignores an abort
+    that fails): killing the session aborts it now, or does nothing if it already ended."""
     try:
         with pymongo.timeout(PING_TIMEOUT_S):
             await db.client.admin.command("killSessions", [session.session_id])

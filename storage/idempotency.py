@@ -23,11 +23,15 @@ KEEP = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class SavedAnswer:
-    fingerprint: str  # of the request's method, path, query and body
-    status: int
+    fingerprint: str  # an HMAC of the request's method, path, query and body (never a bare hash of a password)
+    status: int | None  # None: claimed by an attempt still under way (writes outside a transaction)
     body: str  # the answer's JSON text, replayed byte for byte
     session: str | None  # the hash of the session that sent it (a replay after logout checks it)
     created: datetime
+
+    @property
+    def pending(self) -> bool:
+        return self.status is None
 
 
 class KeyTaken(Exception):
@@ -43,18 +47,40 @@ class IdempotencyStore:
                                          name="idempotency_expiry")
 
     async def find(self, scope: str, key: str, now: datetime) -> SavedAnswer | None:
-        found = await self._answers.find_one({"_id": {"u": scope, "k": key}, "created": {"$gt": now - KEEP}})
+        found = await self._answers.find_one({"_id": {"u": scope, "k": key}, "created": {"$gt": now - KEEP}},
+                                             session=request_session())
         if found is None:
             return None
-        return SavedAnswer(fingerprint=found["fingerprint"], status=found["status"], body=found["body"],
+        return SavedAnswer(fingerprint=found["fingerprint"], status=found.get("status"), body=found.get("body", ""),
                            session=found.get("session"), created=found["created"])
 
-    async def save(self, scope: str, key: str, answer: SavedAnswer) -> None:
+    async def claim(self, scope: str, key: str, claim: SavedAnswer, now: datetime) -> SavedAnswer | None:
+        """For a write that cannot be in a transaction: marks the key as taken by this attempt
+        (`claim`, pending) before it writes. None when this attempt has it; else what holds it."""
+        for _ in range(3):  # the holder may give its claim back between the two steps
+            try:
+                await self.save(scope, key, claim)
+                return None
+            except KeyTaken:
+                held = await self.find(scope, key, now)
+                if held is not None:
+                    return held
+        raise KeyTaken(key)
+
+    async def release(self, scope: str, key: str, claim: SavedAnswer) -> None:
+        """Gives back a claim whose write failed (a retry writes again), or one abandoned by a
+        process that died (older than any write takes), only if it is still that claim."""
+        await self._answers.delete_one({"_id": {"u": scope, "k": key}, "status": None, "created": claim.created})
+
+    async def save(self, scope: str, key: str, answer: SavedAnswer, replacing: SavedAnswer | None = None) -> None:
         """Inside the write's transaction, in one round trip: replaces an expired answer under the
-        same key; a live one makes this raise DuplicateKeyError (another attempt with the key won)."""
+        same key (or `replacing`, this attempt's own claim); a live one makes this raise KeyTaken
+        (another attempt with the key won)."""
+        replaceable: dict[str, object] = ({"status": None, "created": replacing.created} if replacing is not None
+                                          else {"created": {"$lte": answer.created - KEEP}})
         try:
             await self._answers.replace_one(
-                {"_id": {"u": scope, "k": key}, "created": {"$lte": answer.created - KEEP}},
+                {"_id": {"u": scope, "k": key}, **replaceable},
                 {"fingerprint": answer.fingerprint, "status": answer.status, "body": answer.body,
                  "session": answer.session, "created": answer.created},
                 upsert=True,

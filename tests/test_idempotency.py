@@ -45,12 +45,14 @@ def test_a_key_is_printable_ascii_without_spaces_up_to_255_characters() -> None:
 
 
 def test_the_fingerprint_tells_method_path_query_and_body_apart_and_not_how_the_body_was_cut() -> None:
-    base = fingerprint("POST", "/user/reading-status/add/1", [b'{"a":', b"1}"])
-    assert base == fingerprint("POST", "/user/reading-status/add/1", [b'{"a":1}'])
-    for other in (fingerprint("DELETE", "/user/reading-status/add/1", [b'{"a":1}']),
-                  fingerprint("POST", "/user/reading-status/add/2", [b'{"a":1}']),
-                  fingerprint("POST", "/user/reading-status/add/1?x=1", [b'{"a":1}']),
-                  fingerprint("POST", "/user/reading-status/add/1", [b'{"a":2}'])):
+    secret = b"s" * 32
+    base = fingerprint(secret, "POST", "/user/reading-status/add/1", [b'{"a":', b"1}"])
+    assert base == fingerprint(secret, "POST", "/user/reading-status/add/1", [b'{"a":1}'])
+    for other in (fingerprint(secret, "DELETE", "/user/reading-status/add/1", [b'{"a":1}']),
+                  fingerprint(secret, "POST", "/user/reading-status/add/2", [b'{"a":1}']),
+                  fingerprint(secret, "POST", "/user/reading-status/add/1?x=1", [b'{"a":1}']),
+                  fingerprint(secret, "POST", "/user/reading-status/add/1", [b'{"a":2}']),
+                  fingerprint(b"t" * 32, "POST", "/user/reading-status/add/1", [b'{"a":1}'])):
         assert other != base
 
 

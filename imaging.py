@@ -26,7 +26,7 @@ MAX_DECODES_AT_ONCE = 2
 # Bytes per pixel of Pillow's decoded image, by mode; every other mode takes 4.
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 # What Pillow 13 holds at the peak of a decode beside the decoded image, as multiples of it
-# (measured with VmHWM, see the README): every WebP is read by libwebp's animation decoder, which
+# (measured with VmHWM, see docs/api.md): every WebP is read by libwebp's animation decoder, which
 # keeps two canvases of the image and hands the frame over as a copy, which Pillow copies again
 # into the image (4 in all); a GIF whose first frame is disposed of (disposal 2 or 3) keeps a
 # second copy of it to dispose of it with (2).

@@ -2,7 +2,7 @@
 
 Each field is one variable: its name upper-cased (`port` is `PORT`), its default, and in its
 description what it accepts, which is also the one-line error a bad value gets (exit code 2)
-and the `--help` and README text."""
+and the `--help` text and the settings table of docs/operations.md."""
 
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ class Settings(BaseSettings):
 
 
 def _shown(default: Any) -> str:
-    """A default as one writes it in the environment (and as the README's table shows it)."""
+    """A default as one writes it in the environment (and as docs/operations.md's table shows it)."""
     if default is None:
         return ""
     if isinstance(default, bool):
@@ -239,7 +239,7 @@ def _shown(default: Any) -> str:
 
 
 def documented_variables() -> list[tuple[str, str, str]]:
-    """(name, default, accepted) for each variable, for the README and --help."""
+    """(name, default, accepted) for each variable, for docs/operations.md and --help."""
     rows = []
     for name, spec in Settings.model_fields.items():
         rows.append((name.upper(), _shown(spec.default), spec.description or ""))

@@ -5,7 +5,7 @@ the whole list against the catalog (which took seconds for 5,000 statuses).
 What is kept: for a series, its sort title in each language, its search text, its type and its
 18+ flag; for a volume, its reading order, its search name and its 18+ flag. Only what the catalog import writes, so only an import
 changes it. Entries are read on first use, 100 ids a query, and kept: memory follows the series
-and volumes that are on someone's list, not the whole catalog (measured in the README: about
+and volumes that are on someone's list, not the whole catalog (measured in docs/performance.md: about
 0.2 KB a series).
 
 Freshness, with any number of processes: every import raises `catalog_meta.version` after its

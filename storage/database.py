@@ -27,7 +27,8 @@ from pymongo.monitoring import CommandListener
 from storage.round_trips import RoundTripCounter
 
 # An acknowledged write must survive a crash: j=True is what makes that true on SecantusDB
-# (see DATABASE.md) and costs nothing extra on a real MongoDB.
+# (measured on SecantusDB: acknowledged writes without it were lost on kill -9; docs/design.md) and
+# costs nothing extra on a real MongoDB.
 DURABLE_WRITES = WriteConcern(w="majority", j=True)
 
 # A request must not hang while the database is down: selection gives up after a few seconds

@@ -30,7 +30,8 @@ log = logging.getLogger("tsundoku.embedded")
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-# The oplog keeps whole documents; uncapped it grows to many times the data (DATABASE.md).
+# The oplog keeps whole documents; uncapped it grows to many times the data (measured on SecantusDB:
+# docs/design.md).
 OPLOG_MAX_ENTRIES = 20000
 OPLOG_RETENTION_S = 3600
 # secantusd.log is kept under this, plus one earlier file (secantusd.log.1): a storage engine that

@@ -2,7 +2,7 @@
 
 One read of the user (from `usernames`, by the slug, which is the lower-cased name). Private entries are dropped here, in the service,
 before anything counts or orders them: a `$filter` in a find projection measured six times
-slower on SecantusDB than the whole list (../shared/DATABASE.md). Notes and prices are dropped
+slower on SecantusDB than the whole list (docs/design.md, "What we measured on SecantusDB"). Notes and prices are dropped
 too. Which series and volumes are 18+ comes from the catalog keys the process holds."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ while a second client polls /health, and the service (its own process) must answ
 2xx or 4xx, never keep /health waiting more than HEALTH_WAIT_LIMIT_S, and grow its peak RSS by no
 more than `rss_bound(limit)`. Routes come from `all_routes()`: a new route is covered without
 anyone remembering. The table it measured is written to `input-budget.md` in the test's
-temporary directory (and shown with `pytest -s`); the README's table is one such run."""
+temporary directory (and shown with `pytest -s`); docs/performance.md's table is one such run."""
 
 from __future__ import annotations
 

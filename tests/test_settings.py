@@ -57,7 +57,7 @@ def test_the_help_lists_every_variable_with_its_default_and_what_it_accepts() ->
     assert rows["PORT"] == ("4545", "a port number from 1 to 65535")
     assert rows["MONGODB_URI"] == ("", "a mongodb:// or mongodb+srv:// URI, or empty for the embedded database")
     assert set(rows) == {name.upper() for name in Settings.model_fields}
-    # Written as one writes them, and as the README's table shows them.
+    # Written as one writes them, and as docs/operations.md's table shows them.
     assert (rows["DATA_DIR"][0], rows["FILE_SERVICE"][0], rows["TRUST_PROXY"][0]) == ("./data", "true", "false")
 
 

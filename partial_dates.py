@@ -7,7 +7,8 @@ import calendar
 import datetime as dt
 import re
 
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+# [0-9], not \d: \d takes any Unicode digit (Arabic-Indic, full-width), which no date is written in.
+_PARTIAL_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
 
 
 def date_range(value: str) -> tuple[dt.date, dt.date]:
@@ -22,7 +23,8 @@ def date_range(value: str) -> tuple[dt.date, dt.date]:
         raise ValueError("is not a real date")
     try:
         if day is not None:
-            exact = dt.date(year, month or 1, day)
+            assert month is not None  # the pattern has no day without a month
+            exact = dt.date(year, month, day)  # month 00 with a day is no date (a ValueError)
             return exact, exact
         if month is not None:
             return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])

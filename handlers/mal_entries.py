@@ -31,7 +31,7 @@ TAGS_PREFIX = "Tags: "
 MAX_NOTES = 10_000
 MAX_PROGRESS = 1_000_000
 MAX_REREAD = 1000
-_MAL_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_MAL_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")  # [0-9]: \d takes any Unicode digit
 NO_DATE = "0000-00-00"
 
 

@@ -126,8 +126,6 @@ def test_a_date_that_does_not_exist_is_a_problem(text: str) -> None:
         status_fields(mal(my_finish_date=text))
 
 
-@pytest.mark.xfail(strict=True, reason="the MAL date pattern's `\\d` and partial_dates.date_range take non-ASCII "
-                                       "digits: the date is stored in a form the status routes refuse")
 def test_a_date_in_other_digits_is_a_problem() -> None:
     with pytest.raises(EntryProblem):
         status_fields(mal(my_start_date="٢٠١٩-٠٥-١٧"))

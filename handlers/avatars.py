@@ -8,7 +8,7 @@ from pydantic import StrictStr
 
 from auth.permissions import EDIT_USERS
 from handlers.base import ApiHandler, validate_body
-from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.errors import BODY_TOO_LARGE, FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.idempotency import idempotent_without_transaction
 from handlers.json_input import JsonLimits, read_json_body
 from handlers.openapi_docs import Operation, Route
@@ -19,6 +19,8 @@ from storage.avatars import RESOLUTIONS, AvatarStore
 
 FILE_SERVICE_OFF = "This service is not handling file uploads."
 IMAGE_NOT_FOUND = "Profile image not found"
+IMAGE_UPDATED = "Profile image updated successfully"
+IMAGE_DELETED = "Profile image deleted successfully"
 # A URL with the current version never changes content; one without it must revalidate.
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 REVALIDATE_CACHE = "public, no-cache"
@@ -78,14 +80,14 @@ def _write_operation(summary: str, success: str, admin: bool, upload: bool) -> O
     responses = {200: success, 400: MISSING_PARAMETERS, 403: FORBIDDEN, 404: USER_NOT_FOUND if upload
                  else IMAGE_NOT_FOUND, 503: FILE_SERVICE_OFF}
     if upload:
-        responses[413] = "Request body too large"
+        responses[413] = BODY_TOO_LARGE
     return Operation(summary=summary, request=ImageUpload if upload else None, tags=_TAGS, responses=responses,
                      permission=EDIT_USERS if admin else None)
 
 
 class UpdateImageHandler(ProfileImageWriteHandler):
     api = {"post": _write_operation("Upload a profile image (base64 or data URL)",
-                                    "Profile image updated successfully", admin=False, upload=True)}
+                                    IMAGE_UPDATED, admin=False, upload=True)}
 
     def body_limit(self) -> int:
         return upload_body_limit(self.services.settings)
@@ -111,17 +113,17 @@ class UpdateImageHandler(ProfileImageWriteHandler):
                                             rendered.content_type)
         if stored is None:
             raise ApiError(404, USER_NOT_FOUND)
-        self.write_message(200, "Profile image updated successfully")
+        self.write_message(200, IMAGE_UPDATED)
 
 
 class AdminUpdateImageHandler(UpdateImageHandler):
     admin_route = True
-    api = {"post": _write_operation("Upload another user's profile image", "Profile image updated successfully",
+    api = {"post": _write_operation("Upload another user's profile image", IMAGE_UPDATED,
                                     admin=True, upload=True)}
 
 
 class DeleteImageHandler(ProfileImageWriteHandler):
-    api = {"delete": _write_operation("Delete the profile image", "Profile image deleted successfully",
+    api = {"delete": _write_operation("Delete the profile image", IMAGE_DELETED,
                                       admin=False, upload=False)}
 
     @idempotent_without_transaction
@@ -131,12 +133,12 @@ class DeleteImageHandler(ProfileImageWriteHandler):
             raise ApiError(404, USER_NOT_FOUND)
         if not removed:
             raise ApiError(404, IMAGE_NOT_FOUND)
-        self.write_message(200, "Profile image deleted successfully")
+        self.write_message(200, IMAGE_DELETED)
 
 
 class AdminDeleteImageHandler(DeleteImageHandler):
     admin_route = True
-    api = {"delete": _write_operation("Delete another user's profile image", "Profile image deleted successfully",
+    api = {"delete": _write_operation("Delete another user's profile image", IMAGE_DELETED,
                                       admin=True, upload=False)}
 
 
@@ -156,10 +158,10 @@ class AvatarHandler(ApiHandler):
     requires_auth = False
     api = {"get": Operation(summary="A user's profile image (`res` is scaled or high)", auth=False, tags=_TAGS,
                             raw_responses=_IMAGE_ANSWERS,
-                            responses={400: "Invalid parameters", 404: IMAGE_NOT_FOUND}),
+                            responses={400: INVALID_PARAMETERS, 404: IMAGE_NOT_FOUND}),
            "head": Operation(summary="The headers GET would answer, without the image", auth=False, tags=_TAGS,
                              raw_responses=_IMAGE_ANSWERS,
-                             responses={400: "Invalid parameters", 404: IMAGE_NOT_FOUND})}
+                             responses={400: INVALID_PARAMETERS, 404: IMAGE_NOT_FOUND})}
 
     async def get(self, id: str, res: str) -> None:
         await self.serve(id, res, with_body=True)
@@ -171,7 +173,7 @@ class AvatarHandler(ApiHandler):
     async def serve(self, id: str, res: str, *, with_body: bool) -> None:
         user_id = self.path_parameter(id)
         if res not in RESOLUTIONS:
-            raise ApiError(400, "Invalid parameters", [FieldError(field="res", message="must be scaled or high")])
+            raise ApiError(400, INVALID_PARAMETERS, [FieldError(field="res", message="must be scaled or high")])
         store = self.services.avatars
         reference = await store.shown(user_id)
         if not reference:

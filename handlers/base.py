@@ -20,6 +20,7 @@ from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from handlers import idempotency
 from handlers.errors import (
+    BODY_TOO_LARGE,
     FORBIDDEN,
     INTERNAL_ERROR,
     MISSING_PARAMETERS,
@@ -59,7 +60,6 @@ INLINE_INPUT_BYTES = 16 * 1024
 
 # JSON bodies are small; only the avatar upload takes more (see `body_limit`).
 DEFAULT_BODY_LIMIT = 256 * 1024
-BODY_TOO_LARGE = "Request body too large"
 UNREACHABLE_BODY_SIZE = 1 << 62
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from handlers import idempotency
-from handlers.errors import FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMETERS, SERVICE_UNAVAILABLE
+from handlers.errors import BODY_TOO_LARGE, FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMETERS, SERVICE_UNAVAILABLE
 from handlers.schemas.common import Message
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
     if method in ("post", "put", "patch", "delete"):
         answers.append((403, FORBIDDEN))
     if op.request is not None:
-        answers.append((413, "Request body too large"))
+        answers.append((413, BODY_TOO_LARGE))
     if idempotency.is_idempotent(getattr(route.handler, method, None)):
         answers += [(400, idempotency.INVALID_KEY), (422, idempotency.KEY_REUSED)]
     answers.append((500, INTERNAL_ERROR))

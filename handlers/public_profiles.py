@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from auth.tokens import COOKIE_NAME
 from handlers.base import ApiHandler
 from handlers.collection import collection_request
-from handlers.errors import USER_NOT_FOUND, ApiError
+from handlers.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.openapi_docs import Operation, Route
 from handlers.reading import history_request
 from handlers.schemas.collection import CollectionQuery
@@ -100,7 +100,7 @@ class ProfileHandler(PublicHandler):
 class PublicHistoryHandler(PublicHandler):
     api = {"get": Operation(summary="A user's public reading entries, with the parameters of the owner's list",
                             query=ReadingHistoryQuery, response=PublicHistoryPage, auth=False, tags=_TAGS,
-                            responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
+                            responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
         query = await self.list_parameters(ReadingHistoryQuery)
@@ -115,7 +115,7 @@ class PublicHistoryHandler(PublicHandler):
 class PublicCollectionHandler(PublicHandler):
     api = {"get": Operation(summary="A user's collection, when they share it (setting collection-visibility); "
                                     "never prices", query=CollectionQuery, response=PublicCollectionPage,
-                            auth=False, tags=_TAGS, responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
+                            auth=False, tags=_TAGS, responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
         query = await self.list_parameters(CollectionQuery)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auth.clock import utc_now
-from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
 from handlers.openapi_docs import CATALOG_ID, Operation, Route
@@ -115,7 +115,7 @@ def history_request(query: ReadingHistoryQuery) -> HistoryRequest:
 class ReadingHistoryHandler(ListHandler):
     query_model = ReadingHistoryQuery
     api = list_operations(ReadingHistoryQuery, "The user's reading history", ReadingHistoryPage,
-                          {400: "Invalid parameters"}, _TAGS, body_required=False)
+                          {400: INVALID_PARAMETERS}, _TAGS, body_required=False)
 
     # Every order is made from the statuses, read with the session.
     get = reads(WholeList("statuses"))(ListHandler.get)

@@ -11,6 +11,7 @@ from handlers.schemas.auth import SessionList, SessionView
 SESSION_NOT_FOUND = "Session not found"
 # Ids are 16 URL-safe characters; anything else names no session and is not worth a query.
 _SESSION_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+SESSION_ENDED = "Session ended"
 
 
 class SessionsHandler(ApiHandler):
@@ -26,7 +27,7 @@ class SessionsHandler(ApiHandler):
 class SessionHandler(ApiHandler):
     api = {"delete": Operation(summary="End one of the user's sessions (the current one too: that is a logout)",
                                tags=("auth",),
-                               responses={200: "Session ended", 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
+                               responses={200: SESSION_ENDED, 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
                                           404: SESSION_NOT_FOUND})}
 
     @idempotent
@@ -40,7 +41,7 @@ class SessionHandler(ApiHandler):
             raise ApiError(404, SESSION_NOT_FOUND)
         if ended:  # the session of this very request: a logout
             self.clear_refresh_cookie()
-        self.write_message(200, "Session ended")
+        self.write_message(200, SESSION_ENDED)
 
 routes = [
     Route("/auth/sessions", SessionsHandler),

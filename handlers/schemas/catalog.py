@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
-from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
 from handlers.schemas.common import FieldError
 from languages import localized
 from storage.records import SeriesRecord, VolumeCardRecord
@@ -42,7 +42,7 @@ def catalog_id(raw: str | None, field: str = "id") -> int:
     if raw is None or raw == "":
         raise ApiError(400, MISSING_PARAMETERS)
     if not _POSITIVE_ID.fullmatch(raw):
-        raise ApiError(400, "Invalid parameters", [FieldError(field=field, message="must be a positive integer")])
+        raise ApiError(400, INVALID_PARAMETERS, [FieldError(field=field, message="must be a positive integer")])
     return int(raw)
 
 

@@ -20,6 +20,7 @@ from imaging import give_large_buffers_back_to_the_os
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
 from storage.account_removal import AccountRemoval
+from storage.avatars import AvatarStore
 from storage.backup import (
     MANIFEST,
     BackupDamaged,
@@ -157,7 +158,7 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
 
 async def sweep(settings: Settings) -> int:
     async with open_database(settings, owner=False, command="sweep") as opened:
-        report = await AccountRemoval(opened.db).sweep()
+        report = await AccountRemoval(opened.db, AvatarStore(opened.db, UserStore(opened.db))).sweep()
     deleted = ([f"{report.files} avatar files of {report.owners} deleted users"] if report.files else []) + (
         [f"{report.orphan_chunks} avatar chunks of unfinished uploads"] if report.orphan_chunks else [])
     print(f"sweep: deleted {' and '.join(deleted)}" if deleted

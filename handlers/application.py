@@ -105,20 +105,22 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
 def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,
              supervisor: EmbeddedSupervisor | None = None) -> TsundokuApplication:
     catalog_keys = CatalogKeys(db)
+    users = UserStore(db)
+    avatars = AvatarStore(db, users)
     # The reading list's writes take turns with its imports and undos (storage.list_gate).
     statuses_gate = ListGate()
     services = Services(
         supervisor=supervisor,
         settings=settings,
         db=db,
-        users=UserStore(db),
+        users=users,
         catalog_keys=catalog_keys,
         statuses=ReadingStatusStore(db, catalog_keys, statuses_gate),
         ratings=RatingStore(db),
         collection=CollectionStore(db, catalog_keys),
-        avatars=AvatarStore(db),
-        account_removal=AccountRemoval(db),
-        account_export=AccountExport(db),
+        avatars=avatars,
+        account_removal=AccountRemoval(db, avatars),
+        account_export=AccountExport(db, users, avatars),
         account_import=AccountImport(db),
         status_import=StatusImport(db, statuses_gate),
         series_matcher=SeriesMatcher(db),

@@ -30,6 +30,7 @@ from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import EmbeddedDatabase
 from storage.indexes import prepare_database
+from storage.round_trips import DRIVER_COMMANDS
 from tests.api_client import ApiClient
 
 FRONTEND_ORIGIN = "https://app.tsundoku.test"
@@ -38,9 +39,6 @@ FRONTEND_ORIGIN = "https://app.tsundoku.test"
 # per-caller bound build their own Passwords).
 FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
                            per_caller=HASHES_AT_ONCE + HASHES_WAITING)
-
-# Commands the driver sends on its own, which are not round trips of a request.
-_DRIVER_COMMANDS = {"hello", "ismaster", "isMaster", "endSessions", "ping", "buildInfo", "saslStart", "saslContinue"}
 
 
 class CommandCounter(CommandListener):
@@ -52,7 +50,7 @@ class CommandCounter(CommandListener):
         self.sent: list[Any] = []  # the command documents themselves
 
     def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name not in _DRIVER_COMMANDS:
+        if event.command_name not in DRIVER_COMMANDS:
             self.commands[event.command_name] += 1
             self.log.append(event.command_name)
             self.sent.append(event.command)

@@ -60,15 +60,16 @@ LARGE_BUFFER_BYTES = 1024 * 1024
 
 
 def guard_decoding(max_pixels: int) -> None:
-    """Set once at start, for every thread: an image whose header claims more than `max_pixels`
-    is refused by `Image.open` itself, before any pixel is decoded. (A `catch_warnings` block per
-    call would change process-wide state from worker threads, which is not thread-safe.)"""
+    """Set once at start (server.py), for every thread: an image whose header claims more than
+    `max_pixels` is refused by `Image.open` itself, before any pixel is decoded, wherever in the
+    process it is opened. (A `catch_warnings` block per call would change process-wide state from
+    worker threads, which is not thread-safe.) `render_avatar` checks its own limit too."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def _too_many_pixels() -> ImageRejected:
-    return ImageRejected(f"Image has too many pixels (at most {(Image.MAX_IMAGE_PIXELS or 0) / 1e6:g} megapixels)")
+def _too_many_pixels(max_pixels: int) -> ImageRejected:
+    return ImageRejected(f"Image has too many pixels (at most {max_pixels / 1e6:g} megapixels)")
 
 
 def give_large_buffers_back_to_the_os() -> bool:
@@ -122,22 +123,23 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     return data
 
 
-def _open_checked(data: bytes) -> Image.Image:
-    """Opens the bytes as one of the accepted formats and checks the size from the header,
-    before any pixel is decoded."""
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Opens the bytes as one of the accepted formats and checks the size from the header
+    against `max_pixels`, before any pixel is decoded."""
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         raise ImageRejected("Image must be JPEG, PNG, WebP or GIF") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _too_many_pixels() from None
+        raise _too_many_pixels(max_pixels) from None
     except (OSError, SyntaxError, ValueError):
         raise ImageRejected("Image data is corrupt") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageRejected("Image has no pixels")
-    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
-        raise _too_many_pixels()  # Pillow's own check already refused it; kept for clarity
+    if width * height > max_pixels:
+        # The setting of the app at hand; Pillow's own check (`guard_decoding`) is the process's.
+        raise _too_many_pixels(max_pixels)
     if image.format == "JPEG" and len(data) * 8 < _jpeg_blocks(width, height):
         # libjpeg fills missing data with gray instead of failing: a header that claims far more
         # pixels than the data can hold is a truncated (or forged) file.
@@ -250,9 +252,10 @@ def _encode(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def render_avatar(data: bytes) -> RenderedAvatar:
-    """The `high` version (within 1024x1024, never upscaled) and the `scaled` 256x256 centre crop."""
-    image = _decoded(_open_checked(data), data)
+def render_avatar(data: bytes, max_pixels: int) -> RenderedAvatar:
+    """The `high` version (within 1024x1024, never upscaled) and the `scaled` 256x256 centre crop,
+    of an image of at most `max_pixels`."""
+    image = _decoded(_open_checked(data, max_pixels), data)
     high = image.copy()
     high.thumbnail(HIGH_BOX, Image.Resampling.LANCZOS)
     scaled = ImageOps.fit(image, SCALED_SIZE, Image.Resampling.LANCZOS, centering=(0.5, 0.5))

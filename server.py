@@ -14,9 +14,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
+from handlers import log_redaction
 from handlers.application import make_app, make_http_server
 from handlers.connections import raise_open_file_limit
-from imaging import give_large_buffers_back_to_the_os
+from imaging import give_large_buffers_back_to_the_os, guard_decoding
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
 from storage.account_removal import AccountRemoval
@@ -51,6 +52,14 @@ __all__ = ["make_app", "main"]
 
 # The embedded database kept failing: a process supervisor should restart the whole service.
 EXIT_DATABASE_FAILED = 3
+
+
+def set_process_wide(settings: Settings) -> None:
+    """State every app of the process shares, set once at start (tests/conftest.py does the same
+    for the apps the tests build): secrets redacted from every log record, whoever makes it, and
+    Pillow's pixel limit, with its warning made an error."""
+    log_redaction.install()
+    guard_decoding(settings.max_image_pixels)
 
 
 async def serve(settings: Settings) -> int:
@@ -285,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error.variable} is invalid; it accepts {error.accepted}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    set_process_wide(settings)
     command: Callable[[], Awaitable[int]]
     if arguments.command == "import-catalog":
         command = lambda: import_catalog(settings, arguments.file)  # noqa: E731

@@ -15,7 +15,6 @@ from handlers import (
     accounts,
     avatars,
     collection,
-    log_redaction,
     mal_import,
     mal_xml,
     metrics,
@@ -31,7 +30,6 @@ from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
 from handlers.services import Services
-from imaging import guard_decoding
 from settings import Settings
 from storage.account_export import AccountExport
 from storage.account_import import AccountImport
@@ -132,8 +130,6 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
         idempotency=IdempotencyStore(db),
     )
-    log_redaction.install()
-    guard_decoding(settings.max_image_pixels)
     routes = all_routes()
     document = openapi_document(routes)
     table: list[Any] = []

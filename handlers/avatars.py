@@ -42,11 +42,11 @@ class ImageUpload(RequestModel):
 UPLOAD_JSON_LIMITS = JsonLimits(max_values=16)
 
 
-def render_upload(body: list[bytes], content_type: str, max_image_bytes: int) -> RenderedAvatar:
+def render_upload(body: list[bytes], content_type: str, settings: Settings) -> RenderedAvatar:
     """The upload body (as received) -> the stored versions. Runs in a worker thread."""
     upload = validate_body(ImageUpload, read_json_body(b"".join(body), content_type, UPLOAD_JSON_LIMITS))
     try:
-        return render_avatar(decode_upload(upload.image, max_image_bytes))
+        return render_avatar(decode_upload(upload.image, settings.max_image_bytes), settings.max_image_pixels)
     except ImageRejected as rejected:
         raise ApiError(400, str(rejected), [FieldError(field="image", message=str(rejected))]) from None
 
@@ -108,7 +108,7 @@ class UpdateImageHandler(ProfileImageWriteHandler):
         # Megabytes of JSON and base64, then Pillow: all of it off the event loop, in the pool
         # that bounds image work to the cores.
         rendered = await self.off_the_loop(render_upload, self.body_chunks(), self.request.headers.get("Content-Type", ""),
-                                           self.services.settings.max_image_bytes, pool=self.services.image_pool)
+                                           self.services.settings, pool=self.services.image_pool)
         stored = await self.avatars.replace(target, {"high": rendered.high, "scaled": rendered.scaled},
                                             rendered.content_type)
         if stored is None:

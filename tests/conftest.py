@@ -26,6 +26,7 @@ from tornado.netutil import bind_sockets
 from auth.passwords import HASHES_AT_ONCE, HASHES_WAITING, Passwords
 from handlers.application import TsundokuApplication, make_app, make_http_server
 from handlers.connections import GuardedHTTPServer
+from server import set_process_wide
 from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import EmbeddedDatabase
@@ -101,6 +102,12 @@ def _alone_when_marked(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         return
     with _turn(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_wide() -> None:
+    # What server.py sets at start; the tests build their apps with make_app, in this process.
+    set_process_wide(Settings())
 
 
 @pytest.fixture(scope="session", autouse=True)

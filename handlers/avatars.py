@@ -183,7 +183,7 @@ class AvatarHandler(ApiHandler):
         self.set_header("Cache-Control",
                         IMMUTABLE_CACHE if self.get_query_argument("v", None) == str(reference.version)
                         else REVALIDATE_CACHE)
-        if etag in requested_etags(self.request.headers.get("If-None-Match", "")):
+        if self.client_has(etag):
             self.clear_header("Content-Type")
             self.set_status(304)
             self.finish()
@@ -198,12 +198,6 @@ class AvatarHandler(ApiHandler):
                 self.write(chunk)
                 await self.flush()
         self.finish()
-
-
-def requested_etags(if_none_match: str) -> set[str]:
-    """The entity tags of an If-None-Match header; a weak one (`W/"…"`) matches like a strong
-    one, since If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
-    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
 
 
 routes = [

@@ -387,6 +387,12 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- output ----
 
+    def client_has(self, etag: str) -> bool:
+        """Whether If-None-Match names `etag` (then a 304 answers). A weak tag (`W/"…"`) matches
+        like a strong one: If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
+        asked = self.request.headers.get("If-None-Match", "")
+        return etag in {tag.strip().removeprefix("W/") for tag in asked.split(",")}
+
     @staticmethod
     def json_text(payload: Any) -> str:
         return json.dumps(payload, separators=(",", ":"), default=_json_default)
@@ -432,8 +438,7 @@ class ApiHandler(tornado.web.RequestHandler):
             # Not 503: that says the service is down or stopping, and a balancer that takes an
             # instance out on it would let a flood of logins take instances out.
             status, message = 429, TOO_MANY_REQUESTS
-        elif isinstance(exception, ListsFull) or (
-                isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES):
+        elif _user_document_full(exception):
             status, message = 507, USER_DOCUMENT_FULL
         elif isinstance(exception, tornado.web.HTTPError):
             status = exception.status_code
@@ -448,7 +453,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy)):
             return  # an answer, not a fault: the access log has it
-        if isinstance(value, ListsFull) or (isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES):
+        if _user_document_full(value):
             log.warning("user document full in %s %s", self.request.method, self.request.path)
             return
         if is_unavailable(value):
@@ -476,6 +481,11 @@ def read_and_validate(model: type[M], chunks: list[bytes], content_type: str,
     """A body as it arrived -> its model. Pure, so that it can run in a worker."""
     body = read_json_body(b"".join(chunks), content_type, limits)
     return validate_body(model, body if unwrap is None else unwrap(body))
+
+
+def _user_document_full(error: BaseException | None) -> bool:
+    """A write refused because the user's document is (or would be) too large: 507, not a fault."""
+    return isinstance(error, ListsFull) or (isinstance(error, WriteError) and error.code in DOCUMENT_TOO_LARGE_CODES)
 
 
 def _json_default(value: Any) -> Any:

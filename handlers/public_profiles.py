@@ -76,8 +76,7 @@ class PublicHandler(ApiHandler):
         # which profiles have 18+ entries. A cache keeps one copy for all who send no cookie.
         self.add_header("Vary", "Cookie")
         self.set_header("ETag", tag)
-        asked = self.request.headers.get("If-None-Match", "")
-        if tag in (candidate.strip().removeprefix("W/") for candidate in asked.split(",")):
+        if self.client_has(tag):
             self.set_status(304)
             self.finish()
             return

@@ -26,7 +26,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import in_transaction
-from storage.embedded_list import ADD_LIMIT_BYTES, bump, revision_field, revision_of
+from storage.embedded_list import bump, revision_field, revision_of, too_full_to_add
 from storage.list_gate import ListGate
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
@@ -109,16 +109,16 @@ def entry_hash(entry: Entry) -> str:
 
 
 def _merge_for_import(stored: dict[str, Any], incoming: list[Entry], rule: MergeRule,
-                      apply: bool) -> tuple[Merged, int, list[dict[str, Any]]]:
-    """The merged list, the size of the document that would hold it, and the import record's
+                      apply: bool) -> tuple[Merged, bool, list[dict[str, Any]]]:
+    """The merged list, whether the document that would hold it is too full, and the import record's
     entries (for an apply): each added or changed entry as it was, and a hash of what it becomes."""
     merged = merge_entries(stored.get("statuses") or [], incoming, "series_id", rule, ignored=("last_update",))
     if not apply:
-        return merged, 0, []
-    size = len(bson.encode({**stored, "statuses": merged.entries}))
+        return merged, False, []
+    full = too_full_to_add({**stored, "statuses": merged.entries})
     undo = [{"series_id": c.key, "before": c.before, "after_sha256": entry_hash(c.after)}
             for c in merged.changes if c.action in ("add", "update")]
-    return merged, size, undo
+    return merged, full, undo
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -182,8 +182,8 @@ class StatusImport:
                 if stored is None:
                     return None
                 # Thousands of entries: merged, measured and hashed off the event loop.
-                merged, size, undo_entries = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, True)
-                if size >= ADD_LIMIT_BYTES:
+                merged, full, undo_entries = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, True)
+                if full:
                     raise ListsFull(user_id)
                 import_id = secrets.token_hex(12)
                 record = {"_id": import_id, "user_id": user_id, "source": source, "created": now,

@@ -135,6 +135,8 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
     table: list[Any] = []
     for route in routes:
         arguments: dict[str, Any] = {"services": services, "route": route.path}
+        if route.path_parameters:
+            arguments["path_parameters"] = route.path_parameters
         if route.handler is system.OpenApiHandler:
             arguments["document"] = document
         table.append((route.pattern, route.handler, arguments))

@@ -11,7 +11,7 @@ from handlers.base import ApiHandler, validate_body
 from handlers.errors import BODY_TOO_LARGE, FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.idempotency import idempotent_without_transaction
 from handlers.json_input import JsonLimits, read_json_body
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.schemas.common import FieldError, RequestModel
 from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
@@ -25,6 +25,8 @@ IMAGE_DELETED = "Profile image deleted successfully"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 REVALIDATE_CACHE = "public, no-cache"
 _TAGS = ("profile images",)
+_RESOLUTION = PathParameter({"type": "string", "enum": list(RESOLUTIONS)}, (400, INVALID_PARAMETERS),
+                            "must be scaled or high")
 
 
 def upload_body_limit(settings: Settings) -> int:
@@ -67,7 +69,7 @@ class ProfileImageWriteHandler(ApiHandler):
             raise ApiError(503, FILE_SERVICE_OFF)
 
     async def target_user(self) -> str:
-        target = self.path_parameter(self.path_kwargs.get("id"))
+        target = self.path_parameter("id")
         if self.admin_route:  # the operation's `edit-users` permission was checked in `prepare`
             if not await self.services.users.exists(target):
                 raise ApiError(404, USER_NOT_FOUND)
@@ -171,9 +173,8 @@ class AvatarHandler(ApiHandler):
         await self.serve(id, res, with_body=False)
 
     async def serve(self, id: str, res: str, *, with_body: bool) -> None:
-        user_id = self.path_parameter(id)
-        if res not in RESOLUTIONS:
-            raise ApiError(400, INVALID_PARAMETERS, [FieldError(field="res", message="must be scaled or high")])
+        user_id = self.path_parameter("id")
+        res = self.path_parameter("res", required=False)  # empty is just not a resolution
         store = self.services.avatars
         reference = await store.shown(user_id)
         if not reference:
@@ -205,5 +206,5 @@ routes = [
     Route("/user/delete-image/{id}", DeleteImageHandler),
     Route("/admin-users/update-image/{id}", AdminUpdateImageHandler),
     Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler),
-    Route("/user/avatar/{id}/{res}", AvatarHandler, {"res": {"type": "string", "enum": list(RESOLUTIONS)}}),
+    Route("/user/avatar/{id}/{res}", AvatarHandler, {"res": _RESOLUTION}),
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -33,7 +33,7 @@ from handlers.errors import (
     validate,
 )
 from handlers.json_input import DEFAULT_JSON_LIMITS, JsonLimits, read_json_body
-from handlers.openapi_docs import Operation
+from handlers.openapi_docs import Operation, PathParameter
 from handlers.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
@@ -79,9 +79,11 @@ class ApiHandler(tornado.web.RequestHandler):
     user: AuthenticatedUser | None
     brought: Brought  # what the verb declared with `@reads`, set by authentication
 
-    def initialize(self, services: Services, route: str | None = None) -> None:
+    def initialize(self, services: Services, route: str | None = None,
+                   path_parameters: Mapping[str, PathParameter] | None = None) -> None:
         self.services = services
         self.route = route  # the pattern this handler was matched by, for the access log and metrics
+        self.path_parameters = path_parameters or {}  # the route's declarations (`path_parameter`)
         self.round_trips: list[int] | None = None
         self.user = None
         self.brought = Brought()
@@ -379,10 +381,17 @@ class ApiHandler(tornado.web.RequestHandler):
             return await self.parse_body(model)
         return validate(model, self.query_arguments())
 
-    def path_parameter(self, value: str | None) -> str:
-        """A path parameter the route matched empty, as in `/users//save-settings`."""
-        if value is None or value == "":
+    def path_parameter(self, name: str, *, required: bool = True) -> str:
+        """The path's `name`, held to the route's declaration of it (the one OpenAPI publishes):
+        400 "Required parameters missing" when the route matched it empty (`/users//save-settings`),
+        unless empty is merely another value outside the declaration (`required=False`); then the
+        declaration's own answer to a value outside it."""
+        value = self.path_kwargs.get(name) or ""
+        if required and not value:
             raise ApiError(400, MISSING_PARAMETERS)
+        declared = self.path_parameters.get(name)
+        if declared is not None and not declared.accepts(value):
+            raise declared.refused(name)
         return value
 
     # ---- output ----

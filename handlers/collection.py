@@ -12,9 +12,9 @@ from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
-from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.reads import CatalogDocument, Computed, WholeList, reads
-from handlers.schemas.catalog import catalog_id
+from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.collection import (
     CollectionAddBody,
     CollectionListPage,
@@ -32,7 +32,8 @@ from storage.collection import CollectionRequest, CollectionStore, stats_express
 from storage.outcome import WriteOutcome
 
 ITEM_NOT_FOUND = "Collection item not found"
-MAX_ITEM_ID_LENGTH = 64
+# Any other text is just an id that no item has: 404, never a hint of whose it is.
+ITEM_ID = PathParameter({"type": "string", "maxLength": 64}, (404, ITEM_NOT_FOUND))
 _TAGS = ("collection",)
 VOLUME_NOT_FOUND = "Volume not found"
 VOLUME_OWNED = "Volume already in collection"
@@ -46,11 +47,7 @@ class CollectionHandler(ApiHandler):
         return self.services.collection
 
     def item_id(self) -> str:
-        """Any other text is just an id that no item has: 404, never a hint of whose it is."""
-        item_id = self.path_parameter(self.path_kwargs.get("id"))
-        if len(item_id) > MAX_ITEM_ID_LENGTH:
-            raise ApiError(404, ITEM_NOT_FOUND)
-        return item_id
+        return self.path_parameter("id")
 
 
 class AddItemHandler(CollectionHandler):
@@ -62,7 +59,7 @@ class AddItemHandler(CollectionHandler):
     @idempotent
     @reads(CatalogDocument("volumes"))
     async def post(self, id: str) -> None:
-        catalog_id(id)
+        self.path_parameter("id")
         body = await self.parse_body(CollectionAddBody)
         volume = self.brought.catalog_document(VOLUME_NOT_FOUND)
         outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
@@ -145,6 +142,6 @@ routes = [
     Route("/user/collection", CollectionListHandler),
     Route("/user/collection/stats/general", CollectionStatsHandler),
     Route("/user/collection/add/{id}", AddItemHandler, {"id": CATALOG_ID}),
-    Route("/user/collection/update/{id}", UpdateItemHandler),
-    Route("/user/collection/delete/{id}", DeleteItemHandler),
+    Route("/user/collection/update/{id}", UpdateItemHandler, {"id": ITEM_ID}),
+    Route("/user/collection/delete/{id}", DeleteItemHandler, {"id": ITEM_ID}),
 ]

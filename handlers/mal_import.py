@@ -23,7 +23,7 @@ from handlers.mal_xml import (
     read_mal_file,
     write_mal_file,
 )
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.reads import WholeList, reads
 from handlers.schemas.mal_import import (
     MalEntryReport,
@@ -47,7 +47,8 @@ CHANGED_SINCE = "changed since the import"
 LIST_BUSY = "The reading list kept changing meanwhile: nothing was changed, try again"
 SOURCE = "myanimelist"
 _TAGS = ("account",)
-_IMPORT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+# Any other text names no import and is not worth a query.
+_IMPORT_ID = PathParameter({"type": "string", "pattern": "^[0-9a-f]{24}$"}, (404, IMPORT_NOT_FOUND))
 _FILE = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -170,11 +171,10 @@ class UndoImportHandler(ApiHandler):
     @idempotent
     async def post(self, id: str) -> None:
         user = self.require_user()
-        import_id = self.path_parameter(id)
+        import_id = self.path_parameter("id")
         # Another user's import is not found either: the query names only this user's.
         try:
-            result = await self.services.status_import.undo(user.id, import_id, utc_now()) \
-                if len(import_id) <= 64 else None
+            result = await self.services.status_import.undo(user.id, import_id, utc_now())
         except ListBusy:
             raise ApiError(409, LIST_BUSY) from None
         if result is None:

@@ -6,8 +6,9 @@ from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
-from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.openapi_docs import Operation, Route
 from handlers.reads import CatalogDocument, OwnEntry, reads
+from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.ratings import RatingBody, SeriesRating
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome

@@ -6,8 +6,9 @@ from auth.clock import utc_now
 from handlers.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
-from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.openapi_docs import Operation, Route
 from handlers.reads import CatalogDocument, OwnEntry, WholeList, reads
+from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.reading import (
     HistoryItem,
     ReadingHistoryPage,

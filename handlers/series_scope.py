@@ -8,15 +8,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from handlers.base import ApiHandler
-from handlers.schemas.catalog import catalog_id
 
 SERIES_NOT_FOUND = "Series not found"
 
 
 class SeriesHandler(ApiHandler):
     def series_id(self) -> int:
-        """The path's series id: 400 when empty or not a positive integer."""
-        return catalog_id(self.path_kwargs.get("id"))
+        """The path's series id: 400 when empty or not a positive integer (each route of a
+        SeriesHandler declares its `id` a `CATALOG_ID`)."""
+        return int(self.path_parameter("id"))
 
     def write_own_entry(self, answer: Callable[[Any, str], BaseModel]) -> None:
         """Answers the user's own entry of a list for the path's series (a status, a rating), as

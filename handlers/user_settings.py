@@ -30,7 +30,7 @@ class SaveSettingsHandler(ApiHandler):
 
     @idempotent
     async def post(self, id: str) -> None:
-        target_id = self.path_parameter(id)
+        target_id = self.path_parameter("id")
         user = self.require_user()
         is_self = target_id == user.id
         if not is_self and not user.can(EDIT_USERS):

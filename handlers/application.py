@@ -29,7 +29,7 @@ from handlers import (
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
-from handlers.services import Services
+from handlers.services import Services, input_pool
 from settings import Settings
 from storage.account_export import AccountExport
 from storage.account_import import AccountImport
@@ -105,6 +105,7 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
     catalog_keys = CatalogKeys(db)
     users = UserStore(db)
     avatars = AvatarStore(db, users)
+    inputs = input_pool()
     # The reading list's writes take turns with its imports and undos (storage.list_gate).
     statuses_gate = ListGate()
     services = Services(
@@ -120,10 +121,11 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         account_removal=AccountRemoval(db, avatars),
         account_export=AccountExport(db, users, avatars),
         account_import=AccountImport(db),
-        status_import=StatusImport(db, statuses_gate),
+        status_import=StatusImport(db, statuses_gate, inputs),
         series_matcher=SeriesMatcher(db),
         public_profiles=PublicProfiles(db, catalog_keys),
         passwords=passwords or Passwords(),
+        input_pool=inputs,
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         address_login_attempts=SharedWindowLimit(db, "login-address", settings.login_failures_per_address_per_15_min,
                                                  15 * 60),

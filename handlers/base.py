@@ -3,7 +3,6 @@ and the one place where errors are rendered."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ import tornado.web
 from pydantic import BaseModel
 from pymongo.errors import WriteError
 
+import workers
 from auth.clock import iso_utc, utc_now
 from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
@@ -355,7 +355,7 @@ class ApiHandler(tornado.web.RequestHandler):
         """The one way work that grows with a request's input leaves the event loop: a worker
         of the input pool (or `pool`: images have their own), a few at once, so that large
         bodies queue instead of multiplying their memory."""
-        return await asyncio.get_running_loop().run_in_executor(pool or self.services.input_pool, work, *args)
+        return await workers.off_the_loop(pool or self.services.input_pool, work, *args)
 
     async def sized_work(self, size: int, work: Callable[..., T], *args: Any) -> T:
         """`work` on input of `size` bytes: at once when that is small (a bounded cost, cheaper

@@ -13,10 +13,10 @@ entry's hash shows that the user changed it since. Records expire after 30 days 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from storage.list_gate import ListGate
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.title_keys import MAX_KEY_CHARACTERS
+from workers import off_the_loop
 
 RECORD_DAYS = 30
 # SecantusDB's `$in` costs grow with the square of its list (storage.catalog_keys); 25 values a
@@ -160,8 +161,9 @@ class StatusImport:
     user's own writes wait for the rewrite in this process (storage.list_gate), so one attempt is
     the rule; a transaction spanning the read and the merge lost to every write landing in it."""
 
-    def __init__(self, db: AsyncDatabase, gate: ListGate) -> None:
+    def __init__(self, db: AsyncDatabase, gate: ListGate, pool: Executor) -> None:
         self._db = db
+        self._pool = pool  # merges and undo plans grow with the list: the service's input pool
         self._users = db["users"]
         self._imports = db["imports"]
         self._gate = gate
@@ -174,7 +176,7 @@ class StatusImport:
             stored = await self._users.find_one({"_id": user_id}, {"statuses": 1})
             if stored is None:
                 return None
-            merged, _, _ = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, False)
+            merged, _, _ = await off_the_loop(self._pool, _merge_for_import, stored, incoming, rule, False)
             return StatusImportResult({change.key: change for change in merged.changes}, None)  # type: ignore[arg-type]
         async with self._gate.rewrite(user_id):
             for _ in range(REWRITE_ATTEMPTS):
@@ -182,7 +184,8 @@ class StatusImport:
                 if stored is None:
                     return None
                 # Thousands of entries: merged, measured and hashed off the event loop.
-                merged, full, undo_entries = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, True)
+                merged, full, undo_entries = await off_the_loop(self._pool, _merge_for_import, stored, incoming, rule,
+                                                                     True)
                 if full:
                     raise ListsFull(user_id)
                 import_id = secrets.token_hex(12)
@@ -212,7 +215,8 @@ class StatusImport:
                 stored = await self._users.find_one({"_id": user_id}, {"statuses": 1, "revisions": 1})
                 if stored is None:
                     return None
-                statuses, result = await asyncio.to_thread(_undo_plan, stored.get("statuses") or [], record)
+                statuses, result = await off_the_loop(self._pool, _undo_plan, stored.get("statuses") or [],
+                                                      record)
 
                 async def write(session: AsyncClientSession, stored: dict[str, Any] = stored,
                                 statuses: list[Entry] = statuses) -> None:

@@ -48,6 +48,7 @@ OUTPUT_CONTENT_TYPE = "image/webp"
 OUTPUT_QUALITY = 85
 
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
+TRUNCATED = "Image data is truncated or corrupt"
 # Uploads are cleaned and decoded in pieces of this many characters (a multiple of 4).
 PIECE = 1 << 20
 
@@ -66,6 +67,10 @@ def guard_decoding(max_pixels: int) -> None:
     worker threads, which is not thread-safe.) `render_avatar` checks its own limit too."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _too_large(max_bytes: int) -> ImageRejected:
+    return ImageRejected(f"Image is larger than {_size(max_bytes)}")
 
 
 def _too_many_pixels(max_pixels: int) -> ImageRejected:
@@ -109,7 +114,7 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     if not payload:
         raise ImageRejected("Image is empty")
     if len(payload) * 3 // 4 > max_bytes + 3:
-        raise ImageRejected(f"Image is larger than {_size(max_bytes)}")
+        raise _too_large(max_bytes)
     payload = payload.replace("-", "+").replace("_", "/")  # the URL-safe alphabet too
     payload += "=" * (-len(payload) % 4)
     try:
@@ -119,7 +124,7 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     except (binascii.Error, ValueError):
         raise ImageRejected("Image is not valid base64") from None
     if len(data) > max_bytes:
-        raise ImageRejected(f"Image is larger than {_size(max_bytes)}")
+        raise _too_large(max_bytes)
     return data
 
 
@@ -143,7 +148,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     if image.format == "JPEG" and len(data) * 8 < _jpeg_blocks(width, height):
         # libjpeg fills missing data with gray instead of failing: a header that claims far more
         # pixels than the data can hold is a truncated (or forged) file.
-        raise ImageRejected("Image data is truncated or corrupt")
+        raise ImageRejected(TRUNCATED)
     return image
 
 
@@ -219,7 +224,7 @@ def _decoded(image: Image.Image, data: bytes) -> Image.Image:
         image.seek(0)  # a GIF's first frame
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise ImageRejected("Image data is truncated or corrupt") from None
+        raise ImageRejected(TRUNCATED) from None
     mode = "RGBA" if ("A" in image.getbands() or "transparency" in image.info) else "RGB"
     exif = image.getexif()
     reduced = _reduce_in_bands(image, mode)

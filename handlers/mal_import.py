@@ -14,6 +14,7 @@ from handlers.idempotency import idempotent
 from handlers.mal_entries import FileEntry, mal_entry, read_entry
 from handlers.mal_xml import (
     GZIP_TYPES,
+    INVALID_FILE,
     MAX_COMPRESSED_BYTES,
     MAX_XML_BYTES,
     XML_TYPES,
@@ -41,7 +42,6 @@ from storage.status_import import CatalogMatches, ListBusy, StatusImportResult
 from storage.title_keys import title_key
 
 IMPORT_NOT_FOUND = "Import not found"
-INVALID_FILE = "Invalid MAL file"
 CHANGED_SINCE = "changed since the import"
 # Only with writes from other processes: this process's wait for the import (storage.list_gate).
 LIST_BUSY = "The reading list kept changing meanwhile: nothing was changed, try again"

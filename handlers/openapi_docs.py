@@ -19,6 +19,7 @@ from handlers.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMETERS,
     SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
     ApiError,
 )
 from handlers.schemas.common import FieldError, Message
@@ -174,7 +175,7 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     for status, message in sorted(op.responses.items()):
         responses.setdefault(str(status), _message_example(status, message))
     if op.auth:
-        responses.setdefault("401", _message_example(401, "Unauthorized"))
+        responses.setdefault("401", _message_example(401, UNAUTHORIZED))
     for status, message in _common_answers(route, method, op):
         responses.setdefault(str(status), _message_example(status, message))
     if not any(status.startswith("2") for status in responses):

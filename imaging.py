@@ -48,6 +48,7 @@ OUTPUT_CONTENT_TYPE = "image/webp"
 OUTPUT_QUALITY = 85
 
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
+TRUNCATED = "Image data is truncated or corrupt"
 # Uploads are cleaned and decoded in pieces of this many characters (a multiple of 4).
 PIECE = 1 << 20
 
@@ -60,15 +61,20 @@ LARGE_BUFFER_BYTES = 1024 * 1024
 
 
 def guard_decoding(max_pixels: int) -> None:
-    """Set once at start, for every thread: an image whose header claims more than `max_pixels`
-    is refused by `Image.open` itself, before any pixel is decoded. (A `catch_warnings` block per
-    call would change process-wide state from worker threads, which is not thread-safe.)"""
+    """Set once at start (server.py), for every thread: an image whose header claims more than
+    `max_pixels` is refused by `Image.open` itself, before any pixel is decoded, wherever in the
+    process it is opened. (A `catch_warnings` block per call would change process-wide state from
+    worker threads, which is not thread-safe.) `render_avatar` checks its own limit too."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def _too_many_pixels() -> ImageRejected:
-    return ImageRejected(f"Image has too many pixels (at most {(Image.MAX_IMAGE_PIXELS or 0) / 1e6:g} megapixels)")
+def _too_large(max_bytes: int) -> ImageRejected:
+    return ImageRejected(f"Image is larger than {_size(max_bytes)}")
+
+
+def _too_many_pixels(max_pixels: int) -> ImageRejected:
+    return ImageRejected(f"Image has too many pixels (at most {max_pixels / 1e6:g} megapixels)")
 
 
 def give_large_buffers_back_to_the_os() -> bool:
@@ -108,7 +114,7 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     if not payload:
         raise ImageRejected("Image is empty")
     if len(payload) * 3 // 4 > max_bytes + 3:
-        raise ImageRejected(f"Image is larger than {_size(max_bytes)}")
+        raise _too_large(max_bytes)
     payload = payload.replace("-", "+").replace("_", "/")  # the URL-safe alphabet too
     payload += "=" * (-len(payload) % 4)
     try:
@@ -118,30 +124,31 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     except (binascii.Error, ValueError):
         raise ImageRejected("Image is not valid base64") from None
     if len(data) > max_bytes:
-        raise ImageRejected(f"Image is larger than {_size(max_bytes)}")
+        raise _too_large(max_bytes)
     return data
 
 
-def _open_checked(data: bytes) -> Image.Image:
-    """Opens the bytes as one of the accepted formats and checks the size from the header,
-    before any pixel is decoded."""
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Opens the bytes as one of the accepted formats and checks the size from the header
+    against `max_pixels`, before any pixel is decoded."""
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         raise ImageRejected("Image must be JPEG, PNG, WebP or GIF") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _too_many_pixels() from None
+        raise _too_many_pixels(max_pixels) from None
     except (OSError, SyntaxError, ValueError):
         raise ImageRejected("Image data is corrupt") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageRejected("Image has no pixels")
-    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
-        raise _too_many_pixels()  # Pillow's own check already refused it; kept for clarity
+    if width * height > max_pixels:
+        # The setting of the app at hand; Pillow's own check (`guard_decoding`) is the process's.
+        raise _too_many_pixels(max_pixels)
     if image.format == "JPEG" and len(data) * 8 < _jpeg_blocks(width, height):
         # libjpeg fills missing data with gray instead of failing: a header that claims far more
         # pixels than the data can hold is a truncated (or forged) file.
-        raise ImageRejected("Image data is truncated or corrupt")
+        raise ImageRejected(TRUNCATED)
     return image
 
 
@@ -217,7 +224,7 @@ def _decoded(image: Image.Image, data: bytes) -> Image.Image:
         image.seek(0)  # a GIF's first frame
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise ImageRejected("Image data is truncated or corrupt") from None
+        raise ImageRejected(TRUNCATED) from None
     mode = "RGBA" if ("A" in image.getbands() or "transparency" in image.info) else "RGB"
     exif = image.getexif()
     reduced = _reduce_in_bands(image, mode)
@@ -250,9 +257,10 @@ def _encode(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def render_avatar(data: bytes) -> RenderedAvatar:
-    """The `high` version (within 1024x1024, never upscaled) and the `scaled` 256x256 centre crop."""
-    image = _decoded(_open_checked(data), data)
+def render_avatar(data: bytes, max_pixels: int) -> RenderedAvatar:
+    """The `high` version (within 1024x1024, never upscaled) and the `scaled` 256x256 centre crop,
+    of an image of at most `max_pixels`."""
+    image = _decoded(_open_checked(data, max_pixels), data)
     high = image.copy()
     high.thumbnail(HIGH_BOX, Image.Resampling.LANCZOS)
     scaled = ImageOps.fit(image, SCALED_SIZE, Image.Resampling.LANCZOS, centering=(0.5, 0.5))

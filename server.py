@@ -15,12 +15,14 @@ from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
 from auth.secret_file import read_or_create
+from handlers import log_redaction
 from handlers.application import make_app, make_http_server
 from handlers.connections import raise_open_file_limit
-from imaging import give_large_buffers_back_to_the_os
+from imaging import give_large_buffers_back_to_the_os, guard_decoding
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
 from storage.account_removal import AccountRemoval
+from storage.avatars import AvatarStore
 from storage.backup import (
     MANIFEST,
     BackupDamaged,
@@ -59,6 +61,14 @@ def fingerprint_secret(settings: Settings) -> bytes:
     if settings.idempotency_secret is not None:
         return settings.idempotency_secret.encode()
     return read_or_create(settings.data_dir / "idempotency-secret")
+
+
+def set_process_wide(settings: Settings) -> None:
+    """State every app of the process shares, set once at start (tests/conftest.py does the same
+    for the apps the tests build): secrets redacted from every log record, whoever makes it, and
+    Pillow's pixel limit, with its warning made an error."""
+    log_redaction.install()
+    guard_decoding(settings.max_image_pixels)
 
 
 async def serve(settings: Settings) -> int:
@@ -166,7 +176,7 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
 
 async def sweep(settings: Settings) -> int:
     async with open_database(settings, owner=False, command="sweep") as opened:
-        report = await AccountRemoval(opened.db).sweep()
+        report = await AccountRemoval(opened.db, AvatarStore(opened.db, UserStore(opened.db))).sweep()
     deleted = ([f"{report.files} avatar files of {report.owners} deleted users"] if report.files else []) + (
         [f"{report.orphan_chunks} avatar chunks of unfinished uploads"] if report.orphan_chunks else [])
     print(f"sweep: deleted {' and '.join(deleted)}" if deleted
@@ -293,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error.variable} is invalid; it accepts {error.accepted}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    set_process_wide(settings)
     command: Callable[[], Awaitable[int]]
     if arguments.command == "import-catalog":
         command = lambda: import_catalog(settings, arguments.file)  # noqa: E731

@@ -31,7 +31,7 @@ def peak_kb():
 data = open(sys.argv[1], "rb").read()
 before = peak_kb()
 started = time.perf_counter()
-imaging.render_avatar(data)
+imaging.render_avatar(data, 40_000_000)
 elapsed = time.perf_counter() - started
 after = peak_kb()
 print(elapsed * 1000, (after - before) / 1024, after / 1024)

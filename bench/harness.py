@@ -18,6 +18,7 @@ from tornado.netutil import bind_sockets
 
 from auth.passwords import Passwords
 from handlers.application import make_app, make_http_server
+from server import set_process_wide
 from settings import Settings
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase
@@ -41,7 +42,9 @@ async def bench_service(settings: Settings | None = None, passwords: Passwords |
         try:
             db = database(client, "bench")
             await prepare_database(db)
-            app = make_app(settings or Settings(cookie_secure=False), db,
+            settings = settings or Settings(cookie_secure=False)
+            set_process_wide(settings)
+            app = make_app(settings, db,
                            passwords=passwords or Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)))
             sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
             http = make_http_server(app)

@@ -52,7 +52,7 @@ class AdminDeleteAccountHandler(ApiHandler):
 
     @idempotent_without_transaction
     async def delete(self, id: str) -> None:
-        target = self.path_parameter(id)
+        target = self.path_parameter("id")
         # A missing user is still swept: files left by a removal that stopped halfway go now.
         if not await self.services.account_removal.remove(target):
             raise ApiError(404, USER_NOT_FOUND)

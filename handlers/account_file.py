@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from auth.clock import iso_utc, utc_now
 from auth.permissions import RATE_SERIES
 from handlers.base import ApiHandler
-from handlers.errors import UNAUTHORIZED, ApiError, validate
+from handlers.errors import BODY_TOO_LARGE, UNAUTHORIZED, ApiError, validate
 from handlers.idempotency import idempotent
 from handlers.json_input import JsonLimits, JsonRefused, parse_json, require_json_content_type
 from handlers.json_positions import line_of
@@ -163,7 +163,7 @@ class ImportHandler(ApiHandler):
                 "default), or does, all or nothing (mode=apply); merge=keep leaves differing entries as they are, "
                 "merge=replace takes the file's",
         request=AccountFile, query=ImportQuery, response=ImportReport, tags=_TAGS,
-        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: "Request body too large"})}
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: BODY_TOO_LARGE})}
 
     def body_limit(self) -> int:
         return IMPORT_BODY_LIMIT

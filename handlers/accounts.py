@@ -16,6 +16,12 @@ from storage.users import UsernameTaken
 # Longer passwords are not looked up, only verified against the decoy (argon2 takes any length,
 # but a megabyte of password costs time): nobody's password is that long (the limit is 128).
 MAX_CHECKED_PASSWORD = 1024
+USER_CREATED = "User created successfully"
+USERNAME_TAKEN = "Username already taken"
+INVALID_USERNAME = "Invalid username"
+INVALID_PASSWORD = "Invalid password"
+PASSWORD_CHANGED = "Password changed"
+LOGGED_OUT = "Logged out"
 
 
 class PasswordCheck(ApiHandler):
@@ -69,10 +75,10 @@ class RegisterHandler(ApiHandler):
             auth=False,
             tags=("auth",),
             responses={
-                201: "User created successfully",
+                201: USER_CREATED,
                 400: MISSING_PARAMETERS,
-                409: "Username already taken",
-                422: "Invalid username",
+                409: USERNAME_TAKEN,
+                422: INVALID_USERNAME,
                 429: TOO_MANY_REQUESTS,
             },
         )
@@ -82,9 +88,9 @@ class RegisterHandler(ApiHandler):
     async def post(self) -> None:
         credentials = await self.parse_body(Credentials)
         if not is_valid_username(credentials.username):
-            raise ApiError(422, "Invalid username")
+            raise ApiError(422, INVALID_USERNAME)
         if not is_valid_password(credentials.password):
-            raise ApiError(422, "Invalid password")
+            raise ApiError(422, INVALID_PASSWORD)
         # Counted (and checked, in the same atomic step) before the attempt, so that probing
         # for taken names costs the same budget.
         if not await self.services.registrations.attempt(self.request.remote_ip):
@@ -93,8 +99,8 @@ class RegisterHandler(ApiHandler):
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())
         except UsernameTaken:
-            raise ApiError(409, "Username already taken") from None
-        self.write_message(201, "User created successfully")
+            raise ApiError(409, USERNAME_TAKEN) from None
+        self.write_message(201, USER_CREATED)
 
 
 class LoginHandler(PasswordCheck):
@@ -139,8 +145,8 @@ class ChangePasswordHandler(PasswordCheck):
             summary="Change the password; every other session of the user ends, this one stays",
             request=PasswordChange,
             tags=("auth",),
-            responses={200: "Password changed", 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,
-                       422: "Invalid password", 429: TOO_MANY_REQUESTS},
+            responses={200: PASSWORD_CHANGED, 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,
+                       422: INVALID_PASSWORD, 429: TOO_MANY_REQUESTS},
         )
     }
 
@@ -148,11 +154,11 @@ class ChangePasswordHandler(PasswordCheck):
     async def post(self) -> None:
         change = await self.parse_body(PasswordChange)
         if not is_valid_password(change.new_password):
-            raise ApiError(422, "Invalid password")
+            raise ApiError(422, INVALID_PASSWORD)
         user = await self.confirm_own_password(change.current_password)
         password_hash = await self.services.passwords.hash(change.new_password, caller=self.request.remote_ip)
         await self.services.users.change_password(user.id, password_hash, keep_token_hash=user.session_hash)
-        self.write_message(200, "Password changed")
+        self.write_message(200, PASSWORD_CHANGED)
 
 
 class MeHandler(ApiHandler):
@@ -170,7 +176,7 @@ class LogoutHandler(ApiHandler):
             request=LogoutRequest,
             request_required=False,
             tags=("auth",),
-            responses={200: "Logged out", 401: UNAUTHORIZED},
+            responses={200: LOGGED_OUT, 401: UNAUTHORIZED},
         )
     }
 
@@ -183,7 +189,7 @@ class LogoutHandler(ApiHandler):
         else:
             await self.services.users.revoke_session(user.id, user.session_hash)
         self.clear_refresh_cookie()
-        self.write_message(200, "Logged out")
+        self.write_message(200, LOGGED_OUT)
 
 
 routes = [

@@ -16,7 +16,6 @@ from handlers import (
     accounts,
     avatars,
     collection,
-    log_redaction,
     mal_import,
     mal_xml,
     metrics,
@@ -31,8 +30,7 @@ from handlers import (
 from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
 from handlers.connections import ConnectionLimits, GuardedHTTPServer
 from handlers.openapi_docs import Route, openapi_document
-from handlers.services import Services
-from imaging import guard_decoding
+from handlers.services import Services, input_pool
 from settings import Settings
 from storage.account_export import AccountExport
 from storage.account_import import AccountImport
@@ -109,25 +107,29 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
     """`fingerprint_secret`: what server.py reads (IDEMPOTENCY_SECRET or its file); a random one
     otherwise, for an app that lives as long as its process (tests)."""
     catalog_keys = CatalogKeys(db)
+    users = UserStore(db)
+    avatars = AvatarStore(db, users)
+    inputs = input_pool()
     # The reading list's writes take turns with its imports and undos (storage.list_gate).
     statuses_gate = ListGate()
     services = Services(
         supervisor=supervisor,
         settings=settings,
         db=db,
-        users=UserStore(db),
+        users=users,
         catalog_keys=catalog_keys,
         statuses=ReadingStatusStore(db, catalog_keys, statuses_gate),
         ratings=RatingStore(db),
         collection=CollectionStore(db, catalog_keys),
-        avatars=AvatarStore(db),
-        account_removal=AccountRemoval(db),
-        account_export=AccountExport(db),
+        avatars=avatars,
+        account_removal=AccountRemoval(db, avatars),
+        account_export=AccountExport(db, users, avatars),
         account_import=AccountImport(db),
-        status_import=StatusImport(db, statuses_gate),
+        status_import=StatusImport(db, statuses_gate, inputs),
         series_matcher=SeriesMatcher(db),
         public_profiles=PublicProfiles(db, catalog_keys),
         passwords=passwords or Passwords(),
+        input_pool=inputs,
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
         address_login_attempts=SharedWindowLimit(db, "login-address", settings.login_failures_per_address_per_15_min,
                                                  15 * 60),
@@ -135,13 +137,13 @@ def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | No
         idempotency=IdempotencyStore(db),
         fingerprint_secret=fingerprint_secret or secrets.token_bytes(32),
     )
-    log_redaction.install()
-    guard_decoding(settings.max_image_pixels)
     routes = all_routes()
     document = openapi_document(routes)
     table: list[Any] = []
     for route in routes:
         arguments: dict[str, Any] = {"services": services, "route": route.path}
+        if route.path_parameters:
+            arguments["path_parameters"] = route.path_parameters
         if route.handler is system.OpenApiHandler:
             arguments["document"] = document
         table.append((route.pattern, route.handler, arguments))

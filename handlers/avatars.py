@@ -8,10 +8,10 @@ from pydantic import StrictStr
 
 from auth.permissions import EDIT_USERS
 from handlers.base import ApiHandler, validate_body
-from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.errors import BODY_TOO_LARGE, FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from handlers.idempotency import idempotent_without_transaction
 from handlers.json_input import JsonLimits, read_json_body
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.schemas.common import FieldError, RequestModel
 from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
@@ -19,10 +19,14 @@ from storage.avatars import RESOLUTIONS, AvatarStore
 
 FILE_SERVICE_OFF = "This service is not handling file uploads."
 IMAGE_NOT_FOUND = "Profile image not found"
+IMAGE_UPDATED = "Profile image updated successfully"
+IMAGE_DELETED = "Profile image deleted successfully"
 # A URL with the current version never changes content; one without it must revalidate.
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 REVALIDATE_CACHE = "public, no-cache"
 _TAGS = ("profile images",)
+_RESOLUTION = PathParameter({"type": "string", "enum": list(RESOLUTIONS)}, (400, INVALID_PARAMETERS),
+                            "must be scaled or high")
 
 
 def upload_body_limit(settings: Settings) -> int:
@@ -40,11 +44,11 @@ class ImageUpload(RequestModel):
 UPLOAD_JSON_LIMITS = JsonLimits(max_values=16)
 
 
-def render_upload(body: list[bytes], content_type: str, max_image_bytes: int) -> RenderedAvatar:
+def render_upload(body: list[bytes], content_type: str, settings: Settings) -> RenderedAvatar:
     """The upload body (as received) -> the stored versions. Runs in a worker thread."""
     upload = validate_body(ImageUpload, read_json_body(b"".join(body), content_type, UPLOAD_JSON_LIMITS))
     try:
-        return render_avatar(decode_upload(upload.image, max_image_bytes))
+        return render_avatar(decode_upload(upload.image, settings.max_image_bytes), settings.max_image_pixels)
     except ImageRejected as rejected:
         raise ApiError(400, str(rejected), [FieldError(field="image", message=str(rejected))]) from None
 
@@ -65,7 +69,7 @@ class ProfileImageWriteHandler(ApiHandler):
             raise ApiError(503, FILE_SERVICE_OFF)
 
     async def target_user(self) -> str:
-        target = self.path_parameter(self.path_kwargs.get("id"))
+        target = self.path_parameter("id")
         if self.admin_route:  # the operation's `edit-users` permission was checked in `prepare`
             if not await self.services.users.exists(target):
                 raise ApiError(404, USER_NOT_FOUND)
@@ -78,14 +82,14 @@ def _write_operation(summary: str, success: str, admin: bool, upload: bool) -> O
     responses = {200: success, 400: MISSING_PARAMETERS, 403: FORBIDDEN, 404: USER_NOT_FOUND if upload
                  else IMAGE_NOT_FOUND, 503: FILE_SERVICE_OFF}
     if upload:
-        responses[413] = "Request body too large"
+        responses[413] = BODY_TOO_LARGE
     return Operation(summary=summary, request=ImageUpload if upload else None, tags=_TAGS, responses=responses,
                      permission=EDIT_USERS if admin else None)
 
 
 class UpdateImageHandler(ProfileImageWriteHandler):
     api = {"post": _write_operation("Upload a profile image (base64 or data URL)",
-                                    "Profile image updated successfully", admin=False, upload=True)}
+                                    IMAGE_UPDATED, admin=False, upload=True)}
 
     def body_limit(self) -> int:
         return upload_body_limit(self.services.settings)
@@ -106,22 +110,22 @@ class UpdateImageHandler(ProfileImageWriteHandler):
         # Megabytes of JSON and base64, then Pillow: all of it off the event loop, in the pool
         # that bounds image work to the cores.
         rendered = await self.off_the_loop(render_upload, self.body_chunks(), self.request.headers.get("Content-Type", ""),
-                                           self.services.settings.max_image_bytes, pool=self.services.image_pool)
+                                           self.services.settings, pool=self.services.image_pool)
         stored = await self.avatars.replace(target, {"high": rendered.high, "scaled": rendered.scaled},
                                             rendered.content_type)
         if stored is None:
             raise ApiError(404, USER_NOT_FOUND)
-        self.write_message(200, "Profile image updated successfully")
+        self.write_message(200, IMAGE_UPDATED)
 
 
 class AdminUpdateImageHandler(UpdateImageHandler):
     admin_route = True
-    api = {"post": _write_operation("Upload another user's profile image", "Profile image updated successfully",
+    api = {"post": _write_operation("Upload another user's profile image", IMAGE_UPDATED,
                                     admin=True, upload=True)}
 
 
 class DeleteImageHandler(ProfileImageWriteHandler):
-    api = {"delete": _write_operation("Delete the profile image", "Profile image deleted successfully",
+    api = {"delete": _write_operation("Delete the profile image", IMAGE_DELETED,
                                       admin=False, upload=False)}
 
     @idempotent_without_transaction
@@ -131,12 +135,12 @@ class DeleteImageHandler(ProfileImageWriteHandler):
             raise ApiError(404, USER_NOT_FOUND)
         if not removed:
             raise ApiError(404, IMAGE_NOT_FOUND)
-        self.write_message(200, "Profile image deleted successfully")
+        self.write_message(200, IMAGE_DELETED)
 
 
 class AdminDeleteImageHandler(DeleteImageHandler):
     admin_route = True
-    api = {"delete": _write_operation("Delete another user's profile image", "Profile image deleted successfully",
+    api = {"delete": _write_operation("Delete another user's profile image", IMAGE_DELETED,
                                       admin=True, upload=False)}
 
 
@@ -156,10 +160,10 @@ class AvatarHandler(ApiHandler):
     requires_auth = False
     api = {"get": Operation(summary="A user's profile image (`res` is scaled or high)", auth=False, tags=_TAGS,
                             raw_responses=_IMAGE_ANSWERS,
-                            responses={400: "Invalid parameters", 404: IMAGE_NOT_FOUND}),
+                            responses={400: INVALID_PARAMETERS, 404: IMAGE_NOT_FOUND}),
            "head": Operation(summary="The headers GET would answer, without the image", auth=False, tags=_TAGS,
                              raw_responses=_IMAGE_ANSWERS,
-                             responses={400: "Invalid parameters", 404: IMAGE_NOT_FOUND})}
+                             responses={400: INVALID_PARAMETERS, 404: IMAGE_NOT_FOUND})}
 
     async def get(self, id: str, res: str) -> None:
         await self.serve(id, res, with_body=True)
@@ -169,9 +173,8 @@ class AvatarHandler(ApiHandler):
         await self.serve(id, res, with_body=False)
 
     async def serve(self, id: str, res: str, *, with_body: bool) -> None:
-        user_id = self.path_parameter(id)
-        if res not in RESOLUTIONS:
-            raise ApiError(400, "Invalid parameters", [FieldError(field="res", message="must be scaled or high")])
+        user_id = self.path_parameter("id")
+        res = self.path_parameter("res", required=False)  # empty is just not a resolution
         store = self.services.avatars
         reference = await store.shown(user_id)
         if not reference:
@@ -181,7 +184,7 @@ class AvatarHandler(ApiHandler):
         self.set_header("Cache-Control",
                         IMMUTABLE_CACHE if self.get_query_argument("v", None) == str(reference.version)
                         else REVALIDATE_CACHE)
-        if etag in requested_etags(self.request.headers.get("If-None-Match", "")):
+        if self.client_has(etag):
             self.clear_header("Content-Type")
             self.set_status(304)
             self.finish()
@@ -198,16 +201,10 @@ class AvatarHandler(ApiHandler):
         self.finish()
 
 
-def requested_etags(if_none_match: str) -> set[str]:
-    """The entity tags of an If-None-Match header; a weak one (`W/"…"`) matches like a strong
-    one, since If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
-    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-
-
 routes = [
     Route("/user/update-image/{id}", UpdateImageHandler),
     Route("/user/delete-image/{id}", DeleteImageHandler),
     Route("/admin-users/update-image/{id}", AdminUpdateImageHandler),
     Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler),
-    Route("/user/avatar/{id}/{res}", AvatarHandler, {"res": {"type": "string", "enum": list(RESOLUTIONS)}}),
+    Route("/user/avatar/{id}/{res}", AvatarHandler, {"res": _RESOLUTION}),
 ]

@@ -3,10 +3,9 @@ and the one place where errors are rendered."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -15,11 +14,13 @@ import tornado.web
 from pydantic import BaseModel
 from pymongo.errors import WriteError
 
+import workers
 from auth.clock import iso_utc, utc_now
 from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from handlers import idempotency
 from handlers.errors import (
+    BODY_TOO_LARGE,
     FORBIDDEN,
     INTERNAL_ERROR,
     MISSING_PARAMETERS,
@@ -32,7 +33,7 @@ from handlers.errors import (
     validate,
 )
 from handlers.json_input import DEFAULT_JSON_LIMITS, JsonLimits, read_json_body
-from handlers.openapi_docs import Operation
+from handlers.openapi_docs import Operation, PathParameter
 from handlers.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
@@ -59,7 +60,6 @@ INLINE_INPUT_BYTES = 16 * 1024
 
 # JSON bodies are small; only the avatar upload takes more (see `body_limit`).
 DEFAULT_BODY_LIMIT = 256 * 1024
-BODY_TOO_LARGE = "Request body too large"
 UNREACHABLE_BODY_SIZE = 1 << 62
 
 
@@ -82,9 +82,11 @@ class ApiHandler(tornado.web.RequestHandler):
     user: AuthenticatedUser | None
     brought: Brought  # what the verb declared with `@reads`, set by authentication
 
-    def initialize(self, services: Services, route: str | None = None) -> None:
+    def initialize(self, services: Services, route: str | None = None,
+                   path_parameters: Mapping[str, PathParameter] | None = None) -> None:
         self.services = services
         self.route = route  # the pattern this handler was matched by, for the access log and metrics
+        self.path_parameters = path_parameters or {}  # the route's declarations (`path_parameter`)
         self.round_trips: list[int] | None = None
         self.user = None
         self.brought = Brought()
@@ -370,7 +372,7 @@ class ApiHandler(tornado.web.RequestHandler):
         """The one way work that grows with a request's input leaves the event loop: a worker
         of the input pool (or `pool`: images have their own), a few at once, so that large
         bodies queue instead of multiplying their memory."""
-        return await asyncio.get_running_loop().run_in_executor(pool or self.services.input_pool, work, *args)
+        return await workers.off_the_loop(pool or self.services.input_pool, work, *args)
 
     async def sized_work(self, size: int, work: Callable[..., T], *args: Any) -> T:
         """`work` on input of `size` bytes: at once when that is small (a bounded cost, cheaper
@@ -396,13 +398,26 @@ class ApiHandler(tornado.web.RequestHandler):
             return await self.parse_body(model)
         return validate(model, self.query_arguments())
 
-    def path_parameter(self, value: str | None) -> str:
-        """A path parameter the route matched empty, as in `/users//save-settings`."""
-        if value is None or value == "":
+    def path_parameter(self, name: str, *, required: bool = True) -> str:
+        """The path's `name`, held to the route's declaration of it (the one OpenAPI publishes):
+        400 "Required parameters missing" when the route matched it empty (`/users//save-settings`),
+        unless empty is merely another value outside the declaration (`required=False`); then the
+        declaration's own answer to a value outside it."""
+        value = self.path_kwargs.get(name) or ""
+        if required and not value:
             raise ApiError(400, MISSING_PARAMETERS)
+        declared = self.path_parameters.get(name)
+        if declared is not None and not declared.accepts(value):
+            raise declared.refused(name)
         return value
 
     # ---- output ----
+
+    def client_has(self, etag: str) -> bool:
+        """Whether If-None-Match names `etag` (then a 304 answers). A weak tag (`W/"…"`) matches
+        like a strong one: If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
+        asked = self.request.headers.get("If-None-Match", "")
+        return etag in {tag.strip().removeprefix("W/") for tag in asked.split(",")}
 
     @staticmethod
     def json_text(payload: Any) -> str:
@@ -449,8 +464,7 @@ class ApiHandler(tornado.web.RequestHandler):
             # Not 503: that says the service is down or stopping, and a balancer that takes an
             # instance out on it would let a flood of logins take instances out.
             status, message = 429, TOO_MANY_REQUESTS
-        elif isinstance(exception, ListsFull) or (
-                isinstance(exception, WriteError) and exception.code in DOCUMENT_TOO_LARGE_CODES):
+        elif _user_document_full(exception):
             status, message = 507, USER_DOCUMENT_FULL
         elif isinstance(exception, tornado.web.HTTPError):
             status = exception.status_code
@@ -465,7 +479,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy)):
             return  # an answer, not a fault: the access log has it
-        if isinstance(value, ListsFull) or (isinstance(value, WriteError) and value.code in DOCUMENT_TOO_LARGE_CODES):
+        if _user_document_full(value):
             log.warning("user document full in %s %s", self.request.method, self.request.path)
             return
         if is_unavailable(value):
@@ -493,6 +507,11 @@ def read_and_validate(model: type[M], chunks: list[bytes], content_type: str,
     """A body as it arrived -> its model. Pure, so that it can run in a worker."""
     body = read_json_body(b"".join(chunks), content_type, limits)
     return validate_body(model, body if unwrap is None else unwrap(body))
+
+
+def _user_document_full(error: BaseException | None) -> bool:
+    """A write refused because the user's document is (or would be) too large: 507, not a fault."""
+    return isinstance(error, ListsFull) or (isinstance(error, WriteError) and error.code in DOCUMENT_TOO_LARGE_CODES)
 
 
 def _json_default(value: Any) -> Any:

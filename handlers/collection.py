@@ -12,9 +12,9 @@ from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
-from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.reads import CatalogDocument, Computed, WholeList, reads
-from handlers.schemas.catalog import catalog_id
+from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.collection import (
     CollectionAddBody,
     CollectionListPage,
@@ -32,8 +32,13 @@ from storage.collection import CollectionRequest, CollectionStore, stats_express
 from storage.outcome import WriteOutcome
 
 ITEM_NOT_FOUND = "Collection item not found"
-MAX_ITEM_ID_LENGTH = 64
+# Any other text is just an id that no item has: 404, never a hint of whose it is.
+ITEM_ID = PathParameter({"type": "string", "maxLength": 64}, (404, ITEM_NOT_FOUND))
 _TAGS = ("collection",)
+VOLUME_NOT_FOUND = "Volume not found"
+VOLUME_OWNED = "Volume already in collection"
+ITEM_UPDATED = "Collection item updated successfully"
+ITEM_DELETED = "Collection item deleted successfully"
 
 
 class CollectionHandler(ApiHandler):
@@ -42,35 +47,31 @@ class CollectionHandler(ApiHandler):
         return self.services.collection
 
     def item_id(self) -> str:
-        """Any other text is just an id that no item has: 404, never a hint of whose it is."""
-        item_id = self.path_parameter(self.path_kwargs.get("id"))
-        if len(item_id) > MAX_ITEM_ID_LENGTH:
-            raise ApiError(404, ITEM_NOT_FOUND)
-        return item_id
+        return self.path_parameter("id")
 
 
 class AddItemHandler(CollectionHandler):
     api = {"post": Operation(summary="Add a volume to the collection", request=CollectionAddBody,
                              request_required=False, response=ItemAdded, tags=_TAGS,
-                             responses={400: MISSING_PARAMETERS, 404: "Volume not found",
-                                        409: "Volume already in collection"})}
+                             responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND,
+                                        409: VOLUME_OWNED})}
 
     @idempotent
     @reads(CatalogDocument("volumes"))
     async def post(self, id: str) -> None:
-        catalog_id(id)
+        self.path_parameter("id")
         body = await self.parse_body(CollectionAddBody)
-        volume = self.brought.catalog_document("Volume not found")
+        volume = self.brought.catalog_document(VOLUME_NOT_FOUND)
         outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
                                                      utc_now())
         if outcome is WriteOutcome.CONFLICT:
-            raise ApiError(409, "Volume already in collection")
+            raise ApiError(409, VOLUME_OWNED)
         self.write_json({"data": "Collection item added successfully", "code": 200, "item_id": item_id})
 
 
 class UpdateItemHandler(CollectionHandler):
     api = {"post": Operation(summary="Change an item's price and purchase date", request=CollectionUpdateBody,
-                             tags=_TAGS, responses={200: "Collection item updated successfully",
+                             tags=_TAGS, responses={200: ITEM_UPDATED,
                                                     400: MISSING_PARAMETERS, 404: ITEM_NOT_FOUND})}
 
     @idempotent
@@ -80,19 +81,19 @@ class UpdateItemHandler(CollectionHandler):
         if await self.collection.update(self.require_user().id, item_id, cents(body.price), body.date) \
                 is WriteOutcome.NOT_FOUND:
             raise ApiError(404, ITEM_NOT_FOUND)
-        self.write_message(200, "Collection item updated successfully")
+        self.write_message(200, ITEM_UPDATED)
 
 
 class DeleteItemHandler(CollectionHandler):
     api = {"delete": Operation(summary="Remove an item from the collection", tags=_TAGS,
-                               responses={200: "Collection item deleted successfully", 400: MISSING_PARAMETERS,
+                               responses={200: ITEM_DELETED, 400: MISSING_PARAMETERS,
                                           404: ITEM_NOT_FOUND})}
 
     @idempotent
     async def delete(self, id: str) -> None:
         if await self.collection.delete(self.require_user().id, self.item_id()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, ITEM_NOT_FOUND)
-        self.write_message(200, "Collection item deleted successfully")
+        self.write_message(200, ITEM_DELETED)
 
 
 class CollectionListHandler(ListHandler):
@@ -141,6 +142,6 @@ routes = [
     Route("/user/collection", CollectionListHandler),
     Route("/user/collection/stats/general", CollectionStatsHandler),
     Route("/user/collection/add/{id}", AddItemHandler, {"id": CATALOG_ID}),
-    Route("/user/collection/update/{id}", UpdateItemHandler),
-    Route("/user/collection/delete/{id}", DeleteItemHandler),
+    Route("/user/collection/update/{id}", UpdateItemHandler, {"id": ITEM_ID}),
+    Route("/user/collection/delete/{id}", DeleteItemHandler, {"id": ITEM_ID}),
 ]

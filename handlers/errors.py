@@ -10,6 +10,7 @@ from handlers.schemas.common import FieldError
 
 MISSING_PARAMETERS = "Required parameters missing"
 INVALID_PARAMETERS = "Invalid parameters"
+BODY_TOO_LARGE = "Request body too large"
 UNAUTHORIZED = "Unauthorized"
 FORBIDDEN = "Forbidden"
 USER_NOT_FOUND = "User not found"
@@ -25,7 +26,7 @@ STANDARD_MESSAGES = {
     400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
-    413: "Request body too large",
+    413: BODY_TOO_LARGE,
     500: INTERNAL_ERROR,
     503: SERVICE_UNAVAILABLE,
 }

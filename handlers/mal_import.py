@@ -14,6 +14,7 @@ from handlers.idempotency import idempotent
 from handlers.mal_entries import FileEntry, mal_entry, read_entry
 from handlers.mal_xml import (
     GZIP_TYPES,
+    INVALID_FILE,
     MAX_COMPRESSED_BYTES,
     MAX_XML_BYTES,
     XML_TYPES,
@@ -23,7 +24,7 @@ from handlers.mal_xml import (
     read_mal_file,
     write_mal_file,
 )
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.reads import WholeList, reads
 from handlers.schemas.mal_import import (
     MalEntryReport,
@@ -41,13 +42,13 @@ from storage.status_import import CatalogMatches, ListBusy, StatusImportResult
 from storage.title_keys import title_key
 
 IMPORT_NOT_FOUND = "Import not found"
-INVALID_FILE = "Invalid MAL file"
 CHANGED_SINCE = "changed since the import"
 # Only with writes from other processes: this process's wait for the import (storage.list_gate).
 LIST_BUSY = "The reading list kept changing meanwhile: nothing was changed, try again"
 SOURCE = "myanimelist"
 _TAGS = ("account",)
-_IMPORT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+# Any other text names no import and is not worth a query.
+_IMPORT_ID = PathParameter({"type": "string", "pattern": "^[0-9a-f]{24}$"}, (404, IMPORT_NOT_FOUND))
 _FILE = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -170,11 +171,10 @@ class UndoImportHandler(ApiHandler):
     @idempotent
     async def post(self, id: str) -> None:
         user = self.require_user()
-        import_id = self.path_parameter(id)
+        import_id = self.path_parameter("id")
         # Another user's import is not found either: the query names only this user's.
         try:
-            result = await self.services.status_import.undo(user.id, import_id, utc_now()) \
-                if len(import_id) <= 64 else None
+            result = await self.services.status_import.undo(user.id, import_id, utc_now())
         except ListBusy:
             raise ApiError(409, LIST_BUSY) from None
         if result is None:

@@ -14,7 +14,7 @@ import ipaddress
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from handlers.base import ApiHandler
-from handlers.errors import ApiError
+from handlers.errors import FORBIDDEN, ApiError
 
 
 def _is_loopback(address: str | None) -> bool:
@@ -33,7 +33,7 @@ class MetricsHandler(ApiHandler):
         given = self.request.headers.get("Authorization", "")
         authorized = token is not None and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
         if not (authorized or _is_loopback(self.request.remote_ip)):
-            raise ApiError(403, "Forbidden")
+            raise ApiError(403, FORBIDDEN)
         metrics = self.services.metrics
         supervisor = self.services.supervisor
         metrics.embedded_restarts.set(supervisor.restarts if supervisor is not None else 0)

@@ -13,8 +13,16 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from handlers import idempotency
-from handlers.errors import FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMETERS, SERVICE_UNAVAILABLE
-from handlers.schemas.common import Message
+from handlers.errors import (
+    BODY_TOO_LARGE,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    INVALID_PARAMETERS,
+    SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
+    ApiError,
+)
+from handlers.schemas.common import FieldError, Message
 
 if TYPE_CHECKING:
     from handlers.base import ApiHandler
@@ -43,26 +51,45 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class PathParameter:
+    """A path parameter that is not free text: the JSON Schema OpenAPI publishes, which the route
+    enforces too (`ApiHandler.path_parameter`), and the answer to a value outside it: 400 for a
+    malformed value (`reason` is the field's error), or 404 where any other text is merely a name
+    that nothing has. The schema's `pattern`, `enum` and `maxLength` are enforced."""
+
+    schema: dict[str, Any]
+    refusal: tuple[int, str]
+    reason: str | None = None
+
+    def accepts(self, value: str) -> bool:
+        pattern = self.schema.get("pattern")
+        return ((pattern is None or re.fullmatch(pattern, value) is not None)
+                and value in self.schema.get("enum", (value,))
+                and len(value) <= self.schema.get("maxLength", len(value)))
+
+    def refused(self, name: str) -> ApiError:
+        status, message = self.refusal
+        return ApiError(status, message, [FieldError(field=name, message=self.reason)] if self.reason else None)
+
+
+@dataclass(frozen=True)
 class Route:
-    """A path in OpenAPI template form (`/users/{id}/save-settings`) and its handler.
-    `parameter_schemas` documents path parameters that are not free text."""
+    """A path in OpenAPI template form (`/users/{id}/save-settings`) and its handler;
+    `path_parameters` declares the parameters that are not free text."""
 
     path: str
     handler: type[ApiHandler]
-    parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path_parameters: dict[str, PathParameter] = field(default_factory=dict)
 
     @property
     def pattern(self) -> str:
-        # Parameters may match empty so that the handler answers 400 "Required parameters missing".
+        # Parameters may match empty so that the handler answers 400 "Required parameters missing",
+        # and anything else, so that it answers what the parameter's declaration says.
         return _PLACEHOLDER.sub(lambda m: f"(?P<{m.group(1)}>[^/]*)", self.path)
 
     @property
     def parameters(self) -> list[str]:
         return _PLACEHOLDER.findall(self.path)
-
-
-# Series and volume ids in paths: positive integers.
-CATALOG_ID = {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}
 
 
 def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
@@ -96,7 +123,7 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
     if method in ("post", "put", "patch", "delete"):
         answers.append((403, FORBIDDEN))
     if op.request is not None:
-        answers.append((413, "Request body too large"))
+        answers.append((413, BODY_TOO_LARGE))
     if idempotency.is_idempotent(getattr(route.handler, method, None)):
         answers += [(400, idempotency.INVALID_KEY), (422, idempotency.KEY_REUSED)]
     answers.append((500, INTERNAL_ERROR))
@@ -127,7 +154,7 @@ def _with_examples(document: dict[str, Any], route: Route, method: str) -> dict[
     return document
 
 
-IDEMPOTENCY_PARAMETER = {
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "name": idempotency.HEADER, "in": "header", "required": False,
     "description": "Makes the write safe to retry: the same key with the same request, within 24 hours, answers "
                    "what the first answered (with `Idempotent-Replayed: true`) without writing again; with "
@@ -148,7 +175,7 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     for status, message in sorted(op.responses.items()):
         responses.setdefault(str(status), _message_example(status, message))
     if op.auth:
-        responses.setdefault("401", _message_example(401, "Unauthorized"))
+        responses.setdefault("401", _message_example(401, UNAUTHORIZED))
     for status, message in _common_answers(route, method, op):
         responses.setdefault(str(status), _message_example(status, message))
     if not any(status.startswith("2") for status in responses):
@@ -160,9 +187,9 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     }
     if op.tags:
         document["tags"] = list(op.tags)
-    parameters = [
+    parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
-         "schema": route.parameter_schemas.get(name, {"type": "string"})}
+         "schema": route.path_parameters[name].schema if name in route.path_parameters else {"type": "string"}}
         for name in route.parameters
     ]
     if op.query is not None:

@@ -15,11 +15,12 @@ import hashlib
 
 from pydantic import BaseModel
 
+from auth.passwords import USERNAME_PATTERN
 from auth.tokens import COOKIE_NAME
 from handlers.base import ApiHandler
 from handlers.collection import collection_request
-from handlers.errors import USER_NOT_FOUND, ApiError
-from handlers.openapi_docs import Operation, Route
+from handlers.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.reading import history_request
 from handlers.schemas.collection import CollectionQuery
 from handlers.schemas.public_profiles import (
@@ -38,7 +39,9 @@ from storage.reading_stats import reading_stats, types_from
 from storage.records import StoredList
 
 _TAGS = ("profiles",)
-_SLUG = {"type": "string", "pattern": "^[a-z0-9_.-]{3,32}$"}  # a username, lower-cased
+# A username, in any case (the profile's own `slug` is the lower-cased one); any other text names
+# nobody and is not worth a query. Empty too: `/users/` is nobody's profile.
+_SLUG = PathParameter({"type": "string", "pattern": USERNAME_PATTERN.pattern}, (404, USER_NOT_FOUND))
 MAX_AGE_S = 60
 COLLECTION_SHARED = "public"
 
@@ -46,10 +49,10 @@ COLLECTION_SHARED = "public"
 class PublicHandler(ApiHandler):
     requires_auth = False
 
-    async def lists(self, slug: str, *, collection: bool = False) -> tuple[PublicLists, bool]:
-        """What this viewer may see of the user, and whether that depends on who the viewer is."""
-        found = await self.services.public_profiles.find(slug.lower(), collection=collection) \
-            if len(slug) <= 64 else None
+    async def lists(self, *, collection: bool = False) -> tuple[PublicLists, bool]:
+        """What this viewer may see of the path's user, and whether that depends on who the viewer is."""
+        slug = self.path_parameter("slug", required=False)
+        found = await self.services.public_profiles.find(slug.lower(), collection=collection)
         if found is None:
             raise ApiError(404, USER_NOT_FOUND)
         if found.has_nsfw18 and await self.viewer_shows_nsfw18():
@@ -76,8 +79,7 @@ class PublicHandler(ApiHandler):
         # which profiles have 18+ entries. A cache keeps one copy for all who send no cookie.
         self.add_header("Vary", "Cookie")
         self.set_header("ETag", tag)
-        asked = self.request.headers.get("If-None-Match", "")
-        if tag in (candidate.strip().removeprefix("W/") for candidate in asked.split(",")):
+        if self.client_has(tag):
             self.set_status(304)
             self.finish()
             return
@@ -90,7 +92,7 @@ class ProfileHandler(PublicHandler):
                             responses={404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
-        lists, viewer_dependent = await self.lists(slug)
+        lists, viewer_dependent = await self.lists()
         keys = await self.services.catalog_keys.series(entry["series_id"] for entry in lists.statuses)
         stats = reading_stats(lists.statuses, types_from(keys))
         self.write_cacheable(PublicProfile(user=PublicUser.of(lists.user), stats=PublicStats.of(stats)),
@@ -100,11 +102,11 @@ class ProfileHandler(PublicHandler):
 class PublicHistoryHandler(PublicHandler):
     api = {"get": Operation(summary="A user's public reading entries, with the parameters of the owner's list",
                             query=ReadingHistoryQuery, response=PublicHistoryPage, auth=False, tags=_TAGS,
-                            responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
+                            responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
         query = await self.list_parameters(ReadingHistoryQuery)
-        lists, viewer_dependent = await self.lists(slug)
+        lists, viewer_dependent = await self.lists()
         request = history_request(query)
         page = await self.services.statuses.history(lists.user.id, request, StoredList("statuses", lists.statuses))
         items = [PublicHistoryItem.of(status, series, lists.user.id, request.language)
@@ -115,11 +117,11 @@ class PublicHistoryHandler(PublicHandler):
 class PublicCollectionHandler(PublicHandler):
     api = {"get": Operation(summary="A user's collection, when they share it (setting collection-visibility); "
                                     "never prices", query=CollectionQuery, response=PublicCollectionPage,
-                            auth=False, tags=_TAGS, responses={400: "Invalid parameters", 404: USER_NOT_FOUND})}
+                            auth=False, tags=_TAGS, responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
         query = await self.list_parameters(CollectionQuery)
-        lists, viewer_dependent = await self.lists(slug, collection=True)
+        lists, viewer_dependent = await self.lists(collection=True)
         if settings_with_defaults(lists.user.settings)["collection-visibility"] != COLLECTION_SHARED:
             raise ApiError(404, USER_NOT_FOUND)  # a private collection is not there for others
         request = collection_request(query)

@@ -6,14 +6,19 @@ from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
 from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
-from handlers.openapi_docs import CATALOG_ID, Operation, Route
+from handlers.openapi_docs import Operation, Route
 from handlers.reads import CatalogDocument, OwnEntry, reads
+from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.ratings import RatingBody, SeriesRating
-from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler, own_entry_handler
+from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 
 RATING_MISSING = "Rating does not exist for this series"
+RATING_EXISTS = "Rating already exists for this series"
+RATING_ADDED = "Rating added successfully"
+RATING_UPDATED = "Rating updated successfully"
+RATING_DELETED = "Rating deleted successfully"
 _TAGS = ("ratings",)
 
 
@@ -28,14 +33,19 @@ class RatingHandler(SeriesHandler):
         return entry.rating if entry else None
 
 
-RatingOfSeriesHandler = own_entry_handler("ratings", SeriesRating.of, SeriesRating,
-                                          "The user's rating of a series, or null", _TAGS)
+class RatingOfSeriesHandler(RatingHandler):
+    api = {"get": Operation(summary="The user's rating of a series, or null", response=SeriesRating,
+                            response_or_null=True, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
+
+    @reads(OwnEntry("ratings"))
+    async def get(self, id: str) -> None:
+        self.write_own_entry(SeriesRating.of)
 
 
 class AddRatingHandler(RatingHandler):
     api = {"post": Operation(summary="Rate a series", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
-                             responses={200: "Rating added successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
-                                        404: SERIES_NOT_FOUND, 409: "Rating already exists for this series"})}
+                             responses={200: RATING_ADDED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
+                                        404: SERIES_NOT_FOUND, 409: RATING_EXISTS})}
 
     @idempotent
     @reads(CatalogDocument("series"))
@@ -45,13 +55,13 @@ class AddRatingHandler(RatingHandler):
         body = await self.parse_body(RatingBody)
         self.brought.catalog_document(SERIES_NOT_FOUND)
         if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is WriteOutcome.CONFLICT:
-            raise ApiError(409, "Rating already exists for this series")
-        self.write_message(200, "Rating added successfully")
+            raise ApiError(409, RATING_EXISTS)
+        self.write_message(200, RATING_ADDED)
 
 
 class UpdateRatingHandler(RatingHandler):
     api = {"post": Operation(summary="Change a rating", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
-                             responses={200: "Rating updated successfully", 400: MISSING_PARAMETERS, 403: FORBIDDEN,
+                             responses={200: RATING_UPDATED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: RATING_MISSING})}
 
     @idempotent
@@ -63,12 +73,12 @@ class UpdateRatingHandler(RatingHandler):
         outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating())
         if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)
-        self.write_message(200, "Rating updated successfully")
+        self.write_message(200, RATING_UPDATED)
 
 
 class DeleteRatingHandler(RatingHandler):
     api = {"delete": Operation(summary="Remove a rating", tags=_TAGS, permission=RATE_SERIES,
-                               responses={200: "Rating deleted successfully", 400: MISSING_PARAMETERS,
+                               responses={200: RATING_DELETED, 400: MISSING_PARAMETERS,
                                           403: FORBIDDEN, 404: RATING_MISSING})}
 
     @idempotent
@@ -77,7 +87,7 @@ class DeleteRatingHandler(RatingHandler):
         user = self.require_user()
         if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)
-        self.write_message(200, "Rating deleted successfully")
+        self.write_message(200, RATING_DELETED)
 
 
 routes = [

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from auth.clock import utc_now
-from handlers.errors import MISSING_PARAMETERS, ApiError
+from handlers.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
 from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
-from handlers.openapi_docs import CATALOG_ID, Operation, Route
-from handlers.reads import CatalogDocument, WholeList, reads
+from handlers.openapi_docs import Operation, Route
+from handlers.reads import CatalogDocument, OwnEntry, WholeList, reads
+from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.reading import (
     HistoryItem,
     ReadingHistoryPage,
@@ -18,12 +16,16 @@ from handlers.schemas.reading import (
     ReadingStatus,
     ReadingStatusBody,
 )
-from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler, own_entry_handler
+from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
 
 STATUS_MISSING = "Reading status does not exist for this series"
+STATUS_EXISTS = "Reading status already exists for this series"
+STATUS_ADDED = "Reading status added successfully"
+STATUS_UPDATED = "Reading status updated successfully"
+STATUS_DELETED = "Reading status deleted successfully"
 _TAGS = ("reading",)
 
 
@@ -42,57 +44,51 @@ class ReadingStatusHandler(SeriesHandler):
         return body
 
 
-StatusOfSeriesHandler = own_entry_handler("statuses", ReadingStatus.of, ReadingStatus,
-                                          "The user's reading status of a series, or null", _TAGS)
+class StatusOfSeriesHandler(ReadingStatusHandler):
+    api = {"get": Operation(summary="The user's reading status of a series, or null", response=ReadingStatus,
+                            response_or_null=True, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
+
+    @reads(OwnEntry("statuses"))
+    async def get(self, id: str) -> None:
+        self.write_own_entry(ReadingStatus.of)
 
 
-@dataclass(frozen=True)
-class StatusWrite:
-    """What distinguishes adding a status from replacing one: the same body, checks and read."""
-
-    summary: str
-    done: str
-    refused: WriteOutcome  # the store's answer that is the client's mistake
-    refusal: tuple[int, str]  # and how it is answered
-
-
-class StatusWriteHandler(ReadingStatusHandler):
-    change: ClassVar[StatusWrite]
-
-    @classmethod
-    def for_write(cls, change: StatusWrite) -> type[StatusWriteHandler]:
-        status, message = change.refusal
-        responses = {200: change.done, 400: MISSING_PARAMETERS, status: message}
-        if status != 404:
-            responses[404] = SERIES_NOT_FOUND
-        api = {"post": Operation(summary=change.summary, request=ReadingStatusBody, tags=_TAGS, responses=responses)}
-        return type(f"{change.summary.split()[0]}StatusHandler", (cls,), {"change": change, "api": api})
-
-    async def store(self, user_id: str, series_id: int, body: ReadingStatusBody) -> WriteOutcome:
-        write = self.statuses.add if self.change.refused is WriteOutcome.CONFLICT else self.statuses.update
-        return await write(user_id, series_id, body.client, body.stored_fields(), utc_now())
+class AddStatusHandler(ReadingStatusHandler):
+    api = {"post": Operation(summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
+                             responses={200: STATUS_ADDED, 400: MISSING_PARAMETERS, 404: SERIES_NOT_FOUND,
+                                        409: STATUS_EXISTS})}
 
     @idempotent
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = await self.checked_body()
-        if await self.store(self.require_user().id, series_id, body) is self.change.refused:
-            raise ApiError(*self.change.refusal)
-        self.write_message(200, self.change.done)
+        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.stored_fields(),
+                                          utc_now())
+        if outcome is WriteOutcome.CONFLICT:
+            raise ApiError(409, STATUS_EXISTS)
+        self.write_message(200, STATUS_ADDED)
 
 
-AddStatusHandler = StatusWriteHandler.for_write(StatusWrite(
-    "Add a reading status for a series", "Reading status added successfully", WriteOutcome.CONFLICT,
-    (409, "Reading status already exists for this series")))
-UpdateStatusHandler = StatusWriteHandler.for_write(StatusWrite(
-    "Replace a reading status", "Reading status updated successfully", WriteOutcome.NOT_FOUND,
-    (404, STATUS_MISSING)))
+class UpdateStatusHandler(ReadingStatusHandler):
+    api = {"post": Operation(summary="Replace a reading status", request=ReadingStatusBody, tags=_TAGS,
+                             responses={200: STATUS_UPDATED, 400: MISSING_PARAMETERS, 404: STATUS_MISSING})}
+
+    @idempotent
+    @reads(CatalogDocument("series"))
+    async def post(self, id: str) -> None:
+        series_id = self.series_id()
+        body = await self.checked_body()
+        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.stored_fields(),
+                                             utc_now())
+        if outcome is WriteOutcome.NOT_FOUND:
+            raise ApiError(404, STATUS_MISSING)
+        self.write_message(200, STATUS_UPDATED)
 
 
 class DeleteStatusHandler(ReadingStatusHandler):
     api = {"delete": Operation(summary="Delete a reading status", tags=_TAGS,
-                               responses={200: "Reading status deleted successfully", 400: MISSING_PARAMETERS,
+                               responses={200: STATUS_DELETED, 400: MISSING_PARAMETERS,
                                           404: STATUS_MISSING})}
 
     @idempotent
@@ -100,7 +96,7 @@ class DeleteStatusHandler(ReadingStatusHandler):
         outcome = await self.statuses.delete(self.require_user().id, self.series_id())
         if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, STATUS_MISSING)
-        self.write_message(200, "Reading status deleted successfully")
+        self.write_message(200, STATUS_DELETED)
 
 
 def history_request(query: ReadingHistoryQuery) -> HistoryRequest:
@@ -120,7 +116,7 @@ def history_request(query: ReadingHistoryQuery) -> HistoryRequest:
 class ReadingHistoryHandler(ListHandler):
     query_model = ReadingHistoryQuery
     api = list_operations(ReadingHistoryQuery, "The user's reading history", ReadingHistoryPage,
-                          {400: "Invalid parameters"}, _TAGS, body_required=False)
+                          {400: INVALID_PARAMETERS}, _TAGS, body_required=False)
 
     # Every order is made from the statuses, read with the session.
     get = reads(WholeList("statuses"))(ListHandler.get)

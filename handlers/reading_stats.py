@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from handlers.base import ApiHandler
+from handlers.errors import INVALID_PARAMETERS
 from handlers.openapi_docs import Operation, Route
 from handlers.reads import Computed, reads
 from handlers.schemas.reading_stats import CollectionFigures, OwnStats, PublicStats, ReadingStatsQuery
@@ -25,7 +26,7 @@ def stats_for_arguments(arguments: Mapping[str, str]) -> dict[str, Any] | None:
 class ReadingStatsHandler(ApiHandler):
     api = {"get": Operation(
         summary="The user's reading statistics (all entries, public and private; `client` to count one client's)",
-        query=ReadingStatsQuery, response=OwnStats, tags=("reading",), responses={400: "Invalid parameters"})}
+        query=ReadingStatsQuery, response=OwnStats, tags=("reading",), responses={400: INVALID_PARAMETERS})}
 
     @reads(Computed("reading_stats", stats_for_arguments))
     async def get(self) -> None:

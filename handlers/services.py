@@ -28,8 +28,13 @@ from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
 
-# Large request bodies parsed at once; each may take a few times its route's body limit.
+# Large request bodies parsed (or imports merged) at once; each may take a few times its route's
+# body limit.
 INPUTS_AT_ONCE = 2
+
+
+def input_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=INPUTS_AT_ONCE, thread_name_prefix="input")
 
 
 class InflightRequests:
@@ -79,6 +84,9 @@ class Services:
     series_matcher: SeriesMatcher
     public_profiles: PublicProfiles
     passwords: Passwords
+    # Parsing and validating large request bodies (ApiHandler.off_the_loop), and the merges of
+    # imports and undos: a few at once, so that large inputs queue instead of multiplying memory.
+    input_pool: ThreadPoolExecutor
     # Shared by every process, in the database (see storage.rate_limits).
     login_attempts: SharedWindowLimit  # per address and username
     address_login_attempts: SharedWindowLimit  # per address, whatever the username
@@ -96,10 +104,6 @@ class Services:
     # uploads queue instead of multiplying the memory.
     image_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=MAX_DECODES_AT_ONCE, thread_name_prefix="images"))
-    # Parsing and validating large request bodies (ApiHandler.off_the_loop): a few at once, for
-    # the same reason.
-    input_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=INPUTS_AT_ONCE, thread_name_prefix="input"))
 
     @property
     def database_available(self) -> bool:

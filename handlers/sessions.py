@@ -5,12 +5,13 @@ from __future__ import annotations
 from handlers.base import ApiHandler
 from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
 from handlers.idempotency import idempotent
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.schemas.auth import SessionList, SessionView
 
 SESSION_NOT_FOUND = "Session not found"
 # Ids are 16 URL-safe characters; anything else names no session and is not worth a query.
-_SESSION_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+_SESSION_ID = PathParameter({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, (404, SESSION_NOT_FOUND))
+SESSION_ENDED = "Session ended"
 
 
 class SessionsHandler(ApiHandler):
@@ -26,21 +27,20 @@ class SessionsHandler(ApiHandler):
 class SessionHandler(ApiHandler):
     api = {"delete": Operation(summary="End one of the user's sessions (the current one too: that is a logout)",
                                tags=("auth",),
-                               responses={200: "Session ended", 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
+                               responses={200: SESSION_ENDED, 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
                                           404: SESSION_NOT_FOUND})}
 
     @idempotent
     async def delete(self, id: str) -> None:
         user = self.require_user()
-        session_id = self.path_parameter(id)
+        session_id = self.path_parameter("id")
         # Another user's session id is not found either: the query names only this user's.
-        ended = await self.services.users.end_session(user.id, session_id, user.session_hash) \
-            if len(session_id) <= 64 else None
+        ended = await self.services.users.end_session(user.id, session_id, user.session_hash)
         if ended is None:
             raise ApiError(404, SESSION_NOT_FOUND)
         if ended:  # the session of this very request: a logout
             self.clear_refresh_cookie()
-        self.write_message(200, "Session ended")
+        self.write_message(200, SESSION_ENDED)
 
 routes = [
     Route("/auth/sessions", SessionsHandler),

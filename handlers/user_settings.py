@@ -10,6 +10,8 @@ from handlers.openapi_docs import Operation, Route
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
 from storage.users import SettingsOutcome
 
+SETTINGS_SAVED = "Settings saved successfully"
+
 
 class SaveSettingsHandler(ApiHandler):
     api = {
@@ -18,7 +20,7 @@ class SaveSettingsHandler(ApiHandler):
             request=SettingsUpdate,
             tags=("settings",),
             responses={
-                200: "Settings saved successfully",
+                200: SETTINGS_SAVED,
                 400: MISSING_PARAMETERS,
                 403: FORBIDDEN,
                 404: USER_NOT_FOUND,
@@ -28,7 +30,7 @@ class SaveSettingsHandler(ApiHandler):
 
     @idempotent
     async def post(self, id: str) -> None:
-        target_id = self.path_parameter(id)
+        target_id = self.path_parameter("id")
         user = self.require_user()
         is_self = target_id == user.id
         if not is_self and not user.can(EDIT_USERS):
@@ -47,7 +49,7 @@ class SaveSettingsHandler(ApiHandler):
             raise ApiError(403, FORBIDDEN)
         if outcome is SettingsOutcome.USER_NOT_FOUND:
             raise ApiError(404, USER_NOT_FOUND)
-        self.write_message(200, "Settings saved successfully")
+        self.write_message(200, SETTINGS_SAVED)
 
 
 routes = [Route("/users/{id}/save-settings", SaveSettingsHandler)]

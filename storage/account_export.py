@@ -37,10 +37,10 @@ class AccountData:
 
 
 class AccountExport:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, users: UserStore, avatars: AvatarStore) -> None:
         self._users = db["users"]
-        self._user_store = UserStore(db)
-        self._avatars = AvatarStore(db)
+        self._user_store = users
+        self._avatars = avatars
 
     async def read(self, user_id: str, current_hash: str) -> AccountData | None:
         found = await self._users.find_one(

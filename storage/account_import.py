@@ -18,14 +18,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import bson
 from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import in_transaction
-from storage.embedded_list import ADD_LIMIT_BYTES, revision_field
+from storage.embedded_list import revision_field, too_full_to_add
 from storage.list_merge import ListOutcome, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.ratings import half_points
@@ -142,7 +141,7 @@ class AccountImport:
     async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan, session: AsyncClientSession) -> None:
         lists = {"statuses": plan.statuses.entries, "ratings": plan.ratings.entries,
                  "collection": plan.collection.entries}
-        if len(bson.encode({**stored, **lists})) >= ADD_LIMIT_BYTES:
+        if too_full_to_add({**stored, **lists}):
             raise ListsFull(user_id)
         await self._users.update_one(
             {"_id": user_id},

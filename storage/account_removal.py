@@ -51,13 +51,13 @@ class SweepReport:
 
 
 class AccountRemoval:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, avatars: AvatarStore) -> None:
         self._db = db
         self._users = db["users"]
         self._usernames = db["usernames"]
         self._series = db["series"]
         self._imports = db["imports"]
-        self._avatars = AvatarStore(db)
+        self._avatars = avatars
 
     async def remove(self, user_id: str) -> bool:
         """False when there is no such user (any files left under the id are deleted anyway:

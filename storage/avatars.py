@@ -49,9 +49,9 @@ class StoredAvatar:
 
 
 class AvatarStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, users: UserStore) -> None:
         self._users = db["users"]
-        self._user_store = UserStore(db)
+        self._user_store = users
         self._files = db[f"{BUCKET}.files"]
         self._chunks = db[f"{BUCKET}.chunks"]
         self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)

@@ -7,7 +7,6 @@ that only the service's user can read, so other local users cannot read the data
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote_plus
+
+from workers import off_the_loop
 
 log = logging.getLogger("tsundoku.embedded")
 
@@ -358,13 +359,13 @@ class EmbeddedDatabase:
     # (event loop) thread, which lives as long as the service: the child's parent-death signal
     # belongs to the thread that forked it, and a worker thread can end before the service does.
     async def start_async(self) -> None:
-        await asyncio.to_thread(self._prepare)
+        await off_the_loop(None, self._prepare)
         self._spawn(authenticated=True)
-        await asyncio.to_thread(self._wait_until_ready)
+        await off_the_loop(None, self._wait_until_ready)
 
     async def restart_async(self) -> None:
         self._spawn_again()
-        await asyncio.to_thread(self._wait_until_ready)
+        await off_the_loop(None, self._wait_until_ready)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -379,7 +380,7 @@ class EmbeddedDatabase:
             process.wait()
 
     async def stop_async(self) -> None:
-        await asyncio.to_thread(self.stop)
+        await off_the_loop(None, self.stop)
 
     async def kill_async(self) -> None:
         """SIGKILL, for a server that runs but no longer serves (a stopped or panicked one would
@@ -388,7 +389,7 @@ class EmbeddedDatabase:
         if process is None or process.poll() is not None:
             return
         process.kill()
-        await asyncio.to_thread(process.wait)
+        await off_the_loop(None, process.wait)
 
 
 class RunningServerFile:

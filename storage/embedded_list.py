@@ -7,6 +7,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
+import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -21,6 +22,13 @@ MIB = 1024 * 1024
 # 256 KB), from 14 MB on.
 ADD_LIMIT_BYTES = 12 * MIB
 UPDATE_LIMIT_BYTES = 14 * MIB
+
+
+def too_full_to_add(document: dict[str, Any]) -> bool:
+    """Whether a user's document, as a rewrite of whole lists (an import) would store it, is past
+    the limit an add has; linear in the document, so callers run it off the event loop when it is
+    large."""
+    return len(bson.encode(document)) >= ADD_LIMIT_BYTES
 
 
 def smaller_than(limit: int) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from storage.users import UserStore
 
 
 async def prepare_database(db: AsyncDatabase) -> None:
-    await UserStore(db).ensure_indexes()
-    await AvatarStore(db).ensure_indexes()
+    users = UserStore(db)
+    await users.ensure_indexes()
+    await AvatarStore(db, users).ensure_indexes()
     await rate_limits.ensure_indexes(db)
     await status_import.ensure_indexes(db)
     await IdempotencyStore(db).ensure_indexes()

@@ -13,10 +13,10 @@ entry's hash shows that the user changed it since. Records expire after 30 days 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,11 +26,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.database import in_transaction
-from storage.embedded_list import ADD_LIMIT_BYTES, bump, revision_field, revision_of
+from storage.embedded_list import bump, revision_field, revision_of, too_full_to_add
 from storage.list_gate import ListGate
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.title_keys import MAX_KEY_CHARACTERS
+from workers import off_the_loop
 
 RECORD_DAYS = 30
 # SecantusDB's `$in` costs grow with the square of its list (storage.catalog_keys); 25 values a
@@ -109,16 +110,16 @@ def entry_hash(entry: Entry) -> str:
 
 
 def _merge_for_import(stored: dict[str, Any], incoming: list[Entry], rule: MergeRule,
-                      apply: bool) -> tuple[Merged, int, list[dict[str, Any]]]:
-    """The merged list, the size of the document that would hold it, and the import record's
+                      apply: bool) -> tuple[Merged, bool, list[dict[str, Any]]]:
+    """The merged list, whether the document that would hold it is too full, and the import record's
     entries (for an apply): each added or changed entry as it was, and a hash of what it becomes."""
     merged = merge_entries(stored.get("statuses") or [], incoming, "series_id", rule, ignored=("last_update",))
     if not apply:
-        return merged, 0, []
-    size = len(bson.encode({**stored, "statuses": merged.entries}))
+        return merged, False, []
+    full = too_full_to_add({**stored, "statuses": merged.entries})
     undo = [{"series_id": c.key, "before": c.before, "after_sha256": entry_hash(c.after)}
             for c in merged.changes if c.action in ("add", "update")]
-    return merged, size, undo
+    return merged, full, undo
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
@@ -160,8 +161,9 @@ class StatusImport:
     user's own writes wait for the rewrite in this process (storage.list_gate), so one attempt is
     the rule; a transaction spanning the read and the merge lost to every write landing in it."""
 
-    def __init__(self, db: AsyncDatabase, gate: ListGate) -> None:
+    def __init__(self, db: AsyncDatabase, gate: ListGate, pool: Executor) -> None:
         self._db = db
+        self._pool = pool  # merges and undo plans grow with the list: the service's input pool
         self._users = db["users"]
         self._imports = db["imports"]
         self._gate = gate
@@ -174,7 +176,7 @@ class StatusImport:
             stored = await self._users.find_one({"_id": user_id}, {"statuses": 1})
             if stored is None:
                 return None
-            merged, _, _ = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, False)
+            merged, _, _ = await off_the_loop(self._pool, _merge_for_import, stored, incoming, rule, False)
             return StatusImportResult({change.key: change for change in merged.changes}, None)  # type: ignore[arg-type]
         async with self._gate.rewrite(user_id):
             for _ in range(REWRITE_ATTEMPTS):
@@ -182,8 +184,9 @@ class StatusImport:
                 if stored is None:
                     return None
                 # Thousands of entries: merged, measured and hashed off the event loop.
-                merged, size, undo_entries = await asyncio.to_thread(_merge_for_import, stored, incoming, rule, True)
-                if size >= ADD_LIMIT_BYTES:
+                merged, full, undo_entries = await off_the_loop(self._pool, _merge_for_import, stored, incoming, rule,
+                                                                     True)
+                if full:
                     raise ListsFull(user_id)
                 import_id = secrets.token_hex(12)
                 record = {"_id": import_id, "user_id": user_id, "source": source, "created": now,
@@ -212,7 +215,8 @@ class StatusImport:
                 stored = await self._users.find_one({"_id": user_id}, {"statuses": 1, "revisions": 1})
                 if stored is None:
                     return None
-                statuses, result = await asyncio.to_thread(_undo_plan, stored.get("statuses") or [], record)
+                statuses, result = await off_the_loop(self._pool, _undo_plan, stored.get("statuses") or [],
+                                                      record)
 
                 async def write(session: AsyncClientSession, stored: dict[str, Any] = stored,
                                 statuses: list[Entry] = statuses) -> None:

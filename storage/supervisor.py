@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError, describe_exit
+from workers import off_the_loop
 
 log = logging.getLogger("tsundoku.embedded")
 
@@ -160,7 +161,7 @@ class EmbeddedSupervisor:
                 if self._consecutive and self._clock() - self._running_since > STABLE_AFTER_S:
                     self._consecutive = 0
                 if self.database.log_over_cap():
-                    await asyncio.to_thread(self.database.rotate_running_log)
+                    await off_the_loop(None, self.database.rotate_running_log)
                 continue
             if not await self._recover():
                 return

@@ -26,10 +26,12 @@ from tornado.netutil import bind_sockets
 from auth.passwords import HASHES_AT_ONCE, HASHES_WAITING, Passwords
 from handlers.application import TsundokuApplication, make_app, make_http_server
 from handlers.connections import GuardedHTTPServer
+from server import set_process_wide
 from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
 from storage.embedded import EmbeddedDatabase
 from storage.indexes import prepare_database
+from storage.round_trips import DRIVER_COMMANDS
 from tests.api_client import ApiClient
 from tests.catalog_data import TWO_SERIES, load_catalog
 
@@ -39,9 +41,6 @@ FRONTEND_ORIGIN = "https://app.tsundoku.test"
 # per-caller bound build their own Passwords).
 FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
                            per_caller=HASHES_AT_ONCE + HASHES_WAITING)
-
-# Commands the driver sends on its own, which are not round trips of a request.
-_DRIVER_COMMANDS = {"hello", "ismaster", "isMaster", "endSessions", "ping", "buildInfo", "saslStart", "saslContinue"}
 
 
 class CommandCounter(CommandListener):
@@ -53,7 +52,7 @@ class CommandCounter(CommandListener):
         self.sent: list[Any] = []  # the command documents themselves
 
     def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name not in _DRIVER_COMMANDS:
+        if event.command_name not in DRIVER_COMMANDS:
             self.commands[event.command_name] += 1
             self.log.append(event.command_name)
             self.sent.append(event.command)
@@ -104,6 +103,12 @@ def _alone_when_marked(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         return
     with _turn(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_wide() -> None:
+    # What server.py sets at start; the tests build their apps with make_app, in this process.
+    set_process_wide(Settings())
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,6 +18,7 @@ from storage import avatars
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.ratings import RatingStore
+from storage.users import UserStore
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
@@ -53,7 +54,7 @@ async def delete_account(api: ApiClient, password: str = PASSWORD, **kwargs: Any
 async def assert_gone(db: AsyncDatabase, user: dict[str, Any]) -> None:
     assert await db.users.count_documents({"_id": user["id"]}) == 0
     assert await db.usernames.count_documents({"user_id": user["id"]}) == 0
-    assert await AvatarStore(db).count_files(user["id"]) == 0
+    assert await AvatarStore(db, UserStore(db)).count_files(user["id"]) == 0
     assert await db["avatars.chunks"].count_documents({}) == await db["avatars.chunks"].count_documents(
         {"files_id": {"$in": [f["_id"] async for f in db["avatars.files"].find({}, {"_id": 1})]}})
     assert await RatingStore(db).recount() == []  # every aggregate agrees with the ratings left
@@ -65,13 +66,13 @@ async def test_deleting_the_account_removes_everything_and_keeps_aggregates_exac
     api, alice = await full_user(running, "alice")
     bob_api, _ = await full_user(running, "bob")
     assert (await bob_api.post("/user/series-rating/update/1", {"rating": 6})).status == 200
-    files_before = await AvatarStore(db).count_files()
+    files_before = await AvatarStore(db, UserStore(db)).count_files()
 
     reply = await delete_account(api)
     assert (reply.status, reply.body) == (200, DELETED)
     assert any(c.startswith("refreshToken=") for c in reply.set_cookies)  # cleared
     await assert_gone(db, alice)
-    assert await AvatarStore(db).count_files() == files_before - 2  # alice's two sizes; bob's stay
+    assert await AvatarStore(db, UserStore(db)).count_files() == files_before - 2  # alice's two sizes; bob's stay
     first = await db.series.find_one({"_id": 1})
     assert (first["rating_count"], first["rating_half_points"]) == (1, 12)  # bob's 6 alone
     second = await db.series.find_one({"_id": 2})
@@ -101,7 +102,7 @@ async def test_a_wrong_password_deletes_nothing(running: RunningApp, db: AsyncDa
     reply = await delete_account(api, "not my password")
     assert (reply.status, reply.body) == (401, {"data": "Invalid credentials", "code": 401})
     assert await db.users.count_documents({"_id": alice["id"]}) == 1
-    assert await AvatarStore(db).count_files(alice["id"]) == 2
+    assert await AvatarStore(db, UserStore(db)).count_files(alice["id"]) == 2
     assert (await api.get("/auth/me")).status == 200
 
 
@@ -196,10 +197,10 @@ async def test_a_removal_stopped_at_any_command_is_finished_by_deleting_again_or
             assert await RatingStore(db).recount() == [], (command, index)
             assert (await delete_account(api)).status == 200
         else:
-            await AccountRemoval(db).sweep()
+            await AccountRemoval(db, AvatarStore(db, UserStore(db))).sweep()
         await assert_gone(db, user)
     assert await db.users.count_documents({"_id": witness["id"]}) == 1
-    assert await AvatarStore(db).count_files(witness["id"]) == 2
+    assert await AvatarStore(db, UserStore(db)).count_files(witness["id"]) == 2
 
 
 async def test_a_write_concern_error_on_the_aggregates_answers_503_and_deleting_again_finishes(
@@ -235,11 +236,11 @@ async def test_sweep_deletes_only_the_files_of_users_that_are_gone(
     _, bob = await full_user(running, "bob")
     # What a removal that stopped right after its transaction leaves: the files, without their user.
     await db.users.delete_one({"_id": bob["id"]})
-    report = await AccountRemoval(db).sweep()
+    report = await AccountRemoval(db, AvatarStore(db, UserStore(db))).sweep()
     assert (report.owners, report.files) == (1, 2)
-    assert await AvatarStore(db).count_files(bob["id"]) == 0
-    assert await AvatarStore(db).count_files(alice["id"]) == 2
-    again = await AccountRemoval(db).sweep()
+    assert await AvatarStore(db, UserStore(db)).count_files(bob["id"]) == 0
+    assert await AvatarStore(db, UserStore(db)).count_files(alice["id"]) == 2
+    again = await AccountRemoval(db, AvatarStore(db, UserStore(db))).sweep()
     assert (again.owners, again.files) == (0, 0)
 
 
@@ -263,7 +264,7 @@ async def test_the_sweep_command_finishes_a_removal_and_an_unfinished_upload(
     first = await asyncio.to_thread(run_command, ["sweep"], env)
     assert (first.returncode, first.stdout.strip()) == (
         0, "sweep: deleted 2 avatar files of 1 deleted users and 2 avatar chunks of unfinished uploads"), first.stderr
-    assert await AvatarStore(db).count_files() == 0
+    assert await AvatarStore(db, UserStore(db)).count_files() == 0
     assert await db["avatars.chunks"].count_documents({}) == 0
     second = await asyncio.to_thread(run_command, ["sweep"], env)
     assert second.stdout.strip() == "sweep: nothing left behind by deleted accounts or unfinished uploads"
@@ -290,10 +291,10 @@ async def test_sweep_deletes_old_chunks_without_a_file_and_nothing_else(
     await orphan_chunks(db, under_way)
     before = {c["_id"] async for c in db["avatars.chunks"].find({"files_id": {"$in": [kept, under_way]}})}
 
-    report = await AccountRemoval(db).sweep()
+    report = await AccountRemoval(db, AvatarStore(db, UserStore(db))).sweep()
     assert (report.owners, report.files, report.orphan_chunks) == (0, 0, 4)
     left = {c["_id"] async for c in db["avatars.chunks"].find({"files_id": {"$in": [kept, under_way]}})}
     assert left == before
     assert await db["avatars.chunks"].count_documents({}) == alice_chunks + 3
-    assert (await AvatarStore(db).current(alice["id"])) is not None
-    assert (await AccountRemoval(db).sweep()).orphan_chunks == 0
+    assert (await AvatarStore(db, UserStore(db)).current(alice["id"])) is not None
+    assert (await AccountRemoval(db, AvatarStore(db, UserStore(db))).sweep()).orphan_chunks == 0

@@ -11,6 +11,7 @@ from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.avatars import AvatarStore
+from storage.users import UserStore
 from tests.api_client import ApiClient
 from tests.conftest import CommandCounter, FailPoints, RunningApp, StartApp
 from tests.images import b64, data_url, image_bytes, opened, photo_with_exif, two_frame_gif
@@ -113,7 +114,7 @@ async def test_bad_uploads_answer_400_saying_what_is_wrong(api: ApiClient, alice
                                                            image: str, message: str) -> None:
     reply = await upload(api, alice["id"], image)
     assert (reply.status, reply.body["data"]) == (400, message)
-    assert await AvatarStore(db).count_files() == 0
+    assert await AvatarStore(db, UserStore(db)).count_files() == 0
     assert (await api.get("/auth/me")).body["user"]["profile_image"] is None
 
 
@@ -185,7 +186,7 @@ async def test_delete_removes_the_image_and_its_files(api: ApiClient, alice: dic
     reply = await api.delete(f"/user/delete-image/{alice['id']}")
     assert (reply.status, reply.body) == (200, {"data": "Profile image deleted successfully", "code": 200})
     assert (await served(api, alice["id"])).body == NO_IMAGE
-    assert await AvatarStore(db).count_files() == 0
+    assert await AvatarStore(db, UserStore(db)).count_files() == 0
     again = await api.delete(f"/user/delete-image/{alice['id']}")
     assert (again.status, again.body) == (404, NO_IMAGE)
 
@@ -237,7 +238,7 @@ async def test_uploads_and_deletes_need_a_session_but_serving_does_not(api: ApiC
 async def test_five_replacements_leave_exactly_two_files(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
     for color in ("red", "green", "blue", "white", "black"):
         assert (await upload(api, alice["id"], b64(image_bytes("PNG", color=color)))).status == 200
-    store = AvatarStore(db)
+    store = AvatarStore(db, UserStore(db))
     assert await store.count_files() == 2
     reference = await store.current(alice["id"])
     assert set(await db["avatars.files"].distinct("metadata.version")) == {reference.version}
@@ -249,7 +250,7 @@ async def test_concurrent_uploads_leave_one_complete_image(api: ApiClient, alice
     replies = await asyncio.gather(*(upload(api, alice["id"], b64(image_bytes("PNG", color=c)))
                                      for c in ("red", "green", "blue", "white")))
     assert all(r.status == 200 for r in replies)
-    store = AvatarStore(db)
+    store = AvatarStore(db, UserStore(db))
     assert await store.count_files() == 2
     assert (await served(api, alice["id"], "high")).status == 200
     assert (await served(api, alice["id"], "scaled")).status == 200
@@ -282,7 +283,7 @@ async def test_a_failed_upload_of_the_second_file_keeps_the_old_image_and_leaves
     assert (reply.status, reply.body["data"]) == (500, "Internal server error")
     assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
     assert (await served(api, alice["id"], "high")).raw == old_bytes
-    assert await AvatarStore(db).count_files() == 2
+    assert await AvatarStore(db, UserStore(db)).count_files() == 2
 
 
 async def chunks_without_a_file(db: AsyncDatabase) -> list[Any]:
@@ -316,7 +317,7 @@ async def test_an_upload_whose_file_document_fails_deletes_its_chunks_before_it_
     assert await chunks_without_a_file(db) == []
     assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
     assert (await served(api, alice["id"], "high")).raw == old_bytes
-    assert await AvatarStore(db).count_files() == 2
+    assert await AvatarStore(db, UserStore(db)).count_files() == 2
 
 
 async def test_a_failed_switch_keeps_the_old_image_and_deletes_the_new_files(
@@ -331,7 +332,7 @@ async def test_a_failed_switch_keeps_the_old_image_and_deletes_the_new_files(
     assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))).status == 500
     assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
     assert (await served(api, alice["id"], "high")).raw == old_bytes
-    assert await AvatarStore(db).count_files() == 2
+    assert await AvatarStore(db, UserStore(db)).count_files() == 2
 
 
 async def test_a_failed_cleanup_keeps_the_new_image_and_the_next_upload_sweeps(
@@ -349,16 +350,16 @@ async def test_a_failed_cleanup_keeps_the_new_image_and_the_next_upload_sweeps(
     assert new_url != old_url
     image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
     assert image.getpixel((5, 5))[2] > 200  # blue: the new image is complete and served
-    assert await AvatarStore(db).count_files() == 4  # the old pair is left over for now
+    assert await AvatarStore(db, UserStore(db)).count_files() == 4  # the old pair is left over for now
     monkeypatch.setattr(AvatarStore, "sweep", original)
     assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="green")))).status == 200
-    assert await AvatarStore(db).count_files() == 2
+    assert await AvatarStore(db, UserStore(db)).count_files() == 2
 
 
 async def test_racing_uploads_and_deletes_never_leave_a_broken_or_orphaned_image(
     api: ApiClient, alice: dict, db: AsyncDatabase
 ) -> None:
-    store = AvatarStore(db)
+    store = AvatarStore(db, UserStore(db))
     for round_ in range(6):
         await upload(api, alice["id"], b64(image_bytes("PNG", color="red")))
         await asyncio.gather(
@@ -403,7 +404,7 @@ async def test_a_delete_between_an_uploads_files_and_its_switch_leaves_no_broken
     assert (await pending).status == 200
     # The upload took its version before the delete raised the floor past it: it cannot switch
     # in afterwards, and its files are gone with the old image's.
-    store = AvatarStore(db)
+    store = AvatarStore(db, UserStore(db))
     assert await store.current(alice["id"]) is None
     assert await store.count_files() == 0
     assert (await served(api, alice["id"], "high")).status == 404
@@ -432,7 +433,7 @@ async def test_an_older_upload_that_switches_late_does_not_replace_a_newer_one(
     assert (await older).status == 200
     image = opened((await served(api, alice["id"], "high")).raw).convert("RGB")
     assert image.getpixel((5, 5))[2] > 200  # the newer (blue) image stays
-    assert await AvatarStore(db).count_files() == 2
+    assert await AvatarStore(db, UserStore(db)).count_files() == 2
 
 
 async def test_the_pixel_limit_is_a_setting_applied_from_the_header(start_app: StartApp) -> None:
@@ -474,11 +475,11 @@ async def test_a_banned_users_image_is_not_served_and_they_cannot_upload_another
     await upload(api, alice["id"], b64(image_bytes("PNG")))
     url = (await api.get("/auth/me")).body["user"]["profile_image"]
     await set_roles(db, alice["id"], "banned")
-    before = (await db.users.find_one({"_id": alice["id"]}))["profile_image"], await AvatarStore(db).count_files()
+    before = (await db.users.find_one({"_id": alice["id"]}))["profile_image"], await AvatarStore(db, UserStore(db)).count_files()
     reply = await upload(api, alice["id"], b64(image_bytes("PNG", color="green")))
     assert (reply.status, reply.body) == (403, {"data": "Forbidden", "code": 403})
     assert ((await db.users.find_one({"_id": alice["id"]}))["profile_image"],
-            await AvatarStore(db).count_files()) == before  # nothing changed
+            await AvatarStore(db, UserStore(db)).count_files()) == before  # nothing changed
     for path in (url, f"/user/avatar/{alice['id']}/high"):
         commands.reset()
         reply = await api.get(path, send_cookies=False)
@@ -513,4 +514,4 @@ async def test_a_banned_user_may_still_delete_their_own_image(api: ApiClient, al
     await set_roles(db, alice["id"], "banned")
     reply = await api.delete(f"/user/delete-image/{alice['id']}")
     assert (reply.status, reply.body) == (200, {"data": "Profile image deleted successfully", "code": 200})
-    assert await AvatarStore(db).count_files() == 0
+    assert await AvatarStore(db, UserStore(db)).count_files() == 0

@@ -11,7 +11,7 @@ import re
 import struct
 import zlib
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 import pytest_asyncio
@@ -20,6 +20,8 @@ from PIL import Image
 from pymongo.asynchronous.database import AsyncDatabase
 
 from handlers.application import all_routes
+from handlers.schemas.catalog import CATALOG_ID
+from handlers.series_scope import SeriesHandler
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
@@ -281,3 +283,30 @@ async def test_animated_and_polyglot_images_keep_one_clean_frame_and_nothing_els
 async def test_hostile_image_files_answer_400(api: ApiClient, alice: dict, name: str, data: bytes, message: str) -> None:
     reply = await api.post(f"/user/update-image/{alice['id']}", {"image": b64(data)})
     assert (reply.status, reply.body["data"]) == (400, message), name
+
+
+async def test_a_path_parameter_outside_its_declaration_is_refused_before_any_query_of_its_own(
+        api: ApiClient, alice: dict, commands: CommandCounter) -> None:
+    # The routes enforce the declaration OpenAPI publishes: such a value costs the session query
+    # at most, and gets the declaration's answer (400 for a malformed id, 404 for a name nothing has).
+    refusals = 0
+    for route in all_routes():
+        if issubclass(route.handler, SeriesHandler):
+            assert route.path_parameters == {"id": CATALOG_ID}, route.path  # series_id() relies on it
+        for name, declared in route.path_parameters.items():
+            for odd in ODD_IDS:
+                try:
+                    value = unquote(odd, errors="strict")
+                except UnicodeDecodeError:
+                    continue  # not UTF-8: Tornado refuses it before the handler
+                if declared.accepts(value):
+                    continue
+                path = route.path.replace("{" + name + "}", odd).replace("{id}", alice["id"]).replace("{res}", "scaled")
+                for method, operation in route.handler.api.items():
+                    commands.reset()
+                    query = "?client=1" if operation.query is not None else ""  # valid, so the path decides
+                    reply = await api.request(method.upper(), path + query, json_body={} if method == "post" else None)
+                    assert reply.status == declared.refusal[0], (method, path[:80], reply.status)
+                    assert commands.targets() in ([], [("find", "users")]), (method, path[:80], commands.targets())
+                    refusals += 1
+    assert refusals > 100

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from imaging import MAX_DECODED_BYTES, MAX_DECODES_AT_ONCE, ImageRejected, render_avatar
+from settings import Settings
 from tests.api_client import ApiClient
 from tests.images import b64, flat_png, gif_disposed_of, image_bytes, opened, photo
 from tests.service_process import ROOT, running_service
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.asyncio
 
 # 6324x6324 = 39.99 megapixels: under the pixel cap. A few KB to 300 KB of file each.
 GRAY_BOMB = 6324
+MAX_PIXELS = Settings.model_fields["max_image_pixels"].default
 
 
 def status_mb(pid: int, field: str) -> float:
@@ -105,11 +107,11 @@ def _first_scan_with_one_component(jpeg: bytes) -> bytes:
 async def test_a_jpeg_of_several_scans_counts_its_coefficients_at_full_size() -> None:
     # 20 megapixels: one scan decodes at half size (20 MB); several keep 60 MB of coefficients too.
     baseline = photo(5000, 4000, quality=85)
-    assert render_avatar(baseline).high
+    assert render_avatar(baseline, MAX_PIXELS).high
     refused = "Image has too many pixels to decode (at most 16 megapixels for an image like this one)"
     for several_scans in (photo(5000, 4000, quality=85, progressive=True), _first_scan_with_one_component(baseline)):
         with pytest.raises(ImageRejected, match=re.escape(refused)):
-            render_avatar(several_scans)
+            render_avatar(several_scans, MAX_PIXELS)
 
 
 # Renders each file as the service's image workers do, in a process of its own, and prints the
@@ -131,7 +133,8 @@ for path in sys.argv[1:]:
     text = b64(Path(path).read_bytes())
     Path("/proc/self/clear_refs").write_text("5")
     before = status_mb("VmRSS")
-    render_avatar(decode_upload(text, Settings.model_fields["max_image_bytes"].default))
+    render_avatar(decode_upload(text, Settings.model_fields["max_image_bytes"].default),
+                  Settings.model_fields["max_image_pixels"].default)
     peaks.append(status_mb("VmHWM") - before)
 print(json.dumps(peaks))
 """
@@ -151,7 +154,7 @@ async def test_the_largest_accepted_image_of_each_format_stays_within_the_per_up
                 photo(4750, 3562, quality=85, progressive=True)]
     for image in one_more:
         with pytest.raises(ImageRejected, match="Image has too many pixels to decode"):
-            render_avatar(image)
+            render_avatar(image, MAX_PIXELS)
     paths = []
     for n, image in enumerate(largest.values()):
         paths.append(tmp_path / f"{n}.image")

@@ -7,12 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
-from handlers.errors import MISSING_PARAMETERS, ApiError
-from handlers.schemas.common import FieldError
+from handlers.errors import INVALID_PARAMETERS
+from handlers.openapi_docs import PathParameter
 from languages import localized
 from storage.records import SeriesRecord, VolumeCardRecord
 
-_POSITIVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+# Series and volume ids, in bodies and in paths: positive integers (of 18 digits at most).
+POSITIVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+# A series or volume id in a path.
+CATALOG_ID = PathParameter({"type": "string", "pattern": POSITIVE_ID.pattern}, (400, INVALID_PARAMETERS),
+                           "must be a positive integer")
 
 
 def _client_number(value: Any) -> Any:
@@ -20,7 +24,7 @@ def _client_number(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("must be a positive integer")
     if isinstance(value, str):
-        if not _POSITIVE_ID.fullmatch(value.strip()):
+        if not POSITIVE_ID.fullmatch(value.strip()):
             raise ValueError("must be a positive integer")
         return int(value.strip())
     if isinstance(value, float):
@@ -37,17 +41,8 @@ ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=2**53)
 ]})]
 
 
-def catalog_id(raw: str | None, field: str = "id") -> int:
-    """A series or volume id from the path: empty is missing, anything but a positive integer is invalid."""
-    if raw is None or raw == "":
-        raise ApiError(400, MISSING_PARAMETERS)
-    if not _POSITIVE_ID.fullmatch(raw):
-        raise ApiError(400, "Invalid parameters", [FieldError(field=field, message="must be a positive integer")])
-    return int(raw)
-
-
 def catalog_id_or_none(raw: str | None) -> int | None:
-    return int(raw) if raw and _POSITIVE_ID.fullmatch(raw) else None
+    return int(raw) if raw and POSITIVE_ID.fullmatch(raw) else None
 
 
 class VolumeCard(BaseModel):

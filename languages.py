@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_Default = TypeVar("_Default", str, None)
+
 # code -> English name, as the catalog spells languages.
 LANGUAGES: dict[str, str] = {
     "en": "English",
@@ -41,7 +45,7 @@ def requested_language(user_lang: str | None) -> str:
     return language_code(user_lang) or FALLBACK
 
 
-def localized(texts: dict[str, str] | None, code: str | None, default: str | None) -> str | None:
+def localized(texts: dict[str, str] | None, code: str | None, default: _Default) -> str | _Default:
     """The requested language, then English, then `default` (the series name)."""
     texts = texts or {}
     if code and texts.get(code):

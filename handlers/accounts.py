@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from tornado.httputil import HTTPServerRequest
+
 from auth.clock import utc_now
 from auth.passwords import is_valid_password, is_valid_username
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
@@ -24,6 +28,12 @@ PASSWORD_CHANGED = "Password changed"
 LOGGED_OUT = "Logged out"
 
 
+def _address(request: HTTPServerRequest) -> str:
+    """The client's address, which the rate limits count by. Tornado sets it on every request
+    it serves; its type allows None only for a request built by hand."""
+    return cast(str, request.remote_ip)
+
+
 class PasswordCheck(ApiHandler):
     """A handler that verifies a password: login, and the account routes that ask for it again.
     Every check counts against the login-failure limits (of the address, and of the address and
@@ -34,7 +44,7 @@ class PasswordCheck(ApiHandler):
         any number of concurrent attempts, at most the limit are verified. The address's own
         limit stops one address that tries a new name each time (each name would be within its
         own limit, and each attempt costs a hash). Returns the attempt's key."""
-        address = self.request.remote_ip
+        address = _address(self.request)
         if not await self.services.address_login_attempts.attempt(address):
             raise ApiError(429, TOO_MANY_REQUESTS)
         key = f"{address}:{username.lower()}"
@@ -46,14 +56,14 @@ class PasswordCheck(ApiHandler):
         # Always verified (against a decoy hash when there is no account), so that timing does
         # not tell which names exist.
         if not await self.services.passwords.verify(stored_hash, password[:MAX_CHECKED_PASSWORD],
-                                                    caller=self.request.remote_ip) \
+                                                    caller=_address(self.request)) \
                 or stored_hash is None:
             return False
         # A success clears the failures of its name before it, but of the address's count it
         # gives back only its own: clearing the address would let anyone with one valid account
         # reset the limit between batches of guesses.
         await self.services.login_attempts.reset(attempt)
-        await self.services.address_login_attempts.give_back(self.request.remote_ip)
+        await self.services.address_login_attempts.give_back(_address(self.request))
         return True
 
     async def confirm_own_password(self, password: str) -> AuthenticatedUser:
@@ -93,9 +103,9 @@ class RegisterHandler(ApiHandler):
             raise ApiError(422, INVALID_PASSWORD)
         # Counted (and checked, in the same atomic step) before the attempt, so that probing
         # for taken names costs the same budget.
-        if not await self.services.registrations.attempt(self.request.remote_ip):
+        if not await self.services.registrations.attempt(_address(self.request)):
             raise ApiError(429, TOO_MANY_REQUESTS)
-        password_hash = await self.services.passwords.hash(credentials.password, caller=self.request.remote_ip)
+        password_hash = await self.services.passwords.hash(credentials.password, caller=_address(self.request))
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())
         except UsernameTaken:
@@ -156,7 +166,7 @@ class ChangePasswordHandler(PasswordCheck):
         if not is_valid_password(change.new_password):
             raise ApiError(422, INVALID_PASSWORD)
         user = await self.confirm_own_password(change.current_password)
-        password_hash = await self.services.passwords.hash(change.new_password, caller=self.request.remote_ip)
+        password_hash = await self.services.passwords.hash(change.new_password, caller=_address(self.request))
         await self.services.users.change_password(user.id, password_hash, keep_token_hash=user.session_hash)
         self.write_message(200, PASSWORD_CHANGED)
 

@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from tornado import httputil
 from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
@@ -187,7 +187,7 @@ class GuardedHTTPServer(HTTPServer):
     def open_connections(self) -> int:
         return len(self._connections) - len(self._closing)
 
-    def handle_stream(self, stream: IOStream, address: tuple) -> None:
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         if self.open_connections >= self.cap and not self._make_room():
             self.refusals.count("over the connection cap")
             stream.close()
@@ -195,14 +195,16 @@ class GuardedHTTPServer(HTTPServer):
         super().handle_stream(stream, address)
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
-        connection = self._states.get(server_conn)  # type: ignore[call-overload]
+        # HTTPServer types both connections loosely; it hands this method its own HTTP/1 ones.
+        server_conn = cast(HTTP1ServerConnection, server_conn)
+        connection = self._states.get(server_conn)
         if connection is None:
-            connection = self._states[server_conn] = _Connection(server_conn)  # type: ignore[index,arg-type]
+            connection = self._states[server_conn] = _Connection(server_conn)
         connection.waiting_since = time.monotonic()
         connection.body_received = 0
         connection.answered = False
         self._enter(connection, Phase.HEADERS)
-        watched = _AnswerWatch(request_conn, lambda: self._answering(connection))  # type: ignore[arg-type]
+        watched = _AnswerWatch(cast(HTTP1Connection, request_conn), lambda: self._answering(connection))
         inner = super().start_request(server_conn, watched)
         return _WatchedRequest(inner, connection, self)
 
@@ -214,17 +216,18 @@ class GuardedHTTPServer(HTTPServer):
         return counts
 
     def on_close(self, server_conn: object) -> None:
-        connection = self._states.pop(server_conn, None)  # type: ignore[call-overload]
+        server_conn = cast(HTTP1ServerConnection, server_conn)  # as in start_request
+        connection = self._states.pop(server_conn, None)
         if connection is not None:
             self._enter(connection, Phase.CLOSED)
-        self._closing.discard(server_conn)  # type: ignore[arg-type]
+        self._closing.discard(server_conn)
         super().on_close(server_conn)
 
     # ---- the phases of a request ----
 
     def _enter(self, connection: _Connection, phase: Phase) -> None:
         if connection.timer is not None:
-            IOLoop.current().remove_timeout(connection.timer)  # type: ignore[arg-type]
+            IOLoop.current().remove_timeout(connection.timer)
             connection.timer = None
         self._waiting.pop(connection, None)
         self._bodies.discard(connection)
@@ -365,11 +368,11 @@ class _AnswerWatch(httputil.HTTPConnection):
         return self.inner.stream
 
     def write_headers(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-                      headers: httputil.HTTPHeaders, chunk: bytes | None = None) -> Awaitable[None]:
+                      headers: httputil.HTTPHeaders, chunk: bytes | None = None) -> asyncio.Future[None]:
         self.on_answer()
         return self.inner.write_headers(start_line, headers, chunk)
 
-    def write(self, chunk: bytes) -> Awaitable[None]:
+    def write(self, chunk: bytes) -> asyncio.Future[None]:
         return self.inner.write(chunk)
 
     def finish(self) -> None:

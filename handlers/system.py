@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
 from handlers.base import ApiHandler
 from handlers.errors import SERVICE_UNAVAILABLE, message_body
-from handlers.openapi_docs import Operation, Route
+from handlers.openapi_docs import Operation, PathParameter, Route
+from handlers.services import Services
 from storage.database import ping, takes_writes
 
 
@@ -61,11 +63,13 @@ class OpenApiHandler(ApiHandler):
     needs_database = False
     api = {"get": Operation(summary="This document", auth=False, tags=("service",), raw_responses={
         200: {"description": "The OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}})}
-    document: ClassVar[dict[str, Any] | None] = None
+    document: dict[str, Any] | None = None
 
-    def initialize(self, services: Any, document: dict[str, Any],  # type: ignore[override]
-                   route: str | None = None) -> None:
-        super().initialize(services, route)
+    # The base's arguments and the document (make_app passes every argument by name).
+    def initialize(self, services: Services, route: str | None = None,
+                   path_parameters: Mapping[str, PathParameter] | None = None,
+                   document: dict[str, Any] | None = None) -> None:
+        super().initialize(services, route, path_parameters)
         self.document = document
 
     def get(self) -> None:

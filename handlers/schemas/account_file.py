@@ -11,7 +11,7 @@ sessions are only read out (an import ignores them), so a file may leave them ou
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
@@ -30,7 +30,7 @@ MAX_PRICE_CENTS = 10_000_000  # 100,000.00, as the collection routes allow
 MAX_LIST_ENTRIES = MAX_ENTRIES
 # A list is refused at its first bad entry (one error, not one per entry), and past its length
 # before any entry is looked at.
-FileList = Field(default_factory=list, max_length=MAX_LIST_ENTRIES, fail_fast=True)
+FileList: Any = Field(default_factory=list, max_length=MAX_LIST_ENTRIES, fail_fast=True)
 
 
 def _storable_instant(value: datetime) -> datetime:
@@ -111,7 +111,7 @@ class AccountFile(_FileModel):
     version: Literal[1]
     exported: Instant | None = None
     profile: ExportedProfile | None = None
-    settings: SettingsUpdate = Field(default_factory=SettingsUpdate)  # type: ignore[valid-type]
+    settings: SettingsUpdate = Field(default_factory=SettingsUpdate)
     avatar: ExportedAvatar | None = None
     reading_statuses: list[ExportedStatus] = FileList
     ratings: list[ExportedRating] = FileList

@@ -39,14 +39,14 @@ class User(BaseModel):
     age_verified: bool
     roles: list[str]
     permissions: list[str]
-    settings: UserSettings  # type: ignore[valid-type]
+    settings: UserSettings
 
     @classmethod
     def of(cls, user: UserRecord) -> User:
         return cls(id=user.id, username=user.username, slug=user.slug,
                    profile_image=avatar_url(user.id, user.avatar_version), registered=user.registered,
                    age_verified=user.age_verified, roles=list(user.roles), permissions=permissions_for(user.roles),
-                   settings=settings_with_defaults(user.settings))
+                   settings=UserSettings.model_validate(settings_with_defaults(user.settings)))
 
 
 class UserEnvelope(BaseModel):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictStr, WithJsonSchema, field_validator
 
@@ -139,8 +140,9 @@ class CollectionListPage(BaseModel):
     to: int
 
     @classmethod
-    def of(cls, volumes: list[CollectionVolume], total: int, offset: int) -> CollectionListPage:
-        return cls(volumes=volumes, max=total, to=offset + len(volumes), **{"from": offset})
+    def of(cls, volumes: Sequence[CollectionVolume], total: int, offset: int) -> Self:
+        # A sequence, so a subclass's page takes its own volumes; pydantic copies the list anyway.
+        return cls(volumes=list(volumes), max=total, to=offset + len(volumes), **{"from": offset})
 
 
 class CollectionStatistics(BaseModel):

@@ -4,6 +4,7 @@ its owner shares it. Never notes, never prices, never a private entry."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, create_model
 
@@ -33,19 +34,27 @@ class PublicProfile(BaseModel):
     stats: PublicStats
 
 
-# A status as others see it: every field of the owner's view but the notes.
-PublicReadingStatus: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "PublicReadingStatus", **{name: (field.annotation, field) for name, field in ReadingStatus.model_fields.items()
-                              if name != "notes"})
+if TYPE_CHECKING:
+    # Built at import from ReadingStatus's fields; the type checker sees the class without them.
+    class PublicReadingStatus(BaseModel):
+        pass
+else:
+    # A status as others see it: every field of the owner's view but the notes.
+    PublicReadingStatus = create_model(
+        "PublicReadingStatus", **{name: (field.annotation, field)
+                                  for name, field in ReadingStatus.model_fields.items() if name != "notes"})
 
 
+# The pages and items below narrow or replace a field of the owner's model, as pydantic allows;
+# mypy sees a mutable attribute changing type, hence each `ignore[assignment]`.
 class PublicHistoryItem(HistoryItem):
-    reading_history: PublicReadingStatus = Field(alias="reading-history")  # type: ignore[valid-type]
+    reading_history: PublicReadingStatus = Field(alias="reading-history")  # type: ignore[assignment]
 
     @classmethod
     def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None) -> PublicHistoryItem:
         shown = ReadingStatus.of(status, user_id).model_dump(exclude={"notes"})
-        return cls(**series_card(series, language), **{"reading-history": PublicReadingStatus(**shown)})
+        status_field: dict[str, Any] = {"reading-history": PublicReadingStatus(**shown)}
+        return cls(**series_card(series, language), **status_field)
 
 
 class PublicHistoryPage(ReadingHistoryPage):

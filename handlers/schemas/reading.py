@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -122,10 +123,10 @@ class ReadingStatus(BaseModel):
         return cls(**{**vars(status), "user_id": user_id, "last_update": iso_utc(status.last_update)})
 
 
-HISTORY_ORDERS = (
+HistoryOrder = Literal[
     "name-asc", "name-desc", "update-asc", "update-desc", "priority-asc", "priority-desc",
     "score-asc", "score-desc", "start-date-asc", "start-date-desc", "end-date-asc", "end-date-desc",
-)
+]
 MAX_LIMIT = 100
 
 
@@ -162,7 +163,7 @@ class ListQuery(RequestModel):
 
 
 class ReadingHistoryQuery(ListQuery):
-    order: Annotated[Literal[HISTORY_ORDERS], AcceptsKeyObject] = "update-desc"  # type: ignore[valid-type]
+    order: Annotated[HistoryOrder, AcceptsKeyObject] = "update-desc"
     client: ClientId | None = None
 
 
@@ -183,7 +184,9 @@ class HistoryItem(BaseModel):
 
     @classmethod
     def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None) -> HistoryItem:
-        return cls(**series_card(series, language), **{"reading-history": ReadingStatus.of(status, user_id)})
+        # The alias is not a Python name, so it is passed as a key.
+        status_field: dict[str, Any] = {"reading-history": ReadingStatus.of(status, user_id)}
+        return cls(**series_card(series, language), **status_field)
 
 
 class ReadingHistoryPage(BaseModel):
@@ -193,5 +196,6 @@ class ReadingHistoryPage(BaseModel):
     to: int
 
     @classmethod
-    def of(cls, items: list[HistoryItem], total: int, offset: int) -> ReadingHistoryPage:
-        return cls(series=items, max=total, to=offset + len(items), **{"from": offset})
+    def of(cls, items: Sequence[HistoryItem], total: int, offset: int) -> Self:
+        # A sequence, so a subclass's page takes its own items; pydantic copies the list anyway.
+        return cls(series=list(items), max=total, to=offset + len(items), **{"from": offset})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, create_model, field_validator
 
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
 
-NSFW_18 = "settings.nsfw.show-nsfw-18"
+Nsfw18 = Literal["settings.nsfw.show-nsfw-18"]
+NSFW_18: str = get_args(Nsfw18)[0]
 
 AccentColor = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
 ContentLanguage = Annotated[
@@ -16,7 +17,7 @@ ContentLanguage = Annotated[
 ]
 Theme = Annotated[Literal["system", "light", "dark"], AcceptsKeyObject]
 NsfwMode = Annotated[
-    Literal["settings.nsfw.hide-nsfw", "settings.nsfw.show-nsfw", NSFW_18], AcceptsKeyObject
+    Literal["settings.nsfw.hide-nsfw", "settings.nsfw.show-nsfw", Nsfw18], AcceptsKeyObject
 ]
 ViewMode = Annotated[Literal["column", "list", "grid"], AcceptsKeyObject]
 CollectionVisibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
@@ -66,17 +67,26 @@ class _SettingsUpdateBase(RequestModel):
         return value
 
 
-UserSettings: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "UserSettings",
-    __config__=ConfigDict(populate_by_name=True, extra="ignore"),
-    **{_attribute(key): (kind, Field(default, alias=key)) for key, (kind, default) in SETTING_FIELDS.items()},
-)
+if TYPE_CHECKING:
+    # The two models are built from SETTING_FIELDS at import; the type checker sees them as the
+    # classes they are, without their fields (it cannot read a table of keys).
+    class UserSettings(BaseModel):
+        pass
 
-SettingsUpdate: type[_SettingsUpdateBase] = create_model(  # type: ignore[call-overload]
-    "SettingsUpdate",
-    __base__=_SettingsUpdateBase,
-    **{_attribute(key): (kind | None, Field(None, alias=key)) for key, (kind, _) in SETTING_FIELDS.items()},
-)
+    class SettingsUpdate(_SettingsUpdateBase):
+        pass
+else:
+    UserSettings = create_model(
+        "UserSettings",
+        __config__=ConfigDict(populate_by_name=True, extra="ignore"),
+        **{_attribute(key): (kind, Field(default, alias=key)) for key, (kind, default) in SETTING_FIELDS.items()},
+    )
+
+    SettingsUpdate = create_model(
+        "SettingsUpdate",
+        __base__=_SettingsUpdateBase,
+        **{_attribute(key): (kind | None, Field(None, alias=key)) for key, (kind, _) in SETTING_FIELDS.items()},
+    )
 
 
 def unwrap_settings_body(body: Any) -> Any:

@@ -6,6 +6,7 @@ handlers.mal_entries; the merge: storage.list_merge, shared with the account fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from auth.clock import utc_now
 from handlers.base import ApiHandler
@@ -58,7 +59,7 @@ class Resolved:
     entry: FileEntry
     key: str  # the title's match key
     series: tuple[int, int] | None = None  # (series id, client)
-    by: str | None = None  # "id" or "title"
+    by: Literal["id", "title"] | None = None
     reason: str | None = None  # why the entry is skipped
 
 
@@ -73,6 +74,7 @@ def resolve(entries: list[tuple[FileEntry, str]], found: CatalogMatches) -> list
     a second entry also names is taken by the first."""
     resolved: list[Resolved] = []
     taken: dict[int, int] = {}  # series id -> the line that took it
+    by: Literal["id", "title"] | None
     for entry, key in entries:
         if entry.problem is not None:
             resolved.append(Resolved(entry, key, reason=entry.problem))
@@ -110,7 +112,7 @@ def import_report(resolved: list[Resolved], result: StatusImportResult, query: M
 
 def _entry_report(item: Resolved, change: EntryChange | None, merge: str) -> MalEntryReport:
     match = MalMatch(by=item.by, series_id=item.series[0]) if item.series and item.by else None
-    base = {"line": item.entry.line, "title": item.entry.title, "mal_id": item.entry.mal_id, "match": match}
+    base: dict[str, Any] = {"line": item.entry.line, "title": item.entry.title, "mal_id": item.entry.mal_id, "match": match}
     if item.reason is not None or change is None:
         return MalEntryReport(**base, action="skipped", reason=item.reason)
     if change.action == "kept":

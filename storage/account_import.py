@@ -138,7 +138,8 @@ class AccountImport:
         return _Plan(merged_statuses, merged_ratings, merged_items, changes,
                      ImportOutcome(merged_statuses.outcome, merged_ratings.outcome, merged_items.outcome, settings))
 
-    async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan, session: AsyncClientSession) -> None:
+    async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan,
+                     session: AsyncClientSession | None) -> None:
         lists = {"statuses": plan.statuses.entries, "ratings": plan.ratings.entries,
                  "collection": plan.collection.entries}
         if too_full_to_add({**stored, **lists}):

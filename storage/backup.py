@@ -29,7 +29,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import bson
 from bson import json_util
@@ -80,7 +80,8 @@ class BackupFile:
 
 
 def _open(path: Path, mode: str, compressed: bool) -> IO[bytes]:
-    return gzip.open(path, mode) if compressed else open(path, mode)  # type: ignore[return-value]
+    # GzipFile is a binary file, though typeshed does not declare it an IO[bytes]; `mode` is "rb" or "wb".
+    return cast(IO[bytes], gzip.open(path, mode) if compressed else open(path, mode))
 
 
 def _sha256(path: Path) -> str:

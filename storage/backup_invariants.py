@@ -19,7 +19,7 @@ import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import bson
 
@@ -41,7 +41,8 @@ def read(path: Path | None) -> Iterator[dict[str, Any]]:
     """The file's documents one at a time (a chunks file can be large)."""
     if path is None:
         return
-    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+    # GzipFile is a binary file, though typeshed does not declare it an IO[bytes].
+    with cast(IO[bytes], gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
         yield from bson.decode_file_iter(f)
 
 

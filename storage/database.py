@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo import AsyncMongoClient, WriteConcern
@@ -65,7 +65,7 @@ def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
             operation_timeout_ms: int | None = None) -> AsyncMongoClient:
     """`operation_timeout_ms` bounds every operation (the service sets it; operator commands,
     which may scan everything, do not)."""
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     if operation_timeout_ms is not None:
         options["timeoutMS"] = operation_timeout_ms
     return AsyncMongoClient(

@@ -16,6 +16,7 @@ same pre-image (measured: 50 concurrent calls, 19 distinct pre-images), which do
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -151,8 +152,7 @@ class RatingStore:
                     if stored != truth.get(series_id, (0, 0))]
         drift: list[Drift] = []
         for series_id in suspects:
-            found = await in_transaction(self._db,
-                                         lambda session, sid=series_id: self._recount_one(sid, session, repair))
+            found = await in_transaction(self._db, partial(self._recount_one, series_id, repair=repair))
             if found is not None:
                 drift.append(found)
         return drift

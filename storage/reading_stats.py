@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from storage.catalog_keys import Keys
 
@@ -41,7 +41,7 @@ def reading_stats(entries: Iterable[dict[str, Any]], type_of: Callable[[int], st
     count = 0
     for entry in entries:
         count += 1
-        status = entry.get("status")
+        status = cast(str, entry.get("status"))  # every stored entry has one (records.py)
         by_status[status] = by_status.get(status, 0) + 1
         progress = float(entry.get("progress") or 0)
         if entry.get("progress_type") == "chapters":

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -105,6 +105,11 @@ class UndoResult:
     left: list[int] = field(default_factory=list)  # series whose entry the user changed since
 
 
+def _by_series(changes: list[EntryChange]) -> dict[int, EntryChange]:
+    # Status entries are merged by series_id, an int (list_merge keys any hashable).
+    return {cast(int, change.key): change for change in changes}
+
+
 def entry_hash(entry: Entry) -> str:
     return hashlib.sha256(bson.encode(entry)).hexdigest()
 
@@ -177,7 +182,7 @@ class StatusImport:
             if stored is None:
                 return None
             merged, _, _ = await off_the_loop(self._pool, _merge_for_import, stored, incoming, rule, False)
-            return StatusImportResult({change.key: change for change in merged.changes}, None)  # type: ignore[arg-type]
+            return StatusImportResult(_by_series(merged.changes), None)
         async with self._gate.rewrite(user_id):
             for _ in range(REWRITE_ATTEMPTS):
                 stored = await self._users.find_one({"_id": user_id})
@@ -201,8 +206,7 @@ class StatusImport:
                     await in_transaction(self._db, write)
                 except ListChanged:
                     continue
-                return StatusImportResult({change.key: change for change in merged.changes},  # type: ignore[arg-type]
-                                          import_id)
+                return StatusImportResult(_by_series(merged.changes), import_id)
         raise ListBusy(user_id)
 
     async def undo(self, user_id: str, import_id: str, now: datetime) -> UndoResult | None:

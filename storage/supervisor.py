@@ -11,7 +11,8 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
@@ -103,7 +104,7 @@ class EmbeddedSupervisor:
         self._consecutive = 0
         self._running_since = clock()
         self._task: asyncio.Task[None] | None = None
-        self._probe: Callable[[float], Awaitable[None]] | None = None
+        self._probe: Callable[[float], Coroutine[Any, Any, None]] | None = None
         self._probing: asyncio.Task[None] | None = None
         self._probe_started = 0.0
         self._next_probe_at = clock() + PROBE_INTERVAL_S
@@ -115,7 +116,7 @@ class EmbeddedSupervisor:
     def describe(self) -> dict[str, object]:
         return {"state": self.state.value, "restarts": self.restarts, "last_exit": self.last_exit}
 
-    def start(self, probe: Callable[[float], Awaitable[None]] | None = None) -> None:
+    def start(self, probe: Callable[[float], Coroutine[Any, Any, None]] | None = None) -> None:
         self._probe = probe
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="embedded-supervisor")
 

@@ -101,7 +101,7 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
 
 
-def make_app(settings: Settings, db: AsyncDatabase, *, passwords: Passwords | None = None,
+def make_app(settings: Settings, db: AsyncDatabase[dict[str, Any]], *, passwords: Passwords | None = None,
              supervisor: EmbeddedSupervisor | None = None, fingerprint_secret: bytes | None = None
              ) -> TsundokuApplication:
     """`fingerprint_secret`: what server.py reads (IDEMPOTENCY_SECRET or its file); a random one

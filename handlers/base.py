@@ -237,7 +237,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     async def head(self, *args: Any, **kwargs: Any) -> None:
         """GET's answer: Tornado writes the headers (Content-Length included) and drops the body."""
-        answer = self.get(*args, **kwargs)  # type: ignore[attr-defined]
+        answer = self.get(*args, **kwargs)
         if answer is not None:
             await answer
 

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -68,7 +69,7 @@ class Services:
     """What handlers depend on, handed to each through `initialize`."""
 
     settings: Settings
-    db: AsyncDatabase
+    db: AsyncDatabase[dict[str, Any]]
     users: UserStore
     # The catalog's sort and search keys, kept in this process (see storage.catalog_keys).
     catalog_keys: CatalogKeys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -37,7 +38,7 @@ class AccountData:
 
 
 class AccountExport:
-    def __init__(self, db: AsyncDatabase, users: UserStore, avatars: AvatarStore) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], users: UserStore, avatars: AvatarStore) -> None:
         self._users = db["users"]
         self._user_store = users
         self._avatars = avatars

@@ -51,7 +51,7 @@ class ImportOutcome:
 
 
 class AccountImport:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
         self._users = db["users"]
         self._series = db["series"]

@@ -51,7 +51,7 @@ class SweepReport:
 
 
 class AccountRemoval:
-    def __init__(self, db: AsyncDatabase, avatars: AvatarStore) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], avatars: AvatarStore) -> None:
         self._db = db
         self._users = db["users"]
         self._usernames = db["usernames"]

@@ -49,7 +49,7 @@ class StoredAvatar:
 
 
 class AvatarStore:
-    def __init__(self, db: AsyncDatabase, users: UserStore) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], users: UserStore) -> None:
         self._users = db["users"]
         self._user_store = users
         self._files = db[f"{BUCKET}.files"]

@@ -103,7 +103,7 @@ def check_target(directory: Path) -> None:
                             "it is left alone: give an empty or new directory, or a previous backup's")
 
 
-async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) -> list[BackupFile]:
+async def backup(db: AsyncDatabase[dict[str, Any]], directory: Path, *, compress: bool = False) -> list[BackupFile]:
     """Writes every collection of `db` to `directory`, consistent (see above), replacing a backup
     there only once the new one is complete; returns what it wrote."""
     directory = directory.resolve()  # a symlink to a backup: the backup it points to is replaced
@@ -123,7 +123,7 @@ async def backup(db: AsyncDatabase, directory: Path, *, compress: bool = False) 
     return written
 
 
-async def _write_consistent(db: AsyncDatabase, directory: Path, compress: bool) -> list[BackupFile]:
+async def _write_consistent(db: AsyncDatabase[dict[str, Any]], directory: Path, compress: bool) -> list[BackupFile]:
     for attempt in range(ATTEMPTS):
         written = await _write_collections(db, directory, compress, in_transaction=attempt > 0)
         findings = check(_documents(directory, written))
@@ -197,7 +197,7 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-async def _write_collections(db: AsyncDatabase, directory: Path, compress: bool, *,
+async def _write_collections(db: AsyncDatabase[dict[str, Any]], directory: Path, compress: bool, *,
                              in_transaction: bool) -> list[BackupFile]:
     target = directory / db.name
     target.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,7 @@ async def _insert_file(collection: Any, path: Path, repaired: dict[Any, Drift]) 
     return count
 
 
-async def restore(db: AsyncDatabase, directory: Path, *, drop: bool = False) -> Restored:
+async def restore(db: AsyncDatabase[dict[str, Any]], directory: Path, *, drop: bool = False) -> Restored:
     """Restores the backup in `directory` into `db`: every document and index. Refuses a
     database that holds any document unless `drop`, which empties each restored collection first,
     and a backup whose collections contradict each other; repairs series aggregates (see below).

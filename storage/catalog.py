@@ -215,7 +215,7 @@ class ImportCounts:
 
 
 class CatalogStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
         self._series = db["series"]
         self._volumes = db["volumes"]
@@ -264,7 +264,7 @@ class CatalogStore:
         first before the upserts (which run in any order) give it to the second. One the file
         gives away while a series outside the file holds it is refused."""
         in_file = {s.id: s for s in catalog.series}
-        wanted = {(name, value): s.id for s in catalog.series for name, value in s.external_ids().items()}
+        wanted: dict[tuple[str, object], int] = {(name, value): s.id for s in catalog.series for name, value in s.external_ids().items()}
         holders_filter = [{name: {"$in": [v for (n, v) in wanted if n == name]}} for name in EXTERNAL_IDS
                           if any(n == name for n, _ in wanted)]
         release: dict[int, dict[str, str]] = {}

@@ -87,12 +87,12 @@ class Keys:
     version: int
 
 
-async def catalog_version(db: AsyncDatabase) -> int:
+async def catalog_version(db: AsyncDatabase[dict[str, Any]]) -> int:
     found = await db["catalog_meta"].find_one({"_id": VERSION_ID}, {"version": 1})
     return int(found["version"]) if found else 0
 
 
-async def publish_catalog_change(db: AsyncDatabase) -> None:
+async def publish_catalog_change(db: AsyncDatabase[dict[str, Any]]) -> None:
     """Called by an import after its writes: every process drops its keys at its next page."""
     await db["catalog_meta"].update_one({"_id": VERSION_ID}, {"$inc": {"version": 1}}, upsert=True)
 
@@ -122,7 +122,7 @@ class CatalogKeys:
     """One per process. Every request may use it at once: a table is replaced, never emptied in
     place, so keys handed out stay whole."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
         self._version: int | None = None  # None: not read yet
         self._tables: dict[str, dict[int, Any]] = {"series": {}, "volumes": {}}
@@ -154,7 +154,7 @@ class CatalogKeys:
                 return Keys(entries, version)
             # The catalog changed while reading: read again into the new table.
 
-    async def read_current(self, collection: AsyncCollection, pipeline: list[dict[str, Any]],
+    async def read_current(self, collection: AsyncCollection[dict[str, Any]], pipeline: list[dict[str, Any]],
                            keys_version: int) -> tuple[list[dict[str, Any]], bool]:
         """The page's documents, read together with the catalog version, and whether that is
         still `keys_version`. If not, the keys are dropped and the caller orders again."""

@@ -73,7 +73,7 @@ def stats_of(computed: dict[str, Any] | None) -> CollectionStats:
 
 
 class CollectionStore:
-    def __init__(self, db: AsyncDatabase, keys: CatalogKeys) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys) -> None:
         self._users = db["users"]
         self._volumes = db["volumes"]
         self._keys = keys

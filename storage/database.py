@@ -62,7 +62,7 @@ _request_session: ContextVar[AsyncClientSession | None] = ContextVar("request_tr
 
 
 def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
-            operation_timeout_ms: int | None = None) -> AsyncMongoClient:
+            operation_timeout_ms: int | None = None) -> AsyncMongoClient[dict[str, Any]]:
     """`operation_timeout_ms` bounds every operation (the service sets it; operator commands,
     which may scan everything, do not)."""
     options: dict[str, Any] = {}
@@ -91,7 +91,7 @@ def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
     )
 
 
-def database(client: AsyncMongoClient, name: str) -> AsyncDatabase:
+def database(client: AsyncMongoClient[dict[str, Any]], name: str) -> AsyncDatabase[dict[str, Any]]:
     return client.get_database(name, write_concern=DURABLE_WRITES)
 
 
@@ -119,7 +119,7 @@ def _bulk_write_unavailable(error: BulkWriteError) -> bool:
     return bool(write_errors or concern_errors or labelled)
 
 
-async def in_transaction(db: AsyncDatabase, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+async def in_transaction(db: AsyncDatabase[dict[str, Any]], work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
     """Runs `work` in one multi-document transaction, committed with the durable write
     concern. The driver retries transient conflicts; the whole attempt is bounded in time.
     Inside a request's transaction `work` joins it: one commit makes both or neither."""
@@ -144,7 +144,7 @@ class TransactionConflict(Exception):
 
 
 @asynccontextmanager
-async def request_transaction(db: AsyncDatabase) -> AsyncIterator[None]:
+async def request_transaction(db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[None]:
     """Everything the block writes, in one transaction: every operation inside uses its session
     without being handed it (PyMongo's bound session), and `in_transaction` joins it. Committed
     with the durable write concern when the block ends, aborted when it raises; a conflict
@@ -177,7 +177,7 @@ async def request_transaction(db: AsyncDatabase) -> AsyncIterator[None]:
                 await _end_on_the_server(db, session)
 
 
-async def _end_on_the_server(db: AsyncDatabase, session: AsyncClientSession) -> None:
+async def _end_on_the_server(db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession) -> None:
     """A commit that failed, or an abort after a database error, can leave the transaction open
     on the server, holding what it wrote against every other writer until it expires (measured on
     SecantusDB: over two minutes; the driver cannot abort after a commit, and ignores an abort
@@ -190,7 +190,7 @@ async def _end_on_the_server(db: AsyncDatabase, session: AsyncClientSession) -> 
 
 
 @asynccontextmanager
-async def outside_request_transaction(db: AsyncDatabase) -> AsyncIterator[None]:
+async def outside_request_transaction(db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[None]:
     """What the block writes stays whatever becomes of the request's transaction (a rate-limit
     counter must count an attempt that is rolled back): it gets a session of its own."""
     if _request_session.get() is None:
@@ -208,7 +208,7 @@ class StandaloneServer(RuntimeError):
     """The database is a standalone server: no transactions, no retryable writes."""
 
 
-async def require_replica_set(db: AsyncDatabase) -> None:
+async def require_replica_set(db: AsyncDatabase[dict[str, Any]]) -> None:
     """Ratings change in transactions and writes are retried, which a standalone server cannot
     do: refuse it at start rather than fail on the first rating. A one-member replica set is
     enough (the embedded database presents itself as one)."""
@@ -218,7 +218,7 @@ async def require_replica_set(db: AsyncDatabase) -> None:
                                "(one member is enough) or a sharded cluster, for transactions and retryable writes")
 
 
-async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
+async def ping(db: AsyncDatabase[dict[str, Any]], timeout_s: float = PING_TIMEOUT_S) -> bool:
     """Whether the database answers a ping within `timeout_s`, both attempts together."""
     # Twice, like the driver retries a read: after the embedded database restarts, the pool can
     # still hold a connection to the old process, which fails once and is then discarded.
@@ -237,7 +237,7 @@ async def ping(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
     return False
 
 
-async def write_probe(client: AsyncMongoClient, timeout_s: float) -> None:
+async def write_probe(client: AsyncMongoClient[dict[str, Any]], timeout_s: float) -> None:
     """One tiny journaled write, bounded by `timeout_s`; raises PyMongoError when the database cannot
     take it. A ping is no proof: a storage engine that panicked (a full disk) still answers pings,
     and fails every read and write."""
@@ -246,7 +246,7 @@ async def write_probe(client: AsyncMongoClient, timeout_s: float) -> None:
         await collection.update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)
 
 
-async def takes_writes(db: AsyncDatabase, timeout_s: float = PING_TIMEOUT_S) -> bool:
+async def takes_writes(db: AsyncDatabase[dict[str, Any]], timeout_s: float = PING_TIMEOUT_S) -> bool:
     """Whether the database takes a tiny journaled write within `timeout_s`: what `/health` asks a
     MongoDB named by MONGODB_URI (the embedded one has its supervisor's probe). In the service's
     own database, where its user may write: `health.probe`, one document."""

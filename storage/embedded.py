@@ -22,7 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import quote_plus
 
 from workers import off_the_loop
@@ -109,7 +109,7 @@ def answers_ping(port: int) -> bool:
         return False
     from pymongo import MongoClient  # the sync driver, only for probes and provisioning
 
-    client: MongoClient = MongoClient(loopback_uri(port), serverSelectionTimeoutMS=500)
+    client: MongoClient[dict[str, Any]] = MongoClient(loopback_uri(port), serverSelectionTimeoutMS=500)
     try:
         client.admin.command("ping")
         return True
@@ -281,7 +281,7 @@ class EmbeddedDatabase:
         credentials = self.credentials_file.generate()
         from pymongo import MongoClient
 
-        client: MongoClient = MongoClient(loopback_uri(self.port or 0), serverSelectionTimeoutMS=5000)
+        client: MongoClient[dict[str, Any]] = MongoClient(loopback_uri(self.port or 0), serverSelectionTimeoutMS=5000)
         try:
             roles = [{"role": "root", "db": "admin"}]
             try:

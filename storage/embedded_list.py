@@ -56,7 +56,7 @@ class EmbeddedList:
     bumps the list's revision. With a `gate`, writes take turns with rewrites of the whole list
     in this process (storage.list_gate)."""
 
-    def __init__(self, users: AsyncCollection, field: str, key: str, gate: ListGate | None = None) -> None:
+    def __init__(self, users: AsyncCollection[dict[str, Any]], field: str, key: str, gate: ListGate | None = None) -> None:
         self._users = users
         self.field = field
         self.key = key

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -39,7 +40,7 @@ class KeyTaken(Exception):
 
 
 class IdempotencyStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._answers = db[COLLECTION]
 
     async def ensure_indexes(self) -> None:

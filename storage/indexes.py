@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import ROLE_PERMISSIONS
@@ -13,7 +15,7 @@ from storage.roles import RoleStore
 from storage.users import UserStore
 
 
-async def prepare_database(db: AsyncDatabase) -> None:
+async def prepare_database(db: AsyncDatabase[dict[str, Any]]) -> None:
     users = UserStore(db)
     await users.ensure_indexes()
     await AvatarStore(db, users).ensure_indexes()

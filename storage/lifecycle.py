@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
@@ -35,7 +36,7 @@ def redact(uri: str) -> str:
 
 @dataclass(frozen=True)
 class OpenDatabase:
-    db: AsyncDatabase
+    db: AsyncDatabase[dict[str, Any]]
     # Only for the service on the embedded database: what keeps that database running.
     supervisor: EmbeddedSupervisor | None = None
 

@@ -45,7 +45,7 @@ class PublicLists:
 
 
 class PublicProfiles:
-    def __init__(self, db: AsyncDatabase, keys: CatalogKeys) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys) -> None:
         self._usernames = db["usernames"]
         self._keys = keys
 

@@ -25,14 +25,14 @@ COLLECTION = "rate_limits"
 UPSERT_TRIES = 5
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[COLLECTION].create_index("expires", expireAfterSeconds=0, name="rate_limit_expiry")
 
 
 class SharedWindowLimit:
     """At most `limit` attempts per key within a window of `window_s` seconds."""
 
-    def __init__(self, db: AsyncDatabase, name: str, limit: int, window_s: float,
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], name: str, limit: int, window_s: float,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self._db = db
         self._counters = db[COLLECTION]

@@ -46,7 +46,7 @@ def half_points(rating: float) -> int:
 
 
 class RatingStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
         self._users = db["users"]
         self._series = db["series"]

@@ -46,7 +46,7 @@ class HistoryPage:
 
 
 class ReadingStatusStore:
-    def __init__(self, db: AsyncDatabase, keys: CatalogKeys, gate: ListGate) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys, gate: ListGate) -> None:
         self._users = db["users"]
         self._series = db["series"]
         self._keys = keys

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 
 class RoleStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._roles = db["roles"]
 
     async def publish(self, role_permissions: Mapping[str, tuple[str, ...]]) -> None:

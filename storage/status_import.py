@@ -51,7 +51,7 @@ class CatalogMatches:
 
 
 class SeriesMatcher:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._series = db["series"]
 
     async def candidates(self, mal_ids: Iterable[int], keys: Iterable[str], client: int | None) -> CatalogMatches:
@@ -127,7 +127,7 @@ def _merge_for_import(stored: dict[str, Any], incoming: list[Entry], rule: Merge
     return merged, full, undo
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db["imports"].create_index("expires", name="expires_ttl", expireAfterSeconds=0)
     await db["imports"].create_index("user_id", name="user_id")
 
@@ -166,7 +166,7 @@ class StatusImport:
     user's own writes wait for the rewrite in this process (storage.list_gate), so one attempt is
     the rule; a transaction spanning the read and the merge lost to every write landing in it."""
 
-    def __init__(self, db: AsyncDatabase, gate: ListGate, pool: Executor) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], gate: ListGate, pool: Executor) -> None:
         self._db = db
         self._pool = pool  # merges and undo plans grow with the list: the service's input pool
         self._users = db["users"]

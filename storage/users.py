@@ -81,7 +81,7 @@ class SettingsOutcome(enum.Enum):
 
 
 class UserStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
         self._users = db["users"]
         self._usernames = db["usernames"]

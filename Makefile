@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check bench profile wrk lint install install-dev browser nginx clean ts-client
+.PHONY: run test check types bench profile wrk lint install install-dev browser nginx clean ts-client
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,9 @@ nginx:
 		|| echo "WARNING: nginx could not be installed: the deployment test will be skipped"
 
 # Two workers (the machines here, CI's too, have two cores), each with its own SecantusDB; a test
-# marked `alone` (it bounds how long something waits) runs while the other worker waits.
-test: install-dev browser nginx
+# marked `alone` (it bounds how long something waits) runs while the other worker waits. The type
+# checker runs first: it takes seconds, and CI (which runs this target) checks types too.
+test: install-dev types browser nginx
 	$(BIN)/python -m pytest -n 2
 
 $(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev
@@ -65,10 +66,13 @@ clean:
 lint: install-dev
 	$(BIN)/ruff check --select F,I,E9,B --ignore B023 --line-length 120 --exclude .venv .
 
-# The fast lane, before every commit: lint, the type checker (mypy.ini) and the unit tests
-# (tests/unit: pure rules, no server, no database), in seconds.
-check: lint
+# The type checker: mypy, strict, over handlers, storage and auth (mypy.ini).
+types: install-dev
 	$(BIN)/mypy
+
+# The fast lane, before every commit: lint, the type checker and the unit tests (tests/unit: pure
+# rules, no server, no database), in seconds.
+check: lint types
 	$(BIN)/python -m pytest tests/unit -q
 
 # A typed TypeScript client from /openapi.json (openapi-typescript, from npm), and `tsc` over a

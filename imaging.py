@@ -173,7 +173,8 @@ def decoded_bytes(image: Image.Image) -> int:
 def _jpeg_coefficient_bytes(image: Image.Image, data: bytes) -> int:
     """The coefficient buffer libjpeg allocates for `image` at its full size (call it before
     `draft`), or 0 for a JPEG of one scan, which it decodes a row of blocks at a time."""
-    components = image.layer  # type: ignore[attr-defined]  # (id, h, v, table) per component
+    # (id, h, v, table) per component: an attribute of Pillow's JPEG image, not of Image.Image.
+    components = image.layer  # type: ignore[attr-defined]
     if not components or not (image.info.get("progressive") or _first_scan_components(data) != len(components)):
         return 0
     width, height = image.size

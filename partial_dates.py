@@ -35,4 +35,6 @@ def date_range(value: str) -> tuple[dt.date, dt.date]:
 
 def ends_before_start(start: str | None, end: str | None) -> bool:
     """Partial dates compare as ranges: end 2020 is not before start 2020-05."""
-    return bool(start and end) and date_range(end)[1] < date_range(start)[0]  # type: ignore[arg-type]
+    if not (start and end):
+        return False
+    return date_range(end)[1] < date_range(start)[0]

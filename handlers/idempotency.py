@@ -87,6 +87,8 @@ def _once(verb: Verb, *, in_transaction: bool) -> Verb:
             return
         await _answer_once(handler, key, functools.partial(verb, handler, *args, **kwargs), in_transaction)
 
+    # A mark on the verb, read back by is_idempotent (and the OpenAPI document); a function's
+    # type has no such attribute.
     once.idempotency = "transaction" if in_transaction else "after"  # type: ignore[attr-defined]
     return once
 

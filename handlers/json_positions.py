@@ -26,6 +26,7 @@ def _find_member(text: str, position: int, key: str) -> int | None:
     found = None
     position = _skip(text, position + 1)
     while position < len(text) and text[position] != "}":
+        # scanstring is json.decoder's string reader; typeshed leaves it out of the module's stub.
         name, position = json.decoder.scanstring(text, position + 1)  # type: ignore[attr-defined]
         position = _skip(text, _skip(text, position) + 1)  # past the colon
         if name == key:

@@ -337,8 +337,8 @@ class EmbeddedDatabase:
                 stdin=subprocess.DEVNULL,
             )
         finally:
-            if self.log_file:
-                output.close()  # type: ignore[union-attr]
+            if not isinstance(output, int):  # the log file, not DEVNULL
+                output.close()
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None and self.port is not None

@@ -32,7 +32,6 @@ from tests.api_client import ApiClient
 from tests.bodies import STATUS as BASE_STATUS
 from tests.images import b64, image_bytes
 from tests.service_process import ServiceProcess, run_command, running_service
-from tests.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 

@@ -5,6 +5,7 @@ the HTTP layer reads records and turns them into the published response models."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -203,4 +204,5 @@ class StoredList:
     def first(self) -> Any | None:
         return LIST_ENTRIES[self.name](self.stored[0]) if self.stored else None
 # The record of a document of each catalog collection.
-CATALOG_DOCUMENTS = {"series": SeriesRecord.of, "volumes": VolumeRecord.of}
+CATALOG_DOCUMENTS: dict[str, Callable[[dict[str, Any]], SeriesRecord | VolumeRecord]] = {
+    "series": SeriesRecord.of, "volumes": VolumeRecord.of}

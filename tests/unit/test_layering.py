@@ -1,0 +1,99 @@
+"""The layering rules of docs/architecture.md that a test can check without a server: only
+storage/ knows MongoDB, so no handler module imports its driver or writes a query operator; and
+a verb that takes from `self.brought` what it did not declare with `@reads` fails loudly."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from handlers.reads import Brought, CatalogDocument, Computed, OwnEntry, UndeclaredRead, WholeList
+from storage.collection import CollectionStats
+from storage.reading_stats import OwnFigures
+from storage.records import StoredList
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLER_MODULES = sorted((ROOT / "handlers").rglob("*.py"))
+DRIVER_PACKAGES = frozenset({"pymongo", "bson", "gridfs", "motor"})
+# A MongoDB operator or field path (`$elemMatch`, `$$this.x`, `$statuses`). JSON Schema's own
+# keywords, which OpenAPI publishes, look alike and are not MongoDB's.
+MONGO_OPERATOR = re.compile(r"^\$+[A-Za-z_]")
+JSON_SCHEMA_KEYWORDS = frozenset({"$ref", "$defs", "$schema", "$id", "$comment", "$anchor"})
+
+
+def tree_of(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def imported_packages(tree: ast.Module) -> set[str]:
+    """Every top-level package the module imports, wherever the import is (a function, a
+    TYPE_CHECKING block)."""
+    packages: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            packages.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            packages.add(node.module.split(".")[0])
+    return packages
+
+
+def operator_strings(tree: ast.Module) -> list[str]:
+    """String constants (f-strings' literal parts included) that read as MongoDB operators."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if MONGO_OPERATOR.match(text) and text not in JSON_SCHEMA_KEYWORDS:
+                found.append(text)
+    return found
+
+
+def test_there_are_handler_modules_to_check() -> None:
+    assert len(HANDLER_MODULES) > 20
+
+
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_imports_the_database_driver(path: Path) -> None:
+    assert imported_packages(tree_of(path)) & DRIVER_PACKAGES == set()
+
+
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_writes_a_query_operator(path: Path) -> None:
+    assert operator_strings(tree_of(path)) == []
+
+
+def test_the_checks_see_what_they_look_for() -> None:
+    tree = ast.parse('import bson\nfrom pymongo.errors import WriteError\n'
+                     'def f():\n    from gridfs import GridFS\n'
+                     'q = {"x": {"$elemMatch": {"a": 1}}, "$ref": 1}\ny = f"$$this.{z}"\n')
+    assert imported_packages(tree) >= {"bson", "pymongo", "gridfs"}
+    assert sorted(operator_strings(tree)) == ["$$this.", "$elemMatch"]
+
+
+def test_a_verb_that_reads_a_list_it_did_not_declare_fails_loudly() -> None:
+    with pytest.raises(UndeclaredRead, match=r"Handler\.get reads a whole list"):
+        Brought(verb="Handler.get").list()
+    with pytest.raises(UndeclaredRead, match="WholeList"):
+        Brought(declared=OwnEntry("ratings"), verb="Handler.get").list()
+
+
+def test_a_verb_that_reads_what_another_declaration_brings_fails_loudly() -> None:
+    with pytest.raises(UndeclaredRead):
+        _ = Brought(declared=WholeList("statuses")).own_entry
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=OwnEntry("statuses")).catalog_document("Series not found")
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=CatalogDocument("series")).figures_of(CollectionStats)
+    figures = CollectionStats(total_items=1, total_cents=0, first_buy=None, last_buy=None)
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=Computed(lambda arguments: None), figures=figures).figures_of(OwnFigures)
+
+
+def test_what_was_declared_comes_back_typed() -> None:
+    assert Brought(declared=WholeList("statuses")).list() == StoredList("statuses", [])
+    assert Brought(declared=OwnEntry("ratings")).own_entry is None
+    figures = CollectionStats(total_items=1, total_cents=250, first_buy="2024-01-02", last_buy=None)
+    assert Brought(declared=Computed(lambda arguments: None), figures=figures).figures_of(CollectionStats) == figures

@@ -196,14 +196,14 @@ class MalExportHandler(ApiHandler):
     async def get(self) -> None:
         user = self.require_user()
         query = validate(MalExportQuery, self.query_arguments())
-        statuses = self.brought.list().stored
-        names = await self.services.series_matcher.names(status["series_id"] for status in statuses)
+        statuses = self.brought.list().statuses()
+        names = await self.services.series_matcher.names(status.series_id for status in statuses)
         entries = []
         totals: dict[str, int] = {}
         for status in statuses:
-            series = names.get(status["series_id"])
+            series = names.get(status.series_id)
             title = localized(series.titles, FALLBACK, series.name) if series else None
-            entry = mal_entry(status, title or f"Series {status['series_id']}", series.mal_id if series else None)
+            entry = mal_entry(status, title or f"Series {status.series_id}", series.mal_id if series else None)
             totals[str(entry["my_status"])] = totals.get(str(entry["my_status"]), 0) + 1
             entries.append(entry)
         file = await self.off_the_loop(write_mal_file, MalListInfo(user.record.username, totals), entries)

@@ -3,6 +3,7 @@ status as a MAL entry."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from handlers.mal_entries import (
     status_fields,
 )
 from handlers.mal_xml import Cdata, MalEntry
+from storage.records import StatusRecord
 from storage.title_keys import MAX_TITLE_CHARACTERS
 
 
@@ -31,6 +33,15 @@ def status(**fields: Any) -> dict[str, Any]:
                               "start": None, "end": None, "notes": None}
     stored.update(fields)
     return stored
+
+
+# What a stored status holds besides what the MAL mapping reads and writes.
+STORED_KEYS: dict[str, Any] = {"series_id": 7, "client": 1, "last_update": datetime(2024, 1, 2, tzinfo=timezone.utc)}
+
+
+def as_record(**fields: Any) -> StatusRecord:
+    """A stored status as the session query brings it to the export."""
+    return StatusRecord.of({**STORED_KEYS, **status(**fields)})
 
 
 # A MAL entry -> a reading status.
@@ -187,7 +198,7 @@ def test_a_title_longer_than_any_catalog_title_is_reported_by_its_beginning() ->
 # A reading status -> a MAL entry.
 
 def test_a_status_becomes_mal_values() -> None:
-    exported = mal_entry(status(progress_type="chapters", progress=12.0, status="paused", reread=2, score=8.0, priority="mid",
+    exported = mal_entry(as_record(progress_type="chapters", progress=12.0, status="paused", reread=2, score=8.0, priority="mid",
                                 start="2019-05-17", end="2020-01", notes="good\nTags: dark"), "Berserk", 42)
     assert exported["manga_mangadb_id"] == 42
     assert exported["manga_title"] == "Berserk" and isinstance(exported["manga_title"], Cdata)
@@ -202,16 +213,16 @@ def test_a_status_becomes_mal_values() -> None:
                                                   ("paused", "On-Hold"), ("dropped", "Dropped"),
                                                   ("planned", "Plan to Read")])
 def test_each_status_has_its_mal_name(stored: str, expected: str) -> None:
-    assert mal_entry(status(status=stored), "T", None)["my_status"] == expected
+    assert mal_entry(as_record(status=stored), "T", None)["my_status"] == expected
 
 
 @pytest.mark.parametrize(("stored", "expected"), [("low", "Low"), ("mid", "Medium"), ("high", "High"), (None, "Low")])
 def test_each_priority_has_its_mal_name(stored: str | None, expected: str) -> None:
-    assert mal_entry(status(priority=stored), "T", None)["my_priority"] == expected
+    assert mal_entry(as_record(priority=stored), "T", None)["my_priority"] == expected
 
 
 def test_what_a_status_lacks_is_written_as_mal_writes_nothing() -> None:
-    exported = mal_entry(status(progress_type="volumes", progress=3.0), "T", None)
+    exported = mal_entry(as_record(progress_type="volumes", progress=3.0), "T", None)
     assert exported["manga_mangadb_id"] == 0
     assert (exported["my_read_volumes"], exported["my_read_chapters"]) == (3, 0)
     assert (exported["my_start_date"], exported["my_finish_date"]) == (NO_DATE, NO_DATE)
@@ -220,13 +231,13 @@ def test_what_a_status_lacks_is_written_as_mal_writes_nothing() -> None:
 
 
 def test_a_year_is_written_with_month_and_day_00() -> None:
-    assert mal_entry(status(start="2019"), "T", None)["my_start_date"] == "2019-00-00"
+    assert mal_entry(as_record(start="2019"), "T", None)["my_start_date"] == "2019-00-00"
 
 
 def test_notes_without_a_last_tags_line_are_all_comments() -> None:
-    exported = mal_entry(status(notes="Tags: not last\nmore"), "T", None)
+    exported = mal_entry(as_record(notes="Tags: not last\nmore"), "T", None)
     assert (exported["my_comments"], exported["my_tags"]) == ("Tags: not last\nmore", "")
-    only_tags = mal_entry(status(notes="Tags: a, b"), "T", None)
+    only_tags = mal_entry(as_record(notes="Tags: a, b"), "T", None)
     assert (only_tags["my_comments"], only_tags["my_tags"]) == ("", "a, b")
 
 
@@ -238,5 +249,5 @@ def test_notes_without_a_last_tags_line_are_all_comments() -> None:
     status(progress_type="chapters", progress=1.0, status="planned", priority="mid", notes="just comments"),
 ])
 def test_a_status_exported_and_read_back_is_the_same_status(stored: dict[str, Any]) -> None:
-    exported = mal_entry(stored, "Berserk", 42)
+    exported = mal_entry(StatusRecord.of({**STORED_KEYS, **stored}), "Berserk", 42)
     assert status_fields(MalEntry(line=1, values={name: str(value) for name, value in exported.items()})) == stored

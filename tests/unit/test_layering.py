@@ -1,5 +1,6 @@
 """The layering rules of docs/architecture.md that a test can check without a server: only
-storage/ knows MongoDB, so no handler module imports its driver or writes a query operator; and
+storage/ knows MongoDB, so no handler module imports its driver, writes a query operator or
+indexes a stored field (storage/records.py's keys); and
 a verb that takes from `self.brought` what it did not declare with `@reads` fails loudly."""
 
 from __future__ import annotations
@@ -22,6 +23,36 @@ DRIVER_PACKAGES = frozenset({"pymongo", "bson", "gridfs", "motor"})
 # keywords, which OpenAPI publishes, look alike and are not MongoDB's.
 MONGO_OPERATOR = re.compile(r"^\$+[A-Za-z_]")
 JSON_SCHEMA_KEYWORDS = frozenset({"$ref", "$defs", "$schema", "$id", "$comment", "$anchor"})
+
+
+# The keys handler modules index that share a name with a stored field but are not a stored
+# document's: (module, key) -> what is indexed.
+NOT_STORED = {
+    ("handlers/base.py", "id"): "the path's keyword arguments",
+    ("handlers/errors.py", "type"): "a pydantic error",
+    ("handlers/schemas/reading.py", "progress_type"): "a JSON schema's properties",
+    ("handlers/schemas/reading.py", "start"): "a validator's already validated fields",
+    ("handlers/schemas/settings.py", "type"): "a JSON schema",
+    ("handlers/schemas/settings.py", "settings"): "the request body",
+}
+
+
+def stored_field_names() -> set[str]:
+    """The fields of stored documents: the keys storage/records.py reads to build its records."""
+    return set(indexed_keys(tree_of(ROOT / "storage" / "records.py")))
+
+
+def indexed_keys(tree: ast.Module) -> list[str]:
+    """Every string key the module indexes with: `x["key"]` and `x.get("key", ...)`."""
+    keys = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str):
+            keys.append(node.slice.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            keys.append(node.args[0].value)
+    return keys
 
 
 def tree_of(path: Path) -> ast.Module:
@@ -65,12 +96,26 @@ def test_no_handler_module_writes_a_query_operator(path: Path) -> None:
     assert operator_strings(tree_of(path)) == []
 
 
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_indexes_a_stored_field(path: Path) -> None:
+    """A handler reads records (storage/records.py), never a stored document's fields."""
+    module = str(path.relative_to(ROOT))
+    stored = stored_field_names()
+    assert [key for key in indexed_keys(tree_of(path)) if key in stored and (module, key) not in NOT_STORED] == []
+
+
+def test_the_stored_fields_are_found() -> None:
+    assert {"series_id", "progress_type", "token_hash", "price_cents", "visibility"} <= stored_field_names()
+
+
 def test_the_checks_see_what_they_look_for() -> None:
     tree = ast.parse('import bson\nfrom pymongo.errors import WriteError\n'
                      'def f():\n    from gridfs import GridFS\n'
                      'q = {"x": {"$elemMatch": {"a": 1}}, "$ref": 1}\ny = f"$$this.{z}"\n')
     assert imported_packages(tree) >= {"bson", "pymongo", "gridfs"}
     assert sorted(operator_strings(tree)) == ["$$this.", "$elemMatch"]
+    assert indexed_keys(ast.parse('a = status["series_id"]\nb = entry.get("score")\nc = d[0]\n')) == \
+        ["series_id", "score"]
 
 
 def test_a_verb_that_reads_a_list_it_did_not_declare_fails_loudly() -> None:

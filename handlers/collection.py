@@ -29,6 +29,7 @@ from handlers.schemas.collection import (
 from languages import requested_language
 from storage.collection import CollectionRequest, CollectionStats, CollectionStore
 from storage.outcome import WriteOutcome
+from storage.records import VolumeRecord
 from storage.session_reads import CollectionStatsRead
 
 ITEM_NOT_FOUND = "Collection item not found"
@@ -61,7 +62,7 @@ class AddItemHandler(CollectionHandler):
     async def post(self, id: str) -> None:
         self.path_parameter("id")
         body = await self.parse_body(CollectionAddBody)
-        volume = self.brought.catalog_document(VOLUME_NOT_FOUND)
+        volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
         outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
                                                      utc_now())
         if outcome is WriteOutcome.CONFLICT:

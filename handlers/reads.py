@@ -9,7 +9,7 @@ an `UndeclaredRead` (a 500, and a failing test), never an empty answer.
     class AddStatusHandler(ReadingStatusHandler):
         @reads(CatalogDocument("series"))
         async def post(self, id: str) -> None:
-            series = self.brought.catalog_document(SERIES_NOT_FOUND)
+            series = self.brought.catalog_document(SeriesRecord, SERIES_NOT_FOUND)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from handlers.errors import ApiError
 from storage.collection import CollectionStats
 from storage.reading_stats import OwnFigures
-from storage.records import SeriesRecord, StoredList, VolumeRecord
+from storage.records import CollectionItemRecord, RatingRecord, SeriesRecord, StatusRecord, StoredList, VolumeRecord
 from storage.session_reads import Figures, FiguresRead
 
 
@@ -60,6 +60,8 @@ class CatalogDocument:
 Read = OwnEntry | WholeList | Computed | CatalogDocument
 Verb = TypeVar("Verb", bound=Callable[..., Any])
 F = TypeVar("F", CollectionStats, OwnFigures)
+E = TypeVar("E", StatusRecord, RatingRecord, CollectionItemRecord)
+C = TypeVar("C", SeriesRecord, VolumeRecord)
 
 
 class UndeclaredRead(RuntimeError):
@@ -108,20 +110,23 @@ class Brought:
         assert isinstance(declared, WholeList)
         return self.entries or StoredList(declared.list_field, [])
 
-    @property
-    def own_entry(self) -> Any | None:
-        """The record of the OwnEntry asked for (a StatusRecord, RatingRecord or
-        CollectionItemRecord, as the declared list holds), or None."""
+    def own_entry(self, kind: type[E]) -> E | None:
+        """The OwnEntry asked for, as a `kind` record, or None."""
         self._require(OwnEntry, "its own entry")
-        return self.entries.first() if self.entries else None
+        entry = self.entries.first() if self.entries else None
+        if entry is not None and not isinstance(entry, kind):
+            raise UndeclaredRead(f"{self.verb} reads a {kind.__name__} but its OwnEntry brought {entry!r}")
+        return entry
 
-    def catalog_document(self, not_found: str) -> Any:
-        """The catalog document's record (a SeriesRecord or VolumeRecord, as the declared
-        collection holds), or 404 with `not_found`."""
+    def catalog_document(self, kind: type[C], not_found: str) -> C:
+        """The catalog document asked for, as a `kind` record, or 404 with `not_found`."""
         self._require(CatalogDocument, "a catalog document")
         if not self.catalog:
             raise ApiError(404, not_found)
-        return self.catalog[0]
+        document = self.catalog[0]
+        if not isinstance(document, kind):
+            raise UndeclaredRead(f"{self.verb} reads a {kind.__name__} but its CatalogDocument brought {document!r}")
+        return document
 
     def figures_of(self, kind: type[F]) -> F:
         """The Computed figures asked for, as a `kind` record."""

@@ -14,7 +14,7 @@ import pytest
 from handlers.reads import Brought, CatalogDocument, Computed, OwnEntry, UndeclaredRead, WholeList
 from storage.collection import CollectionStats
 from storage.reading_stats import OwnFigures
-from storage.records import StoredList
+from storage.records import RatingRecord, SeriesRecord, StatusRecord, StoredList
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_MODULES = sorted((ROOT / "handlers").rglob("*.py"))
@@ -127,9 +127,9 @@ def test_a_verb_that_reads_a_list_it_did_not_declare_fails_loudly() -> None:
 
 def test_a_verb_that_reads_what_another_declaration_brings_fails_loudly() -> None:
     with pytest.raises(UndeclaredRead):
-        _ = Brought(declared=WholeList("statuses")).own_entry
+        Brought(declared=WholeList("statuses")).own_entry(StatusRecord)
     with pytest.raises(UndeclaredRead):
-        Brought(declared=OwnEntry("statuses")).catalog_document("Series not found")
+        Brought(declared=OwnEntry("statuses")).catalog_document(SeriesRecord, "Series not found")
     with pytest.raises(UndeclaredRead):
         Brought(declared=CatalogDocument("series")).figures_of(CollectionStats)
     figures = CollectionStats(total_items=1, total_cents=0, first_buy=None, last_buy=None)
@@ -139,6 +139,14 @@ def test_a_verb_that_reads_what_another_declaration_brings_fails_loudly() -> Non
 
 def test_what_was_declared_comes_back_typed() -> None:
     assert Brought(declared=WholeList("statuses")).list() == StoredList("statuses", [])
-    assert Brought(declared=OwnEntry("ratings")).own_entry is None
+    assert Brought(declared=OwnEntry("ratings")).own_entry(RatingRecord) is None
     figures = CollectionStats(total_items=1, total_cents=250, first_buy="2024-01-02", last_buy=None)
     assert Brought(declared=Computed(lambda arguments: None), figures=figures).figures_of(CollectionStats) == figures
+
+
+def test_a_verb_that_takes_another_kind_of_record_than_it_declared_fails_loudly() -> None:
+    rating = {"series_id": 7, "rating": 8.5, "last_update": None}
+    brought = Brought(declared=OwnEntry("ratings"), verb="Handler.get", entries=StoredList("ratings", [rating]))
+    assert brought.own_entry(RatingRecord) == RatingRecord.of(rating)
+    with pytest.raises(UndeclaredRead, match=r"Handler\.get reads a StatusRecord"):
+        brought.own_entry(StatusRecord)

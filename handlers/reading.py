@@ -64,7 +64,7 @@ class AddStatusHandler(ReadingStatusHandler):
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = await self.checked_body()
-        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.stored_fields(),
+        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.status_fields(),
                                           utc_now())
         if outcome is WriteOutcome.CONFLICT:
             raise ApiError(409, STATUS_EXISTS)
@@ -80,7 +80,7 @@ class UpdateStatusHandler(ReadingStatusHandler):
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = await self.checked_body()
-        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.stored_fields(),
+        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.status_fields(),
                                              utc_now())
         if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, STATUS_MISSING)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -40,6 +40,22 @@ class HistoryRequest:
 
 
 @dataclass(frozen=True)
+class StatusFields:
+    """What the user sets of a reading status; the store adds the series, client and time."""
+
+    visibility: str
+    progress_type: str
+    progress: float
+    status: str
+    reread: int | None
+    score: float | None
+    priority: str
+    start: str | None
+    end: str | None
+    notes: str | None
+
+
+@dataclass(frozen=True)
 class HistoryPage:
     entries: list[tuple[StatusRecord, SeriesRecord]]
     total: int
@@ -52,15 +68,16 @@ class ReadingStatusStore:
         self._keys = keys
         self._statuses = EmbeddedList(self._users, "statuses", key="series_id", gate=gate)
 
-    async def add(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
+    async def add(self, user_id: str, series_id: int, client: int, fields: StatusFields, now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""
-        entry = {"series_id": series_id, "client": client, **fields, "last_update": now}
+        entry = {"series_id": series_id, "client": client, **asdict(fields), "last_update": now}
         added = await self._statuses.push_unique(user_id, series_id, entry)
         return WriteOutcome.DONE if added else WriteOutcome.CONFLICT
 
-    async def update(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
+    async def update(self, user_id: str, series_id: int, client: int, fields: StatusFields,
+                     now: Any) -> WriteOutcome:
         """Replaces the entry's fields in place, atomically."""
-        entry = {"series_id": series_id, "client": client, **fields, "last_update": now}
+        entry = {"series_id": series_id, "client": client, **asdict(fields), "last_update": now}
         replaced = await self._statuses.replace(user_id, series_id, entry)
         return WriteOutcome.DONE if replaced else WriteOutcome.NOT_FOUND
 

@@ -55,6 +55,39 @@ def indexed_keys(tree: ast.Module) -> list[str]:
     return keys
 
 
+# Public methods of the stores handlers hold that take a mapping, and why that is no projection.
+TAKE_A_MAPPING = {
+    "UserStore.save_settings": "the settings the user sets, by the names the API publishes",
+    "UserStore.session_records": "stored sessions, read by another store (account export)",
+    "AvatarStore.switch": "a stored image reference, from the store's own upload",
+    "AvatarStore.upload": "the image's bytes, by size",
+    "AvatarStore.replace": "the image's bytes, by size",
+    "CatalogKeys.read_current": "a pipeline, from the stores that order lists (storage/)",
+}
+
+
+def store_classes() -> set[str]:
+    """The classes `Services` (handlers/services.py) holds: what handlers call."""
+    tree = tree_of(ROOT / "handlers" / "services.py")
+    services = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Services")
+    return {ast.unparse(node.annotation) for node in services.body if isinstance(node, ast.AnnAssign)}
+
+
+def methods_taking_a_mapping(tree: ast.Module, classes: set[str]) -> list[str]:
+    found = []
+    for cls in tree.body:
+        if not (isinstance(cls, ast.ClassDef) and cls.name in classes):
+            continue
+        for method in cls.body:
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method.name.startswith("_"):
+                continue
+            arguments = method.args.args + method.args.kwonlyargs
+            if any(argument.annotation is not None and re.search(r"\b(dict|Mapping)\[", ast.unparse(argument.annotation))
+                   for argument in arguments):
+                found.append(f"{cls.name}.{method.name}")
+    return found
+
+
 def tree_of(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
@@ -102,6 +135,16 @@ def test_no_handler_module_indexes_a_stored_field(path: Path) -> None:
     module = str(path.relative_to(ROOT))
     stored = stored_field_names()
     assert [key for key in indexed_keys(tree_of(path)) if key in stored and (module, key) not in NOT_STORED] == []
+
+
+def test_the_stores_handlers_call_take_typed_requests_not_projections() -> None:
+    classes = store_classes()
+    assert {"UserStore", "ReadingStatusStore", "CollectionStore", "PublicProfiles"} <= classes
+    found = [name for path in sorted((ROOT / "storage").glob("*.py"))
+             for name in methods_taking_a_mapping(tree_of(path), classes)]
+    assert sorted(set(found) - set(TAKE_A_MAPPING)) == []
+    assert sorted(set(TAKE_A_MAPPING) - set(found)) == []  # an exception no longer needed goes
+    assert "UserStore.find_by_session" not in found
 
 
 def test_the_stored_fields_are_found() -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from handlers.mal_xml import Cdata, MalEntry
 from partial_dates import date_range, ends_before_start
+from storage.reading import StatusFields
 from storage.records import StatusRecord
 from storage.title_keys import MAX_TITLE_CHARACTERS
 
@@ -47,7 +47,7 @@ class FileEntry:
     line: int
     title: str
     mal_id: int | None
-    fields: dict[str, Any] | None  # the status fields (no series, client or time); None if a problem
+    fields: StatusFields | None  # None if a problem
     problem: str | None
 
 
@@ -66,8 +66,8 @@ def read_entry(entry: MalEntry) -> FileEntry:
     return FileEntry(entry.line, title, mal_id or None, fields, None)
 
 
-def status_fields(entry: MalEntry) -> dict[str, Any]:
-    """The stored status fields, in the order the status routes store them."""
+def status_fields(entry: MalEntry) -> StatusFields:
+    """The reading status the entry asks for (no series, client or time)."""
     raw_status = entry.text("my_status")
     status = MAL_TO_STATUS.get(" ".join(raw_status.lower().split()))
     if status is None:
@@ -87,18 +87,18 @@ def status_fields(entry: MalEntry) -> dict[str, Any]:
     notes = _notes(entry.text("my_comments"), entry.text("my_tags"))
     if notes is not None and len(notes) > MAX_NOTES:
         raise EntryProblem(f"my_comments and my_tags are longer than {MAX_NOTES} characters")
-    return {
-        "visibility": "private",
-        "progress_type": "chapters" if chapters > 0 else "volumes",
-        "progress": float(chapters if chapters > 0 else volumes),
-        "status": status,
-        "reread": times_read or None,
-        "score": float(score) if score else None,
-        "priority": priority,
-        "start": start,
-        "end": end,
-        "notes": notes,
-    }
+    return StatusFields(
+        visibility="private",
+        progress_type="chapters" if chapters > 0 else "volumes",
+        progress=float(chapters if chapters > 0 else volumes),
+        status=status,
+        reread=times_read or None,
+        score=float(score) if score else None,
+        priority=priority,
+        start=start,
+        end=end,
+        notes=notes,
+    )
 
 
 def _whole(entry: MalEntry, name: str, low: int, high: int, default: int = 0) -> int:

@@ -40,7 +40,7 @@ from handlers.schemas.mal_import import (
 from languages import FALLBACK, localized
 from storage.list_merge import MERGE_RULES, EntryChange
 from storage.records import StoredList
-from storage.status_import import CatalogMatches, ListBusy, SeriesNames, StatusImportResult
+from storage.status_import import CatalogMatches, IncomingStatus, ListBusy, SeriesNames, StatusImportResult
 from storage.title_keys import title_key
 
 IMPORT_NOT_FOUND = "Import not found"
@@ -150,8 +150,8 @@ class MalImportHandler(ApiHandler):
             query.client)
         resolved = await self.off_the_loop(resolve, entries, found)
         now = utc_now()
-        incoming = [{"series_id": item.series[0], "client": item.series[1], **(item.entry.fields or {}),
-                     "last_update": now} for item in resolved if item.series and item.reason is None]
+        incoming = [IncomingStatus(item.series[0], item.series[1], item.entry.fields) for item in resolved
+                    if item.series and item.reason is None and item.entry.fields]
         try:
             result = await self.services.status_import.run(user.id, incoming, MERGE_RULES[query.merge],
                                                            apply=query.mode == "apply", source=SOURCE, now=now)

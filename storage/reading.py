@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -54,6 +54,13 @@ class StatusFields:
     end: str | None
     notes: str | None
 
+    def stored(self, series_id: int, client: int, now: Any) -> dict[str, Any]:
+        """The whole stored entry, its fields in the order the status routes have always stored."""
+        return {"series_id": series_id, "client": client, "visibility": self.visibility,
+                "progress_type": self.progress_type, "progress": self.progress, "status": self.status,
+                "reread": self.reread, "score": self.score, "priority": self.priority, "start": self.start,
+                "end": self.end, "notes": self.notes, "last_update": now}
+
 
 @dataclass(frozen=True)
 class HistoryPage:
@@ -70,14 +77,14 @@ class ReadingStatusStore:
 
     async def add(self, user_id: str, series_id: int, client: int, fields: StatusFields, now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""
-        entry = {"series_id": series_id, "client": client, **asdict(fields), "last_update": now}
+        entry = fields.stored(series_id, client, now)
         added = await self._statuses.push_unique(user_id, series_id, entry)
         return WriteOutcome.DONE if added else WriteOutcome.CONFLICT
 
     async def update(self, user_id: str, series_id: int, client: int, fields: StatusFields,
                      now: Any) -> WriteOutcome:
         """Replaces the entry's fields in place, atomically."""
-        entry = {"series_id": series_id, "client": client, **asdict(fields), "last_update": now}
+        entry = fields.stored(series_id, client, now)
         replaced = await self._statuses.replace(user_id, series_id, entry)
         return WriteOutcome.DONE if replaced else WriteOutcome.NOT_FOUND
 

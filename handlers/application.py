@@ -7,7 +7,6 @@ import secrets
 from typing import Any
 
 import tornado.web
-from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
 from handlers import (
@@ -38,6 +37,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
+from storage.database import Database
 from storage.idempotency import IdempotencyStore
 from storage.list_gate import ListGate
 from storage.public_profiles import PublicProfiles
@@ -101,7 +101,7 @@ def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
 
 
-def make_app(settings: Settings, db: AsyncDatabase[dict[str, Any]], *, passwords: Passwords | None = None,
+def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = None,
              supervisor: EmbeddedSupervisor | None = None, fingerprint_secret: bytes | None = None
              ) -> TsundokuApplication:
     """`fingerprint_secret`: what server.py reads (IDEMPOTENCY_SECRET or its file); a random one

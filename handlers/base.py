@@ -12,7 +12,6 @@ from typing import Any, ClassVar, TypeVar
 
 import tornado.web
 from pydantic import BaseModel
-from pymongo.errors import WriteError
 
 import workers
 from auth.clock import iso_utc, utc_now
@@ -37,18 +36,17 @@ from handlers.openapi_docs import Operation, PathParameter
 from handlers.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
 from handlers.schemas.catalog import catalog_id_or_none
 from handlers.services import Services
-from handlers.session import AuthenticatedUser, SessionQuery
-from storage.database import is_unavailable
+from handlers.session import AuthenticatedUser
+from storage.database import is_document_too_large, is_unavailable
 from storage.outcome import ListsFull
 from storage.round_trips import count_round_trips
+from storage.session_reads import CatalogRead, ListRead, SessionRead
 from storage.users import FoundSession
 
 log = logging.getLogger("tsundoku.handlers")
 
 # A cookie longer than this is not one of ours; do not spend a hash and a query on it.
 MAX_TOKEN_LENGTH = 128
-# MongoDB's codes for an update whose result would pass the 16 MB document limit.
-DOCUMENT_TOO_LARGE_CODES = frozenset({10334, 17419})
 USER_DOCUMENT_FULL = "Your lists are too large to store more"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 M = TypeVar("M", bound=BaseModel)
@@ -247,31 +245,27 @@ class ApiHandler(tornado.web.RequestHandler):
         """What this request's verb declared with `@reads`, if anything."""
         return declared_read(getattr(type(self), self.verb(), None))
 
-    def session_query(self) -> SessionQuery:
-        """The session query's extra reads, from the verb's declaration and the path's `id`."""
+    def session_read(self) -> SessionRead | None:
+        """What the session query brings besides the user, from the verb's declaration and the
+        path's `id`: a typed request the user store turns into its query."""
         read = self.declared_read()
         if read is None:
-            return SessionQuery()
+            return None
         if isinstance(read, WholeList):
-            return SessionQuery(fields={read.list_field: 1})
+            return ListRead(read.list_field)
         if isinstance(read, Computed):
-            expression = read.expression(self.query_arguments())
-            return SessionQuery(fields={read.name: expression}) if expression is not None else SessionQuery()
+            return read.request(self.query_arguments())
         catalog_id = catalog_id_or_none(self.path_kwargs.get("id"))
         if catalog_id is None:
-            return SessionQuery()  # nothing to bring: the verb answers 400 for the path
+            return None  # nothing to bring: the verb answers 400 for the path
         if isinstance(read, OwnEntry):
-            return SessionQuery(fields={read.list_field: {"$elemMatch": {"series_id": catalog_id}}})
-        return SessionQuery(catalog=(read.collection, catalog_id))
+            return ListRead(read.list_field, series_id=catalog_id)
+        return CatalogRead(read.collection, catalog_id)
 
     def _brought(self, found: FoundSession) -> Brought:
         """What the verb declared, as the session query brought it."""
-        read = self.declared_read()
-        entries = None
-        if isinstance(read, (OwnEntry, WholeList)) and read.list_field in found.lists:
-            entries = found.lists[read.list_field]
-        computed = found.computed.get(read.name) if isinstance(read, Computed) else None
-        return Brought(entries=entries, catalog=found.catalog, computed=computed)
+        return Brought(declared=self.declared_read(), verb=f"{type(self).__name__}.{self.verb()}",
+                       entries=found.entries, catalog=found.catalog, figures=found.figures)
 
     async def authenticate(self, *, read_only: bool = False) -> None:
         """Sets `self.user` from the session cookie, or raises 401. A cookie that names no live
@@ -285,11 +279,7 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(401, UNAUTHORIZED)
         hashed = cookie.secret_hash
         users = self.services.users
-        query = self.session_query()
-        if query.catalog is not None:
-            found = await users.find_by_session_with_catalog(cookie.user_id, hashed, *query.catalog)
-        else:
-            found = await users.find_by_session(cookie.user_id, hashed, query.fields)
+        found = await users.find_by_session(cookie.user_id, hashed, self.session_read())
         if found is None:
             if not read_only:
                 self.clear_refresh_cookie()
@@ -511,7 +501,7 @@ def read_and_validate(model: type[M], chunks: list[bytes], content_type: str,
 
 def _user_document_full(error: BaseException | None) -> bool:
     """A write refused because the user's document is (or would be) too large: 507, not a fault."""
-    return isinstance(error, ListsFull) or (isinstance(error, WriteError) and error.code in DOCUMENT_TOO_LARGE_CODES)
+    return isinstance(error, ListsFull) or is_document_too_large(error)
 
 
 def _json_default(value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,8 +27,10 @@ from handlers.schemas.collection import (
     money,
 )
 from languages import requested_language
-from storage.collection import CollectionRequest, CollectionStore, stats_expression, stats_of
+from storage.collection import CollectionRequest, CollectionStats, CollectionStore
 from storage.outcome import WriteOutcome
+from storage.records import VolumeRecord
+from storage.session_reads import CollectionStatsRead
 
 ITEM_NOT_FOUND = "Collection item not found"
 # Any other text is just an id that no item has: 404, never a hint of whose it is.
@@ -61,7 +62,7 @@ class AddItemHandler(CollectionHandler):
     async def post(self, id: str) -> None:
         self.path_parameter("id")
         body = await self.parse_body(CollectionAddBody)
-        volume = self.brought.catalog_document(VOLUME_NOT_FOUND)
+        volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
         outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
                                                      utc_now())
         if outcome is WriteOutcome.CONFLICT:
@@ -118,10 +119,10 @@ def collection_request(query: CollectionQuery) -> CollectionRequest:
                              language=requested_language(query.user_lang))
 
 
-def stats_for_arguments(arguments: Mapping[str, str]) -> dict[str, Any] | None:
-    """The figures' expression for a valid `client`; None otherwise (the verb answers 400)."""
+def stats_for_arguments(arguments: Mapping[str, str]) -> CollectionStatsRead | None:
+    """The figures for a valid `client`; None otherwise (the verb answers 400)."""
     try:
-        return stats_expression(StatsQuery.model_validate(arguments).client)
+        return CollectionStatsRead(StatsQuery.model_validate(arguments).client)
     except ValidationError:
         return None
 
@@ -130,10 +131,10 @@ class CollectionStatsHandler(CollectionHandler):
     api = {"get": Operation(summary="Item count, money spent and purchase dates", query=StatsQuery,
                             response=CollectionStatistics, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
-    @reads(Computed("collection_stats", stats_for_arguments))
+    @reads(Computed(stats_for_arguments))
     async def get(self) -> None:
         await self.list_parameters(StatsQuery)  # 400 for bad parameters, before the figures are read
-        stats = stats_of(self.brought.computed)
+        stats = self.brought.figures_of(CollectionStats)
         self.write_model(CollectionStatistics(total_items=stats.total_items, total_spent=money(stats.total_cents) or 0,
                                               first_buy=stats.first_buy, last_buy=stats.last_buy))
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from handlers.mal_xml import Cdata, MalEntry
 from partial_dates import date_range, ends_before_start
+from storage.reading import StatusFields
+from storage.records import StatusRecord
 from storage.title_keys import MAX_TITLE_CHARACTERS
 
 MAL_TO_STATUS = {"reading": "started", "1": "started", "completed": "completed", "2": "completed",
@@ -46,7 +47,7 @@ class FileEntry:
     line: int
     title: str
     mal_id: int | None
-    fields: dict[str, Any] | None  # the status fields (no series, client or time); None if a problem
+    fields: StatusFields | None  # None if a problem
     problem: str | None
 
 
@@ -65,8 +66,8 @@ def read_entry(entry: MalEntry) -> FileEntry:
     return FileEntry(entry.line, title, mal_id or None, fields, None)
 
 
-def status_fields(entry: MalEntry) -> dict[str, Any]:
-    """The stored status fields, in the order the status routes store them."""
+def status_fields(entry: MalEntry) -> StatusFields:
+    """The reading status the entry asks for (no series, client or time)."""
     raw_status = entry.text("my_status")
     status = MAL_TO_STATUS.get(" ".join(raw_status.lower().split()))
     if status is None:
@@ -86,18 +87,18 @@ def status_fields(entry: MalEntry) -> dict[str, Any]:
     notes = _notes(entry.text("my_comments"), entry.text("my_tags"))
     if notes is not None and len(notes) > MAX_NOTES:
         raise EntryProblem(f"my_comments and my_tags are longer than {MAX_NOTES} characters")
-    return {
-        "visibility": "private",
-        "progress_type": "chapters" if chapters > 0 else "volumes",
-        "progress": float(chapters if chapters > 0 else volumes),
-        "status": status,
-        "reread": times_read or None,
-        "score": float(score) if score else None,
-        "priority": priority,
-        "start": start,
-        "end": end,
-        "notes": notes,
-    }
+    return StatusFields(
+        visibility="private",
+        progress_type="chapters" if chapters > 0 else "volumes",
+        progress=float(chapters if chapters > 0 else volumes),
+        status=status,
+        reread=times_read or None,
+        score=float(score) if score else None,
+        priority=priority,
+        start=start,
+        end=end,
+        notes=notes,
+    )
 
 
 def _whole(entry: MalEntry, name: str, low: int, high: int, default: int = 0) -> int:
@@ -140,12 +141,12 @@ def _notes(comments: str, tags: str) -> str | None:
 
 # The export.
 
-def mal_entry(status: dict[str, Any], title: str, mal_id: int | None) -> dict[str, str | int]:
-    """A stored status as the children of a MAL `<manga>`."""
-    chapters = status["progress_type"] == "chapters"
-    progress = int(status["progress"] or 0)
-    comments, tags = _split_notes(status.get("notes"))
-    score = status.get("score")
+def mal_entry(status: StatusRecord, title: str, mal_id: int | None) -> dict[str, str | int]:
+    """A reading status as the children of a MAL `<manga>`."""
+    chapters = status.progress_type == "chapters"
+    progress = int(status.progress or 0)
+    comments, tags = _split_notes(status.notes)
+    score = status.score
     return {
         "manga_mangadb_id": mal_id or 0,
         "manga_title": Cdata(title),
@@ -154,17 +155,17 @@ def mal_entry(status: dict[str, Any], title: str, mal_id: int | None) -> dict[st
         "my_id": 0,
         "my_read_volumes": 0 if chapters else progress,
         "my_read_chapters": progress if chapters else 0,
-        "my_start_date": _mal_date(status.get("start")),
-        "my_finish_date": _mal_date(status.get("end")),
+        "my_start_date": _mal_date(status.start),
+        "my_finish_date": _mal_date(status.end),
         "my_scanalation_group": Cdata(""),
         "my_score": int(round(score)) if score is not None else 0,
         "my_storage": "",
         "my_retail_volumes": 0,
-        "my_status": STATUS_TO_MAL.get(status["status"], "Reading"),
+        "my_status": STATUS_TO_MAL.get(status.status, "Reading"),
         "my_comments": Cdata(comments),
-        "my_times_read": status.get("reread") or 0,
+        "my_times_read": status.reread or 0,
         "my_tags": Cdata(tags),
-        "my_priority": PRIORITY_TO_MAL.get(status.get("priority") or "", "Low"),
+        "my_priority": PRIORITY_TO_MAL.get(status.priority or "", "Low"),
         "my_reread_value": "",
         "my_rereading": "NO",
         "my_discuss": "YES",

@@ -5,6 +5,7 @@ handlers.mal_entries; the merge: storage.list_merge, shared with the account fil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,7 +40,8 @@ from handlers.schemas.mal_import import (
 )
 from languages import FALLBACK, localized
 from storage.list_merge import MERGE_RULES, EntryChange
-from storage.status_import import CatalogMatches, ListBusy, StatusImportResult
+from storage.records import StoredList
+from storage.status_import import CatalogMatches, IncomingStatus, ListBusy, SeriesNames, StatusImportResult
 from storage.title_keys import title_key
 
 IMPORT_NOT_FOUND = "Import not found"
@@ -150,8 +152,8 @@ class MalImportHandler(ApiHandler):
             query.client)
         resolved = await self.off_the_loop(resolve, entries, found)
         now = utc_now()
-        incoming = [{"series_id": item.series[0], "client": item.series[1], **(item.entry.fields or {}),
-                     "last_update": now} for item in resolved if item.series and item.reason is None]
+        incoming = [IncomingStatus(item.series[0], item.series[1], item.entry.fields) for item in resolved
+                    if item.series and item.reason is None and item.entry.fields]
         try:
             result = await self.services.status_import.run(user.id, incoming, MERGE_RULES[query.merge],
                                                            apply=query.mode == "apply", source=SOURCE, now=now)
@@ -186,6 +188,21 @@ class UndoImportHandler(ApiHandler):
                                           for series_id in result.left]))
 
 
+def export_entries(statuses: StoredList, names: Mapping[int, SeriesNames]
+                   ) -> tuple[list[dict[str, str | int]], dict[str, int]]:
+    """Each status as a MAL entry, with the count of each MAL status: linear in the list, so run
+    off the loop."""
+    entries = []
+    totals: dict[str, int] = {}
+    for status in statuses.statuses():
+        series = names.get(status.series_id)
+        title = localized(series.titles, FALLBACK, series.name) if series else None
+        entry = mal_entry(status, title or f"Series {status.series_id}", series.mal_id if series else None)
+        totals[str(entry["my_status"])] = totals.get(str(entry["my_status"]), 0) + 1
+        entries.append(entry)
+    return entries, totals
+
+
 class MalExportHandler(ApiHandler):
     api = {"get": Operation(
         summary="The reading list as a MyAnimeList manga export (XML; gzip=1 for a gzipped file) that "
@@ -198,16 +215,9 @@ class MalExportHandler(ApiHandler):
     async def get(self) -> None:
         user = self.require_user()
         query = validate(MalExportQuery, self.query_arguments())
-        statuses = self.brought.list().stored
-        names = await self.services.series_matcher.names(status["series_id"] for status in statuses)
-        entries = []
-        totals: dict[str, int] = {}
-        for status in statuses:
-            series = names.get(status["series_id"])
-            title = localized(series.titles, FALLBACK, series.name) if series else None
-            entry = mal_entry(status, title or f"Series {status['series_id']}", series.mal_id if series else None)
-            totals[str(entry["my_status"])] = totals.get(str(entry["my_status"]), 0) + 1
-            entries.append(entry)
+        statuses = self.brought.list()
+        names = await self.services.series_matcher.names(statuses.series_ids())
+        entries, totals = await self.off_the_loop(export_entries, statuses, names)
         file = await self.off_the_loop(write_mal_file, MalListInfo(user.record.username, totals), entries)
         stem = f"tsundoku-{user.record.username}-mal-{utc_now().date().isoformat()}.xml"
         if query.gzip == "1":

@@ -36,7 +36,6 @@ from handlers.schemas.reading_stats import PublicStats
 from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from storage.public_profiles import PublicLists
 from storage.reading_stats import reading_stats, types_from
-from storage.records import StoredList
 
 _TAGS = ("profiles",)
 # A username, in any case (the profile's own `slug` is the lower-cased one); any other text names
@@ -93,8 +92,8 @@ class ProfileHandler(PublicHandler):
 
     async def get(self, slug: str) -> None:
         lists, viewer_dependent = await self.lists()
-        keys = await self.services.catalog_keys.series(entry["series_id"] for entry in lists.statuses)
-        stats = reading_stats(lists.statuses, types_from(keys))
+        keys = await self.services.catalog_keys.series(lists.statuses.series_ids())
+        stats = reading_stats(lists.statuses.stored, types_from(keys))
         self.write_cacheable(PublicProfile(user=PublicUser.of(lists.user), stats=PublicStats.of(stats)),
                              viewer_dependent)
 
@@ -108,7 +107,7 @@ class PublicHistoryHandler(PublicHandler):
         query = await self.list_parameters(ReadingHistoryQuery)
         lists, viewer_dependent = await self.lists()
         request = history_request(query)
-        page = await self.services.statuses.history(lists.user.id, request, StoredList("statuses", lists.statuses))
+        page = await self.services.statuses.history(lists.user.id, request, lists.statuses)
         items = [PublicHistoryItem.of(status, series, lists.user.id, request.language)
                  for status, series in page.entries]
         self.write_cacheable(PublicHistoryPage.of(items, page.total, query.offset), viewer_dependent)
@@ -125,7 +124,7 @@ class PublicCollectionHandler(PublicHandler):
         if settings_with_defaults(lists.user.settings)["collection-visibility"] != COLLECTION_SHARED:
             raise ApiError(404, USER_NOT_FOUND)  # a private collection is not there for others
         request = collection_request(query)
-        page = await self.services.collection.page(lists.user.id, request, StoredList("collection", lists.collection))
+        page = await self.services.collection.page(lists.user.id, request, lists.collection)
         volumes = [PublicCollectionVolume.of(item, volume, series, request.language)
                    for item, volume, series in page.items]
         self.write_cacheable(PublicCollectionPage.of(volumes, page.total, query.offset), viewer_dependent)

@@ -13,6 +13,7 @@ from handlers.schemas.ratings import RatingBody, SeriesRating
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
+from storage.records import RatingRecord, SeriesRecord
 
 RATING_MISSING = "Rating does not exist for this series"
 RATING_EXISTS = "Rating already exists for this series"
@@ -29,7 +30,7 @@ class RatingHandler(SeriesHandler):
 
     def own_rating(self) -> float | None:
         """The user's rating as the session query read it: what a change compares against."""
-        entry = self.brought.own_entry
+        entry = self.brought.own_entry(RatingRecord)
         return entry.rating if entry else None
 
 
@@ -39,7 +40,7 @@ class RatingOfSeriesHandler(RatingHandler):
 
     @reads(OwnEntry("ratings"))
     async def get(self, id: str) -> None:
-        self.write_own_entry(SeriesRating.of)
+        self.write_own_entry(RatingRecord, SeriesRating.of)
 
 
 class AddRatingHandler(RatingHandler):
@@ -53,7 +54,7 @@ class AddRatingHandler(RatingHandler):
         user = self.require_user()
         series_id = self.series_id()
         body = await self.parse_body(RatingBody)
-        self.brought.catalog_document(SERIES_NOT_FOUND)
+        self.brought.catalog_document(SeriesRecord, SERIES_NOT_FOUND)
         if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is WriteOutcome.CONFLICT:
             raise ApiError(409, RATING_EXISTS)
         self.write_message(200, RATING_ADDED)

@@ -20,6 +20,7 @@ from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
+from storage.records import SeriesRecord, StatusRecord
 
 STATUS_MISSING = "Reading status does not exist for this series"
 STATUS_EXISTS = "Reading status already exists for this series"
@@ -39,7 +40,7 @@ class ReadingStatusHandler(SeriesHandler):
     async def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
         body = await self.parse_body(ReadingStatusBody)
-        if self.brought.catalog_document(SERIES_NOT_FOUND).client != body.client:
+        if self.brought.catalog_document(SeriesRecord, SERIES_NOT_FOUND).client != body.client:
             raise ApiError(404, SERIES_NOT_FOUND)
         return body
 
@@ -50,7 +51,7 @@ class StatusOfSeriesHandler(ReadingStatusHandler):
 
     @reads(OwnEntry("statuses"))
     async def get(self, id: str) -> None:
-        self.write_own_entry(ReadingStatus.of)
+        self.write_own_entry(StatusRecord, ReadingStatus.of)
 
 
 class AddStatusHandler(ReadingStatusHandler):
@@ -63,7 +64,7 @@ class AddStatusHandler(ReadingStatusHandler):
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = await self.checked_body()
-        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.stored_fields(),
+        outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.status_fields(),
                                           utc_now())
         if outcome is WriteOutcome.CONFLICT:
             raise ApiError(409, STATUS_EXISTS)
@@ -79,7 +80,7 @@ class UpdateStatusHandler(ReadingStatusHandler):
     async def post(self, id: str) -> None:
         series_id = self.series_id()
         body = await self.checked_body()
-        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.stored_fields(),
+        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.status_fields(),
                                              utc_now())
         if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, STATUS_MISSING)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import BaseModel
 
 from handlers.base import ApiHandler
+from handlers.reads import E
 
 SERIES_NOT_FOUND = "Series not found"
 
@@ -18,10 +18,10 @@ class SeriesHandler(ApiHandler):
         SeriesHandler declares its `id` a `CATALOG_ID`)."""
         return int(self.path_parameter("id"))
 
-    def write_own_entry(self, answer: Callable[[Any, str], BaseModel]) -> None:
+    def write_own_entry(self, kind: type[E], answer: Callable[[E, str], BaseModel | None]) -> None:
         """Answers the user's own entry of a list for the path's series (a status, a rating), as
         the session query brought it (the verb declares `@reads(OwnEntry(...))`); no entry
         answers `null`."""
         self.series_id()
-        entry = self.brought.own_entry
+        entry = self.brought.own_entry(kind)
         self.write_model(answer(entry, self.require_user().id) if entry else None)

@@ -6,9 +6,6 @@ import asyncio
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.passwords import Passwords
 from handlers.service_metrics import ServiceMetrics
@@ -20,6 +17,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.collection import CollectionStore
+from storage.database import Database
 from storage.idempotency import IdempotencyStore
 from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
@@ -69,7 +67,7 @@ class Services:
     """What handlers depend on, handed to each through `initialize`."""
 
     settings: Settings
-    db: AsyncDatabase[dict[str, Any]]
+    db: Database
     users: UserStore
     # The catalog's sort and search keys, kept in this process (see storage.catalog_keys).
     catalog_keys: CatalogKeys

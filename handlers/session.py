@@ -1,21 +1,11 @@
-"""The signed-in user of a request, and what a route asks to be read with the session."""
+"""The signed-in user of a request."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from auth.permissions import is_banned, permissions_for
 from storage.records import UserRecord
-
-
-@dataclass(frozen=True)
-class SessionQuery:
-    """What a route needs fetched together with the session, in the same round trip:
-    extra fields of the user document, or one catalog document (under `catalog`)."""
-
-    fields: dict[str, Any] = field(default_factory=dict)
-    catalog: tuple[str, int] | None = None  # ("series" or "volumes", id)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pymongo.errors import (
     PyMongoError,
     ServerSelectionTimeoutError,
     WriteConcernError,
+    WriteError,
 )
 from pymongo.monitoring import CommandListener
 
@@ -91,8 +92,21 @@ def connect(uri: str, listeners: Sequence[CommandListener] = (), *,
     )
 
 
+# The database handle as the layers above storage hold it: opaque, handed to stores and to the
+# helpers here, so that no module outside storage/ imports pymongo.
+Database = AsyncDatabase[dict[str, Any]]
+# MongoDB's codes for an update whose result would pass the 16 MB document limit.
+DOCUMENT_TOO_LARGE_CODES = frozenset({10334, 17419})
+
+
 def database(client: AsyncMongoClient[dict[str, Any]], name: str) -> AsyncDatabase[dict[str, Any]]:
     return client.get_database(name, write_concern=DURABLE_WRITES)
+
+
+def is_document_too_large(error: BaseException | None) -> bool:
+    """Whether `error` is a write the database refused because the user's document would pass
+    its size limit."""
+    return isinstance(error, WriteError) and error.code in DOCUMENT_TOO_LARGE_CODES
 
 
 def is_unavailable(error: BaseException) -> bool:

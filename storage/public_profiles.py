@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import is_banned
 from storage.catalog_keys import CatalogKeys
-from storage.records import UserRecord
+from storage.records import StoredList, UserRecord
 
 _PROFILE = {"username": 1, "slug": 1, "registered": 1, "age_verified": 1, "roles": 1, "settings": 1,
             "profile_image": 1}
@@ -23,8 +23,8 @@ _PROFILE = {"username": 1, "slug": 1, "registered": 1, "age_verified": 1, "roles
 @dataclass(frozen=True)
 class PublicLists:
     user: UserRecord
-    statuses: list[dict[str, Any]]  # the public ones, without notes
-    collection: list[dict[str, Any]]  # every item, without prices; [] unless asked for
+    statuses: StoredList  # the public ones, without notes
+    collection: StoredList  # every item, without prices; empty unless asked for
     nsfw18_series: frozenset[int]  # of those, the series and volumes flagged 18+
     nsfw18_volumes: frozenset[int]
 
@@ -38,9 +38,10 @@ class PublicLists:
         if not self.has_nsfw18:
             return self
         return PublicLists(
-            self.user, [e for e in self.statuses if e["series_id"] not in self.nsfw18_series],
-            [i for i in self.collection
-             if i["series_id"] not in self.nsfw18_series and i["volume_id"] not in self.nsfw18_volumes],
+            self.user, StoredList("statuses", [e for e in self.statuses.stored
+                                               if e["series_id"] not in self.nsfw18_series]),
+            StoredList("collection", [i for i in self.collection.stored if i["series_id"] not in self.nsfw18_series
+                                      and i["volume_id"] not in self.nsfw18_volumes]),
             frozenset(), frozenset())
 
 
@@ -73,6 +74,6 @@ class PublicProfiles:
         volume_ids = {i["volume_id"] for i in items}
         # `Keys.of` is the process's whole table: only these lists' ids are looked at.
         series, volumes = await self._keys.series(series_ids), await self._keys.volumes(volume_ids)
-        return PublicLists(UserRecord.of(document), statuses, items,
+        return PublicLists(UserRecord.of(document), StoredList("statuses", statuses), StoredList("collection", items),
                            frozenset(i for i in series_ids if getattr(series.of.get(i), "nsfw18", False)),
                            frozenset(i for i in volume_ids if getattr(volumes.of.get(i), "nsfw18", False)))

@@ -40,6 +40,29 @@ class HistoryRequest:
 
 
 @dataclass(frozen=True)
+class StatusFields:
+    """What the user sets of a reading status; the store adds the series, client and time."""
+
+    visibility: str
+    progress_type: str
+    progress: float
+    status: str
+    reread: int | None
+    score: float | None
+    priority: str
+    start: str | None
+    end: str | None
+    notes: str | None
+
+    def stored(self, series_id: int, client: int, now: Any) -> dict[str, Any]:
+        """The whole stored entry, its fields in the order the status routes have always stored."""
+        return {"series_id": series_id, "client": client, "visibility": self.visibility,
+                "progress_type": self.progress_type, "progress": self.progress, "status": self.status,
+                "reread": self.reread, "score": self.score, "priority": self.priority, "start": self.start,
+                "end": self.end, "notes": self.notes, "last_update": now}
+
+
+@dataclass(frozen=True)
 class HistoryPage:
     entries: list[tuple[StatusRecord, SeriesRecord]]
     total: int
@@ -52,15 +75,16 @@ class ReadingStatusStore:
         self._keys = keys
         self._statuses = EmbeddedList(self._users, "statuses", key="series_id", gate=gate)
 
-    async def add(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
+    async def add(self, user_id: str, series_id: int, client: int, fields: StatusFields, now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""
-        entry = {"series_id": series_id, "client": client, **fields, "last_update": now}
+        entry = fields.stored(series_id, client, now)
         added = await self._statuses.push_unique(user_id, series_id, entry)
         return WriteOutcome.DONE if added else WriteOutcome.CONFLICT
 
-    async def update(self, user_id: str, series_id: int, client: int, fields: dict[str, Any], now: Any) -> WriteOutcome:
+    async def update(self, user_id: str, series_id: int, client: int, fields: StatusFields,
+                     now: Any) -> WriteOutcome:
         """Replaces the entry's fields in place, atomically."""
-        entry = {"series_id": series_id, "client": client, **fields, "last_update": now}
+        entry = fields.stored(series_id, client, now)
         replaced = await self._statuses.replace(user_id, series_id, entry)
         return WriteOutcome.DONE if replaced else WriteOutcome.NOT_FOUND
 

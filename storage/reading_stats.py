@@ -30,6 +30,25 @@ class ReadingStats:
     completed_by_year: dict[str, int]  # completed entries with a finish date, by its year
 
 
+@dataclass(frozen=True)
+class OwnFigures:
+    """What `own_stats_expression` computed: the statuses that count, kept as stored for
+    `reading_stats`, and the collection's two figures."""
+
+    statuses: list[dict[str, Any]]
+    volumes_owned: int
+    series_owned: int
+
+    @classmethod
+    def of(cls, computed: dict[str, Any] | None) -> OwnFigures:
+        figures = computed or {}
+        return cls(statuses=list(figures.get("statuses") or []), volumes_owned=int(figures.get("volumes_owned") or 0),
+                   series_owned=int(figures.get("series_owned") or 0))
+
+    def series_ids(self) -> list[int]:
+        return [entry["series_id"] for entry in self.statuses]
+
+
 def reading_stats(entries: Iterable[dict[str, Any]], type_of: Callable[[int], str | None]) -> ReadingStats:
     by_status = dict.fromkeys(STATUSES, 0)
     chapters = volumes = 0.0

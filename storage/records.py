@@ -5,6 +5,7 @@ the HTTP layer reads records and turns them into the published response models."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -202,5 +203,15 @@ class StoredList:
 
     def first(self) -> Any | None:
         return LIST_ENTRIES[self.name](self.stored[0]) if self.stored else None
+
+    def series_ids(self) -> list[int]:
+        """The series of the entries, in order (an id twice if two entries name it)."""
+        return [entry["series_id"] for entry in self.stored]
+
+    def statuses(self) -> list[StatusRecord]:
+        """Every entry as a StatusRecord: for a route that answers each one (an export)."""
+        assert self.name == "statuses", self.name
+        return [StatusRecord.of(entry) for entry in self.stored]
 # The record of a document of each catalog collection.
-CATALOG_DOCUMENTS = {"series": SeriesRecord.of, "volumes": VolumeRecord.of}
+CATALOG_DOCUMENTS: dict[str, Callable[[dict[str, Any]], SeriesRecord | VolumeRecord]] = {
+    "series": SeriesRecord.of, "volumes": VolumeRecord.of}

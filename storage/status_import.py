@@ -30,6 +30,7 @@ from storage.embedded_list import bump, revision_field, revision_of, too_full_to
 from storage.list_gate import ListGate
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
+from storage.reading import StatusFields
 from storage.title_keys import MAX_KEY_CHARACTERS
 from workers import off_the_loop
 
@@ -159,6 +160,19 @@ def _undo_plan(statuses: list[Entry], record: dict[str, Any]) -> tuple[list[Entr
     return [entry for index, entry in enumerate(statuses) if index not in removed], result
 
 
+@dataclass(frozen=True)
+class IncomingStatus:
+    """A status an import brings: its series and client, and the fields its file gives."""
+
+    series_id: int
+    client: int
+    fields: StatusFields
+
+
+def _stored_statuses(statuses: list[IncomingStatus], now: datetime) -> list[Entry]:
+    return [status.fields.stored(status.series_id, status.client, now) for status in statuses]
+
+
 class StatusImport:
     """Imports and undos rewrite the whole list: each reads it and merges outside any transaction,
     then writes in a short one (the list, and the import record) only if the list's revision is
@@ -173,10 +187,11 @@ class StatusImport:
         self._imports = db["imports"]
         self._gate = gate
 
-    async def run(self, user_id: str, incoming: list[Entry], rule: MergeRule, *, apply: bool, source: str,
-                  now: datetime) -> StatusImportResult | None:
-        """`incoming`: whole stored status entries (series_id, client, the fields, last_update
-        `now`), unique by series. None when the user does not exist."""
+    async def run(self, user_id: str, statuses: list[IncomingStatus], rule: MergeRule, *, apply: bool,
+                  source: str, now: datetime) -> StatusImportResult | None:
+        """`statuses`: unique by series; each is stored as of `now`. None when the user does not
+        exist."""
+        incoming = await off_the_loop(self._pool, _stored_statuses, statuses, now)
         if not apply:
             stored = await self._users.find_one({"_id": user_id}, {"statuses": 1})
             if stored is None:

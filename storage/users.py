@@ -22,7 +22,15 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from auth.permissions import DEFAULT_ROLE
 from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
 from storage.database import in_transaction, request_session
-from storage.records import CATALOG_DOCUMENTS, LIST_ENTRIES, SessionRecord, StoredList, UserRecord
+from storage.records import (
+    CATALOG_DOCUMENTS,
+    SeriesRecord,
+    SessionRecord,
+    StoredList,
+    UserRecord,
+    VolumeRecord,
+)
+from storage.session_reads import CatalogRead, Figures, ListRead, SessionRead, extra_fields, figures_of
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -46,26 +54,27 @@ class UsernameTaken(Exception):
 
 @dataclass(frozen=True)
 class FoundSession:
-    """A session and its user, with what the request asked to be read along."""
+    """A session and its user, with what the request asked to be read along (a SessionRead)."""
 
     user: UserRecord
     created: datetime
     last_seen: datetime
-    lists: dict[str, StoredList]  # each list asked for
-    catalog: list[Any]  # the record of the catalog document asked for: zero or one
-    computed: dict[str, Any]  # each figure asked for, as the database computed it
+    entries: StoredList | None  # the list a ListRead asked for; None when none was asked or stored
+    catalog: list[SeriesRecord | VolumeRecord]  # the catalog document a CatalogRead asked for: zero or one
+    figures: Figures | None  # the figures a CollectionStatsRead or ReadingStatsRead asked for
 
     @classmethod
-    def of(cls, document: dict[str, Any] | None, collection: str | None = None,
-           computed: tuple[str, ...] = ()) -> FoundSession | None:
+    def of(cls, document: dict[str, Any] | None, read: SessionRead | None = None) -> FoundSession | None:
         if document is None or not document.get("sessions"):
             return None
         session = document["sessions"][0]
-        lists = {name: StoredList(name, document.get(name) or []) for name in LIST_ENTRIES if name in document}
-        catalog = [CATALOG_DOCUMENTS[collection](found) for found in document.get("catalog") or []] \
-            if collection else []
-        figures = {name: document.get(name) for name in computed}
-        return cls(UserRecord.of(document), session["created"], session["last_seen"], lists, catalog, figures)
+        entries = None
+        if isinstance(read, ListRead) and read.list_field in document:
+            entries = StoredList(read.list_field, document.get(read.list_field) or [])
+        catalog = [CATALOG_DOCUMENTS[read.collection](found) for found in document.get("catalog") or []] \
+            if isinstance(read, CatalogRead) else []
+        return cls(UserRecord.of(document), session["created"], session["last_seen"], entries, catalog,
+                   figures_of(read, document))
 
 
 @dataclass(frozen=True)
@@ -160,37 +169,39 @@ class UserStore:
             session=request_session(),
         )
 
-    async def find_by_session(
-        self, user_id: str, token_hash: str, extra_fields: Mapping[str, Any] | None = None
-    ) -> FoundSession | None:
-        """The user holding this session, with only that session, in one round trip, by `_id`."""
+    async def find_by_session(self, user_id: str, token_hash: str,
+                              read: SessionRead | None = None) -> FoundSession | None:
+        """The user holding this session, with only that session and what `read` asks for, in
+        one round trip, by `_id`."""
+        if isinstance(read, CatalogRead):
+            return await self._find_by_session_with_catalog(user_id, token_hash, read)
         projection: dict[str, Any] = {
             **PROFILE_FIELDS,
-            **(extra_fields or {}),
+            **extra_fields(read),
             "sessions": {"$elemMatch": {"token_hash": token_hash}},
         }
-        computed = tuple(name for name in extra_fields or {} if name not in LIST_ENTRIES)
         return FoundSession.of(await self._users.find_one({"_id": user_id, "sessions.token_hash": token_hash},
-                                                          projection), computed=computed)
+                                                          projection), read)
 
-    async def find_by_session_with_catalog(self, user_id: str, token_hash: str, collection: str,
-                                           catalog_id: int) -> FoundSession | None:
-        """The user holding this session, plus the catalog document `catalog_id` of `collection`
-        (`series` or `volumes`, as a list of zero or one under `catalog`), still in one round
-        trip: a route that writes about a series or volume learns that it exists for free."""
+    async def _find_by_session_with_catalog(self, user_id: str, token_hash: str,
+                                            read: CatalogRead) -> FoundSession | None:
+        """The user holding this session, plus the catalog document `read` names (as a list of
+        zero or one under `catalog`), still in one round trip: a route that writes about a
+        series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
             {"$match": {"_id": user_id, "sessions.token_hash": token_hash}},
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,
                 "sessions": {"$filter": {"input": "$sessions", "cond": {"$eq": ["$$this.token_hash", token_hash]}}},
-                "catalog_id": {"$literal": catalog_id},
+                "catalog_id": {"$literal": read.catalog_id},
             }},
-            {"$lookup": {"from": collection, "localField": "catalog_id", "foreignField": "_id", "as": "catalog"}},
+            {"$lookup": {"from": read.collection, "localField": "catalog_id", "foreignField": "_id",
+                         "as": "catalog"}},
             {"$project": {"catalog_id": 0}},
         ]
         found = await (await self._users.aggregate(pipeline)).to_list(length=1)
-        return FoundSession.of(found[0] if found else None, collection)
+        return FoundSession.of(found[0] if found else None, read)
 
     async def touch_session(self, user_id: str, token_hash: str, now: Any) -> None:
         await self._users.update_one(

@@ -21,6 +21,7 @@ from auth.clock import iso_utc
 from handlers.schemas.catalog import ClientId, VolumeCard, series_card
 from handlers.schemas.common import AcceptsKeyObject, RequestModel
 from partial_dates import date_range, ends_before_start
+from storage.reading import StatusFields
 from storage.records import SeriesRecord, StatusRecord
 
 Visibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
@@ -97,8 +98,10 @@ class ReadingStatusBody(RequestModel):
             raise ValueError("must not be before start")
         return value
 
-    def stored_fields(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"client"})
+    def status_fields(self) -> StatusFields:
+        return StatusFields(visibility=self.visibility, progress_type=self.progress_type, progress=self.progress,
+                            status=self.status, reread=self.reread, score=self.score, priority=self.priority,
+                            start=self.start, end=self.end, notes=self.notes)
 
 
 class ReadingStatus(BaseModel):

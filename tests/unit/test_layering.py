@@ -1,0 +1,195 @@
+"""The layering rules of docs/architecture.md that a test can check without a server: only
+storage/ knows MongoDB, so no handler module imports its driver, writes a query operator or
+indexes a stored field (storage/records.py's keys); and
+a verb that takes from `self.brought` what it did not declare with `@reads` fails loudly."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from handlers.reads import Brought, CatalogDocument, Computed, OwnEntry, UndeclaredRead, WholeList
+from storage.collection import CollectionStats
+from storage.reading_stats import OwnFigures
+from storage.records import RatingRecord, SeriesRecord, StatusRecord, StoredList
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLER_MODULES = sorted((ROOT / "handlers").rglob("*.py"))
+DRIVER_PACKAGES = frozenset({"pymongo", "bson", "gridfs", "motor"})
+# A MongoDB operator or field path (`$elemMatch`, `$$this.x`, `$statuses`). JSON Schema's own
+# keywords, which OpenAPI publishes, look alike and are not MongoDB's.
+MONGO_OPERATOR = re.compile(r"^\$+[A-Za-z_]")
+JSON_SCHEMA_KEYWORDS = frozenset({"$ref", "$defs", "$schema", "$id", "$comment", "$anchor"})
+
+
+# The keys handler modules index that share a name with a stored field but are not a stored
+# document's: (module, key) -> what is indexed.
+NOT_STORED = {
+    ("handlers/base.py", "id"): "the path's keyword arguments",
+    ("handlers/errors.py", "type"): "a pydantic error",
+    ("handlers/schemas/reading.py", "progress_type"): "a JSON schema's properties",
+    ("handlers/schemas/reading.py", "start"): "a validator's already validated fields",
+    ("handlers/schemas/settings.py", "type"): "a JSON schema",
+    ("handlers/schemas/settings.py", "settings"): "the request body",
+}
+
+
+def stored_field_names() -> set[str]:
+    """The fields of stored documents: the keys storage/records.py reads to build its records."""
+    return set(indexed_keys(tree_of(ROOT / "storage" / "records.py")))
+
+
+def indexed_keys(tree: ast.Module) -> list[str]:
+    """Every string key the module indexes with: `x["key"]` and `x.get("key", ...)`."""
+    keys = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str):
+            keys.append(node.slice.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            keys.append(node.args[0].value)
+    return keys
+
+
+# Public methods of the stores handlers hold that take a mapping, and why that is no projection.
+TAKE_A_MAPPING = {
+    "UserStore.save_settings": "the settings the user sets, by the names the API publishes",
+    "UserStore.session_records": "stored sessions, read by another store (account export)",
+    "AvatarStore.switch": "a stored image reference, from the store's own upload",
+    "AvatarStore.upload": "the image's bytes, by size",
+    "AvatarStore.replace": "the image's bytes, by size",
+    "CatalogKeys.read_current": "a pipeline, from the stores that order lists (storage/)",
+}
+
+
+def store_classes() -> set[str]:
+    """The classes `Services` (handlers/services.py) holds: what handlers call."""
+    tree = tree_of(ROOT / "handlers" / "services.py")
+    services = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Services")
+    return {ast.unparse(node.annotation) for node in services.body if isinstance(node, ast.AnnAssign)}
+
+
+def methods_taking_a_mapping(tree: ast.Module, classes: set[str]) -> list[str]:
+    found = []
+    for cls in tree.body:
+        if not (isinstance(cls, ast.ClassDef) and cls.name in classes):
+            continue
+        for method in cls.body:
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method.name.startswith("_"):
+                continue
+            arguments = method.args.args + method.args.kwonlyargs
+            if any(argument.annotation is not None and re.search(r"\b(dict|Mapping)\[", ast.unparse(argument.annotation))
+                   for argument in arguments):
+                found.append(f"{cls.name}.{method.name}")
+    return found
+
+
+def tree_of(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def imported_packages(tree: ast.Module) -> set[str]:
+    """Every top-level package the module imports, wherever the import is (a function, a
+    TYPE_CHECKING block)."""
+    packages: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            packages.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            packages.add(node.module.split(".")[0])
+    return packages
+
+
+def operator_strings(tree: ast.Module) -> list[str]:
+    """String constants (f-strings' literal parts included) that read as MongoDB operators."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if MONGO_OPERATOR.match(text) and text not in JSON_SCHEMA_KEYWORDS:
+                found.append(text)
+    return found
+
+
+def test_there_are_handler_modules_to_check() -> None:
+    assert len(HANDLER_MODULES) > 20
+
+
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_imports_the_database_driver(path: Path) -> None:
+    assert imported_packages(tree_of(path)) & DRIVER_PACKAGES == set()
+
+
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_writes_a_query_operator(path: Path) -> None:
+    assert operator_strings(tree_of(path)) == []
+
+
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_indexes_a_stored_field(path: Path) -> None:
+    """A handler reads records (storage/records.py), never a stored document's fields."""
+    module = str(path.relative_to(ROOT))
+    stored = stored_field_names()
+    assert [key for key in indexed_keys(tree_of(path)) if key in stored and (module, key) not in NOT_STORED] == []
+
+
+def test_the_stores_handlers_call_take_typed_requests_not_projections() -> None:
+    classes = store_classes()
+    assert {"UserStore", "ReadingStatusStore", "CollectionStore", "PublicProfiles"} <= classes
+    found = [name for path in sorted((ROOT / "storage").glob("*.py"))
+             for name in methods_taking_a_mapping(tree_of(path), classes)]
+    assert sorted(set(found) - set(TAKE_A_MAPPING)) == []
+    assert sorted(set(TAKE_A_MAPPING) - set(found)) == []  # an exception no longer needed goes
+    assert "UserStore.find_by_session" not in found
+
+
+def test_the_stored_fields_are_found() -> None:
+    assert {"series_id", "progress_type", "token_hash", "price_cents", "visibility"} <= stored_field_names()
+
+
+def test_the_checks_see_what_they_look_for() -> None:
+    tree = ast.parse('import bson\nfrom pymongo.errors import WriteError\n'
+                     'def f():\n    from gridfs import GridFS\n'
+                     'q = {"x": {"$elemMatch": {"a": 1}}, "$ref": 1}\ny = f"$$this.{z}"\n')
+    assert imported_packages(tree) >= {"bson", "pymongo", "gridfs"}
+    assert sorted(operator_strings(tree)) == ["$$this.", "$elemMatch"]
+    assert indexed_keys(ast.parse('a = status["series_id"]\nb = entry.get("score")\nc = d[0]\n')) == \
+        ["series_id", "score"]
+
+
+def test_a_verb_that_reads_a_list_it_did_not_declare_fails_loudly() -> None:
+    with pytest.raises(UndeclaredRead, match=r"Handler\.get reads a whole list"):
+        Brought(verb="Handler.get").list()
+    with pytest.raises(UndeclaredRead, match="WholeList"):
+        Brought(declared=OwnEntry("ratings"), verb="Handler.get").list()
+
+
+def test_a_verb_that_reads_what_another_declaration_brings_fails_loudly() -> None:
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=WholeList("statuses")).own_entry(StatusRecord)
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=OwnEntry("statuses")).catalog_document(SeriesRecord, "Series not found")
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=CatalogDocument("series")).figures_of(CollectionStats)
+    figures = CollectionStats(total_items=1, total_cents=0, first_buy=None, last_buy=None)
+    with pytest.raises(UndeclaredRead):
+        Brought(declared=Computed(lambda arguments: None), figures=figures).figures_of(OwnFigures)
+
+
+def test_what_was_declared_comes_back_typed() -> None:
+    assert Brought(declared=WholeList("statuses")).list() == StoredList("statuses", [])
+    assert Brought(declared=OwnEntry("ratings")).own_entry(RatingRecord) is None
+    figures = CollectionStats(total_items=1, total_cents=250, first_buy="2024-01-02", last_buy=None)
+    assert Brought(declared=Computed(lambda arguments: None), figures=figures).figures_of(CollectionStats) == figures
+
+
+def test_a_verb_that_takes_another_kind_of_record_than_it_declared_fails_loudly() -> None:
+    rating = {"series_id": 7, "rating": 8.5, "last_update": None}
+    brought = Brought(declared=OwnEntry("ratings"), verb="Handler.get", entries=StoredList("ratings", [rating]))
+    assert brought.own_entry(RatingRecord) == RatingRecord.of(rating)
+    with pytest.raises(UndeclaredRead, match=r"Handler\.get reads a StatusRecord"):
+        brought.own_entry(StatusRecord)

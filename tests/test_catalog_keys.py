@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage import catalog_keys
 from storage.catalog_keys import IN_CHUNK, CatalogKeys, catalog_version, publish_catalog_change
+from storage.session_reads import FIGURES
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
@@ -115,4 +116,4 @@ async def test_the_statistics_are_computed_by_the_database(api: ApiClient, db: A
     assert reply.status == 200 and reply.body["total_items"] == 4
     [session_read] = commands.sent
     # One round trip whose projection computes the figures: the items themselves never travel.
-    assert "collection" not in session_read["projection"] and "collection_stats" in session_read["projection"]
+    assert "collection" not in session_read["projection"] and FIGURES in session_read["projection"]

@@ -85,8 +85,14 @@ class ExportHandler(ApiHandler):
         now = utc_now()
         filename = f"tsundoku-{user.record.username}-{now.date().isoformat()}.json"
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
-        # Indented, one value a line: the line numbers an import names are then useful.
-        self.finish(json.dumps(account_file(data, now), indent=1, ensure_ascii=False, default=_file_value))
+        # Indented, one value a line: the line numbers an import names are then useful. Off the
+        # loop: 875 ms of json.dumps at 40,000 statuses.
+        self.finish(await self.off_the_loop(export_text, data, now))
+
+
+def export_text(data: AccountData, now: datetime) -> str:
+    """The account file as its text. Pure, for a worker."""
+    return json.dumps(account_file(data, now), indent=1, ensure_ascii=False, default=_file_value)
 
 
 def _file_value(value: Any) -> Any:

@@ -15,6 +15,7 @@ write to the user's document makes the transaction run again on the new lists.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from storage.list_merge import ListOutcome, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
 from storage.ratings import half_points
 from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
+from workers import off_the_loop
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,9 @@ class ImportOutcome:
 
 
 class AccountImport:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], pool: Executor) -> None:
         self._db = db
+        self._pool = pool  # the merges and the size check grow with the lists: the service's input pool
         self._users = db["users"]
         self._series = db["series"]
         self._volumes = db["volumes"]
@@ -70,7 +73,8 @@ class AccountImport:
             stored = await self._users.find_one({"_id": user_id}, session=session)
             if stored is None:
                 return None
-            plan = self._plan(stored, incoming, series_clients, volumes, rule)
+            # Three lists of up to 20,000 entries merged, and the result measured: off the loop.
+            plan = await off_the_loop(self._pool, self._plan, stored, incoming, series_clients, volumes, rule, apply)
             if apply:
                 await self._write(user_id, stored, plan, session)
             return plan.outcome
@@ -89,7 +93,9 @@ class AccountImport:
         return found
 
     def _plan(self, stored: dict[str, Any], incoming: IncomingAccount, series_clients: dict[int, tuple[Any, ...]],
-              volumes: dict[int, tuple[Any, ...]], rule: MergeRule) -> _Plan:
+              volumes: dict[int, tuple[Any, ...]], rule: MergeRule, measure: bool) -> _Plan:
+        """Pure, for a worker. `measure`: whether the document with the merged lists is too large
+        to store (for an apply; a dry run does not pay for encoding it)."""
         statuses = [{**asdict(s), "client": series_clients[s.series_id][0]} for s in incoming.statuses
                     if s.series_id in series_clients]
         merged_statuses = merge_entries(stored.get("statuses") or [], statuses, "series_id", rule)
@@ -135,14 +141,17 @@ class AccountImport:
                 changes[key] = value
             else:
                 settings.kept += 1
+        too_full = measure and too_full_to_add({**stored, "statuses": merged_statuses.entries,
+                                                "ratings": merged_ratings.entries, "collection": merged_items.entries})
         return _Plan(merged_statuses, merged_ratings, merged_items, changes,
-                     ImportOutcome(merged_statuses.outcome, merged_ratings.outcome, merged_items.outcome, settings))
+                     ImportOutcome(merged_statuses.outcome, merged_ratings.outcome, merged_items.outcome, settings),
+                     too_full)
 
     async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan,
                      session: AsyncClientSession | None) -> None:
         lists = {"statuses": plan.statuses.entries, "ratings": plan.ratings.entries,
                  "collection": plan.collection.entries}
-        if too_full_to_add({**stored, **lists}):
+        if plan.too_full:
             raise ListsFull(user_id)
         await self._users.update_one(
             {"_id": user_id},
@@ -163,6 +172,7 @@ class _Plan:
     collection: Merged
     settings: dict[str, Any]  # the settings to write
     outcome: ImportOutcome
+    too_full: bool  # the document with these lists is past the size at which lists stop growing
 
 
 def _rating_moves(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[UpdateOne]:

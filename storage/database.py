@@ -141,12 +141,8 @@ async def in_transaction(db: AsyncDatabase[dict[str, Any]], work: Callable[[Asyn
     if joined is not None:
         return await work(joined)
     async with db.client.start_session() as session:
-        try:
-            with pymongo.timeout(TRANSACTION_TIMEOUT_S):
-                return await session.with_transaction(work, write_concern=DURABLE_WRITES)
-        except PyMongoError:
-            await _end_on_the_server(db, session)  # as request_transaction does: nothing may linger
-            raise
+        with pymongo.timeout(TRANSACTION_TIMEOUT_S):
+            return await session.with_transaction(work, write_concern=DURABLE_WRITES)
 
 
 def request_session() -> AsyncClientSession | None:

@@ -291,21 +291,3 @@ async def test_a_database_that_stops_answering_gives_503_within_the_operation_ti
         await client.drop_database("hung")
         await client.close()
 
-
-
-async def test_a_rating_whose_transaction_fails_and_whose_abort_fails_leaves_nothing_holding_the_user(
-    api: ApiClient, db: AsyncDatabase, fail_points: FailPoints
-) -> None:
-    # The series' increment fails (a shutdown error: the driver retries the transaction) and so
-    # does each abort, which the driver ignores, until the driver gives up: the last transaction
-    # could stay open on the server, holding the user's document against every later write
-    # (measured on SecantusDB: minutes).
-    await load_catalog(db, CATALOG)
-    await api.sign_up("alice")
-    await fail_points.fail(["update", "abortTransaction"], {"skip": 1, "times": 10_000}, errorCode=91, errorLabels=[])
-    first = await api.post("/user/series-rating/add/1", {"rating": 8})
-    await fail_points.off()
-    assert first.status == 503
-    later = await api.post("/user/reading-status/add/1", STATUS)
-    assert (later.status, later.body) == (200, {"data": "Reading status added successfully", "code": 200})
-    await check_ratings_exact(db)

@@ -134,7 +134,7 @@ def read_account_file(chunks: list[bytes], content_type: str) -> AccountFile:
 
 def _located(body: bytes, location: tuple[str | int, ...], message: str) -> ApiError:
     field = ".".join(str(step) for step in location) or "body"
-    return ApiError(400, f"{INVALID_FILE} at line {line_of(body.decode('utf-8'), location)}",
+    return ApiError(400, f"{INVALID_FILE} at line {line_of(body, location)}",
                     [FieldError(field=field, message=message)])
 
 
@@ -152,6 +152,12 @@ def incoming_account(file: AccountFile, may_rate: bool) -> IncomingAccount:
         may_rate=may_rate,
         refused_setting=lambda key, value, age_verified: value == NSFW_18 and not age_verified,
     )
+
+
+def read_incoming_account(chunks: list[bytes], content_type: str, may_rate: bool) -> IncomingAccount:
+    """The body as what the import merges: in a worker, as a whole, since every step is linear
+    in the file (building 60,000 records on the event loop took tens of milliseconds)."""
+    return incoming_account(read_account_file(chunks, content_type), may_rate)
 
 
 def report(outcome: ImportOutcome, query: ImportQuery) -> ImportReport:
@@ -178,11 +184,10 @@ class ImportHandler(ApiHandler):
     async def post(self) -> None:
         user = self.require_user()
         query = validate(ImportQuery, self.query_arguments())
-        file = await self.off_the_loop(read_account_file, self.body_chunks(),
-                                       self.request.headers.get("Content-Type", ""))
+        incoming = await self.off_the_loop(read_incoming_account, self.body_chunks(),
+                                           self.request.headers.get("Content-Type", ""), user.can(RATE_SERIES))
         outcome = await self.services.account_import.run(
-            user.id, incoming_account(file, user.can(RATE_SERIES)), rule=MERGE_RULES[query.merge],
-            apply=query.mode == "apply")
+            user.id, incoming, rule=MERGE_RULES[query.merge], apply=query.mode == "apply")
         if outcome is None:
             raise ApiError(401, UNAUTHORIZED)
         self.write_model(report(outcome, query))

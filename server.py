@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -91,6 +92,12 @@ async def serve(settings: Settings) -> int:
         app = make_app(settings, db, supervisor=opened.supervisor, fingerprint_secret=fingerprint_secret(settings))
         raise_open_file_limit()
         give_large_buffers_back_to_the_os()
+        # What start built (modules, schemas, the route table, the clients) lives as long as the
+        # process: frozen, it is out of the collector's walk, and a full collection looks only at
+        # what requests made. Each full collection during a 7 MB import paused every thread, the
+        # event loop's included, for 23-39 ms.
+        gc.collect()
+        gc.freeze()
         server = make_http_server(app)
         server.add_sockets(sockets)
         log.info("listening on http://%s:%d (at most %d connections)", settings.host, settings.port, server.cap)

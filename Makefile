@@ -66,7 +66,7 @@ clean:
 lint: install-dev
 	$(BIN)/ruff check --select F,I,E9,B --ignore B023 --line-length 120 --exclude .venv .
 
-# The type checker: mypy, strict, over handlers, storage and auth (mypy.ini).
+# The type checker: mypy, strict, over handlers, web, formats, storage and auth (mypy.ini).
 types: install-dev
 	$(BIN)/mypy
 
@@ -79,7 +79,7 @@ check: lint types
 # usage file that uses it: the document is what generated clients need.
 ts-client: install
 	$(BIN)/python -c "import json; from handlers.application import all_routes; \
-	from handlers.openapi_docs import openapi_document; \
+	from web.openapi import openapi_document; \
 	print(json.dumps(openapi_document(all_routes()), indent=1))" > clients/typescript/openapi.json
 	cd clients/typescript && npm install --silent --no-audit --no-fund \
 		&& npx openapi-typescript openapi.json --default-non-nullable false -o tsundoku-api.d.ts && npx tsc -p .

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 # The most memory decoding one image may take (a 39 KB PNG can claim 40 megapixels of RGBA: 160 MB).
 # Everything after decoding works on a reduced copy of a few MB, so this bounds an upload's
-# memory; the service runs at most MAX_DECODES_AT_ONCE of them (see handlers.services).
+# memory; the service runs at most MAX_DECODES_AT_ONCE of them (see web.services).
 MAX_DECODED_BYTES = 64 * 1024 * 1024
 MAX_DECODES_AT_ONCE = 2
 # Bytes per pixel of Pillow's decoded image, by mode; every other mode takes 4.

@@ -1,5 +1,5 @@
 """How log lines are written: readable text (the default) or, with `LOG_FORMAT=json`, one JSON
-object a line for a log collector. Secrets are already gone by then (handlers.log_redaction)."""
+object a line for a log collector. Secrets are already gone by then (web.log_redaction)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class JsonLines(logging.Formatter):
         }
         line.update({name: getattr(record, name) for name in ACCESS_FIELDS if hasattr(record, name)})
         if record.exc_info:
-            # The redacted text, when the record has one (handlers.log_redaction sets it).
+            # The redacted text, when the record has one (web.log_redaction sets it).
             line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 

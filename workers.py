@@ -2,7 +2,7 @@
 
 Work that grows with a request's input (parsing, validating, merging, encoding) runs in a bounded
 pool, a few at once, so that large inputs queue instead of multiplying their memory: the
-service's input pool, or its image pool for Pillow (handlers.services). Blocking calls that grow
+service's input pool, or its image pool for Pillow (web.services). Blocking calls that grow
 with no input (waiting on the embedded database's process) take asyncio's default executor
 (`pool=None`). Password hashing keeps its own pool and admission queue (auth.passwords)."""
 

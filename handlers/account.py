@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from auth.permissions import EDIT_USERS
 from handlers.accounts import PasswordCheck
-from handlers.base import ApiHandler
-from handlers.errors import (
+from handlers.schemas.auth import PasswordConfirmation
+from web.base import ApiHandler
+from web.errors import (
     FORBIDDEN,
     INVALID_CREDENTIALS,
     MISSING_PARAMETERS,
@@ -14,9 +15,8 @@ from handlers.errors import (
     USER_NOT_FOUND,
     ApiError,
 )
-from handlers.idempotency import idempotent_without_transaction
-from handlers.openapi_docs import Operation, Route
-from handlers.schemas.auth import PasswordConfirmation
+from web.idempotency import idempotent_without_transaction
+from web.openapi import Operation, Route
 
 ACCOUNT_DELETED = "Account deleted"
 _TAGS = ("account",)

@@ -9,13 +9,13 @@ from tornado.httputil import HTTPServerRequest
 from auth.clock import utc_now
 from auth.passwords import is_valid_password, is_valid_username
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
-from handlers.base import ApiHandler
-from handlers.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
-from handlers.idempotency import idempotent
-from handlers.openapi_docs import Operation, Route
 from handlers.schemas.auth import Credentials, LogoutRequest, PasswordChange, UserEnvelope
-from handlers.session import AuthenticatedUser
 from storage.users import UsernameTaken
+from web.base import ApiHandler
+from web.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
+from web.idempotency import idempotent
+from web.openapi import Operation, Route
+from web.session import AuthenticatedUser
 
 # Longer passwords are not looked up, only verified against the decoy (argon2 takes any length,
 # but a megabyte of password costs time): nobody's password is that long (the limit is 128).

@@ -9,6 +9,7 @@ from typing import Any
 import tornado.web
 
 from auth.passwords import Passwords
+from formats import mal_xml
 from handlers import (
     account,
     account_file,
@@ -16,7 +17,6 @@ from handlers import (
     avatars,
     collection,
     mal_import,
-    mal_xml,
     metrics,
     public_profiles,
     ratings,
@@ -26,10 +26,6 @@ from handlers import (
     system,
     user_settings,
 )
-from handlers.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
-from handlers.connections import ConnectionLimits, GuardedHTTPServer
-from handlers.openapi_docs import Route, openapi_document
-from handlers.services import Services, input_pool
 from settings import Settings
 from storage.account_export import AccountExport
 from storage.account_import import AccountImport
@@ -47,6 +43,10 @@ from storage.reading import ReadingStatusStore
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
+from web.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
+from web.connections import ConnectionLimits, GuardedHTTPServer
+from web.openapi import Route, openapi_document
+from web.services import Services, input_pool
 
 access_log = logging.getLogger("tsundoku.access")
 
@@ -91,7 +91,7 @@ class TsundokuApplication(tornado.web.Application):
 def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
     """The server for `app`: its body limit is the largest of any route (each route applies
     its own in `prepare`), forwarded addresses count only behind a trusted proxy, and slow or
-    numerous clients are bounded (see `handlers.connections`)."""
+    numerous clients are bounded (see `web.connections`)."""
     settings = app.services.settings
     largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT,
                   mal_xml.MAX_XML_BYTES)

@@ -7,15 +7,16 @@ from typing import Any, ClassVar
 from pydantic import StrictStr
 
 from auth.permissions import EDIT_USERS
-from handlers.base import ApiHandler, validate_body
-from handlers.errors import BODY_TOO_LARGE, FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
-from handlers.idempotency import idempotent_without_transaction
-from handlers.json_input import JsonLimits, read_json_body
-from handlers.openapi_docs import Operation, PathParameter, Route
+from formats.json_reading import JsonLimits
 from handlers.schemas.common import FieldError, RequestModel
 from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
 from storage.avatars import RESOLUTIONS, AvatarStore
+from web.base import ApiHandler, validate_body
+from web.errors import BODY_TOO_LARGE, FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from web.idempotency import idempotent_without_transaction
+from web.json_input import read_json_body
+from web.openapi import Operation, PathParameter, Route
 
 FILE_SERVICE_OFF = "This service is not handling file uploads."
 IMAGE_NOT_FOUND = "Profile image not found"

@@ -7,12 +7,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from auth.clock import utc_now
-from handlers.base import ApiHandler
-from handlers.errors import MISSING_PARAMETERS, ApiError
-from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
-from handlers.openapi_docs import Operation, PathParameter, Route
-from handlers.reads import CatalogDocument, Computed, WholeList, reads
 from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.collection import (
     CollectionAddBody,
@@ -31,6 +26,11 @@ from storage.collection import CollectionRequest, CollectionStats, CollectionSto
 from storage.outcome import WriteOutcome
 from storage.records import VolumeRecord
 from storage.session_reads import CollectionStatsRead
+from web.base import ApiHandler
+from web.errors import MISSING_PARAMETERS, ApiError
+from web.idempotency import idempotent
+from web.openapi import Operation, PathParameter, Route
+from web.reads import CatalogDocument, Computed, WholeList, reads
 
 ITEM_NOT_FOUND = "Collection item not found"
 # Any other text is just an id that no item has: 404, never a hint of whose it is.

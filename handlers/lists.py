@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from handlers.base import ApiHandler
-from handlers.openapi_docs import Operation
+from web.base import ApiHandler
+from web.openapi import Operation
 
 
 def list_operations(query: type[BaseModel], summary: str, page: type[BaseModel], responses: dict[int, str],

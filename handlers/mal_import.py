@@ -1,7 +1,7 @@
 """MyAnimeList lists: bring one in (`POST /user/import/mal`, a dry run unless `mode=apply`),
 take an applied import back (`POST /user/import/{id}/undo`), and write the reading list as a
-MAL file (`GET /user/export/mal`). The file format: handlers.mal_xml; what its entries mean:
-handlers.mal_entries; the merge: storage.list_merge, shared with the account file's import."""
+MAL file (`GET /user/export/mal`). The file format: formats.mal_xml; what its entries mean:
+formats.mal_entries; the merge: storage.list_merge, shared with the account file's import."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from auth.clock import utc_now
-from handlers.base import ApiHandler
-from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError, validate
-from handlers.idempotency import idempotent
-from handlers.mal_entries import FileEntry, mal_entry, read_entry
-from handlers.mal_xml import (
+from formats.mal_entries import FileEntry, mal_entry, read_entry
+from formats.mal_xml import (
     GZIP_TYPES,
     INVALID_FILE,
     MAX_COMPRESSED_BYTES,
@@ -26,8 +23,7 @@ from handlers.mal_xml import (
     read_mal_file,
     write_mal_file,
 )
-from handlers.openapi_docs import Operation, PathParameter, Route
-from handlers.reads import WholeList, reads
+from formats.problems import FileProblem
 from handlers.schemas.mal_import import (
     MalEntryReport,
     MalExportQuery,
@@ -43,6 +39,11 @@ from storage.list_merge import MERGE_RULES, EntryChange
 from storage.records import StoredList
 from storage.status_import import CatalogMatches, IncomingStatus, ListBusy, SeriesNames, StatusImportResult
 from storage.title_keys import title_key
+from web.base import ApiHandler
+from web.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError, file_refusal, validate
+from web.idempotency import idempotent
+from web.openapi import Operation, PathParameter, Route
+from web.reads import WholeList, reads
 
 IMPORT_NOT_FOUND = "Import not found"
 CHANGED_SINCE = "changed since the import"
@@ -145,8 +146,11 @@ class MalImportHandler(ApiHandler):
         user = self.require_user()
         query = validate(MalImportQuery, self.query_arguments())
         # The body as it arrived: read chunk by chunk in the worker, never joined on the loop.
-        entries = await self.off_the_loop(read_upload, self.body_chunks(),
-                                          self.request.headers.get("Content-Type", ""))
+        try:
+            entries = await self.off_the_loop(read_upload, self.body_chunks(),
+                                              self.request.headers.get("Content-Type", ""))
+        except FileProblem as problem:
+            raise file_refusal(problem) from None
         found = await self.services.series_matcher.candidates(
             (e.mal_id for e, _ in entries if e.mal_id and e.fields), (k for e, k in entries if k and e.fields),
             query.client)

@@ -13,8 +13,8 @@ import ipaddress
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from handlers.base import ApiHandler
-from handlers.errors import FORBIDDEN, ApiError
+from web.base import ApiHandler
+from web.errors import FORBIDDEN, ApiError
 
 
 def _is_loopback(address: str | None) -> bool:

@@ -17,10 +17,7 @@ from pydantic import BaseModel
 
 from auth.passwords import USERNAME_PATTERN
 from auth.tokens import COOKIE_NAME
-from handlers.base import ApiHandler
 from handlers.collection import collection_request
-from handlers.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
-from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.reading import history_request
 from handlers.schemas.collection import CollectionQuery
 from handlers.schemas.public_profiles import (
@@ -36,6 +33,9 @@ from handlers.schemas.reading_stats import PublicStats
 from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from storage.public_profiles import PublicLists
 from storage.reading_stats import reading_stats, types_from
+from web.base import ApiHandler
+from web.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
+from web.openapi import Operation, PathParameter, Route
 
 _TAGS = ("profiles",)
 # A username, in any case (the profile's own `slug` is the lower-cased one); any other text names

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
-from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
-from handlers.idempotency import idempotent
-from handlers.openapi_docs import Operation, Route
-from handlers.reads import CatalogDocument, OwnEntry, reads
 from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.ratings import RatingBody, SeriesRating
 from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 from storage.records import RatingRecord, SeriesRecord
+from web.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
+from web.idempotency import idempotent
+from web.openapi import Operation, Route
+from web.reads import CatalogDocument, OwnEntry, reads
 
 RATING_MISSING = "Rating does not exist for this series"
 RATING_EXISTS = "Rating already exists for this series"

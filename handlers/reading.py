@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from auth.clock import utc_now
-from handlers.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
-from handlers.idempotency import idempotent
 from handlers.lists import ListHandler, list_operations
-from handlers.openapi_docs import Operation, Route
-from handlers.reads import CatalogDocument, OwnEntry, WholeList, reads
 from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.reading import (
     HistoryItem,
@@ -21,6 +17,10 @@ from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
 from storage.records import SeriesRecord, StatusRecord
+from web.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
+from web.idempotency import idempotent
+from web.openapi import Operation, Route
+from web.reads import CatalogDocument, OwnEntry, WholeList, reads
 
 STATUS_MISSING = "Reading status does not exist for this series"
 STATUS_EXISTS = "Reading status already exists for this series"

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from handlers.base import ApiHandler
-from handlers.errors import INVALID_PARAMETERS
-from handlers.openapi_docs import Operation, Route
-from handlers.reads import Computed, reads
 from handlers.schemas.reading_stats import CollectionFigures, OwnStats, PublicStats, ReadingStatsQuery
 from storage.reading_stats import OwnFigures, reading_stats, types_from
 from storage.session_reads import ReadingStatsRead
+from web.base import ApiHandler
+from web.errors import INVALID_PARAMETERS
+from web.openapi import Operation, Route
+from web.reads import Computed, reads
 
 
 def stats_for_arguments(arguments: Mapping[str, str]) -> ReadingStatsRead | None:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from handlers.base import ApiHandler
-from handlers.reads import E
+from web.base import ApiHandler
+from web.reads import E
 
 SERIES_NOT_FOUND = "Series not found"
 

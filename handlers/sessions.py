@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from handlers.base import ApiHandler
-from handlers.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
-from handlers.idempotency import idempotent
-from handlers.openapi_docs import Operation, PathParameter, Route
 from handlers.schemas.auth import SessionList, SessionView
+from web.base import ApiHandler
+from web.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
+from web.idempotency import idempotent
+from web.openapi import Operation, PathParameter, Route
 
 SESSION_NOT_FOUND = "Session not found"
 # Ids are 16 URL-safe characters; anything else names no session and is not worth a query.

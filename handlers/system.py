@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from handlers.base import ApiHandler
-from handlers.errors import SERVICE_UNAVAILABLE, message_body
-from handlers.openapi_docs import Operation, PathParameter, Route
-from handlers.services import Services
 from storage.database import ping, takes_writes
+from web.base import ApiHandler
+from web.errors import SERVICE_UNAVAILABLE, message_body
+from web.openapi import Operation, PathParameter, Route
+from web.services import Services
 
 
 class DatabaseHealth(BaseModel):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from auth.permissions import EDIT_USERS
-from handlers.base import ApiHandler
-from handlers.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
-from handlers.idempotency import idempotent
-from handlers.openapi_docs import Operation, Route
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
 from storage.users import SettingsOutcome
+from web.base import ApiHandler
+from web.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from web.idempotency import idempotent
+from web.openapi import Operation, Route
 
 SETTINGS_SAVED = "Settings saved successfully"
 

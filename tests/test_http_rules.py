@@ -14,12 +14,12 @@ from openapi_spec_validator import validate as validate_openapi
 from pymongo.asynchronous.database import AsyncDatabase
 
 from handlers.application import all_routes
-from handlers.base import ApiHandler
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase, free_loopback_port
 from storage.supervisor import DatabaseState, EmbeddedSupervisor
 from tests.api_client import ApiClient
 from tests.conftest import FRONTEND_ORIGIN, FailPoints, RunningApp, StartApp
+from web.base import ApiHandler
 
 pytestmark = pytest.mark.asyncio
 

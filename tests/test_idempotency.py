@@ -10,9 +10,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
-from handlers import idempotency
 from handlers.application import all_routes
-from handlers.idempotency import INVALID_KEY, KEY_REUSED, fingerprint, is_idempotent, key_of
 from storage.idempotency import IdempotencyStore, SavedAnswer
 from tests.api_client import ApiClient
 from tests.api_tour import CATALOG, api_tour
@@ -21,6 +19,8 @@ from tests.catalog_data import load_catalog
 from tests.conftest import FailPoints, RunningApp
 from tests.images import data_url, image_bytes
 from tests.mal_files import mal_file, manga
+from web import idempotency
+from web.idempotency import INVALID_KEY, KEY_REUSED, fingerprint, is_idempotent, key_of
 
 ADDED = {"data": "Reading status added successfully", "code": 200}
 WRITE_CONCERN_ERROR = {"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}}

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from handlers import mal_xml
+from formats import mal_xml
 from handlers.application import all_routes
-from handlers.openapi_docs import Operation, Route
 from settings import Settings
 from tests.api_client import ApiClient
 from tests.service_process import run_command, running_service
+from web.openapi import Operation, Route
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.alone]
 

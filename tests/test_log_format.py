@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from handlers.log_redaction import redact
 from tests.conftest import RunningApp
 from tests.service_process import running_service
+from web.log_redaction import redact
 
 pytestmark = pytest.mark.asyncio
 

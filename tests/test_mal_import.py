@@ -20,10 +20,10 @@ import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from handlers import mal_xml
-from handlers.errors import ApiError
+from formats import mal_xml
+from formats.mal_xml import escaped_pieces, read_mal_file
+from formats.problems import FileProblem
 from handlers.mal_import import LIST_BUSY
-from handlers.mal_xml import escaped_pieces, read_mal_file
 from storage.catalog import CatalogFile, CatalogFileError, CatalogStore, series_document
 from storage.catalog_keys import publish_catalog_change
 from storage.status_import import SeriesMatcher
@@ -33,6 +33,7 @@ from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
 from tests.conftest import FailPoints, RunningApp, StartApp
 from tests.mal_files import entry_lines, mal_file, manga
+from web.errors import file_refusal
 
 pytestmark = pytest.mark.asyncio
 
@@ -466,12 +467,12 @@ async def test_reading_a_flood_of_ampersands_takes_the_same_few_mb_whatever_its_
     zipped = gzip.compress(mal_file([manga(raw_title="&" * (megabytes * 1024 * 1024))]))
     tracemalloc.start()
     try:
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(FileProblem) as refused:
             read_mal_file([zipped], "application/gzip")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert refused.value.status == 400
+    assert file_refusal(refused.value).status == 400
     assert peak < 16 * 1024 * 1024, peak
 
 
@@ -524,17 +525,19 @@ def _entry_xml(children: str) -> bytes:
      "Invalid MAL file: no <myanimelist> element in the first 1 MB"),
 ])
 async def test_what_a_mal_file_may_hold_is_capped_with_a_400_naming_the_line(file: bytes, message: str) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(FileProblem) as refused:
         read_mal_file([gzip.compress(file)], "application/gzip")
-    assert (refused.value.status, refused.value.message) == (400, message)
+    answer = file_refusal(refused.value)  # what the route answers
+    assert (answer.status, answer.message) == (400, message)
 
 
 async def test_a_file_of_more_elements_than_any_list_holds_is_413(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mal_xml, "MAX_ELEMENTS", 1000)
     file = _entry_xml("").replace(b"</myanimelist>", b"<a/>" * 1000 + b"</myanimelist>")
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(FileProblem) as refused:
         read_mal_file([file], "application/xml")
-    assert (refused.value.status, refused.value.message) == (413, "MAL file has more than 1000 elements")
+    answer = file_refusal(refused.value)
+    assert (answer.status, answer.message) == (413, "MAL file has more than 1000 elements")
 
 
 async def test_a_title_of_17_mb_is_refused_at_its_line_never_500(running: RunningApp, api: ApiClient,

@@ -12,11 +12,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from pymongo.asynchronous.database import AsyncDatabase
 
-from handlers.openapi_docs import EXAMPLES_FILE
 from tests import api_client
 from tests.api_tour import CATALOG, api_tour
 from tests.catalog_data import load_catalog
 from tests.conftest import RunningApp
+from web.openapi import EXAMPLES_FILE
 
 pytestmark = pytest.mark.asyncio
 

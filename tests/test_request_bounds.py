@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from formats.json_reading import MAX_OBJECT_KEYS
 from handlers.application import all_routes
-from handlers.json_input import MAX_OBJECT_KEYS
 
 
 def request_models() -> list[type[BaseModel]]:

@@ -270,7 +270,7 @@ async def test_a_flood_of_half_sent_requests_past_the_open_file_limit_leaves_the
 
 
 async def test_refusals_are_logged_at_most_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
-    from handlers.connections import RefusalLog
+    from web.connections import RefusalLog
 
     caplog.set_level(logging.WARNING, logger="tsundoku.connections")
     refusals = RefusalLog(interval_s=3600)
@@ -281,7 +281,7 @@ async def test_refusals_are_logged_at_most_once_per_interval(caplog: pytest.LogC
 
 
 async def test_the_refusals_of_an_interval_are_logged_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
-    from handlers.connections import RefusalLog
+    from web.connections import RefusalLog
 
     caplog.set_level(logging.WARNING, logger="tsundoku.connections")
     refusals = RefusalLog(interval_s=0.3)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
-from handlers.errors import INVALID_PARAMETERS
-from handlers.openapi_docs import PathParameter
 from languages import localized
 from storage.records import SeriesRecord, VolumeCardRecord
+from web.errors import INVALID_PARAMETERS
+from web.openapi import PathParameter
 
 # Series and volume ids, in bodies and in paths: positive integers (of 18 digits at most).
 POSITIVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")

@@ -1,5 +1,5 @@
-"""Finding a value's line in a JSON body (handlers.json_positions) and a string literal's end
-(handlers.json_input.string_end), both walked in bounded steps: pure rules, tested without a
+"""Finding a value's line in a JSON body (formats.json_positions) and a string literal's end
+(web.json_input.string_end), both walked in bounded steps: pure rules, tested without a
 service."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from handlers.json_input import string_end
-from handlers.json_positions import line_of
+from formats.json_positions import line_of
+from formats.json_reading import string_end
 
 Path = tuple[str | int, ...]
 MARK = "\u2603 the value looked for"

@@ -1,7 +1,8 @@
 """The layering rules of docs/architecture.md that a test can check without a server: only
-storage/ knows MongoDB, so no handler module imports its driver, writes a query operator or
-indexes a stored field (storage/records.py's keys); and
-a verb that takes from `self.brought` what it did not declare with `@reads` fails loudly."""
+storage/ knows MongoDB, so no module above it (handlers/, web/, formats/) imports its driver,
+writes a query operator or indexes a stored field (storage/records.py's keys); the file formats
+know nothing of HTTP and the HTTP machinery nothing of the routes; and a verb that takes from
+`self.brought` what it did not declare with `@reads` fails loudly."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from handlers.reads import Brought, CatalogDocument, Computed, OwnEntry, UndeclaredRead, WholeList
 from storage.collection import CollectionStats
 from storage.reading_stats import OwnFigures
 from storage.records import RatingRecord, SeriesRecord, StatusRecord, StoredList
+from web.reads import Brought, CatalogDocument, Computed, OwnEntry, UndeclaredRead, WholeList
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER_MODULES = sorted((ROOT / "handlers").rglob("*.py"))
+# The modules above storage/: the routes, the HTTP machinery and the file formats.
+HANDLER_MODULES = sorted(path for package in ("handlers", "web", "formats") for path in (ROOT / package).rglob("*.py"))
+WEB_MODULES = sorted((ROOT / "web").rglob("*.py"))
+FORMAT_MODULES = sorted((ROOT / "formats").rglob("*.py"))
 DRIVER_PACKAGES = frozenset({"pymongo", "bson", "gridfs", "motor"})
 # A MongoDB operator or field path (`$elemMatch`, `$$this.x`, `$statuses`). JSON Schema's own
 # keywords, which OpenAPI publishes, look alike and are not MongoDB's.
@@ -28,8 +32,8 @@ JSON_SCHEMA_KEYWORDS = frozenset({"$ref", "$defs", "$schema", "$id", "$comment",
 # The keys handler modules index that share a name with a stored field but are not a stored
 # document's: (module, key) -> what is indexed.
 NOT_STORED = {
-    ("handlers/base.py", "id"): "the path's keyword arguments",
-    ("handlers/errors.py", "type"): "a pydantic error",
+    ("web/base.py", "id"): "the path's keyword arguments",
+    ("web/errors.py", "type"): "a pydantic error",
     ("handlers/schemas/reading.py", "progress_type"): "a JSON schema's properties",
     ("handlers/schemas/reading.py", "start"): "a validator's already validated fields",
     ("handlers/schemas/settings.py", "type"): "a JSON schema",
@@ -67,8 +71,8 @@ TAKE_A_MAPPING = {
 
 
 def store_classes() -> set[str]:
-    """The classes `Services` (handlers/services.py) holds: what handlers call."""
-    tree = tree_of(ROOT / "handlers" / "services.py")
+    """The classes `Services` (web/services.py) holds: what handlers call."""
+    tree = tree_of(ROOT / "web" / "services.py")
     services = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Services")
     return {ast.unparse(node.annotation) for node in services.body if isinstance(node, ast.AnnAssign)}
 
@@ -104,6 +108,25 @@ def imported_packages(tree: ast.Module) -> set[str]:
     return packages
 
 
+def imported_modules(tree: ast.Module) -> set[str]:
+    """Every module the module imports, by its full name."""
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def route_modules(modules: set[str]) -> set[str]:
+    """The route modules among `modules`: handlers/, but not the models in handlers/schemas."""
+    return {module for module in modules if module.split(".")[0] == "handlers"
+            and not module.startswith("handlers.schemas")
+            and (ROOT / (module.replace(".", "/") + ".py")).exists()}
+
+
 def operator_strings(tree: ast.Module) -> list[str]:
     """String constants (f-strings' literal parts included) that read as MongoDB operators."""
     found = []
@@ -137,6 +160,19 @@ def test_no_handler_module_indexes_a_stored_field(path: Path) -> None:
     assert [key for key in indexed_keys(tree_of(path)) if key in stored and (module, key) not in NOT_STORED] == []
 
 
+@pytest.mark.parametrize("path", FORMAT_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_a_file_format_knows_nothing_of_http(path: Path) -> None:
+    """A format raises formats.problems, never an HTTP answer: the route maps it."""
+    modules = imported_modules(tree_of(path))
+    assert {module.split(".")[0] for module in modules} & {"web", "tornado"} == set()
+    assert route_modules(modules) == set()
+
+
+@pytest.mark.parametrize("path", WEB_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_the_http_machinery_imports_no_route_module(path: Path) -> None:
+    assert route_modules(imported_modules(tree_of(path))) == set()
+
+
 def test_the_stores_handlers_call_take_typed_requests_not_projections() -> None:
     classes = store_classes()
     assert {"UserStore", "ReadingStatusStore", "CollectionStore", "PublicProfiles"} <= classes
@@ -156,6 +192,9 @@ def test_the_checks_see_what_they_look_for() -> None:
                      'def f():\n    from gridfs import GridFS\n'
                      'q = {"x": {"$elemMatch": {"a": 1}}, "$ref": 1}\ny = f"$$this.{z}"\n')
     assert imported_packages(tree) >= {"bson", "pymongo", "gridfs"}
+    imports = ast.parse("from web.errors import ApiError\nfrom handlers import accounts\nfrom handlers.schemas.auth import User\n")
+    assert route_modules(imported_modules(imports)) == {"handlers.accounts"}
+    assert {"web.errors", "web.errors.ApiError"} <= imported_modules(imports)
     assert sorted(operator_strings(tree)) == ["$$this.", "$elemMatch"]
     assert indexed_keys(ast.parse('a = status["series_id"]\nb = entry.get("score")\nc = d[0]\n')) == \
         ["series_id", "score"]

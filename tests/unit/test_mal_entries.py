@@ -1,4 +1,4 @@
-"""The MyAnimeList mapping (handlers.mal_entries): a MAL entry as a reading status, and a reading
+"""The MyAnimeList mapping (formats.mal_entries): a MAL entry as a reading status, and a reading
 status as a MAL entry."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.mal_entries import (
+from formats.mal_entries import (
     DEFAULT_PRIORITY,
     MAX_NOTES,
     NO_DATE,
@@ -17,7 +17,7 @@ from handlers.mal_entries import (
     read_entry,
     status_fields,
 )
-from handlers.mal_xml import Cdata, MalEntry
+from formats.mal_xml import Cdata, MalEntry
 from storage.records import StatusRecord
 from storage.title_keys import MAX_TITLE_CHARACTERS
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from handlers.errors import ApiError
 from storage.collection import CollectionStats
 from storage.reading_stats import OwnFigures
 from storage.records import CollectionItemRecord, RatingRecord, SeriesRecord, StatusRecord, StoredList, VolumeRecord
 from storage.session_reads import Figures, FiguresRead
+from web.errors import ApiError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,15 @@ import workers
 from auth.clock import iso_utc, utc_now
 from auth.passwords import PasswordsBusy
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
-from handlers import idempotency
-from handlers.errors import (
+from formats.json_reading import JsonLimits
+from handlers.schemas.catalog import catalog_id_or_none
+from storage.database import is_document_too_large, is_unavailable
+from storage.outcome import ListsFull
+from storage.round_trips import count_round_trips
+from storage.session_reads import CatalogRead, ListRead, SessionRead
+from storage.users import FoundSession
+from web import idempotency
+from web.errors import (
     BODY_TOO_LARGE,
     FORBIDDEN,
     INTERNAL_ERROR,
@@ -32,17 +39,11 @@ from handlers.errors import (
     message_body,
     validate,
 )
-from handlers.json_input import DEFAULT_JSON_LIMITS, JsonLimits, read_json_body
-from handlers.openapi_docs import Operation, PathParameter
-from handlers.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
-from handlers.schemas.catalog import catalog_id_or_none
-from handlers.services import Services
-from handlers.session import AuthenticatedUser
-from storage.database import is_document_too_large, is_unavailable
-from storage.outcome import ListsFull
-from storage.round_trips import count_round_trips
-from storage.session_reads import CatalogRead, ListRead, SessionRead
-from storage.users import FoundSession
+from web.json_input import DEFAULT_JSON_LIMITS, read_json_body
+from web.openapi import Operation, PathParameter
+from web.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
+from web.services import Services
+from web.session import AuthenticatedUser
 
 log = logging.getLogger("tsundoku.handlers")
 
@@ -91,7 +92,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.round_trips: list[int] | None = None
         self.user = None
         self.brought = Brought()
-        # This write's Idempotency-Key (handlers.idempotency), and whether authentication's 401
+        # This write's Idempotency-Key (web.idempotency), and whether authentication's 401
         # waits for its saved answer (a retried logout whose session the first attempt ended).
         self.idempotency_key: str | None = None
         self.unauthenticated = False
@@ -435,7 +436,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(text)
 
     def send_held(self, held: idempotency.HeldAnswer) -> None:
-        """A held answer (see handlers.idempotency), once what it says is stored."""
+        """A held answer (see web.idempotency), once what it says is stored."""
         self.set_status(held.status)
         self.finish(held.body)
 

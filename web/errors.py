@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from formats.problems import FileProblem, NotThisKind, TooLarge, Unreadable
 from handlers.schemas.common import FieldError
 
 MISSING_PARAMETERS = "Required parameters missing"
@@ -18,7 +19,7 @@ INVALID_CREDENTIALS = "Invalid credentials"
 TOO_MANY_REQUESTS = "Too many requests."
 INTERNAL_ERROR = "Internal server error"
 SERVICE_UNAVAILABLE = "Service unavailable"
-# Answered by the server itself (handlers.connections) to a request that arrives too slowly.
+# Answered by the server itself (web.connections) to a request that arrives too slowly.
 REQUEST_TIMEOUT = "Request timeout"
 
 # Messages for errors that Tornado itself raises (routing, methods, framing).
@@ -71,7 +72,7 @@ def validate(model: type[M], data: Any) -> M:
 def validation_error(failure: ValidationError) -> ApiError:
     """The 400 for a failed validation: the first MAX_LISTED_ERRORS fields, one error each, and
     the count of all when there were more. Linear in the errors (the body's bounds keep those
-    few: see handlers.json_input)."""
+    few: see web.json_input)."""
     details = failure.errors(include_input=False, include_url=False, include_context=False)
     fields: set[str] = set()
     listed: list[FieldError] = []
@@ -83,3 +84,15 @@ def validation_error(failure: ValidationError) -> ApiError:
     missing = any(error["type"] == "missing" for error in details)
     return ApiError(400, MISSING_PARAMETERS if missing else INVALID_PARAMETERS, listed,
                     len(fields) if len(fields) > len(listed) else None)
+
+
+def file_refusal(problem: FileProblem) -> ApiError:
+    """The answer to a file its format refuses (formats.problems): 415 for another kind of
+    file, 413 past a limit, 400 for one that cannot be read, naming the field at fault."""
+    if isinstance(problem, NotThisKind):
+        return ApiError(415, str(problem))
+    if isinstance(problem, TooLarge):
+        return ApiError(413, str(problem))
+    field = problem.field if isinstance(problem, Unreadable) else None
+    reason = problem.reason if isinstance(problem, Unreadable) else None
+    return ApiError(400, str(problem), [FieldError(field=field, message=reason)] if field and reason else None)

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from handlers.json_input import string_end
+from formats.json_reading import string_end
 
 _RUN = 65536
 _WHITESPACE = re.compile(rb"[ \t\n\r]{0,%d}" % _RUN)

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from auth.passwords import Passwords
-from handlers.service_metrics import ServiceMetrics
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
 from storage.account_export import AccountExport
@@ -26,6 +25,7 @@ from storage.reading import ReadingStatusStore
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
+from web.service_metrics import ServiceMetrics
 
 # Large request bodies parsed (or imports merged) at once; each may take a few times its route's
 # body limit.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handlers.mal_xml import Cdata, MalEntry
+from formats.mal_xml import Cdata, MalEntry
 from partial_dates import date_range, ends_before_start
 from storage.reading import StatusFields
 from storage.records import StatusRecord

@@ -1,5 +1,5 @@
-"""MyAnimeList's XML list export, read and written. Pure (no service state): a large file is
-read off the event loop.
+"""MyAnimeList's XML list export, read and written. Pure (no service state, no HTTP): a large
+file is read off the event loop.
 
 The format: root `<myanimelist>`, one `<myinfo>` (`user_export_type` 2 for manga, totals per
 status), then one `<manga>` per entry whose children hold the values as text. Files arrive plain
@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
 
-from handlers.errors import ApiError
+from formats.problems import NotThisKind, TooLarge, Unreadable
 
 MAX_COMPRESSED_BYTES = 10 * 1024 * 1024
 MAX_XML_BYTES = 50 * 1024 * 1024
@@ -88,35 +88,35 @@ def compressed_upload(content_type: str) -> bool:
 
 def read_mal_file(body: Sequence[bytes], content_type: str) -> list[MalEntry]:
     """The entries of a MyAnimeList manga export (`body`: the request body as it arrived, in
-    chunks), or an ApiError: 415 for another kind of body, 413 past the limits, 400 naming the
-    line of what cannot be read."""
+    chunks); NotThisKind for another kind of body, TooLarge past the limits, Unreadable naming
+    the line of what cannot be read."""
     kind = media_type(content_type)
     if kind not in XML_TYPES + GZIP_TYPES:
-        raise ApiError(415, "Request body must be a MyAnimeList XML file "
+        raise NotThisKind("Request body must be a MyAnimeList XML file "
                             "(Content-Type: application/xml, text/xml or application/gzip)")
     size = sum(map(len, body))
     # A gzipped file sent as XML (a .xml.gz picked in a browser) is recognized by its first bytes.
     if kind in GZIP_TYPES or _starts_with(body, _GZIP_MAGIC):
         if size > MAX_COMPRESSED_BYTES:
-            raise ApiError(413, "MAL file too large: more than 10 MB compressed")
+            raise TooLarge("MAL file too large: more than 10 MB compressed")
         xml_pieces = _inflated(body)
     elif size > MAX_XML_BYTES:
-        raise ApiError(413, "MAL file too large: more than 50 MB")
+        raise TooLarge("MAL file too large: more than 50 MB")
     else:
         xml_pieces = _pieces(body, PIECE)
     reader = _ListReader()
     try:
         _parse(escaped_pieces(xml_pieces), reader)
     except DefusedXmlException as refused:
-        raise ApiError(400, f"{INVALID_FILE}: {_refusal(refused)}") from None
+        raise Unreadable(f"{INVALID_FILE}: {_refusal(refused)}") from None
     except xml.sax.SAXParseException as error:
-        raise ApiError(400, f"{INVALID_FILE} at line {error.getLineNumber()}: {error.getMessage()}") from None
+        raise Unreadable(f"{INVALID_FILE} at line {error.getLineNumber()}: {error.getMessage()}") from None
     except _NotAList as error:
-        raise ApiError(400, f"{INVALID_FILE}: {error}") from None
+        raise Unreadable(f"{INVALID_FILE}: {error}") from None
     except _Refused as refused:
-        raise ApiError(400, f"{INVALID_FILE} at line {refused.line}: {refused}") from None
+        raise Unreadable(f"{INVALID_FILE} at line {refused.line}: {refused}") from None
     except _TooMany as too_many:
-        raise ApiError(413, f"MAL file has more than {too_many}") from None
+        raise TooLarge(f"MAL file has more than {too_many}") from None
     return reader.entries
 
 
@@ -149,7 +149,7 @@ def _inflated(body: Sequence[bytes]) -> Iterator[bytes]:
                 pending = inflater.unconsumed_tail
                 size += len(part)
                 if size > MAX_XML_BYTES:
-                    raise ApiError(413, "MAL file too large: more than 50 MB uncompressed")
+                    raise TooLarge("MAL file too large: more than 50 MB uncompressed")
                 if part:
                     yield part
                 # A full piece may leave more output in the inflater, even with no input left.
@@ -158,9 +158,9 @@ def _inflated(body: Sequence[bytes]) -> Iterator[bytes]:
             if inflater.eof:
                 break
     except zlib.error:
-        raise ApiError(400, f"{INVALID_FILE}: not a gzip file") from None
+        raise Unreadable(f"{INVALID_FILE}: not a gzip file") from None
     if not inflater.eof:
-        raise ApiError(400, f"{INVALID_FILE}: the gzip file is cut short")
+        raise Unreadable(f"{INVALID_FILE}: the gzip file is cut short")
 
 
 def escaped_pieces(pieces: Iterable[bytes]) -> Iterator[bytes]:

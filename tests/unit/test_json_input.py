@@ -1,5 +1,5 @@
-"""The bounds every JSON body is read within (handlers.json_input) and the capped list of
-validation errors (handlers.errors): pure rules, tested without a service."""
+"""The bounds every JSON body is read within (formats.json_reading, web.json_input) and the capped list of
+validation errors (web.errors): pure rules, tested without a service."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import json
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from handlers.errors import MAX_LISTED_ERRORS, ApiError, validate
-from handlers.json_input import (
+from formats.json_reading import (
     MAX_OBJECT_KEYS,
     JsonLimits,
     JsonRefused,
     parse_json,
-    read_json_body,
     value_bound,
     values_outside_strings,
 )
+from web.errors import MAX_LISTED_ERRORS, ApiError, validate
+from web.json_input import read_json_body
 
 SMALL = JsonLimits(max_values=100)
 

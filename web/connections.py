@@ -35,7 +35,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
-from handlers.errors import REQUEST_TIMEOUT, message_body
+from web.errors import REQUEST_TIMEOUT, message_body
 
 log = logging.getLogger("tsundoku.connections")
 

@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from auth.clock import utc_now
 from auth.tokens import COOKIE_NAME, SessionCookie
-from handlers.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, ApiError, message_body
 from storage.database import TRANSACTION_TIMEOUT_S, TransactionConflict, request_transaction
 from storage.idempotency import KeyTaken, SavedAnswer
+from web.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, ApiError, message_body
 
 if TYPE_CHECKING:
-    from handlers.base import ApiHandler
+    from web.base import ApiHandler
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from handlers import idempotency
-from handlers.errors import (
+from handlers.schemas.common import FieldError, Message
+from web import idempotency
+from web.errors import (
     BODY_TOO_LARGE,
     FORBIDDEN,
     INTERNAL_ERROR,
@@ -22,10 +23,9 @@ from handlers.errors import (
     UNAUTHORIZED,
     ApiError,
 )
-from handlers.schemas.common import FieldError, Message
 
 if TYPE_CHECKING:
-    from handlers.base import ApiHandler
+    from web.base import ApiHandler
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

@@ -1,12 +1,13 @@
-"""Request bodies as JSON, within bounds: the one place where a body becomes Python values.
+"""JSON read within bounds: the one place where a body (a request's, or an account file) becomes
+Python values.
 
 Python's `json` is linear in the body, but what it builds is not a fixed multiple of it: `[[],[],...]`
 makes a 64-byte list of every three bytes, and a list of tiny items becomes as many validation
 errors later. So before anything is parsed, the values a body can hold are counted, and a body
-with more than its route allows is refused; an object with more keys than any request model has
+with more than its reader allows is refused; an object with more keys than any request model has
 fields is refused while it is parsed. What remains is parsed by `json` and validated by pydantic
-in time and memory proportional to the route's limit. Pure (no service state): a large body is
-read in a worker thread (`ApiHandler.off_the_loop`).
+in time and memory proportional to the limit. Pure (no service state, no HTTP): a large body is
+read in a worker thread (`ApiHandler.off_the_loop`), and no single step holds the GIL for long.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.errors import ApiError
+from formats.problems import TooLarge
 
 # No request model has more fields than this (the largest, a reading status, has 13).
 MAX_OBJECT_KEYS = 64
@@ -37,15 +38,9 @@ class JsonLimits:
     max_values: int
 
 
-# A JSON route's body is at most 256 KB and its models hold a few dozen values: this is far
-# above any real body and bounds what `[1,1,...]` can build to a few MB.
-DEFAULT_JSON_LIMITS = JsonLimits(max_values=20_000)
 
-
-class JsonRefused(Exception):
-    """The body is JSON, or may be, but holds more than its route takes; the message says what."""
-
-    status = 413
+class JsonRefused(TooLarge):
+    """The body is JSON, or may be, but holds more than its reader takes; the message says what."""
 
 
 class _TooManyKeys(Exception):
@@ -124,21 +119,3 @@ def parse_json(body: bytes, limits: JsonLimits) -> Any:
         return json.loads(body, parse_constant=refuse_json_constant, object_pairs_hook=_object)
     except _TooManyKeys:
         raise JsonRefused(f"Request body has an object with more than {MAX_OBJECT_KEYS} keys") from None
-
-
-def require_json_content_type(content_type: str) -> None:
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
-
-
-def read_json_body(body: bytes, content_type: str, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> Any:
-    """A request body as JSON, or None when there is none; ApiError for anything else."""
-    if not body or body.isspace():
-        return None
-    require_json_content_type(content_type)
-    try:
-        return parse_json(body, limits)
-    except JsonRefused as refused:
-        raise ApiError(refused.status, str(refused)) from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "Request body is not valid JSON") from None

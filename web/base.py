@@ -180,7 +180,8 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(413, BODY_TOO_LARGE)  # answered before the body is read
         # A chunked body has no length to check: `data_received` refuses it once it passes the
         # limit. Tornado's own cut-off would answer a bare 400 that is not JSON, so it is set
-        # out of reach (nothing past our limit is kept).
+        # out of reach (nothing past our limit is kept). Tornado types `connection` as optional;
+        # a request being served always has one.
         self.request.connection.set_max_body_size(UNREACHABLE_BODY_SIZE)  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:

@@ -43,6 +43,7 @@ async def test_requests_are_counted_by_route_pattern_with_latency_and_round_trip
     assert value(text, 'tsundoku_request_database_round_trips_sum{route="/auth/me"}') == 1.0
     assert value(text, 'tsundoku_request_duration_seconds_count{method="GET",route="/auth/me"}') == 1.0
     assert value(text, 'tsundoku_requests_total{method="POST",route="/auth/login",status="200"}') == 1.0
+    assert value(text, "tsundoku_requests_in_flight") == 1.0  # the scrape itself; nothing else is running
 
 
 async def test_users_and_sessions_are_counted_in_the_background(running: RunningApp) -> None:

@@ -14,7 +14,9 @@ import pytest
 
 from storage.database import connect
 from storage.embedded import DataDirLock, answers_ping, free_loopback_port
+from tests.api_client import ApiClient
 from tests.service_process import ServiceProcess, run_command, running_service, service_env
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +57,13 @@ async def test_data_survives_a_restart_on_the_embedded_database(tmp_path: Path) 
         assert await again.stop() == 0
 
 
+async def requests_in_flight(client: ApiClient, at_least: int) -> bool:
+    """Whether the service is answering `at_least` requests, the scrape that asks included."""
+    text = (await client.request("GET", "/metrics")).raw.decode()
+    return any(line.startswith("tsundoku_requests_in_flight ") and float(line.split()[1]) >= at_least
+               for line in text.splitlines())
+
+
 @pytest.mark.asyncio
 async def test_sigterm_lets_an_inflight_request_finish_then_exits_0(tmp_path: Path) -> None:
     # Production argon2 costs make a registration take ~100 ms: long enough to be in flight.
@@ -62,7 +71,8 @@ async def test_sigterm_lets_an_inflight_request_finish_then_exits_0(tmp_path: Pa
     await service.start()
     client = service.client()
     requests = [asyncio.create_task(client.register(f"user{i}")) for i in range(3)]
-    await asyncio.sleep(0.05)
+    # Registrations in flight besides the scrape itself (a condition, not a guess at their time).
+    await until(lambda: requests_in_flight(client, at_least=2), 10, "registrations in flight")
     service.signal(signal.SIGTERM)
     replies = await asyncio.gather(*requests, return_exceptions=True)
     assert await service.wait() == 0

@@ -33,6 +33,8 @@ class ServiceMetrics:
                                        "could not serve", registry=self.registry)
         self.embedded_restarts = Gauge("tsundoku_embedded_database_restarts",
                                        "Restarts of the embedded database by its supervisor", registry=self.registry)
+        self.in_flight = Gauge("tsundoku_requests_in_flight", "Requests being answered now (a scrape counts itself)",
+                               registry=self.registry)
         self.users = Gauge("tsundoku_users", "Registered users (refreshed every few minutes)", registry=self.registry)
         self.sessions = Gauge("tsundoku_stored_sessions", "Sessions stored (refreshed every few minutes)",
                               registry=self.registry)

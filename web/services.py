@@ -104,6 +104,9 @@ class Services:
     image_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=MAX_DECODES_AT_ONCE, thread_name_prefix="images"))
 
+    def __post_init__(self) -> None:
+        self.metrics.in_flight.set_function(lambda: self.inflight.count)
+
     @property
     def database_available(self) -> bool:
         """False while the embedded database is known to be down: answer 503 at once instead

@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from storage.database import request_session
 from storage.list_gate import ListGate
-from storage.outcome import ListsFull
+from storage.outcome import ListsFull, UserGone
 
 MIB = 1024 * 1024
 # A user's document may hold 16 MB. Its lists stop growing well before that, so that what must
@@ -95,11 +95,15 @@ class EmbeddedList:
     async def _refuse_if_full(self, condition: dict[str, Any], limit: int,
                               session: AsyncClientSession | None = None) -> None:
         """After a write matched nothing: if its own condition holds, the size gate is why (507);
-        otherwise the entry's presence or absence is (a 409 or 404 for the caller to give).
-        Only the failure path pays this second round trip."""
+        if the user's document is gone, the account was deleted since the session was read
+        (UserGone: 401, not "already exists"); otherwise the entry's presence or absence is (a
+        409 or 404 for the caller to give). Only the failure path pays these round trips."""
+        session = session or request_session()
         full = {**condition, "$expr": {"$gte": [{"$bsonSize": "$$ROOT"}, limit]}}
         if await self._users.find_one(full, {"_id": 1}, session=session) is not None:
             raise ListsFull(str(condition["_id"]))
+        if await self._users.find_one({"_id": condition["_id"]}, {"_id": 1}, session=session) is None:
+            raise UserGone(str(condition["_id"]))
 
     async def remove(self, user_id: str, key_value: Any) -> bool:
         async with self._turn(user_id):

@@ -13,3 +13,8 @@ class WriteOutcome(enum.Enum):
 
 class ListsFull(Exception):
     """The user's document is past the size at which its lists stop growing."""
+
+
+class UserGone(Exception):
+    """The user's document is gone: the account was deleted after the request's session was
+    read. The request is answered as one without a session (401), never as a conflict."""

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage import avatars
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
+from storage.embedded_list import EmbeddedList
 from storage.ratings import RatingStore
 from storage.users import UserStore
 from tests.api_client import ApiClient, Reply
@@ -171,6 +172,28 @@ async def test_a_rating_changed_during_the_deletion_never_skews_the_aggregates(
     assert replies[0].status == 200
     assert all(r.status in (200, 401, 404) for r in replies[1:]), [r.status for r in replies]
     await assert_gone(db, alice)
+
+
+@pytest.mark.parametrize("path, body", [("/user/reading-status/add/1", STATUS),
+                                        ("/user/series-rating/add/1", {"rating": 7}),
+                                        ("/user/collection/add/11", {})])
+async def test_an_add_whose_account_is_deleted_after_its_session_was_read_is_401_not_409(
+    running: RunningApp, api: ApiClient, db: AsyncDatabase, catalog: None, monkeypatch: pytest.MonkeyPatch,
+    path: str, body: dict[str, Any]
+) -> None:
+    # The race the test above runs, made certain: the account goes between the session read
+    # and the add's conditional write, which then matches nothing. "Already exists" was the answer.
+    await api.sign_up("alice")
+    push_unique = EmbeddedList.push_unique
+
+    async def deleted_first(self: EmbeddedList, user_id: str, *args: Any, **kwargs: Any) -> bool:
+        await db.users.delete_one({"_id": user_id})
+        return await push_unique(self, user_id, *args, **kwargs)
+
+    monkeypatch.setattr(EmbeddedList, "push_unique", deleted_first)
+    reply = await api.post(path, body)
+    assert (reply.status, reply.body) == (401, {"data": "Unauthorized", "code": 401})
+    assert await db.series.find_one({"_id": 1, "rating_count": {"$ne": 0}}) is None  # nothing moved
 
 
 async def test_a_removal_stopped_at_any_command_is_finished_by_deleting_again_or_sweeping(

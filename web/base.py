@@ -21,7 +21,7 @@ from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from formats.json_reading import JsonLimits
 from handlers.schemas.catalog import catalog_id_or_none
 from storage.database import is_document_too_large, is_unavailable
-from storage.outcome import ListsFull
+from storage.outcome import ListsFull, UserGone
 from storage.round_trips import count_round_trips
 from storage.session_reads import CatalogRead, ListRead, SessionRead
 from storage.users import FoundSession
@@ -468,6 +468,8 @@ class ApiHandler(tornado.web.RequestHandler):
             status, message = 429, TOO_MANY_REQUESTS
         elif _user_document_full(exception):
             status, message = 507, USER_DOCUMENT_FULL
+        elif isinstance(exception, UserGone):
+            status, message = 401, UNAUTHORIZED  # deleted since the session was read
         elif isinstance(exception, tornado.web.HTTPError):
             status = exception.status_code
             message = STANDARD_MESSAGES.get(status, self._reason)
@@ -479,7 +481,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(message_body(status, message, errors, error_count), separators=(",", ":")))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy)):
+        if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy, UserGone)):
             return  # an answer, not a fault: the access log has it
         if _user_document_full(value):
             log.warning("user document full in %s %s", self.request.method, self.request.path)

@@ -8,7 +8,6 @@ from pydantic import ValidationError
 
 from auth.clock import utc_now
 from handlers.lists import ListHandler, list_operations
-from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.collection import (
     CollectionAddBody,
     CollectionListPage,
@@ -21,6 +20,7 @@ from handlers.schemas.collection import (
     cents,
     money,
 )
+from handlers.series_scope import CATALOG_ID
 from languages import requested_language
 from storage.collection import CollectionRequest, CollectionStats, CollectionStore
 from storage.outcome import WriteOutcome

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
-from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.ratings import RatingBody, SeriesRating
-from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 from storage.records import RatingRecord, SeriesRecord

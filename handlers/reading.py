@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from handlers.lists import ListHandler, list_operations
-from handlers.schemas.catalog import CATALOG_ID
 from handlers.schemas.reading import (
     HistoryItem,
     ReadingHistoryPage,
@@ -12,7 +11,7 @@ from handlers.schemas.reading import (
     ReadingStatus,
     ReadingStatusBody,
 )
-from handlers.series_scope import SERIES_NOT_FOUND, SeriesHandler
+from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
 from languages import requested_language
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore

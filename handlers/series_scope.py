@@ -1,4 +1,5 @@
-"""The base of routes about one catalog series named by `id` in the path."""
+"""The base of routes about one catalog series named by `id` in the path, and how such an id
+(a series' or a volume's) is declared."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from handlers.schemas.catalog import POSITIVE_ID
 from web.base import ApiHandler
+from web.errors import INVALID_PARAMETERS
+from web.openapi import PathParameter
 from web.reads import E
 
 SERIES_NOT_FOUND = "Series not found"
+# A series or volume id in a path.
+CATALOG_ID = PathParameter({"type": "string", "pattern": POSITIVE_ID.pattern}, (400, INVALID_PARAMETERS),
+                           "must be a positive integer")
 
 
 class SeriesHandler(ApiHandler):

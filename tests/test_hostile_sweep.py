@@ -20,8 +20,7 @@ from PIL import Image
 from pymongo.asynchronous.database import AsyncDatabase
 
 from handlers.application import all_routes
-from handlers.schemas.catalog import CATALOG_ID
-from handlers.series_scope import SeriesHandler
+from handlers.series_scope import CATALOG_ID, SeriesHandler
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume

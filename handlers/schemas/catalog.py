@@ -9,14 +9,9 @@ from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from languages import localized
 from storage.records import SeriesRecord, VolumeCardRecord
-from web.errors import INVALID_PARAMETERS
-from web.openapi import PathParameter
 
 # Series and volume ids, in bodies and in paths: positive integers (of 18 digits at most).
 POSITIVE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
-# A series or volume id in a path.
-CATALOG_ID = PathParameter({"type": "string", "pattern": POSITIVE_ID.pattern}, (400, INVALID_PARAMETERS),
-                           "must be a positive integer")
 
 
 def _client_number(value: Any) -> Any:

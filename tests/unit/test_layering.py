@@ -160,12 +160,67 @@ def test_no_handler_module_indexes_a_stored_field(path: Path) -> None:
     assert [key for key in indexed_keys(tree_of(path)) if key in stored and (module, key) not in NOT_STORED] == []
 
 
+def our_file(module: str) -> Path | None:
+    """The file of one of this repository's modules, or None for a library's (or a name
+    imported from a module, such as `web.errors.ApiError`)."""
+    path = ROOT / module.replace(".", "/")
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def reached_modules(path: Path) -> set[str]:
+    """Every module importing `path` loads, transitively: libraries by name, ours followed."""
+    seen: set[str] = set()
+    pending = [path]
+    while pending:
+        for module in imported_modules(tree_of(pending.pop())):
+            if module in seen:
+                continue
+            seen.add(module)
+            found = our_file(module)
+            if found is not None:
+                pending.append(found)
+    return seen
+
+
 @pytest.mark.parametrize("path", FORMAT_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_a_file_format_knows_nothing_of_http(path: Path) -> None:
-    """A format raises formats.problems, never an HTTP answer: the route maps it."""
-    modules = imported_modules(tree_of(path))
+    """A format raises formats.problems, never an HTTP answer: the route maps it. Followed
+    through every import, so a model that drags the HTTP machinery in is caught too."""
+    modules = reached_modules(path)
     assert {module.split(".")[0] for module in modules} & {"web", "tornado"} == set()
     assert route_modules(modules) == set()
+
+
+# docs/architecture.md's table of layers: what each may import of this repository.
+MAY_IMPORT = {
+    "handlers": {"handlers.schemas", "web", "formats", "auth", "storage", "settings", "imaging", "languages",
+                 "partial_dates"},
+    "handlers.schemas": {"auth", "storage", "languages", "partial_dates"},
+    "web": {"handlers.schemas", "formats", "auth", "storage", "settings", "imaging", "workers"},
+    "formats": {"handlers.schemas", "auth", "storage", "partial_dates"},
+    "storage": {"auth", "settings", "languages", "partial_dates", "workers"},
+    "auth": set(),
+    **{module: set() for module in ("imaging", "settings", "log_format", "partial_dates", "languages", "workers")},
+}
+
+
+def layer_of(module: str) -> str:
+    return "handlers.schemas" if module.startswith("handlers.schemas") else module.split(".")[0]
+
+
+@pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
+def test_each_layer_imports_only_what_the_architecture_table_says(layer: str) -> None:
+    if layer in ("handlers", "handlers.schemas", "web", "formats", "storage", "auth"):
+        files = sorted((ROOT / layer.replace(".", "/")).rglob("*.py"))
+    else:
+        files = [ROOT / f"{layer}.py"]
+    imported = {layer_of(module) for path in files for module in imported_modules(tree_of(path))
+                if our_file(module) is not None and layer_of(path.relative_to(ROOT).with_suffix("").as_posix()
+                                                         .replace("/", ".")) == layer}
+    assert imported - {layer} <= MAY_IMPORT[layer], sorted(imported - {layer} - MAY_IMPORT[layer])
 
 
 @pytest.mark.parametrize("path", WEB_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
@@ -195,6 +250,7 @@ def test_the_checks_see_what_they_look_for() -> None:
     imports = ast.parse("from web.errors import ApiError\nfrom handlers import accounts\nfrom handlers.schemas.auth import User\n")
     assert route_modules(imported_modules(imports)) == {"handlers.accounts"}
     assert {"web.errors", "web.errors.ApiError"} <= imported_modules(imports)
+    assert "web.openapi" in reached_modules(ROOT / "handlers" / "ratings.py")
     assert sorted(operator_strings(tree)) == ["$$this.", "$elemMatch"]
     assert indexed_keys(ast.parse('a = status["series_id"]\nb = entry.get("score")\nc = d[0]\n')) == \
         ["series_id", "score"]

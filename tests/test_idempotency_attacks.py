@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient, keyed
@@ -19,12 +18,6 @@ from tests.conftest import FailPoints, RunningApp
 from tests.images import data_url, image_bytes
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
-    await load_catalog(db, [series(1, "Yotsuba to!"), series(2, "Berserk")])
-    return await api.sign_up("alice")
 
 
 async def test_a_stored_fingerprint_does_not_let_a_database_reader_test_password_guesses(

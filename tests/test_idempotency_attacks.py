@@ -16,6 +16,7 @@ from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
 from tests.conftest import FailPoints, RunningApp
 from tests.images import data_url, image_bytes
+from tests.waiting import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,8 +49,11 @@ async def test_concurrent_image_deletions_with_one_key_replay_the_answer_of_the_
     # The first attempt's file deletion (after it cleared the image) is slow.
     await fail_points.fail(["delete"], {"times": 1}, blockConnection=True, blockTimeMS=1500)
     first = asyncio.ensure_future(api.delete(f"/user/delete-image/{alice['id']}", headers=keyed("img")))
-    while (await db.users.find_one({"_id": alice["id"]}))["profile_image"] is not None:
-        await asyncio.sleep(0.01)
+
+    async def image_cleared() -> bool:
+        return (await db.users.find_one({"_id": alice["id"]}))["profile_image"] is None
+
+    await until(image_cleared, 10, "the first attempt clearing the image")
     second = await api.delete(f"/user/delete-image/{alice['id']}", headers=keyed("img"))
     answers = [(await first).status, second.status,
                (await api.delete(f"/user/delete-image/{alice['id']}", headers=keyed("img"))).status]

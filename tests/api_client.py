@@ -22,6 +22,11 @@ class Reply:
         return self.headers.get_list("Set-Cookie")
 
 
+def keyed(key: str) -> dict[str, str]:
+    """The headers of a write sent with an Idempotency-Key."""
+    return {"Idempotency-Key": key}
+
+
 class ApiClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url

@@ -15,6 +15,7 @@ from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import RunningApp
 from tests.images import b64, image_bytes
+from tests.roles import make_admin
 
 CATALOG = [series(1, "Yotsuba to!", volumes=[volume(11, 1)]), series(2, "Berserk", volumes=[volume(21, 1)])]
 
@@ -56,7 +57,7 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
                          {"username": "bob", "password": "correct horse"})).body["user"]["id"]
     await call(admin, "POST", "/auth/login", "/auth/login", {"username": "root", "password": "correct horse"})
     admin_id = admin.cookies["refreshToken"].partition(".")[0]
-    await db.users.update_one({"_id": admin_id}, {"$set": {"roles": ["admin"]}})
+    await make_admin(db, admin_id)
     user_id = me["user"]["id"]
     png = b64(image_bytes("PNG", (32, 32)))
     await call(alice, "GET", "/auth/me", "/auth/me")

@@ -17,6 +17,7 @@ from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import FRONTEND_ORIGIN, CommandCounter, FailPoints, RunningApp
 from tests.images import b64, image_bytes
+from tests.roles import set_roles
 
 pytestmark = pytest.mark.asyncio
 
@@ -172,7 +173,7 @@ async def test_ratings_are_refused_to_a_user_who_may_not_rate(
     running: RunningApp, api: ApiClient, db: AsyncDatabase, catalog: None
 ) -> None:
     alice = await api.sign_up("alice")
-    await db.users.update_one({"_id": alice["id"]}, {"$set": {"roles": ["banned"]}})
+    await set_roles(db, alice["id"], "banned")
     _, file = await export(api)
     file["reading_statuses"] = [{**STATUS_ENTRY, "series_id": 1}]
     file["ratings"] = [{"series_id": 1, "rating": 5, "last_update": "2024-01-01T00:00:00Z"}]

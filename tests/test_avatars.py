@@ -15,6 +15,7 @@ from storage.users import UserStore
 from tests.api_client import ApiClient
 from tests.conftest import CommandCounter, FailPoints, RunningApp, StartApp
 from tests.images import b64, data_url, image_bytes, opened, photo_with_exif, two_frame_gif
+from tests.roles import make_admin, set_roles
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,14 +30,6 @@ async def upload(api: ApiClient, user_id: str, image: str, admin: bool = False) 
 
 async def served(api: ApiClient, user_id: str, res: str = "scaled", **headers: str) -> Any:
     return await api.get(f"/user/avatar/{user_id}/{res}", headers=headers, send_cookies=False)
-
-
-async def make_admin(db: AsyncDatabase, user_id: str) -> None:
-    await db.users.update_one({"_id": user_id}, {"$set": {"roles": ["admin"]}})
-
-
-async def set_roles(db: AsyncDatabase, user_id: str, *roles: str) -> None:
-    await db.users.update_one({"_id": user_id}, {"$set": {"roles": list(roles)}})
 
 
 @pytest.mark.parametrize("fmt, mode", [("JPEG", "RGB"), ("PNG", "RGBA"), ("WEBP", "RGB"), ("GIF", "P")])

@@ -104,11 +104,7 @@ async def test_a_client_that_leaves_mid_body_is_no_longer_in_flight(running: Run
     head = (f"POST /auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
             "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"all\"").encode()
     await raw_request(running.port, head, read=False)
-    for _ in range(100):
-        if running.app.services.inflight.count == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert running.app.services.inflight.count == 0
+    await until(lambda: running.app.services.inflight.count == 0, 2, "no request in flight")
 
 
 async def read_until_closed(port: int, data: bytes) -> bytes:
@@ -148,11 +144,7 @@ async def test_a_chunked_body_over_the_limit_answers_413_in_json_and_is_no_longe
             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
     raw = await read_until_closed(running.port, chunked(head, 65536, 6))  # 384 KiB > 256 KiB
     assert single_json_answer(raw) == (413, {"data": "Request body too large", "code": 413})
-    for _ in range(100):
-        if running.app.services.inflight.count == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert running.app.services.inflight.count == 0
+    await until(lambda: running.app.services.inflight.count == 0, 2, "no request in flight")
     assert (await api.get("/auth/me")).status == 200  # the session was not logged out
 
 

@@ -19,6 +19,7 @@ from storage.embedded import EmbeddedDatabase, free_loopback_port
 from storage.supervisor import DatabaseState, EmbeddedSupervisor
 from tests.api_client import ApiClient
 from tests.conftest import FRONTEND_ORIGIN, FailPoints, RunningApp, StartApp
+from tests.waiting import until
 from web.base import ApiHandler
 
 pytestmark = pytest.mark.asyncio
@@ -230,8 +231,7 @@ async def test_health_reports_the_supervisors_state_after_the_ping_not_before(
         health = asyncio.ensure_future(running.client().get("/health"))
         # The app shares this event loop: once the request is counted, it waits in its ping (at
         # worst it has not read the state yet, and sees "restarting" at once: the same answer).
-        while running.app.services.inflight.count == 0:
-            await asyncio.sleep(0.01)
+        await until(lambda: running.app.services.inflight.count > 0, 10, "the health request in flight")
         supervisor.state = DatabaseState.RESTARTING
         reply = await health
     finally:

@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.clock import utc_now
 from handlers.application import all_routes
 from storage.idempotency import IdempotencyStore, SavedAnswer
-from tests.api_client import ApiClient
+from tests.api_client import ApiClient, keyed
 from tests.api_tour import CATALOG, api_tour
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog
@@ -24,10 +24,6 @@ from web.idempotency import INVALID_KEY, KEY_REUSED, fingerprint, is_idempotent,
 
 ADDED = {"data": "Reading status added successfully", "code": 200}
 WRITE_CONCERN_ERROR = {"writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}}
-
-
-def keyed(key: str) -> dict[str, str]:
-    return {"Idempotency-Key": key}
 
 
 async def statuses_of(db: AsyncDatabase) -> list[int]:

@@ -9,26 +9,16 @@ import json
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.api_client import ApiClient
+from tests.api_client import ApiClient, keyed
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series
 from tests.conftest import FailPoints, RunningApp
 from tests.images import data_url, image_bytes
+from tests.waiting import until
 
 pytestmark = pytest.mark.asyncio
-
-
-def keyed(key: str) -> dict[str, str]:
-    return {"Idempotency-Key": key}
-
-
-@pytest_asyncio.fixture
-async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
-    await load_catalog(db, [series(1, "Yotsuba to!"), series(2, "Berserk")])
-    return await api.sign_up("alice")
 
 
 async def test_a_stored_fingerprint_does_not_let_a_database_reader_test_password_guesses(
@@ -59,8 +49,11 @@ async def test_concurrent_image_deletions_with_one_key_replay_the_answer_of_the_
     # The first attempt's file deletion (after it cleared the image) is slow.
     await fail_points.fail(["delete"], {"times": 1}, blockConnection=True, blockTimeMS=1500)
     first = asyncio.ensure_future(api.delete(f"/user/delete-image/{alice['id']}", headers=keyed("img")))
-    while (await db.users.find_one({"_id": alice["id"]}))["profile_image"] is not None:
-        await asyncio.sleep(0.01)
+
+    async def image_cleared() -> bool:
+        return (await db.users.find_one({"_id": alice["id"]}))["profile_image"] is None
+
+    await until(image_cleared, 10, "the first attempt clearing the image")
     second = await api.delete(f"/user/delete-image/{alice['id']}", headers=keyed("img"))
     answers = [(await first).status, second.status,
                (await api.delete(f"/user/delete-image/{alice['id']}", headers=keyed("img"))).status]

@@ -15,6 +15,7 @@ from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import CommandCounter, RunningApp
+from tests.roles import set_roles
 
 pytestmark = pytest.mark.asyncio
 
@@ -82,7 +83,7 @@ async def test_unknown_and_banned_users_are_404_and_admins_see_no_more(running: 
     await dotted.sign_up("J.R-R_T")
     assert (await anyone.get("/users/j.r-r_t")).body["user"]["username"] == "J.R-R_T"
     assert (await anyone.get("/users/J.R-R_T")).status == 200
-    await db.users.update_one({"_id": alice["id"]}, {"$set": {"roles": ["banned"]}})
+    await set_roles(db, alice["id"], "banned")
     for path in ("/users/alice", "/users/alice/reading-history"):
         assert (await anyone.get(path)).status == 404
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from auth.passwords import Passwords
 from storage.rate_limits import SharedWindowLimit
 from tests.api_client import ApiClient, Reply
 from tests.conftest import StartApp
+from tests.waiting import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,14 +58,6 @@ class CountingHasher(PasswordHasher):
         finally:
             with self._lock:
                 self.running -= 1
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached in 10 s")
 
 
 async def login_from(client: ApiClient, address: str, username: str, password: str = "wrong password") -> Reply:

@@ -15,6 +15,7 @@ from settings import Settings
 from storage.ratings import RatingStore
 from tests.api_client import ApiClient
 from tests.conftest import CommandCounter, RunningApp
+from tests.roles import set_roles
 from tests.service_process import run_command, service_env
 
 RATING_MISSING = {"data": "Rating does not exist for this series", "code": 404}
@@ -130,7 +131,7 @@ async def test_an_empty_series_id_answers_400_missing(api: ApiClient, alice: dic
 @pytest.mark.parametrize("role, allowed", [("member", True), ("admin", True), ("banned", False)])
 async def test_rating_needs_the_rate_series_permission(api: ApiClient, alice: dict, db: AsyncDatabase,
                                                         role: str, allowed: bool) -> None:
-    await db.users.update_one({"_id": alice["id"]}, {"$set": {"roles": [role]}})
+    await set_roles(db, alice["id"], role)
     replies = [
         await api.post("/user/series-rating/add/1", {"rating": 6}),
         await api.post("/user/series-rating/update/1", {"rating": 7}),
@@ -148,7 +149,7 @@ async def test_rating_needs_the_rate_series_permission(api: ApiClient, alice: di
 async def test_a_banned_user_keeps_an_earlier_rating_and_cannot_remove_it(api: ApiClient, alice: dict,
                                                                           db: AsyncDatabase) -> None:
     await api.post("/user/series-rating/add/1", {"rating": 6})
-    await db.users.update_one({"_id": alice["id"]}, {"$set": {"roles": ["banned"]}})
+    await set_roles(db, alice["id"], "banned")
     assert (await api.delete("/user/series-rating/delete/1")).status == 403
     assert await aggregates(db, 1) == (1, 12)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,8 +26,9 @@ CATALOG = [
     series(6, "Other Client", client=2),
     series(7, "Zeta", volumes=[]),
 ]
+UPDATED_FROM = datetime(2024, 6, 1, tzinfo=timezone.utc)
 BASE = {"visibility": "public", "progressType": "chapters", "progress": 1, "status": "started"}
-# Added in this order, so that update order is 3, 1, 5, 2, 7, 4, 6.
+# Added in this order, with last_update times that follow it: update order is 3, 1, 5, 2, 7, 4, 6.
 STATUSES: list[tuple[int, dict[str, Any]]] = [
     (3, {"priority": "mid", "score": 10, "end": "2024-02-01"}),
     (1, {"priority": "high", "score": 8, "start": "2024-01"}),
@@ -62,7 +62,13 @@ async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
     for series_id, fields in STATUSES:
         body = {**BASE, "client": 1, **fields}
         assert (await api.post(f"/user/reading-status/add/{series_id}", body)).status == 200
-        await asyncio.sleep(0.003)  # distinct last_update times at millisecond precision
+    # Adds within one millisecond would share a last_update (stored at millisecond precision):
+    # the update order is written here, a second apart and in the past, not left to the clock.
+    for second, (series_id, _) in enumerate(STATUSES):
+        written = await db.users.update_one(
+            {"_id": user["id"], "statuses.series_id": series_id},
+            {"$set": {"statuses.$.last_update": UPDATED_FROM + timedelta(seconds=second)}})
+        assert written.modified_count == 1
     return user
 
 

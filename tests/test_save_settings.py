@@ -7,6 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
 from tests.conftest import RunningApp
+from tests.roles import make_admin, set_roles
 
 pytestmark = pytest.mark.asyncio
 
@@ -19,10 +20,6 @@ SPEC_EXAMPLE = {
     "view-mode": "column",
     "show-drag-indicator": False,
 }
-
-
-async def make_admin(db: AsyncDatabase, username: str) -> None:
-    await db.users.update_one({"slug": username}, {"$set": {"roles": ["admin"]}})
 
 
 async def test_saving_the_spec_example_answers_200_and_shows_in_me(api: ApiClient) -> None:
@@ -129,8 +126,7 @@ async def test_changing_another_users_settings_answers_403(running: RunningApp, 
 
 
 async def test_an_admin_changes_another_users_settings(running: RunningApp, api: ApiClient, db: AsyncDatabase) -> None:
-    await api.sign_up("root")
-    await make_admin(db, "root")
+    await make_admin(db, (await api.sign_up("root"))["id"])
     bob = running.client()
     bob_user = await bob.sign_up("bob")
     reply = await api.post(f"/users/{bob_user['id']}/save-settings", {"theme": "dark"})
@@ -139,31 +135,28 @@ async def test_an_admin_changes_another_users_settings(running: RunningApp, api:
 
 
 async def test_an_admin_cannot_give_an_unverified_user_nsfw_18(running: RunningApp, api: ApiClient, db: AsyncDatabase) -> None:
-    await api.sign_up("root")
-    await make_admin(db, "root")
+    await make_admin(db, (await api.sign_up("root"))["id"])
     bob_user = await running.client().sign_up("bob")
     reply = await api.post(f"/users/{bob_user['id']}/save-settings", {"nsfw-mode": "settings.nsfw.show-nsfw-18"})
     assert (reply.status, reply.body["data"]) == (403, "Forbidden")
 
 
 async def test_an_admin_naming_an_unknown_user_gets_404(api: ApiClient, db: AsyncDatabase) -> None:
-    await api.sign_up("root")
-    await make_admin(db, "root")
+    await make_admin(db, (await api.sign_up("root"))["id"])
     reply = await api.post("/users/000000000000000000000000/save-settings", {"theme": "dark"})
     assert (reply.status, reply.body) == (404, {"data": "User not found", "code": 404})
 
 
 async def test_a_banned_user_still_saves_own_settings(api: ApiClient, db: AsyncDatabase) -> None:
     user = await api.sign_up("alice")
-    await db.users.update_one({"_id": user["id"]}, {"$set": {"roles": ["banned"]}})
+    await set_roles(db, user["id"], "banned")
     me = (await api.get("/auth/me")).body["user"]
     assert me["roles"] == ["banned"] and me["permissions"] == []
     assert (await api.post(f"/users/{user['id']}/save-settings", {"theme": "dark"})).status == 200
 
 
 async def test_a_user_deleted_mid_session_gets_404_on_save(api: ApiClient, db: AsyncDatabase, running: RunningApp) -> None:
-    await api.sign_up("root")
-    await make_admin(db, "root")
+    await make_admin(db, (await api.sign_up("root"))["id"])
     bob_user = await running.client().sign_up("bob")
     await db.users.delete_one({"_id": bob_user["id"]})
     reply = await api.post(f"/users/{bob_user['id']}/save-settings", {"theme": "dark"})

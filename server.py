@@ -337,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     except DataDirInUse as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # a clear line for the operator; the traceback at debug level
-        log.debug("fatal", exc_info=True)
-        log.error("%s: %s", type(error).__name__, error)
+    except Exception as error:
+        # Unexpected, so nothing above explained it: one error record whose first line names
+        # the failure, with the traceback the operator needs to fix it (at error level: a
+        # service run at the usual level shows it).
+        log.error("fatal: %s stopped on %s: %s", arguments.command or "the service", type(error).__name__, error,
+                  exc_info=True)
         return 1
 
 

@@ -16,7 +16,7 @@ from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
 from auth.secret_file import read_or_create
-from handlers.application import make_app, make_http_server
+from handlers.application import make_app
 from imaging import give_large_buffers_back_to_the_os, guard_decoding
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
@@ -43,6 +43,7 @@ from storage.ratings import RatingStore
 from storage.users import UserStore
 from web import log_redaction
 from web.connections import raise_open_file_limit
+from web.http_server import make_http_server
 
 log = logging.getLogger("tsundoku")
 

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pymongo.asynchronous.database import AsyncDatabase
 from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
@@ -35,7 +34,7 @@ from storage.backup import (
 )
 from storage.backup_invariants import describe
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
-from storage.database import StandaloneServer, require_replica_set
+from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse
 from storage.indexes import prepare_database
 from storage.lifecycle import open_database, running_service_uri
@@ -160,7 +159,7 @@ async def import_catalog(settings: Settings, path: str) -> int:
     return 0
 
 
-async def import_demo_catalog_if_empty(settings: Settings, db: AsyncDatabase) -> None:
+async def import_demo_catalog_if_empty(settings: Settings, db: Database) -> None:
     """A newcomer on the embedded default sees data at once; a real deployment never gets it."""
     store = CatalogStore(db)
     if not settings.uses_embedded_database or not await store.is_empty():

@@ -66,7 +66,7 @@ clean:
 lint: install-dev
 	$(BIN)/ruff check --select F,I,E9,B --ignore B023 --line-length 120 --exclude .venv .
 
-# The type checker: mypy, strict, over handlers, web, formats, storage and auth (mypy.ini).
+# The type checker: mypy, strict, over handlers, web, formats, storage, auth and the top-level modules (mypy.ini).
 types: install-dev
 	$(BIN)/mypy
 

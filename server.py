@@ -11,12 +11,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pymongo.asynchronous.database import AsyncDatabase
 from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
 from auth.secret_file import read_or_create
-from handlers.application import make_app, make_http_server
+from handlers.application import make_app
 from imaging import give_large_buffers_back_to_the_os, guard_decoding
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
@@ -35,7 +34,7 @@ from storage.backup import (
 )
 from storage.backup_invariants import describe
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
-from storage.database import StandaloneServer, require_replica_set
+from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse
 from storage.indexes import prepare_database
 from storage.lifecycle import open_database, running_service_uri
@@ -43,6 +42,7 @@ from storage.ratings import RatingStore
 from storage.users import UserStore
 from web import log_redaction
 from web.connections import raise_open_file_limit
+from web.http_server import make_http_server
 
 log = logging.getLogger("tsundoku")
 
@@ -159,7 +159,7 @@ async def import_catalog(settings: Settings, path: str) -> int:
     return 0
 
 
-async def import_demo_catalog_if_empty(settings: Settings, db: AsyncDatabase) -> None:
+async def import_demo_catalog_if_empty(settings: Settings, db: Database) -> None:
     """A newcomer on the embedded default sees data at once; a real deployment never gets it."""
     store = CatalogStore(db)
     if not settings.uses_embedded_database or not await store.is_empty():
@@ -337,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     except DataDirInUse as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # a clear line for the operator; the traceback at debug level
-        log.debug("fatal", exc_info=True)
-        log.error("%s: %s", type(error).__name__, error)
+    except Exception as error:
+        # Unexpected, so nothing above explained it: one error record whose first line names
+        # the failure, with the traceback the operator needs to fix it (at error level: a
+        # service run at the usual level shows it).
+        log.error("fatal: %s stopped on %s: %s", arguments.command or "the service", type(error).__name__, error,
+                  exc_info=True)
         return 1
 
 

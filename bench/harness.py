@@ -17,12 +17,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tornado.netutil import bind_sockets
 
 from auth.passwords import Passwords
-from handlers.application import make_app, make_http_server
+from handlers.application import make_app
 from server import set_process_wide
 from settings import Settings
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase
 from storage.indexes import prepare_database
+from web.http_server import make_http_server
 
 
 @dataclass

@@ -1,12 +1,9 @@
-"""Builds the Tornado application: the route table, the services handlers depend on, the access log."""
+"""Builds the Tornado application: the route table and the services handlers depend on."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 from typing import Any
-
-import tornado.web
 
 from auth.passwords import Passwords
 from formats import mal_xml
@@ -43,12 +40,11 @@ from storage.reading import ReadingStatusStore
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
+from web.access_log import record_request
 from web.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
-from web.connections import ConnectionLimits, GuardedHTTPServer
+from web.http_server import TsundokuApplication
 from web.openapi import Route, openapi_document
 from web.services import Services, input_pool
-
-access_log = logging.getLogger("tsundoku.access")
 
 
 def all_routes() -> list[Route]:
@@ -57,48 +53,10 @@ def all_routes() -> list[Route]:
             *account_file.routes, *mal_import.routes, *system.routes]
 
 
-def log_request(handler: tornado.web.RequestHandler) -> None:
-    """One line per request: never headers, cookies, bodies or query strings."""
-    status = handler.get_status()
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    if not access_log.isEnabledFor(level):
-        return
-    user = getattr(handler, "user", None)
-    request = handler.request
-    duration_ms = round(1000.0 * request.request_time(), 1)
-    user_id = user.id if user is not None else "-"
-    # The route's pattern (`/user/reading-status/id/{id}`) for a JSON line; "-" when none matched.
-    fields = {"method": request.method, "route": getattr(handler, "route", None) or "-", "status": status,
-              "duration_ms": duration_ms, "user": user_id}
-    access_log.log(level, "%s %s %d %.1fms user=%s", request.method, request.path, status, duration_ms, user_id,
-                   extra=fields)
-
-
-def record_request(handler: tornado.web.RequestHandler) -> None:
-    """What Tornado calls when a request is answered: the access log line and the metrics."""
-    log_request(handler)
-    services = getattr(handler, "services", None)
-    if services is not None:
-        trips = getattr(handler, "round_trips", None)
-        services.metrics.observe(getattr(handler, "route", None) or "-", handler.request.method or "-",
-                                 handler.get_status(), handler.request.request_time(), trips[0] if trips else None)
-
-
-class TsundokuApplication(tornado.web.Application):
-    services: Services
-
-
-def make_http_server(app: TsundokuApplication) -> GuardedHTTPServer:
-    """The server for `app`: its body limit is the largest of any route (each route applies
-    its own in `prepare`), forwarded addresses count only behind a trusted proxy, and slow or
-    numerous clients are bounded (see `web.connections`)."""
-    settings = app.services.settings
-    largest = max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT,
-                  mal_xml.MAX_XML_BYTES)
-    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_grace_s=settings.body_grace_s,
-                              body_min_bytes_per_s=settings.body_min_bytes_per_s,
-                              max_connections=settings.max_connections)
-    return GuardedHTTPServer(app, xheaders=settings.trust_proxy, max_body_size=largest, limits=limits)
+def largest_body_limit(settings: Settings) -> int:
+    """The largest body any route accepts: the server's limit (each route applies its own)."""
+    return max(DEFAULT_BODY_LIMIT, avatars.upload_body_limit(settings), account_file.IMPORT_BODY_LIMIT,
+               mal_xml.MAX_XML_BYTES)
 
 
 def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = None,
@@ -158,6 +116,7 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         serve_traceback=False,
     )
     app.services = services
+    app.largest_body = largest_body_limit(settings)
     return app
 
 

@@ -26,6 +26,7 @@ from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from auth.permissions import is_banned
 from storage.records import AvatarReference
@@ -158,12 +159,16 @@ class AvatarStore:
         return counted["avatar_sequence"] if counted else None
 
     async def _current_version_quietly(self, user_id: str) -> int | str | None:
-        """The user's current image version, or `_UNKNOWN` when the database cannot say."""
+        """The user's current image version, or `_UNKNOWN` when the database cannot say (it is
+        read after a failed switch, when the database may well be failing still). Anything but
+        the driver's errors is a bug, and raised."""
         try:
             current = await self.current(user_id)
-            return current.version if current else None
-        except Exception:
+        except PyMongoError:
+            log.warning("could not read the avatar version of user %s after a failed switch; its new files"
+                        " stay until the next sweep", user_id, exc_info=True)
             return _UNKNOWN
+        return current.version if current else None
 
     async def current(self, user_id: str) -> AvatarReference | None:
         found = await self._users.find_one({"_id": user_id}, {"_id": 0, "profile_image": 1})

@@ -34,6 +34,10 @@ from storage.session_reads import CatalogRead, Figures, ListRead, SessionRead, e
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
+# What dropping an index that is not there answers: IndexNotFound (27) when the collection
+# exists, NamespaceNotFound (26) from a MongoDB whose collection does not exist yet (SecantusDB
+# answers nothing then). Any other refusal is a real failure and must reach the operator.
+_INDEX_ABSENT_CODES = frozenset({26, 27})
 
 # What a request about the user needs; never the password hash, never other sessions,
 # never the embedded lists unless a route asks for them by name.
@@ -101,8 +105,10 @@ class UserStore:
         for name in _RETIRED_INDEXES:
             try:
                 await self._users.drop_index(name)
-            except OperationFailure:
-                pass  # not there: a new database
+            except OperationFailure as error:
+                if error.code not in _INDEX_ABSENT_CODES:
+                    raise
+                # not there: a new database, or one that dropped it already
 
     async def create(self, username: str, password_hash: str, now: Any) -> str:
         """The name and the user, both or neither (one transaction)."""

@@ -24,7 +24,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from auth.passwords import HASHES_AT_ONCE, HASHES_WAITING, Passwords
-from handlers.application import TsundokuApplication, make_app, make_http_server
+from handlers.application import make_app
 from server import set_process_wide
 from settings import Settings
 from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database
@@ -34,6 +34,7 @@ from storage.round_trips import DRIVER_COMMANDS
 from tests.api_client import ApiClient
 from tests.catalog_data import TWO_SERIES, load_catalog
 from web.connections import GuardedHTTPServer
+from web.http_server import TsundokuApplication, make_http_server
 
 FRONTEND_ORIGIN = "https://app.tsundoku.test"
 # Real argon2id with small costs: the production parameters make every registration ~100 ms.

@@ -328,6 +328,27 @@ async def test_a_failed_switch_keeps_the_old_image_and_deletes_the_new_files(
     assert await AvatarStore(db, UserStore(db)).count_files() == 2
 
 
+async def test_a_failed_switch_whose_check_fails_too_keeps_the_new_files_and_says_so(
+    api: ApiClient, alice: dict, db: AsyncDatabase, fail_points: FailPoints, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    # The database cannot say whether the failed switch was applied: the new files may be the
+    # user's image, so they stay (the next sweep deletes them if not), and the log says why.
+    old_url, _ = await _prepare_old_image(api, alice["id"])
+
+    async def switch_fails_and_so_does_the_next_read(self: AvatarStore, *args: Any) -> bool:
+        await fail_points.fail(["find"], {"times": 1}, errorCode=50)
+        raise RuntimeError("lost the primary")
+
+    monkeypatch.setattr(AvatarStore, "switch", switch_fails_and_so_does_the_next_read)
+    with caplog.at_level("WARNING", logger="tsundoku.avatars"):
+        assert (await upload(api, alice["id"], b64(image_bytes("PNG", color="blue")))).status == 500
+    assert (await api.get("/auth/me")).body["user"]["profile_image"] == old_url
+    assert await AvatarStore(db, UserStore(db)).count_files() == 4
+    assert any(record.name == "tsundoku.avatars" and "after a failed switch" in record.getMessage()
+               for record in caplog.records)
+
+
 async def test_a_failed_cleanup_keeps_the_new_image_and_the_next_upload_sweeps(
     api: ApiClient, alice: dict, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 from storage.database import connect
 from storage.embedded import DataDirLock, answers_ping, free_loopback_port
 from tests.api_client import ApiClient
-from tests.service_process import ServiceProcess, run_command, running_service, service_env
+from tests.service_process import ROOT, ServiceProcess, run_command, running_service, service_env
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
@@ -141,6 +141,23 @@ def test_an_address_it_cannot_listen_on_stops_the_start_before_the_database(tmp_
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert not (tmp_path / "db").exists()  # no database was started, nothing imported
+
+
+def test_an_unexpected_failure_is_logged_once_at_error_level_with_its_traceback(tmp_path: Path) -> None:
+    # A command that fails on what nothing anticipated (here a sweep that raises at once, before
+    # any database is opened): the operator gets the cause and where it came from, exit code 1.
+    raising = ("import sys, server\n"
+               "async def sweep(settings):\n"
+               "    raise RuntimeError('the unexpected')\n"
+               "server.sweep = sweep\n"
+               "sys.exit(server.main(['sweep']))\n")
+    result = subprocess.run([sys.executable, "-c", raising], cwd=ROOT, env=service_env(tmp_path, LOG_LEVEL="warning"),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.count("ERROR tsundoku: fatal: sweep stopped on RuntimeError: the unexpected") == 1, \
+        result.stderr
+    assert result.stderr.count("Traceback (most recent call last)") == 1, result.stderr
+    assert 'File "<string>", line 3, in sweep' in result.stderr  # where it was raised
 
 
 def test_set_role_refuses_an_unknown_role(tmp_path: Path) -> None:

@@ -157,8 +157,7 @@ class ApiHandler(tornado.web.RequestHandler):
         """A retried logout or account deletion: its session is gone, and the answer saved for
         its key, by this very session, will answer it. Anything else is the 401 at once, before
         the body is read."""
-        value = self.get_cookie(COOKIE_NAME)
-        cookie = SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
+        cookie = self.session_cookie()
         if cookie is None or not idempotency.is_key(key):
             raise refusal
         saved = await self.services.idempotency.find(cookie.user_id, key, utc_now())
@@ -253,6 +252,12 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- authentication ----
 
+    def session_cookie(self) -> SessionCookie | None:
+        """The request's session cookie, parsed; None when there is none or it is not one of ours
+        (longer than any of ours: no hash and no query are spent on it)."""
+        value = self.get_cookie(COOKIE_NAME)
+        return SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
+
     def declared_read(self) -> Read | None:
         """What this request's verb declared with `@reads`, if anything."""
         return declared_read(getattr(type(self), self.verb(), None))
@@ -285,8 +290,7 @@ class ApiHandler(tornado.web.RequestHandler):
         and the cookie's expiry are refreshed once an hour. With `read_only` none of that: no
         cookie is set or cleared and nothing is written, for answers a shared cache may store
         (a cached Set-Cookie would go to everyone)."""
-        value = self.get_cookie(COOKIE_NAME)
-        cookie = SessionCookie.parse(value) if value and len(value) <= MAX_TOKEN_LENGTH else None
+        cookie = self.session_cookie()
         if cookie is None:
             raise ApiError(401, UNAUTHORIZED)
         hashed = cookie.secret_hash

@@ -33,7 +33,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auth.clock import utc_now
-from auth.tokens import COOKIE_NAME, SessionCookie
 from storage.database import TRANSACTION_TIMEOUT_S, TransactionConflict, request_transaction
 from storage.idempotency import KeyTaken, SavedAnswer
 from web.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, ApiError, message_body
@@ -266,8 +265,7 @@ def scope_of(handler: ApiHandler) -> tuple[str, str | None]:
     and the client's address, so that keys made up by others elsewhere never meet."""
     if handler.user is not None:
         return handler.user.id, handler.user.session_hash
-    value = handler.get_cookie(COOKIE_NAME)
-    cookie = SessionCookie.parse(value) if handler.unauthenticated and value else None
+    cookie = handler.session_cookie() if handler.unauthenticated else None
     if cookie is not None:
         return cookie.user_id, cookie.secret_hash
     return f"{handler.route or ''} {handler.request.remote_ip}", None

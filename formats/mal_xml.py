@@ -52,6 +52,11 @@ PIECE = 64 * 1024
 XML_TYPES = ("application/xml", "text/xml")
 GZIP_TYPES = ("application/gzip", "application/x-gzip")
 INVALID_FILE = "Invalid MAL file"
+NOT_A_MAL_FILE = ("Request body must be a MyAnimeList XML file "
+                  "(Content-Type: application/xml, text/xml or application/gzip)")
+# Every refusal past a limit says this first, then which limit it passed.
+FILE_TOO_LARGE = "MAL file too large"
+INFLATED_TOO_LARGE = f"{FILE_TOO_LARGE}: more than {MAX_XML_BYTES >> 20} MB uncompressed"
 MANGA_LIST = "2"  # myinfo.user_export_type of a manga list (1 is anime)
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -92,16 +97,15 @@ def read_mal_file(body: Sequence[bytes], content_type: str) -> list[MalEntry]:
     the line of what cannot be read."""
     kind = media_type(content_type)
     if kind not in XML_TYPES + GZIP_TYPES:
-        raise NotThisKind("Request body must be a MyAnimeList XML file "
-                            "(Content-Type: application/xml, text/xml or application/gzip)")
+        raise NotThisKind(NOT_A_MAL_FILE)
     size = sum(map(len, body))
     # A gzipped file sent as XML (a .xml.gz picked in a browser) is recognized by its first bytes.
     if kind in GZIP_TYPES or _starts_with(body, _GZIP_MAGIC):
         if size > MAX_COMPRESSED_BYTES:
-            raise TooLarge("MAL file too large: more than 10 MB compressed")
+            raise TooLarge(f"{FILE_TOO_LARGE}: more than {MAX_COMPRESSED_BYTES >> 20} MB compressed")
         xml_pieces = _inflated(body)
     elif size > MAX_XML_BYTES:
-        raise TooLarge("MAL file too large: more than 50 MB")
+        raise TooLarge(f"{FILE_TOO_LARGE}: more than {MAX_XML_BYTES >> 20} MB")
     else:
         xml_pieces = _pieces(body, PIECE)
     reader = _ListReader()
@@ -116,7 +120,7 @@ def read_mal_file(body: Sequence[bytes], content_type: str) -> list[MalEntry]:
     except _Refused as refused:
         raise Unreadable(f"{INVALID_FILE} at line {refused.line}: {refused}") from None
     except _TooMany as too_many:
-        raise TooLarge(f"MAL file has more than {too_many}") from None
+        raise TooLarge(f"{FILE_TOO_LARGE}: more than {too_many}") from None
     return reader.entries
 
 
@@ -149,7 +153,7 @@ def _inflated(body: Sequence[bytes]) -> Iterator[bytes]:
                 pending = inflater.unconsumed_tail
                 size += len(part)
                 if size > MAX_XML_BYTES:
-                    raise TooLarge("MAL file too large: more than 50 MB uncompressed")
+                    raise TooLarge(INFLATED_TOO_LARGE)
                 if part:
                     yield part
                 # A full piece may leave more output in the inflater, even with no input left.

@@ -13,14 +13,18 @@ from handlers.schemas.account_import import ImportQuery, ImportReport, ListRepor
 from storage.account_import import ImportOutcome
 from storage.list_merge import MERGE_RULES
 from web.base import ApiHandler
-from web.errors import BODY_TOO_LARGE, UNAUTHORIZED, ApiError, file_refusal, validate
+from web.errors import BODY_TOO_LARGE, UNAUTHORIZED, USER_DOCUMENT_FULL, ApiError, file_refusal, validate
 from web.idempotency import idempotent
 from web.json_input import require_json_content_type
-from web.openapi import Operation, Route
+from web.openapi import Answers, Operation, Route
 
 # A user's whole document is at most 16 MB of BSON; its JSON is about as large.
 IMPORT_BODY_LIMIT = 16 * 1024 * 1024
 _TAGS = ("account",)
+# The body past its length, or a file that holds more than an account file can (formats.json_reading
+# counts its values before parsing it).
+_TOO_LARGE = Answers(f"{BODY_TOO_LARGE} (more than {IMPORT_BODY_LIMIT >> 20} MB), or {INVALID_FILE}: more JSON "
+                     "values, or keys in one object, than an account file holds", BODY_TOO_LARGE)
 
 
 class ExportHandler(ApiHandler):
@@ -55,7 +59,7 @@ class ImportHandler(ApiHandler):
                 "default), or does, all or nothing (mode=apply); merge=keep leaves differing entries as they are, "
                 "merge=replace takes the file's",
         request=AccountFile, query=ImportQuery, response=ImportReport, tags=_TAGS,
-        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: BODY_TOO_LARGE})}
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: _TOO_LARGE, 507: USER_DOCUMENT_FULL})}
 
     def body_limit(self) -> int:
         return IMPORT_BODY_LIMIT

@@ -12,10 +12,14 @@ from typing import Any, Literal
 from auth.clock import utc_now
 from formats.mal_entries import FileEntry, mal_entry, read_entry
 from formats.mal_xml import (
+    FILE_TOO_LARGE,
     GZIP_TYPES,
+    INFLATED_TOO_LARGE,
     INVALID_FILE,
     MAX_COMPRESSED_BYTES,
+    MAX_ENTRIES,
     MAX_XML_BYTES,
+    NOT_A_MAL_FILE,
     XML_TYPES,
     MalListInfo,
     compressed_upload,
@@ -40,9 +44,17 @@ from storage.records import StoredList
 from storage.status_import import CatalogMatches, IncomingStatus, ListBusy, SeriesNames, StatusImportResult
 from storage.title_keys import title_key
 from web.base import ApiHandler
-from web.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError, file_refusal, validate
+from web.errors import (
+    BODY_TOO_LARGE,
+    MISSING_PARAMETERS,
+    UNAUTHORIZED,
+    USER_DOCUMENT_FULL,
+    ApiError,
+    file_refusal,
+    validate,
+)
 from web.idempotency import idempotent
-from web.openapi import Operation, PathParameter, Route
+from web.openapi import Answers, Operation, PathParameter, Route
 from web.reads import WholeList, reads
 
 IMPORT_NOT_FOUND = "Import not found"
@@ -54,6 +66,10 @@ _TAGS = ("account",)
 # Any other text names no import and is not worth a query.
 _IMPORT_ID = PathParameter({"type": "string", "pattern": "^[0-9a-f]{24}$"}, (404, IMPORT_NOT_FOUND))
 _FILE = {"schema": {"type": "string", "format": "binary"}}
+# The file's own limits, each named in its message; the body's length is refused before the file is read.
+_TOO_LARGE = Answers(f"{FILE_TOO_LARGE}: past {MAX_COMPRESSED_BYTES >> 20} MB compressed, {MAX_XML_BYTES >> 20} MB "
+                     f"of XML, {MAX_ENTRIES} entries or another of the file's limits (the message says which); "
+                     f"or {BODY_TOO_LARGE}, from the body's length alone", INFLATED_TOO_LARGE)
 
 
 
@@ -133,8 +149,8 @@ class MalImportHandler(ApiHandler):
                 "listed series alone, replace takes the file's",
         query=MalImportQuery, response=MalImportReport, tags=_TAGS,
         raw_request={media: _FILE for media in XML_TYPES + GZIP_TYPES},
-        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 409: LIST_BUSY, 413: "MAL file too large",
-                   415: "Request body must be a MyAnimeList XML file", 507: "Reading list full"})}
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 409: LIST_BUSY, 413: _TOO_LARGE, 415: NOT_A_MAL_FILE,
+                   507: USER_DOCUMENT_FULL})}
 
     def body_limit(self) -> int:
         # Known from the headers, before the body: a gzipped file is held to the compressed limit.

@@ -93,6 +93,13 @@ class ApiClient:
     async def delete(self, path: str, **kwargs: Any) -> Reply:
         return await self.request("DELETE", path, **kwargs)
 
+    async def documented_answer(self, method: str, template: str, status: int) -> Any:
+        """The example answer /openapi.json gives for `status` of an operation: a refusal's
+        message, as a test compares it with the real answer."""
+        document = (await self.get("/openapi.json")).body
+        return document["paths"][template][method.lower()]["responses"][str(status)]["content"][
+            "application/json"]["example"]
+
     # ---- accounts ----
 
     async def register(self, username: str, password: str = "correct horse") -> Reply:

@@ -256,6 +256,7 @@ async def test_a_file_over_16_mb_is_413(api: ApiClient) -> None:
     await api.sign_up("alice")
     reply = await import_file(api, b'{"format": "tsundoku-export", "pad": "' + b"x" * (16 * 1024 * 1024) + b'"}')
     assert (reply.status, reply.body["data"]) == (413, "Request body too large")
+    assert reply.body == await api.documented_answer("POST", "/user/import", 413)
     assert (await api.get("/auth/me")).status == 200  # the account is untouched
 
 
@@ -370,6 +371,8 @@ async def test_16_mb_of_tiny_list_items_is_refused_before_it_is_parsed(api: ApiC
     reply = await import_file(api, b'{"format":"tsundoku-export","version":1,"reading_statuses":[' + items + b'1]}')
     assert (reply.status, reply.body["code"]) == (413, 413), reply.body
     assert reply.body["data"] == "Invalid account file: Request body holds more than 1100000 JSON values"
+    documented = (await api.get("/openapi.json")).body["paths"]["/user/import"]["post"]["responses"]["413"]
+    assert "more JSON values" in documented["description"]
     assert (await db.users.find_one({})).get("statuses", []) == []
 
 

@@ -103,6 +103,7 @@ async def test_an_import_into_a_full_document_is_507_and_changes_nothing(
     assert (dry.status, dry.body["reading_statuses"]["add"]) == (200, 1)  # a dry run only reports
     reply = await api.post("/user/import?mode=apply", file)
     assert (reply.status, reply.body) == (507, FULL)
+    assert reply.body == await api.documented_answer("POST", "/user/import", 507)
     document = await db.users.find_one({"_id": alice["id"]}, {"statuses": 1})
     assert [s["series_id"] for s in document["statuses"]] == [1]
 
@@ -116,6 +117,7 @@ async def test_a_mal_import_into_a_full_document_is_507_and_changes_nothing(
     assert (dry.status, dry.body["counts"]["add"]) == (200, 1)
     reply = await api.request("POST", "/user/import/mal?mode=apply", body=file, headers=headers)
     assert (reply.status, reply.body) == (507, FULL)
+    assert reply.body == await api.documented_answer("POST", "/user/import/mal", 507)
     document = await db.users.find_one({"_id": alice["id"]}, {"statuses": 1})
     assert [s["series_id"] for s in document["statuses"]] == [1]
     assert await db["imports"].count_documents({}) == 0

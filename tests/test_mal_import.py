@@ -367,6 +367,7 @@ async def test_files_that_are_not_mal_lists_are_refused_with_the_line(running: R
     assert wrong.status == 415
     assert wrong.body["data"] == ("Request body must be a MyAnimeList XML file "
                                   "(Content-Type: application/xml, text/xml or application/gzip)")
+    assert wrong.body == await api.documented_answer("POST", "/user/import/mal", 415)
     assert (await send(api, mal_file([]), "?merge=newest")).status == 400
 
 
@@ -386,12 +387,13 @@ async def test_size_limits_refuse_bombs_and_floods_early(running: RunningApp, ap
     assert len(bomb) < 200_000
     reply = await send(api, bomb, content_type="application/gzip")
     assert reply.status == 413 and reply.body["data"] == "MAL file too large: more than 50 MB uncompressed"
+    assert reply.body == await api.documented_answer("POST", "/user/import/mal", 413)
     # More than 10 MB compressed is refused from its Content-Length, before the body.
     big = await send(api, os.urandom(10 * 1024 * 1024 + 1), content_type="application/gzip")
     assert big.status == 413
     flood = mal_file([manga(manga_mangadb_id=2)] * 20_001)
     too_many = await send(api, gzip.compress(flood), content_type="application/gzip")
-    assert too_many.status == 413 and too_many.body["data"] == "MAL file has more than 20000 entries"
+    assert too_many.status == 413 and too_many.body["data"] == "MAL file too large: more than 20000 entries"
 
 
 async def test_an_apply_that_fails_changes_nothing(running: RunningApp, api: ApiClient, db: AsyncDatabase,
@@ -537,7 +539,7 @@ async def test_a_file_of_more_elements_than_any_list_holds_is_413(monkeypatch: p
     with pytest.raises(FileProblem) as refused:
         read_mal_file([file], "application/xml")
     answer = file_refusal(refused.value)
-    assert (answer.status, answer.message) == (413, "MAL file has more than 1000 elements")
+    assert (answer.status, answer.message) == (413, "MAL file too large: more than 1000 elements")
 
 
 async def test_a_title_of_17_mb_is_refused_at_its_line_never_500(running: RunningApp, api: ApiClient,

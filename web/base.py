@@ -35,6 +35,7 @@ from web.errors import (
     STANDARD_MESSAGES,
     TOO_MANY_REQUESTS,
     UNAUTHORIZED,
+    USER_DOCUMENT_FULL,
     ApiError,
     message_body,
     validate,
@@ -49,7 +50,6 @@ log = logging.getLogger("tsundoku.handlers")
 
 # A cookie longer than this is not one of ours; do not spend a hash and a query on it.
 MAX_TOKEN_LENGTH = 128
-USER_DOCUMENT_FULL = "Your lists are too large to store more"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

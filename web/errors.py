@@ -19,6 +19,8 @@ INVALID_CREDENTIALS = "Invalid credentials"
 TOO_MANY_REQUESTS = "Too many requests."
 INTERNAL_ERROR = "Internal server error"
 SERVICE_UNAVAILABLE = "Service unavailable"
+# A write the user's document has no room for (507): answered by `ApiHandler.write_error`.
+USER_DOCUMENT_FULL = "Your lists are too large to store more"
 # Answered by the server itself (web.connections) to a request that arrives too slowly.
 REQUEST_TIMEOUT = "Request timeout"
 

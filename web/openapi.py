@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,11 +32,22 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
+class Answers:
+    """A status whose message varies (each names the limit it passed): what the messages have in
+    common, as the document's description, and one of them, exactly as answered, as its example.
+    OpenAPI has one description per status."""
+
+    description: str
+    example: str
+
+
+@dataclass(frozen=True)
 class Operation:
     """What one method of one route does, for the OpenAPI document."""
 
     summary: str
-    responses: dict[int, str] = field(default_factory=dict)  # status -> message, for Message answers
+    # status -> the message of a Message answer (its description and example), or its Answers
+    responses: Mapping[int, str | Answers] = field(default_factory=dict)
     request: type[BaseModel] | None = None
     request_required: bool = True
     query: type[BaseModel] | None = None
@@ -96,11 +108,12 @@ def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _message_example(status: int, message: str) -> dict[str, Any]:
+def _message_example(status: int, message: str | Answers) -> dict[str, Any]:
+    answers = message if isinstance(message, Answers) else Answers(message, message)
     return {
-        "description": message,
+        "description": answers.description,
         "content": {"application/json": {"schema": _schema_ref(Message),
-                                         "example": {"data": message, "code": status}}},
+                                         "example": {"data": answers.example, "code": status}}},
     }
 
 

@@ -25,10 +25,11 @@ MAX_SESSIONS_PER_USER = 20
 MAX_USER_AGENT_LENGTH = 200
 
 
-_USER_ID = re.compile(r"[0-9a-f]{24}")
+# A user id: the hex of a MongoDB ObjectId, as storage.users makes it.
+USER_ID_SHAPE = re.compile(r"[0-9a-f]{24}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes in URL-safe base64, unpadded
 # A cookie's value anywhere in a text (what the log redaction looks for, whatever surrounds it).
-TOKEN_SHAPE = re.compile(rf"{_USER_ID.pattern}\.{_SECRET.pattern}")
+TOKEN_SHAPE = re.compile(rf"{USER_ID_SHAPE.pattern}\.{_SECRET.pattern}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class SessionCookie:
     def parse(cls, value: str) -> SessionCookie | None:
         """None for anything that is not `<24 hex digits>.<43 URL-safe characters>`."""
         user_id, dot, secret = value.partition(".")
-        if not dot or not _USER_ID.fullmatch(user_id) or not _SECRET.fullmatch(secret):
+        if not dot or not USER_ID_SHAPE.fullmatch(user_id) or not _SECRET.fullmatch(secret):
             return None
         return cls(user_id, secret)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth.permissions import EDIT_USERS
 from handlers.accounts import PasswordCheck
 from handlers.schemas.auth import PasswordConfirmation
+from handlers.user_scope import USER_ID
 from web.base import ApiHandler
 from web.errors import (
     FORBIDDEN,
@@ -63,5 +64,5 @@ class AdminDeleteAccountHandler(ApiHandler):
 
 routes = [
     Route("/user/account", DeleteAccountHandler),
-    Route("/admin-users/account/{id}", AdminDeleteAccountHandler),
+    Route("/admin-users/account/{id}", AdminDeleteAccountHandler, {"id": USER_ID}),
 ]

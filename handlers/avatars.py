@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import StrictStr
@@ -9,6 +10,7 @@ from pydantic import StrictStr
 from auth.permissions import EDIT_USERS
 from formats.json_reading import JsonLimits
 from handlers.schemas.common import FieldError, RequestModel
+from handlers.user_scope import OWN_USER_ID, USER_ID
 from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
 from storage.avatars import RESOLUTIONS, AvatarStore
@@ -26,6 +28,8 @@ IMAGE_DELETED = "Profile image deleted successfully"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 REVALIDATE_CACHE = "public, no-cache"
 _TAGS = ("profile images",)
+# Whether no user has the id or the user has no image shown, it is the same 404.
+_AVATAR_USER_ID = replace(USER_ID, refusal=(404, IMAGE_NOT_FOUND))
 _RESOLUTION = PathParameter({"type": "string", "enum": list(RESOLUTIONS)}, (400, INVALID_PARAMETERS),
                             "must be scaled or high")
 
@@ -203,9 +207,9 @@ class AvatarHandler(ApiHandler):
 
 
 routes = [
-    Route("/user/update-image/{id}", UpdateImageHandler),
-    Route("/user/delete-image/{id}", DeleteImageHandler),
-    Route("/admin-users/update-image/{id}", AdminUpdateImageHandler),
-    Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler),
-    Route("/user/avatar/{id}/{res}", AvatarHandler, {"res": _RESOLUTION}),
+    Route("/user/update-image/{id}", UpdateImageHandler, {"id": OWN_USER_ID}),
+    Route("/user/delete-image/{id}", DeleteImageHandler, {"id": OWN_USER_ID}),
+    Route("/admin-users/update-image/{id}", AdminUpdateImageHandler, {"id": USER_ID}),
+    Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler, {"id": USER_ID}),
+    Route("/user/avatar/{id}/{res}", AvatarHandler, {"id": _AVATAR_USER_ID, "res": _RESOLUTION}),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auth.permissions import EDIT_USERS
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
+from handlers.user_scope import USER_ID
 from storage.users import SettingsOutcome
 from web.base import ApiHandler
 from web.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
@@ -30,11 +31,13 @@ class SaveSettingsHandler(ApiHandler):
 
     @idempotent
     async def post(self, id: str) -> None:
-        target_id = self.path_parameter("id")
         user = self.require_user()
-        is_self = target_id == user.id
-        if not is_self and not user.can(EDIT_USERS):
+        # Anyone else's settings are forbidden without `edit-users`, whatever the path names (text
+        # that is no user id included); with it, such text names no user (the route's USER_ID).
+        if id and id != user.id and not user.can(EDIT_USERS):
             raise ApiError(403, FORBIDDEN)
+        target_id = self.path_parameter("id")
+        is_self = target_id == user.id
         changes = await self.parse_body(SettingsUpdate, unwrap_settings_body)
         values = changes.model_dump(by_alias=True, exclude_unset=True)
         if not values:
@@ -52,4 +55,4 @@ class SaveSettingsHandler(ApiHandler):
         self.write_message(200, SETTINGS_SAVED)
 
 
-routes = [Route("/users/{id}/save-settings", SaveSettingsHandler)]
+routes = [Route("/users/{id}/save-settings", SaveSettingsHandler, {"id": USER_ID})]

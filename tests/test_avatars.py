@@ -157,6 +157,20 @@ async def test_another_users_id_answers_403_on_the_self_routes(running: RunningA
     assert (await api.delete(f"/user/delete-image/{bob['id']}")).status == 403
 
 
+async def test_text_that_is_no_user_id_answers_as_an_unknown_user(running: RunningApp, api: ApiClient, alice: dict,
+                                                                  db: AsyncDatabase) -> None:
+    # Refused by the routes' declaration (handlers.user_scope), with the answer an unknown id gets.
+    for odd in ("not-an-id", "A" * 24):
+        assert (await served(api, odd)).body == {"data": "Profile image not found", "code": 404}
+        assert (await upload(api, odd, b64(image_bytes("PNG")))).body == {"data": "Forbidden", "code": 403}
+        assert (await api.delete(f"/user/delete-image/{odd}")).body == {"data": "Forbidden", "code": 403}
+    await make_admin(db, alice["id"])
+    for odd in ("not-an-id", "A" * 24):
+        assert (await upload(api, odd, b64(image_bytes("PNG")), admin=True)).body == \
+            {"data": "User not found", "code": 404}
+        assert (await api.delete(f"/admin-users/delete-image/{odd}")).body == {"data": "User not found", "code": 404}
+
+
 async def test_an_admin_changes_and_deletes_another_users_image(running: RunningApp, api: ApiClient, alice: dict,
                                                                 db: AsyncDatabase) -> None:
     bob_client = running.client()

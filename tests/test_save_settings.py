@@ -6,7 +6,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
-from tests.conftest import RunningApp
+from tests.conftest import CommandCounter, RunningApp
 from tests.roles import make_admin, set_roles
 
 pytestmark = pytest.mark.asyncio
@@ -145,6 +145,23 @@ async def test_an_admin_naming_an_unknown_user_gets_404(api: ApiClient, db: Asyn
     await make_admin(db, (await api.sign_up("root"))["id"])
     reply = await api.post("/users/000000000000000000000000/save-settings", {"theme": "dark"})
     assert (reply.status, reply.body) == (404, {"data": "User not found", "code": 404})
+
+
+async def test_text_that_is_no_user_id_is_forbidden_to_a_user_and_not_found_for_an_admin(
+        running: RunningApp, api: ApiClient, db: AsyncDatabase, commands: CommandCounter) -> None:
+    root = await api.sign_up("root")
+    for odd in ("not-an-id", "A" * 24, "0" * 25):
+        reply = await api.post(f"/users/{odd}/save-settings", {"theme": "dark"})
+        assert (reply.status, reply.body) == (403, {"data": "Forbidden", "code": 403}), odd
+    await make_admin(db, root["id"])
+    for odd in ("not-an-id", "A" * 24, "0" * 25):
+        commands.reset()
+        reply = await api.post(f"/users/{odd}/save-settings", {"theme": "dark"})
+        assert (reply.status, reply.body) == (404, {"data": "User not found", "code": 404}), odd
+        assert commands.targets() == [("find", "users")]  # the session's query only: never the settings' write
+    document = (await api.get("/openapi.json")).body
+    [parameter] = [p for p in document["paths"]["/users/{id}/save-settings"]["post"]["parameters"] if p["in"] == "path"]
+    assert parameter["schema"] == {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 
 
 async def test_a_banned_user_still_saves_own_settings(api: ApiClient, db: AsyncDatabase) -> None:

@@ -158,10 +158,12 @@ async def test_another_users_id_answers_403_on_the_self_routes(running: RunningA
 
 
 async def test_text_that_is_no_user_id_answers_as_an_unknown_user(running: RunningApp, api: ApiClient, alice: dict,
-                                                                  db: AsyncDatabase) -> None:
+                                                                  db: AsyncDatabase, commands: CommandCounter) -> None:
     # Refused by the routes' declaration (handlers.user_scope), with the answer an unknown id gets.
     for odd in ("not-an-id", "A" * 24):
+        commands.reset()
         assert (await served(api, odd)).body == {"data": "Profile image not found", "code": 404}
+        assert commands.targets() == []  # nothing is looked up for it
         assert (await upload(api, odd, b64(image_bytes("PNG")))).body == {"data": "Forbidden", "code": 403}
         assert (await api.delete(f"/user/delete-image/{odd}")).body == {"data": "Forbidden", "code": 403}
     await make_admin(db, alice["id"])

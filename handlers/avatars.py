@@ -15,7 +15,7 @@ from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_u
 from settings import Settings
 from storage.avatars import RESOLUTIONS, AvatarStore
 from web.base import ApiHandler, validate_body
-from web.errors import BODY_TOO_LARGE, FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
+from web.errors import FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from web.idempotency import idempotent_without_transaction
 from web.json_input import read_json_body
 from web.openapi import Operation, PathParameter, Route
@@ -86,8 +86,6 @@ class ProfileImageWriteHandler(ApiHandler):
 def _write_operation(summary: str, success: str, admin: bool, upload: bool) -> Operation:
     responses = {200: success, 400: MISSING_PARAMETERS, 403: FORBIDDEN, 404: USER_NOT_FOUND if upload
                  else IMAGE_NOT_FOUND, 503: FILE_SERVICE_OFF}
-    if upload:
-        responses[413] = BODY_TOO_LARGE
     return Operation(summary=summary, request=ImageUpload if upload else None, tags=_TAGS, responses=responses,
                      permission=EDIT_USERS if admin else None)
 

@@ -192,6 +192,8 @@ async def test_22000_unknown_keys_at_login_are_refused_before_validation(api: Ap
     reply = await api.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
     assert (reply.status, reply.body) == (413, {"data": "Request body holds more than 20000 JSON values",
                                                 "code": 413})
+    documented = (await api.get("/openapi.json")).body["paths"]["/auth/login"]["post"]["responses"]["413"]
+    assert "more JSON values" in documented["description"]
 
 
 async def test_many_invalid_fields_answer_the_first_twenty_and_their_count(api: ApiClient) -> None:

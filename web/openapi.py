@@ -127,16 +127,21 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
-def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int, str]]:
+# web.json_input answers a JSON body that holds more than its route reads with formats.json_reading's message.
+_JSON_TOO_LARGE = Answers(f"{BODY_TOO_LARGE}, or it holds more JSON values, or keys in one object, than the route "
+                          "reads", BODY_TOO_LARGE)
+
+
+def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int, str | Answers]]:
     """Answers an operation can give whatever its own logic: malformed input, the Origin check
     on a write, a body over its limit, a fault, the database unavailable."""
-    answers = []
+    answers: list[tuple[int, str | Answers]] = []
     if route.parameters or op.query is not None or op.request is not None:
         answers.append((400, INVALID_PARAMETERS))
     if method in ("post", "put", "patch", "delete"):
         answers.append((403, FORBIDDEN))
     if op.request is not None:
-        answers.append((413, BODY_TOO_LARGE))
+        answers.append((413, _JSON_TOO_LARGE))
     if idempotency.is_idempotent(getattr(route.handler, method, None)):
         answers += [(400, idempotency.INVALID_KEY), (422, idempotency.KEY_REUSED)]
     answers.append((500, INTERNAL_ERROR))

@@ -2,7 +2,8 @@
 
 Pure: the statuses come with the session query (or the profile's one read), the series' types
 from the catalog keys the process holds (storage.catalog_keys). Counts are exact; the mean score
-ignores unscored entries; progress sums are kept apart by kind (chapters, volumes)."""
+and the distribution ignore unscored entries (no score, or 0, which means unscored); progress
+sums are kept apart by kind (chapters, volumes)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class ReadingStats:
     volumes_read: float
     rereads: int
     mean_score: float | None
-    score_distribution: dict[str, int]  # "1" .. "10": scores rounded to the nearest whole (0 counts as 1)
+    score_distribution: dict[str, int]  # "1" .. "10": scores rounded to the nearest whole (above 0, below 1: "1")
     by_type: dict[str, int]
     completed_by_year: dict[str, int]  # completed entries with a finish date, by its year
 
@@ -69,7 +70,7 @@ def reading_stats(entries: Iterable[dict[str, Any]], type_of: Callable[[int], st
             volumes += progress
         rereads += int(entry.get("reread") or 0)
         score = entry.get("score")
-        if score is not None:
+        if score is not None and float(score) > 0:  # 0 means unscored (the contract)
             scores.append(float(score))
             distribution[str(min(10, max(1, math.floor(float(score) + 0.5))))] += 1
         kind = type_of(entry["series_id"]) or UNKNOWN_TYPE

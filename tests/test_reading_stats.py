@@ -30,7 +30,7 @@ LIST: list[tuple[int, dict[str, Any]]] = [
     (2, {"status": "completed", "progress": 10, "score": 7.5, "end": "2025", "reread": 1}),
     (3, {"status": "started", "progressType": "chapters", "progress": 30.5}),
     (4, {"status": "dropped", "progress": 2, "score": 0.4}),
-    (5, {"status": "planned", "progress": 0}),
+    (5, {"status": "planned", "progress": 0, "score": 0}),  # 0 means unscored: in no score figure
     (6, {"status": "completed", "progress": 5, "score": 3, "end": "2023-01", "client": 2}),
 ]
 
@@ -51,7 +51,7 @@ async def test_every_figure_of_a_known_list(running: RunningApp, api: ApiClient,
     reply = await api.get("/user/reading-stats")
     assert reply.status == 200, reply.body
     distribution = {str(n): 0 for n in range(1, 11)}
-    distribution.update({"9": 1, "8": 1, "1": 1, "3": 1})  # 7.5 rounds to 8; 0.4 counts as 1
+    distribution.update({"9": 1, "8": 1, "1": 1, "3": 1})  # 7.5 rounds to 8; 0.4 counts as 1; 0 not at all
     assert reply.body == {
         "entries": 6,
         "by_status": {"started": 1, "completed": 3, "paused": 0, "dropped": 1, "planned": 1},

@@ -49,12 +49,15 @@ def test_rereads_are_summed_with_none_as_zero() -> None:
 
 def test_the_mean_ignores_unscored_entries_and_keeps_two_decimals() -> None:
     assert stats(entry(score=10), entry(score=None), entry(score=8), entry(score=8)).mean_score == 8.67
-    assert stats(entry(score=0)).mean_score == 0  # a score of 0 is a score
+    # 0 means unscored (the contract): it is neither in the mean nor in the distribution.
+    assert stats(entry(score=0)).mean_score is None
+    assert stats(entry(score=0), entry(score=9)).mean_score == 9
+    assert sum(stats(entry(score=0)).score_distribution.values()) == 0
 
 
-@pytest.mark.parametrize("score, bucket", [(0, "1"), (0.4, "1"), (1.5, "2"), (2.5, "3"), (8.49, "8"), (8.5, "9"),
+@pytest.mark.parametrize("score, bucket", [(0.1, "1"), (0.4, "1"), (1.5, "2"), (2.5, "3"), (8.49, "8"), (8.5, "9"),
                                            (9.5, "10"), (10, "10")])
-def test_a_score_counts_in_its_nearest_whole_with_halves_up_and_0_as_1(score: float, bucket: str) -> None:
+def test_a_score_counts_in_its_nearest_whole_with_halves_up_and_below_1_as_1(score: float, bucket: str) -> None:
     distribution = stats(entry(score=score)).score_distribution
     assert distribution[bucket] == 1 and sum(distribution.values()) == 1
 

@@ -68,6 +68,15 @@ def _key_is(body: bytes, start: int, end: int, key: str) -> bool:
     return end - start <= 6 * len(key) + 2 and json.loads(body[start:end]) == key
 
 
+def _next_item(body: bytes, position: int) -> int:
+    """From the value at `position`, the start of the container's next item (or its closing
+    bracket)."""
+    position = _skip(body, _value_end(body, position))
+    if position < len(body) and body[position] == ord(","):
+        position = _skip(body, position + 1)
+    return position
+
+
 def _find_member(body: bytes, position: int, key: str) -> int | None:
     """In the object at `position`, the start of `key`'s value (the last one, as json.loads keeps)."""
     found = None
@@ -78,9 +87,7 @@ def _find_member(body: bytes, position: int, key: str) -> int | None:
         position = _skip(body, _skip(body, name_end) + 1)  # past the colon
         if matches:
             found = position
-        position = _skip(body, _value_end(body, position))
-        if position < len(body) and body[position] == ord(","):
-            position = _skip(body, position + 1)
+        position = _next_item(body, position)
     return found
 
 
@@ -90,9 +97,7 @@ def _find_element(body: bytes, position: int, index: int) -> int | None:
     while position < len(body) and body[position] != ord("]"):
         if current == index:
             return position
-        position = _skip(body, _value_end(body, position))
-        if position < len(body) and body[position] == ord(","):
-            position = _skip(body, position + 1)
+        position = _next_item(body, position)
         current += 1
     return None
 

@@ -73,7 +73,7 @@ class EmbeddedList:
                                                   session=session or request_session())
         if result.matched_count == 1:
             return True
-        await self._refuse_if_full(absent, ADD_LIMIT_BYTES, session)
+        await self._explain_refusal(absent, ADD_LIMIT_BYTES, session)
         return False
 
     async def replace(self, user_id: str, key_value: Any, entry: dict[str, Any]) -> bool:
@@ -89,10 +89,10 @@ class EmbeddedList:
                                                   {"$set": assignments, **bump(self.field)}, session=request_session())
         if result.matched_count == 1:
             return True
-        await self._refuse_if_full(present, UPDATE_LIMIT_BYTES)
+        await self._explain_refusal(present, UPDATE_LIMIT_BYTES)
         return False
 
-    async def _refuse_if_full(self, condition: dict[str, Any], limit: int,
+    async def _explain_refusal(self, condition: dict[str, Any], limit: int,
                               session: AsyncClientSession | None = None) -> None:
         """After a write matched nothing: if its own condition holds, the size gate is why (507);
         if the user's document is gone, the account was deleted since the session was read

@@ -1,4 +1,4 @@
-"""`python -m bench [NAME ...]` runs the named benchmarks, or all of them (`profile` and `soak` only when named);
+"""`python -m bench [NAME ...]` runs the named benchmarks, or all of them (those in ON_REQUEST only when named);
 `python -m bench catalog-gen --help` writes a synthetic catalog file (bench.catalog_gen)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out", "mal_import", "public")
-ON_REQUEST = ("profile", "soak", "logins")
+ON_REQUEST = ("profile", "soak", "logins", "catalog_scale")
 
 
 def main(names: list[str]) -> int:

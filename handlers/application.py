@@ -12,6 +12,7 @@ from handlers import (
     account_file,
     accounts,
     avatars,
+    catalog_detail,
     collection,
     mal_import,
     metrics,
@@ -29,6 +30,7 @@ from storage.account_import import AccountImport
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
+from storage.catalog_pages import CatalogPages
 from storage.collection import CollectionStore
 from storage.database import Database
 from storage.idempotency import IdempotencyStore
@@ -50,7 +52,7 @@ from web.services import Services, input_pool
 def all_routes() -> list[Route]:
     return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *reading_stats.routes, *ratings.routes,
             *collection.routes, *avatars.routes, *account.routes, *public_profiles.routes,
-            *account_file.routes, *mal_import.routes, *system.routes]
+            *account_file.routes, *mal_import.routes, *catalog_detail.routes, *system.routes]
 
 
 def largest_body_limit(settings: Settings) -> int:
@@ -86,6 +88,7 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         status_import=StatusImport(db, statuses_gate, inputs),
         series_matcher=SeriesMatcher(db),
         public_profiles=PublicProfiles(db, catalog_keys),
+        catalog_pages=CatalogPages(db),
         passwords=passwords or Passwords(),
         input_pool=inputs,
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),

@@ -48,6 +48,7 @@ class CatalogFileError(ValueError):
 Flag = Annotated[int, Field(ge=0, le=1)]
 PositiveId = Annotated[StrictInt, Field(gt=0)]
 Text = Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+Slug = Annotated[StrictStr, Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
 MangaDexId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 
 
@@ -78,6 +79,9 @@ class CatalogDescription(_Entry):
 class CatalogVolume(_Entry):
     id: PositiveId
     name: Text
+    # Unique among volumes; without one, a volume's slug is its series' slug and its id
+    # (`volume_slug`), so that every volume imported has one.
+    slug: Slug | None = None
     group_order: StrictInt | None = None
     language: StrictStr | None = None
     release_date: dt.date | None = None
@@ -93,13 +97,14 @@ class CatalogSeries(_Entry):
     id: PositiveId
     name: Text
     type: Text
-    slug: Annotated[StrictStr, Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
+    slug: Slug
     client: PositiveId
     origin: StrictStr | None = None
     nsfw: Flag = 0
     nsfw18: Flag = 0
     aliases: list[CatalogAlias] = []
     descriptions: list[CatalogDescription] = []
+    tags: Annotated[list[Annotated[StrictStr, Field(min_length=1, max_length=100)]], Field(max_length=100)] = []
     volumes: list[CatalogVolume] = []
     # Ids in other catalogs, for imports from other trackers: MyAnimeList and AniList number
     # their series; MangaDex names them by UUID.
@@ -119,10 +124,16 @@ class CatalogFile(_Entry):
         seen_series: set[int] = set()
         seen_volumes: set[int] = set()
         seen_external: dict[tuple[str, int | str], int] = {}
+        # Slugs are unique indexes: a duplicate would fail the import halfway through its writes.
+        seen_series_slugs: set[str] = set()
+        seen_volume_slugs: set[str] = set()
         for i, series in enumerate(self.series):
             if series.id in seen_series:
                 raise ValueError(f"series[{i}].id: duplicate series id {series.id}")
             seen_series.add(series.id)
+            if series.slug in seen_series_slugs:
+                raise ValueError(f"series[{i}].slug: duplicate series slug {series.slug}")
+            seen_series_slugs.add(series.slug)
             for name, value in series.external_ids().items():
                 if (name, value) in seen_external:
                     raise ValueError(f"series[{i}].{name}: {value} is also series "
@@ -132,7 +143,15 @@ class CatalogFile(_Entry):
                 if volume.id in seen_volumes:
                     raise ValueError(f"series[{i}].volumes[{j}].id: duplicate volume id {volume.id}")
                 seen_volumes.add(volume.id)
+                slug = volume_slug(series, volume)
+                if slug in seen_volume_slugs:
+                    raise ValueError(f"series[{i}].volumes[{j}].slug: duplicate volume slug {slug}")
+                seen_volume_slugs.add(slug)
         return self
+
+
+def volume_slug(series: CatalogSeries, volume: CatalogVolume) -> str:
+    return volume.slug or f"{series.slug}-{volume.id}"
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -180,6 +199,7 @@ def series_document(series: CatalogSeries) -> dict[str, Any]:
         "nsfw": series.nsfw,
         "nsfw18": series.nsfw18,
         "aliases": [a.model_dump() for a in series.aliases],
+        "tags": series.tags,
         "titles": titles,
         "descriptions": _by_language([(d.language, d.description) for d in series.descriptions]),
         "sort_titles": {code: (localized(titles, code, series.name) or "").casefold() for code in LANGUAGES},
@@ -201,6 +221,7 @@ def volume_document(series: CatalogSeries, volume: CatalogVolume) -> dict[str, A
     # its client without a second read, and a collection page reads its volumes and nothing else.
     document["client"] = series.client
     document["series"] = series_card(series)
+    document["slug"] = volume_slug(series, volume)
     document["search_name"] = volume.name.casefold()
     document["release_date"] = volume.release_date.isoformat() if volume.release_date else None
     return document
@@ -224,6 +245,12 @@ class CatalogStore:
         for name in EXTERNAL_IDS:
             await self._series.create_index(name, name=f"{name}_unique", unique=True, sparse=True)
         await self._series.create_index("match_titles", name="match_titles")
+        # The detail routes find a series or a volume by its slug, and a series' volumes by the series.
+        # Sparse: an import always writes a slug, but volumes imported before volumes had slugs
+        # hold none until imported again.
+        await self._series.create_index("slug", name="slug_unique", unique=True, sparse=True)
+        await self._volumes.create_index("slug", name="slug_unique", unique=True, sparse=True)
+        await self._volumes.create_index("series_id", name="series_id")
 
     async def is_empty(self) -> bool:
         return await self._series.count_documents({}, limit=1) == 0

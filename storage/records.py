@@ -133,6 +133,10 @@ class SeriesRecord:
     first_volume: VolumeCardRecord | None
     rating_count: int
     rating_half_points: int
+    # Read by the detail routes; list pages project them away and keep the defaults.
+    nsfw18: bool = False
+    aliases: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
     @property
     def average_rating(self) -> float | None:
@@ -146,7 +150,10 @@ class SeriesRecord:
                    descriptions=series.get("descriptions") or {},
                    first_volume=VolumeCardRecord.of(series.get("first_volume")),
                    rating_count=int(series.get("rating_count") or 0),
-                   rating_half_points=int(series.get("rating_half_points") or 0))
+                   rating_half_points=int(series.get("rating_half_points") or 0),
+                   nsfw18=bool(series.get("nsfw18")),
+                   aliases=tuple(alias["title"] for alias in series.get("aliases") or ()),
+                   tags=tuple(tag for tag in series.get("tags") or () if isinstance(tag, str)))
 
 
 @dataclass(frozen=True)
@@ -162,13 +169,16 @@ class VolumeRecord:
     nsfw18: int
     aspect_ratio: float | None
     cover_path: str | None
+    slug: str | None = None  # absent from volumes imported before volumes had slugs
+    group_order: int | None = None
 
     @classmethod
     def of(cls, volume: dict[str, Any]) -> VolumeRecord:
         return cls(id=volume["_id"], name=volume["name"], series_id=volume["series_id"], client=volume.get("client"),
                    language=volume.get("language"), release_date=volume.get("release_date"),
                    pages=volume.get("pages"), nsfw=volume.get("nsfw", 0), nsfw18=volume.get("nsfw18", 0),
-                   aspect_ratio=volume.get("aspect_ratio"), cover_path=volume.get("cover_path"))
+                   aspect_ratio=volume.get("aspect_ratio"), cover_path=volume.get("cover_path"),
+                   slug=volume.get("slug"), group_order=volume.get("group_order"))
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,11 @@ class StoredList:
     def series_ids(self) -> list[int]:
         """The series of the entries, in order (an id twice if two entries name it)."""
         return [entry["series_id"] for entry in self.stored]
+
+    def volume_ids(self) -> frozenset[int]:
+        """The volumes of a collection's items: which ones the user owns."""
+        assert self.name == "collection", self.name
+        return frozenset(item["volume_id"] for item in self.stored)
 
     def statuses(self) -> list[StatusRecord]:
         """Every entry as a StatusRecord: for a route that answers each one (an export)."""

@@ -113,6 +113,9 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings",
                {"collection-visibility": "public"})
     await call(anyone, "GET", "/users/alice/collection?client=1", "/users/{slug}/collection")
+    await call(anyone, "GET", "/series/slug/series-1?lang=English", "/series/slug/{slug}")
+    await call(alice, "GET", "/series/volumes/1?limit=10", "/series/volumes/{id}")
+    await call(alice, "GET", "/volumes/slug/series-1-11", "/volumes/slug/{slug}")
     await call(alice, "GET", "/health", "/health")
     await call(alice, "GET", "/openapi.json", "/openapi.json")
     await call(bob, "POST", "/auth/logout", "/auth/logout")

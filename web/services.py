@@ -15,6 +15,7 @@ from storage.account_import import AccountImport
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
+from storage.catalog_pages import CatalogPages
 from storage.collection import CollectionStore
 from storage.database import Database
 from storage.idempotency import IdempotencyStore
@@ -82,6 +83,7 @@ class Services:
     status_import: StatusImport
     series_matcher: SeriesMatcher
     public_profiles: PublicProfiles
+    catalog_pages: CatalogPages
     passwords: Passwords
     # Parsing and validating large request bodies (ApiHandler.off_the_loop), and the merges of
     # imports and undos: a few at once, so that large inputs queue instead of multiplying memory.

@@ -38,6 +38,9 @@ NOT_STORED = {
     ("handlers/schemas/reading.py", "start"): "a validator's already validated fields",
     ("handlers/schemas/settings.py", "type"): "a JSON schema",
     ("handlers/schemas/settings.py", "settings"): "the request body",
+    ("handlers/schemas/reading.py", "title"): "a JSON schema",
+    ("handlers/schemas/settings.py", "title"): "a JSON schema",
+    ("web/openapi.py", "tags"): "an OpenAPI operation",
 }
 
 

@@ -1,0 +1,127 @@
+"""The catalog's detail pages, public: `GET /series/slug/{slug}` (a series), `GET /volumes/slug/{slug}`
+(a volume, with its neighbours in the series) and `GET /series/volumes/{id}` (a series' volumes
+in reading order, paged).
+
+No session is needed. When a session cookie comes, it is read (never refreshed or cleared: these
+are GETs any page may link to): the volume routes then say which volumes the reader owns. A series
+flagged 18+ (and a volume flagged 18+) is there only for a signed-in, age-verified reader whose
+`nsfw-mode` shows 18+; for anyone else it is a 404 like a slug nothing has, so that an answer
+never tells that an 18+ title exists."""
+
+from __future__ import annotations
+
+from auth.tokens import COOKIE_NAME
+from handlers.collection import VOLUME_NOT_FOUND
+from handlers.schemas.catalog_detail import (
+    DetailQuery,
+    SeriesDetail,
+    SeriesVolume,
+    SeriesVolumesPage,
+    SeriesVolumesQuery,
+    VolumeDetail,
+)
+from handlers.schemas.settings import NSFW_18, settings_with_defaults
+from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND
+from storage.records import VolumeRecord
+from web.base import ApiHandler
+from web.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
+from web.openapi import Operation, PathParameter, Route
+from web.reads import WholeList, reads
+
+_TAGS = ("catalog",)
+# A slug as the catalog import accepts it; any other text names nothing and is not worth a query.
+_SLUG_SCHEMA = {"type": "string", "pattern": r"^[a-z0-9]+(?:-[a-z0-9]+)*$", "maxLength": 200}
+SERIES_SLUG = PathParameter(_SLUG_SCHEMA, (404, SERIES_NOT_FOUND))
+VOLUME_SLUG = PathParameter(_SLUG_SCHEMA, (404, VOLUME_NOT_FOUND))
+
+
+class CatalogHandler(ApiHandler):
+    requires_auth = False
+
+    async def read_reader(self) -> None:
+        """Reads the session a cookie names, with what the verb declared; an absent, expired or
+        forged one leaves the reader anonymous (`self.user` None)."""
+        if not self.get_cookie(COOKIE_NAME):
+            return
+        try:
+            await self.authenticate(read_only=True)
+        except ApiError:
+            self.user = None
+
+    def shows_nsfw18(self) -> bool:
+        """Whether the reader (read by `read_reader`) is signed in, age-verified and shows 18+."""
+        if self.user is None:
+            return False
+        reader = self.user.record
+        return reader.age_verified and settings_with_defaults(reader.settings)["nsfw-mode"] == NSFW_18
+
+    def owned_volumes(self) -> frozenset[int]:
+        """The volumes in the reader's collection, read with the session; none for anyone not signed in."""
+        return self.brought.list().volume_ids() if self.user is not None else frozenset()
+
+
+class SeriesDetailHandler(CatalogHandler):
+    api = {"get": Operation(summary="A series by its slug: aliases, localized description, tags, first volume "
+                                    "and rating", query=DetailQuery, response=SeriesDetail, auth=False, tags=_TAGS,
+                            responses={400: MISSING_PARAMETERS, 404: SERIES_NOT_FOUND})}
+
+    async def get(self, slug: str) -> None:
+        query = await self.list_parameters(DetailQuery)
+        series = await self.services.catalog_pages.series_by_slug(self.path_parameter("slug"))
+        if series is None:
+            raise ApiError(404, SERIES_NOT_FOUND)
+        if series.nsfw18:
+            # Only an 18+ series needs the reader: every other answer costs the one read.
+            await self.read_reader()
+            if not self.shows_nsfw18():
+                raise ApiError(404, SERIES_NOT_FOUND)
+        self.write_model(SeriesDetail.of(series, query.language))
+
+
+class VolumeDetailHandler(CatalogHandler):
+    api = {"get": Operation(summary="A volume by its slug, its series, its place among the series' volumes, and "
+                                    "whether the signed-in reader owns it", query=DetailQuery, response=VolumeDetail,
+                            auth=False, tags=_TAGS, responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND})}
+
+    @reads(WholeList("collection"))
+    async def get(self, slug: str) -> None:
+        query = await self.list_parameters(DetailQuery)
+        slug = self.path_parameter("slug")
+        await self.read_reader()
+        page = await self.services.catalog_pages.volume_by_slug(slug)
+        shows_nsfw18 = self.shows_nsfw18()
+        if page is None or ((page.series.nsfw18 or page.volume.nsfw18) and not shows_nsfw18):
+            raise ApiError(404, VOLUME_NOT_FOUND)
+        siblings = [v for v in page.siblings if shows_nsfw18 or not v.nsfw18 or v.id == page.volume.id]
+        owned = page.volume.id in self.owned_volumes()
+        self.write_model(VolumeDetail.of(page, siblings, owned, query.language))
+
+
+class SeriesVolumesHandler(CatalogHandler):
+    api = {"get": Operation(summary="A series' volumes in reading order, of one edition (a language) if asked, "
+                                    "paged; each says whether the signed-in reader owns it", query=SeriesVolumesQuery,
+                            response=SeriesVolumesPage, auth=False, tags=_TAGS,
+                            responses={400: INVALID_PARAMETERS, 404: SERIES_NOT_FOUND})}
+
+    @reads(WholeList("collection"))
+    async def get(self, id: str) -> None:
+        query = await self.list_parameters(SeriesVolumesQuery)
+        series_id = int(self.path_parameter("id"))
+        await self.read_reader()
+        found = await self.services.catalog_pages.series_volumes(series_id)
+        shows_nsfw18 = self.shows_nsfw18()
+        if found is None or (found.series.nsfw18 and not shows_nsfw18):
+            raise ApiError(404, SERIES_NOT_FOUND)
+        owned = self.owned_volumes()
+        volumes: list[VolumeRecord] = [v for v in found.volumes
+                                       if (shows_nsfw18 or not v.nsfw18) and query.shows(v)]
+        end = len(volumes) if query.limit is None else query.offset + query.limit
+        page = [SeriesVolume.of(v, v.id in owned) for v in volumes[query.offset:end]]
+        self.write_model(SeriesVolumesPage.of(page, len(volumes), query.offset))
+
+
+routes = [
+    Route("/series/slug/{slug}", SeriesDetailHandler, {"slug": SERIES_SLUG}),
+    Route("/series/volumes/{id}", SeriesVolumesHandler, {"id": CATALOG_ID}),
+    Route("/volumes/slug/{slug}", VolumeDetailHandler, {"slug": VOLUME_SLUG}),
+]

@@ -1,0 +1,86 @@
+"""The catalog's detail reads: a series or a volume by its slug, and a series' volumes.
+
+Each is found through an index (`slug_unique` on series and on volumes, `series_id` on volumes,
+made by `CatalogStore.ensure_indexes`); a volume page is two reads (the volume, then its
+series and its siblings together), a series' volumes one (the series and its volumes, joined
+with `$unionWith`). A series' volumes are ordered here, by reading order as a series' first
+volume is chosen at import: a series holds tens of volumes, a few hundred at most, and that
+comes from the catalog, not from a client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.records import SeriesRecord, VolumeRecord
+
+# What the detail routes show of a series: none of the keys derived for ordering and matching.
+_SERIES = {field: 1 for field in ("name", "type", "slug", "origin", "client", "nsfw18", "aliases", "titles",
+                                  "descriptions", "tags", "first_volume", "rating_count", "rating_half_points")}
+_VOLUME = {field: 1 for field in ("name", "slug", "series_id", "client", "language", "release_date", "pages",
+                                  "nsfw", "nsfw18", "aspect_ratio", "cover_path", "group_order")}
+_SIBLING = {"slug": 1, "series_id": 1, "group_order": 1, "nsfw18": 1, "name": 1}
+
+
+def reading_order(volume: VolumeRecord) -> tuple[bool, int, int]:
+    """Volumes without an order come after the ordered ones; ties go to the lower id."""
+    return volume.group_order is None, volume.group_order or 0, volume.id
+
+
+@dataclass(frozen=True)
+class SeriesVolumes:
+    series: SeriesRecord
+    volumes: list[VolumeRecord]  # in reading order
+
+
+@dataclass(frozen=True)
+class VolumePage:
+    volume: VolumeRecord
+    series: SeriesRecord
+    siblings: list[VolumeRecord]  # every volume of the series, this one included, in reading order (slugs only)
+
+
+def _split(documents: list[dict[str, Any]]) -> tuple[SeriesRecord | None, list[VolumeRecord]]:
+    """A series document and its volumes' documents, read together: only volumes hold `series_id`."""
+    series = next((SeriesRecord.of(d) for d in documents if "series_id" not in d), None)
+    volumes = sorted((VolumeRecord.of(d) for d in documents if "series_id" in d), key=reading_order)
+    return series, volumes
+
+
+class CatalogPages:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._series = db["series"]
+        self._volumes = db["volumes"]
+
+    async def series_by_slug(self, slug: str) -> SeriesRecord | None:
+        found = await self._series.find_one({"slug": slug}, _SERIES)
+        return None if found is None else SeriesRecord.of(found)
+
+    async def series_volumes(self, series_id: int) -> SeriesVolumes | None:
+        """None when no series has the id."""
+        documents = await (await self._series.aggregate([
+            {"$match": {"_id": series_id}},
+            {"$project": {"nsfw18": 1, "name": 1, "type": 1, "slug": 1}},
+            {"$unionWith": {"coll": "volumes", "pipeline": [{"$match": {"series_id": series_id}},
+                                                            {"$project": _VOLUME}]}},
+        ])).to_list(length=None)
+        series, volumes = _split(documents)
+        return None if series is None else SeriesVolumes(series, volumes)
+
+    async def volume_by_slug(self, slug: str) -> VolumePage | None:
+        """None when no volume has the slug (or, in a catalog being changed, its series is gone)."""
+        found = await self._volumes.find_one({"slug": slug}, _VOLUME)
+        if found is None:
+            return None
+        series_id = found["series_id"]
+        documents = await (await self._series.aggregate([
+            {"$match": {"_id": series_id}},
+            {"$project": {"nsfw18": 1, "name": 1, "type": 1, "slug": 1, "titles": 1}},
+            {"$unionWith": {"coll": "volumes", "pipeline": [{"$match": {"series_id": series_id}},
+                                                            {"$project": _SIBLING}]}},
+        ])).to_list(length=None)
+        series, siblings = _split(documents)
+        return None if series is None else VolumePage(VolumeRecord.of(found), series, siblings)

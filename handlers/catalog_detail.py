@@ -66,8 +66,9 @@ class SeriesDetailHandler(CatalogHandler):
                             responses={400: MISSING_PARAMETERS, 404: SERIES_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
+        slug = self.path_parameter("slug")  # the path first: a slug nothing can have is a 404 whatever the query
         query = await self.list_parameters(DetailQuery)
-        series = await self.services.catalog_pages.series_by_slug(self.path_parameter("slug"))
+        series = await self.services.catalog_pages.series_by_slug(slug)
         if series is None:
             raise ApiError(404, SERIES_NOT_FOUND)
         if series.nsfw18:
@@ -85,8 +86,8 @@ class VolumeDetailHandler(CatalogHandler):
 
     @reads(WholeList("collection"))
     async def get(self, slug: str) -> None:
-        query = await self.list_parameters(DetailQuery)
         slug = self.path_parameter("slug")
+        query = await self.list_parameters(DetailQuery)
         await self.read_reader()
         page = await self.services.catalog_pages.volume_by_slug(slug)
         shows_nsfw18 = self.shows_nsfw18()
@@ -105,8 +106,8 @@ class SeriesVolumesHandler(CatalogHandler):
 
     @reads(WholeList("collection"))
     async def get(self, id: str) -> None:
-        query = await self.list_parameters(SeriesVolumesQuery)
         series_id = int(self.path_parameter("id"))
+        query = await self.list_parameters(SeriesVolumesQuery)
         await self.read_reader()
         found = await self.services.catalog_pages.series_volumes(series_id)
         shows_nsfw18 = self.shows_nsfw18()

@@ -91,6 +91,9 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
                                                        "user_lang": "en", "order": "name-asc", "client": "1"}),
         ("GET", "/users/alice/collection", None, {"limit": "10", "offset": "0", "search": "yo", "user_lang": "en",
                                                   "order": "name-asc", "client": "1"}),
+        ("GET", "/series/slug/series-1", None, {"lang": "German", "user_lang": "en"}),
+        ("GET", "/volumes/slug/series-1-11", None, {"lang": "German", "user_lang": "en"}),
+        ("GET", "/series/volumes/1", None, {"edition": "German:5", "limit": "10", "offset": "0"}),
         # Last, and never accepted as sent: each spoils one field, and no spoiled password is valid.
         ("POST", "/auth/change-password", {"current_password": "correct horse", "new_password": "battery staple"},
          None),
@@ -101,7 +104,8 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
 
 
 async def test_the_sweep_covers_every_operation_that_takes_input() -> None:
-    swept = {(method, re.sub(r"/[0-9a-f]{24}|/\d+", "/{id}", path).replace("/users/alice", "/users/{slug}"))
+    swept = {(method, re.sub(r"/[0-9a-f]{24}|/\d+", "/{id}", re.sub(r"/slug/[a-z0-9-]+$", "/slug/{slug}", path))
+              .replace("/users/alice", "/users/{slug}"))
              for method, path, _, _ in valid_requests({"id": "0" * 24, "item_id": "0" * 24})}
     documented = {(method.upper(), route.path) for route in all_routes() for method, op in route.handler.api.items()
                   if (op.request is not None or op.query is not None) and route.path != "/auth/logout"}

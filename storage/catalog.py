@@ -30,7 +30,10 @@ from pydantic import (
     model_validator,
 )
 from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+from pymongo.results import BulkWriteResult
 
 from languages import LANGUAGES, language_code, localized
 from storage.catalog_keys import publish_catalog_change
@@ -39,6 +42,7 @@ from storage.title_keys import title_keys
 VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
 LAYOUT_ID = "layout"  # the `catalog_meta` document that says which layout changes are complete
 EXTERNAL_IDS = ("mal_id", "anilist_id", "mangadex_id")
+DUPLICATE_KEY = 11000
 
 
 class CatalogFileError(ValueError):
@@ -227,6 +231,26 @@ def volume_document(series: CatalogSeries, volume: CatalogVolume) -> dict[str, A
     return document
 
 
+async def _bulk_write(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne],
+                      refused: list[CatalogFileError]) -> BulkWriteResult | None:
+    """The upserts. A slug a stored entry outside the file already holds is added to `refused`:
+    found by the unique index rather than looked up first (a million volumes' slugs would be ten
+    thousand lookups), so the file's other entries are written, and the file, fixed, imports again."""
+    if not ops:
+        return None
+    try:
+        return await collection.bulk_write(ops, ordered=False)
+    except BulkWriteError as failure:
+        taken = [error["keyValue"]["slug"] for error in failure.details.get("writeErrors", [])
+                 if error.get("code") == DUPLICATE_KEY and "slug" in (error.get("keyValue") or {})]
+        if len(taken) < len(failure.details.get("writeErrors", [])):
+            raise
+        refused.append(CatalogFileError(f"{collection.name}: slug {taken[0]} belongs to another entry, which this "
+                                        f"file does not change ({len(taken)} such slugs; the file's other entries "
+                                        f"were imported)"))
+        return None
+
+
 @dataclass(frozen=True)
 class ImportCounts:
     series_inserted: int
@@ -257,7 +281,8 @@ class CatalogStore:
 
     async def import_file(self, catalog: CatalogFile) -> ImportCounts:
         """Raises CatalogFileError, before writing anything, when the file gives a series an
-        external id another stored series holds and keeps."""
+        external id another stored series holds and keeps; and, after writing the rest, when it
+        gives a series or a volume a slug another stored one holds."""
         await self._release_moved_external_ids(catalog)
         series_ops = [
             UpdateOne(
@@ -275,10 +300,13 @@ class CatalogStore:
             for s in catalog.series
             for v in s.volumes
         ]
-        series_result = await self._series.bulk_write(series_ops, ordered=False) if series_ops else None
-        volume_result = await self._volumes.bulk_write(volume_ops, ordered=False) if volume_ops else None
+        refused: list[CatalogFileError] = []
+        series_result = await _bulk_write(self._series, series_ops, refused)
+        volume_result = await _bulk_write(self._volumes, volume_ops, refused)
         await self._refresh_first_volumes({s.id for s in catalog.series})
         await publish_catalog_change(self._db)  # after the writes: see storage.catalog_keys
+        if refused:
+            raise refused[0]
         return ImportCounts(
             series_inserted=series_result.upserted_count if series_result else 0,
             series_updated=series_result.modified_count if series_result else 0,

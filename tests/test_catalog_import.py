@@ -146,3 +146,40 @@ def test_the_command_writes_nothing_from_a_bad_file(tmp_path: Path) -> None:
     assert "series[1].volumes[0].pages" in result.stderr
     # The database was never even started.
     assert not (tmp_path / "data" / "db").exists()
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"series": [series(1, "A"), {**series(2, "B"), "slug": "series-1"}]},
+         "series[1].slug: duplicate series slug series-1"),
+        # An explicit slug that another volume's derived one (series slug and volume id) already is.
+        ({"series": [series(1, "A", volumes=[volume(11, 1), volume(12, 2, slug="series-1-11")])]},
+         "series[0].volumes[1].slug: duplicate volume slug series-1-11"),
+        ({"series": [{**series(1, "A"), "tags": [""]}]}, "series[0].tags[0]"),
+    ],
+)
+def test_slugs_are_unique_in_a_file(tmp_path: Path, document: object, message: str) -> None:
+    with pytest.raises(CatalogFileError) as raised:
+        read_catalog_file(write(tmp_path, document))
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+@pytest.mark.asyncio
+async def test_volumes_get_a_slug_and_series_their_tags(db: AsyncDatabase) -> None:
+    await CatalogStore(db).ensure_indexes()
+    await load_catalog(db, [series(1, "A", tags=["drama"], volumes=[volume(11, 1), volume(12, 2, slug="a-two")])])
+    assert [v["slug"] async for v in db.volumes.find({}, sort=[("_id", 1)])] == ["series-1-11", "a-two"]
+    assert (await db.series.find_one({"_id": 1}))["tags"] == ["drama"]
+
+
+@pytest.mark.asyncio
+async def test_a_slug_another_stored_entry_holds_is_refused_and_the_rest_imported(db: AsyncDatabase) -> None:
+    await CatalogStore(db).ensure_indexes()
+    await load_catalog(db, [series(1, "A", volumes=[volume(11, 1, slug="taken")])])
+    with pytest.raises(CatalogFileError, match="series: slug series-1 belongs to another entry"):
+        await load_catalog(db, [{**series(2, "B"), "slug": "series-1"}, series(3, "C")])
+    assert await db.series.find_one({"_id": 3}) is not None and await db.series.find_one({"_id": 2}) is None
+    with pytest.raises(CatalogFileError, match="volumes: slug taken belongs to another entry"):
+        await load_catalog(db, [series(4, "D", volumes=[volume(41, 1, slug="taken"), volume(42, 2)])])
+    assert (await db.series.find_one({"_id": 4}))["first_volume"]["id"] == 42

@@ -366,6 +366,28 @@ class CatalogStore:
                                                   upsert=True)
         return completed
 
+    async def add_volume_slugs(self) -> int:
+        """For volumes imported before volumes had slugs: gives each the slug an import derives
+        (its series' slug and its id), once; later imports write it. Returns how many it completed.
+        Written 1,000 at a time, so that memory follows the series' slugs, not the volumes."""
+        if await self._db["catalog_meta"].find_one({"_id": LAYOUT_ID, "volumes_carry_slugs": True}):
+            return 0
+        series_slugs = {series["_id"]: series["slug"] async for series in self._series.find({}, {"slug": 1})
+                        if series.get("slug")}
+        completed, ops = 0, []
+        async for volume in self._volumes.find({"slug": {"$exists": False}}, {"series_id": 1}):
+            series_slug = series_slugs.get(volume["series_id"])
+            if series_slug is not None:
+                ops.append(UpdateOne({"_id": volume["_id"]}, {"$set": {"slug": f"{series_slug}-{volume['_id']}"}}))
+            if len(ops) == 1000:
+                completed += (await self._volumes.bulk_write(ops, ordered=False)).modified_count
+                ops = []
+        if ops:
+            completed += (await self._volumes.bulk_write(ops, ordered=False)).modified_count
+        await self._db["catalog_meta"].update_one({"_id": LAYOUT_ID}, {"$set": {"volumes_carry_slugs": True}},
+                                                  upsert=True)
+        return completed
+
     async def _refresh_first_volumes(self, series_ids: set[int]) -> None:
         """`first_volume` is derived from every stored volume of the series, not only those in
         this file. Offline work: one ordered pass over the volumes collection."""

@@ -27,3 +27,4 @@ async def prepare_database(db: AsyncDatabase[dict[str, Any]]) -> None:
     await catalog.ensure_indexes()
     await catalog.copy_series_into_volumes()
     await catalog.add_match_titles()
+    await catalog.add_volume_slugs()

@@ -56,6 +56,17 @@ async def test_volumes_imported_without_their_series_card_get_it_once_at_start(d
 
 
 @pytest.mark.asyncio
+async def test_volumes_imported_without_a_slug_get_the_derived_one_once_at_start(db: AsyncDatabase) -> None:
+    await load_catalog(db, CATALOG)
+    await db.volumes.update_many({}, {"$unset": {"slug": ""}})  # as an earlier version stored them
+    await db.catalog_meta.delete_one({"_id": "layout"})
+    store = CatalogStore(db)
+    assert await store.add_volume_slugs() == 2
+    assert [v["slug"] async for v in db.volumes.find({}, sort=[("_id", 1)])] == ["series-1-11", "series-1-12"]
+    assert await store.add_volume_slugs() == 0  # done once
+
+
+@pytest.mark.asyncio
 async def test_derived_fields_are_stored_with_the_series(db: AsyncDatabase) -> None:
     await load_catalog(db, CATALOG)
     stored = await db.series.find_one({"_id": 2})

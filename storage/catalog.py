@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +33,7 @@ from pydantic import (
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 from pymongo.results import BulkWriteResult
 
 from languages import LANGUAGES, language_code, localized
@@ -43,6 +44,8 @@ VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
 LAYOUT_ID = "layout"  # the `catalog_meta` document that says which layout changes are complete
 EXTERNAL_IDS = ("mal_id", "anilist_id", "mangadex_id")
 DUPLICATE_KEY = 11000
+SHARED_SLUG_INDEX = "slug_shared"  # the plain index of a database whose slugs are not yet unique
+log = logging.getLogger("tsundoku.catalog")
 
 
 class CatalogFileError(ValueError):
@@ -272,9 +275,37 @@ class CatalogStore:
         # The detail routes find a series or a volume by its slug, and a series' volumes by the series.
         # Sparse: an import always writes a slug, but volumes imported before volumes had slugs
         # hold none until imported again.
-        await self._series.create_index("slug", name="slug_unique", unique=True, sparse=True)
-        await self._volumes.create_index("slug", name="slug_unique", unique=True, sparse=True)
+        await self._ensure_slug_index(self._series)
+        await self._ensure_slug_index(self._volumes)
         await self._volumes.create_index("series_id", name="series_id")
+
+    async def _ensure_slug_index(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        """A slug names one entry, so its index is unique. A database whose entries already share a
+        slug (imported before slugs were checked) cannot build it; refusing to start over it would
+        take every route down for a catalog fault, so the service starts with a plain index under
+        another name (the slug routes stay indexed and answer the lowest id), and says at each start
+        which slugs to fix. The first start after an import that fixes them builds the unique one."""
+        indexes = await collection.index_information()
+        if "slug_unique" in indexes:
+            return
+        if SHARED_SLUG_INDEX in indexes:
+            await collection.drop_index(SHARED_SLUG_INDEX)  # two indexes cannot share a key
+        try:
+            await collection.create_index("slug", name="slug_unique", unique=True, sparse=True)
+            return
+        except OperationFailure as failure:
+            if failure.code != DUPLICATE_KEY:
+                raise
+        await collection.create_index("slug", name=SHARED_SLUG_INDEX, sparse=True)
+        shared = [group["_id"] async for group in await collection.aggregate([
+            {"$match": {"slug": {"$exists": True}}},
+            {"$group": {"_id": "$slug", "entries": {"$sum": 1}}},
+            {"$match": {"entries": {"$gt": 1}}},
+            {"$limit": 5},
+        ])]
+        log.warning("%s: entries share a slug (%s), so slugs are not yet unique: a shared slug shows the lowest "
+                    "id. Give each its own slug in the catalog file and run import-catalog again",
+                    collection.name, ", ".join(shared))
 
     async def is_empty(self) -> bool:
         return await self._series.count_documents({}, limit=1) == 0

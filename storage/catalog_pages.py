@@ -56,7 +56,7 @@ class CatalogPages:
         self._volumes = db["volumes"]
 
     async def series_by_slug(self, slug: str) -> SeriesRecord | None:
-        found = await self._series.find_one({"slug": slug}, _SERIES)
+        found = await self._series.find_one({"slug": slug}, _SERIES, sort=[("_id", 1)])
         return None if found is None else SeriesRecord.of(found)
 
     async def series_volumes(self, series_id: int) -> SeriesVolumes | None:
@@ -72,7 +72,7 @@ class CatalogPages:
 
     async def volume_by_slug(self, slug: str) -> VolumePage | None:
         """None when no volume has the slug (or, in a catalog being changed, its series is gone)."""
-        found = await self._volumes.find_one({"slug": slug}, _VOLUME)
+        found = await self._volumes.find_one({"slug": slug}, _VOLUME, sort=[("_id", 1)])
         if found is None:
             return None
         series_id = found["series_id"]

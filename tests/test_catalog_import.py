@@ -67,6 +67,28 @@ async def test_volumes_imported_without_a_slug_get_the_derived_one_once_at_start
 
 
 @pytest.mark.asyncio
+async def test_a_database_whose_series_share_a_slug_still_starts_and_gets_the_unique_index_once_fixed(
+        db: AsyncDatabase, caplog: pytest.LogCaptureFixture) -> None:
+    await load_catalog(db, CATALOG)
+    await db.series.drop_index("slug_unique")
+    await db.series.update_one({"_id": 2}, {"$set": {"slug": "series-1"}})  # as an unchecked import stored them
+    store = CatalogStore(db)
+
+    await store.ensure_indexes()  # no failure: the service starts
+
+    assert "slug_unique" not in await db.series.index_information()
+    assert "series-1" in caplog.text and "import-catalog" in caplog.text
+    shared = await db.series.find({"slug": "series-1"}).explain()
+    assert shared["queryPlanner"]["winningPlan"] != {"stage": "COLLSCAN"} and "slug_shared" in str(shared)
+
+    await db.series.update_one({"_id": 2}, {"$set": {"slug": "series-2"}})  # a fixing import
+    await store.ensure_indexes()
+
+    indexes = await db.series.index_information()
+    assert indexes["slug_unique"]["unique"] and "slug_shared" not in indexes
+
+
+@pytest.mark.asyncio
 async def test_derived_fields_are_stored_with_the_series(db: AsyncDatabase) -> None:
     await load_catalog(db, CATALOG)
     stored = await db.series.find_one({"_id": 2})

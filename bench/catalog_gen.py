@@ -2,8 +2,8 @@
 in the import format (`server.py import-catalog FILE`), for measuring the catalog at MangaDex
 scale (issue 29: 100,000 series, 1,000,000 volumes).
 
-Names are made of words (English, romanized Japanese, Korean and Chinese), with aliases in two to
-five languages; types and origins in roughly the demo catalog's mix; volumes per series vary
+Names are made of words (English, romanized Japanese, Korean and Chinese, heading a Zipf-distributed
+vocabulary of 20,000 made-up words), with aliases in two to five languages; types and origins in roughly the demo catalog's mix; volumes per series vary
 around M / N (every series has at least one); one series in 25 is flagged `nsfw18`; slugs are
 unique. The same seed gives the same file, byte for byte.
 
@@ -15,6 +15,7 @@ document, validated before anything is written), so its memory grows with the fi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -39,6 +40,14 @@ GERMAN = {"The": "Der", "of the": "des", "and": "und", "My": "Mein", "Return of 
 FRENCH = {"The": "Le", "of the": "du", "and": "et", "My": "Mon", "Return of the": "Le retour du",
           "Chronicles": "Chroniques"}
 ALIAS_LANGUAGES = ("German", "French", "Spanish", "Italian", "Portuguese", "Polish")
+# Real titles draw on tens of thousands of words, a few of them very common: the words above head a
+# Zipf-distributed vocabulary of made-up words, so that searches meet what they meet on MangaDex
+# (a common word matching thousands of series, most words a handful), not 80 words shared by all.
+SYLLABLES = ("ka", "ki", "ku", "ke", "ko", "sa", "shi", "su", "se", "so", "ta", "chi", "tsu", "te", "to", "na",
+             "ni", "nu", "ne", "no", "ha", "hi", "fu", "he", "ho", "ma", "mi", "mu", "me", "mo", "ya", "yu", "yo",
+             "ra", "ri", "ru", "re", "ro", "wa", "ga", "gi", "gu", "ge", "go", "za", "ji", "zu", "ze", "zo", "da",
+             "de", "do", "ba", "bi", "bu", "be", "bo", "lin", "mar", "el", "vor", "an", "is", "ul", "ter")
+VOCABULARY = 20_000
 NSFW18_EVERY = 25
 
 
@@ -59,6 +68,31 @@ def volume_counts(series: int, volumes: int, rng: random.Random) -> list[int]:
     return counts
 
 
+class Words:
+    """Words drawn with Zipf weights (the n-th word 1/n as likely as the first) from `head`, then the
+    made-up vocabulary (the same for every series, made from the seed)."""
+
+    def __init__(self, head: tuple[str, ...], made_up: list[str], rng: random.Random) -> None:
+        self.words = list(head) + [w for w in made_up if w not in head]
+        self.cumulative = list(itertools.accumulate(1 / rank for rank in range(1, len(self.words) + 1)))
+        self.rng = rng
+
+    def sample(self, count: int) -> list[str]:
+        chosen: list[str] = []
+        while len(chosen) < count:
+            word = self.rng.choices(self.words, cum_weights=self.cumulative)[0]
+            if word not in chosen:
+                chosen.append(word)
+        return chosen
+
+
+def made_up_words(rng: random.Random, count: int = VOCABULARY) -> list[str]:
+    words: dict[str, None] = {}
+    while len(words) < count:
+        words["".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))).capitalize()] = None
+    return list(words)
+
+
 def _translated(pattern: str, words: dict[str, str]) -> str:
     for english, other in sorted(words.items(), key=lambda pair: -len(pair[0])):
         pattern = pattern.replace(english, other)
@@ -70,13 +104,13 @@ def _slug(name: str) -> str:
 
 
 def series_entry(series_id: int, first_volume_id: int, volume_count: int, rng: random.Random,
-                 slugs: set[str]) -> dict[str, Any]:
+                 slugs: set[str], vocabularies: dict[str, Words]) -> dict[str, Any]:
     kind, origin, _ = rng.choices(KINDS, weights=[k[2] for k in KINDS])[0]
     pattern = rng.choice(PATTERNS)
-    a, b = rng.sample(ENGLISH, 2)
+    a, b = vocabularies["English"].sample(2)
     english = pattern.format(a=a, b=b)
-    native_words = {"Japanese": JAPANESE, "Korean": KOREAN, "Chinese": CHINESE}.get(origin)
-    native = " ".join(rng.sample(native_words, rng.randint(2, 3))) if native_words else None
+    native_words = vocabularies.get(origin)
+    native = " ".join(native_words.sample(rng.randint(2, 3))) if native_words else None
     name = native or english
     aliases = [{"title": english, "language": "English"},
                {"title": _translated(pattern, GERMAN).format(a=a, b=b), "language": "German"}]
@@ -110,10 +144,13 @@ def series_entry(series_id: int, first_volume_id: int, volume_count: int, rng: r
 def entries(series: int, volumes: int, seed: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     counts = volume_counts(series, volumes, rng)
+    made_up = made_up_words(rng)
+    vocabularies = {language: Words(head, made_up, rng) for language, head in
+                    (("English", ENGLISH), ("Japanese", JAPANESE), ("Korean", KOREAN), ("Chinese", CHINESE))}
     slugs: set[str] = set()
     next_volume = 1
     for i, count in enumerate(counts, start=1):
-        yield series_entry(i, next_volume, count, rng, slugs)
+        yield series_entry(i, next_volume, count, rng, slugs, vocabularies)
         next_volume += count
 
 

@@ -222,3 +222,15 @@ async def test_the_refusal_is_documented_and_no_other_get_is_guarded(api: ApiCli
                if "Cross-site request refused" in op.get("description", "")}
     assert guarded == {("get", TEMPLATE)}
     assert "Not idempotent" in document["paths"][TEMPLATE]["get"]["description"]
+
+
+async def test_a_toggle_costs_the_session_query_and_one_write_to_remove_two_to_add(
+    api: ApiClient, alice: dict, commands: CommandCounter
+) -> None:
+    assert (await toggle(api, 12)).status == 200  # the series' 18+ flag is now among the process's catalog keys
+    commands.reset()
+    assert (await toggle(api, 11)).body["in_collection"] is True
+    assert commands.targets() == [("aggregate", "users"), ("update", "users"), ("update", "users")]  # no item; added
+    commands.reset()
+    assert (await toggle(api, 11)).body["in_collection"] is False
+    assert commands.targets() == [("aggregate", "users"), ("update", "users")]  # removed

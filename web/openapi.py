@@ -243,8 +243,9 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
 SAME_ORIGIN_ONLY = (f"Changes nothing, and answers 403 `\"{CROSS_SITE_REFUSED}\"`, unless the request proves that a "
                     "trusted page sent it: an `Origin` header that is the service's own origin or one of the allowed "
                     "web origins (`CORS_ORIGINS`), as `fetch()` from the web client sends, or, without `Origin`, "
-                    "`Sec-Fetch-Site: same-origin`. A link, a form or an image on another page never proves it; "
-                    "a client that is not a browser sends `Sec-Fetch-Site: same-origin`.")
+                    "`Sec-Fetch-Site: same-origin`. A link, a form or an image on another page never proves it. "
+                    "A client that is not a browser (it holds no visitor's cookie) may send "
+                    "`Sec-Fetch-Site: same-origin` itself.")
 
 
 def _models(routes: list[Route]) -> list[type[BaseModel]]:

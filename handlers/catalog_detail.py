@@ -20,7 +20,6 @@ from handlers.schemas.catalog_detail import (
     SeriesVolumesQuery,
     VolumeDetail,
 )
-from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND
 from storage.records import VolumeRecord
 from web.base import ApiHandler
@@ -50,10 +49,7 @@ class CatalogHandler(ApiHandler):
 
     def shows_nsfw18(self) -> bool:
         """Whether the reader (read by `read_reader`) is signed in, age-verified and shows 18+."""
-        if self.user is None:
-            return False
-        reader = self.user.record
-        return reader.age_verified and settings_with_defaults(reader.settings)["nsfw-mode"] == NSFW_18
+        return self.user is not None and self.user.shows_nsfw18
 
     def owned_volumes(self) -> frozenset[int]:
         """The volumes in the reader's collection, read with the session; none for anyone not signed in."""

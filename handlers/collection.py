@@ -1,4 +1,4 @@
-"""The volumes a user owns: add, change, remove, list, and statistics."""
+"""The volumes a user owns: add, change, remove (or toggle), list, and statistics."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from handlers.schemas.collection import (
     CollectionListPage,
     CollectionQuery,
     CollectionStatistics,
+    CollectionToggled,
     CollectionUpdateBody,
     CollectionVolume,
     ItemAdded,
     StatsQuery,
+    ToggleQuery,
     cents,
     money,
 )
@@ -27,10 +29,11 @@ from storage.outcome import WriteOutcome
 from storage.records import VolumeRecord
 from storage.session_reads import CollectionStatsRead
 from web.base import ApiHandler
-from web.errors import MISSING_PARAMETERS, ApiError
+from web.errors import MISSING_PARAMETERS, ApiError, validate
 from web.idempotency import idempotent
 from web.openapi import Operation, PathParameter, Route
 from web.reads import CatalogDocument, Computed, WholeList, reads
+from web.same_origin import same_origin_only
 
 ITEM_NOT_FOUND = "Collection item not found"
 # Any other text is just an id that no item has: 404, never a hint of whose it is.
@@ -40,6 +43,8 @@ VOLUME_NOT_FOUND = "Volume not found"
 VOLUME_OWNED = "Volume already in collection"
 ITEM_UPDATED = "Collection item updated successfully"
 ITEM_DELETED = "Collection item deleted successfully"
+COLLECTION_TOGGLED = "Collection Status updated"
+TOGGLE_FAILED = "Could not update collection status"
 
 
 class CollectionHandler(ApiHandler):
@@ -97,6 +102,34 @@ class DeleteItemHandler(CollectionHandler):
         self.write_message(200, ITEM_DELETED)
 
 
+class ToggleItemHandler(CollectionHandler):
+    api = {"get": Operation(
+        summary="Add a volume to the collection, or remove it if it is there", query=ToggleQuery,
+        response=CollectionToggled, tags=_TAGS,
+        responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND, 500: TOGGLE_FAILED},
+        description="The published web client's toggle: the same write as `POST /user/collection/add/{id}` (without "
+                    "price or date) when the volume is not in the collection, as `DELETE "
+                    "/user/collection/delete/{id}` when it is. Not idempotent: sent twice, it adds and then removes. "
+                    "`in_collection` says which state it left; to retry safely, use those two routes (with an "
+                    "`Idempotency-Key`). A volume of another `client`, and an 18+ volume or one of an 18+ series "
+                    "for a reader who does not show 18+, is 404 like an id nothing has.")}
+
+    @same_origin_only
+    @reads(CatalogDocument("volumes"))
+    async def get(self, id: str) -> None:
+        self.path_parameter("id")
+        query = validate(ToggleQuery, self.query_arguments())
+        volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
+        user = self.require_user()
+        if volume.client != query.client or (not user.shows_nsfw18 and await self.collection.is_18_plus(volume)):
+            raise ApiError(404, VOLUME_NOT_FOUND)
+        toggled = await self.collection.toggle(user.id, volume, utc_now())
+        if toggled is None:
+            raise ApiError(500, TOGGLE_FAILED)
+        self.write_model(CollectionToggled(data=COLLECTION_TOGGLED, code=200, in_collection=toggled.in_collection,
+                                           item_id=toggled.item_id))
+
+
 class CollectionListHandler(ListHandler):
     query_model = CollectionQuery
     api = list_operations(CollectionQuery, "The user's collection", CollectionListPage, {400: MISSING_PARAMETERS},
@@ -145,4 +178,5 @@ routes = [
     Route("/user/collection/add/{id}", AddItemHandler, {"id": CATALOG_ID}),
     Route("/user/collection/update/{id}", UpdateItemHandler, {"id": ITEM_ID}),
     Route("/user/collection/delete/{id}", DeleteItemHandler, {"id": ITEM_ID}),
+    Route("/volumes/toggle-collection/id/{id}", ToggleItemHandler, {"id": CATALOG_ID}),
 ]

@@ -30,7 +30,7 @@ from handlers.schemas.public_profiles import (
 )
 from handlers.schemas.reading import ReadingHistoryQuery
 from handlers.schemas.reading_stats import PublicStats
-from handlers.schemas.settings import NSFW_18, settings_with_defaults
+from handlers.schemas.settings import settings_with_defaults
 from storage.public_profiles import PublicLists
 from web.base import ApiHandler
 from web.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
@@ -66,8 +66,7 @@ class PublicHandler(ApiHandler):
             await self.authenticate(read_only=True)
         except ApiError:
             return False  # an expired or forged session views as anyone does
-        viewer = self.require_user().record
-        return viewer.age_verified and settings_with_defaults(viewer.settings)["nsfw-mode"] == NSFW_18
+        return self.require_user().shows_nsfw18
 
     def write_cacheable(self, answer: BaseModel, viewer_dependent: bool) -> None:
         body = answer.model_dump_json(by_alias=True).encode()

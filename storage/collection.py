@@ -40,6 +40,19 @@ class CollectionPage:
 
 
 @dataclass(frozen=True)
+class Toggled:
+    """What a toggle left: the volume in the collection (as the new item `item_id`) or not."""
+
+    in_collection: bool
+    item_id: str | None = None
+
+
+# A toggle removes the volume's item or, if there was none, adds one; another write of the same
+# volume between the two makes it start over, this many times at most (then `toggle` gives up).
+TOGGLE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
 class CollectionStats:
     total_items: int
     total_cents: int
@@ -88,6 +101,27 @@ class CollectionStore:
         if await self._items.push_unique(user_id, volume.id, item, unique_by="volume_id"):
             return WriteOutcome.DONE, item_id
         return WriteOutcome.CONFLICT, None
+
+    async def toggle(self, user_id: str, volume: VolumeRecord, now: Any) -> Toggled | None:
+        """Removes the volume's item if the user has one, else adds one as `add` does (no price,
+        no date). Each step is one conditional write: of two toggles at once, one adds and the
+        other removes, never two items. None if other writes of the volume kept coming between
+        the two steps (each attempt lost a race)."""
+        for _ in range(TOGGLE_ATTEMPTS):
+            if await self._items.remove(user_id, volume.id, by="volume_id"):
+                return Toggled(in_collection=False)
+            outcome, item_id = await self.add(user_id, volume, None, None, now)
+            if outcome is WriteOutcome.DONE:
+                return Toggled(in_collection=True, item_id=item_id)
+        return None
+
+    async def is_18_plus(self, volume: VolumeRecord) -> bool:
+        """Whether the volume or its series is flagged 18+; the series' flag from the catalog keys
+        the process holds, as the public lists take it (no round trip once the series is known)."""
+        if volume.nsfw18:
+            return True
+        keys = await self._keys.series([volume.series_id])
+        return bool(getattr(keys.of.get(volume.series_id), "nsfw18", False))
 
     async def update(self, user_id: str, item_id: str, price_cents: int | None, buy_date: str | None) -> WriteOutcome:
         changed = await self._items.set_fields(user_id, item_id, {"price_cents": price_cents, "buy_date": buy_date})

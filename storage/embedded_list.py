@@ -105,11 +105,13 @@ class EmbeddedList:
         if await self._users.find_one({"_id": condition["_id"]}, {"_id": 1}, session=session) is None:
             raise UserGone(str(condition["_id"]))
 
-    async def remove(self, user_id: str, key_value: Any) -> bool:
+    async def remove(self, user_id: str, key_value: Any, by: str | None = None) -> bool:
+        """Removes the entry whose `by` (default: the key) is `key_value`; False if none has it."""
+        field = by or self.key
         async with self._turn(user_id):
             result = await self._users.update_one(
-                {"_id": user_id, f"{self.field}.{self.key}": key_value},
-                {"$pull": {self.field: {self.key: key_value}}, **bump(self.field)},
+                {"_id": user_id, f"{self.field}.{field}": key_value},
+                {"$pull": {self.field: {field: key_value}}, **bump(self.field)},
                 session=request_session(),
             )
         return result.matched_count == 1

@@ -30,9 +30,11 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     done: list[tuple[str, str, Reply]] = []
 
     async def call(api: ApiClient, method: str, path: str, route: str, body: Any = None, status: int = 200,
-                   raw: bytes | None = None, content_type: str | None = None) -> Any:
+                   raw: bytes | None = None, content_type: str | None = None,
+                   sent_headers: dict[str, str] | None = None) -> Any:
         keyed = retried is not None and retried(method, route)
         headers = {"Idempotency-Key": uuid.uuid4().hex} if keyed else {}
+        headers.update(sent_headers or {})
         if content_type is not None:
             headers["Content-Type"] = content_type
         cookies = dict(api.cookies)
@@ -78,6 +80,10 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "GET", "/user/collection?client=1", "/user/collection")
     await call(alice, "POST", "/user/collection", "/user/collection", {"client": 1, "search": "yo"})
     await call(alice, "GET", "/user/collection/stats/general?client=1", "/user/collection/stats/general")
+    # A GET that writes: as a page of the service's own origin sends it (web.same_origin); on, then off.
+    for _ in range(2):
+        await call(alice, "GET", "/volumes/toggle-collection/id/21?client=1", "/volumes/toggle-collection/id/{id}",
+                   sent_headers={"Sec-Fetch-Site": "same-origin"})
     await call(alice, "POST", f"/user/update-image/{user_id}", "/user/update-image/{id}", {"image": png})
     await call(alice, "GET", f"/user/avatar/{user_id}/scaled", "/user/avatar/{id}/{res}")
     await call(alice, "HEAD", f"/user/avatar/{user_id}/high", "/user/avatar/{id}/{res}")

@@ -225,7 +225,8 @@ class Target:
                    limit: int, query: str = "") -> None:
         rss_before = self.memory.reset_peak()
         started = time.monotonic()
-        headers = {"Content-Type": content_type}
+        # As from the service's own pages: a GET that writes (web.same_origin) then reads its input.
+        headers = {"Content-Type": content_type, "Sec-Fetch-Site": "same-origin"}
         if method in ("POST", "DELETE"):
             # The longest key: a write with one is fingerprinted whole, and runs in a transaction.
             headers["Idempotency-Key"] = uuid.uuid4().hex.ljust(255, "k")

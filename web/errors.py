@@ -14,6 +14,8 @@ INVALID_PARAMETERS = "Invalid parameters"
 BODY_TOO_LARGE = "Request body too large"
 UNAUTHORIZED = "Unauthorized"
 FORBIDDEN = "Forbidden"
+# A GET that writes, sent without proof that a trusted page sent it (web.same_origin).
+CROSS_SITE_REFUSED = "Cross-site request refused"
 USER_NOT_FOUND = "User not found"
 INVALID_CREDENTIALS = "Invalid credentials"
 TOO_MANY_REQUESTS = "Too many requests."

@@ -14,9 +14,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from handlers.schemas.common import FieldError, Message
-from web import idempotency
+from web import idempotency, same_origin
 from web.errors import (
     BODY_TOO_LARGE,
+    CROSS_SITE_REFUSED,
     FORBIDDEN,
     INTERNAL_ERROR,
     INVALID_PARAMETERS,
@@ -60,6 +61,7 @@ class Operation:
     auth: bool = True
     permission: str | None = None
     tags: tuple[str, ...] = ()
+    description: str | None = None  # what the summary leaves out, in Markdown
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
         answers.append((400, INVALID_PARAMETERS))
     if method in ("post", "put", "patch", "delete"):
         answers.append((403, FORBIDDEN))
+    if same_origin.requires_same_origin(getattr(route.handler, method, None)):
+        answers.append((403, CROSS_SITE_REFUSED))
     if op.request is not None:
         answers.append((413, _JSON_TOO_LARGE))
     if idempotency.is_idempotent(getattr(route.handler, method, None)):
@@ -225,9 +229,23 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         document["requestBody"] = {"required": True, "content": op.raw_request}
     if op.auth:
         document["security"] = [{"refreshToken": []}]
+    described = [op.description or ""]
     if op.permission:
-        document["description"] = f"Requires the permission `{op.permission}`."
+        described.append(f"Requires the permission `{op.permission}`.")
+    if same_origin.requires_same_origin(getattr(route.handler, method, None)):
+        described.append(SAME_ORIGIN_ONLY)
+    if any(described):
+        document["description"] = "\n\n".join(part for part in described if part)
     return document
+
+
+# Said of every operation declared `@same_origin_only` (web.same_origin).
+SAME_ORIGIN_ONLY = (f"Changes nothing, and answers 403 `\"{CROSS_SITE_REFUSED}\"`, unless the request proves that a "
+                    "trusted page sent it: an `Origin` header that is the service's own origin or one of the allowed "
+                    "web origins (`CORS_ORIGINS`), as `fetch()` from the web client sends, or, without `Origin`, "
+                    "`Sec-Fetch-Site: same-origin`. A link, a form or an image on another page never proves it. "
+                    "A client that is not a browser (it holds no visitor's cookie) may send "
+                    "`Sec-Fetch-Site: same-origin` itself.")
 
 
 def _models(routes: list[Route]) -> list[type[BaseModel]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auth.permissions import is_banned, permissions_for
+from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from storage.records import UserRecord
 
 
@@ -30,3 +31,8 @@ class AuthenticatedUser:
     @property
     def banned(self) -> bool:
         return is_banned(self.record.roles)
+
+    @property
+    def shows_nsfw18(self) -> bool:
+        """Whether 18+ titles exist for this user: age-verified, and `nsfw-mode` shows them."""
+        return self.record.age_verified and settings_with_defaults(self.record.settings)["nsfw-mode"] == NSFW_18

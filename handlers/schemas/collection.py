@@ -94,6 +94,20 @@ class ItemAdded(BaseModel):
     item_id: str
 
 
+class ToggleQuery(RequestModel):
+    client: ClientId
+
+
+class CollectionToggled(BaseModel):
+    """The spec's message, and the state the toggle left: a client that sent a toggle again (its
+    answer lost) reads where it stands instead of guessing."""
+
+    data: str
+    code: int
+    in_collection: bool
+    item_id: str | None = Field(description="the new item's id when the volume was added; null when it was removed")
+
+
 class CollectionSeries(BaseModel):
     id: int
     name: str

@@ -156,6 +156,7 @@ async def import_catalog(settings: Settings, path: str) -> int:
         except CatalogFileError as error:
             print(f"import-catalog: {error}", file=sys.stderr)
             return 2
+        log.info("import-catalog: %s is valid (%d series); writing it", path, len(series.ids))
         async with open_database(settings, owner=False, command="import-catalog") as opened:
             await prepare_database(opened.db)
             try:

@@ -129,6 +129,8 @@ class ObjectStream:
                     isinstance(value, (int, float)) and _NUMBER_GOES_ON.match(self._text, end))):
                 self._grow()  # a number may go on in the next block
                 continue
+            if end - self._at > self._max:
+                raise TooLarge(self._too_large())
             self._at = end
             return value
 
@@ -137,8 +139,11 @@ class ObjectStream:
         times over, not once per block."""
         held = len(self._text) - self._at
         if held > self._max:
-            raise TooLarge(f"a value longer than {self._max} characters, from {self._where(self._at)}")
+            raise TooLarge(self._too_large())
         self._read(max(BLOCK_CHARS, held))
+
+    def _too_large(self) -> str:
+        return f"a value longer than {self._max} characters, from {self._where(self._at)}"
 
     def _read(self, chars: int) -> None:
         if self._at:

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
                                          "`Authorization: Bearer <it>` (without it, loopback addresses only)")
     log_format: str = Field("text", description="text (readable lines) or json (one JSON object a line)")
     catalog_import_chunk: int = Field(
-        1000, ge=1, le=100_000,
+        500, ge=1, le=100_000,
         description="series (1 to 100000) that import-catalog holds and writes at a time, with their volumes (a chunk "
                     "also ends at ten volumes a series): its memory follows this, not the file")
     idempotency_secret: str | None = Field(

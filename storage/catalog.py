@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+from array import array
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -61,6 +62,7 @@ VOLUMES_PER_SERIES = 10
 MAX_SERIES_CHARS = 16 * 1024 * 1024
 # Consecutive ids from this many on are looked up as one range rather than listed.
 MIN_RUN = 8
+GIVEN = -1  # in _Duplicates: a volume whose slug the file gives
 log = logging.getLogger("tsundoku.catalog")
 
 
@@ -159,19 +161,50 @@ class FileSeries:
     external: dict[str, dict[int | str, int]]
 
 
+class _VolumeIds:
+    """Volume id -> an int other than 0 (0: not seen). While the ids are dense (as a catalog's
+    mostly are: below four times how many there are), an array indexed by id, 4 bytes an id,
+    where a dict of a million ints took 70 MB; once they are not, a dict."""
+
+    def __init__(self) -> None:
+        self._dense: array[int] | None = array("i")
+        self._sparse: dict[int, int] = {}
+        self._count = 0
+
+    def get(self, volume_id: int) -> int:
+        if self._dense is None:
+            return self._sparse.get(volume_id, 0)
+        return self._dense[volume_id] if volume_id < len(self._dense) else 0
+
+    def set(self, volume_id: int, value: int) -> None:
+        self._count += 1
+        if self._dense is not None and volume_id >= len(self._dense):
+            if volume_id >= max(1 << 20, 4 * self._count):
+                self._sparse = {i: v for i, v in enumerate(self._dense) if v}
+                self._dense = None
+            else:
+                self._dense.frombytes(bytes(4 * max(volume_id + 1 - len(self._dense), len(self._dense))))
+        if self._dense is None:
+            self._sparse[volume_id] = value
+        else:
+            self._dense[volume_id] = value
+
+
 class _Duplicates:
     """Finds an entry that repeats an id or slug of an earlier one, in one pass over a file,
-    holding ints and the series' slugs rather than entries (about 70 bytes a volume)."""
+    holding ints and the series' slugs rather than entries (about 4 bytes a volume and 150 a
+    series)."""
 
     def __init__(self) -> None:
         self.series = FileSeries(set(), {name: {} for name in EXTERNAL_IDS})
         # Slugs are unique indexes: a duplicate would fail the import halfway through its writes.
         self._series_slugs: set[str] = set()
-        # A volume's id, and its series' slug when its own slug is derived from the two (None
-        # when given). Derived slugs cannot repeat, since the ids do not; so the only volume
-        # slugs held are the given ones, and a given one is compared with the derived ones by
-        # the series slug and id it would be derived from.
-        self._volumes: dict[int, str | None] = {}
+        self._series_in_order: list[str] = []  # their slugs
+        # A volume's id -> its series' place in the file (from 1) when its own slug is derived
+        # from the series' slug and its id, GIVEN when not. Derived slugs cannot repeat, since the
+        # ids do not; so the only volume slugs held are the given ones, and a given one is
+        # compared with the derived ones by the series slug and id it would be derived from.
+        self._volumes = _VolumeIds()
         self._given_volume_slugs: set[str] = set()
 
     def add(self, i: int, series: CatalogSeries) -> None:
@@ -182,27 +215,30 @@ class _Duplicates:
         if series.slug in self._series_slugs:
             raise ValueError(f"series[{i}].slug: duplicate series slug {series.slug}")
         self._series_slugs.add(series.slug)
+        self._series_in_order.append(series.slug)
         for name, value in series.external_ids().items():
             holders = self.series.external[name]
             if value in holders:
                 raise ValueError(f"series[{i}].{name}: {value} is also series {holders[value]}'s")
             holders[value] = series.id
         for j, volume in enumerate(series.volumes):
-            if volume.id in self._volumes:
+            if self._volumes.get(volume.id):
                 raise ValueError(f"series[{i}].volumes[{j}].id: duplicate volume id {volume.id}")
             slug = volume_slug(series, volume)
             if slug in self._given_volume_slugs or (volume.slug is not None and self._derived_earlier(slug)):
                 raise ValueError(f"series[{i}].volumes[{j}].slug: duplicate volume slug {slug}")
             if volume.slug is None:
-                self._volumes[volume.id] = series.slug
+                self._volumes.set(volume.id, len(self._series_in_order))
             else:
-                self._volumes[volume.id] = None
+                self._volumes.set(volume.id, GIVEN)
                 self._given_volume_slugs.add(slug)
 
     def _derived_earlier(self, slug: str) -> bool:
         series_slug, _, volume_id = slug.rpartition("-")
-        return (volume_id.isascii() and volume_id.isdigit() and not volume_id.startswith("0")
-                and self._volumes.get(int(volume_id)) == series_slug)
+        if not (volume_id.isascii() and volume_id.isdigit() and not volume_id.startswith("0")):
+            return False
+        place = self._volumes.get(int(volume_id))
+        return place > 0 and self._series_in_order[place - 1] == series_slug
 
 
 def volume_slug(series: CatalogSeries, volume: CatalogVolume) -> str:
@@ -275,12 +311,16 @@ class CatalogFileReader:
         return duplicates.series
 
     def chunks(self, size: int) -> Iterator[list[CatalogSeries]]:
-        """After `check`: the series, `size` at a time, or fewer when they hold `size` times
+        """After `check` (and before anything is written, which is when the file is compared with
+        the one checked): the series, `size` at a time, or fewer when they hold `size` times
         VOLUMES_PER_SERIES volumes (a chunk holds at least one series)."""
         if self._checked is None:
             raise RuntimeError("a catalog file is checked whole before it is read for writing")
         if self._checked != self._version():
             raise CatalogFileError(f"{self.path} changed after it was checked; nothing was written from it")
+        return self._chunks(size)
+
+    def _chunks(self, size: int) -> Iterator[list[CatalogSeries]]:
         chunk: list[CatalogSeries] = []
         volumes = 0
         for _, raw in self._read(ObjectStream(self._file, "series", MAX_SERIES_CHARS)):

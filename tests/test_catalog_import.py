@@ -252,6 +252,13 @@ def test_a_given_slug_that_no_derived_slug_equals_is_taken(tmp_path: Path, docum
          "series[1].volumes[0].slug: duplicate volume slug series-2-21"),
         ({"series": [series(2, "B", volumes=[volume(21, 1)]), series(3, "C", volumes=[volume(31, 1, slug="series-2-21")])]},
          "series[1].volumes[0].slug: duplicate volume slug series-2-21"),
+        # Ids far apart (held in a dict rather than an array from there on).
+        ({"series": [series(1, "A", volumes=[volume(5, 1), volume(10**12, 2)]),
+                     series(2, "B", volumes=[volume(6, 1), volume(10**12, 1)])]},
+         "series[1].volumes[1].id: duplicate volume id 1000000000000"),
+        ({"series": [series(1, "A", volumes=[volume(10**12, 1)]),
+                     series(2, "B", volumes=[volume(7, 1, slug="series-1-1000000000000")])]},
+         "series[1].volumes[0].slug: duplicate volume slug series-1-1000000000000"),
         # The whole file's field errors come before any duplicate, as validating it at once says.
         ({"series": [series(1, "A"), series(1, "B"), {**series(3, "C"), "client": 0}]}, "series[2].client"),
         # Not JSON comes before any bad entry.
@@ -346,7 +353,7 @@ async def test_nothing_is_written_from_a_file_whose_bad_entry_is_past_the_first_
         with pytest.raises(CatalogFileError, match=r"series\[6\]\.client"):
             reader.check()
         with pytest.raises(RuntimeError, match="checked whole"):
-            next(reader.chunks(2))  # the second pass reads only a checked file
+            reader.chunks(2)  # the second pass reads only a checked file
     assert (await db.series.find_one({"_id": 1}))["name"] == "S1"
 
 
@@ -356,7 +363,7 @@ def test_a_file_changed_after_its_check_is_not_read_for_writing(tmp_path: Path) 
         with open(reader.path, "a") as file:
             file.write("\n")
         with pytest.raises(CatalogFileError, match="changed after it was checked"):
-            next(reader.chunks(2))
+            reader.chunks(2)
 
 
 @pytest.mark.slow

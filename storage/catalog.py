@@ -441,7 +441,7 @@ def _first_volume_cards(volumes: Iterable[tuple[int, dict[str, Any]]],
     """The first volume of each of `series_ids` among `volumes` (id, document)."""
     best: dict[int, tuple[tuple[bool, int, int], dict[str, Any]]] = {}
     for volume_id, volume in volumes:
-        series_id = volume.get("series_id")
+        series_id: int = volume["series_id"]
         if series_id not in series_ids:
             continue
         order = volume.get("group_order")

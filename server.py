@@ -33,7 +33,7 @@ from storage.backup import (
     restore,
 )
 from storage.backup_invariants import describe
-from storage.catalog import CatalogFileError, CatalogStore, ImportCounts, read_catalog_file
+from storage.catalog import CatalogFileError, CatalogFileReader, CatalogStore, ImportCounts, read_catalog_file
 from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse
 from storage.indexes import prepare_database
@@ -43,6 +43,7 @@ from storage.users import UserStore
 from web import log_redaction
 from web.connections import raise_open_file_limit
 from web.http_server import make_http_server
+from workers import off_the_loop
 
 log = logging.getLogger("tsundoku")
 
@@ -142,19 +143,27 @@ def _describe(counts: ImportCounts) -> str:
 
 
 async def import_catalog(settings: Settings, path: str) -> int:
-    # The whole file is validated before the database is even opened: a bad file writes nothing.
+    # The whole file is checked before the database is even opened: a bad file writes nothing.
+    # Then it is read again and written a chunk at a time, so memory follows the chunk.
     try:
-        catalog = read_catalog_file(Path(path))
+        reader = CatalogFileReader(Path(path))
     except CatalogFileError as error:
         print(f"import-catalog: {error}", file=sys.stderr)
         return 2  # bad input, as for every command
-    async with open_database(settings, owner=False, command="import-catalog") as opened:
-        await prepare_database(opened.db)
+    with reader:
         try:
-            counts = await CatalogStore(opened.db).import_file(catalog)
-        except CatalogFileError as error:  # an external id another stored series holds
+            series = await off_the_loop(None, reader.check)
+        except CatalogFileError as error:
             print(f"import-catalog: {error}", file=sys.stderr)
             return 2
+        log.info("import-catalog: %s is valid (%d series); writing it", path, len(series.ids))
+        async with open_database(settings, owner=False, command="import-catalog") as opened:
+            await prepare_database(opened.db)
+            try:
+                counts = await CatalogStore(opened.db).import_chunks(series, reader.chunks(settings.catalog_import_chunk))
+            except CatalogFileError as error:  # an external id or a slug another stored entry holds
+                print(f"import-catalog: {error}", file=sys.stderr)
+                return 2
     print(f"import-catalog: {path}: {_describe(counts)}")
     return 0
 

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         None, min_length=16, description="a secret of 16 characters or more; GET /metrics also answers "
                                          "`Authorization: Bearer <it>` (without it, loopback addresses only)")
     log_format: str = Field("text", description="text (readable lines) or json (one JSON object a line)")
+    catalog_import_chunk: int = Field(
+        500, ge=1, le=100_000,
+        description="series (1 to 100000) that import-catalog holds and writes at a time, with their volumes (a chunk "
+                    "also ends at ten volumes a series): its memory follows this, not the file")
     idempotency_secret: str | None = Field(
         None, min_length=32,
         description="a secret of 32 characters or more, the same in every process of the service: the key of the "

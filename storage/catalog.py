@@ -1,4 +1,5 @@
-"""The catalog (`series`, `volumes`): validating an import file and upserting it idempotently.
+"""The catalog (`series`, `volumes`): validating an import file and writing it idempotently, a
+chunk of series at a time (memory follows the chunk, not the file).
 
 The service reads the catalog but never edits it over HTTP. Each series document also carries
 fields derived at import, so that reading lists sort and search without per-request work:
@@ -13,10 +14,14 @@ hold the field at all, so that any number of series can lack it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
 import logging
+import os
+from array import array
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,18 +38,31 @@ from pydantic import (
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, OperationFailure
-from pymongo.results import BulkWriteResult
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from formats.json_stream import JsonSyntaxError, ObjectStream
+from formats.problems import TooLarge, Unreadable
 from languages import LANGUAGES, language_code, localized
-from storage.catalog_keys import publish_catalog_change
+from storage.catalog_keys import IN_CHUNK, publish_catalog_change
 from storage.title_keys import title_keys
+from workers import off_the_loop
 
 VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
 LAYOUT_ID = "layout"  # the `catalog_meta` document that says which layout changes are complete
 EXTERNAL_IDS = ("mal_id", "anilist_id", "mangadex_id")
 DUPLICATE_KEY = 11000
 SHARED_SLUG_INDEX = "slug_shared"  # the plain index of a database whose slugs are not yet unique
+# An import holds this many series (and their volumes) of a file at a time, and writes them
+# together (settings.catalog_import_chunk); a chunk also ends at VOLUMES_PER_SERIES times as many
+# volumes, so that memory follows the chunk whatever the series hold. Measured with ten volumes a
+# series: the importer peaked at 95 MB with 500, 134 MB with 1,000, 75 MB with 100, at one speed.
+CHUNK_SERIES = 500
+VOLUMES_PER_SERIES = 10
+# A series with its volumes, as written in a file, is at most this long (about 50,000 volumes).
+MAX_SERIES_CHARS = 16 * 1024 * 1024
+# Consecutive ids from this many on are looked up as one range rather than listed.
+MIN_RUN = 8
+GIVEN = -1  # in _Duplicates: a volume whose slug the file gives
 log = logging.getLogger("tsundoku.catalog")
 
 
@@ -128,33 +146,99 @@ class CatalogFile(_Entry):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CatalogFile:
-        seen_series: set[int] = set()
-        seen_volumes: set[int] = set()
-        seen_external: dict[tuple[str, int | str], int] = {}
-        # Slugs are unique indexes: a duplicate would fail the import halfway through its writes.
-        seen_series_slugs: set[str] = set()
-        seen_volume_slugs: set[str] = set()
+        duplicates = _Duplicates()
         for i, series in enumerate(self.series):
-            if series.id in seen_series:
-                raise ValueError(f"series[{i}].id: duplicate series id {series.id}")
-            seen_series.add(series.id)
-            if series.slug in seen_series_slugs:
-                raise ValueError(f"series[{i}].slug: duplicate series slug {series.slug}")
-            seen_series_slugs.add(series.slug)
-            for name, value in series.external_ids().items():
-                if (name, value) in seen_external:
-                    raise ValueError(f"series[{i}].{name}: {value} is also series "
-                                     f"{seen_external[name, value]}'s")
-                seen_external[name, value] = series.id
-            for j, volume in enumerate(series.volumes):
-                if volume.id in seen_volumes:
-                    raise ValueError(f"series[{i}].volumes[{j}].id: duplicate volume id {volume.id}")
-                seen_volumes.add(volume.id)
-                slug = volume_slug(series, volume)
-                if slug in seen_volume_slugs:
-                    raise ValueError(f"series[{i}].volumes[{j}].slug: duplicate volume slug {slug}")
-                seen_volume_slugs.add(slug)
+            duplicates.add(i, series)
         return self
+
+
+@dataclass(frozen=True)
+class FileSeries:
+    """What the import needs of a whole checked file before it writes: its series' ids, and
+    their external ids (name -> value -> series id)."""
+
+    ids: set[int]
+    external: dict[str, dict[int | str, int]]
+
+
+class _VolumeIds:
+    """Volume id -> an int other than 0 (0: not seen). While the ids are dense (as a catalog's
+    mostly are: below four times how many there are), an array indexed by id, 4 bytes an id,
+    where a dict of a million ints took 70 MB; once they are not, a dict."""
+
+    def __init__(self) -> None:
+        self._dense: array[int] | None = array("i")
+        self._sparse: dict[int, int] = {}
+        self._count = 0
+
+    def get(self, volume_id: int) -> int:
+        if self._dense is None:
+            return self._sparse.get(volume_id, 0)
+        return self._dense[volume_id] if volume_id < len(self._dense) else 0
+
+    def set(self, volume_id: int, value: int) -> None:
+        self._count += 1
+        if self._dense is not None and volume_id >= len(self._dense):
+            if volume_id >= max(1 << 20, 4 * self._count):
+                self._sparse = {i: v for i, v in enumerate(self._dense) if v}
+                self._dense = None
+            else:
+                self._dense.frombytes(bytes(4 * max(volume_id + 1 - len(self._dense), len(self._dense))))
+        if self._dense is None:
+            self._sparse[volume_id] = value
+        else:
+            self._dense[volume_id] = value
+
+
+class _Duplicates:
+    """Finds an entry that repeats an id or slug of an earlier one, in one pass over a file,
+    holding ints and the series' slugs rather than entries (about 4 bytes a volume and 150 a
+    series)."""
+
+    def __init__(self) -> None:
+        self.series = FileSeries(set(), {name: {} for name in EXTERNAL_IDS})
+        # Slugs are unique indexes: a duplicate would fail the import halfway through its writes.
+        self._series_slugs: set[str] = set()
+        self._series_in_order: list[str] = []  # their slugs
+        # A volume's id -> its series' place in the file (from 1) when its own slug is derived
+        # from the series' slug and its id, GIVEN when not. Derived slugs cannot repeat, since the
+        # ids do not; so the only volume slugs held are the given ones, and a given one is
+        # compared with the derived ones by the series slug and id it would be derived from.
+        self._volumes = _VolumeIds()
+        self._given_volume_slugs: set[str] = set()
+
+    def add(self, i: int, series: CatalogSeries) -> None:
+        """Raises ValueError naming the first entry of `series`, the file's `i`th, that repeats."""
+        if series.id in self.series.ids:
+            raise ValueError(f"series[{i}].id: duplicate series id {series.id}")
+        self.series.ids.add(series.id)
+        if series.slug in self._series_slugs:
+            raise ValueError(f"series[{i}].slug: duplicate series slug {series.slug}")
+        self._series_slugs.add(series.slug)
+        self._series_in_order.append(series.slug)
+        for name, value in series.external_ids().items():
+            holders = self.series.external[name]
+            if value in holders:
+                raise ValueError(f"series[{i}].{name}: {value} is also series {holders[value]}'s")
+            holders[value] = series.id
+        for j, volume in enumerate(series.volumes):
+            if self._volumes.get(volume.id):
+                raise ValueError(f"series[{i}].volumes[{j}].id: duplicate volume id {volume.id}")
+            slug = volume_slug(series, volume)
+            if slug in self._given_volume_slugs or (volume.slug is not None and self._derived_earlier(slug)):
+                raise ValueError(f"series[{i}].volumes[{j}].slug: duplicate volume slug {slug}")
+            if volume.slug is None:
+                self._volumes.set(volume.id, len(self._series_in_order))
+            else:
+                self._volumes.set(volume.id, GIVEN)
+                self._given_volume_slugs.add(slug)
+
+    def _derived_earlier(self, slug: str) -> bool:
+        series_slug, _, volume_id = slug.rpartition("-")
+        if not (volume_id.isascii() and volume_id.isdigit() and not volume_id.startswith("0")):
+            return False
+        place = self._volumes.get(int(volume_id))
+        return place > 0 and self._series_in_order[place - 1] == series_slug
 
 
 def volume_slug(series: CatalogSeries, volume: CatalogVolume) -> str:
@@ -168,21 +252,111 @@ def _location(loc: tuple[Any, ...]) -> str:
     return path
 
 
+def _first_error(failure: ValidationError, *within: str | int) -> str:
+    first = failure.errors(include_url=False)[0]
+    where = _location((*within, *first["loc"]))
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+class CatalogFileReader:
+    """A catalog file read twice, in memory that follows a chunk of series rather than the file
+    (formats.json_stream): `check` validates all of it and writes nothing; `chunks` then hands
+    out its series a chunk at a time. The file stays open in between, so that both read one file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file = open(path, encoding="utf-8")
+        except OSError as error:
+            raise CatalogFileError(f"cannot read {path}: {error.strerror}") from None
+        self._checked: tuple[int, int] | None = None
+
+    def __enter__(self) -> CatalogFileReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._file.close()
+
+    def check(self) -> FileSeries:
+        """Raises CatalogFileError naming the first bad entry, as validating the whole file at
+        once would: the JSON first, then each series' fields, the file's shape, and last the ids
+        and slugs that repeat."""
+        duplicates = _Duplicates()
+        bad_series: str | None = None
+        repeated: str | None = None
+        stream = ObjectStream(self._file, "series", MAX_SERIES_CHARS)
+        for i, raw in self._read(stream):
+            if bad_series is not None:
+                continue  # read on all the same: a file that is not JSON says so first
+            try:
+                series = CatalogSeries.model_validate(raw)
+            except ValidationError as failure:
+                bad_series = _first_error(failure, "series", i)
+                continue
+            if repeated is None:
+                try:
+                    duplicates.add(i, series)
+                except ValueError as error:
+                    repeated = str(error)
+        if bad_series is not None:
+            raise CatalogFileError(bad_series)
+        try:
+            CatalogFile.model_validate(stream.skeleton)
+        except ValidationError as failure:
+            raise CatalogFileError(_first_error(failure)) from None
+        if repeated is not None:
+            raise CatalogFileError(repeated)
+        self._checked = self._version()
+        return duplicates.series
+
+    def chunks(self, size: int) -> Iterator[list[CatalogSeries]]:
+        """After `check` (and before anything is written, which is when the file is compared with
+        the one checked): the series, `size` at a time, or fewer when they hold `size` times
+        VOLUMES_PER_SERIES volumes (a chunk holds at least one series)."""
+        if self._checked is None:
+            raise RuntimeError("a catalog file is checked whole before it is read for writing")
+        if self._checked != self._version():
+            raise CatalogFileError(f"{self.path} changed after it was checked; nothing was written from it")
+        return self._chunks(size)
+
+    def _chunks(self, size: int) -> Iterator[list[CatalogSeries]]:
+        chunk: list[CatalogSeries] = []
+        volumes = 0
+        for _, raw in self._read(ObjectStream(self._file, "series", MAX_SERIES_CHARS)):
+            series = CatalogSeries.model_validate(raw)  # valid: checked
+            chunk.append(series)
+            volumes += len(series.volumes)
+            if len(chunk) >= size or volumes >= size * VOLUMES_PER_SERIES:
+                yield chunk
+                chunk, volumes = [], 0
+        if chunk:
+            yield chunk
+
+    def _read(self, stream: ObjectStream) -> Iterator[tuple[int, Any]]:
+        self._file.seek(0)
+        try:
+            yield from enumerate(stream.elements())
+        except JsonSyntaxError as error:
+            raise CatalogFileError(f"{self.path} is not valid JSON: {error}") from None
+        except UnicodeDecodeError as error:
+            raise CatalogFileError(f"{self.path} is not valid JSON: {error}") from None
+        except (TooLarge, Unreadable) as error:
+            raise CatalogFileError(f"{self.path}: {error}") from None
+        except OSError as error:
+            raise CatalogFileError(f"cannot read {self.path}: {error.strerror}") from None
+
+    def _version(self) -> tuple[int, int]:
+        status = os.fstat(self._file.fileno())
+        return status.st_size, status.st_mtime_ns
+
+
 def read_catalog_file(path: Path) -> CatalogFile:
-    """Parses and validates the whole file; raises CatalogFileError naming the first bad entry."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CatalogFileError(f"cannot read {path}: {error.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CatalogFileError(f"{path} is not valid JSON: {error}") from None
-    try:
-        return CatalogFile.model_validate(raw)
-    except ValidationError as failure:
-        first = failure.errors(include_url=False)[0]
-        where = _location(first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise CatalogFileError(f"{where}: {message}" if where else message) from None
+    """The whole file, checked, in memory: for small files (the demo catalog, tests). Raises
+    CatalogFileError naming the first bad entry."""
+    with CatalogFileReader(path) as reader:
+        reader.check()
+        return CatalogFile(series=[series for chunk in reader.chunks(CHUNK_SERIES) for series in chunk])
 
 
 def _by_language(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -234,24 +408,101 @@ def volume_document(series: CatalogSeries, volume: CatalogVolume) -> dict[str, A
     return document
 
 
-async def _bulk_write(collection: AsyncCollection[dict[str, Any]], ops: list[UpdateOne],
-                      refused: list[CatalogFileError]) -> BulkWriteResult | None:
-    """The upserts. A slug a stored entry outside the file already holds is added to `refused`:
-    found by the unique index rather than looked up first (a million volumes' slugs would be ten
-    thousand lookups), so the file's other entries are written, and the file, fixed, imports again."""
-    if not ops:
+@dataclass
+class _Chunk:
+    """Series and volumes as an import writes them, by id: their stored fields (a series' without
+    `first_volume`), and the external ids each series does not have."""
+
+    series: dict[int, dict[str, Any]]
+    absent: dict[int, list[str]]
+    volumes: dict[int, dict[str, Any]]
+
+
+def _prepared(chunks: Iterator[list[CatalogSeries]]) -> _Chunk | None:
+    """The next chunk's documents; run in a worker, since it grows with the chunk."""
+    batch = next(chunks, None)
+    if batch is None:
         return None
-    try:
-        return await collection.bulk_write(ops, ordered=False)
-    except BulkWriteError as failure:
-        taken = [error["keyValue"]["slug"] for error in failure.details.get("writeErrors", [])
-                 if error.get("code") == DUPLICATE_KEY and "slug" in (error.get("keyValue") or {})]
-        if len(taken) < len(failure.details.get("writeErrors", [])):
-            raise
-        refused.append(CatalogFileError(f"{collection.name}: slug {taken[0]} belongs to another entry, which this "
-                                        f"file does not change ({len(taken)} such slugs; the file's other entries "
-                                        f"were imported)"))
+    return _Chunk(series={s.id: {**series_document(s), **s.external_ids()} for s in batch},
+                  absent={s.id: [name for name in EXTERNAL_IDS if getattr(s, name) is None] for s in batch},
+                  volumes={v.id: volume_document(s, v) for s in batch for v in s.volumes})
+
+
+_ABSENT = object()
+
+
+def _changes(stored: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields whose stored value differs: what a `$set` of them all would modify."""
+    return {name: value for name, value in fields.items() if stored.get(name, _ABSENT) != value}
+
+
+def _first_volume_cards(volumes: Iterable[tuple[int, dict[str, Any]]],
+                        series_ids: Container[int]) -> dict[int, dict[str, Any]]:
+    """The first volume of each of `series_ids` among `volumes` (id, document)."""
+    best: dict[int, tuple[tuple[bool, int, int], dict[str, Any]]] = {}
+    for volume_id, volume in volumes:
+        series_id: int = volume["series_id"]
+        if series_id not in series_ids:
+            continue
+        order = volume.get("group_order")
+        # Volumes without an order come after the ordered ones; ties go to the lower id.
+        key = (order is None, order or 0, volume_id)
+        if series_id not in best or key < best[series_id][0]:
+            best[series_id] = (key, {"id": volume_id, **{f: volume.get(f) for f in VOLUME_CARD_FIELDS}})
+    return {series_id: card for series_id, (_, card) in best.items()}
+
+
+def _runs(values: Iterable[int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """`values` as ranges of at least MIN_RUN consecutive ints (every int in a range is one of
+    them), and the rest."""
+    ranges: list[tuple[int, int]] = []
+    scattered: list[int] = []
+    ordered = sorted(set(values))
+    start = 0
+    for end in range(1, len(ordered) + 1):
+        if end == len(ordered) or ordered[end] != ordered[end - 1] + 1:
+            if end - start >= MIN_RUN:
+                ranges.append((ordered[start], ordered[end - 1]))
+            else:
+                scattered.extend(ordered[start:end])
+            start = end
+    return ranges, scattered
+
+
+class _Refusals:
+    """Slugs a stored entry outside the file already holds. Found by the unique index as the
+    writes meet them rather than looked up first (a million volumes' slugs would be ten thousand
+    lookups), so the file's other entries are written, and the file, fixed, imports again."""
+
+    def __init__(self) -> None:
+        self._taken: dict[str, tuple[str, int]] = {}  # collection -> (the first slug, how many)
+
+    def refused(self, collection: AsyncCollection[dict[str, Any]], clashes: dict[int, dict[str, Any]]) -> set[int]:
+        """`clashes`: the id and unique key (keyValue) of each write a unique index refused, of
+        entries not stored. Returns their ids; raises for a key that is not a slug."""
+        for key in clashes.values():
+            if "slug" not in key:
+                raise DuplicateKeyError(f"{collection.name}: {key} is another entry's", DUPLICATE_KEY)
+        if clashes:
+            first, count = self._taken.get(collection.name, (next(iter(clashes.values()))["slug"], 0))
+            self._taken[collection.name] = (first, count + len(clashes))
+        return set(clashes)
+
+    def error(self) -> CatalogFileError | None:
+        for name in ("series", "volumes"):
+            if name in self._taken:
+                slug, count = self._taken[name]
+                return CatalogFileError(f"{name}: slug {slug} belongs to another entry, which this file does not "
+                                        f"change ({count} such slugs; the file's other entries were imported)")
         return None
+
+
+@dataclass
+class _Tally:
+    series_inserted: int = 0
+    series_updated: int = 0
+    volumes_inserted: int = 0
+    volumes_updated: int = 0
 
 
 @dataclass(frozen=True)
@@ -310,57 +561,167 @@ class CatalogStore:
     async def is_empty(self) -> bool:
         return await self._series.count_documents({}, limit=1) == 0
 
-    async def import_file(self, catalog: CatalogFile) -> ImportCounts:
-        """Raises CatalogFileError, before writing anything, when the file gives a series an
-        external id another stored series holds and keeps; and, after writing the rest, when it
-        gives a series or a volume a slug another stored one holds."""
-        await self._release_moved_external_ids(catalog)
-        series_ops = [
-            UpdateOne(
-                {"_id": s.id},
-                {"$set": {**series_document(s), **s.external_ids()},
-                 "$setOnInsert": {"rating_count": 0, "rating_half_points": 0},
-                 **({"$unset": absent} if (absent := {name: "" for name in EXTERNAL_IDS
-                                                      if getattr(s, name) is None}) else {})},
-                upsert=True,
-            )
-            for s in catalog.series
-        ]
-        volume_ops = [
-            UpdateOne({"_id": v.id}, {"$set": volume_document(s, v)}, upsert=True)
-            for s in catalog.series
-            for v in s.volumes
-        ]
-        refused: list[CatalogFileError] = []
-        series_result = await _bulk_write(self._series, series_ops, refused)
-        volume_result = await _bulk_write(self._volumes, volume_ops, refused)
-        await self._refresh_first_volumes({s.id for s in catalog.series})
-        await publish_catalog_change(self._db)  # after the writes: see storage.catalog_keys
-        if refused:
-            raise refused[0]
-        return ImportCounts(
-            series_inserted=series_result.upserted_count if series_result else 0,
-            series_updated=series_result.modified_count if series_result else 0,
-            volumes_inserted=volume_result.upserted_count if volume_result else 0,
-            volumes_updated=volume_result.modified_count if volume_result else 0,
-        )
+    async def import_file(self, catalog: CatalogFile, chunk_series: int = CHUNK_SERIES) -> ImportCounts:
+        """A file read whole (a small one: the demo catalog, tests); see `import_chunks`."""
+        duplicates = _Duplicates()
+        for i, series in enumerate(catalog.series):
+            duplicates.add(i, series)
+        every = catalog.series
+        return await self.import_chunks(
+            duplicates.series, (every[start:start + chunk_series] for start in range(0, len(every), chunk_series)))
 
-    async def _release_moved_external_ids(self, catalog: CatalogFile) -> None:
+    async def import_chunks(self, file: FileSeries, chunks: Iterator[list[CatalogSeries]]) -> ImportCounts:
+        """Writes a checked file's series a chunk at a time: what is not stored yet is inserted,
+        what is stored is updated only where it differs (so the same file imported again writes
+        nothing), and the next chunk is read and prepared in a worker while one is written.
+
+        Raises CatalogFileError, before writing anything, when the file gives a series an
+        external id another stored series holds and keeps; and, after writing the rest, when it
+        gives a series or a volume a slug another stored one holds. Stopped halfway, an import
+        leaves whole chunks written and perhaps part of the next (its volumes before its series);
+        the same import run again completes it."""
+        await self._release_moved_external_ids(file)
+        tally, refusals, moved_from = _Tally(), _Refusals(), set[int]()
+        upcoming = asyncio.ensure_future(off_the_loop(None, _prepared, chunks))
+        try:
+            while (chunk := await upcoming) is not None:
+                upcoming = asyncio.ensure_future(off_the_loop(None, _prepared, chunks))
+                changed = await self._write_chunk(chunk, tally, refusals, moved_from)
+                log.debug("catalog import: %d series and %d volumes written (%s)", len(chunk.series),
+                          len(chunk.volumes), tally)
+                if changed:
+                    # Stored entries changed: every process drops its keys now rather than only
+                    # at the end, which an import stopped halfway never reaches.
+                    await publish_catalog_change(self._db)
+        finally:
+            # The worker is not left reading the file; an error of its own is not the one to report.
+            await asyncio.wait([upcoming])
+            if not upcoming.cancelled():
+                upcoming.exception()
+        await self._refresh_first_volumes(moved_from)
+        await publish_catalog_change(self._db)  # after the writes: see storage.catalog_keys
+        refused = refusals.error()
+        if refused is not None:
+            raise refused
+        return ImportCounts(tally.series_inserted, tally.series_updated, tally.volumes_inserted, tally.volumes_updated)
+
+    async def _write_chunk(self, chunk: _Chunk, tally: _Tally, refusals: _Refusals, moved_from: set[int]) -> bool:
+        """Returns whether stored entries changed. Adds to `moved_from` the series outside the
+        chunk that a volume moved away from."""
+        # Volumes first: a series the service shows has its first volume stored. Every stored
+        # volume of these series is read: their first volumes are derived from all of them.
+        stored_volumes = await self._stored(self._volumes, "series_id", list(chunk.series))
+        inserted, changed_volumes, refused = await self._write(self._volumes, chunk.volumes, stored_volumes, refusals)
+        tally.volumes_inserted += inserted
+        tally.volumes_updated += len(changed_volumes)
+        for i, volume in chunk.volumes.items():
+            was = stored_volumes.get(i, {}).get("series_id")
+            if was is not None and was != volume["series_id"] and was not in chunk.series:
+                moved_from.add(was)
+        written = {i: volume for i, volume in chunk.volumes.items() if i not in refused}
+        kept = ((i, volume) for i, volume in stored_volumes.items() if i not in written)
+        first = _first_volume_cards(chain(kept, written.items()), chunk.series)
+
+        stored_series = await self._stored(self._series, "_id", list(chunk.series))
+        inserted, changed_series, _ = await self._write(
+            self._series, {i: {**fields, "first_volume": first.get(i)} for i, fields in chunk.series.items()},
+            stored_series, refusals, absent=chunk.absent, on_insert={"rating_count": 0, "rating_half_points": 0})
+        tally.series_inserted += inserted
+        # A new first volume alone is its volumes' change.
+        tally.series_updated += sum(1 for fields, unset in changed_series.values()
+                                    if unset or fields.keys() - {"first_volume"})
+        return bool(changed_volumes or changed_series)
+
+    async def _write(self, collection: AsyncCollection[dict[str, Any]], documents: dict[int, dict[str, Any]],
+                     stored: dict[int, dict[str, Any]], refusals: _Refusals, *,
+                     absent: dict[int, list[str]] | None = None, on_insert: dict[str, Any] | None = None,
+                     ) -> tuple[int, dict[int, tuple[dict[str, Any], list[str]]], set[int]]:
+        """Inserts the `documents` not `stored` (with `on_insert`), and updates the others where
+        they differ (`absent`: id -> fields to remove). Returns how many were inserted, the
+        changes made (id -> (fields set, fields removed)) and the ids refused for their slug.
+
+        One insert of many documents costs SecantusDB a commit per thousand, where an upsert costs
+        a journaled commit each. An insert that a unique index refuses is of an entry stored after
+        all (under another series, for a volume: SecantusDB then names the slug, not the id), or
+        of a slug another entry holds: looked up to tell which, and `stored` gains what is found."""
+        new = [i for i in documents if i not in stored]
+        clashes = await self._insert(collection, [{"_id": i, **documents[i], **(on_insert or {})} for i in new])
+        stored.update(await self._stored(collection, "_id", sorted(clashes)))
+        refused = refusals.refused(collection, {i: key for i, key in clashes.items() if i not in stored})
+        updates: dict[int, tuple[dict[str, Any], list[str]]] = {}
+        for i, document in documents.items():
+            if i in stored:
+                changes = _changes(stored[i], document)
+                unset = [name for name in (absent or {}).get(i, ()) if name in stored[i]]
+                if changes or unset:
+                    updates[i] = (changes, unset)
+        refused |= await self._update(collection, updates, refusals)
+        return (len(new) - len(clashes), {i: change for i, change in updates.items() if i not in refused},
+                refused)
+
+    async def _stored(self, collection: AsyncCollection[dict[str, Any]], field: str, values: list[int],
+                      projection: dict[str, int] | None = None) -> dict[int, dict[str, Any]]:
+        """The stored documents whose `field` is one of `values` (ints), by id. IN_CHUNK values
+        a query (a thousand in one `$in` cost SecantusDB 0.7 s, ten of a hundred 0.04 s); but a
+        run of consecutive values of an indexed field (a file's series ids mostly are) is one
+        range query. Not of `_id`: SecantusDB scans the collection for a range of it (100,000
+        ids took 20 s in ranges, 3.7 s in lists)."""
+        found: dict[int, dict[str, Any]] = {}
+        ranges, scattered = _runs(values) if field != "_id" else ([], list(values))
+        queries = [{field: {"$gte": low, "$lte": high}} for low, high in ranges] + [
+            {field: {"$in": scattered[start:start + IN_CHUNK]}} for start in range(0, len(scattered), IN_CHUNK)]
+        for query in queries:
+            async for document in collection.find(query, projection):
+                found[document["_id"]] = document
+        return found
+
+    @staticmethod
+    async def _insert(collection: AsyncCollection[dict[str, Any]], documents: list[dict[str, Any]],
+                      ) -> dict[int, dict[str, Any]]:
+        """Returns the id and unique key of each document a unique index refused."""
+        if not documents:
+            return {}
+        try:
+            await collection.insert_many(documents, ordered=False)
+        except BulkWriteError as failure:
+            errors = failure.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            return {documents[error["index"]]["_id"]: error.get("keyValue") or {} for error in errors}
+        return {}
+
+    @staticmethod
+    async def _update(collection: AsyncCollection[dict[str, Any]],
+                      changes: dict[int, tuple[dict[str, Any], list[str]]], refusals: _Refusals) -> set[int]:
+        """`changes`: id -> (the fields to set, those to remove). Returns the ids refused for their slug."""
+        if not changes:
+            return set()
+        ids = list(changes)
+        operations = [UpdateOne({"_id": i}, {**({"$set": fields} if fields else {}),
+                                             **({"$unset": dict.fromkeys(unset, "")} if unset else {})})
+                      for i, (fields, unset) in changes.items()]
+        try:
+            await collection.bulk_write(operations, ordered=False)
+        except BulkWriteError as failure:
+            errors = failure.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            return refusals.refused(collection, {ids[error["index"]]: error.get("keyValue") or {} for error in errors})
+        return set()
+
+    async def _release_moved_external_ids(self, file: FileSeries) -> None:
         """An external id the file moves from one of its series to another is taken off the
-        first before the upserts (which run in any order) give it to the second. One the file
+        first before the writes (which run chunk by chunk) give it to the second. One the file
         gives away while a series outside the file holds it is refused."""
-        in_file = {s.id: s for s in catalog.series}
-        wanted: dict[tuple[str, object], int] = {(name, value): s.id for s in catalog.series for name, value in s.external_ids().items()}
-        holders_filter = [{name: {"$in": [v for (n, v) in wanted if n == name]}} for name in EXTERNAL_IDS
-                          if any(n == name for n, _ in wanted)]
         release: dict[int, dict[str, str]] = {}
-        if holders_filter:
-            async for held in self._series.find({"$or": holders_filter}, dict.fromkeys(EXTERNAL_IDS, 1)):
-                for name in EXTERNAL_IDS:
-                    new_holder = wanted.get((name, held.get(name)))
-                    if new_holder is None or new_holder == held["_id"]:
+        for name, wanted in file.external.items():
+            values = list(wanted)
+            for start in range(0, len(values), IN_CHUNK):
+                async for held in self._series.find({name: {"$in": values[start:start + IN_CHUNK]}}, {name: 1}):
+                    new_holder = wanted[held[name]]
+                    if new_holder == held["_id"]:
                         continue
-                    if held["_id"] not in in_file:
+                    if held["_id"] not in file.ids:
                         raise CatalogFileError(f"series {new_holder}: {name} {held[name]} belongs to series "
                                                f"{held['_id']}, which this file does not change")
                     release.setdefault(held["_id"], {})[name] = ""
@@ -420,20 +781,12 @@ class CatalogStore:
         return completed
 
     async def _refresh_first_volumes(self, series_ids: set[int]) -> None:
-        """`first_volume` is derived from every stored volume of the series, not only those in
-        this file. Offline work: one ordered pass over the volumes collection."""
-        best: dict[int, tuple[tuple[bool, int, int], dict[str, Any]]] = {}
-        cursor = self._volumes.find({}, {"series_id": 1, "group_order": 1, **{f: 1 for f in VOLUME_CARD_FIELDS}})
-        async for volume in cursor:
-            series_id = volume["series_id"]
-            if series_id not in series_ids:
-                continue
-            order = volume.get("group_order")
-            # Volumes without an order come after the ordered ones; ties go to the lower id.
-            key = (order is None, order or 0, volume["_id"])
-            if series_id not in best or key < best[series_id][0]:
-                best[series_id] = (key, {"id": volume["_id"], **{f: volume.get(f) for f in VOLUME_CARD_FIELDS}})
-        first = {series_id: card for series_id, (_, card) in best.items()}
-        ops = [UpdateOne({"_id": sid}, {"$set": {"first_volume": first.get(sid)}}) for sid in series_ids]
-        if ops:
-            await self._series.bulk_write(ops, ordered=False)
+        """For series that volumes moved away from in a chunk that did not hold the series."""
+        ids = sorted(series_ids)
+        for start in range(0, len(ids), IN_CHUNK):
+            piece = ids[start:start + IN_CHUNK]
+            volumes = await self._stored(self._volumes, "series_id", piece,
+                                         {"series_id": 1, "group_order": 1, **dict.fromkeys(VOLUME_CARD_FIELDS, 1)})
+            first = _first_volume_cards(volumes.items(), set(piece))
+            await self._series.bulk_write([UpdateOne({"_id": i}, {"$set": {"first_volume": first.get(i)}})
+                                           for i in piece], ordered=False)

@@ -1,0 +1,280 @@
+"""The catalog's series as the list routes walk them, held in each process: every series' place in
+each language's name order, what the filters and the 18+ rule select it by, and the words a
+search finds it by (storage.search_words), in flat arrays of integers.
+
+Why in the process: SecantusDB answers a query by reading every document of the index range it
+matches, before any `limit`, and counts by reading documents too. Walking an index "to offset +
+limit" reads the whole collection there (550 ms for 10,000 series), and a search for a common word
+would read its thousands of series for a page of twenty. Here a page costs a walk of arrays, and
+the database reads only the page's own documents (storage.series_browse).
+
+Series are numbered by ascending id (their index); "added" order is that order, since catalog ids
+grow as series are added. A cell is what the filters select by: (client, type, origin, 18+).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import compress, islice
+from typing import Any
+
+from languages import FALLBACK, LANGUAGES
+from storage.search_words import TITLE_START, title_words
+
+FORMAT = 1
+# Above any character a word holds: `prefix + _LAST` bounds the words that begin with `prefix`.
+_LAST = "\U0010ffff"
+# The name order quick searches answer in (the spec gives them no language).
+QUICK_SEARCH_LANGUAGE = FALLBACK
+
+
+@dataclass(frozen=True)
+class Cell:
+    client: int | None
+    type: str | None
+    origin: str | None
+    nsfw18: bool
+
+
+@dataclass(frozen=True)
+class ListingFilter:
+    """Which series a page shows. `types`/`origins` casefolded, None for any; `client` None for
+    every client (quick searches)."""
+
+    client: int | None
+    nsfw18: bool  # whether 18+ series are shown
+    types: frozenset[str] | None = None
+    origins: frozenset[str] | None = None
+
+    def shows(self, cell: Cell) -> bool:
+        return ((self.client is None or cell.client == self.client) and (self.nsfw18 or not cell.nsfw18)
+                and (self.types is None or (cell.type or "").casefold() in self.types)
+                and (self.origins is None or (cell.origin or "").casefold() in self.origins))
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    ids: list[int]  # the page's series ids, in order
+    total: int  # every series the filter and the search select
+
+
+class SeriesListing:
+    def __init__(self, build: str | None, ids: array[int], cells: array[int], cell_keys: Sequence[Cell],
+                 orders: dict[str, array[int]], ranks: dict[str, array[int]], words: list[str],
+                 word_offsets: array[int], postings: array[int]) -> None:
+        self.build = build  # which stored listing this is (None: none was stored)
+        self.ids = ids
+        self.cells = cells
+        self.cell_keys = list(cell_keys)
+        self.cell_sizes = [0] * len(self.cell_keys)
+        for cell in cells:
+            self.cell_sizes[cell] += 1
+        self.orders = orders  # language code -> series indexes in name order
+        self.ranks = ranks  # language code -> each series index's place in `orders`
+        self.words = words  # sorted
+        self.word_offsets = word_offsets  # words[i]'s series are postings[word_offsets[i]:word_offsets[i + 1]]
+        self.postings = postings
+
+    @classmethod
+    def empty(cls, build: str | None = None) -> SeriesListing:
+        return ListingBuilder().build(build)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def has_nsfw18(self, client: int | None) -> bool:
+        return any(cell.nsfw18 and (client is None or cell.client == client) and size
+                   for cell, size in zip(self.cell_keys, self.cell_sizes, strict=True))
+
+    # ---- pages ----
+
+    def page(self, shown: ListingFilter, words: list[str] | None, language: str, by_name: bool, descending: bool,
+             offset: int, limit: int) -> ListingPage:
+        """A page in name order (in `language`) or in added order; with `words`, of the series that
+        match each (an empty list matches none)."""
+        cells = self._shown_cells(shown)
+        if words is None:
+            total = sum(size for size, on in zip(self.cell_sizes, cells, strict=True) if on)
+            return ListingPage(self._ids(islice(self._walk(cells, language, by_name, descending), offset,
+                                                offset + limit)), total)
+        found = self._shown(self._matching(words), cells)
+        key = self._rank(language).__getitem__ if by_name else None
+        return ListingPage(self._ids(sorted(found, key=key, reverse=descending)[offset:offset + limit]), len(found))
+
+    def quick_search(self, shown: ListingFilter, words: list[str], limit: int) -> list[int]:
+        """Series that match each word, those with a title that begins with the first word first,
+        each group in English name order."""
+        if not words or limit <= 0:
+            return []
+        found = self._shown(self._matching(words), self._shown_cells(shown))
+        rank = self._rank(QUICK_SEARCH_LANGUAGE).__getitem__
+        starting = set(self._postings(TITLE_START + words[0])).intersection(found)
+        first = sorted(starting, key=rank)[:limit]
+        rest = sorted((i for i in found if i not in starting), key=rank)[:limit - len(first)] \
+            if len(first) < limit else []
+        return self._ids(first + rest)
+
+    def _ids(self, indexes: Iterable[int]) -> list[int]:
+        return [self.ids[i] for i in indexes]
+
+    def _shown_cells(self, shown: ListingFilter) -> bytes:
+        return bytes(shown.shows(cell) for cell in self.cell_keys)
+
+    def _shown(self, indexes: Iterable[int], cells: bytes) -> list[int]:
+        candidates = list(indexes)
+        return list(compress(candidates, map(cells.__getitem__, map(self.cells.__getitem__, candidates))))
+
+    def _walk(self, cells: bytes, language: str, by_name: bool, descending: bool) -> Iterator[int]:
+        """Every shown series index in order: a walk of C iterators, which stops where the caller stops."""
+        order: Sequence[int] = self._order(language) if by_name else range(len(self.ids))
+        walked: Iterable[int] = reversed(order) if descending else order
+        return compress(walked, map(cells.__getitem__, map(self.cells.__getitem__,
+                                                            reversed(order) if descending else order)))
+
+    def _order(self, language: str) -> array[int]:
+        return self.orders.get(language) or self.orders[FALLBACK]
+
+    def _rank(self, language: str) -> array[int]:
+        return self.ranks.get(language) or self.ranks[FALLBACK]
+
+    # ---- words ----
+
+    def _matching(self, words: list[str]) -> set[int]:
+        """Series indexes with, for each word, a title word that begins with it. The word whose
+        series are fewest is read first, and the others only narrow it."""
+        if not words:
+            return set()
+        ranges = sorted((self._word_range(word) for word in words), key=lambda span: span[1] - span[0])
+        found: set[int] | None = None
+        for start, end in ranges:
+            postings = self.postings[start:end]
+            found = set(postings) if found is None else found.intersection(postings)
+            if not found:
+                return set()
+        return found or set()
+
+    def _postings(self, prefix: str) -> array[int]:
+        start, end = self._word_range(prefix)
+        return self.postings[start:end]
+
+    def _word_range(self, prefix: str) -> tuple[int, int]:
+        """Where in `postings` the series of the words that begin with `prefix` are: one span,
+        since the words are sorted and their series stored in that order."""
+        first = bisect_left(self.words, prefix)
+        last = bisect_left(self.words, prefix + _LAST, first)
+        return self.word_offsets[first], self.word_offsets[last]
+
+    # ---- stored form ----
+
+    def to_bytes(self) -> bytes:
+        """The listing as one byte string (a JSON header, then the arrays, in this machine's byte order)."""
+        distinct_orders: dict[bytes, int] = {}
+        order_of: dict[str, int] = {}
+        blobs: list[tuple[str, array[int]]] = [("ids", self.ids), ("cells", self.cells),
+                                               ("word_offsets", self.word_offsets), ("postings", self.postings)]
+        for code, order in self.orders.items():
+            raw = order.tobytes()
+            if raw not in distinct_orders:
+                distinct_orders[raw] = len(distinct_orders)
+                blobs += [(f"order{distinct_orders[raw]}", order), (f"rank{distinct_orders[raw]}", self.ranks[code])]
+            order_of[code] = distinct_orders[raw]
+        words = "\n".join(self.words).encode("utf-8")
+        header = json.dumps({
+            "format": FORMAT, "byteorder": sys.byteorder, "build": self.build,
+            "cells": [[c.client, c.type, c.origin, c.nsfw18] for c in self.cell_keys], "orders": order_of,
+            "arrays": [[name, values.typecode, len(values) * values.itemsize] for name, values in blobs],
+            "words": len(words), "word_count": len(self.words),
+        }).encode("utf-8")
+        return b"".join([len(header).to_bytes(4, "big"), header, *(values.tobytes() for _, values in blobs), words])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SeriesListing:
+        view = memoryview(data)
+        size = int.from_bytes(view[:4], "big")
+        header = json.loads(bytes(view[4:4 + size]))
+        if header["format"] != FORMAT:
+            raise ValueError(f"series listing format {header['format']}, this code reads {FORMAT}")
+        position = 4 + size
+        arrays: dict[str, array[int]] = {}
+        for name, typecode, length in header["arrays"]:
+            values = array(typecode)
+            values.frombytes(view[position:position + length])
+            if header["byteorder"] != sys.byteorder:
+                values.byteswap()
+            arrays[name] = values
+            position += length
+        words = bytes(view[position:position + header["words"]]).decode("utf-8").split("\n") \
+            if header["word_count"] else []
+        return cls(header["build"], arrays["ids"], arrays["cells"], [Cell(*cell) for cell in header["cells"]],
+                   {code: arrays[f"order{slot}"] for code, slot in header["orders"].items()},
+                   {code: arrays[f"rank{slot}"] for code, slot in header["orders"].items()},
+                   words, arrays["word_offsets"], arrays["postings"])
+
+
+# What the listing reads of a stored series.
+SERIES_FIELDS = ("name", "aliases", "sort_titles", "type", "origin", "client", "nsfw18")
+
+
+class ListingBuilder:
+    """Made from series documents in any order (as stored: `SERIES_FIELDS`), one at a time; what
+    it keeps a series is its id, cell, English sort title, the titles of the languages that sort it
+    elsewhere, and its words (each distinct word kept once)."""
+
+    def __init__(self) -> None:
+        self._series: list[tuple[int, int, str, tuple[tuple[str, str], ...], tuple[str, ...]]] = []
+        self._cells: dict[Cell, int] = {}
+        self._words: dict[str, str] = {}
+
+    def add(self, document: dict[str, Any]) -> None:
+        cell = Cell(document.get("client"), document.get("type"), document.get("origin"),
+                    bool(document.get("nsfw18")))
+        sort_titles = document.get("sort_titles") or {}
+        english = sort_titles.get(FALLBACK) or str(document.get("name", "")).casefold()
+        others = tuple((code, title) for code, title in sort_titles.items()
+                       if code != FALLBACK and code in LANGUAGES and title != english)
+        titles = [document.get("name") or "", *(alias.get("title") or "" for alias in document.get("aliases") or ())]
+        words = tuple(self._words.setdefault(word, word) for word in title_words(*titles))
+        self._series.append((document["_id"], self._cells.setdefault(cell, len(self._cells)), english, others, words))
+
+    def build(self, build: str | None) -> SeriesListing:
+        series = sorted(self._series, key=lambda entry: entry[0])
+        count = len(series)
+        ids = array("q", (entry[0] for entry in series))
+        cells = array("I", (entry[1] for entry in series))
+        overrides: dict[str, list[tuple[int, str]]] = {}
+        for index, entry in enumerate(series):
+            for code, title in entry[3]:
+                overrides.setdefault(code, []).append((index, title))
+        english = [entry[2] for entry in series]
+        orders: dict[str, array[int]] = {}
+        ranks: dict[str, array[int]] = {}
+        distinct: dict[bytes, tuple[array[int], array[int]]] = {}
+        for code in LANGUAGES:
+            titles = english
+            if code in overrides:
+                titles = list(english)
+                for index, title in overrides[code]:
+                    titles[index] = title
+            # Ties go to the lower id: the indexes are in id order, and the sort is stable.
+            order = array("I", sorted(range(count), key=titles.__getitem__))
+            raw = order.tobytes()
+            if raw not in distinct:
+                # The inverse permutation: each index's place in the order.
+                distinct[raw] = (order, array("I", sorted(range(count), key=order.__getitem__)))
+            orders[code], ranks[code] = distinct[raw]
+        postings_of: dict[str, list[int]] = {}
+        for index, entry in enumerate(series):
+            for word in entry[4]:
+                postings_of.setdefault(word, []).append(index)
+        words = sorted(postings_of)
+        offsets = array("I", [0])
+        postings = array("I")
+        for word in words:
+            postings.extend(postings_of[word])
+            offsets.append(len(postings))
+        return SeriesListing(build, ids, cells, list(self._cells), orders, ranks, words, offsets, postings)

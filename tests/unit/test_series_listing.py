@@ -1,0 +1,112 @@
+"""The series listing a process holds (storage.series_listing): its orders, filters, words and
+counts, and its stored form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from storage.series_listing import ListingBuilder, ListingFilter, SeriesListing
+
+EVERYONE = ListingFilter(client=1, nsfw18=False)
+
+
+def document(id: int, name: str, *, client: int = 1, type: str = "Manga", origin: str = "Japanese",
+             nsfw18: int = 0, **sort_titles: str) -> dict[str, Any]:
+    return {"_id": id, "name": name, "aliases": [{"title": t, "language": "x"} for t in sort_titles.values()],
+            "sort_titles": {"en": name.casefold(), **{code: t.casefold() for code, t in sort_titles.items()}},
+            "type": type, "origin": origin, "client": client, "nsfw18": nsfw18}
+
+
+def listing_of(*documents: dict[str, Any]) -> SeriesListing:
+    builder = ListingBuilder()
+    for entry in documents:
+        builder.add(entry)
+    return builder.build("b1")
+
+
+LISTING = listing_of(
+    # Added in any order: series are numbered by id.
+    document(30, "Berserk", de="Zerberus"),
+    document(10, "Dragon Ball"),
+    document(20, "Adult Title", nsfw18=1),
+    document(40, "A Dragon's Tale", type="Light Novel"),
+    document(50, "Asterix", client=2, type="Comic", origin="French"),
+    document(60, "Solo Leveling", type="Manhwa", origin="Korean"),
+)
+
+
+def page(listing: SeriesListing, shown: ListingFilter = EVERYONE, words: list[str] | None = None,
+         language: str = "en", by_name: bool = True, descending: bool = False, offset: int = 0,
+         limit: int = 20) -> tuple[list[int], int]:
+    found = listing.page(shown, words, language, by_name, descending, offset, limit)
+    return found.ids, found.total
+
+
+def test_orders_by_name_per_language_and_by_id() -> None:
+    assert page(LISTING) == ([40, 30, 10, 60], 4)
+    assert page(LISTING, descending=True) == ([60, 10, 30, 40], 4)
+    assert page(LISTING, language="de")[0] == [40, 10, 60, 30]  # Berserk sorts as "Zerberus"
+    assert page(LISTING, language="xx")[0] == [40, 30, 10, 60]  # an unknown code: English
+    assert page(LISTING, by_name=False) == ([10, 30, 40, 60], 4)
+    assert page(LISTING, by_name=False, descending=True, offset=1, limit=2) == ([40, 30], 4)
+
+
+def test_ties_in_name_go_to_the_lower_id() -> None:
+    twins = listing_of(document(7, "Same"), document(3, "Same"), document(5, "Same"))
+    assert page(twins) == ([3, 5, 7], 3)
+    assert page(twins, descending=True) == ([7, 5, 3], 3)
+
+
+def test_filters_select_cells_and_count_them() -> None:
+    assert page(LISTING, ListingFilter(client=1, nsfw18=True)) == ([40, 20, 30, 10, 60], 5)
+    assert page(LISTING, ListingFilter(client=2, nsfw18=False)) == ([50], 1)
+    assert page(LISTING, ListingFilter(client=1, nsfw18=False, types=frozenset({"manga", "manhwa"}))) == \
+        ([30, 10, 60], 3)
+    assert page(LISTING, ListingFilter(client=1, nsfw18=False, origins=frozenset({"korean"}))) == ([60], 1)
+    assert page(LISTING, ListingFilter(client=1, nsfw18=False, origins=frozenset({"french"}))) == ([], 0)
+    assert LISTING.has_nsfw18(1) and LISTING.has_nsfw18(None) and not LISTING.has_nsfw18(2)
+
+
+def test_words_match_title_word_beginnings_all_of_them() -> None:
+    assert page(LISTING, words=["drag"]) == ([40, 10], 2)
+    assert page(LISTING, words=["drag", "ball"]) == ([10], 1)
+    assert page(LISTING, words=["zer"]) == ([30], 1)  # an alias
+    assert page(LISTING, words=["agon"]) == ([], 0)
+    assert page(LISTING, words=[]) == ([], 0)
+    assert page(LISTING, words=["adult"]) == ([], 0)  # 18+, not shown
+    assert page(LISTING, ListingFilter(client=1, nsfw18=True), words=["adult"]) == ([20], 1)
+    assert page(LISTING, words=["drag"], by_name=False, descending=True) == ([40, 10], 2)
+
+
+def test_quick_search_puts_titles_that_begin_with_the_first_word_first() -> None:
+    anyone = ListingFilter(client=None, nsfw18=False)
+    assert LISTING.quick_search(anyone, ["drag"], 10) == [10, 40]
+    assert LISTING.quick_search(anyone, ["drag"], 1) == [10]
+    assert LISTING.quick_search(anyone, ["a"], 10) == [40, 50]  # every client; not the 18+ "Adult Title"
+    assert LISTING.quick_search(anyone, [], 10) == []
+
+
+def test_the_stored_form_reads_back_the_same_listing() -> None:
+    again = SeriesListing.from_bytes(LISTING.to_bytes())
+    assert again.build == "b1" and len(again) == len(LISTING)
+    shown = ListingFilter(client=1, nsfw18=True)
+    for words in (None, ["drag"], ["zer"]):
+        for language in ("en", "de"):
+            assert page(again, shown, words, language) == page(LISTING, shown, words, language)
+    # Languages that order alike share one order.
+    assert len({id(order) for order in again.orders.values()}) == 2
+
+
+def test_an_empty_listing_lists_nothing() -> None:
+    empty = SeriesListing.from_bytes(SeriesListing.empty("b0").to_bytes())
+    assert page(empty) == ([], 0) and page(empty, words=["a"]) == ([], 0)
+    assert empty.quick_search(EVERYONE, ["a"], 5) == [] and not empty.has_nsfw18(None)
+
+
+def test_another_format_is_refused() -> None:
+    data = bytearray(LISTING.to_bytes())
+    data[4:4 + len(b'{"format": 1')] = b'{"format": 9'
+    with pytest.raises(ValueError, match="format 9"):
+        SeriesListing.from_bytes(bytes(data))

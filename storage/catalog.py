@@ -4,7 +4,8 @@ The service reads the catalog but never edits it over HTTP. Each series document
 fields derived at import, so that reading lists sort and search without per-request work:
 `titles` and `descriptions` by language code, `sort_titles` (the casefolded title each language
 shows, after fallback), `search_text` (casefolded name and aliases), `match_titles` (the keys an
-import matches titles by: storage.title_keys) and `first_volume`.
+import matches titles by: storage.title_keys) and `first_volume`. After its writes an import
+stores the series listing the list routes walk (storage.series_browse).
 
 A series may carry its ids in other catalogs (`mal_id`, `anilist_id`, `mangadex_id`): each is
 unique among series when present (a sparse unique index), and a series without one does not
@@ -38,6 +39,7 @@ from pymongo.results import BulkWriteResult
 
 from languages import LANGUAGES, language_code, localized
 from storage.catalog_keys import publish_catalog_change
+from storage.series_browse import mark_listing_stale, publish_listing
 from storage.title_keys import title_keys
 
 VOLUME_CARD_FIELDS = ("cover_path", "nsfw", "nsfw18", "aspect_ratio")
@@ -332,9 +334,11 @@ class CatalogStore:
             for v in s.volumes
         ]
         refused: list[CatalogFileError] = []
+        await mark_listing_stale(self._db)
         series_result = await _bulk_write(self._series, series_ops, refused)
         volume_result = await _bulk_write(self._volumes, volume_ops, refused)
         await self._refresh_first_volumes({s.id for s in catalog.series})
+        await publish_listing(self._db)
         await publish_catalog_change(self._db)  # after the writes: see storage.catalog_keys
         if refused:
             raise refused[0]

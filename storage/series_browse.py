@@ -181,6 +181,8 @@ class SeriesBrowse:
                                                                           {"$project": projection}]}})
         pipeline.append({"$unionWith": {"coll": "catalog_meta", "pipeline": [{"$match": {"_id": LISTING_ID}},
                                                                               {"$project": {"build": 1}}]}})
-        documents = await (await self._db["series"].aggregate(pipeline)).to_list(length=None)
+        # All in the first batch, which the answer must not fill: SecantusDB leaves the cursor open
+        # after a full batch (101 by default: a page of 100 and the pointer), and a getMore follows.
+        documents = await (await self._db["series"].aggregate(pipeline, batchSize=len(ids) + 2)).to_list(length=None)
         build = next((d.get("build") for d in documents if d["_id"] == LISTING_ID), None)
         return {d["_id"]: d for d in documents if d["_id"] != LISTING_ID}, build

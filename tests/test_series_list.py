@@ -3,6 +3,7 @@ counts) and `GET /series/quick-search`, and that a page reads only its own serie
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,8 +11,11 @@ import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bench import catalog_gen
+from storage.catalog import CatalogSeries, series_document
 from storage.indexes import prepare_database
-from storage.series_browse import mark_listing_stale
+from storage.series_browse import mark_listing_stale, publish_listing
+from storage.series_listing import SERIES_FIELDS
 from tests.api_client import ApiClient
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import CommandCounter, RunningApp
@@ -168,14 +172,14 @@ async def test_the_client_scopes_the_list(api: ApiClient, catalog: None) -> None
     ({"client": 1, "filters": ";".join(["type:Manga"] * 21)}, 400, "Invalid parameters", "filters"),
     ({"client": 1, "colour": "red"}, 400, "Invalid parameters", "colour"),
 ])
-async def test_bad_queries_are_400(api: ApiClient, catalog: None, query: dict[str, Any], status: int, message: str,
+async def test_bad_queries_are_400(api: ApiClient, query: dict[str, Any], status: int, message: str,
                                    field: str) -> None:
     reply = await api.get("/series?" + urlencode(query))
     assert (reply.status, reply.body["data"], reply.body["code"]) == (status, message, status)
     assert [error["field"] for error in reply.body["errors"]] == [field]
 
 
-async def test_the_order_and_filter_errors_say_what_is_accepted(api: ApiClient, catalog: None) -> None:
+async def test_the_order_and_filter_errors_say_what_is_accepted(api: ApiClient) -> None:
     order = (await api.get("/series?client=1&order=newest")).body["errors"][0]["message"]
     assert all(value in order for value in ("name-asc", "name-desc", "added-asc", "added-desc")), order
     unknown = (await api.get("/series?client=1&filters=genre:Horror")).body["errors"][0]["message"]
@@ -228,8 +232,7 @@ async def test_quick_search_limits(api: ApiClient, db: AsyncDatabase) -> None:
 @pytest.mark.parametrize("query, field", [({}, None), ({"search": ""}, None), ({"search": "   "}, None),
                                           ({"search": "x", "limit": "ten"}, "limit"),
                                           ({"search": "x" * 101}, "search")])
-async def test_quick_search_needs_a_search(api: ApiClient, catalog: None, query: dict[str, Any],
-                                           field: str | None) -> None:
+async def test_quick_search_needs_a_search(api: ApiClient, query: dict[str, Any], field: str | None) -> None:
     reply = await api.get("/series/quick-search?" + urlencode(query))
     assert reply.status == 400, reply.body
     if field is None:
@@ -302,3 +305,55 @@ async def test_an_empty_database_stores_no_listing(db: AsyncDatabase, api: ApiCl
     assert await db.catalog_meta.find_one({"_id": "listing"}) is None
     assert await listed(api) == {"series": [], "max": 0, "from": 0, "to": 0}
     assert await quick(api, "a") == []
+
+
+def documents_examined(plan: dict[str, Any]) -> int:
+    assert "COLLSCAN" not in json.dumps(plan["queryPlanner"]), plan["queryPlanner"]
+    return int(plan["executionStats"]["totalDocsExamined"])
+
+
+async def test_pages_and_searches_of_a_generated_catalog_read_only_their_series(
+        running: RunningApp, api: ApiClient, db: AsyncDatabase, commands: CommandCounter) -> None:
+    # Stored as an import stores them, without the import's upserts (15 s for 2,000 series), and
+    # only what the listing reads: dropping the test's database deletes row by row, slowly.
+    generated = list(catalog_gen.entries(2000, 2000, seed=29))
+    await db.series.insert_many([{"_id": entry["id"], **{field: value for field, value in series_document(
+        CatalogSeries.model_validate(entry)).items() if field in SERIES_FIELDS}} for entry in generated])
+    await publish_listing(db)
+    pointer = await db.catalog_meta.find_one({"_id": "listing"})
+    # A process reads the listing once: the document that names it, then its parts, by _id.
+    commands.reset()
+    assert (await listed(api, limit=1))["max"] == sum(1 for s in generated if not s["nsfw18"])
+    assert commands.log == ["find", "find", "aggregate"], commands.log  # the pointer, the parts, the page
+    parts = commands.sent[1]["filter"]
+    assert parts == {"_id": {"$in": [f"{pointer['build']}.{n:04}" for n in range(pointer["parts"])]}}
+    plan = await db.command("explain", {"find": "catalog_listing", "filter": parts}, verbosity="executionStats")
+    assert documents_examined(plan) == pointer["parts"] == 1
+
+    word = next(a["title"] for a in generated[0]["aliases"] if a["language"] == "English").split()[-1]
+    examined = {}
+    for name, path, size in [
+        ("first page", "/series?client=1&limit=100", 100),
+        ("deep page, added order", "/series?client=1&order=added-desc&offset=1800&limit=20", 20),
+        ("German, filtered", "/series?client=1&lang=de&filters=type:Manhwa&offset=100", 20),
+        (f"search {word!r}", f"/series?client=1&search={word}&order=name-desc", 20),
+        (f"quick search {word[:3]!r}", f"/series/quick-search?search={word[:3]}", 10),
+    ]:
+        commands.reset()
+        reply = await api.get(path)
+        assert reply.status == 200, (name, reply.body)
+        assert len(reply.body if isinstance(reply.body, list) else reply.body["series"]) == size, name
+        assert commands.log == ["aggregate"], (name, commands.log)
+        total = 0
+        for stage in commands.sent[0]["pipeline"]:
+            union = stage.get("$unionWith")
+            collection, where = (union["coll"], union["pipeline"][0]["$match"]) if union \
+                else ("series", stage.get("$match"))
+            if where is not None:
+                total += documents_examined(await db.command("explain", {"find": collection, "filter": where},
+                                                             verbosity="executionStats"))
+        examined[name] = total
+    # Each page's series, and the one document that names the current listing.
+    assert examined == {"first page": 101, "deep page, added order": 21, "German, filtered": 21,
+                        f"search {word!r}": 21, f"quick search {word[:3]!r}": 11}
+    assert running.app.services.series_browse.loads == 1

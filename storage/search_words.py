@@ -8,7 +8,9 @@ digits; anything else separates words ("Re:Zero" is "re" and "zero", "Yotsuba&!"
 A search word matches a title word it begins: "drag" matches "Dragon", not "Snapdragon".
 Chinese, Japanese and Korean write without spaces, so a run of those scripts also counts every
 one of its suffixes (the first MAX_SUFFIXES) as a word: "巨人" matches "進撃の巨人" anywhere in it.
-Words are kept to their first MAX_WORD_CHARACTERS characters, on both sides.
+Words are kept to their first MAX_WORD_CHARACTERS characters, on both sides, and a search to its
+MAX_SEARCH_WORDS longest words: each word costs the walk of the series of every title word it
+begins, and the longest words narrow the most.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import unicodedata
 
 MAX_WORD_CHARACTERS = 32
+MAX_SEARCH_WORDS = 10
 # A run of a script written without spaces counts its suffixes from this many first positions:
 # a longer run (a 1,000-character title would give 1,000) matches only words that start there.
 MAX_SUFFIXES = 64
@@ -55,6 +58,11 @@ def title_words(*titles: str) -> set[str]:
 
 
 def search_words(text: str) -> list[str]:
-    """The distinct words of a search text, in the order they came: a series matches when each
-    begins one of its title words. Empty when the text has no letter or digit."""
-    return list(dict.fromkeys(run[:MAX_WORD_CHARACTERS] for run in _WORD.findall(fold(text))))
+    """The distinct words of a search text (its MAX_SEARCH_WORDS longest), in the order they came:
+    a series matches when each begins one of its title words. Empty when the text has no letter
+    or digit."""
+    words = list(dict.fromkeys(run[:MAX_WORD_CHARACTERS] for run in _WORD.findall(fold(text))))
+    if len(words) > MAX_SEARCH_WORDS:
+        kept = set(sorted(words, key=len, reverse=True)[:MAX_SEARCH_WORDS])
+        words = [word for word in words if word in kept]
+    return words

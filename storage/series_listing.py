@@ -31,6 +31,8 @@ FORMAT = 1
 _LAST = "\U0010ffff"
 # The name order quick searches answer in (the spec gives them no language).
 QUICK_SEARCH_LANGUAGE = FALLBACK
+# A search's series are sorted when this few, else picked out of a walk of the order.
+SORT_AT_MOST = 4096
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,7 @@ class SeriesListing:
             return ListingPage(self._ids(islice(self._walk(cells, language, by_name, descending), offset,
                                                 offset + limit)), total)
         found = self._shown(self._matching(words), cells)
-        key = self._rank(language).__getitem__ if by_name else None
-        return ListingPage(self._ids(sorted(found, key=key, reverse=descending)[offset:offset + limit]), len(found))
+        return ListingPage(self._ids(self._ordered(found, language, by_name, descending, offset, limit)), len(found))
 
     def quick_search(self, shown: ListingFilter, words: list[str], limit: int) -> list[int]:
         """Series that match each word, those with a title that begins with the first word first,
@@ -112,12 +113,22 @@ class SeriesListing:
         if not words or limit <= 0:
             return []
         found = self._shown(self._matching(words), self._shown_cells(shown))
-        rank = self._rank(QUICK_SEARCH_LANGUAGE).__getitem__
-        starting = set(self._postings(TITLE_START + words[0])).intersection(found)
-        first = sorted(starting, key=rank)[:limit]
-        rest = sorted((i for i in found if i not in starting), key=rank)[:limit - len(first)] \
+        starting = found.intersection(self._postings(TITLE_START + words[0]))
+        first = self._ordered(starting, QUICK_SEARCH_LANGUAGE, True, False, 0, limit)
+        rest = self._ordered(found - starting, QUICK_SEARCH_LANGUAGE, True, False, 0, limit - len(first)) \
             if len(first) < limit else []
         return self._ids(first + rest)
+
+    def _ordered(self, found: set[int], language: str, by_name: bool, descending: bool, offset: int,
+                 limit: int) -> list[int]:
+        """`found`'s page: a few are sorted; many are picked out of a walk of the whole order,
+        which stops at the page's end (a common word's series are everywhere in it)."""
+        if len(found) <= SORT_AT_MOST:
+            key = self._rank(language).__getitem__ if by_name else None
+            return sorted(found, key=key, reverse=descending)[offset:offset + limit]
+        order: Sequence[int] = self._order(language) if by_name else range(len(self.ids))
+        return list(islice(filter(found.__contains__, reversed(order) if descending else order), offset,
+                           offset + limit))
 
     def _ids(self, indexes: Iterable[int]) -> list[int]:
         return [self.ids[i] for i in indexes]
@@ -125,9 +136,11 @@ class SeriesListing:
     def _shown_cells(self, shown: ListingFilter) -> bytes:
         return bytes(shown.shows(cell) for cell in self.cell_keys)
 
-    def _shown(self, indexes: Iterable[int], cells: bytes) -> list[int]:
-        candidates = list(indexes)
-        return list(compress(candidates, map(cells.__getitem__, map(self.cells.__getitem__, candidates))))
+    def _shown(self, indexes: set[int], cells: bytes) -> set[int]:
+        if all(cells):
+            return indexes
+        # A set not changed in between iterates in the same order twice.
+        return set(compress(indexes, map(cells.__getitem__, map(self.cells.__getitem__, indexes))))
 
     def _walk(self, cells: bytes, language: str, by_name: bool, descending: bool) -> Iterator[int]:
         """Every shown series index in order: a walk of C iterators, which stops where the caller stops."""

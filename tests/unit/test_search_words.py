@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from storage.search_words import MAX_SUFFIXES, MAX_WORD_CHARACTERS, TITLE_START, fold, search_words, title_words
+from storage.search_words import (
+    MAX_SEARCH_WORDS,
+    MAX_SUFFIXES,
+    MAX_WORD_CHARACTERS,
+    TITLE_START,
+    fold,
+    search_words,
+    title_words,
+)
 
 
 def plain(words: set[str]) -> set[str]:
@@ -52,3 +60,10 @@ def test_a_search_text_is_folded_and_split_alike() -> None:
     assert search_words("Pokémon!") == ["pokemon"]
     assert search_words("!!! & ...") == []
     assert search_words("巨人") == ["巨人"]
+
+
+def test_a_search_keeps_its_longest_words() -> None:
+    words = search_words("a bb ccc dddd eeeee ffffff g hh iii jjjj kkkkk llllll")
+    assert len(words) == MAX_SEARCH_WORDS
+    # The two one-letter words go; the others keep their order.
+    assert words == ["bb", "ccc", "dddd", "eeeee", "ffffff", "hh", "iii", "jjjj", "kkkkk", "llllll"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from storage import series_listing
 from storage.series_listing import ListingBuilder, ListingFilter, SeriesListing
 
 EVERYONE = ListingFilter(client=1, nsfw18=False)
@@ -110,3 +111,19 @@ def test_another_format_is_refused() -> None:
     data[4:4 + len(b'{"format": 1')] = b'{"format": 9'
     with pytest.raises(ValueError, match="format 9"):
         SeriesListing.from_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("sort_at_most", [0, 10_000])
+def test_many_found_are_walked_out_of_the_order_as_few_are_sorted(monkeypatch: pytest.MonkeyPatch,
+                                                                    sort_at_most: int) -> None:
+    monkeypatch.setattr(series_listing, "SORT_AT_MOST", sort_at_most)
+    names = ["Moon", "Moon Star", "Star Moon", "Sun"]
+    many = listing_of(*(document(n, f"{names[n % 4]} {n:04}", nsfw18=int(n % 7 == 0)) for n in range(1, 5001)))
+    # "Moon 0004", "Moon 0008", ... then "Moon Star ...": every series with a word that begins "moon".
+    moon = sorted((n for n in range(1, 5001) if n % 4 != 3 and n % 7), key=lambda n: (names[n % 4], n))
+    assert page(many, words=["moo"], limit=5) == (moon[:5], len(moon))
+    assert page(many, words=["moo"], descending=True, offset=3, limit=4)[0] == moon[::-1][3:7]
+    assert page(many, words=["moo"], by_name=False, descending=True, limit=3)[0] == sorted(moon)[::-1][:3]
+    assert many.quick_search(EVERYONE, ["moon"], 3) == moon[:3]
+    star_first = sorted((n for n in moon if n % 4 == 2), key=lambda n: (names[n % 4], n))
+    assert many.quick_search(EVERYONE, ["star", "moo"], 3) == star_first[:3]

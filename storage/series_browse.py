@@ -4,8 +4,9 @@ An import builds the listing from every series after its writes and stores it (`
 a few documents of at most PART_BYTES in `catalog_listing`, named by `catalog_meta.listing`. Each
 process reads it when it first needs it and keeps it (about 130 bytes a series: 13 MB at 100,000).
 A page is worked out in the process, then its series are read by `_id` together with
-`catalog_meta.listing` (one round trip); if another build was stored meanwhile, the process reads
-that one and works the page out again, so the page after an import shows it, in every process.
+`catalog_meta.listing` (one round trip for 25 series, one for each 25 more, at once); if another
+build was stored meanwhile, the process reads that one and works the page out again, so the page
+after an import shows it, in every process.
 
 The database reads a page's documents and nothing else: no index walk, no count.
 """
@@ -51,8 +52,10 @@ async def publish_listing(db: AsyncDatabase[dict[str, Any]]) -> SeriesListing:
     async for document in db["series"].find({}, dict.fromkeys(SERIES_FIELDS, 1), batch_size=2000):
         builder.add(document)
     build = secrets.token_hex(8)
-    listing = builder.build(build)
-    data = listing.to_bytes()
+    # Seconds of sorting at 100,000 series: off the loop, which answers the embedded database's
+    # supervisor meanwhile (a loop that does not answer its write probes for 11 s has it killed).
+    listing = await off_the_loop(None, builder.build, build)
+    data = await off_the_loop(None, listing.to_bytes)
     parts = [data[start:start + PART_BYTES] for start in range(0, len(data), PART_BYTES)]
     for number, part in enumerate(parts):
         await db[PARTS].insert_one({"_id": part_id(build, number), "build": build, "data": Binary(part)})
@@ -173,16 +176,24 @@ class SeriesBrowse:
             self.loads += 1
 
     async def _read(self, ids: list[int], projection: dict[str, int]) -> tuple[dict[int, dict[str, Any]], str | None]:
-        """The series of `ids` by id, and the build `catalog_meta` names now: one round trip."""
+        """The series of `ids` by id, and the build `catalog_meta` names now: one round trip for
+        IN_CHUNK ids or fewer, else one per chunk, at once. Never `$unionWith` over `series`:
+        SecantusDB's reads the whole collection it names, and only then matches (over the
+        few documents of `catalog_meta` that costs nothing)."""
         chunks = [ids[start:start + IN_CHUNK] for start in range(0, len(ids), IN_CHUNK)] or [[]]
-        pipeline: list[dict[str, Any]] = [{"$match": {"_id": {"$in": chunks[0]}}}, {"$project": projection}]
-        for chunk in chunks[1:]:
-            pipeline.append({"$unionWith": {"coll": "series", "pipeline": [{"$match": {"_id": {"$in": chunk}}},
-                                                                          {"$project": projection}]}})
-        pipeline.append({"$unionWith": {"coll": "catalog_meta", "pipeline": [{"$match": {"_id": LISTING_ID}},
-                                                                              {"$project": {"build": 1}}]}})
-        # All in the first batch, which the answer must not fill: SecantusDB leaves the cursor open
-        # after a full batch (101 by default: a page of 100 and the pointer), and a getMore follows.
-        documents = await (await self._db["series"].aggregate(pipeline, batchSize=len(ids) + 2)).to_list(length=None)
+        pointer = {"$unionWith": {"coll": "catalog_meta", "pipeline": [{"$match": {"_id": LISTING_ID}},
+                                                                        {"$project": {"build": 1}}]}}
+
+        async def with_pointer() -> list[dict[str, Any]]:
+            # All in the first batch, which the answer must not fill: SecantusDB leaves the cursor
+            # open after a full batch (101 by default), and a getMore follows.
+            return await (await self._db["series"].aggregate(
+                [{"$match": {"_id": {"$in": chunks[0]}}}, {"$project": projection}, pointer],
+                batchSize=len(chunks[0]) + 2)).to_list(length=None)
+
+        read = await asyncio.gather(with_pointer(), *(
+            self._db["series"].find({"_id": {"$in": chunk}}, projection, batch_size=len(chunk) + 1).to_list(None)
+            for chunk in chunks[1:]))
+        documents = [document for found in read for document in found]
         build = next((d.get("build") for d in documents if d["_id"] == LISTING_ID), None)
         return {d["_id"]: d for d in documents if d["_id"] != LISTING_ID}, build

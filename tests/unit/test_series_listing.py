@@ -127,3 +127,18 @@ def test_many_found_are_walked_out_of_the_order_as_few_are_sorted(monkeypatch: p
     assert many.quick_search(EVERYONE, ["moon"], 3) == moon[:3]
     star_first = sorted((n for n in moon if n % 4 == 2), key=lambda n: (names[n % 4], n))
     assert many.quick_search(EVERYONE, ["star", "moo"], 3) == star_first[:3]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_deep_pages_skip_blocks_and_land_where_a_walk_does(monkeypatch: pytest.MonkeyPatch, descending: bool) -> None:
+    monkeypatch.setattr(series_listing, "BLOCK", 8)
+    types = ["Manga", "Manhwa", "Comic"]
+    listing = listing_of(*(document(n, f"Title {(n * 37) % 301:03}", type=types[n % 3], nsfw18=int(n % 11 == 0),
+                                    client=1 + (n % 5 == 0)) for n in range(1, 301)))
+    for shown in (EVERYONE, ListingFilter(client=1, nsfw18=True, types=frozenset({"manhwa"})),
+                  ListingFilter(client=2, nsfw18=False)):
+        for by_name in (True, False):
+            everything = page(listing, shown, by_name=by_name, descending=descending, limit=1000)[0]
+            for offset in range(0, len(everything) + 10, 7):
+                assert page(listing, shown, by_name=by_name, descending=descending, offset=offset, limit=5) == \
+                    (everything[offset:offset + 5], len(everything)), (shown, by_name, offset)

@@ -266,45 +266,54 @@ SERIES_FIELDS = ("name", "aliases", "sort_titles", "type", "origin", "client", "
 
 
 class ListingBuilder:
-    """Made from series documents in any order (as stored: `SERIES_FIELDS`), one at a time; what
-    it keeps a series is its id, cell, English sort title, the titles of the languages that sort it
-    elsewhere, and its words (each distinct word kept once)."""
+    """Made from series documents in any order (as stored: `SERIES_FIELDS`), one at a time, into
+    arrays: a series' id and cell, its English sort title, the titles of the languages that sort
+    it elsewhere, and the places of the series of each word (about 400 bytes a series while
+    building, most of it the titles)."""
 
     def __init__(self) -> None:
-        self._series: list[tuple[int, int, str, tuple[tuple[str, str], ...], tuple[str, ...]]] = []
-        self._cells: dict[Cell, int] = {}
-        self._words: dict[str, str] = {}
+        self._ids = array("q")
+        self._cells = array("I")
+        self._cell_numbers: dict[Cell, int] = {}
+        self._english: list[str] = []
+        self._other_titles: dict[str, tuple[array[int], list[str]]] = {}  # code -> (places, titles)
+        self._places_of_word: dict[str, array[int]] = {}
 
     def add(self, document: dict[str, Any]) -> None:
+        place = len(self._ids)  # in the order the documents came
         cell = Cell(document.get("client"), document.get("type"), document.get("origin"),
                     bool(document.get("nsfw18")))
+        self._ids.append(document["_id"])
+        self._cells.append(self._cell_numbers.setdefault(cell, len(self._cell_numbers)))
         sort_titles = document.get("sort_titles") or {}
         english = sort_titles.get(FALLBACK) or str(document.get("name", "")).casefold()
-        others = tuple((code, title) for code, title in sort_titles.items()
-                       if code != FALLBACK and code in LANGUAGES and title != english)
-        titles = [document.get("name") or "", *(alias.get("title") or "" for alias in document.get("aliases") or ())]
-        words = tuple(self._words.setdefault(word, word) for word in title_words(*titles))
-        self._series.append((document["_id"], self._cells.setdefault(cell, len(self._cells)), english, others, words))
+        self._english.append(english)
+        for code, title in sort_titles.items():
+            if code != FALLBACK and code in LANGUAGES and title != english:
+                places, titles = self._other_titles.setdefault(code, (array("I"), []))
+                places.append(place)
+                titles.append(title)
+        titles_read = [document.get("name") or "", *(alias.get("title") or "" for alias in document.get("aliases") or ())]
+        for word in title_words(*titles_read):
+            self._places_of_word.setdefault(word, array("I")).append(place)
 
     def build(self, build: str | None) -> SeriesListing:
-        series = sorted(self._series, key=lambda entry: entry[0])
-        count = len(series)
-        ids = array("q", (entry[0] for entry in series))
-        cells = array("I", (entry[1] for entry in series))
-        overrides: dict[str, list[tuple[int, str]]] = {}
-        for index, entry in enumerate(series):
-            for code, title in entry[3]:
-                overrides.setdefault(code, []).append((index, title))
-        english = [entry[2] for entry in series]
+        count = len(self._ids)
+        by_id = array("I", sorted(range(count), key=self._ids.__getitem__))  # places, in id order
+        index_of = array("I", sorted(range(count), key=by_id.__getitem__))  # place -> index (the inverse)
+        ids = array("q", map(self._ids.__getitem__, by_id))
+        cells = array("I", map(self._cells.__getitem__, by_id))
+        english = list(map(self._english.__getitem__, by_id))
         orders: dict[str, array[int]] = {}
         ranks: dict[str, array[int]] = {}
         distinct: dict[bytes, tuple[array[int], array[int]]] = {}
         for code in LANGUAGES:
             titles = english
-            if code in overrides:
+            if code in self._other_titles:
                 titles = list(english)
-                for index, title in overrides[code]:
-                    titles[index] = title
+                places, other = self._other_titles[code]
+                for place, title in zip(places, other, strict=True):
+                    titles[index_of[place]] = title
             # Ties go to the lower id: the indexes are in id order, and the sort is stable.
             order = array("I", sorted(range(count), key=titles.__getitem__))
             raw = order.tobytes()
@@ -312,14 +321,10 @@ class ListingBuilder:
                 # The inverse permutation: each index's place in the order.
                 distinct[raw] = (order, array("I", sorted(range(count), key=order.__getitem__)))
             orders[code], ranks[code] = distinct[raw]
-        postings_of: dict[str, list[int]] = {}
-        for index, entry in enumerate(series):
-            for word in entry[4]:
-                postings_of.setdefault(word, []).append(index)
-        words = sorted(postings_of)
+        words = sorted(self._places_of_word)
         offsets = array("I", [0])
         postings = array("I")
         for word in words:
-            postings.extend(postings_of[word])
+            postings.extend(sorted(map(index_of.__getitem__, self._places_of_word[word])))
             offsets.append(len(postings))
-        return SeriesListing(build, ids, cells, list(self._cells), orders, ranks, words, offsets, postings)
+        return SeriesListing(build, ids, cells, list(self._cell_numbers), orders, ranks, words, offsets, postings)

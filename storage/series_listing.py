@@ -76,9 +76,8 @@ class SeriesListing:
         self.ids = ids
         self.cells = cells
         self.cell_keys = list(cell_keys)
-        self.cell_sizes = [0] * len(self.cell_keys)
-        for cell in cells:
-            self.cell_sizes[cell] += 1
+        sizes = Counter(cells)
+        self.cell_sizes = [sizes[cell] for cell in range(len(self.cell_keys))]
         self.orders = orders  # language code -> series indexes in name order
         self.ranks = ranks  # language code -> each series index's place in `orders`
         self.words = words  # sorted

@@ -35,7 +35,7 @@ PART_BYTES = 4 * 1024 * 1024
 # A page is worked out again at most this often when imports keep storing new builds meanwhile
 # (then the last attempt's page is answered).
 ATTEMPTS = 3
-# SecantusDB's `$in` costs grow with the square of its list: a page's ids are read this many a stage.
+# SecantusDB's `$in` costs grow with the square of its list: a page's ids are read this many a command.
 IN_CHUNK = 25
 log = logging.getLogger("tsundoku.catalog")
 

@@ -15,6 +15,7 @@ from tornado.netutil import bind_sockets
 
 from auth.permissions import ROLES
 from auth.secret_file import read_or_create
+from formats.catalog_file import CatalogFileReader, read_catalog_file
 from handlers.application import make_app
 from imaging import give_large_buffers_back_to_the_os, guard_decoding
 from log_format import configure_logging
@@ -33,7 +34,7 @@ from storage.backup import (
     restore,
 )
 from storage.backup_invariants import describe
-from storage.catalog import CatalogFileError, CatalogFileReader, CatalogStore, ImportCounts, read_catalog_file
+from storage.catalog import CatalogFileError, CatalogStore, ImportCounts
 from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse
 from storage.indexes import prepare_database

@@ -9,7 +9,7 @@ unique. The same seed gives the same file, byte for byte.
 
 The file is written one series at a time: the generator holds one series and the volume counts
 (one int a series), never the document. The importer reads it the same way (storage.catalog's
-CatalogFileReader): one pass that checks it all, one that writes it a chunk of series at a time.
+formats.catalog_file.CatalogFileReader): one pass that checks it all, one that writes it a chunk of series at a time.
 """
 
 from __future__ import annotations

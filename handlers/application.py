@@ -13,6 +13,7 @@ from handlers import (
     accounts,
     avatars,
     catalog_detail,
+    catalog_list,
     collection,
     mal_import,
     metrics,
@@ -39,6 +40,7 @@ from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
+from storage.series_browse import SeriesBrowse
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
@@ -52,7 +54,7 @@ from web.services import Services, input_pool
 def all_routes() -> list[Route]:
     return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *reading_stats.routes, *ratings.routes,
             *collection.routes, *avatars.routes, *account.routes, *public_profiles.routes,
-            *account_file.routes, *mal_import.routes, *catalog_detail.routes, *system.routes]
+            *account_file.routes, *mal_import.routes, *catalog_list.routes, *catalog_detail.routes, *system.routes]
 
 
 def largest_body_limit(settings: Settings) -> int:
@@ -89,6 +91,7 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         series_matcher=SeriesMatcher(db),
         public_profiles=PublicProfiles(db, catalog_keys),
         catalog_pages=CatalogPages(db),
+        series_browse=SeriesBrowse(db),
         passwords=passwords or Passwords(),
         input_pool=inputs,
         login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),

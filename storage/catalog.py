@@ -5,7 +5,8 @@ The service reads the catalog but never edits it over HTTP. Each series document
 fields derived at import, so that reading lists sort and search without per-request work:
 `titles` and `descriptions` by language code, `sort_titles` (the casefolded title each language
 shows, after fallback), `search_text` (casefolded name and aliases), `match_titles` (the keys an
-import matches titles by: storage.title_keys) and `first_volume`.
+import matches titles by: storage.title_keys) and `first_volume`. After its writes an import
+stores the series listing the list routes walk (storage.series_browse).
 
 A series may carry its ids in other catalogs (`mal_id`, `anilist_id`, `mangadex_id`): each is
 unique among series when present (a sparse unique index), and a series without one does not
@@ -17,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 from array import array
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -31,7 +30,6 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -40,10 +38,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from formats.json_stream import JsonSyntaxError, ObjectStream
-from formats.problems import TooLarge, Unreadable
 from languages import LANGUAGES, language_code, localized
 from storage.catalog_keys import IN_CHUNK, publish_catalog_change
+from storage.series_browse import mark_listing_stale, publish_listing
 from storage.title_keys import title_keys
 from workers import off_the_loop
 
@@ -53,16 +50,13 @@ EXTERNAL_IDS = ("mal_id", "anilist_id", "mangadex_id")
 DUPLICATE_KEY = 11000
 SHARED_SLUG_INDEX = "slug_shared"  # the plain index of a database whose slugs are not yet unique
 # An import holds this many series (and their volumes) of a file at a time, and writes them
-# together (settings.catalog_import_chunk); a chunk also ends at VOLUMES_PER_SERIES times as many
-# volumes, so that memory follows the chunk whatever the series hold. Measured with ten volumes a
-# series: the importer peaked at 95 MB with 500, 134 MB with 1,000, 75 MB with 100, at one speed.
+# together (settings.catalog_import_chunk; formats.catalog_file reads them). Measured with ten
+# volumes a series: the importer peaked at 95 MB with 500, 134 MB with 1,000, 75 MB with 100, at
+# one speed.
 CHUNK_SERIES = 500
-VOLUMES_PER_SERIES = 10
-# A series with its volumes, as written in a file, is at most this long (about 50,000 volumes).
-MAX_SERIES_CHARS = 16 * 1024 * 1024
 # Consecutive ids from this many on are looked up as one range rather than listed.
 MIN_RUN = 8
-GIVEN = -1  # in _Duplicates: a volume whose slug the file gives
+GIVEN = -1  # in Duplicates: a volume whose slug the file gives
 log = logging.getLogger("tsundoku.catalog")
 
 
@@ -146,7 +140,7 @@ class CatalogFile(_Entry):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CatalogFile:
-        duplicates = _Duplicates()
+        duplicates = Duplicates()
         for i, series in enumerate(self.series):
             duplicates.add(i, series)
         return self
@@ -190,7 +184,7 @@ class _VolumeIds:
             self._dense[volume_id] = value
 
 
-class _Duplicates:
+class Duplicates:
     """Finds an entry that repeats an id or slug of an earlier one, in one pass over a file,
     holding ints and the series' slugs rather than entries (about 4 bytes a volume and 150 a
     series)."""
@@ -243,120 +237,6 @@ class _Duplicates:
 
 def volume_slug(series: CatalogSeries, volume: CatalogVolume) -> str:
     return volume.slug or f"{series.slug}-{volume.id}"
-
-
-def _location(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _first_error(failure: ValidationError, *within: str | int) -> str:
-    first = failure.errors(include_url=False)[0]
-    where = _location((*within, *first["loc"]))
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-class CatalogFileReader:
-    """A catalog file read twice, in memory that follows a chunk of series rather than the file
-    (formats.json_stream): `check` validates all of it and writes nothing; `chunks` then hands
-    out its series a chunk at a time. The file stays open in between, so that both read one file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._file = open(path, encoding="utf-8")
-        except OSError as error:
-            raise CatalogFileError(f"cannot read {path}: {error.strerror}") from None
-        self._checked: tuple[int, int] | None = None
-
-    def __enter__(self) -> CatalogFileReader:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._file.close()
-
-    def check(self) -> FileSeries:
-        """Raises CatalogFileError naming the first bad entry, as validating the whole file at
-        once would: the JSON first, then each series' fields, the file's shape, and last the ids
-        and slugs that repeat."""
-        duplicates = _Duplicates()
-        bad_series: str | None = None
-        repeated: str | None = None
-        stream = ObjectStream(self._file, "series", MAX_SERIES_CHARS)
-        for i, raw in self._read(stream):
-            if bad_series is not None:
-                continue  # read on all the same: a file that is not JSON says so first
-            try:
-                series = CatalogSeries.model_validate(raw)
-            except ValidationError as failure:
-                bad_series = _first_error(failure, "series", i)
-                continue
-            if repeated is None:
-                try:
-                    duplicates.add(i, series)
-                except ValueError as error:
-                    repeated = str(error)
-        if bad_series is not None:
-            raise CatalogFileError(bad_series)
-        try:
-            CatalogFile.model_validate(stream.skeleton)
-        except ValidationError as failure:
-            raise CatalogFileError(_first_error(failure)) from None
-        if repeated is not None:
-            raise CatalogFileError(repeated)
-        self._checked = self._version()
-        return duplicates.series
-
-    def chunks(self, size: int) -> Iterator[list[CatalogSeries]]:
-        """After `check` (and before anything is written, which is when the file is compared with
-        the one checked): the series, `size` at a time, or fewer when they hold `size` times
-        VOLUMES_PER_SERIES volumes (a chunk holds at least one series)."""
-        if self._checked is None:
-            raise RuntimeError("a catalog file is checked whole before it is read for writing")
-        if self._checked != self._version():
-            raise CatalogFileError(f"{self.path} changed after it was checked; nothing was written from it")
-        return self._chunks(size)
-
-    def _chunks(self, size: int) -> Iterator[list[CatalogSeries]]:
-        chunk: list[CatalogSeries] = []
-        volumes = 0
-        for _, raw in self._read(ObjectStream(self._file, "series", MAX_SERIES_CHARS)):
-            series = CatalogSeries.model_validate(raw)  # valid: checked
-            chunk.append(series)
-            volumes += len(series.volumes)
-            if len(chunk) >= size or volumes >= size * VOLUMES_PER_SERIES:
-                yield chunk
-                chunk, volumes = [], 0
-        if chunk:
-            yield chunk
-
-    def _read(self, stream: ObjectStream) -> Iterator[tuple[int, Any]]:
-        self._file.seek(0)
-        try:
-            yield from enumerate(stream.elements())
-        except JsonSyntaxError as error:
-            raise CatalogFileError(f"{self.path} is not valid JSON: {error}") from None
-        except UnicodeDecodeError as error:
-            raise CatalogFileError(f"{self.path} is not valid JSON: {error}") from None
-        except (TooLarge, Unreadable) as error:
-            raise CatalogFileError(f"{self.path}: {error}") from None
-        except OSError as error:
-            raise CatalogFileError(f"cannot read {self.path}: {error.strerror}") from None
-
-    def _version(self) -> tuple[int, int]:
-        status = os.fstat(self._file.fileno())
-        return status.st_size, status.st_mtime_ns
-
-
-def read_catalog_file(path: Path) -> CatalogFile:
-    """The whole file, checked, in memory: for small files (the demo catalog, tests). Raises
-    CatalogFileError naming the first bad entry."""
-    with CatalogFileReader(path) as reader:
-        reader.check()
-        return CatalogFile(series=[series for chunk in reader.chunks(CHUNK_SERIES) for series in chunk])
 
 
 def _by_language(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -563,7 +443,7 @@ class CatalogStore:
 
     async def import_file(self, catalog: CatalogFile, chunk_series: int = CHUNK_SERIES) -> ImportCounts:
         """A file read whole (a small one: the demo catalog, tests); see `import_chunks`."""
-        duplicates = _Duplicates()
+        duplicates = Duplicates()
         for i, series in enumerate(catalog.series):
             duplicates.add(i, series)
         every = catalog.series
@@ -580,6 +460,7 @@ class CatalogStore:
         gives a series or a volume a slug another stored one holds. Stopped halfway, an import
         leaves whole chunks written and perhaps part of the next (its volumes before its series);
         the same import run again completes it."""
+        await mark_listing_stale(self._db)  # a stop before the listing is stored leaves it for the next start
         await self._release_moved_external_ids(file)
         tally, refusals, moved_from = _Tally(), _Refusals(), set[int]()
         upcoming = asyncio.ensure_future(off_the_loop(None, _prepared, chunks))
@@ -599,6 +480,7 @@ class CatalogStore:
             if not upcoming.cancelled():
                 upcoming.exception()
         await self._refresh_first_volumes(moved_from)
+        await publish_listing(self._db)
         await publish_catalog_change(self._db)  # after the writes: see storage.catalog_keys
         refused = refusals.error()
         if refused is not None:

@@ -12,6 +12,7 @@ from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
 from storage.idempotency import IdempotencyStore
 from storage.roles import RoleStore
+from storage.series_browse import ensure_listing
 from storage.users import UserStore
 
 
@@ -28,3 +29,4 @@ async def prepare_database(db: AsyncDatabase[dict[str, Any]]) -> None:
     await catalog.copy_series_into_volumes()
     await catalog.add_match_titles()
     await catalog.add_volume_slugs()
+    await ensure_listing(db)

@@ -119,6 +119,8 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings",
                {"collection-visibility": "public"})
     await call(anyone, "GET", "/users/alice/collection?client=1", "/users/{slug}/collection")
+    await call(anyone, "GET", "/series?client=1&lang=English&search=yotsuba&filters=type:Manga", "/series")
+    await call(anyone, "GET", "/series/quick-search?search=ber&limit=5", "/series/quick-search")
     await call(anyone, "GET", "/series/slug/series-1?lang=English", "/series/slug/{slug}")
     await call(alice, "GET", "/series/volumes/1?limit=10", "/series/volumes/{id}")
     await call(alice, "GET", "/volumes/slug/series-1-11", "/volumes/slug/{slug}")

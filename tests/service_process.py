@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from tornado.simple_httpclient import HTTPTimeoutError
+
 from storage.embedded import free_loopback_port
 from tests.api_client import ApiClient
 
@@ -45,7 +47,9 @@ class ServiceProcess:
         self.process: subprocess.Popen[str] | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, attempts: int = 600) -> None:
+        """Waits for /health, `attempts` tenths of a second (and the answers' own waits): a start
+        that builds a large catalog's layout (bench.catalog_list) takes minutes."""
         self.log = open(Path(self.env["DATA_DIR"]).parent / f"service-{self.port}.log", "w")
         command = [sys.executable, "server.py"]
         if self.open_file_limit:
@@ -53,13 +57,13 @@ class ServiceProcess:
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                         text=True)
         client = ApiClient(self.base_url)
-        for _ in range(600):
+        for _ in range(attempts):
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited with {self.process.returncode}: {self.output()}")
             try:
                 if (await client.get("/health")).status == 200:
                     return
-            except OSError:
+            except (OSError, HTTPTimeoutError):  # not listening yet, or listening before it serves
                 pass
             await asyncio.sleep(0.1)
         raise RuntimeError("service did not become healthy")

@@ -9,7 +9,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.__main__ import main as bench_main
-from storage.catalog import CatalogStore, ImportCounts, read_catalog_file
+from formats.catalog_file import read_catalog_file
+from storage.catalog import CatalogStore, ImportCounts
 
 
 def generate(path: Path, series: int, volumes: int, seed: int = 29) -> Path:

@@ -13,16 +13,10 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from formats.catalog_file import CatalogFileReader, read_catalog_file
 from languages import LANGUAGES
 from server import DEMO_CATALOG
-from storage.catalog import (
-    CatalogFileError,
-    CatalogFileReader,
-    CatalogSeries,
-    CatalogStore,
-    ImportCounts,
-    read_catalog_file,
-)
+from storage.catalog import CatalogFileError, CatalogSeries, CatalogStore, ImportCounts
 from tests.api_client import ApiClient
 from tests.catalog_data import load_catalog, series, volume
 from tests.service_process import ROOT, run_command, service_env

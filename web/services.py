@@ -23,6 +23,7 @@ from storage.public_profiles import PublicProfiles
 from storage.rate_limits import SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
+from storage.series_browse import SeriesBrowse
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
 from storage.users import UserStore
@@ -84,6 +85,8 @@ class Services:
     series_matcher: SeriesMatcher
     public_profiles: PublicProfiles
     catalog_pages: CatalogPages
+    # The catalog's list orders, filters and search words, kept in this process (see storage.series_browse).
+    series_browse: SeriesBrowse
     passwords: Passwords
     # Parsing and validating large request bodies (ApiHandler.off_the_loop), and the merges of
     # imports and undos: a few at once, so that large inputs queue instead of multiplying memory.

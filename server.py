@@ -89,8 +89,9 @@ async def serve(settings: Settings) -> int:
         except StandaloneServer as error:
             log.error("MONGODB_URI: %s", error)
             return 2
-        await prepare_database(db)
-        await import_demo_catalog_if_empty(settings, db)
+        with opened.probes_held():
+            await prepare_database(db)
+            await import_demo_catalog_if_empty(settings, db)
         app = make_app(settings, db, supervisor=opened.supervisor, fingerprint_secret=fingerprint_secret(settings))
         raise_open_file_limit()
         give_large_buffers_back_to_the_os()

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,10 @@ class OpenDatabase:
     db: AsyncDatabase[dict[str, Any]]
     # Only for the service on the embedded database: what keeps that database running.
     supervisor: EmbeddedSupervisor | None = None
+
+    def probes_held(self) -> AbstractContextManager[None]:
+        """For the service's preparation of its database (storage.indexes): see EmbeddedSupervisor.probes_held."""
+        return self.supervisor.probes_held() if self.supervisor is not None else nullcontext()
 
 
 def embedded_database(settings: Settings) -> EmbeddedDatabase:

@@ -11,7 +11,8 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
@@ -119,6 +120,19 @@ class EmbeddedSupervisor:
     def start(self, probe: Callable[[float], Coroutine[Any, Any, None]] | None = None) -> None:
         self._probe = probe
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="embedded-supervisor")
+
+    @contextmanager
+    def probes_held(self) -> Iterator[None]:
+        """No write probe while the service prepares its database: an index built on a large
+        catalog blocks SecantusDB for minutes (once, after an upgrade), and probes failing behind it
+        would have a busy database taken for one that stopped serving, and killed. The process is
+        still watched; probing resumes an interval after."""
+        probe, self._probe = self._probe, None
+        try:
+            yield
+        finally:
+            self._probe = probe
+            self._next_probe_at = self._clock() + PROBE_INTERVAL_S
 
     def probe_soon(self) -> None:
         """Probes at the next poll instead of after the interval. Safe from any thread."""

@@ -110,6 +110,29 @@ async def test_the_supervisor_says_unavailable_from_the_first_failed_probe_and_d
     assert supervisor.available
 
 
+@pytest.mark.asyncio
+async def test_no_probe_runs_while_the_service_prepares_its_database(tmp_path: Path) -> None:
+    clock = Clock()
+    probed: list[float] = []
+
+    async def probe(timeout_s: float) -> None:
+        probed.append(clock.now)
+        raise OperationFailure("busy building an index", code=1)
+
+    supervisor = EmbeddedSupervisor(EmbeddedDatabase(tmp_path / "db"), clock=clock)  # never started
+    supervisor._probe = probe
+    with supervisor.probes_held():
+        for _ in range(int(NOT_SERVING_RESTART_AFTER_S / PROBE_INTERVAL_S) * 3):
+            clock.now += PROBE_INTERVAL_S
+            assert not supervisor._probe_step()  # never a restart
+            await asyncio.sleep(0)
+    assert probed == [] and supervisor.available
+    clock.now += PROBE_INTERVAL_S
+    supervisor._probe_step()
+    await asyncio.sleep(0)
+    assert probed == [clock.now]  # probing resumes an interval after
+
+
 def write_over_cap(descriptor: int, size: int) -> None:
     os.write(descriptor, b"x" * size)
 

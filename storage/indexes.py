@@ -12,12 +12,14 @@ from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
 from storage.idempotency import IdempotencyStore
 from storage.roles import RoleStore
+from storage.user_directory import UserDirectory
 from storage.users import UserStore
 
 
 async def prepare_database(db: AsyncDatabase[dict[str, Any]]) -> None:
     users = UserStore(db)
     await users.ensure_indexes()
+    await UserDirectory(db).ensure()
     await AvatarStore(db, users).ensure_indexes()
     await rate_limits.ensure_indexes(db)
     await status_import.ensure_indexes(db)

@@ -108,6 +108,7 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "DELETE", "/user/reading-status/delete/1", "/user/reading-status/delete/{id}")
     await call(alice, "GET", "/user/reading-stats?client=1", "/user/reading-stats")
     anyone = running.client()
+    await call(anyone, "GET", "/users?order=name-asc&limit=2", "/users")
     await call(anyone, "GET", "/users/alice", "/users/{slug}")
     await call(anyone, "GET", "/users/alice/reading-history?order=name-asc", "/users/{slug}/reading-history")
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings",

@@ -25,6 +25,7 @@ from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
+from storage.user_directory import UserDirectory
 from storage.users import UserStore
 from web.service_metrics import ServiceMetrics
 
@@ -83,6 +84,8 @@ class Services:
     status_import: StatusImport
     series_matcher: SeriesMatcher
     public_profiles: PublicProfiles
+    # The users with a public profile, to browse (see storage.user_directory).
+    user_directory: UserDirectory
     catalog_pages: CatalogPages
     passwords: Passwords
     # Parsing and validating large request bodies (ApiHandler.off_the_loop), and the merges of

@@ -16,6 +16,7 @@ from handlers import (
     collection,
     mal_import,
     metrics,
+    profile,
     public_profiles,
     ratings,
     reading,
@@ -51,7 +52,7 @@ from web.services import Services, input_pool
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes,
+    return [*accounts.routes, *sessions.routes, *profile.routes, *user_settings.routes, *reading.routes,
             *reading_stats.routes, *ratings.routes, *collection.routes, *avatars.routes, *account.routes,
             *public_profiles.routes,
             *account_file.routes, *mal_import.routes, *catalog_detail.routes, *system.routes]

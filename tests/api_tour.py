@@ -81,6 +81,7 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "POST", f"/user/update-image/{user_id}", "/user/update-image/{id}", {"image": png})
     await call(alice, "GET", f"/user/avatar/{user_id}/scaled", "/user/avatar/{id}/{res}")
     await call(alice, "HEAD", f"/user/avatar/{user_id}/high", "/user/avatar/{id}/{res}")
+    await call(alice, "GET", "/user/me", "/user/me")
     await call(alice, "DELETE", f"/user/delete-image/{user_id}", "/user/delete-image/{id}")
     await call(admin, "POST", f"/admin-users/update-image/{bob_id}", "/admin-users/update-image/{id}", {"image": png})
     await call(admin, "DELETE", f"/admin-users/delete-image/{bob_id}", "/admin-users/delete-image/{id}")

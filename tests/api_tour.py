@@ -64,8 +64,10 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
     await call(alice, "POST", "/user/reading-status/add/1", "/user/reading-status/add/{id}", STATUS)
     await call(alice, "GET", "/user/reading-status/id/1", "/user/reading-status/id/{id}")
-    await call(alice, "POST", "/user/reading-status/update/1", "/user/reading-status/update/{id}", STATUS)
+    await call(alice, "POST", "/user/reading-status/update/1", "/user/reading-status/update/{id}",
+               {**STATUS, "score": 8, "reread": 1, "start": "2024-05", "end": "2024-06-30"})
     await call(alice, "GET", "/user/reading-history?search=yo&order=name-asc", "/user/reading-history")
+    await call(alice, "GET", "/user/reading-history/stats/general?client=1", "/user/reading-history/stats/general")
     await call(alice, "POST", "/user/reading-history", "/user/reading-history", {"order": "update-desc"})
     await call(alice, "POST", "/user/series-rating/add/1", "/user/series-rating/add/{id}", {"rating": 7})
     await call(alice, "GET", "/user/series-rating/id/1", "/user/series-rating/id/{id}")

@@ -53,7 +53,8 @@ BUILD_FILL = 256
 REGISTRATION_ORDER_MATCHES = 1_000
 # Above every character a username may hold: `prefix + _PREFIX_END` bounds the names it begins.
 _PREFIX_END = "\x7f"
-_BATCH = 1_000
+# Users a build reads at once, by `_id`: SecantusDB's `$in` grows with the square of the list.
+_BATCH = 100
 # What a page shows of each user, read from `users`; `roles` so that a banned user is never shown
 # even if the rows were edited by hand.
 _SHOWN = {"username": 1, "slug": 1, "registered": 1, "roles": 1, "profile_image.version": 1}
@@ -203,6 +204,7 @@ class UserDirectory:
         self._rows = db[ROWS]
         self._ranges = db[RANGES]
         self._users = db["users"]
+        self._usernames = db["usernames"]
 
     async def ensure(self) -> None:
         """The indexes, and the directory built from the users if it is not there yet."""
@@ -213,26 +215,33 @@ class UserDirectory:
 
     async def build(self) -> int:
         """The rows and the ranges from the users, replacing what there was; returns the users
-        listed. Reads every user once (a start's layout step, not a request's work); memory
-        follows a batch and the ranges, not the users."""
+        listed. Reads every user once (a start's layout step, not a request's work): through
+        their names (a user without one cannot sign in), a batch by `_id` at a time, since
+        SecantusDB holds a whole result in memory; memory follows a batch and the ranges."""
         await self._rows.delete_many({})
         listed, batch = 0, []
-        async for user in self._users.find({}, {"username": 1, "registered": 1, "roles": 1}):
-            if is_banned(user.get("roles") or ()) or not user.get("username") or not user.get("registered"):
-                continue  # banned, or not a whole user (a hand-made document): no profile to show
-            batch.append(row_of(user["_id"], user["username"], user["registered"]))
+        async for name in self._usernames.find({}, {"user_id": 1}):
+            batch.append(name["user_id"])
             if len(batch) == _BATCH:
-                await self._rows.insert_many(batch, ordered=False)
-                listed, batch = listed + len(batch), []
+                listed, batch = listed + await self._list(batch), []
         if batch:
-            await self._rows.insert_many(batch, ordered=False)
-            listed += len(batch)
+            listed += await self._list(batch)
         ranges = {field: await self._filled(field) for field in (NAME, SINCE)}
         try:
             await self._ranges.insert_one({"_id": _RANGES_ID, **ranges})
         except DuplicateKeyError:
             pass  # another process starting at the same time built the same directory
         return listed
+
+    async def _list(self, user_ids: list[str]) -> int:
+        rows = [row_of(user["_id"], user["username"], user["registered"])
+                async for user in self._users.find({"_id": {"$in": user_ids}}, {"username": 1, "registered": 1,
+                                                                               "roles": 1})
+                # Banned, or not a whole user (a hand-made document): no profile to show.
+                if not is_banned(user.get("roles") or ()) and user.get("username") and user.get("registered")]
+        if rows:
+            await self._rows.insert_many(rows, ordered=False)
+        return len(rows)
 
     async def _filled(self, field: str) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = [{"lo": "", "n": 0}]

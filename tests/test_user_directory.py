@@ -194,6 +194,7 @@ async def many_users(db: AsyncDatabase) -> list[dict[str, Any]]:
                       "registered": START + timedelta(seconds=index // 3),  # some share a second
                       "roles": ["banned" if index % 50 == 0 else "member"], "settings": {}, "profile_image": None})
     await db.users.insert_many(users)
+    await db.usernames.insert_many([{"_id": user["slug"], "user_id": user["_id"]} for user in users])
     await db[RANGES].delete_many({})
     await UserDirectory(db).build()
     return [user for user in users if "banned" not in user["roles"]]

@@ -45,9 +45,11 @@ _RANGES_ID = "ranges"
 NAME, SINCE = "name", "since"
 # A range that would hold more rows is split in two. A page reads the rows of the one or two
 # ranges it falls in, so this bounds what a page reads: at most about twice this, plus the page.
-SPLIT_ABOVE = 512
+# Reading 512 rows took SecantusDB about 15 ms (bench/users.py); halving the ranges doubles the
+# ranges document, which every page and registration reads (about 40 bytes a range).
+SPLIT_ABOVE = 256
 # How full a build leaves each range: room for registrations before the first splits.
-BUILD_FILL = 256
+BUILD_FILL = 128
 # A search ordered by registration reads every user whose name starts with it (names are not
 # in registration order): more matches than this are refused, so that no request reads more.
 REGISTRATION_ORDER_MATCHES = 1_000
@@ -306,7 +308,8 @@ class UserDirectory:
 
     async def page(self, request: DirectoryRequest) -> DirectoryPage:
         """The page and the number of users the request matches: two reads (the ranges, then the
-        page's rows with their users), and for a search two counts of at most a range each."""
+        page's rows with their users), and for a search the ranks of its bounds: one or two reads
+        of at most a range each."""
         field = request.order.value
         if request.search is None:
             ranges = await self._stored(field)
@@ -317,8 +320,7 @@ class UserDirectory:
         if not could_begin_a_username(prefix):
             return DirectoryPage([], 0)
         names = await self._stored(NAME)
-        first = await self._rank(names, prefix)
-        end = await self._rank(names, prefix + _PREFIX_END)
+        first, end = await self._ranks(names, prefix, prefix + _PREFIX_END)
         scope = Scope(prefix, prefix + _PREFIX_END, first, max(first, end))
         if request.order is DirectoryOrder.NAME:
             read = window(names, NAME, scope, request.offset, request.limit, request.descending)
@@ -333,6 +335,16 @@ class UserDirectory:
     async def _stored(self, field: str) -> Ranges:
         stored = await self._ranges.find_one({"_id": _RANGES_ID}, {field: 1})
         return Ranges.of((stored or {}).get(field))
+
+    async def _ranks(self, names: Ranges, low: str, high: str) -> tuple[int, int]:
+        """The ranks of `low` and `high` (low < high): when one range holds both (a search that
+        matches fewer users than a range holds), one read of that range's names up to `high`."""
+        index = names.index_of(low)
+        if index != names.index_of(high):
+            return await self._rank(names, low), await self._rank(names, high)
+        keys = [row[NAME] async for row in self._rows.find(_between(NAME, names.lows[index], high), {NAME: 1, "_id": 0})]
+        before = names.before(index)
+        return before + sum(1 for key in keys if key < low), before + len(keys)
 
     async def _rank(self, names: Ranges, key: str) -> int:
         """How many listed names sort before `key`: the ranges' counts, and a count within the

@@ -176,9 +176,9 @@ async def test_a_database_from_before_the_directory_gets_it_at_the_next_start(ru
 
 # ---- bounded at scale ----
 
-# A scale model: ranges of FILL rows over USERS users read as ranges of 256 do over a hundred
-# thousand (what a read may span is the same two ranges); SecantusDB takes about 2 ms to drop
-# each document at the test's end, which keeps the model small.
+# A scale model: ranges of FILL rows over USERS users are read as ranges of BUILD_FILL are over
+# a hundred thousand (a read spans the same two ranges at most); SecantusDB takes about 2 ms to
+# drop each document at the test's end, which keeps the model small.
 USERS = 600
 FILL = 24
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -201,9 +201,11 @@ async def many_users(db: AsyncDatabase) -> list[dict[str, Any]]:
 
 
 def reads_of_rows(commands: CommandCounter) -> list[dict[str, Any]]:
-    """The filter of each read of the directory's rows the app sent."""
-    return [sent["pipeline"][0]["$match"] for name, sent in zip(commands.log, commands.sent, strict=True)
-            if name == "aggregate" and sent["aggregate"] == ROWS]
+    """The filter of each read of the directory's rows the app sent (a page or a count is an
+    aggregation; a search's ranks within one range a find)."""
+    return [sent["pipeline"][0]["$match"] if name == "aggregate" else sent["filter"]
+            for name, sent in zip(commands.log, commands.sent, strict=True)
+            if name in ("aggregate", "find") and sent[name] == ROWS]
 
 
 async def test_pages_and_searches_read_a_bounded_number_of_rows_however_many_users(
@@ -221,9 +223,11 @@ async def test_pages_and_searches_read_a_bounded_number_of_rows_however_many_use
         ("order=name-desc&offset=300&limit=30", 2, by_name[::-1][300:330]),
         ("order=registered-asc&offset=345&limit=20", 2, None),
         ("order=registered-desc", 2, None),
+        # The ranks of a search's bounds: one read when one range holds both, else a count each.
         ("search=reader&offset=200&limit=20", 4, readers[200:220]),  # 300 names share the prefix
         ("search=R&order=name-desc&limit=10", 4, [n for n in by_name if n.startswith("r")][::-1][:10]),
         ("search=k0", 4, [n for n in by_name if n.startswith("k0")][:44]),
+        ("search=k00", 3, [n for n in by_name if n.startswith("k00")][:44]),
     ]
     for query, round_trips, expected in cases:
         commands.reset()

@@ -297,7 +297,7 @@ class UserStore:
                 return False
             if is_banned(roles):
                 await self._directory.remove(user_id, session)
-            else:
+            elif user.get("registered"):  # every registered user; not a document made by hand
                 await self._directory.add(user_id, user["username"], user["registered"], session)
             return True
 

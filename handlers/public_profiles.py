@@ -114,9 +114,9 @@ class UsersHandler(PublicHandler):
             message = (f"matches {broad.matches} users; ordered by registration a search may match at most "
                        f"{broad.limit} (ordered by name, any search is taken)")
             raise ApiError(400, INVALID_PARAMETERS, [FieldError(field="search", message=message)]) from None
+        users = [ListedUser.of_listed(user) for user in found.users]
         # The same for every viewer: no session is read.
-        self.write_cacheable(UsersPage.of([ListedUser.of(user) for user in found.users], found.total, query.offset),
-                             viewer_dependent=False)
+        self.write_cacheable(UsersPage.of(users, found.total, query.offset), viewer_dependent=False)
 
 
 class ProfileHandler(PublicHandler):

@@ -15,9 +15,12 @@ the one before); a ban lifted adds it again.
 
 The rows and the ranges are derived from `users` alone: when the ranges document is missing (a
 new database, one from before the directory, a restore) `ensure` builds both from the users,
-once. Rows are `{_id: <user id>, name: <lower-cased username>, since: "<registered, UTC,
-to the millisecond> <name>"}`, indexed on `name` and on `since`; the page's profile fields are
-read from `users` by `_id` (`$lookup`), so they are never a stale copy."""
+once. Rows are `{_id: <user id>, name: <lower-cased username>, since: "<registered, UTC, to the
+millisecond> <name>", username, registered, image_version}`, indexed on `name` and on `since`: a
+page is read from the rows alone, since reading the users' documents (their lists included) took
+SecantusDB about 1 ms each at 500 statuses (bench/users.py). The name and the registration time
+never change; the image version changes with the profile image, in the transaction of the
+avatar store's switch or removal."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from pymongo.errors import DuplicateKeyError
 
 from auth.passwords import could_begin_a_username
 from auth.permissions import is_banned
-from storage.records import UserRecord
+from storage.records import ListedUserRecord
 
 ROWS = "user_directory"
 RANGES = "user_directory_ranges"
@@ -57,9 +60,8 @@ REGISTRATION_ORDER_MATCHES = 1_000
 _PREFIX_END = "\x7f"
 # Users a build reads at once, by `_id`: SecantusDB's `$in` grows with the square of the list.
 _BATCH = 100
-# What a page shows of each user, read from `users`; `roles` so that a banned user is never shown
-# even if the rows were edited by hand.
-_SHOWN = {"username": 1, "slug": 1, "registered": 1, "roles": 1, "profile_image.version": 1}
+# What a page shows of each user.
+_SHOWN = {"username": 1, NAME: 1, "registered": 1, "image_version": 1}
 
 
 class DirectoryOrder(enum.Enum):
@@ -87,7 +89,7 @@ class DirectoryRequest:
 
 @dataclass(frozen=True)
 class DirectoryPage:
-    users: list[UserRecord]
+    users: list[ListedUserRecord]
     total: int  # the users the request matches, on every page
 
 
@@ -98,9 +100,10 @@ def since_key(registered: datetime, name: str) -> str:
     return f"{registered:%Y-%m-%dT%H:%M:%S}.{registered.microsecond // 1000:03d}Z {name}"
 
 
-def row_of(user_id: str, username: str, registered: datetime) -> dict[str, Any]:
+def row_of(user_id: str, username: str, registered: datetime, image_version: int | None) -> dict[str, Any]:
     name = username.lower()
-    return {"_id": user_id, NAME: name, SINCE: since_key(registered, name)}
+    return {"_id": user_id, NAME: name, SINCE: since_key(registered, name), "username": username,
+            "registered": registered, "image_version": image_version}
 
 
 @dataclass(frozen=True)
@@ -236,9 +239,9 @@ class UserDirectory:
         return listed
 
     async def _list(self, user_ids: list[str]) -> int:
-        rows = [row_of(user["_id"], user["username"], user["registered"])
+        rows = [row_of(user["_id"], user["username"], user["registered"], image_version(user))
                 async for user in self._users.find({"_id": {"$in": user_ids}}, {"username": 1, "registered": 1,
-                                                                               "roles": 1})
+                                                                               "roles": 1, "profile_image.version": 1})
                 # Banned, or not a whole user (a hand-made document): no profile to show.
                 if not is_banned(user.get("roles") or ()) and user.get("username") and user.get("registered")]
         if rows:
@@ -255,13 +258,18 @@ class UserDirectory:
 
     # ---- changes, each inside the transaction of the change to the user ----
 
-    async def add(self, user_id: str, username: str, registered: datetime, session: AsyncClientSession) -> None:
+    async def add(self, user_id: str, username: str, registered: datetime, image: int | None,
+                  session: AsyncClientSession) -> None:
         """Lists the user (a registration, a ban lifted); nothing if they are listed already."""
-        row = row_of(user_id, username, registered)
-        added = await self._rows.update_one({"_id": user_id}, {"$setOnInsert": {NAME: row[NAME], SINCE: row[SINCE]}},
-                                            upsert=True, session=session)
+        row = row_of(user_id, username, registered, image)
+        inserted = {key: value for key, value in row.items() if key != "_id"}
+        added = await self._rows.update_one({"_id": user_id}, {"$setOnInsert": inserted}, upsert=True, session=session)
         if added.upserted_id is not None:
             await self._count(row, 1, session)
+
+    async def show_image(self, user_id: str, version: int | None, session: AsyncClientSession) -> None:
+        """The user's profile image is now `version` (None: no image); nothing if not listed."""
+        await self._rows.update_one({"_id": user_id}, {"$set": {"image_version": version}}, session=session)
 
     async def remove(self, user_id: str, session: AsyncClientSession) -> None:
         """Unlists the user (a ban, the account's removal); nothing if they are not listed."""
@@ -342,7 +350,8 @@ class UserDirectory:
         index = names.index_of(low)
         if index != names.index_of(high):
             return await self._rank(names, low), await self._rank(names, high)
-        keys = [row[NAME] async for row in self._rows.find(_between(NAME, names.lows[index], high), {NAME: 1, "_id": 0})]
+        cursor = self._rows.find(_between(NAME, names.lows[index], high), {NAME: 1, "_id": 0})
+        keys = [row[NAME] async for row in cursor]
         before = names.before(index)
         return before + sum(1 for key in keys if key < low), before + len(keys)
 
@@ -354,19 +363,15 @@ class UserDirectory:
         inside = await self._rows.count_documents(_between(NAME, low, key)) if low != key else 0
         return names.before(index) + inside
 
-    async def _read(self, read: RowRead | None) -> list[UserRecord]:
+    async def _read(self, read: RowRead | None) -> list[ListedUserRecord]:
         if read is None:
             return []
-        pipeline: list[dict[str, Any]] = [{"$match": _between(read.field, read.low, read.high)},
-                                          {"$sort": {read.order: -1 if read.descending else 1}}]
-        if read.skip:
-            pipeline.append({"$skip": read.skip})
-        pipeline += [
-            {"$limit": read.limit},
-            {"$lookup": {"from": "users", "localField": "_id", "foreignField": "_id", "as": "user"}},
-            {"$unwind": "$user"},
-            {"$replaceRoot": {"newRoot": "$user"}},
-            {"$project": _SHOWN},
-        ]
-        found = await (await self._rows.aggregate(pipeline)).to_list(length=None)
-        return [UserRecord.of(user) for user in found if not is_banned(user.get("roles") or ())]
+        cursor = self._rows.find(_between(read.field, read.low, read.high), _SHOWN) \
+            .sort(read.order, -1 if read.descending else 1).skip(read.skip).limit(read.limit)
+        return [ListedUserRecord.of(row) async for row in cursor]
+
+
+def image_version(user: dict[str, Any]) -> int | None:
+    """The version of a user document's profile image, None without one."""
+    image = user.get("profile_image")
+    return image.get("version") if image else None

@@ -31,7 +31,7 @@ from storage.records import (
     VolumeRecord,
 )
 from storage.session_reads import CatalogRead, Figures, ListRead, SessionRead, extra_fields, figures_of
-from storage.user_directory import UserDirectory
+from storage.user_directory import UserDirectory, image_version
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -132,7 +132,7 @@ class UserStore:
         async def claim_name_and_insert(session: AsyncClientSession) -> None:
             await self._usernames.insert_one({"_id": username.lower(), "user_id": user_id}, session=session)
             await self._users.insert_one(document, session=session)
-            await self._directory.add(user_id, username, now, session)
+            await self._directory.add(user_id, username, now, None, session)
 
         try:
             await in_transaction(self._db, claim_name_and_insert)
@@ -291,14 +291,15 @@ class UserStore:
 
         async def change(session: AsyncClientSession) -> bool:
             user = await self._users.find_one_and_update({"_id": user_id}, {"$set": {"roles": roles}},
-                                                         projection={"username": 1, "registered": 1},
+                                                         projection={"username": 1, "registered": 1,
+                                                                     "profile_image.version": 1},
                                                          session=session)
             if user is None:
                 return False
             if is_banned(roles):
                 await self._directory.remove(user_id, session)
             elif user.get("registered"):  # every registered user; not a document made by hand
-                await self._directory.add(user_id, user["username"], user["registered"], session)
+                await self._directory.add(user_id, user["username"], user["registered"], image_version(user), session)
             return True
 
         return await in_transaction(self._db, change)

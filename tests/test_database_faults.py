@@ -97,8 +97,9 @@ SCENARIOS = {
     "delete item": Scenario("DELETE", "/user/collection/delete/{item}", setup=("item",)),
     "list items": Scenario("GET", "/user/collection?client=1", setup=("item",)),
     "item stats": Scenario("GET", "/user/collection/stats/general?client=1", setup=("item",)),
-    "upload image": Scenario("POST", "/user/update-image/{id}", body=IMAGE, setup=("image",), touches=("avatars",)),
-    "delete image": Scenario("DELETE", "/user/delete-image/{id}", setup=("image",), touches=("avatars",)),
+    "upload image": Scenario("POST", "/user/update-image/{id}", body=IMAGE, setup=("image",),
+                             touches=("avatars", "directory")),
+    "delete image": Scenario("DELETE", "/user/delete-image/{id}", setup=("image",), touches=("avatars", "directory")),
     "serve image": Scenario("GET", "/user/avatar/{id}/scaled", setup=("image",), signed_in=False),
 }
 
@@ -157,10 +158,11 @@ async def check_avatars_whole(db: AsyncDatabase) -> None:
 
 
 async def check_directory_exact(db: AsyncDatabase) -> None:
-    """The directory of public users lists exactly the users, and its ranges count exactly its
-    rows: no registration was half made."""
-    users = {user["_id"] async for user in db.users.find({}, {"_id": 1})}
-    rows = {row["_id"] async for row in db[directory.ROWS].find({}, {"_id": 1})}
+    """The directory of public users lists exactly the users with their images' versions, and its
+    ranges count exactly its rows: no registration or change of image was half made."""
+    users = {user["_id"]: (user.get("profile_image") or {}).get("version")
+             async for user in db.users.find({}, {"profile_image.version": 1})}
+    rows = {row["_id"]: row["image_version"] async for row in db[directory.ROWS].find({}, {"image_version": 1})}
     assert rows == users
     ranges = await db[directory.RANGES].find_one({})
     assert sum(entry["n"] for entry in ranges["name"]) == sum(entry["n"] for entry in ranges["since"]) == len(rows)

@@ -49,9 +49,15 @@ async def test_each_user_is_shown_as_their_public_profile_shows_them(running: Ru
         assert secret not in reply.raw.decode(), secret
     assert reply.headers["Cache-Control"] == "public, max-age=60" and not reply.set_cookies
 
+    # The image's version follows each change of the image, as the profile's does.
     assert (await api.post(f"/user/update-image/{alice['id']}", {"image": _png()})).status == 200
     pictured = (await anyone.get("/users")).body["users"][0]
     assert (pictured["image_version"], pictured["profile_image"]) == (1, f"/user/avatar/{alice['id']}/scaled?v=1")
+    assert pictured == {**(await anyone.get("/users/alice")).body["user"], "image_version": 1}
+    assert (await api.delete(f"/user/delete-image/{alice['id']}")).status == 200
+    assert (await anyone.get("/users")).body["users"][0]["image_version"] is None
+    assert (await api.post(f"/user/update-image/{alice['id']}", {"image": _png()})).status == 200
+    assert (await anyone.get("/users?search=alice")).body["users"][0]["image_version"] == 3
 
 
 def _png() -> str:
@@ -63,6 +69,10 @@ def _png() -> str:
 async def test_banned_users_are_neither_listed_nor_counted(running: RunningApp, db: AsyncDatabase) -> None:
     for name in ("alice", "bob", "carol", "bobby"):
         await running.client().sign_up(name)
+    bob = running.client()
+    assert (await bob.login("bob")).status == 200
+    bob_id = (await bob.get("/auth/me")).body["user"]["id"]
+    assert (await bob.post(f"/user/update-image/{bob_id}", {"image": _png()})).status == 200
     await set_role(db, "bob", "banned")
     anyone = running.client()
     for query in ("", "?order=registered-desc", "?search=b", "?search=BOB&order=registered-asc", "?offset=1&limit=1"):
@@ -71,8 +81,9 @@ async def test_banned_users_are_neither_listed_nor_counted(running: RunningApp, 
         assert "bob" not in names_of(reply), query
     assert (await anyone.get("/users")).body["max"] == 3
     assert (await anyone.get("/users?search=b")).body["max"] == 1  # bobby
-    await set_role(db, "bob", "member")  # the ban lifted: listed again, where the name sorts
+    await set_role(db, "bob", "member")  # the ban lifted: listed again, where the name sorts, with the image
     assert names_of(await anyone.get("/users")) == ["alice", "bob", "bobby", "carol"]
+    assert (await anyone.get("/users?search=bob&limit=1")).body["users"][0]["image_version"] == 1
     await set_role(db, "bob", "admin")  # a role that is not a ban changes nothing here
     assert (await anyone.get("/users")).body["max"] == 4
     carol = running.client()

@@ -16,7 +16,14 @@ from handlers.schemas.collection import CollectionListPage, CollectionVolume
 from handlers.schemas.common import RequestModel
 from handlers.schemas.reading import MAX_LIMIT, HistoryItem, PlainCount, ReadingHistoryPage, ReadingStatus
 from handlers.schemas.reading_stats import PublicStats
-from storage.records import CollectionItemRecord, SeriesRecord, StatusRecord, UserRecord, VolumeRecord
+from storage.records import (
+    CollectionItemRecord,
+    ListedUserRecord,
+    SeriesRecord,
+    StatusRecord,
+    UserRecord,
+    VolumeRecord,
+)
 
 
 class PublicUser(BaseModel):
@@ -63,8 +70,10 @@ class ListedUser(PublicUser):
     image_version: int | None  # the profile image's version (its URL's `v`); null without an image
 
     @classmethod
-    def of(cls, user: UserRecord) -> ListedUser:
-        return cls(**PublicUser.of(user).model_dump(), image_version=user.avatar_version)
+    def of_listed(cls, user: ListedUserRecord) -> ListedUser:
+        return cls(id=user.id, username=user.username, slug=user.slug,
+                   profile_image=avatar_url(user.id, user.avatar_version), registered=user.registered,
+                   image_version=user.avatar_version)
 
 
 class UsersPage(BaseModel):

@@ -14,6 +14,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+# The beginning of some username: the same characters, at most as many.
+_USERNAME_BEGINNING = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 # argon2-cffi's default costs take 64 MiB of memory per hash (memory_cost=65536 KiB) and about
@@ -31,6 +33,12 @@ T = TypeVar("T")
 
 def is_valid_username(username: str) -> bool:
     return USERNAME_PATTERN.fullmatch(username) is not None
+
+
+def could_begin_a_username(text: str) -> bool:
+    """Whether some username could start with `text`: a search by name that cannot match
+    anyone needs no query."""
+    return _USERNAME_BEGINNING.fullmatch(text) is not None
 
 
 def is_valid_password(password: str) -> bool:

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 BENCHMARKS = ("perf", "growth", "avatars", "ratings", "scale_out", "mal_import", "public")
-ON_REQUEST = ("profile", "soak", "logins", "catalog_scale")
+ON_REQUEST = ("profile", "soak", "logins", "catalog_scale", "users")
 
 
 def main(names: list[str]) -> int:

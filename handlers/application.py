@@ -17,6 +17,7 @@ from handlers import (
     collection,
     mal_import,
     metrics,
+    profile,
     public_profiles,
     ratings,
     reading,
@@ -43,6 +44,7 @@ from storage.reading import ReadingStatusStore
 from storage.series_browse import SeriesBrowse
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
+from storage.user_directory import UserDirectory
 from storage.users import UserStore
 from web.access_log import record_request
 from web.base import DEFAULT_BODY_LIMIT, ApiHandler, NotFoundHandler
@@ -52,9 +54,10 @@ from web.services import Services, input_pool
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *sessions.routes, *user_settings.routes, *reading.routes, *reading_stats.routes, *ratings.routes,
-            *collection.routes, *avatars.routes, *account.routes, *public_profiles.routes,
-            *account_file.routes, *mal_import.routes, *catalog_list.routes, *catalog_detail.routes, *system.routes]
+    return [*accounts.routes, *sessions.routes, *profile.routes, *user_settings.routes, *reading.routes,
+            *reading_stats.routes, *ratings.routes, *collection.routes, *avatars.routes, *account.routes,
+            *public_profiles.routes, *account_file.routes, *mal_import.routes, *catalog_list.routes,
+            *catalog_detail.routes, *system.routes]
 
 
 def largest_body_limit(settings: Settings) -> int:
@@ -90,6 +93,7 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         status_import=StatusImport(db, statuses_gate, inputs),
         series_matcher=SeriesMatcher(db),
         public_profiles=PublicProfiles(db, catalog_keys),
+        user_directory=UserDirectory(db),
         catalog_pages=CatalogPages(db),
         series_browse=SeriesBrowse(db),
         passwords=passwords or Passwords(),

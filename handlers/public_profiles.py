@@ -1,6 +1,11 @@
-"""Public profiles: `GET /users/{slug}` (the user and the statistics of their public entries),
+"""Public profiles: `GET /users` (the users who have one, to browse and search),
+`GET /users/{slug}` (the user and the statistics of their public entries),
 `GET /users/{slug}/reading-history` (their public entries, as the owner's list routes answer)
 and `GET /users/{slug}/collection` (when its owner set `collection-visibility` to `public`).
+
+Every user who is not banned has a public profile, whatever their settings: what they keep
+private is their entries (each status's `visibility`) and their collection, never that they exist.
+`GET /users` lists exactly those users, with what their profile shows of them.
 
 No session is needed. A private entry is invisible in every way (not listed, not counted, not
 searchable); a banned user has no profile; 18+ series are shown only to a signed-in,
@@ -20,18 +25,23 @@ from auth.tokens import COOKIE_NAME
 from handlers.collection import collection_request
 from handlers.reading import history_request
 from handlers.schemas.collection import CollectionQuery
+from handlers.schemas.common import FieldError
 from handlers.schemas.public_profiles import (
+    ListedUser,
     PublicCollectionPage,
     PublicCollectionVolume,
     PublicHistoryItem,
     PublicHistoryPage,
     PublicProfile,
     PublicUser,
+    UsersPage,
+    UsersQuery,
 )
 from handlers.schemas.reading import ReadingHistoryQuery
 from handlers.schemas.reading_stats import PublicStats
 from handlers.schemas.settings import settings_with_defaults
 from storage.public_profiles import PublicLists
+from storage.user_directory import DirectoryOrder, DirectoryRequest, SearchTooBroad
 from web.base import ApiHandler
 from web.errors import INVALID_PARAMETERS, USER_NOT_FOUND, ApiError
 from web.openapi import Operation, PathParameter, Route
@@ -42,6 +52,7 @@ _TAGS = ("profiles",)
 _SLUG = PathParameter({"type": "string", "pattern": USERNAME_PATTERN.pattern}, (404, USER_NOT_FOUND))
 MAX_AGE_S = 60
 COLLECTION_SHARED = "public"
+_ORDERS = {"name": DirectoryOrder.NAME, "registered": DirectoryOrder.REGISTERED}
 
 
 class PublicHandler(ApiHandler):
@@ -81,6 +92,30 @@ class PublicHandler(ApiHandler):
             self.finish()
             return
         self.finish(body)
+
+
+class UsersHandler(PublicHandler):
+    api = {"get": Operation(summary="The users with a public profile (every user who is not banned), by name or by "
+                                    "registration, searched by the beginning of the username",
+                            query=UsersQuery, response=UsersPage, auth=False, tags=_TAGS,
+                            responses={400: INVALID_PARAMETERS})}
+
+    async def get(self) -> None:
+        query = await self.list_parameters(UsersQuery)
+        order, _, direction = query.order.partition("-")
+        request = DirectoryRequest(order=_ORDERS[order], descending=direction == "desc", offset=query.offset,
+                                   limit=query.page_size, search=query.search_text)
+        try:
+            found = await self.services.user_directory.page(request)
+        except SearchTooBroad as broad:
+            # Ordered by registration a search reads every user it matches (names are not in
+            # that order): a longer one matches fewer.
+            message = (f"matches {broad.matches} users; ordered by registration a search may match at most "
+                       f"{broad.limit} (ordered by name, any search is taken)")
+            raise ApiError(400, INVALID_PARAMETERS, [FieldError(field="search", message=message)]) from None
+        users = [ListedUser.of_listed(user) for user in found.users]
+        # The same for every viewer: no session is read.
+        self.write_cacheable(UsersPage.of(users, found.total, query.offset), viewer_dependent=False)
 
 
 class ProfileHandler(PublicHandler):
@@ -128,6 +163,7 @@ class PublicCollectionHandler(PublicHandler):
 
 
 routes = [
+    Route("/users", UsersHandler),
     Route("/users/{slug}", ProfileHandler, {"slug": _SLUG}),
     Route("/users/{slug}/reading-history", PublicHistoryHandler, {"slug": _SLUG}),
     Route("/users/{slug}/collection", PublicCollectionHandler, {"slug": _SLUG}),

@@ -5,7 +5,8 @@ Three steps, each safe to repeat:
 1. The profile image is removed as the avatar routes remove it (the floor is raised, so an
    upload already under way cannot switch in afterwards with an older version; the files go).
 2. One transaction reads the user's ratings, moves each rated series' aggregates back by that
-   rating, and deletes the user document and the username. It reads and writes in one snapshot:
+   rating, and deletes the user document, the username and the user's row in the directory of
+   public users. It reads and writes in one snapshot:
    a rating changed meanwhile makes the user's delete conflict, and the transaction runs again
    with the new ratings, so the aggregates stay exact.
 3. Files still stored under the user's id are deleted: an upload that began before step 1 and
@@ -30,6 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage.avatars import AvatarStore
 from storage.database import in_transaction
 from storage.ratings import half_points
+from storage.user_directory import UserDirectory
 
 # Owners looked up per query when sweeping: one `$in` of this many ids.
 _OWNER_BATCH = 500
@@ -58,6 +60,7 @@ class AccountRemoval:
         self._series = db["series"]
         self._imports = db["imports"]
         self._avatars = avatars
+        self._directory = UserDirectory(db)
 
     async def remove(self, user_id: str) -> bool:
         """False when there is no such user (any files left under the id are deleted anyway:
@@ -80,6 +83,7 @@ class AccountRemoval:
         # Import records hold earlier versions of the user's entries: they go with the account.
         await self._imports.delete_many({"user_id": user_id}, session=session)
         await self._usernames.delete_one({"_id": user["username"].lower(), "user_id": user_id}, session=session)
+        await self._directory.remove(user_id, session)
         return True
 
     async def sweep(self) -> SweepReport:

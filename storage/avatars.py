@@ -25,11 +25,14 @@ from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from auth.permissions import is_banned
+from storage.database import in_transaction
 from storage.records import AvatarReference
+from storage.user_directory import UserDirectory
 from storage.users import UserStore
 
 log = logging.getLogger("tsundoku.avatars")
@@ -51,6 +54,8 @@ class StoredAvatar:
 
 class AvatarStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]], users: UserStore) -> None:
+        self._db = db
+        self._directory = UserDirectory(db)
         self._users = db["users"]
         self._user_store = users
         self._files = db[f"{BUCKET}.files"]
@@ -86,16 +91,23 @@ class AvatarStore:
 
     async def switch(self, user_id: str, reference: dict[str, Any]) -> bool:
         """Step 2: points the user at the new files, unless a newer image or a later delete
-        already happened."""
+        already happened; the directory of public users shows the new version from the same
+        transaction."""
         version = reference["version"]
-        result = await self._users.update_one(
-            {"_id": user_id, "$and": [
-                {"$or": [{"profile_image": None}, {"profile_image.version": {"$lt": version}}]},
-                {"$or": [{"avatar_floor": None}, {"avatar_floor": {"$lt": version}}]},
-            ]},
-            {"$set": {"profile_image": reference}},
-        )
-        return result.matched_count == 1
+
+        async def point(session: AsyncClientSession) -> bool:
+            result = await self._users.update_one(
+                {"_id": user_id, "$and": [
+                    {"$or": [{"profile_image": None}, {"profile_image.version": {"$lt": version}}]},
+                    {"$or": [{"avatar_floor": None}, {"avatar_floor": {"$lt": version}}]},
+                ]},
+                {"$set": {"profile_image": reference}}, session=session,
+            )
+            if result.matched_count == 1:
+                await self._directory.show_image(user_id, version, session)
+            return result.matched_count == 1
+
+        return await in_transaction(self._db, point)
 
     async def sweep(self, user_id: str, older_than: int) -> int:
         """Step 3: deletes the user's files of versions older than `older_than`. Returns how
@@ -131,15 +143,22 @@ class AvatarStore:
     async def remove(self, user_id: str) -> bool | None:
         """Clears the reference and raises the floor, then deletes every older file. False when
         there was no image, None when the user does not exist."""
-        # One step: the image is cleared and the floor raised to a new number of the counter.
-        removed = await self._users.find_one_and_update(
-            {"_id": user_id, "profile_image": {"$type": "object"}},
-            [{"$set": {"avatar_sequence": {"$add": [{"$ifNull": ["$avatar_sequence", 0]}, 1]},
-                       "profile_image": None}},
-             {"$set": {"avatar_floor": "$avatar_sequence"}}],
-            projection={"avatar_floor": 1, "_id": 0},
-            return_document=ReturnDocument.AFTER,
-        )
+        # One step: the image is cleared and the floor raised to a new number of the counter (and
+        # the directory of public users shows no image, in the same transaction).
+        async def clear(session: AsyncClientSession) -> dict[str, Any] | None:
+            cleared = await self._users.find_one_and_update(
+                {"_id": user_id, "profile_image": {"$type": "object"}},
+                [{"$set": {"avatar_sequence": {"$add": [{"$ifNull": ["$avatar_sequence", 0]}, 1]},
+                           "profile_image": None}},
+                 {"$set": {"avatar_floor": "$avatar_sequence"}}],
+                projection={"avatar_floor": 1, "_id": 0},
+                return_document=ReturnDocument.AFTER, session=session,
+            )
+            if cleared is not None:
+                await self._directory.show_image(user_id, None, session)
+            return cleared
+
+        removed = await in_transaction(self._db, clear)
         if removed is None:
             return False if await self._user_store.exists(user_id) else None
         removal: int = removed["avatar_floor"]

@@ -38,6 +38,7 @@ from pymongo.read_concern import ReadConcern
 
 from storage.backup_invariants import check, describe
 from storage.ratings import Drift
+from storage.user_directory import DERIVED_COLLECTIONS, UserDirectory
 
 MANIFEST = "manifest.json"
 BATCH = 500  # documents a restore inserts at once
@@ -261,7 +262,8 @@ async def _insert_file(collection: Any, path: Path, repaired: dict[Any, Drift]) 
 
 
 async def restore(db: AsyncDatabase[dict[str, Any]], directory: Path, *, drop: bool = False) -> Restored:
-    """Restores the backup in `directory` into `db`: every document and index. Refuses a
+    """Restores the backup in `directory` into `db`: every document and index, but the directory
+    of public users, which is built again from the restored users. Refuses a
     database that holds any document unless `drop`, which empties each restored collection first,
     and a backup whose collections contradict each other; repairs series aggregates (see below).
     Returns the documents restored per collection and the series repaired."""
@@ -281,9 +283,14 @@ async def restore(db: AsyncDatabase[dict[str, Any]], directory: Path, *, drop: b
                 raise RestoreRefused(f"the database {db.name!r} is not empty (collection {name!r}); "
                                      "restore --drop replaces what it holds")
     restored: dict[str, int] = {}
+    # The directory of public users is derived from the users: a backup's copy may predate one of
+    # them (a snapshot that did not hold across collections), so it is built again from the
+    # restored users (storage.user_directory) instead of restored.
+    for name in DERIVED_COLLECTIONS:
+        await db[name].drop()
     for entry in files:
         path = directory / entry.path
-        if entry.path.endswith(".metadata.json"):
+        if entry.path.endswith(".metadata.json") or entry.collection in DERIVED_COLLECTIONS:
             continue
         collection = db[entry.collection]
         if drop:
@@ -296,4 +303,5 @@ async def restore(db: AsyncDatabase[dict[str, Any]], directory: Path, *, drop: b
                 continue
             options = {k: v for k, v in index.items() if k not in ("key", "v", "ns")}
             await collection.create_index(list(index["key"].items()), **options)
+    await UserDirectory(db).ensure()
     return Restored(restored, findings.drift)

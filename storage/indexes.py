@@ -14,6 +14,7 @@ from storage.catalog import CatalogStore
 from storage.idempotency import IdempotencyStore
 from storage.roles import RoleStore
 from storage.series_browse import ensure_listing
+from storage.user_directory import UserDirectory
 from storage.users import UserStore
 
 # The service bounds each operation to a request's time (storage.database); preparing a database
@@ -25,6 +26,7 @@ async def prepare_database(db: AsyncDatabase[dict[str, Any]]) -> None:
     with pymongo.timeout(PREPARE_TIMEOUT_S):  # this task's operations only, in place of the client's bound
         users = UserStore(db)
         await users.ensure_indexes()
+        await UserDirectory(db).ensure()
         await AvatarStore(db, users).ensure_indexes()
         await rate_limits.ensure_indexes(db)
         await status_import.ensure_indexes(db)

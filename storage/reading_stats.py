@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from partial_dates import date_range
 from storage.catalog_keys import Keys
 
 STATUSES = ("started", "completed", "paused", "dropped", "planned")
@@ -85,6 +86,32 @@ def reading_stats(entries: Iterable[dict[str, Any]], type_of: Callable[[int], st
     )
 
 
+@dataclass(frozen=True)
+class HistoryFigures:
+    """The reading history's general figures (`GET /user/reading-history/stats/general`): the
+    counts and the mean score as `reading_stats` has them, and the span of the reading dates."""
+
+    stats: ReadingStats
+    first_date: str | None  # the earliest start or end date an entry gives, as given (partial or not)
+    last_date: str | None  # the latest
+
+
+def history_figures(entries: list[dict[str, Any]]) -> HistoryFigures:
+    """Linear in the entries: callers run it off the event loop."""
+    dates = [date for entry in entries for date in (entry.get("start"), entry.get("end")) if date]
+    spans = []
+    for date in dates:
+        try:
+            spans.append((date_range(date), date))
+        except ValueError:
+            continue  # not a date (hand-edited data): it says nothing about when
+    # A partial date spans its days: `2020` begins before `2020-03-01` and ends after it.
+    first = min(spans, key=lambda span: (span[0][0], -len(span[1])), default=None)
+    last = max(spans, key=lambda span: (span[0][1], len(span[1])), default=None)
+    return HistoryFigures(reading_stats(entries, lambda _series_id: None),
+                          first[1] if first else None, last[1] if last else None)
+
+
 def types_from(keys: Keys) -> Callable[[int], str | None]:
     """A series' type as the catalog keys the process holds say (None: not in the catalog)."""
     return lambda series_id: getattr(keys.of.get(series_id), "type", None)
@@ -100,7 +127,7 @@ def own_stats_expression(client: int | None) -> dict[str, Any]:
             return listed
         return {"$filter": {"input": listed, "cond": {"$eq": ["$$this.client", client]}}}
 
-    fields = ("series_id", "status", "progress_type", "progress", "reread", "score", "end")
+    fields = ("series_id", "status", "progress_type", "progress", "reread", "score", "start", "end")
     return {
         "statuses": {"$map": {"input": of_client("statuses"),
                               "in": {name: f"$$this.{name}" for name in fields}}},

@@ -32,6 +32,22 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class ListedUserRecord:
+    """A user as the directory of public users lists them (storage.user_directory)."""
+
+    id: str
+    username: str
+    slug: str
+    registered: datetime
+    avatar_version: int | None  # None: no profile image
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ListedUserRecord:
+        return cls(id=row["_id"], username=row["username"], slug=row["name"], registered=row["registered"],
+                   avatar_version=row.get("image_version"))
+
+
+@dataclass(frozen=True)
 class StatusRecord:
     series_id: int
     client: int

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.collection import CollectionStats, stats_expression, stats_of
+from storage.profile_figures import EntryCounts, entry_counts_expression
 from storage.reading_stats import OwnFigures, own_stats_expression
 
 
@@ -43,9 +44,14 @@ class ReadingStatsRead:
     client: int | None
 
 
-FiguresRead = CollectionStatsRead | ReadingStatsRead
+@dataclass(frozen=True)
+class EntryCountsRead:
+    """How many entries the user's reading list and collection hold, counted by the database."""
+
+
+FiguresRead = CollectionStatsRead | ReadingStatsRead | EntryCountsRead
 SessionRead = ListRead | CatalogRead | FiguresRead
-Figures = CollectionStats | OwnFigures
+Figures = CollectionStats | OwnFigures | EntryCounts
 # The name the session query gives a computed figure in the user's document it returns.
 FIGURES = "figures"
 
@@ -61,6 +67,8 @@ def extra_fields(read: SessionRead | None) -> dict[str, Any]:
         return {FIGURES: stats_expression(read.client)}
     if isinstance(read, ReadingStatsRead):
         return {FIGURES: own_stats_expression(read.client)}
+    if isinstance(read, EntryCountsRead):
+        return {FIGURES: entry_counts_expression()}
     return {}
 
 
@@ -70,4 +78,6 @@ def figures_of(read: SessionRead | None, document: dict[str, Any]) -> Figures | 
         return stats_of(document.get(FIGURES))
     if isinstance(read, ReadingStatsRead):
         return OwnFigures.of(document.get(FIGURES))
+    if isinstance(read, EntryCountsRead):
+        return EntryCounts.of(document.get(FIGURES))
     return None

@@ -19,7 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from auth.permissions import DEFAULT_ROLE
+from auth.permissions import DEFAULT_ROLE, is_banned
 from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
 from storage.database import in_transaction, request_session
 from storage.records import (
@@ -31,6 +31,7 @@ from storage.records import (
     VolumeRecord,
 )
 from storage.session_reads import CatalogRead, Figures, ListRead, SessionRead, extra_fields, figures_of
+from storage.user_directory import UserDirectory, image_version
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.
 _RETIRED_INDEXES = ("username_unique", "session_token_unique")
@@ -98,6 +99,7 @@ class UserStore:
         self._db = db
         self._users = db["users"]
         self._usernames = db["usernames"]
+        self._directory = UserDirectory(db)
 
     async def ensure_indexes(self) -> None:
         # `usernames` needs none: its `_id` is the name. Sessions are found through the user's
@@ -111,7 +113,8 @@ class UserStore:
                 # not there: a new database, or one that dropped it already
 
     async def create(self, username: str, password_hash: str, now: Any) -> str:
-        """The name and the user, both or neither (one transaction)."""
+        """The name, the user and their row in the directory of public users, all or none (one
+        transaction)."""
         user_id = str(ObjectId())
         document = {
             "_id": user_id,
@@ -129,6 +132,7 @@ class UserStore:
         async def claim_name_and_insert(session: AsyncClientSession) -> None:
             await self._usernames.insert_one({"_id": username.lower(), "user_id": user_id}, session=session)
             await self._users.insert_one(document, session=session)
+            await self._directory.add(user_id, username, now, None, session)
 
         try:
             await in_transaction(self._db, claim_name_and_insert)
@@ -279,7 +283,26 @@ class UserStore:
         return SettingsOutcome.USER_NOT_FOUND
 
     async def set_roles(self, username: str, roles: list[str]) -> bool:
-        return await self._set_by_name(username, {"roles": roles})
+        """The roles, and the user's place in the directory of public users (a banned user has
+        none), in one transaction."""
+        user_id = await self.id_of(username)
+        if user_id is None:
+            return False
+
+        async def change(session: AsyncClientSession) -> bool:
+            user = await self._users.find_one_and_update({"_id": user_id}, {"$set": {"roles": roles}},
+                                                         projection={"username": 1, "registered": 1,
+                                                                     "profile_image.version": 1},
+                                                         session=session)
+            if user is None:
+                return False
+            if is_banned(roles):
+                await self._directory.remove(user_id, session)
+            elif user.get("registered"):  # every registered user; not a document made by hand
+                await self._directory.add(user_id, user["username"], user["registered"], image_version(user), session)
+            return True
+
+        return await in_transaction(self._db, change)
 
     async def set_age_verified(self, username: str, verified: bool) -> bool:
         return await self._set_by_name(username, {"age_verified": verified})

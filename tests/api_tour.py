@@ -66,8 +66,10 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
     await call(alice, "POST", "/user/reading-status/add/1", "/user/reading-status/add/{id}", STATUS)
     await call(alice, "GET", "/user/reading-status/id/1", "/user/reading-status/id/{id}")
-    await call(alice, "POST", "/user/reading-status/update/1", "/user/reading-status/update/{id}", STATUS)
+    await call(alice, "POST", "/user/reading-status/update/1", "/user/reading-status/update/{id}",
+               {**STATUS, "score": 8, "reread": 1, "start": "2024-05", "end": "2024-06-30"})
     await call(alice, "GET", "/user/reading-history?search=yo&order=name-asc", "/user/reading-history")
+    await call(alice, "GET", "/user/reading-history/stats/general?client=1", "/user/reading-history/stats/general")
     await call(alice, "POST", "/user/reading-history", "/user/reading-history", {"order": "update-desc"})
     await call(alice, "POST", "/user/series-rating/add/1", "/user/series-rating/add/{id}", {"rating": 7})
     await call(alice, "GET", "/user/series-rating/id/1", "/user/series-rating/id/{id}")
@@ -87,6 +89,7 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "POST", f"/user/update-image/{user_id}", "/user/update-image/{id}", {"image": png})
     await call(alice, "GET", f"/user/avatar/{user_id}/scaled", "/user/avatar/{id}/{res}")
     await call(alice, "HEAD", f"/user/avatar/{user_id}/high", "/user/avatar/{id}/{res}")
+    await call(alice, "GET", "/user/me", "/user/me")
     await call(alice, "DELETE", f"/user/delete-image/{user_id}", "/user/delete-image/{id}")
     await call(admin, "POST", f"/admin-users/update-image/{bob_id}", "/admin-users/update-image/{id}", {"image": png})
     await call(admin, "DELETE", f"/admin-users/delete-image/{bob_id}", "/admin-users/delete-image/{id}")
@@ -114,6 +117,7 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     await call(alice, "DELETE", "/user/reading-status/delete/1", "/user/reading-status/delete/{id}")
     await call(alice, "GET", "/user/reading-stats?client=1", "/user/reading-stats")
     anyone = running.client()
+    await call(anyone, "GET", "/users?order=name-asc&limit=2", "/users")
     await call(anyone, "GET", "/users/alice", "/users/{slug}")
     await call(anyone, "GET", "/users/alice/reading-history?order=name-asc", "/users/{slug}/reading-history")
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings",

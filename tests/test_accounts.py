@@ -241,8 +241,9 @@ async def test_a_user_keeps_at_most_twenty_sessions(running, api: ApiClient, db:
 async def test_login_and_registration_round_trips(api: ApiClient, commands: CommandCounter) -> None:
     commands.reset()
     assert (await api.register("alice")).status == 201
-    # The attempt counter, then one transaction: the name, the user, the commit.
-    assert commands.log == ["findAndModify", "insert", "insert", "commitTransaction"]
+    # The attempt counter, then one transaction: the name, the user, the user's row in the
+    # directory of public users and its count (read, then counted), the commit.
+    assert commands.log == ["findAndModify", "insert", "insert", "update", "find", "update", "commitTransaction"]
     commands.reset()
     assert (await api.login("alice")).status == 200
     # The address's attempt counter and the name's, the name, the user, clearing the name's

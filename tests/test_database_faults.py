@@ -13,6 +13,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+import storage.user_directory as directory
 from storage.database import connect, database, is_unavailable
 from tests.api_client import ApiClient, Reply
 from tests.bodies import STATUS as BASE_STATUS
@@ -63,16 +64,18 @@ class Scenario:
     body: Any = None
     setup: tuple[str, ...] = ()  # what the caller has before the request: status, rating, item, image
     signed_in: bool = True
-    touches: tuple[str, ...] = field(default=())  # invariants to check: ratings, avatars
+    touches: tuple[str, ...] = field(default=())  # invariants to check: ratings, avatars, directory
 
     def url(self, caller: Caller) -> str:
         return self.path.format(id=caller.user.get("id", ""), item=caller.item_id)
 
 
 SCENARIOS = {
-    "register": Scenario("POST", "/auth/register", 201, body="credentials", signed_in=False),
+    "register": Scenario("POST", "/auth/register", 201, body="credentials", signed_in=False, touches=("directory",)),
     "login": Scenario("POST", "/auth/login", body="credentials", signed_in=False),
     "me": Scenario("GET", "/auth/me"),
+    "own profile": Scenario("GET", "/user/me"),
+    "browse users": Scenario("GET", "/users?search=user&order=name-desc", signed_in=False),
     "logout": Scenario("POST", "/auth/logout"),
     "save settings": Scenario("POST", "/users/{id}/save-settings", body={"theme": "dark"}),
     "read status": Scenario("GET", "/user/reading-status/id/1", setup=("status",)),
@@ -82,6 +85,7 @@ SCENARIOS = {
     "delete status": Scenario("DELETE", "/user/reading-status/delete/1", setup=("status",)),
     "history": Scenario("GET", "/user/reading-history", setup=("status",)),
     "history by name": Scenario("GET", "/user/reading-history?order=name-asc&search=yotsuba", setup=("status",)),
+    "history stats": Scenario("GET", "/user/reading-history/stats/general?client=1", setup=("status",)),
     "read rating": Scenario("GET", "/user/series-rating/1", setup=("rating",)),
     "add rating": Scenario("POST", "/user/series-rating/add/1", body={"rating": 7}, touches=("ratings",)),
     "update rating": Scenario("POST", "/user/series-rating/update/1", body={"rating": 3}, setup=("rating",),
@@ -93,8 +97,9 @@ SCENARIOS = {
     "delete item": Scenario("DELETE", "/user/collection/delete/{item}", setup=("item",)),
     "list items": Scenario("GET", "/user/collection?client=1", setup=("item",)),
     "item stats": Scenario("GET", "/user/collection/stats/general?client=1", setup=("item",)),
-    "upload image": Scenario("POST", "/user/update-image/{id}", body=IMAGE, setup=("image",), touches=("avatars",)),
-    "delete image": Scenario("DELETE", "/user/delete-image/{id}", setup=("image",), touches=("avatars",)),
+    "upload image": Scenario("POST", "/user/update-image/{id}", body=IMAGE, setup=("image",),
+                             touches=("avatars", "directory")),
+    "delete image": Scenario("DELETE", "/user/delete-image/{id}", setup=("image",), touches=("avatars", "directory")),
     "serve image": Scenario("GET", "/user/avatar/{id}/scaled", setup=("image",), signed_in=False),
 }
 
@@ -152,6 +157,17 @@ async def check_avatars_whole(db: AsyncDatabase) -> None:
             assert chunks == -(-stored["length"] // stored["chunkSize"])
 
 
+async def check_directory_exact(db: AsyncDatabase) -> None:
+    """The directory of public users lists exactly the users with their images' versions, and its
+    ranges count exactly its rows: no registration or change of image was half made."""
+    users = {user["_id"]: (user.get("profile_image") or {}).get("version")
+             async for user in db.users.find({}, {"profile_image.version": 1})}
+    rows = {row["_id"]: row["image_version"] async for row in db[directory.ROWS].find({}, {"image_version": 1})}
+    assert rows == users
+    ranges = await db[directory.RANGES].find_one({})
+    assert sum(entry["n"] for entry in ranges["name"]) == sum(entry["n"] for entry in ranges["since"]) == len(rows)
+
+
 def assert_clean_answer(reply: Reply, scenario: Scenario, fault: str, command: str) -> None:
     where = f"{fault} on {command}"
     assert reply.status != 500 and reply.status < 504, (where, reply.status, reply.body)
@@ -196,6 +212,8 @@ async def test_a_fault_in_any_command_of_a_route_answers_503_or_4xx_and_leaves_n
                 await check_ratings_exact(db)
             if "avatars" in scenario.touches:
                 await check_avatars_whole(db)
+            if "directory" in scenario.touches:
+                await check_directory_exact(db)
 
 
 _REPLICATION_TIMEOUT = {"code": 64, "errmsg": "waiting for replication timed out"}

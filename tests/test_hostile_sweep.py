@@ -90,6 +90,8 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
         ("POST", "/user/import/mal", None, {"mode": "dry-run", "merge": "greater", "client": "1"}),
         ("GET", "/user/export/mal", None, {"gzip": "1"}),
         ("GET", "/user/reading-stats", None, {"client": "1"}),
+        ("GET", "/user/reading-history/stats/general", None, {"client": "1"}),
+        ("GET", "/users", None, {"order": "registered-desc", "limit": "10", "offset": "0", "search": "al"}),
         ("GET", "/users/alice/reading-history", None, {"limit": "10", "offset": "0", "search": "yo",
                                                        "user_lang": "en", "order": "name-asc", "client": "1"}),
         ("GET", "/users/alice/collection", None, {"limit": "10", "offset": "0", "search": "yo", "user_lang": "en",

@@ -1,4 +1,5 @@
-"""GET /user/reading-stats: every figure of a known list, the client filter, and the round trip."""
+"""GET /user/reading-stats and GET /user/reading-history/stats/general: every figure of a known
+list, the client filter, and the round trip."""
 
 from __future__ import annotations
 
@@ -83,3 +84,36 @@ async def test_the_statistics_cost_one_round_trip(running: RunningApp, api: ApiC
     commands.reset()
     assert (await api.get("/user/reading-stats")).status == 200
     assert commands.log == ["find"]
+
+
+# ---- GET /user/reading-history/stats/general ----
+
+async def test_the_general_figures_of_a_known_list(api: ApiClient, reader: dict) -> None:
+    reply = await api.get("/user/reading-history/stats/general?client=1")
+    assert reply.status == 200, reply.body
+    assert reply.body == {
+        "total_read_series": 5, "started_series": 1, "completed_series": 2, "paused_series": 0,
+        "total_rereads": 3,
+        "avg_score": round((9 + 7.5 + 0.4) / 3, 2),  # the score of 0 is unscored: not in the mean
+        "first_entry": "2024-03-01", "last_entry": "2025",  # `2025` ends after 2024-03-01
+    }
+    assert (await api.get("/user/reading-history/stats/general?client=2")).body == {
+        "total_read_series": 1, "started_series": 0, "completed_series": 1, "paused_series": 0,
+        "total_rereads": 0, "avg_score": 3, "first_entry": "2023-01", "last_entry": "2023-01"}
+
+
+async def test_the_general_figures_of_an_empty_list_and_the_refusals(running: RunningApp, api: ApiClient,
+                                                                    commands: CommandCounter) -> None:
+    await api.sign_up("bob")
+    commands.reset()
+    assert (await api.get("/user/reading-history/stats/general?client=1")).body == {
+        "total_read_series": 0, "started_series": 0, "completed_series": 0, "paused_series": 0,
+        "total_rereads": 0, "avg_score": 0, "first_entry": None, "last_entry": None}
+    assert commands.log == ["find"]  # counted from the session query's statuses
+    missing = await api.get("/user/reading-history/stats/general")
+    assert (missing.status, missing.body["data"]) == (400, "Required parameters missing")
+    for bad in ("0", "x", "1.5"):
+        reply = await api.get(f"/user/reading-history/stats/general?client={bad}")
+        assert (reply.status, reply.body["data"]) == (400, "Invalid parameters"), bad
+    no_session = await running.client().get("/user/reading-history/stats/general?client=1")
+    assert (no_session.status, no_session.body) == (401, {"data": "Unauthorized", "code": 401})

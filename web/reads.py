@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from storage.collection import CollectionStats
+from storage.profile_figures import EntryCounts
 from storage.reading_stats import OwnFigures
 from storage.records import CollectionItemRecord, RatingRecord, SeriesRecord, StatusRecord, StoredList, VolumeRecord
 from storage.session_reads import Figures, FiguresRead
@@ -59,7 +60,7 @@ class CatalogDocument:
 
 Read = OwnEntry | WholeList | Computed | CatalogDocument
 Verb = TypeVar("Verb", bound=Callable[..., Any])
-F = TypeVar("F", CollectionStats, OwnFigures)
+F = TypeVar("F", CollectionStats, OwnFigures, EntryCounts)
 E = TypeVar("E", StatusRecord, RatingRecord, CollectionItemRecord)
 C = TypeVar("C", SeriesRecord, VolumeRecord)
 

@@ -26,6 +26,7 @@ from storage.reading import ReadingStatusStore
 from storage.series_browse import SeriesBrowse
 from storage.status_import import SeriesMatcher, StatusImport
 from storage.supervisor import EmbeddedSupervisor
+from storage.user_directory import UserDirectory
 from storage.users import UserStore
 from web.service_metrics import ServiceMetrics
 
@@ -84,6 +85,8 @@ class Services:
     status_import: StatusImport
     series_matcher: SeriesMatcher
     public_profiles: PublicProfiles
+    # The users with a public profile, to browse (see storage.user_directory).
+    user_directory: UserDirectory
     catalog_pages: CatalogPages
     # The catalog's list orders, filters and search words, kept in this process (see storage.series_browse).
     series_browse: SeriesBrowse

@@ -1,19 +1,29 @@
 """What anyone may see of a user: the profile, the public reading list, the collection when
-its owner shares it. Never notes, never prices, never a private entry."""
+its owner shares it, and the list of users with a public profile (`GET /users`). Never notes,
+never prices, never a private entry."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, StrictStr, create_model
 
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.catalog import series_card
 from handlers.schemas.collection import CollectionListPage, CollectionVolume
-from handlers.schemas.reading import HistoryItem, ReadingHistoryPage, ReadingStatus
+from handlers.schemas.common import RequestModel
+from handlers.schemas.reading import MAX_LIMIT, HistoryItem, PlainCount, ReadingHistoryPage, ReadingStatus
 from handlers.schemas.reading_stats import PublicStats
-from storage.records import CollectionItemRecord, SeriesRecord, StatusRecord, UserRecord, VolumeRecord
+from storage.records import (
+    CollectionItemRecord,
+    ListedUserRecord,
+    SeriesRecord,
+    StatusRecord,
+    UserRecord,
+    VolumeRecord,
+)
 
 
 class PublicUser(BaseModel):
@@ -32,6 +42,50 @@ class PublicUser(BaseModel):
 class PublicProfile(BaseModel):
     user: PublicUser
     stats: PublicStats
+
+
+UsersOrder = Literal["name-asc", "name-desc", "registered-asc", "registered-desc"]
+USERS_PAGE = 44  # the later MangaDB page's default
+
+
+class UsersQuery(RequestModel):
+    """`limit` above 100 is capped, as on the other lists; `search` is the beginning of the
+    username, in any case."""
+
+    order: UsersOrder = "name-asc"
+    limit: Annotated[PlainCount, Field(ge=0)] = USERS_PAGE
+    offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
+    search: Annotated[StrictStr, Field(max_length=100)] | None = None
+
+    @property
+    def page_size(self) -> int:
+        return min(self.limit, MAX_LIMIT)
+
+    @property
+    def search_text(self) -> str | None:
+        return self.search.strip() or None if self.search else None
+
+
+class ListedUser(PublicUser):
+    image_version: int | None  # the profile image's version (its URL's `v`); null without an image
+
+    @classmethod
+    def of_listed(cls, user: ListedUserRecord) -> ListedUser:
+        return cls(id=user.id, username=user.username, slug=user.slug,
+                   profile_image=avatar_url(user.id, user.avatar_version), registered=user.registered,
+                   image_version=user.avatar_version)
+
+
+class UsersPage(BaseModel):
+    users: list[ListedUser]
+    max: int  # the users the request matches
+    count: int  # the users on this page
+    from_: int = Field(alias="from")
+    to: int
+
+    @classmethod
+    def of(cls, users: Sequence[ListedUser], total: int, offset: int) -> UsersPage:
+        return cls(users=list(users), max=total, count=len(users), to=offset + len(users), **{"from": offset})
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Reading statistics: the owner's (`GET /user/reading-stats`) and a public profile's."""
+"""Reading statistics: the owner's (`GET /user/reading-stats`), a public profile's, and the
+reading history's general figures (`GET /user/reading-history/stats/general`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic import BaseModel, PlainSerializer
 
 from handlers.schemas.catalog import ClientId
 from handlers.schemas.common import RequestModel
-from storage.reading_stats import ReadingStats
+from storage.reading_stats import HistoryFigures, ReadingStats
 
 
 def _whole_if_integral(value: float) -> int | float:
@@ -21,6 +22,10 @@ ProgressSum = Annotated[float, PlainSerializer(_whole_if_integral, return_type=i
 
 class ReadingStatsQuery(RequestModel):
     client: ClientId | None = None
+
+
+class HistoryStatsQuery(RequestModel):
+    client: ClientId
 
 
 class PublicStats(BaseModel):
@@ -46,3 +51,22 @@ class CollectionFigures(BaseModel):
 
 class OwnStats(PublicStats):
     collection: CollectionFigures
+
+
+class HistoryStatistics(BaseModel):
+    total_read_series: int  # every entry of the client, whatever its status
+    started_series: int
+    completed_series: int
+    paused_series: int
+    total_rereads: int
+    avg_score: float  # of the scored entries, two decimals; 0 (which means unscored) when none is
+    first_entry: str | None  # the earliest start or end date an entry gives, as given
+    last_entry: str | None  # the latest
+
+    @classmethod
+    def of(cls, figures: HistoryFigures) -> HistoryStatistics:
+        stats = figures.stats
+        return cls(total_read_series=stats.entries, started_series=stats.by_status["started"],
+                   completed_series=stats.by_status["completed"], paused_series=stats.by_status["paused"],
+                   total_rereads=stats.rereads, avg_score=stats.mean_score or 0,
+                   first_entry=figures.first_date, last_entry=figures.last_date)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from storage.reading_stats import STATUSES, UNKNOWN_TYPE, reading_stats
+from storage.reading_stats import STATUSES, UNKNOWN_TYPE, history_figures, reading_stats
 
 TYPES = {1: "Manga", 2: "Manhwa", 3: "Manga"}
 
@@ -78,3 +78,21 @@ def test_completed_entries_with_a_finish_date_count_by_its_year() -> None:
 
 def test_entries_may_be_any_one_pass_iterable() -> None:
     assert reading_stats((entry(score=5) for _ in range(3)), TYPES.get).entries == 3
+
+
+def test_the_reading_dates_span_partial_dates_as_the_days_they_mean() -> None:
+    figures = history_figures([entry(1, start="2019-05", end="2019-05-20"), entry(2, start="2019"),
+                               entry(3, end="2018-12-31"), entry(4)])
+    # 2018-12-31 is the earliest day; `2019` (to December 31) ends after 2019-05-20.
+    assert (figures.first_date, figures.last_date) == ("2018-12-31", "2019")
+    same_day = history_figures([entry(1, start="2020"), entry(2, start="2020-01-01", end="2020-12-31")])
+    assert (same_day.first_date, same_day.last_date) == ("2020-01-01", "2020-12-31")  # the more precise
+    assert (history_figures([entry(1)]).first_date, history_figures([]).last_date) == (None, None)
+    assert history_figures([entry(1, start="not a date", end="2021")]).first_date == "2021"
+
+
+def test_the_general_figures_count_as_the_statistics_do() -> None:
+    figures = history_figures([entry(1, "completed", score=8, reread=2), entry(2, "paused", score=0),
+                               entry(3, "paused", score=5)])
+    assert (figures.stats.entries, figures.stats.by_status["paused"], figures.stats.rereads,
+            figures.stats.mean_score) == (3, 2, 2, 6.5)

@@ -168,7 +168,8 @@ class SeriesRecord:
                    rating_count=int(series.get("rating_count") or 0),
                    rating_half_points=int(series.get("rating_half_points") or 0),
                    nsfw18=bool(series.get("nsfw18")),
-                   aliases=tuple(alias["title"] for alias in series.get("aliases") or ()),
+                   # Distinct: a title often reads the same in two languages ("One Piece" twice).
+                   aliases=tuple(dict.fromkeys(alias["title"] for alias in series.get("aliases") or ())),
                    tags=tuple(tag for tag in series.get("tags") or () if isinstance(tag, str)))
 
 

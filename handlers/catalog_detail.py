@@ -67,12 +67,13 @@ class SeriesDetailHandler(CatalogHandler):
         series = await self.services.catalog_pages.series_by_slug(slug)
         if series is None:
             raise ApiError(404, SERIES_NOT_FOUND)
-        if series.nsfw18:
-            # Only an 18+ series needs the reader: every other answer costs the one read.
+        if series.nsfw18 or (series.first_volume is not None and series.first_volume.nsfw18):
+            # Only an 18+ series, or one whose first volume is, needs the reader: every other
+            # answer costs the one read.
             await self.read_reader()
-            if not self.shows_nsfw18():
+            if series.nsfw18 and not self.shows_nsfw18():
                 raise ApiError(404, SERIES_NOT_FOUND)
-        self.write_model(SeriesDetail.of(series, query.language))
+        self.write_model(SeriesDetail.of(series, query.language, self.shows_nsfw18()))
 
 
 class VolumeDetailHandler(CatalogHandler):

@@ -43,7 +43,7 @@ class SeriesListHandler(CatalogHandler):
                                 origins=query.filter_values("origin")),
             search=query.search_text, language=query.language, by_name=order == "name",
             descending=direction == "desc", offset=query.offset, limit=query.page_size))
-        items = [SeriesListItem.of(series, query.language) for series in page.series]
+        items = [SeriesListItem.of(series, query.language, self.shows_nsfw18()) for series in page.series]
         self.write_model(SeriesListPage.of(items, page.total, query.offset))
 
 

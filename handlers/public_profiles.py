@@ -140,7 +140,8 @@ class PublicHistoryHandler(PublicHandler):
         lists, viewer_dependent = await self.lists()
         request = history_request(query)
         page = await self.services.statuses.history(lists.user.id, request, lists.statuses)
-        items = [PublicHistoryItem.of(status, series, lists.user.id, request.language)
+        # viewer_dependent: the viewer was read and shows 18+ (else 18+ entries were left out).
+        items = [PublicHistoryItem.of(status, series, lists.user.id, request.language, viewer_dependent)
                  for status, series in page.entries]
         self.write_cacheable(PublicHistoryPage.of(items, page.total, query.offset), viewer_dependent)
 

@@ -188,3 +188,22 @@ async def test_every_lookup_uses_an_index(api: ApiClient, db: AsyncDatabase, cat
         assert plan["queryPlanner"]["winningPlan"]["inputStage"]["stage"] == "IXSCAN", (collection, where)
         stats = plan["executionStats"]
         assert stats["totalDocsExamined"] == stats["nReturned"], (collection, where)
+
+
+async def test_a_first_volume_flagged_18_plus_is_left_off_the_card_for_a_reader_who_does_not_show_it(
+        running: RunningApp, api: ApiClient, db: AsyncDatabase, alice: dict) -> None:
+    # A series for everyone whose first volume is 18+: its id and cover must not say it exists.
+    await db.series.update_one({"_id": 1}, {"$set": {"first_volume.nsfw18": 1}})
+    status = {"visibility": "public", "progressType": "chapters", "progress": 1, "status": "started",
+              "priority": "high", "client": 1}
+    assert (await api.post("/user/reading-status/add/1", status)).status == 200
+
+    async def cards(client: ApiClient) -> list[Any]:
+        return [(await client.get("/series/slug/series-1")).body["volume"],
+                (await client.get("/series?client=1&search=yotsuba")).body["series"][0]["volume"],
+                *[item["volume"] for item in (await client.get("/user/reading-history")).body.get("series", [])]]
+
+    assert await cards(running.client()) == [None, None]
+    assert await cards(api) == [None, None, None]
+    await show_18_plus(db, alice["id"])
+    assert [card["id"] for card in await cards(api)] == [11, 11, 11]

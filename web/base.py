@@ -235,7 +235,9 @@ class ApiHandler(tornado.web.RequestHandler):
         if method == "OPTIONS":
             return True
         if method == "HEAD" and cls.head is ApiHandler.head:
-            return cls.implements("GET")  # HEAD is GET without the body (RFC 9110, 9.3.2)
+            # HEAD is GET without the body (RFC 9110, 9.3.2); but HEAD must be safe, so a GET that
+            # writes (@same_origin_only) offers none: 405 rather than a write nobody sees answered.
+            return cls.implements("GET") and not same_origin.requires_same_origin(getattr(cls, "get", None))
         name = method.lower()
         own = getattr(cls, name, None)
         return own is not None and own is not getattr(tornado.web.RequestHandler, name, None)

@@ -52,8 +52,12 @@ class VolumeCard(BaseModel):
         return None if card is None else cls.model_validate(card, from_attributes=True)
 
 
-def series_card(series: SeriesRecord, language: str | None) -> dict[str, Any]:
-    """The series fields every list item shows, localized: the fields of a model that shows a card."""
+def series_card(series: SeriesRecord, language: str | None, shows_nsfw18: bool) -> dict[str, Any]:
+    """The series fields every list item shows, localized: the fields of a model that shows a card.
+    A first volume flagged 18+ is shown only to a reader who shows 18+ (`shows_nsfw18`); for
+    anyone else the card has no volume, as a 404 hides the volume itself: its id and cover would
+    tell that an 18+ volume exists."""
+    card = series.first_volume
     return {
         "id": series.id,
         "name": series.name,
@@ -63,7 +67,7 @@ def series_card(series: SeriesRecord, language: str | None) -> dict[str, Any]:
         "client": series.client,
         "alias": localized(series.titles, language, series.name),
         "description": localized(series.descriptions, language, None),
-        "volume": VolumeCard.of(series.first_volume),
+        "volume": VolumeCard.of(card) if card is None or not card.nsfw18 or shows_nsfw18 else None,
         "average_rating": series.average_rating,
         "rating_count": series.rating_count,
     }

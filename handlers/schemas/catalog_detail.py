@@ -63,8 +63,8 @@ class SeriesDetail(BaseModel):
     rating_count: int
 
     @classmethod
-    def of(cls, series: SeriesRecord, language: str | None) -> Self:
-        return cls(**series_card(series, language), aliases=list(series.aliases), tags=list(series.tags))
+    def of(cls, series: SeriesRecord, language: str | None, shows_nsfw18: bool) -> Self:
+        return cls(**series_card(series, language, shows_nsfw18), aliases=list(series.aliases), tags=list(series.tags))
 
 
 class VolumeSeries(BaseModel):

@@ -105,10 +105,11 @@ class PublicHistoryItem(HistoryItem):
     reading_history: PublicReadingStatus = Field(alias="reading-history")  # type: ignore[assignment]
 
     @classmethod
-    def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None) -> PublicHistoryItem:
+    def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None,
+           shows_nsfw18: bool) -> PublicHistoryItem:
         shown = ReadingStatus.of(status, user_id).model_dump(exclude={"notes"})
         status_field: dict[str, Any] = {"reading-history": PublicReadingStatus(**shown)}
-        return cls(**series_card(series, language), **status_field)
+        return cls(**series_card(series, language, shows_nsfw18), **status_field)
 
 
 class PublicHistoryPage(ReadingHistoryPage):

@@ -186,10 +186,11 @@ class HistoryItem(BaseModel):
 
 
     @classmethod
-    def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None) -> HistoryItem:
+    def of(cls, status: StatusRecord, series: SeriesRecord, user_id: str, language: str | None,
+           shows_nsfw18: bool) -> HistoryItem:
         # The alias is not a Python name, so it is passed as a key.
         status_field: dict[str, Any] = {"reading-history": ReadingStatus.of(status, user_id)}
-        return cls(**series_card(series, language), **status_field)
+        return cls(**series_card(series, language, shows_nsfw18), **status_field)
 
 
 class ReadingHistoryPage(BaseModel):

@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -90,8 +91,13 @@ async def serve(settings: Settings) -> int:
             log.error("MONGODB_URI: %s", error)
             return 2
         with opened.probes_held():
+            # Seconds at most, except once after an upgrade that adds an index to a large catalog
+            # (minutes at a million volumes): said, so that a silent start is not taken for a hung one.
+            started = time.monotonic()
+            log.info("preparing the database: indexes and layout changes")
             await prepare_database(db)
             await import_demo_catalog_if_empty(settings, db)
+            log.info("the database is prepared (%.1f s)", time.monotonic() - started)
         app = make_app(settings, db, supervisor=opened.supervisor, fingerprint_secret=fingerprint_secret(settings))
         raise_open_file_limit()
         give_large_buffers_back_to_the_os()

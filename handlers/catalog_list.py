@@ -38,12 +38,13 @@ class SeriesListHandler(CatalogHandler):
         if await browse.has_nsfw18(query.client):
             await self.read_reader()
         order, direction = query.order.rsplit("-", 1)
+        shows_nsfw18 = self.shows_nsfw18()
         page = await browse.page(PageRequest(
-            shown=ListingFilter(client=query.client, nsfw18=self.shows_nsfw18(), types=query.filter_values("type"),
+            shown=ListingFilter(client=query.client, nsfw18=shows_nsfw18, types=query.filter_values("type"),
                                 origins=query.filter_values("origin")),
             search=query.search_text, language=query.language, by_name=order == "name",
             descending=direction == "desc", offset=query.offset, limit=query.page_size))
-        items = [SeriesListItem.of(series, query.language, self.shows_nsfw18()) for series in page.series]
+        items = [SeriesListItem.of(series, query.language, shows_nsfw18) for series in page.series]
         self.write_model(SeriesListPage.of(items, page.total, query.offset))
 
 

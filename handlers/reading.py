@@ -126,7 +126,8 @@ class ReadingHistoryHandler(ListHandler):
         user = self.require_user()
         request = history_request(query)
         page = await self.services.statuses.history(user.id, request, self.brought.list())
-        items = [HistoryItem.of(status, series, user.id, request.language, user.shows_nsfw18)
+        shows_nsfw18 = user.shows_nsfw18  # settings read once for the page, not per item
+        items = [HistoryItem.of(status, series, user.id, request.language, shows_nsfw18)
                  for status, series in page.entries]
         self.write_model(ReadingHistoryPage.of(items, page.total, query.offset))
 

@@ -8,13 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictStr, create_model
+from pydantic import BaseModel, Field, create_model
 
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.catalog import series_card
 from handlers.schemas.collection import CollectionListPage, CollectionVolume
-from handlers.schemas.common import RequestModel
-from handlers.schemas.reading import MAX_LIMIT, HistoryItem, PlainCount, ReadingHistoryPage, ReadingStatus
+from handlers.schemas.reading import (
+    HistoryItem,
+    PagedSearch,
+    PlainCount,
+    ReadingHistoryPage,
+    ReadingStatus,
+)
 from handlers.schemas.reading_stats import PublicStats
 from storage.records import (
     CollectionItemRecord,
@@ -48,22 +53,11 @@ UsersOrder = Literal["name-asc", "name-desc", "registered-asc", "registered-desc
 USERS_PAGE = 44  # the later MangaDB page's default
 
 
-class UsersQuery(RequestModel):
-    """`limit` above 100 is capped, as on the other lists; `search` is the beginning of the
-    username, in any case."""
+class UsersQuery(PagedSearch):
+    """Paged and searched as the other lists; `search` is the beginning of the username, in any case."""
 
     order: UsersOrder = "name-asc"
     limit: Annotated[PlainCount, Field(ge=0)] = USERS_PAGE
-    offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
-    search: Annotated[StrictStr, Field(max_length=100)] | None = None
-
-    @property
-    def page_size(self) -> int:
-        return min(self.limit, MAX_LIMIT)
-
-    @property
-    def search_text(self) -> str | None:
-        return self.search.strip() or None if self.search else None
 
 
 class ListedUser(PublicUser):

@@ -148,13 +148,13 @@ def _plain_count(value: Any) -> Any:
 PlainCount = Annotated[int, BeforeValidator(_plain_count)]
 
 
-class ListQuery(RequestModel):
-    """Paging, search and language shared by the list routes. `limit` above 100 is capped."""
+class PagedSearch(RequestModel):
+    """Paging and search, shared by every list route. `limit` above 100 is capped; a search is
+    trimmed, and a blank one is none."""
 
     limit: Annotated[PlainCount, Field(ge=0)] = 20
     offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
     search: Annotated[StrictStr, Field(max_length=100)] | None = None
-    user_lang: Annotated[StrictStr, Field(max_length=40)] | None = None
 
     @property
     def page_size(self) -> int:
@@ -163,6 +163,12 @@ class ListQuery(RequestModel):
     @property
     def search_text(self) -> str | None:
         return self.search.strip() or None if self.search else None
+
+
+class ListQuery(PagedSearch):
+    """The catalog's lists: paging and search, and the language titles are shown in."""
+
+    user_lang: Annotated[StrictStr, Field(max_length=40)] | None = None
 
 
 class ReadingHistoryQuery(ListQuery):

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
 from tests.api_client import ApiClient, Reply
+from tests.test_access_control import every_route_refuses
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import CommandCounter, RunningApp
@@ -241,3 +242,14 @@ async def test_tornados_line_about_a_malformed_authorization_header_has_no_token
     refused = [record.getMessage() for record in caplog.records if "Invalid header value" in record.getMessage()]
     assert refused and all("'Bearer ***" in message for message in refused), refused
     assert token not in caplog.text and token.split(".")[2] not in caplog.text
+
+
+async def test_every_authenticated_route_refuses_a_dead_token(running: RunningApp, catalog: None) -> None:
+    api, token = await signed_in(running)
+    payload = claims(token)
+    expired = running.app.services.access_tokens.issue(  # type: ignore[attr-defined]
+        payload["sub"], payload["sid"], utc_now() - timedelta(minutes=16))
+    assert (await api.post("/auth/logout")).status == 200
+    probe = running.client()
+    for dead in (token, expired, token[:-4] + "AAAA"):
+        assert await every_route_refuses(probe, None, {"Authorization": f"Bearer {dead}"}) == []

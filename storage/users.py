@@ -216,7 +216,8 @@ class UserStore:
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,
-                "sessions": {"$filter": {"input": "$sessions", "cond": {"$eq": [f"$$this.{key}", {"$literal": value}]}}},
+                "sessions": {"$filter": {"input": "$sessions",
+                                         "cond": {"$eq": [f"$$this.{key}", {"$literal": value}]}}},
                 "catalog_id": {"$literal": read.catalog_id},
             }},
             {"$lookup": {"from": read.collection, "localField": "catalog_id", "foreignField": "_id",

@@ -15,11 +15,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
 from tests.api_client import ApiClient, Reply
-from tests.test_access_control import every_route_refuses
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import CommandCounter, RunningApp
 from tests.roles import make_admin, set_roles
+from tests.test_access_control import every_route_refuses
 
 pytestmark = pytest.mark.asyncio
 
@@ -170,7 +170,8 @@ async def test_ending_the_session_elsewhere_ends_its_tokens(running: RunningApp,
 async def test_a_password_change_ends_the_tokens_of_every_other_session(running: RunningApp, catalog: None) -> None:
     laptop, laptop_token = await signed_in(running)
     _, phone_token = await signed_in(running, register=False)
-    changed = await laptop.post("/auth/change-password", {"current_password": PASSWORD, "new_password": "battery staple"})
+    changed = await laptop.post("/auth/change-password",
+                                {"current_password": PASSWORD, "new_password": "battery staple"})
     assert changed.status == 200
     assert (await bearer(running, "GET", "/auth/me", phone_token)).body == UNAUTHORIZED
     # The session that changed it stays signed in, as its cookie does.
@@ -253,3 +254,4 @@ async def test_every_authenticated_route_refuses_a_dead_token(running: RunningAp
     probe = running.client()
     for dead in (token, expired, token[:-4] + "AAAA"):
         assert await every_route_refuses(probe, None, {"Authorization": f"Bearer {dead}"}) == []
+

@@ -3,12 +3,16 @@ no log line keeps one."""
 
 from __future__ import annotations
 
+import stat
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import jwt
 import pytest
 
 from auth.access_tokens import ACCESS_TOKEN_LIFETIME, AccessClaims, AccessTokens, bearer_token
+from server import access_token_keys
+from settings import Settings
 from web.log_redaction import redact
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -82,3 +86,13 @@ def test_an_access_token_is_redacted_in_any_quoting_or_without_its_name(text: st
 def test_any_authorization_value_is_redacted() -> None:
     assert redact("authorization=Basic c2VjcmV0OnBhc3M= rest") == "authorization=***"
     assert "metrics-secret" not in redact("{'Authorization': 'Bearer metrics-secret'}")
+
+
+def test_the_key_is_made_once_into_data_dir_unless_a_setting_gives_it(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    made = access_token_keys(settings)
+    secret_file = tmp_path / "data" / "access-token-secret"
+    assert len(made) == 1 and len(made[0]) == 32 and stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert access_token_keys(settings) == made  # a restart, or another process: the same key
+    given = settings.with_overrides(access_token_secret="s" * 32, access_token_previous_secret="p" * 32)
+    assert access_token_keys(given) == [b"s" * 32, b"p" * 32]  # signs with the first

@@ -255,3 +255,14 @@ async def test_every_authenticated_route_refuses_a_dead_token(running: RunningAp
     for dead in (token, expired, token[:-4] + "AAAA"):
         assert await every_route_refuses(probe, None, {"Authorization": f"Bearer {dead}"}) == []
 
+
+
+async def test_public_pages_read_the_viewer_from_a_token_too(running: RunningApp, catalog: None) -> None:
+    _, token = await signed_in(running)
+    assert (await bearer(running, "POST", "/user/collection/add/11", token)).status == 200
+    shown = await bearer(running, "GET", "/series/volumes/1", token)
+    assert shown.status == 200 and [v["in_collection"] for v in shown.body["volumes"]] == [True]
+    profile = await bearer(running, "GET", "/users/alice", token)
+    assert profile.status == 200 and "Authorization" in profile.headers["Vary"]  # a cache keeps viewers apart
+    dead = await bearer(running, "GET", "/series/volumes/1", token + "x")
+    assert dead.status == 200 and [v["in_collection"] for v in dead.body["volumes"]] == [False]  # anyone's view

@@ -67,6 +67,16 @@ def fingerprint_secret(settings: Settings) -> bytes:
     return read_or_create(settings.data_dir / "idempotency-secret")
 
 
+def access_token_keys(settings: Settings) -> list[bytes]:
+    """The keys of access tokens, the signing one first: ACCESS_TOKEN_SECRET or its file, the
+    same across restarts and in every process (a token one signed, another must accept), then
+    ACCESS_TOKEN_PREVIOUS_SECRET while a rotation lets the tokens it signed expire."""
+    current = settings.access_token_secret.encode() if settings.access_token_secret is not None \
+        else read_or_create(settings.data_dir / "access-token-secret")
+    previous = settings.access_token_previous_secret
+    return [current] if previous is None else [current, previous.encode()]
+
+
 def set_process_wide(settings: Settings) -> None:
     """State every app of the process shares, set once at start (tests/conftest.py does the same
     for the apps the tests build): secrets redacted from every log record, whoever makes it, and
@@ -98,7 +108,8 @@ async def serve(settings: Settings) -> int:
             await prepare_database(db)
             await import_demo_catalog_if_empty(settings, db)
             log.info("the database is prepared (%.1f s)", time.monotonic() - started)
-        app = make_app(settings, db, supervisor=opened.supervisor, fingerprint_secret=fingerprint_secret(settings))
+        app = make_app(settings, db, supervisor=opened.supervisor, fingerprint_secret=fingerprint_secret(settings),
+                       access_token_keys=access_token_keys(settings))
         raise_open_file_limit()
         give_large_buffers_back_to_the_os()
         # What start built (modules, schemas, the route table, the clients) lives as long as the

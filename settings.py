@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         description="a secret of 32 characters or more, the same in every process of the service: the key of the "
                     "request fingerprints that Idempotency-Key keeps; unset, DATA_DIR/idempotency-secret (made "
                     "at the first start, mode 0600)")
+    access_token_secret: str | None = Field(
+        None, min_length=32,
+        description="a secret of 32 characters or more, the same in every process of the service: the key that "
+                    "signs access tokens (the accessToken of login, me and refresh); unset, "
+                    "DATA_DIR/access-token-secret (made at the first start, mode 0600)")
+    access_token_previous_secret: str | None = Field(
+        None, min_length=32,
+        description="a secret of 32 characters or more: the key ACCESS_TOKEN_SECRET replaced, still accepted "
+                    "(never used to sign) so that tokens it signed live out their 15 minutes; empty once they have")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -176,7 +185,7 @@ class Settings(BaseSettings):
             raise ValueError("empty")
         return raw.strip() if isinstance(raw, str) else raw
 
-    @field_validator("mongodb_uri", mode="before")
+    @field_validator("mongodb_uri", "access_token_previous_secret", mode="before")
     @classmethod
     def _optional(cls, raw: Any) -> Any:
         return (raw.strip() or None) if isinstance(raw, str) else raw

@@ -1,4 +1,4 @@
-"""Accounts and sessions: register, login, me, logout, change the password."""
+"""Accounts and sessions: register, login, me, refresh the access token, logout, change the password."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tornado.httputil import HTTPServerRequest
 from auth.clock import utc_now
 from auth.passwords import is_valid_password, is_valid_username
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
-from handlers.schemas.auth import Credentials, LogoutRequest, PasswordChange, UserEnvelope
+from handlers.schemas.auth import AccessTokenAnswer, Credentials, LogoutRequest, PasswordChange, SignedIn
 from storage.users import UsernameTaken
 from web.base import ApiHandler
 from web.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
@@ -117,9 +117,9 @@ class LoginHandler(PasswordCheck):
     requires_auth = False
     api = {
         "post": Operation(
-            summary="Sign in; sets the refreshToken cookie",
+            summary="Sign in; sets the refreshToken cookie and answers an access token (15 minutes)",
             request=Credentials,
-            response=UserEnvelope,
+            response=SignedIn,
             auth=False,
             tags=("auth",),
             responses={400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS, 429: TOO_MANY_REQUESTS},
@@ -142,11 +142,12 @@ class LoginHandler(PasswordCheck):
         user = found.user
         cookie = SessionCookie.new(user.id)
         now = utc_now()
+        session_id = new_session_id()
         await self.services.users.add_session(
-            user.id, cookie.secret_hash, now, session_id=new_session_id(),
+            user.id, cookie.secret_hash, now, session_id=session_id,
             user_agent=session_user_agent(self.request.headers.get("User-Agent")), address=self.request.remote_ip)
         self.set_refresh_cookie(cookie, SessionTimes(created=now, last_seen=now))
-        self.write_model(UserEnvelope.of(user))
+        self.write_model(SignedIn.of(self.services.access_tokens.issue(user.id, session_id, now), user))
 
 
 class ChangePasswordHandler(PasswordCheck):
@@ -171,11 +172,45 @@ class ChangePasswordHandler(PasswordCheck):
         self.write_message(200, PASSWORD_CHANGED)
 
 
-class MeHandler(ApiHandler):
-    api = {"get": Operation(summary="The signed-in user", response=UserEnvelope, tags=("auth",))}
+class AccessTokenIssuer(ApiHandler):
+    """A handler that answers an access token for the request's session."""
+
+    async def new_access_token(self, user: AuthenticatedUser) -> str:
+        session_id = user.session_id
+        if session_id is None:
+            # A session stored before sessions had ids: listing the sessions names it, once.
+            current = [s for s in await self.services.users.sessions(user.id, user.session_hash) if s.current]
+            if not current:
+                raise ApiError(401, UNAUTHORIZED)  # ended meanwhile
+            session_id = current[0].id
+        return self.services.access_tokens.issue(user.id, session_id, utc_now())
+
+
+class MeHandler(AccessTokenIssuer):
+    api = {"get": Operation(summary="The signed-in user, and an access token (15 minutes) for the session",
+                            description="Asked with an access token, the access token answered is that "
+                                        "one: a token never extends itself; the cookie's session does "
+                                        "(`POST /auth/refresh`).",
+                            response=SignedIn, tags=("auth",))}
 
     async def get(self) -> None:
-        self.write_model(UserEnvelope.of(self.require_user().record))
+        user = self.require_user()
+        token = user.access_token or await self.new_access_token(user)
+        self.write_model(SignedIn.of(token, user.record))
+
+
+class RefreshHandler(AccessTokenIssuer):
+    api = {"post": Operation(summary="A new access token (15 minutes) for the session of the refreshToken cookie",
+                             description="Only the cookie refreshes: asked with an access token, 401.",
+                             response=AccessTokenAnswer, tags=("auth",), responses={401: UNAUTHORIZED})}
+
+    async def post(self) -> None:
+        user = self.require_user()
+        if user.access_token is not None:
+            # Else a token could renew itself for as long as its session lives, and a stolen one
+            # would outlive its 15 minutes.
+            raise ApiError(401, UNAUTHORIZED)
+        self.write_model(AccessTokenAnswer.of(await self.new_access_token(user)))
 
 
 class LogoutHandler(ApiHandler):
@@ -206,6 +241,7 @@ routes = [
     Route("/auth/register", RegisterHandler),
     Route("/auth/login", LoginHandler),
     Route("/auth/me", MeHandler),
+    Route("/auth/refresh", RefreshHandler),
     Route("/auth/logout", LogoutHandler),
     Route("/auth/change-password", ChangePasswordHandler),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from auth.access_tokens import AccessTokens
 from auth.passwords import Passwords
 from formats import mal_xml
 from handlers import (
@@ -67,10 +68,11 @@ def largest_body_limit(settings: Settings) -> int:
 
 
 def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = None,
-             supervisor: EmbeddedSupervisor | None = None, fingerprint_secret: bytes | None = None
-             ) -> TsundokuApplication:
-    """`fingerprint_secret`: what server.py reads (IDEMPOTENCY_SECRET or its file); a random one
-    otherwise, for an app that lives as long as its process (tests)."""
+             supervisor: EmbeddedSupervisor | None = None, fingerprint_secret: bytes | None = None,
+             access_token_keys: list[bytes] | None = None) -> TsundokuApplication:
+    """`fingerprint_secret` and `access_token_keys`: what server.py reads (IDEMPOTENCY_SECRET,
+    ACCESS_TOKEN_SECRET, or their files); random ones otherwise, for an app that lives as long as
+    its process (tests)."""
     catalog_keys = CatalogKeys(db)
     users = UserStore(db)
     avatars = AvatarStore(db, users)
@@ -104,6 +106,7 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
         idempotency=IdempotencyStore(db),
         fingerprint_secret=fingerprint_secret or secrets.token_bytes(32),
+        access_tokens=AccessTokens(access_token_keys or [secrets.token_bytes(32)]),
     )
     routes = all_routes()
     document = openapi_document(routes)

@@ -10,7 +10,6 @@ never tells that an 18+ title exists."""
 
 from __future__ import annotations
 
-from auth.tokens import COOKIE_NAME
 from handlers.collection import VOLUME_NOT_FOUND
 from handlers.schemas.catalog_detail import (
     DetailQuery,
@@ -40,7 +39,7 @@ class CatalogHandler(ApiHandler):
     async def read_reader(self) -> None:
         """Reads the session a cookie names, with what the verb declared; an absent, expired or
         forged one leaves the reader anonymous (`self.user` None)."""
-        if not self.get_cookie(COOKIE_NAME):
+        if not self.offers_credential():
             return
         try:
             await self.authenticate(read_only=True)

@@ -21,7 +21,6 @@ import hashlib
 from pydantic import BaseModel
 
 from auth.passwords import USERNAME_PATTERN
-from auth.tokens import COOKIE_NAME
 from handlers.collection import collection_request
 from handlers.reading import history_request
 from handlers.schemas.collection import CollectionQuery
@@ -69,7 +68,7 @@ class PublicHandler(ApiHandler):
         return found.without_nsfw18(), False
 
     async def viewer_shows_nsfw18(self) -> bool:
-        if not self.get_cookie(COOKIE_NAME):
+        if not self.offers_credential():
             return False
         try:
             # Read only: a cookie cleared or refreshed here would ride on a public, cacheable
@@ -86,6 +85,7 @@ class PublicHandler(ApiHandler):
         # On every answer, not only those that depend on the viewer: which ones do would tell
         # which profiles have 18+ entries. A cache keeps one copy for all who send no cookie.
         self.add_header("Vary", "Cookie")
+        self.add_header("Vary", "Authorization")
         self.set_header("ETag", tag)
         if self.client_has(tag):
             self.set_status(304)

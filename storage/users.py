@@ -62,6 +62,8 @@ class FoundSession:
     """A session and its user, with what the request asked to be read along (a SessionRead)."""
 
     user: UserRecord
+    token_hash: str  # the session's, however it was found
+    session_id: str | None  # None for a session stored before sessions had ids (see `sessions`)
     created: datetime
     last_seen: datetime
     entries: StoredList | None  # the list a ListRead asked for; None when none was asked or stored
@@ -78,8 +80,8 @@ class FoundSession:
             entries = StoredList(read.list_field, document.get(read.list_field) or [])
         catalog = [CATALOG_DOCUMENTS[read.collection](found) for found in document.get("catalog") or []] \
             if isinstance(read, CatalogRead) else []
-        return cls(UserRecord.of(document), session["created"], session["last_seen"], entries, catalog,
-                   figures_of(read, document))
+        return cls(UserRecord.of(document), session["token_hash"], session.get("id"), session["created"],
+                   session["last_seen"], entries, catalog, figures_of(read, document))
 
 
 @dataclass(frozen=True)
@@ -183,27 +185,39 @@ class UserStore:
                               read: SessionRead | None = None) -> FoundSession | None:
         """The user holding this session, with only that session and what `read` asks for, in
         one round trip, by `_id`."""
+        return await self._find_session(user_id, "token_hash", token_hash, read)
+
+    async def find_by_session_id(self, user_id: str, session_id: str,
+                                 read: SessionRead | None = None) -> FoundSession | None:
+        """As `find_by_session`, the session named by its id (what an access token carries): the
+        same one round trip."""
+        return await self._find_session(user_id, "id", session_id, read)
+
+    async def _find_session(self, user_id: str, key: str, value: str,
+                            read: SessionRead | None) -> FoundSession | None:
+        """The session whose `key` (`token_hash` or `id`) is `value`."""
         if isinstance(read, CatalogRead):
-            return await self._find_by_session_with_catalog(user_id, token_hash, read)
+            return await self._find_by_session_with_catalog(user_id, key, value, read)
         projection: dict[str, Any] = {
             **PROFILE_FIELDS,
             **extra_fields(read),
-            "sessions": {"$elemMatch": {"token_hash": token_hash}},
+            "sessions": {"$elemMatch": {key: value}},
         }
-        return FoundSession.of(await self._users.find_one({"_id": user_id, "sessions.token_hash": token_hash},
+        return FoundSession.of(await self._users.find_one({"_id": user_id, f"sessions.{key}": value},
                                                           projection), read)
 
-    async def _find_by_session_with_catalog(self, user_id: str, token_hash: str,
+    async def _find_by_session_with_catalog(self, user_id: str, key: str, value: str,
                                             read: CatalogRead) -> FoundSession | None:
         """The user holding this session, plus the catalog document `read` names (as a list of
         zero or one under `catalog`), still in one round trip: a route that writes about a
         series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"_id": user_id, "sessions.token_hash": token_hash}},
+            {"$match": {"_id": user_id, f"sessions.{key}": value}},
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,
-                "sessions": {"$filter": {"input": "$sessions", "cond": {"$eq": ["$$this.token_hash", token_hash]}}},
+                "sessions": {"$filter": {"input": "$sessions",
+                                         "cond": {"$eq": [f"$$this.{key}", {"$literal": value}]}}},
                 "catalog_id": {"$literal": read.catalog_id},
             }},
             {"$lookup": {"from": read.collection, "localField": "catalog_id", "foreignField": "_id",

@@ -63,6 +63,7 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     user_id = me["user"]["id"]
     png = b64(image_bytes("PNG", (32, 32)))
     await call(alice, "GET", "/auth/me", "/auth/me")
+    await call(alice, "POST", "/auth/refresh", "/auth/refresh")
     await call(alice, "POST", f"/users/{user_id}/save-settings", "/users/{id}/save-settings", {"theme": "dark"})
     await call(alice, "POST", "/user/reading-status/add/1", "/user/reading-status/add/{id}", STATUS)
     await call(alice, "GET", "/user/reading-status/id/1", "/user/reading-status/id/{id}")

@@ -167,9 +167,10 @@ def authenticated_requests() -> list[tuple[str, str]]:
     return requests
 
 
-async def every_route_refuses(api: ApiClient, cookie: str | None) -> list[tuple[str, str, Reply]]:
+async def every_route_refuses(api: ApiClient, cookie: str | None,
+                              headers: dict[str, str] | None = None) -> list[tuple[str, str, Reply]]:
     wrong = []
-    headers = {"Cookie": f"refreshToken={cookie}"} if cookie is not None else {}
+    headers = {**(headers or {}), **({"Cookie": f"refreshToken={cookie}"} if cookie is not None else {})}
     for method, path in authenticated_requests():
         reply = await api.request(method, path, json_body={} if method == "POST" else None, headers=headers,
                                   send_cookies=False)

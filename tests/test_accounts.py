@@ -175,7 +175,7 @@ async def test_login_with_an_operator_instead_of_a_name_answers_400(api: ApiClie
 async def test_me_answers_the_signed_in_user(api: ApiClient) -> None:
     user = await api.sign_up("alice")
     reply = await api.get("/auth/me")
-    assert reply.status == 200 and reply.body == {"user": user}
+    assert reply.status == 200 and reply.body == {"user": user, "accessToken": reply.body["accessToken"]}
 
 
 async def test_me_without_a_cookie_answers_401(api: ApiClient) -> None:

@@ -261,9 +261,11 @@ def writes_of_the_route_table() -> list[tuple[str, str, bool]]:
 
 def test_every_write_takes_a_key_but_login_and_the_list_queries() -> None:
     """A list query sent as POST writes nothing, and a login's answer holds a new session's cookie,
-    which is not kept: each attempt signs in anew."""
+    which is not kept: each attempt signs in anew. A refresh writes nothing, and its answer is an
+    access token, which is not kept either: each attempt gets a new one."""
     plain = {(method, path) for method, path, idempotent in writes_of_the_route_table() if not idempotent}
-    assert plain == {("POST", "/auth/login"), ("POST", "/user/reading-history"), ("POST", "/user/collection")}
+    assert plain == {("POST", "/auth/login"), ("POST", "/auth/refresh"), ("POST", "/user/reading-history"),
+                     ("POST", "/user/collection")}
 
 
 @pytest.mark.asyncio

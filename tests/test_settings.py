@@ -70,6 +70,7 @@ BAD_VALUES = {
     "MAX_IMAGE_PIXELS": "0", "HEADER_TIMEOUT_S": "0",
     "BODY_GRACE_S": "86400", "BODY_MIN_BYTES_PER_S": "0", "MAX_CONNECTIONS": "-1", "LOG_LEVEL": "loud",
     "METRICS_TOKEN": "short", "LOG_FORMAT": "xml", "IDEMPOTENCY_SECRET": "too short", "CATALOG_IMPORT_CHUNK": "0",
+    "ACCESS_TOKEN_SECRET": "too short", "ACCESS_TOKEN_PREVIOUS_SECRET": "too short",
 }
 
 

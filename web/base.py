@@ -15,8 +15,10 @@ import tornado.web
 from pydantic import BaseModel
 
 import workers
+from auth.access_tokens import bearer_token
 from auth.clock import iso_utc, utc_now
 from auth.passwords import PasswordsBusy
+from auth.permissions import is_banned
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from formats.json_reading import JsonLimits
 from handlers.schemas.catalog import catalog_id_or_none
@@ -158,9 +160,10 @@ class ApiHandler(tornado.web.RequestHandler):
     async def defer_refusal(self, key: str, refusal: ApiError) -> None:
         """A retried logout or account deletion: its session is gone, and the answer saved for
         its key, by this very session, will answer it. Anything else is the 401 at once, before
-        the body is read."""
+        the body is read. (Only a cookie proves it was this session: a token names a session by
+        its id, and what was saved names it by its hash.)"""
         cookie = self.session_cookie()
-        if cookie is None or not idempotency.is_key(key):
+        if cookie is None or self.bearer_token() is not None or not idempotency.is_key(key):
             raise refusal
         saved = await self.services.idempotency.find(cookie.user_id, key, utc_now())
         if saved is None or saved.pending or saved.session != cookie.secret_hash:
@@ -288,12 +291,27 @@ class ApiHandler(tornado.web.RequestHandler):
         return Brought(declared=self.declared_read(), verb=f"{type(self).__name__}.{self.verb()}",
                        entries=found.entries, catalog=found.catalog, figures=found.figures)
 
+    def offers_credential(self) -> bool:
+        """Whether the request sends a session cookie or an access token (valid or not)."""
+        return self.bearer_token() is not None or bool(self.get_cookie(COOKIE_NAME))
+
+    def bearer_token(self) -> str | None:
+        """The token of `Authorization: Bearer <token>`, if the request sends one."""
+        return bearer_token(self.request.headers.get("Authorization"))
+
     async def authenticate(self, *, read_only: bool = False) -> None:
-        """Sets `self.user` from the session cookie, or raises 401. A cookie that names no live
-        session is cleared (an expired session is revoked too), and the session's last-seen time
-        and the cookie's expiry are refreshed once an hour. With `read_only` none of that: no
-        cookie is set or cleared and nothing is written, for answers a shared cache may store
-        (a cached Set-Cookie would go to everyone)."""
+        """Sets `self.user` from the access token (`Authorization: Bearer`) when the request sends
+        one, else from the session cookie, or raises 401. A cookie that names no live session is
+        cleared (an expired session is revoked too), and the session's last-seen time and the
+        cookie's expiry are refreshed once an hour. With `read_only` none of that: no cookie is
+        set or cleared and nothing is written, for answers a shared cache may store (a cached
+        Set-Cookie would go to everyone)."""
+        token = self.bearer_token()
+        if token is not None:
+            # A token that fails is a 401, never a fall back to the cookie: the client said which
+            # credential it means, and one that uses a token is told at once that it is dead.
+            await self.authenticate_by_token(token, read_only=read_only)
+            return
         cookie = self.session_cookie()
         if cookie is None:
             raise ApiError(401, UNAUTHORIZED)
@@ -315,7 +333,33 @@ class ApiHandler(tornado.web.RequestHandler):
         if times.needs_touch(now) and not read_only:
             await users.touch_session(cookie.user_id, hashed, now)
             self.set_refresh_cookie(cookie, SessionTimes(created=times.created, last_seen=now))
-        self.user = AuthenticatedUser(record=found.user, session_hash=hashed)
+        self.user = AuthenticatedUser(record=found.user, session_hash=hashed, session_id=found.session_id)
+
+    async def authenticate_by_token(self, token: str, *, read_only: bool) -> None:
+        """Sets `self.user` from an access token: its signature and expiry checked here, then its
+        session in the one read a cookie's takes (by the session's id instead of its secret's
+        hash), so that a session ended, a password changed (other sessions end), an account
+        deleted or a ban refuse the token at once. No cookie is set or cleared: none was used."""
+        now = utc_now()
+        claims = self.services.access_tokens.verify(token, now)
+        if claims is None:
+            raise ApiError(401, UNAUTHORIZED)
+        users = self.services.users
+        found = await users.find_by_session_id(claims.user_id, claims.session_id, self.session_read())
+        # Banned, a cookie still shows the user their account (and its ban); a token, which an app
+        # holds to act for them, stops.
+        if found is None or is_banned(found.user.roles):
+            raise ApiError(401, UNAUTHORIZED)
+        times = SessionTimes(created=found.created, last_seen=found.last_seen)
+        if times.is_expired(now):
+            if not read_only:
+                await users.revoke_session(claims.user_id, found.token_hash)
+            raise ApiError(401, UNAUTHORIZED)
+        if times.needs_touch(now) and not read_only:
+            await users.touch_session(claims.user_id, found.token_hash, now)
+        self.brought = self._brought(found)
+        self.user = AuthenticatedUser(record=found.user, session_hash=found.token_hash,
+                                      session_id=found.session_id, access_token=token)
 
     def require_user(self) -> AuthenticatedUser:
         if self.user is None:
@@ -358,8 +402,9 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def check_origin(self) -> None:
         """A browser sends Origin on cross-site writes; one from a site we do not serve must
-        not be able to act with the user's cookie."""
-        if self.request.method not in STATE_CHANGING_METHODS:
+        not be able to act with the user's cookie. A token is no cookie: a page that sends one
+        holds it already, and can do with it what it likes from anywhere."""
+        if self.request.method not in STATE_CHANGING_METHODS or self.authenticated_by_token():
             return
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.origin_is_trusted(origin):
@@ -379,10 +424,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def authenticated_by_token(self) -> bool:
         """Whether the request was authenticated by a credential a browser never attaches on its
-        own (issue 30's Bearer tokens): another site cannot make a browser send one, so such a
-        request needs no same-origin proof. No such credential exists yet: always False. When
-        tokens come, True only if the token, not a cookie, is what authenticated the request."""
-        return False
+        own (the access token of `Authorization: Bearer`): another site cannot make a browser send
+        one, so such a request needs no same-origin proof. False when a cookie authenticated it,
+        and when nothing did."""
+        return self.user is not None and self.user.access_token is not None
 
     def options(self, *args: Any, **kwargs: Any) -> None:
         origin = self.request.headers.get("Origin")

@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+from auth.access_tokens import JWT_SHAPE
 from auth.tokens import COOKIE_NAME, TOKEN_SHAPE
 
 REDACTED = "***"
@@ -21,12 +22,22 @@ REDACTED = "***"
 # characters would suggest, left `refreshToken="<token>"\x01` whole in the log; taking a few
 # characters too many is the safe side.
 _COOKIE_VALUE = re.compile(rf"({re.escape(COOKIE_NAME)}\\*['\"]?\s*[=:]\s*)[^;\s]*", re.IGNORECASE)
+# The Authorization header's value (an access token, the metrics token, whatever a client sends),
+# however quoted: everything from the `:` or `=` to the end of the line. A secret may hold any
+# character, a quote or a `;` too, so no earlier end is safe; what follows it on a line that
+# shows several headers is lost, the safe side.
+_AUTHORIZATION_VALUE = re.compile(r"(authorization\\*['\"]?\s*[=:]\s*)[^\r\n]*", re.IGNORECASE)
+# A Bearer credential without its header's name (Tornado's line about a malformed header quotes
+# only the value: `Invalid header value 'Bearer <token>\x00'`): likewise to the end of the line.
+_BEARER_VALUE = re.compile(r"(\bbearer\s+)[^\r\n]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """`text` without any refreshToken value, and (a second net, for a token that arrives
-    without its name) without anything shaped like a session token."""
-    return TOKEN_SHAPE.sub(REDACTED, _COOKIE_VALUE.sub(rf"\g<1>{REDACTED}", text))
+    """`text` without any refreshToken or Authorization value, and (a second net, for a token
+    that arrives without its name) without anything shaped like a session or access token."""
+    for secret_value in (_COOKIE_VALUE, _AUTHORIZATION_VALUE, _BEARER_VALUE):
+        text = secret_value.sub(rf"\g<1>{REDACTED}", text)
+    return JWT_SHAPE.sub(REDACTED, TOKEN_SHAPE.sub(REDACTED, text))
 
 
 def _redact_record(record: logging.LogRecord) -> None:

@@ -228,7 +228,8 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     elif op.raw_request:
         document["requestBody"] = {"required": True, "content": op.raw_request}
     if op.auth:
-        document["security"] = [{"refreshToken": []}]
+        # Either one: the cookie, or the access token as `Authorization: Bearer`.
+        document["security"] = [{"refreshToken": []}, {"accessToken": []}]
     described = [op.description or ""]
     if op.permission:
         described.append(f"Requires the permission `{op.permission}`.")
@@ -292,6 +293,11 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": _json_schema_limits(definitions.get("$defs", {})),
-            "securitySchemes": {"refreshToken": {"type": "apiKey", "in": "cookie", "name": "refreshToken"}},
+            "securitySchemes": {
+                "refreshToken": {"type": "apiKey", "in": "cookie", "name": "refreshToken"},
+                "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                "description": "The accessToken of POST /auth/login, GET /auth/me and "
+                                               "POST /auth/refresh, valid 15 minutes."},
+            },
         },
     }

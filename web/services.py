@@ -7,6 +7,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from auth.access_tokens import AccessTokens
 from auth.passwords import Passwords
 from imaging import MAX_DECODES_AT_ONCE
 from settings import Settings
@@ -101,6 +102,8 @@ class Services:
     idempotency: IdempotencyStore
     # The HMAC key of the requests' fingerprints that Idempotency-Key keeps (settings: IDEMPOTENCY_SECRET).
     fingerprint_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # Signs and verifies the accessToken (settings: ACCESS_TOKEN_SECRET).
+    access_tokens: AccessTokens = field(default_factory=lambda: AccessTokens([secrets.token_bytes(32)]))
     # What keeps the embedded database running; None on a MongoDB named by MONGODB_URI.
     supervisor: EmbeddedSupervisor | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)

@@ -16,6 +16,9 @@ class AuthenticatedUser:
 
     record: UserRecord
     session_hash: str
+    session_id: str | None = None  # None for a session stored before sessions had ids
+    # The access token that authenticated the request (`Authorization: Bearer`); None for the cookie.
+    access_token: str | None = None
 
     @property
     def id(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, StrictBool, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from auth.permissions import permissions_for
 from handlers.schemas.common import RequestModel
@@ -49,13 +49,26 @@ class User(BaseModel):
                    settings=UserSettings.model_validate(settings_with_defaults(user.settings)))
 
 
-class UserEnvelope(BaseModel):
+class SignedIn(BaseModel):
+    """What login and me answer, as MangaDB does: an access token for `Authorization: Bearer`
+    (valid 15 minutes) and the user."""
+
+    access_token: str = Field(alias="accessToken")
     user: User
 
     @classmethod
-    def of(cls, user: UserRecord) -> UserEnvelope:
-        return cls(user=User.of(user))
+    def of(cls, access_token: str, user: UserRecord) -> SignedIn:
+        return cls(user=User.of(user), **{"accessToken": access_token})
 
+
+class AccessTokenAnswer(BaseModel):
+    """A new access token for the cookie's session (`POST /auth/refresh`)."""
+
+    access_token: str = Field(alias="accessToken")
+
+    @classmethod
+    def of(cls, access_token: str) -> AccessTokenAnswer:
+        return cls(**{"accessToken": access_token})
 
 
 def avatar_url(user_id: str, version: int | None, resolution: str = "scaled") -> str | None:

@@ -3,28 +3,20 @@ SameSite for each setting and for requests over http and https (directly or thro
 
 from __future__ import annotations
 
-import socket
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from http.cookies import Morsel, SimpleCookie
-from pathlib import Path
 
 import pytest
-import tornado
 from tornado.httpclient import AsyncHTTPClient
-from tornado.netutil import bind_sockets
 
 from tests.api_client import ApiClient
-from tests.conftest import FRONTEND_ORIGIN, RunningApp, StartApp
+from tests.conftest import FRONTEND_ORIGIN, StartApp
+from tests.tls import served_over_tls
 from web.connections import GuardedHTTPServer
 
 pytestmark = pytest.mark.asyncio
 
 PASSWORD = {"username": "alice", "password": "correct horse"}
 OVER_HTTPS = {"X-Forwarded-Proto": "https"}
-# Tornado's own test certificate (self-signed, for localhost): enough for a server that speaks TLS.
-TORNADO_TESTS = Path(tornado.__file__).parent / "test"
 
 
 def session_morsel(set_cookies: list[str]) -> Morsel[str]:
@@ -140,25 +132,10 @@ async def test_the_cookie_is_cleared_with_the_attributes_it_was_set_with(start_a
     assert attributes(session_morsel(refused.set_cookies)) == (True, "None")
 
 
-@asynccontextmanager
-async def over_tls(running: RunningApp) -> AsyncIterator[str]:
-    """The same application served over TLS as well, with no proxy in front; its base URL."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(TORNADO_TESTS / "test.crt", TORNADO_TESTS / "test.key")
-    sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server = GuardedHTTPServer(running.app, ssl_options=context)
-    server.add_sockets(sockets)
-    try:
-        yield f"https://127.0.0.1:{sockets[0].getsockname()[1]}"
-    finally:
-        server.stop()
-        await server.close_all_connections()
-
-
 async def test_auto_makes_the_cookie_secure_over_https_served_directly(start_app: StartApp) -> None:
     running = await start_app(cookie_secure="auto", cookie_samesite="none")
     assert (await running.client().register("alice")).status == 201
-    async with over_tls(running) as base_url:
+    async with served_over_tls(running.app, GuardedHTTPServer) as base_url:
         response = await AsyncHTTPClient().fetch(
             base_url + "/auth/login", method="POST", body='{"username": "alice", "password": "correct horse"}',
             headers={"Content-Type": "application/json"}, validate_cert=False, raise_error=False)

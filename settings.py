@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     file_service: bool = Field(True, description="true or false")
     cookie_secure: bool | Literal["auto"] = Field(
         "auto", description="true, false, or auto: the session cookie is Secure exactly when the request came over "
-                            "https (directly, or by X-Forwarded-Proto from the TRUST_PROXY proxy)")
+                            "https (directly, or as the TRUST_PROXY proxy says in X-Forwarded-Proto or X-Scheme)")
     cookie_samesite: str = Field(
         "lax", description="lax, strict or none, the session cookie's SameSite (none, for a frontend on another "
                            "site, needs COOKIE_SECURE true or auto)")

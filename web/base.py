@@ -344,8 +344,8 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def _cookie_attributes(self) -> dict[str, Any]:
         """Secure and SameSite of the session cookie in this answer (COOKIE_SECURE, COOKIE_SAMESITE).
-        `request.protocol` is https over TLS, or behind TRUST_PROXY's proxy when its
-        X-Forwarded-Proto says so (Tornado's xheaders, which also set the client's address)."""
+        `request.protocol` is https over TLS, or behind TRUST_PROXY's proxy when its X-Scheme
+        or X-Forwarded-Proto says so (Tornado's xheaders, which also set the client's address)."""
         settings = self.services.settings
         secure = settings.session_cookie_secure(self.request.protocol == "https")
         return {"secure": secure, "samesite": settings.session_cookie_samesite(secure)}

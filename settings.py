@@ -12,16 +12,17 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
-_CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS}  # settings that take one of a few words
+COOKIE_SAMESITES = ("lax", "strict", "none")
+_CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "cookie_samesite": COOKIE_SAMESITES}  # settings that take one of a few words
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -62,7 +63,12 @@ class Settings(BaseSettings):
                                                     "or spaces)")
     data_dir: Path = Field(Path("./data"), description="a directory this user can create and write in")
     file_service: bool = Field(True, description="true or false")
-    cookie_secure: bool = Field(True, description="true or false")
+    cookie_secure: bool | Literal["auto"] = Field(
+        "auto", description="true, false, or auto: the session cookie is Secure exactly when the request came over "
+                            "https (directly, or as the TRUST_PROXY proxy says in X-Forwarded-Proto or X-Scheme)")
+    cookie_samesite: str = Field(
+        "lax", description="lax, strict or none, the session cookie's SameSite (none, for a frontend on another "
+                           "site, needs COOKIE_SECURE true or auto)")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="comma-separated origins like https://app.example.com")
     trust_proxy: bool = Field(False, description="true or false")
@@ -192,9 +198,11 @@ class Settings(BaseSettings):
 
     @field_validator("file_service", "cookie_secure", "trust_proxy", mode="before")
     @classmethod
-    def _boolean(cls, raw: Any) -> Any:
+    def _boolean(cls, raw: Any, info: ValidationInfo) -> Any:
         if isinstance(raw, str):
             lowered = raw.strip().lower()
+            if info.field_name == "cookie_secure" and lowered == "auto":
+                return lowered
             if lowered not in _TRUE + _FALSE:
                 raise ValueError(raw)
             return lowered in _TRUE
@@ -210,13 +218,36 @@ class Settings(BaseSettings):
                 raise ValueError(origin)
         return raw
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "cookie_samesite", mode="before")
     @classmethod
     def _one_of(cls, raw: Any, info: ValidationInfo) -> Any:
         lowered = str(raw).strip().lower()
         if lowered not in _CHOICES[info.field_name or ""]:
             raise ValueError(raw)
         return lowered
+
+    @model_validator(mode="after")
+    def _samesite_none_is_secure(self) -> Settings:
+        # Browsers drop a SameSite=None cookie that is not Secure: every login would answer 200
+        # and leave no one signed in. Refused at start rather than found by the first user.
+        if self.cookie_samesite == "none" and self.cookie_secure is False:
+            raise SettingsError("COOKIE_SAMESITE", "lax or strict while COOKIE_SECURE is false (none needs "
+                                                   "COOKIE_SECURE true or auto)")
+        return self
+
+    def session_cookie_secure(self, over_https: bool) -> bool:
+        """Whether the session cookie of an answer to a request that came over https (or not) is
+        `Secure`."""
+        return over_https if self.cookie_secure == "auto" else bool(self.cookie_secure)
+
+    def session_cookie_samesite(self, secure: bool) -> str:
+        """The session cookie's SameSite, as the header writes it, beside `secure`. `none` on a
+        cookie that is not Secure (COOKIE_SECURE=auto over plain http, a developer's machine) is
+        sent as Lax: a browser would drop the cookie whole, while Lax keeps same-site pages
+        signed in."""
+        if self.cookie_samesite == "none" and not secure:
+            return "Lax"
+        return self.cookie_samesite.capitalize()
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -229,7 +260,10 @@ class Settings(BaseSettings):
         try:
             settings = cls(**variables)
         except ValidationError as error:
-            name = str(error.errors()[0]["loc"][0])
+            first = error.errors()[0]
+            if not first["loc"]:  # a rule between settings, which raised the SettingsError naming its variable
+                raise first["ctx"]["error"] from None
+            name = str(first["loc"][0])
             raise SettingsError(name.upper(), cls.model_fields[name].description or "") from None
         settings.check_data_dir()
         return settings

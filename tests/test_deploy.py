@@ -185,6 +185,25 @@ async def test_behind_nginx_the_address_is_the_one_nginx_saw_whatever_the_client
 
 
 @needs_nginx
+@pytest.mark.asyncio
+async def test_behind_nginx_auto_makes_the_cookie_secure_whatever_scheme_the_client_claims(
+    tmp_path: Path, start_app: StartApp
+) -> None:
+    # Tornado believes X-Scheme before X-Forwarded-Proto: nginx must set both, or a client's own
+    # `X-Scheme: http` would reach the service and its cookie would lose Secure.
+    running = await start_app(trust_proxy=True, cookie_secure="auto", cookie_samesite="none")
+    async with nginx_in_front(tmp_path, running.port) as nginx:
+        api = nginx.client()
+        assert (await api.register("alice")).status == 201
+        for claimed in ({}, {"X-Forwarded-Proto": "http"}, {"X-Scheme": "http"}):
+            login = await api.request("POST", "/auth/login", json_body={"username": "alice",
+                                      "password": "correct horse"}, headers=claimed)
+            assert login.status == 200
+            cookie = login.headers["Set-Cookie"]
+            assert "; Secure" in cookie and "SameSite=None" in cookie, (claimed, cookie)
+
+
+@needs_nginx
 @pytest.mark.skipif(non_loopback_address() is None, reason="this machine has no address but loopback")
 @pytest.mark.asyncio
 async def test_a_client_claiming_a_loopback_address_through_nginx_cannot_read_the_metrics(
@@ -202,7 +221,7 @@ async def test_a_client_claiming_a_loopback_address_through_nginx_cannot_read_th
     assert (await running.client().get("/metrics")).status == 200  # from loopback, without nginx
 
 
-def test_every_proxied_location_sends_the_address_nginx_saw() -> None:
+def test_every_proxied_location_sends_the_address_and_scheme_nginx_saw() -> None:
     # proxy_set_header is inherited only by a block that has none of its own: one added to a
     # location would silently drop the address headers there.
     site = (ROOT / "deploy" / "nginx.conf").read_text()
@@ -223,6 +242,8 @@ def test_every_proxied_location_sends_the_address_nginx_saw() -> None:
         setting = next(b for b in [block, *reversed(around)] if any(d.startswith("proxy_set_header ") for d in b))
         assert "proxy_set_header X-Real-IP $remote_addr;" in setting, block[0]
         assert "proxy_set_header X-Forwarded-For $remote_addr;" in setting, block[0]
+        assert "proxy_set_header X-Scheme $scheme;" in setting, block[0]
+        assert "proxy_set_header X-Forwarded-Proto $scheme;" in setting, block[0]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

@@ -181,6 +181,15 @@ def test_a_bad_setting_stops_the_start_with_one_line_and_exit_2(tmp_path: Path, 
     assert not (tmp_path / "db").exists()
 
 
+def test_samesite_none_with_a_cookie_that_is_never_secure_stops_the_start_with_exit_2(tmp_path: Path) -> None:
+    result = run_command([], service_env(tmp_path, COOKIE_SECURE="false", COOKIE_SAMESITE="none"), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: COOKIE_SAMESITE is invalid; it accepts lax or strict while COOKIE_SECURE is false "
+        "(none needs COOKIE_SECURE true or auto)"], result.stderr
+    assert not (tmp_path / "db").exists()
+
+
 @pytest.mark.asyncio
 async def test_with_mongodb_uri_set_it_starts_no_database(tmp_path: Path, mongo_uri: str) -> None:
     async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB="external_test") as service:

@@ -14,7 +14,8 @@ def test_every_setting_has_the_documented_default() -> None:
     assert settings.port == 4545 and settings.host == "127.0.0.1"
     assert settings.mongodb_uri is None and settings.uses_embedded_database
     assert settings.mongodb_db == "tsundoku" and settings.data_dir == Path("./data")
-    assert settings.file_service and settings.cookie_secure and not settings.trust_proxy
+    assert settings.file_service and not settings.trust_proxy
+    assert settings.cookie_secure == "auto" and settings.cookie_samesite == "lax"
     assert settings.cors_origins == ()
     assert (settings.register_limit_per_hour, settings.login_failures_per_15_min,
             settings.login_failures_per_address_per_15_min) == (10, 10, 100)
@@ -56,6 +57,7 @@ def test_the_help_lists_every_variable_with_its_default_and_what_it_accepts() ->
     rows = {name: (default, accepted) for name, default, accepted in documented_variables()}
     assert rows["PORT"] == ("4545", "a port number from 1 to 65535")
     assert rows["MONGODB_URI"] == ("", "a mongodb:// or mongodb+srv:// URI, or empty for the embedded database")
+    assert (rows["COOKIE_SECURE"][0], rows["COOKIE_SAMESITE"][0]) == ("auto", "lax")
     assert set(rows) == {name.upper() for name in Settings.model_fields}
     # Written as one writes them, and as docs/operations.md's table shows them.
     assert (rows["DATA_DIR"][0], rows["FILE_SERVICE"][0], rows["TRUST_PROXY"][0]) == ("./data", "true", "false")
@@ -65,6 +67,7 @@ def test_the_help_lists_every_variable_with_its_default_and_what_it_accepts() ->
 BAD_VALUES = {
     "PORT": "0", "HOST": "999.1.1.1", "MONGODB_URI": "http://example.com", "MONGODB_DB": "a/b",
     "DATA_DIR": "/proc/nope", "FILE_SERVICE": "perhaps", "COOKIE_SECURE": "maybe",
+    "COOKIE_SAMESITE": "loose",
     "CORS_ORIGINS": "https://a.example/path", "TRUST_PROXY": "sure", "REGISTER_LIMIT_PER_HOUR": "0",
     "LOGIN_FAILURES_PER_15_MIN": "ten", "LOGIN_FAILURES_PER_ADDRESS_PER_15_MIN": "0", "MAX_IMAGE_BYTES": "-1",
     "MAX_IMAGE_PIXELS": "0", "HEADER_TIMEOUT_S": "0",
@@ -92,6 +95,40 @@ def test_each_setting_refuses_a_bad_value_naming_itself(variable: str) -> None:
 ])
 def test_good_values_of_the_checked_settings_pass(variable: str, value: str) -> None:
     assert Settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize("value, meant", [("auto", "auto"), (" AUTO ", "auto"), ("true", True), ("off", False)])
+def test_cookie_secure_is_true_false_or_auto(value: str, meant: object) -> None:
+    assert Settings.from_env({"COOKIE_SECURE": value}).cookie_secure == meant
+
+
+@pytest.mark.parametrize("value", ["lax", "Strict", " NONE "])
+def test_cookie_samesite_is_one_of_three_words(value: str) -> None:
+    assert Settings.from_env({"COOKIE_SAMESITE": value}).cookie_samesite == value.strip().lower()
+
+
+@pytest.mark.parametrize("secure", ["true", "auto"])
+def test_samesite_none_is_accepted_with_a_cookie_that_can_be_secure(secure: str) -> None:
+    assert Settings.from_env({"COOKIE_SAMESITE": "none", "COOKIE_SECURE": secure}).cookie_samesite == "none"
+
+
+def test_samesite_none_with_cookie_secure_false_is_refused_naming_both() -> None:
+    # Browsers drop a SameSite=None cookie that is not Secure: no one could stay signed in.
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"COOKIE_SAMESITE": "none", "COOKIE_SECURE": "false"})
+    assert raised.value.variable == "COOKIE_SAMESITE" and "COOKIE_SECURE" in raised.value.accepted
+    with pytest.raises(ValueError):  # built in code (a test's settings) too
+        Settings(cookie_samesite="none", cookie_secure=False)
+
+
+@pytest.mark.parametrize("setting, over_https, secure, samesite", [
+    ("auto", True, True, "None"), ("auto", False, False, "Lax"), (True, False, True, "None"),
+])
+def test_the_cookie_attributes_for_samesite_none(setting: object, over_https: bool, secure: bool,
+                                                 samesite: str) -> None:
+    settings = Settings(cookie_secure=setting, cookie_samesite="none")
+    assert settings.session_cookie_secure(over_https) is secure
+    assert settings.session_cookie_samesite(secure) == samesite
 
 
 def test_data_dir_is_tried_without_leaving_anything(tmp_path: Path) -> None:

@@ -66,6 +66,11 @@ DEFAULT_BODY_LIMIT = 256 * 1024
 UNREACHABLE_BODY_SIZE = 1 << 62
 # A large body hands the event loop back this often while it arrives (`data_received`).
 YIELD_EVERY_BYTES = 1024 * 1024
+# What a page on an allowed origin may send beyond the CORS-safelisted headers (Authorization
+# for Bearer clients), and read of an answer beyond the safelisted ones: a script cannot see an
+# ETag, a download's file name or how long to wait after a 429 unless it is listed.
+ALLOWED_REQUEST_HEADERS = ", ".join(["Content-Type", idempotency.HEADER, "Authorization"])
+EXPOSED_HEADERS = ", ".join([idempotency.REPLAYED_HEADER, "ETag", "Content-Disposition", "Retry-After"])
 
 
 @tornado.web.stream_request_body
@@ -125,7 +130,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if origin and origin in self.services.settings.cors_origins:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Allow-Credentials", "true")
-            self.set_header("Access-Control-Expose-Headers", idempotency.REPLAYED_HEADER)
+            self.set_header("Access-Control-Expose-Headers", EXPOSED_HEADERS)
 
     async def prepare(self) -> None:
         self.round_trips = count_round_trips()  # this request's database commands, for the metrics
@@ -373,24 +378,21 @@ class ApiHandler(tornado.web.RequestHandler):
         return user
 
     def set_refresh_cookie(self, cookie: SessionCookie, times: SessionTimes) -> None:
-        self.set_cookie(
-            COOKIE_NAME,
-            cookie.value,
-            path="/",
-            expires=times.cookie_expiry(),
-            httponly=True,
-            secure=self.services.settings.cookie_secure,
-            samesite="Lax",
-        )
+        self.set_cookie(COOKIE_NAME, cookie.value, path="/", expires=times.cookie_expiry(), httponly=True,
+                        **self._cookie_attributes())
 
     def clear_refresh_cookie(self) -> None:
-        self.clear_cookie(
-            COOKIE_NAME,
-            path="/",
-            httponly=True,
-            secure=self.services.settings.cookie_secure,
-            samesite="Lax",
-        )
+        # With the attributes the cookie was set with: a browser keeps a SameSite=None cookie
+        # whose clearing is not Secure.
+        self.clear_cookie(COOKIE_NAME, path="/", httponly=True, **self._cookie_attributes())
+
+    def _cookie_attributes(self) -> dict[str, Any]:
+        """Secure and SameSite of the session cookie in this answer (COOKIE_SECURE, COOKIE_SAMESITE).
+        `request.protocol` is https over TLS, or behind TRUST_PROXY's proxy when its X-Scheme
+        or X-Forwarded-Proto says so (Tornado's xheaders, which also set the client's address)."""
+        settings = self.services.settings
+        secure = settings.session_cookie_secure(self.request.protocol == "https")
+        return {"secure": secure, "samesite": settings.session_cookie_samesite(secure)}
 
     # ---- cross-origin ----
 
@@ -434,7 +436,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if not origin or origin not in self.services.settings.cors_origins:
             raise ApiError(403, FORBIDDEN)
         self.set_header("Access-Control-Allow-Methods", ", ".join(self.implemented_methods()))
-        self.set_header("Access-Control-Allow-Headers", f"Content-Type, {idempotency.HEADER}")
+        self.set_header("Access-Control-Allow-Headers", ALLOWED_REQUEST_HEADERS)
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.clear_header("Content-Type")

@@ -1,9 +1,10 @@
 """The guard of a GET that writes: such a request changes nothing unless it proves that a page of
 the service's own origin, or of an allowed web origin, sent it.
 
-Why GET needs it when POST does not: the session cookie is `SameSite=Lax`, which a browser still
-sends on a top-level navigation from any site (a link, a form with `method=get`), and on every
-request from another origin of the same site (an `<img src>` on a sibling host). A POST from
+Why GET needs it when POST does not: the session cookie is `SameSite=Lax` (COOKIE_SAMESITE's
+default), which a browser still sends on a top-level navigation from any site (a link, a form with
+`method=get`), and on every request from another origin of the same site (an `<img src>` on a
+sibling host); with `COOKIE_SAMESITE=none`, on every request from anywhere. A POST from
 elsewhere carries `Origin`, which `ApiHandler.check_origin` holds to the allowed ones; a
 navigation or an image carries none. So a GET that writes asks for positive proof:
 

@@ -49,9 +49,8 @@ class PersonalTokensHandler(ApiHandler):
         scopes = [scope for scope in SCOPES if scope in request.scopes]
         token_id = new_token_id()
         expires = expiry(now, request.expires_in_days)
-        stored = {"id": token_id, "token_hash": token.secret_hash, "name": request.name, "scopes": scopes,
-                  "created": now, "last_used": None, "expires": expires}
-        if not await self.services.users.add_personal_token(user.id, stored, now):
+        if not await self.services.users.add_personal_token(user.id, token.secret_hash, now, token_id=token_id,
+                                                            name=request.name, scopes=scopes, expires=expires):
             raise ApiError(409, TOO_MANY_TOKENS)
         self.write_model(PersonalTokenCreated(id=token_id, name=request.name, scopes=scopes, created=now,
                                               expires=expires, token=token.value), 201)

@@ -300,9 +300,12 @@ class UserStore:
              "$pull": {"sessions": {"token_hash": {"$ne": keep_token_hash}}}}, session=request_session())
         return result.matched_count == 1
 
-    async def add_personal_token(self, user_id: str, token: dict[str, Any], now: datetime) -> bool:
-        """Stores `token` (its hash, never its secret) unless the user holds the most they may
+    async def add_personal_token(self, user_id: str, token_hash: str, now: datetime, *, token_id: str, name: str,
+                                 scopes: list[str], expires: datetime) -> bool:
+        """Stores the token (its hash, never its secret) unless the user holds the most they may
         already: False then. Expired tokens are dropped first, so they do not count."""
+        token = {"id": token_id, "token_hash": token_hash, "name": name, "scopes": scopes, "created": now,
+                 "last_used": None, "expires": expires}
         await self._users.update_one({"_id": user_id}, {"$pull": {PERSONAL_TOKENS: {"expires": {"$lte": now}}}},
                                      session=request_session())
         result = await self._users.update_one(

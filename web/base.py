@@ -304,8 +304,9 @@ class ApiHandler(tornado.web.RequestHandler):
         return bearer_token(self.request.headers.get("Authorization"))
 
     async def authenticate(self, *, read_only: bool = False) -> None:
-        """Sets `self.user` from the access token (`Authorization: Bearer`) when the request sends
-        one, else from the session cookie, or raises 401. A cookie that names no live session is
+        """Sets `self.user` from the access or personal token (`Authorization: Bearer`; a personal
+        token by its `tsu_pat_` prefix) when the request sends one, else from the session cookie,
+        or raises 401. A cookie that names no live session is
         cleared (an expired session is revoked too), and the session's last-seen time and the
         cookie's expiry are refreshed once an hour. With `read_only` none of that: no cookie is
         set or cleared and nothing is written, for answers a shared cache may store (a cached

@@ -7,6 +7,7 @@ from typing import Any
 
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
+from auth.personal_tokens import READ
 from formats.account_file import INVALID_FILE, AccountFile, export_text, read_incoming_account
 from formats.problems import FileProblem
 from handlers.schemas.account_import import ImportQuery, ImportReport, ListReport
@@ -28,7 +29,7 @@ _TOO_LARGE = Answers(f"{BODY_TOO_LARGE} (more than {IMPORT_BODY_LIMIT >> 20} MB)
 
 
 class ExportHandler(ApiHandler):
-    api = {"get": Operation(summary="Download everything the account holds, as a versioned JSON file",
+    api = {"get": Operation(scope=READ, summary="Download everything the account holds, as a versioned JSON file",
                             response=AccountFile, tags=_TAGS, responses={401: UNAUTHORIZED})}
 
     async def get(self) -> None:

@@ -18,6 +18,7 @@ from handlers import (
     collection,
     mal_import,
     metrics,
+    personal_tokens,
     profile,
     public_profiles,
     ratings,
@@ -55,8 +56,8 @@ from web.services import Services, input_pool
 
 
 def all_routes() -> list[Route]:
-    return [*accounts.routes, *sessions.routes, *profile.routes, *user_settings.routes, *reading.routes,
-            *reading_stats.routes, *ratings.routes, *collection.routes, *avatars.routes, *account.routes,
+    return [*accounts.routes, *sessions.routes, *personal_tokens.routes, *profile.routes, *user_settings.routes,
+            *reading.routes, *reading_stats.routes, *ratings.routes, *collection.routes, *avatars.routes, *account.routes,
             *public_profiles.routes, *account_file.routes, *mal_import.routes, *catalog_list.routes,
             *catalog_detail.routes, *system.routes]
 

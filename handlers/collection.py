@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from auth.clock import utc_now
+from auth.personal_tokens import READ, WRITE
 from handlers.lists import ListHandler, list_operations
 from handlers.schemas.collection import (
     CollectionAddBody,
@@ -57,7 +58,7 @@ class CollectionHandler(ApiHandler):
 
 
 class AddItemHandler(CollectionHandler):
-    api = {"post": Operation(summary="Add a volume to the collection", request=CollectionAddBody,
+    api = {"post": Operation(scope=WRITE, summary="Add a volume to the collection", request=CollectionAddBody,
                              request_required=False, response=ItemAdded, tags=_TAGS,
                              responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND,
                                         409: VOLUME_OWNED})}
@@ -76,7 +77,8 @@ class AddItemHandler(CollectionHandler):
 
 
 class UpdateItemHandler(CollectionHandler):
-    api = {"post": Operation(summary="Change an item's price and purchase date", request=CollectionUpdateBody,
+    api = {"post": Operation(
+        scope=WRITE, summary="Change an item's price and purchase date", request=CollectionUpdateBody,
                              tags=_TAGS, responses={200: ITEM_UPDATED,
                                                     400: MISSING_PARAMETERS, 404: ITEM_NOT_FOUND})}
 
@@ -91,7 +93,7 @@ class UpdateItemHandler(CollectionHandler):
 
 
 class DeleteItemHandler(CollectionHandler):
-    api = {"delete": Operation(summary="Remove an item from the collection", tags=_TAGS,
+    api = {"delete": Operation(scope=WRITE, summary="Remove an item from the collection", tags=_TAGS,
                                responses={200: ITEM_DELETED, 400: MISSING_PARAMETERS,
                                           404: ITEM_NOT_FOUND})}
 
@@ -103,7 +105,7 @@ class DeleteItemHandler(CollectionHandler):
 
 
 class ToggleItemHandler(CollectionHandler):
-    api = {"get": Operation(
+    api = {"get": Operation(scope=WRITE,
         summary="Add a volume to the collection, or remove it if it is there", query=ToggleQuery,
         response=CollectionToggled, tags=_TAGS,
         responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND, 500: TOGGLE_FAILED},
@@ -161,7 +163,7 @@ def stats_for_arguments(arguments: Mapping[str, str]) -> CollectionStatsRead | N
 
 
 class CollectionStatsHandler(CollectionHandler):
-    api = {"get": Operation(summary="Item count, money spent and purchase dates", query=StatsQuery,
+    api = {"get": Operation(scope=READ, summary="Item count, money spent and purchase dates", query=StatsQuery,
                             response=CollectionStatistics, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
     @reads(Computed(stats_for_arguments))

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from auth.personal_tokens import READ
 from web.base import ApiHandler
 from web.openapi import Operation
 
@@ -16,8 +17,8 @@ def list_operations(query: type[BaseModel], summary: str, page: type[BaseModel],
                     tags: tuple[str, ...], *, body_required: bool) -> dict[str, Operation]:
     """The OpenAPI description of a list route's two verbs."""
     return {
-        "get": Operation(summary=summary, query=query, response=page, tags=tags, responses=responses),
-        "post": Operation(summary=f"{summary} (parameters as a JSON body)", request=query,
+        "get": Operation(scope=READ, summary=summary, query=query, response=page, tags=tags, responses=responses),
+        "post": Operation(scope=READ, summary=f"{summary} (parameters as a JSON body)", request=query,
                           request_required=body_required, response=page, tags=tags, responses=responses),
     }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from auth.clock import utc_now
+from auth.personal_tokens import READ, WRITE
 from formats.mal_entries import FileEntry, mal_entry, read_entry
 from formats.mal_xml import (
     FILE_TOO_LARGE,
@@ -142,7 +143,7 @@ def _entry_report(item: Resolved, change: EntryChange | None, merge: str) -> Mal
 
 
 class MalImportHandler(ApiHandler):
-    api = {"post": Operation(
+    api = {"post": Operation(scope=WRITE,
         summary="Bring a MyAnimeList manga list (XML, plain or gzipped) into the reading list: a report per entry "
                 "of what it would do (mode=dry-run, the default) or does, all or nothing (mode=apply, which "
                 "returns an import_id for undo). merge=greater (default) keeps the furthest progress, keep leaves "
@@ -186,7 +187,7 @@ class MalImportHandler(ApiHandler):
 
 
 class UndoImportHandler(ApiHandler):
-    api = {"post": Operation(
+    api = {"post": Operation(scope=WRITE,
         summary="Take an applied import back: entries it added are removed, entries it changed are restored "
                 "exactly; an entry changed since is left and reported. Imports can be undone for 30 days",
         response=UndoReport, tags=_TAGS,
@@ -224,7 +225,7 @@ def export_entries(statuses: StoredList, names: Mapping[int, SeriesNames]
 
 
 class MalExportHandler(ApiHandler):
-    api = {"get": Operation(
+    api = {"get": Operation(scope=READ,
         summary="The reading list as a MyAnimeList manga export (XML; gzip=1 for a gzipped file) that "
                 "MAL-compatible importers read", query=MalExportQuery, tags=_TAGS,
         raw_responses={200: {"description": "The file", "content": {"application/xml": _FILE,

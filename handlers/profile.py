@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from auth.personal_tokens import READ
 from handlers.schemas.profile import OwnProfile
 from storage.profile_figures import EntryCounts
 from storage.session_reads import EntryCountsRead
@@ -17,7 +18,8 @@ def counts_for_arguments(arguments: Mapping[str, str]) -> EntryCountsRead:
 
 
 class OwnProfileHandler(ApiHandler):
-    api = {"get": Operation(summary="The signed-in user (as /auth/me has it), the profile image's version, and how "
+    api = {"get": Operation(
+        scope=READ, summary="The signed-in user (as /auth/me has it), the profile image's version, and how "
                                     "many entries their reading list and collection hold",
                             response=OwnProfile, tags=("profiles",))}
 

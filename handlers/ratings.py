@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
+from auth.personal_tokens import READ, WRITE
 from handlers.schemas.ratings import RatingBody, SeriesRating
 from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
@@ -34,7 +35,7 @@ class RatingHandler(SeriesHandler):
 
 
 class RatingOfSeriesHandler(RatingHandler):
-    api = {"get": Operation(summary="The user's rating of a series, or null", response=SeriesRating,
+    api = {"get": Operation(scope=READ, summary="The user's rating of a series, or null", response=SeriesRating,
                             response_or_null=True, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
     @reads(OwnEntry("ratings"))
@@ -43,7 +44,8 @@ class RatingOfSeriesHandler(RatingHandler):
 
 
 class AddRatingHandler(RatingHandler):
-    api = {"post": Operation(summary="Rate a series", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
+    api = {"post": Operation(
+        scope=WRITE, summary="Rate a series", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
                              responses={200: RATING_ADDED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: SERIES_NOT_FOUND, 409: RATING_EXISTS})}
 
@@ -60,7 +62,8 @@ class AddRatingHandler(RatingHandler):
 
 
 class UpdateRatingHandler(RatingHandler):
-    api = {"post": Operation(summary="Change a rating", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
+    api = {"post": Operation(
+        scope=WRITE, summary="Change a rating", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
                              responses={200: RATING_UPDATED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: RATING_MISSING})}
 
@@ -77,7 +80,7 @@ class UpdateRatingHandler(RatingHandler):
 
 
 class DeleteRatingHandler(RatingHandler):
-    api = {"delete": Operation(summary="Remove a rating", tags=_TAGS, permission=RATE_SERIES,
+    api = {"delete": Operation(scope=WRITE, summary="Remove a rating", tags=_TAGS, permission=RATE_SERIES,
                                responses={200: RATING_DELETED, 400: MISSING_PARAMETERS,
                                           403: FORBIDDEN, 404: RATING_MISSING})}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from auth.clock import utc_now
+from auth.personal_tokens import READ, WRITE
 from handlers.lists import ListHandler, list_operations
 from handlers.schemas.reading import (
     HistoryItem,
@@ -45,7 +46,8 @@ class ReadingStatusHandler(SeriesHandler):
 
 
 class StatusOfSeriesHandler(ReadingStatusHandler):
-    api = {"get": Operation(summary="The user's reading status of a series, or null", response=ReadingStatus,
+    api = {"get": Operation(
+        scope=READ, summary="The user's reading status of a series, or null", response=ReadingStatus,
                             response_or_null=True, tags=_TAGS, responses={400: MISSING_PARAMETERS})}
 
     @reads(OwnEntry("statuses"))
@@ -54,7 +56,8 @@ class StatusOfSeriesHandler(ReadingStatusHandler):
 
 
 class AddStatusHandler(ReadingStatusHandler):
-    api = {"post": Operation(summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
+    api = {"post": Operation(
+        scope=WRITE, summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
                              responses={200: STATUS_ADDED, 400: MISSING_PARAMETERS, 404: SERIES_NOT_FOUND,
                                         409: STATUS_EXISTS})}
 
@@ -71,7 +74,7 @@ class AddStatusHandler(ReadingStatusHandler):
 
 
 class UpdateStatusHandler(ReadingStatusHandler):
-    api = {"post": Operation(summary="Replace a reading status", request=ReadingStatusBody, tags=_TAGS,
+    api = {"post": Operation(scope=WRITE, summary="Replace a reading status", request=ReadingStatusBody, tags=_TAGS,
                              responses={200: STATUS_UPDATED, 400: MISSING_PARAMETERS, 404: STATUS_MISSING})}
 
     @idempotent
@@ -87,7 +90,7 @@ class UpdateStatusHandler(ReadingStatusHandler):
 
 
 class DeleteStatusHandler(ReadingStatusHandler):
-    api = {"delete": Operation(summary="Delete a reading status", tags=_TAGS,
+    api = {"delete": Operation(scope=WRITE, summary="Delete a reading status", tags=_TAGS,
                                responses={200: STATUS_DELETED, 400: MISSING_PARAMETERS,
                                           404: STATUS_MISSING})}
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
+from auth.personal_tokens import READ
 from handlers.schemas.reading_stats import (
     CollectionFigures,
     HistoryStatistics,
@@ -32,7 +33,7 @@ def stats_for_arguments(arguments: Mapping[str, str]) -> ReadingStatsRead | None
 
 
 class ReadingStatsHandler(ApiHandler):
-    api = {"get": Operation(
+    api = {"get": Operation(scope=READ,
         summary="The user's reading statistics (all entries, public and private; `client` to count one client's)",
         query=ReadingStatsQuery, response=OwnStats, tags=("reading",), responses={400: INVALID_PARAMETERS})}
 
@@ -55,7 +56,7 @@ def history_stats_for_arguments(arguments: Mapping[str, str]) -> ReadingStatsRea
 
 
 class HistoryStatsHandler(ApiHandler):
-    api = {"get": Operation(
+    api = {"get": Operation(scope=READ,
         summary="The reading history's general figures for `client`: entries by status, rereads, the mean "
                 "score, the earliest and latest reading dates",
         query=HistoryStatsQuery, response=HistoryStatistics, tags=("reading",),

@@ -91,6 +91,23 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
+class PersonalTokenRecord:
+    """A personal token as its owner may see it: never the token, never its hash."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created: datetime
+    last_used: datetime | None
+    expires: datetime
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> PersonalTokenRecord:
+        return cls(id=entry["id"], name=entry["name"], scopes=tuple(entry["scopes"]), created=entry["created"],
+                   last_used=entry.get("last_used"), expires=entry["expires"])
+
+
+@dataclass(frozen=True)
 class RatingRecord:
     series_id: int
     rating: float

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from bson import ObjectId
@@ -20,10 +20,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from auth.permissions import DEFAULT_ROLE, is_banned
+from auth.personal_tokens import MAX_PERSONAL_TOKENS_PER_USER
 from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
 from storage.database import in_transaction, request_session
 from storage.records import (
     CATALOG_DOCUMENTS,
+    PersonalTokenRecord,
     SeriesRecord,
     SessionRecord,
     StoredList,
@@ -57,6 +59,16 @@ class UsernameTaken(Exception):
     pass
 
 
+# The arrays of a user's document that hold credentials: sessions (a cookie, an access token) and
+# personal tokens. Each entry has `token_hash` and `id`; a session's last use is `last_seen`, a
+# personal token's `last_used`.
+SESSIONS = "sessions"
+PERSONAL_TOKENS = "personal_tokens"
+_LAST_USE = {SESSIONS: "last_seen", PERSONAL_TOKENS: "last_used"}
+# The last use of a personal token never used (stored as null): its first use is due a touch.
+_NEVER_USED = datetime.min.replace(tzinfo=timezone.utc)
+
+
 @dataclass(frozen=True)
 class FoundSession:
     """A session and its user, with what the request asked to be read along (a SessionRead)."""
@@ -69,19 +81,24 @@ class FoundSession:
     entries: StoredList | None  # the list a ListRead asked for; None when none was asked or stored
     catalog: list[SeriesRecord | VolumeRecord]  # the catalog document a CatalogRead asked for: zero or one
     figures: Figures | None  # the figures a CollectionStatsRead or ReadingStatsRead asked for
+    # A personal token's (found by `find_by_personal_token`); a session has no scopes and no expiry.
+    scopes: tuple[str, ...] = ()
+    expires: datetime | None = None
 
     @classmethod
-    def of(cls, document: dict[str, Any] | None, read: SessionRead | None = None) -> FoundSession | None:
-        if document is None or not document.get("sessions"):
+    def of(cls, document: dict[str, Any] | None, read: SessionRead | None = None,
+           array: str = SESSIONS) -> FoundSession | None:
+        if document is None or not document.get(array):
             return None
-        session = document["sessions"][0]
+        session = document[array][0]
         entries = None
         if isinstance(read, ListRead) and read.list_field in document:
             entries = StoredList(read.list_field, document.get(read.list_field) or [])
         catalog = [CATALOG_DOCUMENTS[read.collection](found) for found in document.get("catalog") or []] \
             if isinstance(read, CatalogRead) else []
         return cls(UserRecord.of(document), session["token_hash"], session.get("id"), session["created"],
-                   session["last_seen"], entries, catalog, figures_of(read, document))
+                   session.get(_LAST_USE[array]) or _NEVER_USED, entries, catalog, figures_of(read, document),
+                   tuple(session.get("scopes") or ()), session.get("expires"))
 
 
 @dataclass(frozen=True)
@@ -187,6 +204,12 @@ class UserStore:
         one round trip, by `_id`."""
         return await self._find_session(user_id, "token_hash", token_hash, read)
 
+    async def find_by_personal_token(self, user_id: str, token_hash: str,
+                                     read: SessionRead | None = None) -> FoundSession | None:
+        """As `find_by_session`, for a personal token (the user's, with only that token): the same
+        one round trip, by `_id`."""
+        return await self._find_session(user_id, "token_hash", token_hash, read, PERSONAL_TOKENS)
+
     async def find_by_session_id(self, user_id: str, session_id: str,
                                  read: SessionRead | None = None) -> FoundSession | None:
         """As `find_by_session`, the session named by its id (what an access token carries): the
@@ -194,29 +217,29 @@ class UserStore:
         return await self._find_session(user_id, "id", session_id, read)
 
     async def _find_session(self, user_id: str, key: str, value: str,
-                            read: SessionRead | None) -> FoundSession | None:
-        """The session whose `key` (`token_hash` or `id`) is `value`."""
+                            read: SessionRead | None, array: str = SESSIONS) -> FoundSession | None:
+        """The entry of `array` (sessions or personal tokens) whose `key` (`token_hash` or `id`) is `value`."""
         if isinstance(read, CatalogRead):
-            return await self._find_by_session_with_catalog(user_id, key, value, read)
+            return await self._find_by_session_with_catalog(user_id, key, value, read, array)
         projection: dict[str, Any] = {
             **PROFILE_FIELDS,
             **extra_fields(read),
-            "sessions": {"$elemMatch": {key: value}},
+            array: {"$elemMatch": {key: value}},
         }
-        return FoundSession.of(await self._users.find_one({"_id": user_id, f"sessions.{key}": value},
-                                                          projection), read)
+        return FoundSession.of(await self._users.find_one({"_id": user_id, f"{array}.{key}": value},
+                                                          projection), read, array)
 
     async def _find_by_session_with_catalog(self, user_id: str, key: str, value: str,
-                                            read: CatalogRead) -> FoundSession | None:
+                                            read: CatalogRead, array: str) -> FoundSession | None:
         """The user holding this session, plus the catalog document `read` names (as a list of
         zero or one under `catalog`), still in one round trip: a route that writes about a
         series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"_id": user_id, f"sessions.{key}": value}},
+            {"$match": {"_id": user_id, f"{array}.{key}": value}},
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,
-                "sessions": {"$filter": {"input": "$sessions",
+                array: {"$filter": {"input": f"${array}",
                                          "cond": {"$eq": [f"$$this.{key}", {"$literal": value}]}}},
                 "catalog_id": {"$literal": read.catalog_id},
             }},
@@ -225,7 +248,7 @@ class UserStore:
             {"$project": {"catalog_id": 0}},
         ]
         found = await (await self._users.aggregate(pipeline)).to_list(length=1)
-        return FoundSession.of(found[0] if found else None, read)
+        return FoundSession.of(found[0] if found else None, read, array)
 
     async def touch_session(self, user_id: str, token_hash: str, now: Any) -> None:
         await self._users.update_one(
@@ -276,6 +299,39 @@ class UserStore:
             {"$set": {"password_hash": password_hash},
              "$pull": {"sessions": {"token_hash": {"$ne": keep_token_hash}}}}, session=request_session())
         return result.matched_count == 1
+
+    async def add_personal_token(self, user_id: str, token_hash: str, now: datetime, *, token_id: str, name: str,
+                                 scopes: list[str], expires: datetime) -> bool:
+        """Stores the token (its hash, never its secret) unless the user holds the most they may
+        already: False then. Expired tokens are dropped first, so they do not count."""
+        token = {"id": token_id, "token_hash": token_hash, "name": name, "scopes": scopes, "created": now,
+                 "last_used": None, "expires": expires}
+        await self._users.update_one({"_id": user_id}, {"$pull": {PERSONAL_TOKENS: {"expires": {"$lte": now}}}},
+                                     session=request_session())
+        result = await self._users.update_one(
+            {"_id": user_id, f"{PERSONAL_TOKENS}.{MAX_PERSONAL_TOKENS_PER_USER - 1}": {"$exists": False}},
+            {"$push": {PERSONAL_TOKENS: token}}, session=request_session())
+        return result.matched_count == 1
+
+    async def personal_tokens(self, user_id: str) -> list[PersonalTokenRecord]:
+        """The user's personal tokens, newest first (never their hashes)."""
+        found = await self._users.find_one({"_id": user_id}, {"_id": 0, PERSONAL_TOKENS: 1})
+        records = [PersonalTokenRecord.of(entry) for entry in (found or {}).get(PERSONAL_TOKENS) or []]
+        return sorted(records, key=lambda record: record.created, reverse=True)
+
+    async def revoke_personal_token(self, user_id: str, token_id: str) -> bool:
+        """False when the user has no token of that id (another user's is not theirs)."""
+        result = await self._users.update_one(
+            {"_id": user_id, f"{PERSONAL_TOKENS}.id": token_id}, {"$pull": {PERSONAL_TOKENS: {"id": token_id}}},
+            session=request_session())
+        return result.modified_count == 1
+
+    async def touch_personal_token(self, user_id: str, token_hash: str, now: datetime) -> None:
+        await self._users.update_one(
+            {"_id": user_id, f"{PERSONAL_TOKENS}.token_hash": token_hash},
+            {"$set": {f"{PERSONAL_TOKENS}.$.last_used": now}},
+            session=request_session(),
+        )
 
     async def revoke_all_sessions(self, user_id: str) -> None:
         await self._users.update_one({"_id": user_id}, {"$set": {"sessions": []}}, session=request_session())

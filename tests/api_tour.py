@@ -106,6 +106,12 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     sessions = (await call(alice, "GET", "/auth/sessions", "/auth/sessions")).body["sessions"]
     other = next(s["id"] for s in sessions if not s["current"])
     await call(alice, "DELETE", f"/auth/sessions/{other}", "/auth/sessions/{id}")
+    made = (await call(alice, "POST", "/auth/tokens", "/auth/tokens",
+                       {"name": "Reading app", "scopes": ["read", "write"], "expires_in_days": 30}, 201)).body
+    await call(alice, "GET", "/user/reading-history", "/user/reading-history",
+               sent_headers={"Authorization": f"Bearer {made['token']}"})
+    await call(alice, "GET", "/auth/tokens", "/auth/tokens")
+    await call(alice, "DELETE", f"/auth/tokens/{made['id']}", "/auth/tokens/{id}")
     await call(alice, "POST", "/auth/change-password", "/auth/change-password",
                {"current_password": "correct horse", "new_password": "correct horse"})
     carol, dave = running.client(), running.client()

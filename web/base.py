@@ -19,6 +19,7 @@ from auth.access_tokens import bearer_token
 from auth.clock import iso_utc, utc_now
 from auth.passwords import PasswordsBusy
 from auth.permissions import is_banned
+from auth.personal_tokens import PersonalToken, PersonalTokenGrant, is_expired, is_personal_token
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from formats.json_reading import JsonLimits
 from handlers.schemas.catalog import catalog_id_or_none
@@ -157,8 +158,11 @@ class ApiHandler(tornado.web.RequestHandler):
         self.check_origin()
         self.check_same_origin_proof()
         self.check_available()
-        # The permission an operation declares for OpenAPI is the one enforced: said once.
+        # The permission and the personal token scope an operation declares for OpenAPI are the
+        # ones enforced: said once.
         operation = self.api.get(self.verb())
+        if self.requires_auth:
+            self.require_scope(None if operation is None else operation.scope)
         if operation is not None and operation.permission is not None:
             self.require_permission(operation.permission)
 
@@ -305,13 +309,17 @@ class ApiHandler(tornado.web.RequestHandler):
         return bearer_token(self.request.headers.get("Authorization"))
 
     async def authenticate(self, *, read_only: bool = False) -> None:
-        """Sets `self.user` from the access token (`Authorization: Bearer`) when the request sends
-        one, else from the session cookie, or raises 401. A cookie that names no live session is
+        """Sets `self.user` from the access or personal token (`Authorization: Bearer`; a personal
+        token by its `tsu_pat_` prefix) when the request sends one, else from the session cookie,
+        or raises 401. A cookie that names no live session is
         cleared (an expired session is revoked too), and the session's last-seen time and the
         cookie's expiry are refreshed once an hour. With `read_only` none of that: no cookie is
         set or cleared and nothing is written, for answers a shared cache may store (a cached
         Set-Cookie would go to everyone)."""
         token = self.bearer_token()
+        if token is not None and is_personal_token(token):
+            await self.authenticate_by_personal_token(token, read_only=read_only)
+            return
         if token is not None:
             # A token that fails is a 401, never a fall back to the cookie: the client said which
             # credential it means, and one that uses a token is told at once that it is dead.
@@ -365,6 +373,33 @@ class ApiHandler(tornado.web.RequestHandler):
         self.brought = self._brought(found)
         self.user = AuthenticatedUser(record=found.user, session_hash=found.token_hash,
                                       session_id=found.session_id, access_token=token)
+
+    async def authenticate_by_personal_token(self, token: str, *, read_only: bool) -> None:
+        """Sets `self.user` from a personal token: the user's document, with only that token and
+        what the verb reads, in the one read a cookie's takes. Revoked, expired, the account
+        deleted or banned: 401. Its last use is written at most once an hour."""
+        parsed = PersonalToken.parse(token)
+        if parsed is None:
+            raise ApiError(401, UNAUTHORIZED)
+        hashed = parsed.secret_hash
+        users = self.services.users
+        found = await users.find_by_personal_token(parsed.user_id, hashed, self.session_read())
+        now = utc_now()
+        if found is None or is_banned(found.user.roles) or found.expires is None or is_expired(found.expires, now) \
+                or found.session_id is None:
+            raise ApiError(401, UNAUTHORIZED)
+        if SessionTimes(created=found.created, last_seen=found.last_seen).needs_touch(now) and not read_only:
+            await users.touch_personal_token(parsed.user_id, hashed, now)
+        self.brought = self._brought(found)
+        self.user = AuthenticatedUser(record=found.user, session_hash=hashed,
+                                      personal_token=PersonalTokenGrant(found.session_id, found.scopes))
+
+    def require_scope(self, scope: str | None) -> None:
+        """A request made with a personal token reaches only routes that declare a scope it has:
+        403 otherwise. Nothing for a cookie or an access token."""
+        grant = self.user.personal_token if self.user is not None else None
+        if grant is not None and not grant.allows(scope):
+            raise ApiError(403, FORBIDDEN)
 
     def require_user(self) -> AuthenticatedUser:
         if self.user is None:
@@ -426,10 +461,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def authenticated_by_token(self) -> bool:
         """Whether the request was authenticated by a credential a browser never attaches on its
-        own (the access token of `Authorization: Bearer`): another site cannot make a browser send
+        own (an access or personal token, as `Authorization: Bearer`): another site cannot make a browser send
         one, so such a request needs no same-origin proof. False when a cookie authenticated it,
         and when nothing did."""
-        return self.user is not None and self.user.access_token is not None
+        return self.user is not None and (self.user.access_token is not None or self.user.personal_token is not None)
 
     def options(self, *args: Any, **kwargs: Any) -> None:
         origin = self.request.headers.get("Origin")

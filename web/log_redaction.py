@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from auth.access_tokens import JWT_SHAPE
+from auth.personal_tokens import PERSONAL_TOKEN_SHAPE
 from auth.tokens import COOKIE_NAME, TOKEN_SHAPE
 
 REDACTED = "***"
@@ -34,10 +35,11 @@ _BEARER_VALUE = re.compile(r"(\bbearer\s+)[^\r\n]*", re.IGNORECASE)
 
 def redact(text: str) -> str:
     """`text` without any refreshToken or Authorization value, and (a second net, for a token
-    that arrives without its name) without anything shaped like a session or access token."""
+    that arrives without its name) without anything shaped like a session, access or personal token."""
     for secret_value in (_COOKIE_VALUE, _AUTHORIZATION_VALUE, _BEARER_VALUE):
         text = secret_value.sub(rf"\g<1>{REDACTED}", text)
-    return JWT_SHAPE.sub(REDACTED, TOKEN_SHAPE.sub(REDACTED, text))
+    # Personal tokens first: a cookie's shape is not within one, but keep each pattern whole.
+    return JWT_SHAPE.sub(REDACTED, TOKEN_SHAPE.sub(REDACTED, PERSONAL_TOKEN_SHAPE.sub(REDACTED, text)))
 
 
 def _redact_record(record: logging.LogRecord) -> None:

@@ -53,6 +53,7 @@ class Operation:
     request_required: bool = True
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None  # the 200 payload, when it is not a Message
+    response_status: int = 200  # the status `response` comes with (201 for what a POST makes)
     response_or_null: bool = False  # the 200 payload may be JSON null (nothing stored yet)
     # Answers that are not JSON (an image, a 304), as OpenAPI response objects by status.
     raw_responses: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -60,6 +61,10 @@ class Operation:
     raw_request: dict[str, dict[str, Any]] = field(default_factory=dict)
     auth: bool = True
     permission: str | None = None
+    # The personal token scope (auth.personal_tokens: `read` or `write`) the route takes; None: a
+    # personal token is refused (403) here, whatever its scopes. Said once, enforced in
+    # ApiHandler.prepare and published as the operation's security.
+    scope: str | None = None
     tags: tuple[str, ...] = ()
     description: str | None = None  # what the summary leaves out, in Markdown
 
@@ -140,8 +145,8 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
     answers: list[tuple[int, str | Answers]] = []
     if route.parameters or op.query is not None or op.request is not None:
         answers.append((400, INVALID_PARAMETERS))
-    if method in ("post", "put", "patch", "delete"):
-        answers.append((403, FORBIDDEN))
+    if method in ("post", "put", "patch", "delete") or op.auth:
+        answers.append((403, FORBIDDEN))  # a write from a foreign origin; a personal token without the scope
     if same_origin.requires_same_origin(getattr(route.handler, method, None)):
         answers.append((403, CROSS_SITE_REFUSED))
     if op.request is not None:
@@ -170,7 +175,8 @@ def _with_examples(document: dict[str, Any], route: Route, method: str) -> dict[
     body = document.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None and "request" in recorded:
         body["example"] = recorded["request"]
-    answer = document["responses"].get("200", {}).get("content", {}).get("application/json")
+    answered = next((status for status in ("200", "201") if status in document["responses"]), "200")
+    answer = document["responses"].get(answered, {}).get("content", {}).get("application/json")
     if answer is not None and "response" in recorded and "example" not in answer:
         answer["example"] = recorded["response"]
     return document
@@ -191,7 +197,8 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         schema: dict[str, Any] = _schema_ref(op.response)
         if op.response_or_null:
             schema = {"anyOf": [schema, {"type": "null"}]}
-        responses["200"] = {"description": op.summary, "content": {"application/json": {"schema": schema}}}
+        responses[str(op.response_status)] = {"description": op.summary,
+                                              "content": {"application/json": {"schema": schema}}}
     for status, answer in sorted(op.raw_responses.items()):
         responses[str(status)] = answer
     for status, message in sorted(op.responses.items()):
@@ -228,11 +235,17 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     elif op.raw_request:
         document["requestBody"] = {"required": True, "content": op.raw_request}
     if op.auth:
-        # Either one: the cookie, or the access token as `Authorization: Bearer`.
+        # Any one: the cookie, the access token as `Authorization: Bearer`, or, where the route
+        # takes one, a personal token with its scope.
         document["security"] = [{"refreshToken": []}, {"accessToken": []}]
+        if op.scope is not None:
+            document["security"].append({"personalToken": [op.scope]})
     described = [op.description or ""]
     if op.permission:
         described.append(f"Requires the permission `{op.permission}`.")
+    if op.auth:
+        described.append(f"A personal token needs the scope `{op.scope}` (or a wider one)." if op.scope else
+                         "A personal token is refused (403).")
     if same_origin.requires_same_origin(getattr(route.handler, method, None)):
         described.append(SAME_ORIGIN_ONLY)
     if any(described):
@@ -298,6 +311,10 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
                 "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                 "description": "The accessToken of POST /auth/login, GET /auth/me and "
                                                "POST /auth/refresh, valid 15 minutes."},
+                "personalToken": {"type": "http", "scheme": "bearer", "bearerFormat": "tsu_pat_<user id>_<secret>",
+                                  "description": "A personal access token made with POST /auth/tokens, as "
+                                                 "`Authorization: Bearer`. Scopes: `read` (the user's own "
+                                                 "data) and `write` (also their lists; implies `read`)."},
             },
         },
     }

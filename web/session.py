@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auth.permissions import is_banned, permissions_for
+from auth.personal_tokens import PersonalTokenGrant
 from handlers.schemas.settings import NSFW_18, settings_with_defaults
 from storage.records import UserRecord
 
@@ -19,6 +20,8 @@ class AuthenticatedUser:
     session_id: str | None = None  # None for a session stored before sessions had ids
     # The access token that authenticated the request (`Authorization: Bearer`); None for the cookie.
     access_token: str | None = None
+    # The personal token that authenticated the request, and its scopes; None for a session.
+    personal_token: PersonalTokenGrant | None = None
 
     @property
     def id(self) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from auth.permissions import permissions_for
+from auth.personal_tokens import MAX_LIFETIME_DAYS, MAX_NAME_LENGTH, SCOPES
 from handlers.schemas.common import RequestModel
 from handlers.schemas.settings import UserSettings, settings_with_defaults
-from storage.records import SessionRecord, UserRecord
+from storage.records import PersonalTokenRecord, SessionRecord, UserRecord
 
 
 class Credentials(RequestModel):
@@ -91,3 +93,43 @@ class SessionView(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionView]
+
+
+Scope = Literal["read", "write"]  # auth.personal_tokens.SCOPES (a unit test keeps them equal)
+
+
+class PersonalTokenRequest(RequestModel):
+    """`write` implies `read`."""
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
+    expires_in_days: Annotated[StrictInt, Field(ge=1, le=MAX_LIFETIME_DAYS)]
+
+
+class PersonalTokenView(BaseModel):
+    id: str  # opaque: never the token or its hash
+    name: str
+    scopes: list[str]
+    created: datetime
+    last_used: datetime | None
+    expires: datetime
+
+    @classmethod
+    def of(cls, token: PersonalTokenRecord) -> PersonalTokenView:
+        return cls(id=token.id, name=token.name, scopes=list(token.scopes), created=token.created,
+                   last_used=token.last_used, expires=token.expires)
+
+
+class PersonalTokenCreated(BaseModel):
+    """The only answer that shows the token: it is stored hashed and cannot be shown again."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    created: datetime
+    expires: datetime
+    token: str
+
+
+class PersonalTokenList(BaseModel):
+    tokens: list[PersonalTokenView]

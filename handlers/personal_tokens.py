@@ -46,7 +46,7 @@ class PersonalTokensHandler(ApiHandler):
         request = await self.parse_body(PersonalTokenRequest)
         token = PersonalToken.new(user.id)
         now = utc_now()
-        scopes = [scope for scope in SCOPES if scope in request.scopes]
+        scopes: list[str] = [scope for scope in SCOPES if scope in request.scopes]
         token_id = new_token_id()
         expires = expiry(now, request.expires_in_days)
         if not await self.services.users.add_personal_token(user.id, token.secret_hash, now, token_id=token_id,

@@ -154,6 +154,9 @@ class ChangePasswordHandler(PasswordCheck):
     api = {
         "post": Operation(
             summary="Change the password; every other session of the user ends, this one stays",
+            description="Every access token ends too, this session's included (a stolen one must not "
+                        "outlive the change): this session's cookie answers a new one (`POST /auth/refresh`), "
+                        "a client without the cookie logs in again. Personal tokens stay until revoked.",
             request=PasswordChange,
             tags=("auth",),
             responses={200: PASSWORD_CHANGED, 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,

@@ -292,12 +292,18 @@ class UserStore:
         return any(entry.get("token_hash") == current_hash for entry in before.get("sessions") or [])
 
     async def change_password(self, user_id: str, password_hash: str, keep_token_hash: str) -> bool:
-        """The new hash and the end of every session but `keep_token_hash`'s, in one write: no
-        moment at which the new password holds and a stolen session still works."""
+        """The new hash, the end of every session but `keep_token_hash`'s, and a new id for that
+        one, in one write: no moment at which the new password holds and a stolen session, or an
+        access token (which names its session by id), still works. The kept session's cookie
+        goes on working; a token for it comes from `POST /auth/refresh` or `GET /auth/me`."""
+        kept = {"$filter": {"input": {"$ifNull": ["$sessions", []]},
+                            "cond": {"$eq": ["$$this.token_hash", {"$literal": keep_token_hash}]}}}
+        renamed = {"$map": {"input": kept,
+                            "in": {"$mergeObjects": ["$$this", {"id": {"$literal": new_session_id()}}]}}}
         result = await self._users.update_one(
             {"_id": user_id},
-            {"$set": {"password_hash": password_hash},
-             "$pull": {"sessions": {"token_hash": {"$ne": keep_token_hash}}}}, session=request_session())
+            [{"$set": {"password_hash": {"$literal": password_hash}, "sessions": renamed}}],
+            session=request_session())
         return result.matched_count == 1
 
     async def add_personal_token(self, user_id: str, token_hash: str, now: datetime, *, token_id: str, name: str,

@@ -167,15 +167,32 @@ async def test_ending_the_session_elsewhere_ends_its_tokens(running: RunningApp,
     assert (await laptop.get("/auth/me")).status == 200
 
 
-async def test_a_password_change_ends_the_tokens_of_every_other_session(running: RunningApp, catalog: None) -> None:
+async def test_a_password_change_ends_every_access_token_and_the_kept_cookie_gets_a_new_one(
+    running: RunningApp, catalog: None
+) -> None:
     laptop, laptop_token = await signed_in(running)
     _, phone_token = await signed_in(running, register=False)
     changed = await laptop.post("/auth/change-password",
                                 {"current_password": PASSWORD, "new_password": "battery staple"})
     assert changed.status == 200
     assert (await bearer(running, "GET", "/auth/me", phone_token)).body == UNAUTHORIZED
-    # The session that changed it stays signed in, as its cookie does.
-    assert (await bearer(running, "GET", "/auth/me", laptop_token)).status == 200
+    # The token of the session that changed it ends too (a stolen one must not outlive the
+    # change); that session's cookie stays signed in and answers a token for its new id.
+    assert (await bearer(running, "GET", "/auth/me", laptop_token)).body == UNAUTHORIZED
+    refreshed = await laptop.post("/auth/refresh")
+    assert refreshed.status == 200 and claims(refreshed.body["accessToken"])["sid"] != claims(laptop_token)["sid"]
+    assert (await bearer(running, "GET", "/auth/me", refreshed.body["accessToken"])).status == 200
+    sessions = (await laptop.get("/auth/sessions")).body["sessions"]
+    assert [s["id"] for s in sessions] == [claims(refreshed.body["accessToken"])["sid"]]
+
+
+async def test_a_password_changed_with_an_access_token_ends_that_token(running: RunningApp, catalog: None) -> None:
+    _, token = await signed_in(running)
+    changed = await bearer(running, "POST", "/auth/change-password", token,
+                           {"current_password": PASSWORD, "new_password": "battery staple"})
+    assert changed.status == 200, changed.body
+    assert (await bearer(running, "GET", "/auth/me", token)).body == UNAUTHORIZED
+    assert (await running.client().login("alice", "battery staple")).status == 200
 
 
 async def test_a_ban_ends_every_token_at_once(running: RunningApp, db: AsyncDatabase, catalog: None) -> None:

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import tornado.web
+from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.catalog_data import load_catalog, series
 from tests.conftest import StartApp
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PAGES  # importing it skips this module without Chromium
 from tests.tls import served_over_tls
@@ -89,3 +91,23 @@ async def test_with_samesite_none_a_page_of_another_origin_still_cannot_act_with
     assert any(m.startswith("POST /auth/logout 403") and "user=" + user_id in m for m in refused), refused
     assert any(m.startswith(f"POST /users/{user_id}/save-settings 403") and "user=" + user_id in m
                for m in refused), refused
+
+
+async def test_a_page_on_another_site_works_with_the_access_token_alone(
+    start_app: StartApp, db: AsyncDatabase, profile: Any
+) -> None:
+    """The defaults (SameSite=Lax, under which the cookie is lost across sites, as the test above
+    shows) and a page that never sends a cookie (`credentials: "omit"`): MangaDB's accessToken as
+    `Authorization: Bearer` is the whole credential. The preflight lets the page send
+    Authorization, and the page can read an answer's ETag."""
+    await load_catalog(db, [series(1, "Yotsuba to!")])
+    pages = tornado.web.Application([(r"/(.*)", tornado.web.StaticFileHandler, {"path": str(PAGES)})])
+    async with served_over_tls(pages, host="localhost") as page_origin:
+        running = await start_app(cors_origins=(page_origin,))
+        async with served_over_tls(running.app, GuardedHTTPServer) as api:
+            page = await profile.new_page()
+            await page.goto(f"{page_origin}/client.html")
+            steps = await page.evaluate("(api) => signInWithBearer(api, 'reader')", api)
+    assert steps == {"register": 201, "login": 200, "meWithoutToken": 401, "me": 200, "status": 200,
+                     "history": [200, 1], "profileEtag": True, "logout": 200, "meAfterLogout": 401,
+                     "cookieVisibleToScript": False}

@@ -145,10 +145,12 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
     answers: list[tuple[int, str | Answers]] = []
     if route.parameters or op.query is not None or op.request is not None:
         answers.append((400, INVALID_PARAMETERS))
-    if method in ("post", "put", "patch", "delete") or op.auth:
-        answers.append((403, FORBIDDEN))  # a write from a foreign origin; a personal token without the scope
     if same_origin.requires_same_origin(getattr(route.handler, method, None)):
-        answers.append((403, CROSS_SITE_REFUSED))
+        # The route's own refusal is the example; a personal token without the scope is the other 403.
+        answers.append((403, Answers(f"{CROSS_SITE_REFUSED} (no proof that a trusted page sent it), or "
+                                     f"{FORBIDDEN} (a personal token without the scope)", CROSS_SITE_REFUSED)))
+    elif method in ("post", "put", "patch", "delete") or op.auth:
+        answers.append((403, FORBIDDEN))  # a write from a foreign origin; a personal token without the scope
     if op.request is not None:
         answers.append((413, _JSON_TOO_LARGE))
     if idempotency.is_idempotent(getattr(route.handler, method, None)):

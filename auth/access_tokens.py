@@ -28,8 +28,11 @@ MAX_ACCESS_TOKEN_LENGTH = 512
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid", "typ"]
 _SESSION_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A JWT anywhere in a text (what the log redaction looks for): three base64url parts, the first
-# two JSON objects (`{"` encodes as `eyJ`).
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# two JSON objects (`{"` encodes as `eyJ`). Group 1 is what precedes the token on its run of
+# base64url characters, to be kept. Tried only where such a run begins, then never backtracked
+# into: a plain `eyJ[…]*\.eyJ…` is tried again from every `eyJ` of a run to its end, and a
+# 60 KB request path of `eyJeyJ…` (which the access log line holds) took a second to redact.
+JWT_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])(?>([A-Za-z0-9_-]*?)eyJ)[A-Za-z0-9_-]*+\.eyJ[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]*+")
 BEARER_PREFIX = "bearer "
 
 

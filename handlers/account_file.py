@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from auth.clock import utc_now
@@ -30,6 +31,7 @@ _TOO_LARGE = Answers(f"{BODY_TOO_LARGE} (more than {IMPORT_BODY_LIMIT >> 20} MB)
 
 class ExportHandler(ApiHandler):
     api = {"get": Operation(scope=READ, summary="Download everything the account holds, as a versioned JSON file",
+                            description="With a personal token `sessions` is empty: no token sees the sessions.",
                             response=AccountFile, tags=_TAGS, responses={401: UNAUTHORIZED})}
 
     async def get(self) -> None:
@@ -37,6 +39,10 @@ class ExportHandler(ApiHandler):
         data = await self.services.account_export.read(user.id, user.session_hash)
         if data is None:
             raise ApiError(401, UNAUTHORIZED)  # deleted since the session was read
+        if user.personal_token is not None:
+            # No personal token sees the sessions (GET /auth/sessions refuses them): an app need
+            # not learn where and on what the person signs in. The format lets a file leave them out.
+            data = replace(data, sessions=[])
         now = utc_now()
         filename = f"tsundoku-{user.record.username}-{now.date().isoformat()}.json"
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')

@@ -202,3 +202,16 @@ async def test_no_log_line_holds_a_personal_token(running: RunningApp, catalog: 
     writer.close()
     assert any("Invalid header value" in record.getMessage() for record in caplog.records)
     assert secret_of(token) not in caplog.text
+
+
+async def test_a_read_token_exports_the_lists_but_not_the_sessions(running: RunningApp, catalog: None) -> None:
+    # GET /auth/sessions refuses every personal token (no token manages sessions); the account
+    # file must not hand an app the same list (where and on what the person signs in) either.
+    api = await signed_in(running)
+    token = (await made(api, ["read"]))["token"]
+    assert (await bearer(running, "GET", "/auth/sessions", token)).body == FORBIDDEN
+    with_cookie = await api.get("/user/export")
+    assert with_cookie.status == 200 and len(with_cookie.body["sessions"]) == 1
+    with_token = await bearer(running, "GET", "/user/export", token)
+    assert with_token.status == 200 and with_token.body["profile"] == with_cookie.body["profile"]
+    assert with_token.body["sessions"] == []

@@ -39,7 +39,7 @@ def redact(text: str) -> str:
     for secret_value in (_COOKIE_VALUE, _AUTHORIZATION_VALUE, _BEARER_VALUE):
         text = secret_value.sub(rf"\g<1>{REDACTED}", text)
     # Personal tokens first: a cookie's shape is not within one, but keep each pattern whole.
-    return JWT_SHAPE.sub(REDACTED, TOKEN_SHAPE.sub(REDACTED, PERSONAL_TOKEN_SHAPE.sub(REDACTED, text)))
+    return JWT_SHAPE.sub(rf"\g<1>{REDACTED}", TOKEN_SHAPE.sub(REDACTED, PERSONAL_TOKEN_SHAPE.sub(REDACTED, text)))
 
 
 def _redact_record(record: logging.LogRecord) -> None:

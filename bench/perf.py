@@ -91,9 +91,12 @@ _LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(binary: str, url: str, concurrency: int, seconds: int, cookie: str, script: Path | None) -> dict[str, Any]:
+def wrk(binary: str, url: str, concurrency: int, seconds: int, cookie: str, script: Path | None,
+        headers: tuple[str, ...] = ()) -> dict[str, Any]:
     command = [binary, f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{seconds}s", "--latency",
                "-H", f"Cookie: {cookie}"]
+    for header in headers:
+        command += ["-H", header]
     if script is not None:
         command += ["-s", str(script)]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout

@@ -156,7 +156,8 @@ class ChangePasswordHandler(PasswordCheck):
             summary="Change the password; every other session of the user ends, this one stays",
             description="Every access token ends too, this session's included (a stolen one must not "
                         "outlive the change): this session's cookie answers a new one (`POST /auth/refresh`), "
-                        "a client without the cookie logs in again. Personal tokens stay until revoked.",
+                        "a client without the cookie logs in again. The personal tokens other sessions made "
+                        "are revoked (a stolen session could have made one); this session's stay.",
             request=PasswordChange,
             tags=("auth",),
             responses={200: PASSWORD_CHANGED, 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,

@@ -50,7 +50,8 @@ class PersonalTokensHandler(ApiHandler):
         token_id = new_token_id()
         expires = expiry(now, request.expires_in_days)
         if not await self.services.users.add_personal_token(user.id, token.secret_hash, now, token_id=token_id,
-                                                            name=request.name, scopes=scopes, expires=expires):
+                                                            name=request.name, scopes=scopes, expires=expires,
+                                                            made_by=user.session_hash):
             raise ApiError(409, TOO_MANY_TOKENS)
         self.write_model(PersonalTokenCreated(id=token_id, name=request.name, scopes=scopes, created=now,
                                               expires=expires, token=token.value), 201)

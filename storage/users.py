@@ -292,26 +292,32 @@ class UserStore:
         return any(entry.get("token_hash") == current_hash for entry in before.get("sessions") or [])
 
     async def change_password(self, user_id: str, password_hash: str, keep_token_hash: str) -> bool:
-        """The new hash, the end of every session but `keep_token_hash`'s, and a new id for that
-        one, in one write: no moment at which the new password holds and a stolen session, or an
-        access token (which names its session by id), still works. The kept session's cookie
-        goes on working; a token for it comes from `POST /auth/refresh` or `GET /auth/me`."""
+        """The new hash, the end of every session but `keep_token_hash`'s, a new id for that one,
+        and the end of every personal token another session made, in one write: no moment at
+        which the new password holds and a stolen session, an access token (which names its
+        session by id) or a personal token a thief made with either still works. The kept
+        session's cookie goes on working; a token for it comes from `POST /auth/refresh` or
+        `GET /auth/me`."""
         kept = {"$filter": {"input": {"$ifNull": ["$sessions", []]},
                             "cond": {"$eq": ["$$this.token_hash", {"$literal": keep_token_hash}]}}}
         renamed = {"$map": {"input": kept,
                             "in": {"$mergeObjects": ["$$this", {"id": {"$literal": new_session_id()}}]}}}
         result = await self._users.update_one(
             {"_id": user_id},
-            [{"$set": {"password_hash": {"$literal": password_hash}, "sessions": renamed}}],
+            [{"$set": {"password_hash": {"$literal": password_hash}, "sessions": renamed,
+                       PERSONAL_TOKENS: {"$filter": {
+                           "input": {"$ifNull": [f"${PERSONAL_TOKENS}", []]},
+                           "cond": {"$eq": ["$$this.made_by", {"$literal": keep_token_hash}]}}}}}],
             session=request_session())
         return result.matched_count == 1
 
     async def add_personal_token(self, user_id: str, token_hash: str, now: datetime, *, token_id: str, name: str,
-                                 scopes: list[str], expires: datetime) -> bool:
+                                 scopes: list[str], expires: datetime, made_by: str) -> bool:
         """Stores the token (its hash, never its secret) unless the user holds the most they may
-        already: False then. Expired tokens are dropped first, so they do not count."""
+        already: False then. Expired tokens are dropped first, so they do not count. `made_by` is
+        the token hash of the session that made it (see `change_password`)."""
         token = {"id": token_id, "token_hash": token_hash, "name": name, "scopes": scopes, "created": now,
-                 "last_used": None, "expires": expires}
+                 "last_used": None, "expires": expires, "made_by": made_by}
         await self._users.update_one({"_id": user_id}, {"$pull": {PERSONAL_TOKENS: {"expires": {"$lte": now}}}},
                                      session=request_session())
         result = await self._users.update_one(

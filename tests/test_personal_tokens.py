@@ -142,6 +142,30 @@ async def test_a_revoked_token_stops_at_once_and_only_the_owner_revokes(running:
     assert (await alice.get("/auth/tokens")).body["tokens"] == []
 
 
+async def test_a_password_change_revokes_the_tokens_other_sessions_made(running: RunningApp, catalog: None) -> None:
+    """A thief with a stolen session could make a long-lived token: the password change that ends
+    that session ends what it made. The changing session's own tokens stay, also those it made
+    with its access token (the same session)."""
+    laptop, phone = await signed_in(running), running.client()
+    assert (await phone.login("alice")).status == 200
+    from_phone = (await made(phone, ["write"], name="made on the phone"))["token"]
+    from_laptop = (await made(laptop, ["read"], name="made on the laptop"))["token"]
+    laptop_access = (await laptop.get("/auth/me")).body["accessToken"]
+    with_access = await running.client().request(
+        "POST", "/auth/tokens", json_body={"name": "made with the laptop's access token", "scopes": ["read"],
+                                           "expires_in_days": 30},
+        headers={"Authorization": f"Bearer {laptop_access}"})
+    assert with_access.status == 201, with_access.body
+    changed = await laptop.post("/auth/change-password", {"current_password": "correct horse",
+                                                          "new_password": "battery staple"})
+    assert changed.status == 200
+    assert (await bearer(running, "GET", "/user/me", from_phone)).body == UNAUTHORIZED
+    for kept in (from_laptop, with_access.body["token"]):
+        assert (await bearer(running, "GET", "/user/me", kept)).status == 200
+    assert [t["name"] for t in (await laptop.get("/auth/tokens")).body["tokens"]] == [
+        "made with the laptop's access token", "made on the laptop"]
+
+
 async def test_an_expired_forged_or_banned_token_answers_401_everywhere(running: RunningApp, db: AsyncDatabase,
                                                                         catalog: None) -> None:
     api = await signed_in(running)

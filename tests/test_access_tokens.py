@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import CommandCounter, RunningApp
 from tests.roles import make_admin, set_roles
+from tests.service_process import running_service
 from tests.test_access_control import every_route_refuses
 
 pytestmark = pytest.mark.asyncio
@@ -283,3 +285,32 @@ async def test_public_pages_read_the_viewer_from_a_token_too(running: RunningApp
     assert profile.status == 200 and "Authorization" in profile.headers["Vary"]  # a cache keeps viewers apart
     dead = await bearer(running, "GET", "/series/volumes/1", token + "x")
     assert dead.status == 200 and [v["in_collection"] for v in dead.body["volumes"]] == [False]  # anyone's view
+
+
+async def test_tokens_outlive_a_restart_and_a_rotation_keeps_them_for_their_15_minutes(
+    tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    """The real command, restarted: the key made in DATA_DIR is the same at the next start, so a
+    token signed before it still works; moving to ACCESS_TOKEN_SECRET with the file's key gone
+    refuses it, and a rotation (the new secret, the old one as ACCESS_TOKEN_PREVIOUS_SECRET)
+    keeps accepting what the old one signed until that setting is removed."""
+    data = tmp_path / "data"
+    env = {"MONGODB_URI": mongo_uri, "MONGODB_DB": db.name}
+    first, second = "a" * 40, "b" * 40
+
+    async def me(token: str, **settings: str) -> int:
+        async with running_service(data, **env, **settings) as service:
+            return (await ApiClient(service.base_url).request(
+                "GET", "/auth/me", headers={"Authorization": f"Bearer {token}"})).status
+
+    async with running_service(data, **env) as service:
+        api = ApiClient(service.base_url)
+        assert (await api.register("alice")).status == 201
+        from_file = (await api.login("alice")).body["accessToken"]
+    assert (data / "access-token-secret").stat().st_mode & 0o777 == 0o600
+    assert await me(from_file) == 200  # the same key, read from the file
+    assert await me(from_file, ACCESS_TOKEN_SECRET=first) == 401
+    async with running_service(data, **env, ACCESS_TOKEN_SECRET=first) as service:
+        signed_by_first = (await ApiClient(service.base_url).login("alice")).body["accessToken"]
+    assert await me(signed_by_first, ACCESS_TOKEN_SECRET=second, ACCESS_TOKEN_PREVIOUS_SECRET=first) == 200
+    assert await me(signed_by_first, ACCESS_TOKEN_SECRET=second) == 401

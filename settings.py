@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         (), description="comma-separated origins like https://app.example.com")
     trust_proxy: bool = Field(False, description="true or false")
     register_limit_per_hour: int = Field(10, gt=0, description="a whole number above 0")
+    changes_retention_days: int = Field(
+        90, ge=1, le=3650, description="a whole number of days from 1 to 3650: how long GET /user/changes keeps a "
+                                       "change (a deletion's tombstone too); an app whose cursor is older reads the "
+                                       "lists again")
     login_failures_per_15_min: int = Field(10, gt=0, description="a whole number above 0")
     # Ten times the per-name limit: ten people behind one NAT can each use up their own before
     # the address is refused, while one address trying a new name each time gets 100 hashes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from auth.access_tokens import AccessTokens
@@ -15,6 +16,7 @@ from handlers import (
     avatars,
     catalog_detail,
     catalog_list,
+    changes,
     collection,
     mal_import,
     metrics,
@@ -35,6 +37,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.catalog_pages import CatalogPages
+from storage.changes import ChangeFeed
 from storage.collection import CollectionStore
 from storage.database import Database
 from storage.idempotency import IdempotencyStore
@@ -59,7 +62,7 @@ def all_routes() -> list[Route]:
     return [*accounts.routes, *sessions.routes, *personal_tokens.routes, *profile.routes, *user_settings.routes,
             *reading.routes, *reading_stats.routes, *ratings.routes, *collection.routes, *avatars.routes, *account.routes,
             *public_profiles.routes, *account_file.routes, *mal_import.routes, *catalog_list.routes,
-            *catalog_detail.routes, *system.routes]
+            *catalog_detail.routes, *changes.routes, *system.routes]
 
 
 def largest_body_limit(settings: Settings) -> int:
@@ -80,15 +83,17 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
     inputs = input_pool()
     # The reading list's writes take turns with its imports and undos (storage.list_gate).
     statuses_gate = ListGate()
+    change_feed = ChangeFeed(db, timedelta(days=settings.changes_retention_days))
     services = Services(
         supervisor=supervisor,
         settings=settings,
         db=db,
         users=users,
         catalog_keys=catalog_keys,
-        statuses=ReadingStatusStore(db, catalog_keys, statuses_gate),
-        ratings=RatingStore(db),
-        collection=CollectionStore(db, catalog_keys),
+        statuses=ReadingStatusStore(db, catalog_keys, statuses_gate, change_feed),
+        ratings=RatingStore(db, change_feed),
+        collection=CollectionStore(db, catalog_keys, change_feed),
+        changes=change_feed,
         avatars=avatars,
         account_removal=AccountRemoval(db, avatars),
         account_export=AccountExport(db, users, avatars),

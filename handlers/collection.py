@@ -86,7 +86,7 @@ class UpdateItemHandler(CollectionHandler):
     async def post(self, id: str) -> None:
         item_id = self.item_id()
         body = await self.parse_body(CollectionUpdateBody)
-        if await self.collection.update(self.require_user().id, item_id, cents(body.price), body.date) \
+        if await self.collection.update(self.require_user().id, item_id, cents(body.price), body.date, utc_now()) \
                 is WriteOutcome.NOT_FOUND:
             raise ApiError(404, ITEM_NOT_FOUND)
         self.write_message(200, ITEM_UPDATED)
@@ -99,7 +99,7 @@ class DeleteItemHandler(CollectionHandler):
 
     @idempotent
     async def delete(self, id: str) -> None:
-        if await self.collection.delete(self.require_user().id, self.item_id()) is WriteOutcome.NOT_FOUND:
+        if await self.collection.delete(self.require_user().id, self.item_id(), utc_now()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, ITEM_NOT_FOUND)
         self.write_message(200, ITEM_DELETED)
 

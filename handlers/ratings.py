@@ -88,7 +88,7 @@ class DeleteRatingHandler(RatingHandler):
     @reads(OwnEntry("ratings"))
     async def delete(self, id: str) -> None:
         user = self.require_user()
-        if await self.ratings.delete(user.id, self.series_id(), self.own_rating()) is WriteOutcome.NOT_FOUND:
+        if await self.ratings.delete(user.id, self.series_id(), self.own_rating(), utc_now()) is WriteOutcome.NOT_FOUND:
             raise ApiError(404, RATING_MISSING)
         self.write_message(200, RATING_DELETED)
 

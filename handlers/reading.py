@@ -96,7 +96,7 @@ class DeleteStatusHandler(ReadingStatusHandler):
 
     @idempotent
     async def delete(self, id: str) -> None:
-        outcome = await self.statuses.delete(self.require_user().id, self.series_id())
+        outcome = await self.statuses.delete(self.require_user().id, self.series_id(), utc_now())
         if outcome is WriteOutcome.NOT_FOUND:
             raise ApiError(404, STATUS_MISSING)
         self.write_message(200, STATUS_DELETED)

@@ -12,7 +12,8 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
-from storage.embedded_list import EmbeddedList
+from storage.changes import COLLECTION_ITEM, ChangeFeed
+from storage.embedded_list import EmbeddedList, Feed
 from storage.outcome import WriteOutcome
 from storage.records import CollectionItemRecord, SeriesRecord, StoredList, VolumeRecord
 
@@ -86,11 +87,11 @@ def stats_of(computed: dict[str, Any] | None) -> CollectionStats:
 
 
 class CollectionStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys, changes: ChangeFeed) -> None:
         self._users = db["users"]
         self._volumes = db["volumes"]
         self._keys = keys
-        self._items = EmbeddedList(self._users, "collection", key="item_id")
+        self._items = EmbeddedList(db, "collection", key="item_id", feed=Feed(changes, COLLECTION_ITEM))
 
     async def add(self, user_id: str, volume: VolumeRecord, price_cents: int | None,
                   buy_date: str | None, now: Any) -> tuple[WriteOutcome, str | None]:
@@ -98,7 +99,7 @@ class CollectionStore:
         item_id = str(ObjectId())
         item = {"item_id": item_id, "volume_id": volume.id, "series_id": volume.series_id,
                 "client": volume.client, "price_cents": price_cents, "buy_date": buy_date, "added": now}
-        if await self._items.push_unique(user_id, volume.id, item, unique_by="volume_id"):
+        if await self._items.push_unique(user_id, volume.id, item, now, unique_by="volume_id"):
             return WriteOutcome.DONE, item_id
         return WriteOutcome.CONFLICT, None
 
@@ -108,7 +109,7 @@ class CollectionStore:
         other removes, never two items. None if other writes of the volume kept coming between
         the two steps (each attempt lost a race)."""
         for _ in range(TOGGLE_ATTEMPTS):
-            if await self._items.remove(user_id, volume.id, by="volume_id"):
+            if await self._items.remove(user_id, volume.id, now, by="volume_id"):
                 return Toggled(in_collection=False)
             outcome, item_id = await self.add(user_id, volume, None, None, now)
             if outcome is WriteOutcome.DONE:
@@ -123,12 +124,14 @@ class CollectionStore:
         keys = await self._keys.series([volume.series_id])
         return bool(getattr(keys.of.get(volume.series_id), "nsfw18", False))
 
-    async def update(self, user_id: str, item_id: str, price_cents: int | None, buy_date: str | None) -> WriteOutcome:
-        changed = await self._items.set_fields(user_id, item_id, {"price_cents": price_cents, "buy_date": buy_date})
+    async def update(self, user_id: str, item_id: str, price_cents: int | None, buy_date: str | None,
+                     now: Any) -> WriteOutcome:
+        changed = await self._items.set_fields(user_id, item_id, {"price_cents": price_cents, "buy_date": buy_date},
+                                               now)
         return WriteOutcome.DONE if changed else WriteOutcome.NOT_FOUND
 
-    async def delete(self, user_id: str, item_id: str) -> WriteOutcome:
-        return WriteOutcome.DONE if await self._items.remove(user_id, item_id) else WriteOutcome.NOT_FOUND
+    async def delete(self, user_id: str, item_id: str, now: Any) -> WriteOutcome:
+        return WriteOutcome.DONE if await self._items.remove(user_id, item_id, now) else WriteOutcome.NOT_FOUND
 
     async def page(self, user_id: str, request: CollectionRequest, items: StoredList) -> CollectionPage:
         """The client's `items` (read with the session), searched and ordered here with the

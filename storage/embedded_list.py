@@ -4,14 +4,19 @@ whole list (an import) can write only if the list is still the one it read."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import bson
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.database import request_session
+from storage.changes import SEQ_FIELD, Change, ChangeFeed, first_number
+from storage.database import in_transaction, request_session
 from storage.list_gate import ListGate
 from storage.outcome import ListsFull, UserGone
 
@@ -50,47 +55,87 @@ def bump(field: str) -> dict[str, Any]:
     return {"$inc": {revision_field(field): 1}}
 
 
+@dataclass(frozen=True)
+class Written:
+    """A write that took effect: the entry as it was before (None: there was none) and the number
+    of the change it made (storage.changes)."""
+
+    before: dict[str, Any] | None
+    seq: int
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Where a list's writes leave their changes, and under which kind."""
+
+    changes: ChangeFeed
+    kind: str
+
+
 class EmbeddedList:
     """`users.<field>`, entries unique by `<key>`. Every write is one conditional update whose
     filter includes the user's id, so one user can never touch another user's entries, and which
     bumps the list's revision. With a `gate`, writes take turns with rewrites of the whole list
-    in this process (storage.list_gate)."""
+    in this process (storage.list_gate).
 
-    def __init__(self, users: AsyncCollection[dict[str, Any]], field: str, key: str, gate: ListGate | None = None) -> None:
-        self._users = users
+    Every write also numbers and records its change (storage.changes) in one transaction with
+    it: the caller's (`session`), else one of its own (which joins a request's transaction). The
+    update is a findAndModify that answers the entry as it was and the user's change counter, in
+    the round trip of the write itself."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], field: str, key: str, feed: Feed,
+                 gate: ListGate | None = None) -> None:
+        self._db = db
+        self._users = db["users"]
         self.field = field
         self.key = key
+        self._feed = feed
         self._gate = gate
 
-    async def push_unique(self, user_id: str, key_value: Any, entry: dict[str, Any],
-                          unique_by: str | None = None, session: AsyncClientSession | None = None) -> bool:
+    async def push_unique(self, user_id: str, key_value: Any, entry: dict[str, Any], now: datetime,
+                          unique_by: str | None = None, session: AsyncClientSession | None = None) -> Written | None:
         """Appends `entry` unless an entry with the same `unique_by` value (default: the key)
         exists. Of concurrent pushes for one value exactly one succeeds."""
         absent = {"_id": user_id, f"{self.field}.{unique_by or self.key}": {"$ne": key_value}}
-        async with self._turn(user_id):
-            result = await self._users.update_one({**absent, **smaller_than(ADD_LIMIT_BYTES)},
-                                                  {"$push": {self.field: entry}, **bump(self.field)},
-                                                  session=session or request_session())
-        if result.matched_count == 1:
-            return True
-        await self._explain_refusal(absent, ADD_LIMIT_BYTES, session)
-        return False
 
-    async def replace(self, user_id: str, key_value: Any, entry: dict[str, Any]) -> bool:
-        return await self._set(user_id, key_value, {f"{self.field}.$": entry})
+        async def push(session: AsyncClientSession) -> Written | None:
+            written = await self._write(user_id, {**absent, **smaller_than(ADD_LIMIT_BYTES)},
+                                        {"$push": {self.field: entry}}, entry[self.key], session)
+            if written is None:
+                await self._explain_refusal(absent, ADD_LIMIT_BYTES, session)
+                return None
+            await self._record(user_id, written, entry[self.key], entry, now, session)
+            return written
 
-    async def set_fields(self, user_id: str, key_value: Any, fields: dict[str, Any]) -> bool:
-        return await self._set(user_id, key_value, {f"{self.field}.$.{name}": v for name, v in fields.items()})
+        return await self._in_transaction(push, session)
 
-    async def _set(self, user_id: str, key_value: Any, assignments: dict[str, Any]) -> bool:
+    async def replace(self, user_id: str, key_value: Any, entry: dict[str, Any], now: datetime,
+                      session: AsyncClientSession | None = None) -> Written | None:
+        return await self._set(user_id, key_value, {f"{self.field}.$[mine]": entry}, lambda _: entry, now, session)
+
+    async def set_fields(self, user_id: str, key_value: Any, fields: dict[str, Any], now: datetime,
+                         session: AsyncClientSession | None = None) -> Written | None:
+        return await self._set(user_id, key_value, {f"{self.field}.$[mine].{name}": v for name, v in fields.items()},
+                               lambda before: {**(before or {}), **fields}, now, session)
+
+    async def _set(self, user_id: str, key_value: Any, assignments: dict[str, Any],
+                   after: Callable[[dict[str, Any] | None], dict[str, Any]], now: datetime,
+                   session: AsyncClientSession | None) -> Written | None:
+        # `$[mine]` with an array filter, not the positional `$`: SecantusDB's findAndModify does
+        # not take `$` (measured: "The positional operator did not find the match").
         present = {"_id": user_id, f"{self.field}.{self.key}": key_value}
-        async with self._turn(user_id):
-            result = await self._users.update_one({**present, **smaller_than(UPDATE_LIMIT_BYTES)},
-                                                  {"$set": assignments, **bump(self.field)}, session=request_session())
-        if result.matched_count == 1:
-            return True
-        await self._explain_refusal(present, UPDATE_LIMIT_BYTES)
-        return False
+
+        async def set_(session: AsyncClientSession) -> Written | None:
+            written = await self._write(user_id, {**present, **smaller_than(UPDATE_LIMIT_BYTES)},
+                                        {"$set": assignments}, key_value, session,
+                                        array_filters=[{f"mine.{self.key}": key_value}])
+            if written is None:
+                await self._explain_refusal(present, UPDATE_LIMIT_BYTES, session)
+                return None
+            await self._record(user_id, written, key_value, after(written.before), now, session)
+            return written
+
+        return await self._in_transaction(set_, session)
 
     async def _explain_refusal(self, condition: dict[str, Any], limit: int,
                               session: AsyncClientSession | None = None) -> None:
@@ -105,16 +150,42 @@ class EmbeddedList:
         if await self._users.find_one({"_id": condition["_id"]}, {"_id": 1}, session=session) is None:
             raise UserGone(str(condition["_id"]))
 
-    async def remove(self, user_id: str, key_value: Any, by: str | None = None) -> bool:
-        """Removes the entry whose `by` (default: the key) is `key_value`; False if none has it."""
+    async def remove(self, user_id: str, key_value: Any, now: datetime, by: str | None = None,
+                     session: AsyncClientSession | None = None) -> Written | None:
+        """Removes the entry whose `by` (default: the key) is `key_value`; None if none has it."""
         field = by or self.key
+
+        async def remove_(session: AsyncClientSession) -> Written | None:
+            written = await self._write(user_id, {"_id": user_id, f"{self.field}.{field}": key_value},
+                                        {"$pull": {self.field: {field: key_value}}}, key_value, session, by=field)
+            if written is not None and written.before is not None:
+                await self._record(user_id, written, written.before[self.key], None, now, session)
+            return written
+
+        return await self._in_transaction(remove_, session)
+
+    async def _write(self, user_id: str, condition: dict[str, Any], update: dict[str, Any], key_value: Any,
+                     session: AsyncClientSession, by: str | None = None, **options: Any) -> Written | None:
+        """The conditional update, bumping the list's revision and the change counter; None if
+        it matched nothing."""
         async with self._turn(user_id):
-            result = await self._users.update_one(
-                {"_id": user_id, f"{self.field}.{field}": key_value},
-                {"$pull": {self.field: {field: key_value}}, **bump(self.field)},
-                session=request_session(),
-            )
-        return result.matched_count == 1
+            before = await self._users.find_one_and_update(
+                condition, {**update, "$inc": {revision_field(self.field): 1, SEQ_FIELD: 1}},
+                projection={"_id": 0, SEQ_FIELD: 1, self.field: {"$elemMatch": {by or self.key: key_value}}},
+                return_document=ReturnDocument.BEFORE, session=session, **options)
+        if before is None:
+            return None
+        entries = before.get(self.field) or []
+        return Written(before=entries[0] if entries else None, seq=first_number(before))
+
+    async def _record(self, user_id: str, written: Written, key_value: Any, entry: dict[str, Any] | None,
+                      now: datetime, session: AsyncClientSession) -> None:
+        await self._feed.changes.record(user_id, written.seq, [Change(self._feed.kind, str(key_value), entry)], now,
+                                        session)
+
+    async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[Written | None]],
+                              session: AsyncClientSession | None) -> Written | None:
+        return await work(session) if session is not None else await in_transaction(self._db, work)
 
     def _turn(self, user_id: str) -> AbstractAsyncContextManager[None]:
         return self._gate.write(user_id) if self._gate is not None else nullcontext()

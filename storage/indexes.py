@@ -11,6 +11,7 @@ from auth.permissions import ROLE_PERMISSIONS
 from storage import rate_limits, status_import
 from storage.avatars import AvatarStore
 from storage.catalog import CatalogStore
+from storage.changes import DEFAULT_RETENTION, ChangeFeed
 from storage.idempotency import IdempotencyStore
 from storage.roles import RoleStore
 from storage.series_browse import ensure_listing
@@ -31,6 +32,7 @@ async def prepare_database(db: AsyncDatabase[dict[str, Any]]) -> None:
         await rate_limits.ensure_indexes(db)
         await status_import.ensure_indexes(db)
         await IdempotencyStore(db).ensure_indexes()
+        await ChangeFeed(db, DEFAULT_RETENTION).ensure_indexes()
         await RoleStore(db).publish(ROLE_PERMISSIONS)
         catalog = CatalogStore(db)
         await catalog.ensure_indexes()

@@ -14,7 +14,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
 from settings import Settings
-from storage.database import REQUEST_OPERATION_TIMEOUT_MS, connect, database, write_probe
+from storage.database import (
+    REQUEST_OPERATION_TIMEOUT_MS,
+    connect,
+    database,
+    write_probe,
+)
 from storage.embedded import (
     CredentialsFile,
     DataDirInUse,

@@ -8,7 +8,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
-from storage.embedded_list import EmbeddedList
+from storage.changes import READING_STATUS, ChangeFeed
+from storage.embedded_list import EmbeddedList, Feed
 from storage.list_gate import ListGate
 from storage.outcome import WriteOutcome
 from storage.records import SeriesRecord, StatusRecord, StoredList
@@ -69,27 +70,28 @@ class HistoryPage:
 
 
 class ReadingStatusStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys, gate: ListGate) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], keys: CatalogKeys, gate: ListGate,
+                 changes: ChangeFeed) -> None:
         self._users = db["users"]
         self._series = db["series"]
         self._keys = keys
-        self._statuses = EmbeddedList(self._users, "statuses", key="series_id", gate=gate)
+        self._statuses = EmbeddedList(db, "statuses", key="series_id", feed=Feed(changes, READING_STATUS), gate=gate)
 
     async def add(self, user_id: str, series_id: int, client: int, fields: StatusFields, now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""
         entry = fields.stored(series_id, client, now)
-        added = await self._statuses.push_unique(user_id, series_id, entry)
+        added = await self._statuses.push_unique(user_id, series_id, entry, now)
         return WriteOutcome.DONE if added else WriteOutcome.CONFLICT
 
     async def update(self, user_id: str, series_id: int, client: int, fields: StatusFields,
                      now: Any) -> WriteOutcome:
         """Replaces the entry's fields in place, atomically."""
         entry = fields.stored(series_id, client, now)
-        replaced = await self._statuses.replace(user_id, series_id, entry)
+        replaced = await self._statuses.replace(user_id, series_id, entry, now)
         return WriteOutcome.DONE if replaced else WriteOutcome.NOT_FOUND
 
-    async def delete(self, user_id: str, series_id: int) -> WriteOutcome:
-        removed = await self._statuses.remove(user_id, series_id)
+    async def delete(self, user_id: str, series_id: int, now: Any) -> WriteOutcome:
+        removed = await self._statuses.remove(user_id, series_id, now)
         return WriteOutcome.DONE if removed else WriteOutcome.NOT_FOUND
 
     async def history(self, user_id: str, request: HistoryRequest, entries: StoredList) -> HistoryPage:

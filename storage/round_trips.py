@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
 
 _current: ContextVar[list[int] | None] = ContextVar("round_trips", default=None)
 # What the driver sends on its own (monitoring, authentication, a server's version), not on a

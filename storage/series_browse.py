@@ -26,7 +26,12 @@ from languages import FALLBACK
 from storage.catalog_keys import VERSION_ID
 from storage.records import SeriesRecord
 from storage.search_words import search_words
-from storage.series_listing import SERIES_FIELDS, ListingBuilder, ListingFilter, SeriesListing
+from storage.series_listing import (
+    SERIES_FIELDS,
+    ListingBuilder,
+    ListingFilter,
+    SeriesListing,
+)
 from workers import off_the_loop
 
 LISTING_ID = "listing"  # the `catalog_meta` document that names the current build

@@ -32,7 +32,14 @@ from storage.records import (
     UserRecord,
     VolumeRecord,
 )
-from storage.session_reads import CatalogRead, Figures, ListRead, SessionRead, extra_fields, figures_of
+from storage.session_reads import (
+    CatalogRead,
+    Figures,
+    ListRead,
+    SessionRead,
+    extra_fields,
+    figures_of,
+)
 from storage.user_directory import UserDirectory, image_version
 
 # Indexes of an earlier layout that a sharded `users` collection cannot have.

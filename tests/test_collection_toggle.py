@@ -115,11 +115,12 @@ async def test_a_toggle_that_loses_every_race_answers_500_and_stops(
     rival = {"item_id": "rival", "volume_id": 11, "series_id": 1, "client": 1, "price_cents": None,
              "buy_date": None, "added": None}
 
-    async def remove_after_a_rival(self: EmbeddedList, user_id: str, key_value: Any, by: str | None = None) -> bool:
+    async def remove_after_a_rival(self: EmbeddedList, user_id: str, key_value: Any, now: Any,
+                                   by: str | None = None, session: Any = None) -> Any:
         nonlocal rounds
         rounds += 1
         await db.users.update_one({"_id": user_id}, {"$pull": {"collection": {"volume_id": key_value}}})
-        return await remove(self, user_id, key_value, by)
+        return await remove(self, user_id, key_value, now, by, session)
 
     async def add_after_a_rival(self: CollectionStore, user_id: str, *args: Any) -> Any:
         await db.users.update_one({"_id": user_id}, {"$push": {"collection": rival}})
@@ -226,13 +227,17 @@ async def test_the_refusal_is_documented_and_no_other_get_is_guarded(api: ApiCli
     assert "Not idempotent" in document["paths"][TEMPLATE]["get"]["description"]
 
 
-async def test_a_toggle_costs_the_session_query_and_one_write_to_remove_two_to_add(
+async def test_a_toggle_costs_the_session_query_and_one_transaction_to_remove_two_to_add(
     api: ApiClient, alice: dict, commands: CommandCounter
 ) -> None:
+    """Each step is its write and its change (storage.changes) in one transaction."""
     assert (await toggle(api, 12)).status == 200  # the series' 18+ flag is now among the process's catalog keys
     commands.reset()
     assert (await toggle(api, 11)).body["in_collection"] is True
-    assert commands.targets() == [("aggregate", "users"), ("update", "users"), ("update", "users")]  # no item; added
+    assert commands.targets() == [("aggregate", "users"),
+                                  ("findAndModify", "users"), ("commitTransaction", 1),  # no item to remove
+                                  ("findAndModify", "users"), ("insert", "changes"), ("commitTransaction", 1)]  # added
     commands.reset()
     assert (await toggle(api, 11)).body["in_collection"] is False
-    assert commands.targets() == [("aggregate", "users"), ("update", "users")]  # removed
+    assert commands.targets() == [("aggregate", "users"), ("findAndModify", "users"), ("insert", "changes"),
+                                  ("commitTransaction", 1)]  # removed

@@ -17,6 +17,7 @@ from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.catalog_keys import CatalogKeys
 from storage.catalog_pages import CatalogPages
+from storage.changes import ChangeFeed
 from storage.collection import CollectionStore
 from storage.database import Database
 from storage.idempotency import IdempotencyStore
@@ -100,6 +101,7 @@ class Services:
     address_login_attempts: SharedWindowLimit  # per address, whatever the username
     registrations: SharedWindowLimit
     idempotency: IdempotencyStore
+    changes: ChangeFeed  # the change feed of each user's own data (GET /user/changes)
     # The HMAC key of the requests' fingerprints that Idempotency-Key keeps (settings: IDEMPOTENCY_SECRET).
     fingerprint_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     # Signs and verifies the accessToken (settings: ACCESS_TOKEN_SECRET).

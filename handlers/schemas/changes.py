@@ -1,0 +1,92 @@
+"""The change feed's query and answer (`GET /user/changes`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from auth.clock import iso_utc
+from handlers.schemas.collection import money
+from handlers.schemas.common import RequestModel
+from handlers.schemas.ratings import SeriesRating
+from handlers.schemas.reading import PlainCount, ReadingStatus
+from handlers.schemas.settings import UserSettings, settings_with_defaults
+from storage import changes
+from storage.changes import StoredChange
+from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
+
+MAX_CHANGES = 1000
+DEFAULT_CHANGES = 100
+# A cursor is the number of the last change a client has seen, as text: digits only, at most 18
+# of them (below 2**63, what the database's counter holds).
+_CURSOR = r"^[0-9]{1,18}$"
+
+
+def _cursor(value: Any) -> Any:
+    return value if not isinstance(value, str) else value.strip()
+
+
+class ChangesQuery(RequestModel):
+    since: Annotated[str | None, BeforeValidator(_cursor), Field(pattern=_CURSOR)] = None
+    limit: Annotated[PlainCount, Field(ge=1, le=MAX_CHANGES)] = DEFAULT_CHANGES
+
+
+class ChangedCollectionItem(BaseModel):
+    """A collection item as stored: its volume and series by id (the list routes show the rest)."""
+
+    item_id: str
+    volume_id: int
+    series_id: int
+    client: int
+    price: float | None
+    buy_date: str | None
+    added: str | None
+
+
+class AvatarState(BaseModel):
+    profile_image: str | None  # the scaled image's URL (as in User), null once deleted
+    version: int | None
+
+
+ChangedEntry = ReadingStatus | SeriesRating | ChangedCollectionItem | UserSettings | AvatarState
+
+
+class Change(BaseModel):
+    cursor: str
+    kind: Literal["reading-status", "rating", "collection-item", "settings", "avatar"]
+    id: str
+    op: Literal["upsert", "delete"]
+    at: str
+    entry: ChangedEntry | None
+    import_id: str | None = None
+
+    @classmethod
+    def of(cls, change: StoredChange, user_id: str) -> Change:
+        return cls(cursor=str(change.seq), kind=change.kind, id=change.id, op=change.op,  # type: ignore[arg-type]
+                   at=iso_utc(change.at), entry=entry_of(change, user_id), import_id=change.import_id)
+
+
+def entry_of(change: StoredChange, user_id: str) -> ChangedEntry | None:
+    """The entry as the route that reads it answers it."""
+    stored = change.entry
+    if stored is None:
+        return None
+    if change.kind == changes.READING_STATUS:
+        return ReadingStatus.of(StatusRecord.of(stored), user_id)
+    if change.kind == changes.RATING:
+        return SeriesRating.of(RatingRecord.of(stored), user_id)
+    if change.kind == changes.COLLECTION_ITEM:
+        item = CollectionItemRecord.of(stored)
+        return ChangedCollectionItem(item_id=item.item_id, volume_id=item.volume_id, series_id=item.series_id,
+                                     client=item.client, price=money(item.price_cents), buy_date=item.buy_date,
+                                     added=iso_utc(item.added) if item.added else None)
+    if change.kind == changes.SETTINGS:
+        return UserSettings.model_validate(settings_with_defaults(stored))
+    return AvatarState(profile_image=stored.get("profile_image"), version=stored.get("version"))
+
+
+class ChangesPage(BaseModel):
+    changes: list[Change]
+    next: str  # ask with since=<next> to get what came after
+    more: bool  # another page is ready now

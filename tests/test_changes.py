@@ -1,0 +1,126 @@
+"""The change feed (issue 31): `GET /user/changes` hands an app exactly what it has not seen, in the
+order the writes were made, each change written in one transaction with its write."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from auth.clock import utc_now
+from tests.api_client import ApiClient
+from tests.bodies import STATUS
+from tests.catalog_data import series, volume
+from tests.conftest import RunningApp, StartApp
+
+pytestmark = pytest.mark.asyncio
+
+CATALOG = [series(n, f"Series {n}", volumes=[volume(n * 10 + 1, 1), volume(n * 10 + 2, 2)]) for n in range(1, 21)]
+GONE = {"data": "The changes after this cursor are no longer kept: read the lists again, then follow the changes",
+        "code": 410}
+
+
+async def changes(api: ApiClient, since: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    query = "&".join(f"{name}={value}" for name, value in (("since", since), ("limit", limit)) if value is not None)
+    reply = await api.get(f"/user/changes?{query}" if query else "/user/changes")
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+async def everything(api: ApiClient, since: str | None = None, limit: int = 3) -> tuple[list[dict[str, Any]], str]:
+    """Every change after `since`, page by page; and the cursor to ask with next."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        page = await changes(api, since, limit)
+        seen += page["changes"]
+        since = page["next"]
+        if not page["more"]:
+            return seen, since
+
+
+async def test_each_write_leaves_one_change_with_the_entry_after_it(api: ApiClient, alice: dict) -> None:
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 5})).status == 200
+    assert (await api.post("/user/series-rating/add/1", {"rating": 8})).status == 200
+    added = await api.post("/user/collection/add/11", {"price": 9.5, "date": "2026-01-02"})
+    item_id = added.body["item_id"]
+    assert (await api.post(f"/user/collection/update/{item_id}", {"price": 7, "date": None})).status == 200
+    assert (await api.delete(f"/user/collection/delete/{item_id}")).status == 200
+    assert (await api.delete("/user/series-rating/delete/1")).status == 200
+    assert (await api.delete("/user/reading-status/delete/1")).status == 200
+    page = await changes(api)
+    assert [(c["cursor"], c["kind"], c["id"], c["op"]) for c in page["changes"]] == [
+        ("1", "reading-status", "1", "upsert"), ("2", "reading-status", "1", "upsert"), ("3", "rating", "1", "upsert"),
+        ("4", "collection-item", item_id, "upsert"), ("5", "collection-item", item_id, "upsert"),
+        ("6", "collection-item", item_id, "delete"), ("7", "rating", "1", "delete"),
+        ("8", "reading-status", "1", "delete")]
+    entries = [c["entry"] for c in page["changes"]]
+    assert entries[0]["progress"] == 3 and entries[1]["progress"] == 5 and entries[1]["user_id"] == alice["id"]
+    assert entries[2] == {"user_id": alice["id"], "series_id": 1, "rating": 8.0,
+                          "last_update": entries[2]["last_update"]}
+    assert entries[3]["price"] == 9.5 and entries[3]["buy_date"] == "2026-01-02" and entries[3]["volume_id"] == 11
+    assert entries[4]["price"] == 7.0 and entries[4]["buy_date"] is None
+    assert entries[5:] == [None, None, None]
+    assert page["next"] == "8" and page["more"] is False
+    assert await changes(api, "8") == {"changes": [], "next": "8", "more": False}
+
+
+async def test_a_client_that_keeps_next_sees_everything_once_also_with_two_processes_writing(
+    start_app: StartApp, api: ApiClient, alice: dict
+) -> None:
+    """Two apps (two processes' worth of servers on one database) write for the same user at
+    once while a reader follows the feed page by page: it ends with every change once, in order."""
+    other = await start_app()
+    phone = other.client()
+    assert (await phone.login("alice")).status == 200
+    reader_cursor: str | None = None
+    seen: list[dict[str, Any]] = []
+
+    async def write(client: ApiClient, series_ids: range) -> None:
+        for series_id in series_ids:
+            assert (await client.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+            assert (await client.post(f"/user/series-rating/add/{series_id}", {"rating": 5})).status == 200
+
+    async def follow() -> None:
+        nonlocal reader_cursor, seen
+        for _ in range(20):
+            found, reader_cursor = await everything(api, reader_cursor)
+            seen += found
+            await asyncio.sleep(0)
+
+    await asyncio.gather(write(api, range(1, 11)), write(phone, range(11, 21)), follow())
+    found, reader_cursor = await everything(api, reader_cursor)
+    seen += found
+    assert [int(c["cursor"]) for c in seen] == list(range(1, 41))
+    assert sorted((c["kind"], c["id"]) for c in seen) == sorted(
+        [("reading-status", str(n)) for n in range(1, 21)] + [("rating", str(n)) for n in range(1, 21)])
+
+
+async def test_a_cursor_whose_next_change_expired_answers_410(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    for series_id in (1, 2, 3):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+    # The first two pass their retention (the TTL monitor may not have removed them yet).
+    await db.changes.update_many({"seq": {"$lte": 2}}, {"$set": {"expires": utc_now() - timedelta(seconds=1)}})
+    for stale in ("0", "1"):
+        reply = await api.get(f"/user/changes?since={stale}")
+        assert (reply.status, reply.body) == (410, GONE), stale
+    assert [c["cursor"] for c in (await changes(api, "2"))["changes"]] == ["3"]
+    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["3"]  # from the oldest kept
+    reply = await api.get("/user/changes?since=99")  # past the counter: a database restored from a backup
+    assert (reply.status, reply.body) == (410, GONE)
+
+
+async def test_bad_cursors_and_limits_are_400(api: ApiClient, alice: dict) -> None:
+    for query in ("since=-1", "since=abc", "since=1.5", "since=" + "9" * 19, "limit=0", "limit=1001", "limit=x"):
+        assert (await api.get(f"/user/changes?{query}")).status == 400, query
+
+
+async def test_the_feed_is_the_readers_own(running: RunningApp, api: ApiClient, alice: dict) -> None:
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    bob = running.client()
+    await bob.sign_up("bob")
+    assert (await changes(bob)) == {"changes": [], "next": "0", "more": False}
+    assert (await running.client().get("/user/changes")).status == 401

@@ -78,12 +78,12 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
     ACCESS_TOKEN_SECRET, or their files); random ones otherwise, for an app that lives as long as
     its process (tests)."""
     catalog_keys = CatalogKeys(db)
-    users = UserStore(db)
+    change_feed = ChangeFeed(db, timedelta(days=settings.changes_retention_days))
+    users = UserStore(db, change_feed)
     avatars = AvatarStore(db, users)
     inputs = input_pool()
     # The reading list's writes take turns with its imports and undos (storage.list_gate).
     statuses_gate = ListGate()
-    change_feed = ChangeFeed(db, timedelta(days=settings.changes_retention_days))
     services = Services(
         supervisor=supervisor,
         settings=settings,

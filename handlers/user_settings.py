@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auth.clock import utc_now
 from auth.permissions import EDIT_USERS
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
 from handlers.user_scope import USER_ID
@@ -46,7 +47,7 @@ class SaveSettingsHandler(ApiHandler):
         if is_self and needs_age_verification and not user.record.age_verified:
             raise ApiError(403, FORBIDDEN)
         outcome = await self.services.users.save_settings(
-            target_id, values, needs_age_verification=needs_age_verification
+            target_id, values, utc_now(), needs_age_verification=needs_age_verification
         )
         if outcome is SettingsOutcome.NOT_AGE_VERIFIED:
             raise ApiError(403, FORBIDDEN)

@@ -29,7 +29,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from auth.clock import utc_now
 from auth.permissions import is_banned
+from storage.changes import AVATAR, SEQ_FIELD, Change, count, first_number
 from storage.database import in_transaction
 from storage.records import AvatarReference
 from storage.user_directory import UserDirectory
@@ -96,16 +98,20 @@ class AvatarStore:
         version = reference["version"]
 
         async def point(session: AsyncClientSession) -> bool:
-            result = await self._users.update_one(
+            before = await self._users.find_one_and_update(
                 {"_id": user_id, "$and": [
                     {"$or": [{"profile_image": None}, {"profile_image.version": {"$lt": version}}]},
                     {"$or": [{"avatar_floor": None}, {"avatar_floor": {"$lt": version}}]},
                 ]},
-                {"$set": {"profile_image": reference}}, session=session,
+                {"$set": {"profile_image": reference}, **count(1)}, projection={"_id": 0, SEQ_FIELD: 1},
+                return_document=ReturnDocument.BEFORE, session=session,
             )
-            if result.matched_count == 1:
-                await self._directory.show_image(user_id, version, session)
-            return result.matched_count == 1
+            if before is None:
+                return False
+            await self._directory.show_image(user_id, version, session)
+            await self._user_store.changes.record(user_id, first_number(before),
+                                                  [Change(AVATAR, user_id, {"version": version})], utc_now(), session)
+            return True
 
         return await in_transaction(self._db, point)
 
@@ -149,13 +155,16 @@ class AvatarStore:
             cleared = await self._users.find_one_and_update(
                 {"_id": user_id, "profile_image": {"$type": "object"}},
                 [{"$set": {"avatar_sequence": {"$add": [{"$ifNull": ["$avatar_sequence", 0]}, 1]},
+                           SEQ_FIELD: {"$add": [{"$ifNull": [f"${SEQ_FIELD}", 0]}, 1]},
                            "profile_image": None}},
                  {"$set": {"avatar_floor": "$avatar_sequence"}}],
-                projection={"avatar_floor": 1, "_id": 0},
+                projection={"avatar_floor": 1, SEQ_FIELD: 1, "_id": 0},
                 return_document=ReturnDocument.AFTER, session=session,
             )
             if cleared is not None:
                 await self._directory.show_image(user_id, None, session)
+                await self._user_store.changes.record(user_id, int(cleared[SEQ_FIELD]),
+                                                      [Change(AVATAR, user_id, None)], utc_now(), session)
             return cleared
 
         removed = await in_transaction(self._db, clear)

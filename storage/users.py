@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -22,6 +23,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from auth.permissions import DEFAULT_ROLE, is_banned
 from auth.personal_tokens import MAX_PERSONAL_TOKENS_PER_USER
 from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
+from storage.changes import DEFAULT_RETENTION, SEQ_FIELD, SETTINGS, Change, ChangeFeed, count
 from storage.database import in_transaction, request_session
 from storage.records import (
     CATALOG_DOCUMENTS,
@@ -121,11 +123,14 @@ class SettingsOutcome(enum.Enum):
 
 
 class UserStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], changes: ChangeFeed | None = None) -> None:
+        """`changes`: where a settings write leaves its change (storage.changes); the operator
+        commands, which save no settings, may leave it out."""
         self._db = db
         self._users = db["users"]
         self._usernames = db["usernames"]
         self._directory = UserDirectory(db)
+        self.changes = changes or ChangeFeed(db, DEFAULT_RETENTION)
 
     async def ensure_indexes(self) -> None:
         # `usernames` needs none: its `_id` is the name. Sessions are found through the user's
@@ -356,15 +361,26 @@ class UserStore:
         await self._users.update_one({"_id": user_id}, {"$set": {"sessions": []}}, session=request_session())
 
     async def save_settings(
-        self, user_id: str, changes: Mapping[str, Any], *, needs_age_verification: bool
+        self, user_id: str, changes: Mapping[str, Any], now: datetime, *, needs_age_verification: bool
     ) -> SettingsOutcome:
-        """Merges `changes` into the stored settings in one conditional write."""
+        """Merges `changes` into the stored settings in one conditional write, which answers the
+        settings after it and numbers its change, recorded in the same transaction."""
         query: dict[str, Any] = {"_id": user_id}
         if needs_age_verification:
             query["age_verified"] = True
-        update = {"$set": {f"settings.{key}": value for key, value in changes.items()}}
-        result = await self._users.update_one(query, update, session=request_session())
-        if result.matched_count:
+        update = {"$set": {f"settings.{key}": value for key, value in changes.items()}, **count(1)}
+
+        async def save(session: AsyncClientSession) -> bool:
+            after = await self._users.find_one_and_update(query, update, projection={"_id": 0, "settings": 1,
+                                                                                     SEQ_FIELD: 1},
+                                                          return_document=ReturnDocument.AFTER, session=session)
+            if after is None:
+                return False
+            await self.changes.record(user_id, int(after[SEQ_FIELD]),
+                                       [Change(SETTINGS, SETTINGS, after.get("settings") or {})], now, session)
+            return True
+
+        if await in_transaction(self._db, save):
             return SettingsOutcome.SAVED
         # Only on the failure path: tell a missing user from an unverified one.
         if needs_age_verification and await self.exists(user_id):

@@ -15,6 +15,8 @@ from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import RunningApp, StartApp
+from tests.images import b64, image_bytes
+from tests.roles import make_admin
 
 pytestmark = pytest.mark.asyncio
 
@@ -124,3 +126,25 @@ async def test_the_feed_is_the_readers_own(running: RunningApp, api: ApiClient, 
     await bob.sign_up("bob")
     assert (await changes(bob)) == {"changes": [], "next": "0", "more": False}
     assert (await running.client().get("/user/changes")).status == 401
+
+
+async def test_settings_and_the_avatar_leave_changes_too_also_when_an_admin_makes_them(
+    running: RunningApp, api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    assert (await api.post(f"/users/{alice['id']}/save-settings", {"theme": "dark"})).status == 200
+    image = {"image": b64(image_bytes("PNG"))}
+    assert (await api.post(f"/user/update-image/{alice['id']}", image)).status == 200
+    version = (await api.get("/user/me")).body["image_version"]
+    admin = running.client()
+    await make_admin(db, (await admin.sign_up("root"))["id"])
+    assert (await admin.post(f"/users/{alice['id']}/save-settings", {"view-mode": "grid"})).status == 200
+    assert (await admin.delete(f"/admin-users/delete-image/{alice['id']}")).status == 200
+    page = await changes(api)
+    assert [(c["kind"], c["id"], c["op"]) for c in page["changes"]] == [
+        ("settings", "settings", "upsert"), ("avatar", alice["id"], "upsert"), ("settings", "settings", "upsert"),
+        ("avatar", alice["id"], "delete")]
+    first, avatar, second, _ = [c["entry"] for c in page["changes"]]
+    assert first["theme"] == "dark" and first["view-mode"] == "column"  # the whole settings, defaults filled in
+    assert second["theme"] == "dark" and second["view-mode"] == "grid"
+    assert avatar == {"profile_image": f"/user/avatar/{alice['id']}/scaled?v={version}", "version": version}
+    assert (await changes(admin))["changes"] == []  # the admin's own feed is not the user's

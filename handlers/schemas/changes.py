@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 
 from auth.clock import iso_utc
+from handlers.schemas.auth import avatar_url
 from handlers.schemas.collection import money
 from handlers.schemas.common import RequestModel
 from handlers.schemas.ratings import SeriesRating
@@ -45,8 +46,10 @@ class ChangedCollectionItem(BaseModel):
 
 
 class AvatarState(BaseModel):
-    profile_image: str | None  # the scaled image's URL (as in User), null once deleted
-    version: int | None
+    """The new profile image (a deleted one is a delete, its entry null)."""
+
+    profile_image: str  # the scaled image's URL, as in User
+    version: int
 
 
 ChangedEntry = ReadingStatus | SeriesRating | ChangedCollectionItem | UserSettings | AvatarState
@@ -83,7 +86,10 @@ def entry_of(change: StoredChange, user_id: str) -> ChangedEntry | None:
                                      added=iso_utc(item.added) if item.added else None)
     if change.kind == changes.SETTINGS:
         return UserSettings.model_validate(settings_with_defaults(stored))
-    return AvatarState(profile_image=stored.get("profile_image"), version=stored.get("version"))
+    version = int(stored["version"])
+    url = avatar_url(user_id, version)
+    assert url is not None  # a version always has one
+    return AvatarState(profile_image=url, version=version)
 
 
 class ChangesPage(BaseModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -24,6 +25,17 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.clock import utc_now
+from storage.changes import (
+    COLLECTION_ITEM,
+    RATING,
+    READING_STATUS,
+    SEQ_FIELD,
+    SETTINGS,
+    Change,
+    ChangeFeed,
+    first_number,
+)
 from storage.database import in_transaction
 from storage.embedded_list import revision_field, too_full_to_add
 from storage.list_merge import ListOutcome, Merged, MergeRule, merge_entries
@@ -53,8 +65,9 @@ class ImportOutcome:
 
 
 class AccountImport:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], pool: Executor) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], pool: Executor, changes: ChangeFeed) -> None:
         self._db = db
+        self._changes = changes
         self._pool = pool  # the merges and the size check grow with the lists: the service's input pool
         self._users = db["users"]
         self._series = db["series"]
@@ -76,7 +89,7 @@ class AccountImport:
             # Three lists of up to 20,000 entries merged, and the result measured: off the loop.
             plan = await off_the_loop(self._pool, self._plan, stored, incoming, series_clients, volumes, rule, apply)
             if apply:
-                await self._write(user_id, stored, plan, session)
+                await self._write(user_id, stored, plan, utc_now(), session)
             return plan.outcome
 
         if not apply:
@@ -143,23 +156,34 @@ class AccountImport:
                 settings.kept += 1
         too_full = measure and too_full_to_add({**stored, "statuses": merged_statuses.entries,
                                                 "ratings": merged_ratings.entries, "collection": merged_items.entries})
+        # What the change feed records of it (storage.changes): each entry added or replaced.
+        feed = [Change(kind, str(c.key), c.after) for kind, merged in ((READING_STATUS, merged_statuses),
+                                                                        (RATING, merged_ratings))
+                for c in merged.changes if c.action in ("add", "update")]
+        for c in merged_items.changes:
+            if c.action in ("add", "update"):
+                kept_id = ids_by_volume.get(c.after["volume_id"], c.after["item_id"])
+                feed.append(Change(COLLECTION_ITEM, str(kept_id), {**c.after, "item_id": kept_id}))
+        if changes:
+            feed.append(Change(SETTINGS, SETTINGS, {**current_settings, **changes}))
         return _Plan(merged_statuses, merged_ratings, merged_items, changes,
                      ImportOutcome(merged_statuses.outcome, merged_ratings.outcome, merged_items.outcome, settings),
-                     too_full)
+                     too_full, feed)
 
-    async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan,
+    async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan, now: datetime,
                      session: AsyncClientSession | None) -> None:
         lists = {"statuses": plan.statuses.entries, "ratings": plan.ratings.entries,
                  "collection": plan.collection.entries}
         if plan.too_full:
             raise ListsFull(user_id)
-        await self._users.update_one(
+        before = await self._users.find_one_and_update(
             {"_id": user_id},
             # Counted as a write of each list, so that a MAL import that read one before cannot
-            # write over it (storage.status_import).
+            # write over it (storage.status_import); and numbering its changes.
             {"$set": {**lists, **{f"settings.{key}": value for key, value in plan.settings.items()}},
-             "$inc": {revision_field(name): 1 for name in lists}},
-            session=session)
+             "$inc": {**{revision_field(name): 1 for name in lists}, SEQ_FIELD: len(plan.feed)}},
+            projection={"_id": 0, SEQ_FIELD: 1}, session=session)
+        await self._changes.record(user_id, first_number(before), plan.feed, now, session)
         moves = _rating_moves(stored.get("ratings") or [], plan.ratings.entries)
         if moves:
             await self._series.bulk_write(moves, ordered=False, session=session)
@@ -173,6 +197,7 @@ class _Plan:
     settings: dict[str, Any]  # the settings to write
     outcome: ImportOutcome
     too_full: bool  # the document with these lists is past the size at which lists stop growing
+    feed: list[Change]  # the changes the change feed records
 
 
 def _rating_moves(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[UpdateOne]:

@@ -28,6 +28,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage import changes
 from storage.avatars import AvatarStore
 from storage.database import in_transaction
 from storage.ratings import half_points
@@ -59,6 +60,7 @@ class AccountRemoval:
         self._usernames = db["usernames"]
         self._series = db["series"]
         self._imports = db["imports"]
+        self._changes = db[changes.COLLECTION]
         self._avatars = avatars
         self._directory = UserDirectory(db)
 
@@ -80,8 +82,10 @@ class AccountRemoval:
         if moves:
             await self._series.bulk_write(moves, ordered=False, session=session)
         await self._users.delete_one({"_id": user_id}, session=session)
-        # Import records hold earlier versions of the user's entries: they go with the account.
+        # Import records hold earlier versions of the user's entries, and so do the changes
+        # (storage.changes): they go with the account.
         await self._imports.delete_many({"user_id": user_id}, session=session)
+        await self._changes.delete_many({"user_id": user_id}, session=session)
         await self._usernames.delete_one({"_id": user["username"].lower(), "user_id": user_id}, session=session)
         await self._directory.remove(user_id, session)
         return True

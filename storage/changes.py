@@ -147,7 +147,3 @@ class ChangeFeed:
         """The number of the user's last change (0 before the first)."""
         found = await self._users.find_one({"_id": user_id}, {"_id": 0, SEQ_FIELD: 1})
         return int((found or {}).get(SEQ_FIELD) or 0)
-
-    async def drop(self, user_id: str, session: AsyncClientSession | None = None) -> None:
-        """Removes every change of a deleted account."""
-        await self._changes.delete_many({"user_id": user_id}, session=session)

@@ -50,11 +50,6 @@ def revision_of(document: dict[str, Any], field: str) -> int | None:
     return (document.get("revisions") or {}).get(field)
 
 
-def bump(field: str) -> dict[str, Any]:
-    """The part of an update that counts one more write of the list `field`."""
-    return {"$inc": {revision_field(field): 1}}
-
-
 @dataclass(frozen=True)
 class Written:
     """A write that took effect: the entry as it was before (None: there was none) and the number

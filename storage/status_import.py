@@ -25,8 +25,9 @@ import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.changes import READING_STATUS, SEQ_FIELD, Change, ChangeFeed, first_number
 from storage.database import in_transaction
-from storage.embedded_list import bump, revision_field, revision_of, too_full_to_add
+from storage.embedded_list import revision_field, revision_of, too_full_to_add
 from storage.list_gate import ListGate
 from storage.list_merge import Entry, EntryChange, Merged, MergeRule, merge_entries
 from storage.outcome import ListsFull
@@ -115,6 +116,12 @@ def entry_hash(entry: Entry) -> str:
     return hashlib.sha256(bson.encode(entry)).hexdigest()
 
 
+def import_changes(merged: Merged, import_id: str) -> list[Change]:
+    """The change feed's changes of an applied import: each added or changed entry, naming it."""
+    return [Change(READING_STATUS, str(c.key), c.after, import_id) for c in merged.changes
+            if c.action in ("add", "update")]
+
+
 def _merge_for_import(stored: dict[str, Any], incoming: list[Entry], rule: MergeRule,
                       apply: bool) -> tuple[Merged, bool, list[dict[str, Any]]]:
     """The merged list, whether the document that would hold it is too full, and the import record's
@@ -141,23 +148,27 @@ class ListBusy(Exception):
     """The list kept changing under a rewrite, attempt after attempt (writes from other processes)."""
 
 
-def _undo_plan(statuses: list[Entry], record: dict[str, Any]) -> tuple[list[Entry], UndoResult]:
-    """The list once the import of `record` is taken back, and what that does."""
+def _undo_plan(statuses: list[Entry], record: dict[str, Any]) -> tuple[list[Entry], UndoResult, list[Change]]:
+    """The list once the import of `record` is taken back, what that does, and its changes for
+    the change feed (each naming the import)."""
     statuses = list(statuses)
     position = {entry["series_id"]: index for index, entry in enumerate(statuses)}
     result = UndoResult()
     removed: set[int] = set()
+    changes: list[Change] = []
     for done in record["entries"]:
         index = position.get(done["series_id"])
         if index is None or entry_hash(statuses[index]) != done["after_sha256"]:
             result.left.append(done["series_id"])
-        elif done["before"] is None:
+            continue
+        if done["before"] is None:
             removed.add(index)
             result.removed += 1
         else:
             statuses[index] = done["before"]
             result.restored += 1
-    return [entry for index, entry in enumerate(statuses) if index not in removed], result
+        changes.append(Change(READING_STATUS, str(done["series_id"]), done["before"], record["_id"]))
+    return [entry for index, entry in enumerate(statuses) if index not in removed], result, changes
 
 
 @dataclass(frozen=True)
@@ -180,8 +191,10 @@ class StatusImport:
     user's own writes wait for the rewrite in this process (storage.list_gate), so one attempt is
     the rule; a transaction spanning the read and the merge lost to every write landing in it."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], gate: ListGate, pool: Executor) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], gate: ListGate, pool: Executor,
+                 changes: ChangeFeed) -> None:
         self._db = db
+        self._changes = changes
         self._pool = pool  # merges and undo plans grow with the list: the service's input pool
         self._users = db["users"]
         self._imports = db["imports"]
@@ -211,10 +224,12 @@ class StatusImport:
                 import_id = secrets.token_hex(12)
                 record = {"_id": import_id, "user_id": user_id, "source": source, "created": now,
                           "expires": now + timedelta(days=RECORD_DAYS), "entries": undo_entries}
+                changes = await off_the_loop(self._pool, import_changes, merged, import_id)
 
                 async def write(session: AsyncClientSession, stored: dict[str, Any] = stored,
-                                merged: Merged = merged, record: dict[str, Any] = record) -> None:
-                    await self._rewrite(user_id, stored, merged.entries, session)
+                                merged: Merged = merged, record: dict[str, Any] = record,
+                                changes: list[Change] = changes) -> None:
+                    await self._rewrite(user_id, stored, merged.entries, changes, now, session)
                     await self._imports.insert_one(record, session=session)
 
                 try:
@@ -234,12 +249,12 @@ class StatusImport:
                 stored = await self._users.find_one({"_id": user_id}, {"statuses": 1, "revisions": 1})
                 if stored is None:
                     return None
-                statuses, result = await off_the_loop(self._pool, _undo_plan, stored.get("statuses") or [],
-                                                      record)
+                statuses, result, changes = await off_the_loop(self._pool, _undo_plan, stored.get("statuses") or [],
+                                                               record)
 
                 async def write(session: AsyncClientSession, stored: dict[str, Any] = stored,
-                                statuses: list[Entry] = statuses) -> None:
-                    await self._rewrite(user_id, stored, statuses, session)
+                                statuses: list[Entry] = statuses, changes: list[Change] = changes) -> None:
+                    await self._rewrite(user_id, stored, statuses, changes, now, session)
                     marked = await self._imports.update_one({"_id": import_id, "undone": None},
                                                             {"$set": {"undone": now}}, session=session)
                     if marked.matched_count == 0:
@@ -252,12 +267,14 @@ class StatusImport:
                 return result
         raise ListBusy(user_id)
 
-    async def _rewrite(self, user_id: str, stored: dict[str, Any], statuses: list[Entry],
-                       session: AsyncClientSession) -> None:
-        """Writes `statuses` over the list read in `stored`, unless it was written since (then
-        ListChanged, which aborts the transaction)."""
-        written = await self._users.update_one(
+    async def _rewrite(self, user_id: str, stored: dict[str, Any], statuses: list[Entry], changes: list[Change],
+                       now: datetime, session: AsyncClientSession) -> None:
+        """Writes `statuses` over the list read in `stored`, and numbers and records `changes`,
+        unless the list was written since (then ListChanged, which aborts the transaction)."""
+        before = await self._users.find_one_and_update(
             {"_id": user_id, revision_field(_FIELD): revision_of(stored, _FIELD)},
-            {"$set": {_FIELD: statuses}, **bump(_FIELD)}, session=session)
-        if written.matched_count == 0:
+            {"$set": {_FIELD: statuses}, "$inc": {revision_field(_FIELD): 1, SEQ_FIELD: len(changes)}},
+            projection={"_id": 0, SEQ_FIELD: 1}, session=session)
+        if before is None:
             raise ListChanged(user_id)
+        await self._changes.record(user_id, first_number(before), changes, now, session)

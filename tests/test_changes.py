@@ -16,11 +16,13 @@ from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import RunningApp, StartApp
 from tests.images import b64, image_bytes
+from tests.mal_files import mal_file, manga
 from tests.roles import make_admin
 
 pytestmark = pytest.mark.asyncio
 
-CATALOG = [series(n, f"Series {n}", volumes=[volume(n * 10 + 1, 1), volume(n * 10 + 2, 2)]) for n in range(1, 21)]
+CATALOG = [series(n, f"Series {n}", mal_id=1000 + n, volumes=[volume(n * 10 + 1, 1), volume(n * 10 + 2, 2)])
+           for n in range(1, 21)]
 GONE = {"data": "The changes after this cursor are no longer kept: read the lists again, then follow the changes",
         "code": 410}
 
@@ -148,3 +150,30 @@ async def test_settings_and_the_avatar_leave_changes_too_also_when_an_admin_make
     assert second["theme"] == "dark" and second["view-mode"] == "grid"
     assert avatar == {"profile_image": f"/user/avatar/{alice['id']}/scaled?v={version}", "version": version}
     assert (await changes(admin))["changes"] == []  # the admin's own feed is not the user's
+
+
+async def test_imports_and_undo_leave_one_change_per_entry_naming_the_import(
+    running: RunningApp, api: ApiClient, alice: dict
+) -> None:
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    file = mal_file([manga(manga_mangadb_id=1001, my_read_volumes=9), manga(manga_mangadb_id=1002, my_read_volumes=4)])
+    applied = await api.request("POST", "/user/import/mal?mode=apply&merge=replace", body=file,
+                                headers={"Content-Type": "application/xml"})
+    assert applied.status == 200, applied.body
+    import_id = applied.body["import_id"]
+    undone = await api.post(f"/user/import/{import_id}/undo", None)
+    assert undone.status == 200 and undone.body["restored"] == 1 and undone.body["removed"] == 1
+    page = await changes(api, "1")
+    assert [(c["id"], c["op"], c["import_id"]) for c in page["changes"]] == [
+        ("1", "upsert", import_id), ("2", "upsert", import_id),  # the import
+        ("1", "upsert", import_id), ("2", "delete", import_id)]  # its undo: 1 restored, 2 removed
+    assert page["changes"][0]["entry"]["progress"] == 9 and page["changes"][2]["entry"]["progress"] == 3
+
+    # An account file brought into another account: each entry it adds is a change there.
+    exported = await api.get("/user/export")
+    bob = running.client()
+    await bob.sign_up("bob")
+    brought = await bob.request("POST", "/user/import?mode=apply", body=exported.raw,
+                                headers={"Content-Type": "application/json"})
+    assert brought.status == 200, brought.body
+    assert [(c["kind"], c["id"]) for c in (await changes(bob))["changes"]] == [("reading-status", "1")]

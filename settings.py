@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         90, ge=1, le=3650, description="a whole number of days from 1 to 3650: how long GET /user/changes keeps a "
                                        "change (a deletion's tombstone too); an app whose cursor is older reads the "
                                        "lists again")
+    status_history_limit: int = Field(
+        200, ge=1, le=10_000, description="a whole number from 1 to 10000: how many changes of each reading status "
+                                         "GET /user/reading-status/id/:id/history keeps (the newest)")
     login_failures_per_15_min: int = Field(10, gt=0, description="a whole number above 0")
     # Ten times the per-name limit: ten people behind one NAT can each use up their own before
     # the address is refused, while one address trying a new name each time gets 100 hashes.

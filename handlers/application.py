@@ -78,7 +78,7 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
     ACCESS_TOKEN_SECRET, or their files); random ones otherwise, for an app that lives as long as
     its process (tests)."""
     catalog_keys = CatalogKeys(db)
-    change_feed = ChangeFeed(db, timedelta(days=settings.changes_retention_days))
+    change_feed = ChangeFeed(db, timedelta(days=settings.changes_retention_days), settings.status_history_limit)
     users = UserStore(db, change_feed)
     avatars = AvatarStore(db, users)
     inputs = input_pool()

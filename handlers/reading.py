@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from auth.clock import utc_now
+from typing import Any
+
+from auth.clock import iso_utc, utc_now
 from auth.personal_tokens import READ, WRITE
 from handlers.lists import ListHandler, list_operations
 from handlers.schemas.reading import (
@@ -11,9 +13,13 @@ from handlers.schemas.reading import (
     ReadingHistoryQuery,
     ReadingStatus,
     ReadingStatusBody,
+    StatusChange,
+    StatusHistoryPage,
+    StatusHistoryQuery,
 )
 from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
 from languages import requested_language
+from storage.changes import READING_STATUS
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
 from storage.records import SeriesRecord, StatusRecord
@@ -53,6 +59,30 @@ class StatusOfSeriesHandler(ReadingStatusHandler):
     @reads(OwnEntry("statuses"))
     async def get(self, id: str) -> None:
         self.write_own_entry(StatusRecord, ReadingStatus.of)
+
+
+class StatusHistoryHandler(ReadingStatusHandler):
+    api = {"get": Operation(
+        scope=READ, summary="Each change of the user's reading status of a series, newest first",
+        description="Every write counts: the routes, MyAnimeList imports and their undo (each naming its "
+                    "`import_id`), account-file imports. The newest `STATUS_HISTORY_LIMIT` changes of a status "
+                    "are kept (200 by default), also after the status is deleted. `fields` names what differs "
+                    "between `before` and `after`.",
+        query=StatusHistoryQuery, response=StatusHistoryPage, tags=_TAGS, responses={400: INVALID_PARAMETERS})}
+
+    async def get(self, id: str) -> None:
+        user = self.require_user()
+        query = await self.list_parameters(StatusHistoryQuery)
+        steps, total = await self.services.changes.history(user.id, READING_STATUS, str(self.series_id()),
+                                                           query.offset, query.page_size)
+
+        def status(entry: dict[str, Any] | None) -> ReadingStatus | None:
+            return None if entry is None else ReadingStatus.of(StatusRecord.of(entry), user.id)
+
+        self.write_model(StatusHistoryPage(
+            history=[StatusChange(at=iso_utc(step.at), fields=step.fields, before=status(step.before),
+                                  after=status(step.after), import_id=step.import_id) for step in steps],
+            max=total, to=query.offset + len(steps), **{"from": query.offset}))
 
 
 class AddStatusHandler(ReadingStatusHandler):
@@ -138,6 +168,7 @@ class ReadingHistoryHandler(ListHandler):
 routes = [
     Route("/user/reading-history", ReadingHistoryHandler),
     Route("/user/reading-status/id/{id}", StatusOfSeriesHandler, {"id": CATALOG_ID}),
+    Route("/user/reading-status/id/{id}/history", StatusHistoryHandler, {"id": CATALOG_ID}),
     Route("/user/reading-status/add/{id}", AddStatusHandler, {"id": CATALOG_ID}),
     Route("/user/reading-status/update/{id}", UpdateStatusHandler, {"id": CATALOG_ID}),
     Route("/user/reading-status/delete/{id}", DeleteStatusHandler, {"id": CATALOG_ID}),

@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.clock import utc_now
 from storage.changes import (
     COLLECTION_ITEM,
+    HISTORY_FIELD,
     RATING,
     READING_STATUS,
     SEQ_FIELD,
@@ -35,6 +36,8 @@ from storage.changes import (
     Change,
     ChangeFeed,
     first_number,
+    history_counters,
+    numbered,
 )
 from storage.database import in_transaction
 from storage.embedded_list import revision_field, too_full_to_add
@@ -157,9 +160,9 @@ class AccountImport:
         too_full = measure and too_full_to_add({**stored, "statuses": merged_statuses.entries,
                                                 "ratings": merged_ratings.entries, "collection": merged_items.entries})
         # What the change feed records of it (storage.changes): each entry added or replaced.
-        feed = [Change(kind, str(c.key), c.after) for kind, merged in ((READING_STATUS, merged_statuses),
-                                                                        (RATING, merged_ratings))
-                for c in merged.changes if c.action in ("add", "update")]
+        feed = [Change(READING_STATUS, str(c.key), c.after, before=c.before) for c in merged_statuses.changes
+                if c.action in ("add", "update")]
+        feed += [Change(RATING, str(c.key), c.after) for c in merged_ratings.changes if c.action in ("add", "update")]
         for c in merged_items.changes:
             if c.action in ("add", "update"):
                 kept_id = ids_by_volume.get(c.after["volume_id"], c.after["item_id"])
@@ -168,7 +171,7 @@ class AccountImport:
             feed.append(Change(SETTINGS, SETTINGS, {**current_settings, **changes}))
         return _Plan(merged_statuses, merged_ratings, merged_items, changes,
                      ImportOutcome(merged_statuses.outcome, merged_ratings.outcome, merged_items.outcome, settings),
-                     too_full, feed)
+                     too_full, feed, history_counters(feed))
 
     async def _write(self, user_id: str, stored: dict[str, Any], plan: _Plan, now: datetime,
                      session: AsyncClientSession | None) -> None:
@@ -181,9 +184,10 @@ class AccountImport:
             # Counted as a write of each list, so that a MAL import that read one before cannot
             # write over it (storage.status_import); and numbering its changes.
             {"$set": {**lists, **{f"settings.{key}": value for key, value in plan.settings.items()}},
-             "$inc": {**{revision_field(name): 1 for name in lists}, SEQ_FIELD: len(plan.feed)}},
-            projection={"_id": 0, SEQ_FIELD: 1}, session=session)
-        await self._changes.record(user_id, first_number(before), plan.feed, now, session)
+             "$inc": {**{revision_field(name): 1 for name in lists}, SEQ_FIELD: len(plan.feed), **plan.counters}},
+            projection={"_id": 0, SEQ_FIELD: 1, HISTORY_FIELD: 1}, session=session)
+        feed = await off_the_loop(self._pool, numbered, plan.feed, before)
+        await self._changes.record(user_id, first_number(before), feed, now, session)
         moves = _rating_moves(stored.get("ratings") or [], plan.ratings.entries)
         if moves:
             await self._series.bulk_write(moves, ordered=False, session=session)
@@ -198,6 +202,7 @@ class _Plan:
     outcome: ImportOutcome
     too_full: bool  # the document with these lists is past the size at which lists stop growing
     feed: list[Change]  # the changes the change feed records
+    counters: dict[str, int]  # the `$inc` of their entries' own counters (storage.changes)
 
 
 def _rating_moves(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[UpdateOne]:

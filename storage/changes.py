@@ -13,11 +13,18 @@ twice. A change and its write are one transaction: neither happens without the o
 Changes are kept for the retention (CHANGES_RETENTION_DAYS), each with its own expiry (a TTL
 index removes it). A cursor whose next change is gone cannot be continued: the feed says so
 (410) and the app reads the lists again.
+
+A reading status's changes are also its history (`GET /user/reading-status/id/:id/history`):
+they carry the entry before and the fields that changed, and a number of their own per entry
+(`n`, from a second counter in the user's document, `history_n.<series id>`, incremented in the
+same update). They are kept by count, not by time: the newest STATUS_HISTORY_LIMIT of each entry
+(200 by default); a write whose number passes the limit deletes what falls out, in its
+transaction. The feed still takes them only within the retention.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +42,39 @@ DELETE = "delete"
 DEFAULT_RETENTION = timedelta(days=90)  # CHANGES_RETENTION_DAYS
 # The counter in the user's document; absent until the first change (then 0 before it).
 SEQ_FIELD = "change_seq"
+# Each reading status's own counter of changes: `history_n.<series id>`.
+HISTORY_FIELD = "history_n"
 COLLECTION = "changes"
+DEFAULT_HISTORY_LIMIT = 200  # STATUS_HISTORY_LIMIT
+
+
+def history_counter(entry_id: str) -> str:
+    return f"{HISTORY_FIELD}.{entry_id}"
+
+
+def history_number(before: dict[str, Any] | None, entry_id: str) -> int:
+    """The number of an entry's next change, from the user's document before the write (with
+    `history_counter(entry_id)` projected)."""
+    return int(((before or {}).get(HISTORY_FIELD) or {}).get(entry_id) or 0) + 1
+
+
+def history_counters(changes: list[Change]) -> dict[str, int]:
+    """The `$inc` of the entry counters a rewrite's changes need (those of reading statuses).
+    Linear in the changes: callers run it off the event loop for an import."""
+    return {history_counter(change.id): 1 for change in changes if change.kind == READING_STATUS}
+
+
+def numbered(changes: list[Change], before: dict[str, Any] | None) -> list[Change]:
+    """`changes` with each reading status's number among its own, from the user's document
+    before the rewrite (`HISTORY_FIELD` projected). Linear: off the event loop for an import."""
+    return [replace(change, n=history_number(before, change.id)) if change.kind == READING_STATUS else change
+            for change in changes]
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """The fields whose values differ (every field of an entry added or deleted)."""
+    old, new = before or {}, after or {}
+    return sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
 
 
 def count(changes: int) -> dict[str, Any]:
@@ -57,6 +96,10 @@ class Change:
     id: str
     entry: dict[str, Any] | None
     import_id: str | None = None
+    # For an entry with a history (a reading status): its number among the entry's changes, and
+    # the entry before the change (None: it was added).
+    n: int | None = None
+    before: dict[str, Any] | None = None
 
     @property
     def op(self) -> str:
@@ -86,19 +129,40 @@ class FeedPage:
     more: bool
 
 
+@dataclass(frozen=True)
+class HistoryStep:
+    """One change of an entry, as its history shows it."""
+
+    at: datetime
+    fields: list[str]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    import_id: str | None
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> HistoryStep:
+        return cls(at=document["at"], fields=document.get("fields") or [], before=document.get("before"),
+                   after=document.get("entry"), import_id=document.get("import_id"))
+
+
 class CursorGone(Exception):
     """The changes after the cursor have passed the retention: the app must read the lists again."""
 
 
 class ChangeFeed:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], retention: timedelta) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], retention: timedelta,
+                 history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         self._changes = db[COLLECTION]
         self._users = db["users"]
         self.retention = retention
+        self.history_limit = history_limit
 
     async def ensure_indexes(self) -> None:
         await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name="user_seq")
-        await self._changes.create_index("expires", expireAfterSeconds=0, name="expires_ttl")
+        await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name="entry_history",
+                                         partialFilterExpression={"n": {"$exists": True}})
+        # Only changes without a history pass away by time; those with one, by count.
+        await self._changes.create_index("purge_at", expireAfterSeconds=0, name="purge_at_ttl")
 
     async def record(self, user_id: str, first: int, changes: list[Change], now: datetime,
                      session: AsyncClientSession | None) -> None:
@@ -109,9 +173,28 @@ class ChangeFeed:
         await self._changes.insert_many(
             [{"user_id": user_id, "seq": first + offset, "kind": change.kind, "id": change.id, "op": change.op,
               "at": now, "expires": expires, "entry": change.entry,
-              **({"import_id": change.import_id} if change.import_id else {})}
+              **({"import_id": change.import_id} if change.import_id else {}),
+              **({"purge_at": expires} if change.n is None else
+                 {"n": change.n, "before": change.before, "fields": changed_fields(change.before, change.entry)})}
              for offset, change in enumerate(changes)],
             ordered=True, session=session)
+        fallen = [(change.id, change.n - self.history_limit) for change in changes
+                  if change.n is not None and change.n > self.history_limit]
+        if fallen:
+            # One delete for all: an import may push many entries past the limit at once.
+            await self._changes.delete_many(
+                {"user_id": user_id, "$or": [{"kind": READING_STATUS, "id": entry_id, "n": {"$lte": last}}
+                                             for entry_id, last in fallen]}, session=session)
+
+    async def history(self, user_id: str, kind: str, entry_id: str, offset: int,
+                      limit: int) -> tuple[list[HistoryStep], int]:
+        """An entry's changes, newest first, from `offset`; and how many are kept."""
+        query = {"user_id": user_id, "kind": kind, "id": entry_id, "n": {"$exists": True}}
+        found = await self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1,
+                                                 "import_id": 1}) \
+            .sort("n", -1).skip(offset).limit(limit).to_list(length=limit)
+        total = await self._changes.count_documents(query)
+        return [HistoryStep.of(document) for document in found], total
 
     async def page(self, user_id: str, since: int | None, limit: int, now: datetime) -> FeedPage:
         """The changes after `since` (None: from the oldest kept), oldest first, at most `limit`.

@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.changes import SEQ_FIELD, Change, ChangeFeed, first_number
+from storage.changes import SEQ_FIELD, Change, ChangeFeed, first_number, history_counter, history_number
 from storage.database import in_transaction, request_session
 from storage.list_gate import ListGate
 from storage.outcome import ListsFull, UserGone
@@ -57,14 +57,17 @@ class Written:
 
     before: dict[str, Any] | None
     seq: int
+    n: int | None = None  # the change's number among the entry's own (a list with a history)
 
 
 @dataclass(frozen=True)
 class Feed:
-    """Where a list's writes leave their changes, and under which kind."""
+    """Where a list's writes leave their changes, under which kind, and whether each entry keeps
+    a history of them (storage.changes)."""
 
     changes: ChangeFeed
     kind: str
+    history: bool = False
 
 
 class EmbeddedList:
@@ -161,22 +164,28 @@ class EmbeddedList:
 
     async def _write(self, user_id: str, condition: dict[str, Any], update: dict[str, Any], key_value: Any,
                      session: AsyncClientSession, by: str | None = None, **options: Any) -> Written | None:
-        """The conditional update, bumping the list's revision and the change counter; None if
-        it matched nothing."""
+        """The conditional update, bumping the list's revision and the change counter (and the
+        entry's own, with a history); None if it matched nothing."""
+        counters = {revision_field(self.field): 1, SEQ_FIELD: 1}
+        projection: dict[str, Any] = {"_id": 0, SEQ_FIELD: 1, self.field: {"$elemMatch": {by or self.key: key_value}}}
+        if self._feed.history:
+            # A history is kept by the key (a series), so `by` is the key here.
+            counters[history_counter(str(key_value))] = 1
+            projection[history_counter(str(key_value))] = 1
         async with self._turn(user_id):
             before = await self._users.find_one_and_update(
-                condition, {**update, "$inc": {revision_field(self.field): 1, SEQ_FIELD: 1}},
-                projection={"_id": 0, SEQ_FIELD: 1, self.field: {"$elemMatch": {by or self.key: key_value}}},
+                condition, {**update, "$inc": counters}, projection=projection,
                 return_document=ReturnDocument.BEFORE, session=session, **options)
         if before is None:
             return None
         entries = before.get(self.field) or []
-        return Written(before=entries[0] if entries else None, seq=first_number(before))
+        return Written(before=entries[0] if entries else None, seq=first_number(before),
+                       n=history_number(before, str(key_value)) if self._feed.history else None)
 
     async def _record(self, user_id: str, written: Written, key_value: Any, entry: dict[str, Any] | None,
                       now: datetime, session: AsyncClientSession) -> None:
-        await self._feed.changes.record(user_id, written.seq, [Change(self._feed.kind, str(key_value), entry)], now,
-                                        session)
+        change = Change(self._feed.kind, str(key_value), entry, n=written.n, before=written.before)
+        await self._feed.changes.record(user_id, written.seq, [change], now, session)
 
     async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[Written | None]],
                               session: AsyncClientSession | None) -> Written | None:

@@ -75,7 +75,8 @@ class ReadingStatusStore:
         self._users = db["users"]
         self._series = db["series"]
         self._keys = keys
-        self._statuses = EmbeddedList(db, "statuses", key="series_id", feed=Feed(changes, READING_STATUS), gate=gate)
+        self._statuses = EmbeddedList(db, "statuses", key="series_id", feed=Feed(changes, READING_STATUS, history=True),
+                                      gate=gate)
 
     async def add(self, user_id: str, series_id: int, client: int, fields: StatusFields, now: Any) -> WriteOutcome:
         """One conditional push: of concurrent adds for one series, exactly one succeeds."""

@@ -25,7 +25,16 @@ import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.changes import READING_STATUS, SEQ_FIELD, Change, ChangeFeed, first_number
+from storage.changes import (
+    HISTORY_FIELD,
+    READING_STATUS,
+    SEQ_FIELD,
+    Change,
+    ChangeFeed,
+    first_number,
+    history_counters,
+    numbered,
+)
 from storage.database import in_transaction
 from storage.embedded_list import revision_field, revision_of, too_full_to_add
 from storage.list_gate import ListGate
@@ -118,7 +127,7 @@ def entry_hash(entry: Entry) -> str:
 
 def import_changes(merged: Merged, import_id: str) -> list[Change]:
     """The change feed's changes of an applied import: each added or changed entry, naming it."""
-    return [Change(READING_STATUS, str(c.key), c.after, import_id) for c in merged.changes
+    return [Change(READING_STATUS, str(c.key), c.after, import_id, before=c.before) for c in merged.changes
             if c.action in ("add", "update")]
 
 
@@ -152,6 +161,7 @@ def _undo_plan(statuses: list[Entry], record: dict[str, Any]) -> tuple[list[Entr
     """The list once the import of `record` is taken back, what that does, and its changes for
     the change feed (each naming the import)."""
     statuses = list(statuses)
+    position_before = list(statuses)  # each entry as the import left it: the history's "before"
     position = {entry["series_id"]: index for index, entry in enumerate(statuses)}
     result = UndoResult()
     removed: set[int] = set()
@@ -167,7 +177,8 @@ def _undo_plan(statuses: list[Entry], record: dict[str, Any]) -> tuple[list[Entr
         else:
             statuses[index] = done["before"]
             result.restored += 1
-        changes.append(Change(READING_STATUS, str(done["series_id"]), done["before"], record["_id"]))
+        changes.append(Change(READING_STATUS, str(done["series_id"]), done["before"], record["_id"],
+                              before=position_before[index]))
     return [entry for index, entry in enumerate(statuses) if index not in removed], result, changes
 
 
@@ -271,10 +282,13 @@ class StatusImport:
                        now: datetime, session: AsyncClientSession) -> None:
         """Writes `statuses` over the list read in `stored`, and numbers and records `changes`,
         unless the list was written since (then ListChanged, which aborts the transaction)."""
+        counters = await off_the_loop(self._pool, history_counters, changes)
         before = await self._users.find_one_and_update(
             {"_id": user_id, revision_field(_FIELD): revision_of(stored, _FIELD)},
-            {"$set": {_FIELD: statuses}, "$inc": {revision_field(_FIELD): 1, SEQ_FIELD: len(changes)}},
-            projection={"_id": 0, SEQ_FIELD: 1}, session=session)
+            {"$set": {_FIELD: statuses},
+             "$inc": {revision_field(_FIELD): 1, SEQ_FIELD: len(changes), **counters}},
+            projection={"_id": 0, SEQ_FIELD: 1, HISTORY_FIELD: 1}, session=session)
         if before is None:
             raise ListChanged(user_id)
+        changes = await off_the_loop(self._pool, numbered, changes, before)
         await self._changes.record(user_id, first_number(before), changes, now, session)

@@ -177,3 +177,47 @@ async def test_imports_and_undo_leave_one_change_per_entry_naming_the_import(
                                 headers={"Content-Type": "application/json"})
     assert brought.status == 200, brought.body
     assert [(c["kind"], c["id"]) for c in (await changes(bob))["changes"]] == [("reading-status", "1")]
+
+
+async def history(api: ApiClient, series_id: int, query: str = "") -> dict[str, Any]:
+    reply = await api.get(f"/user/reading-status/id/{series_id}/history{query}")
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+async def test_a_status_history_shows_each_change_newest_first_with_its_fields(api: ApiClient, alice: dict) -> None:
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 5, "notes": "good"})).status == 200
+    file = mal_file([manga(manga_mangadb_id=1001, my_read_volumes=9)])
+    applied = await api.request("POST", "/user/import/mal?mode=apply&merge=replace", body=file,
+                                headers={"Content-Type": "application/xml"})
+    assert (await api.post(f"/user/import/{applied.body['import_id']}/undo", None)).status == 200
+    assert (await api.delete("/user/reading-status/delete/1")).status == 200
+    page = await history(api, 1)
+    assert page["max"] == 5 and page["from"] == 0 and page["to"] == 5
+    steps = page["history"]
+    assert [(s["before"] is None, s["after"] is None, s["import_id"]) for s in steps] == [
+        (False, True, None), (False, False, applied.body["import_id"]), (False, False, applied.body["import_id"]),
+        (False, False, None), (True, False, None)]
+    delete, undo, imported, update, add = steps
+    assert update["fields"] == ["last_update", "notes", "progress"]
+    assert update["before"]["progress"] == 3 and update["after"]["progress"] == 5
+    assert imported["after"]["progress"] == 9 and undo["after"] == imported["before"]
+    assert "series_id" in add["fields"] and "series_id" in delete["fields"]
+    assert [s["at"] for s in (await history(api, 1, "?offset=1&limit=2"))["history"]] == [undo["at"], imported["at"]]
+    assert (await history(api, 2))["history"] == []
+    assert (await api.get("/user/reading-status/id/1/history?limit=x")).status == 400
+
+
+async def test_a_status_history_keeps_the_newest_changes_up_to_its_limit(start_app: StartApp, alice: dict,
+                                                                        db: AsyncDatabase) -> None:
+    running = await start_app(status_history_limit=3)
+    api = running.client()
+    assert (await api.login("alice")).status == 200
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    for progress in range(4, 9):
+        assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
+    page = await history(api, 1)
+    assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
+    assert await db.changes.count_documents({"kind": "reading-status"}) == 3
+    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["4", "5", "6"]  # the feed keeps no more

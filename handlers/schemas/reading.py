@@ -209,3 +209,30 @@ class ReadingHistoryPage(BaseModel):
     def of(cls, items: Sequence[HistoryItem], total: int, offset: int) -> Self:
         # A sequence, so a subclass's page takes its own items; pydantic copies the list anyway.
         return cls(series=list(items), max=total, to=offset + len(items), **{"from": offset})
+
+
+class StatusHistoryQuery(RequestModel):
+    limit: Annotated[PlainCount, Field(ge=0)] = 20  # above 100: 100
+    offset: Annotated[PlainCount, Field(ge=0, le=10_000)] = 0
+
+    @property
+    def page_size(self) -> int:
+        return min(self.limit, MAX_LIMIT)
+
+
+class StatusChange(BaseModel):
+    """One change of a reading status: when, which fields, the status before and after it (null
+    before an add and after a delete), and the import that made it, if one did."""
+
+    at: str
+    fields: list[str]
+    before: ReadingStatus | None
+    after: ReadingStatus | None
+    import_id: str | None
+
+
+class StatusHistoryPage(BaseModel):
+    history: list[StatusChange]
+    max: int  # how many changes of the status are kept (the newest STATUS_HISTORY_LIMIT)
+    from_: int = Field(alias="from")
+    to: int

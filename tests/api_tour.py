@@ -101,6 +101,8 @@ async def api_tour(running: RunningApp, db: AsyncDatabase, *,
     imported = await call(alice, "POST", "/user/import/mal?mode=apply", "/user/import/mal", raw=mal_file,
                           content_type="application/xml")
     await call(alice, "POST", f"/user/import/{imported.body['import_id']}/undo", "/user/import/{id}/undo")
+    await call(alice, "GET", "/user/reading-status/id/1/history?limit=2", "/user/reading-status/id/{id}/history")
+    await call(alice, "GET", "/user/changes?since=3&limit=2", "/user/changes")
     second = running.client()
     assert (await second.login("alice")).status == 200
     sessions = (await call(alice, "GET", "/auth/sessions", "/auth/sessions")).body["sessions"]

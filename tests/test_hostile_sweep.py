@@ -104,6 +104,8 @@ def valid_requests(user: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] 
         ("GET", "/series/volumes/1", None, {"edition": "German:5", "limit": "10", "offset": "0"}),
         ("GET", "/volumes/toggle-collection/id/11", None, {"client": "1"}),
         ("POST", "/auth/tokens", {"name": "Reading app", "scopes": ["read", "write"], "expires_in_days": 30}, None),
+        ("GET", "/user/changes", None, {"since": "1", "limit": "10"}),
+        ("GET", "/user/reading-status/id/1/history", None, {"limit": "10", "offset": "0"}),
         # Last, and never accepted as sent: each spoils one field, and no spoiled password is valid.
         ("POST", "/auth/change-password", {"current_password": "correct horse", "new_password": "battery staple"},
          None),

@@ -1,11 +1,13 @@
 """The account file: what `GET /user/export` writes and `POST /user/import` reads.
 
 Format `tsundoku-export`, version 1. Everything a user has, as JSON: the profile, the settings,
-the three lists, the avatar (its URLs and a SHA-256 of each stored size) and the sessions
-(never their secrets). Instants are ISO 8601 in UTC as stored (millisecond precision), prices
+the three lists, the avatar (its URLs and a SHA-256 of each stored size), the sessions
+(never their secrets) and the newest 1,000 changes of the change feed (with each reading
+status's history: the entry before and the fields that changed). Instants are ISO 8601 in UTC as stored (millisecond precision), prices
 integer cents, so that nothing is rounded on the way out and back in. The lists are validated
-on import by the same rules as the routes that write them; the profile, the avatar and the
-sessions are only read out (an import ignores them), so a file may leave them out.
+on import by the same rules as the routes that write them; the profile, the avatar, the
+sessions and the changes are only read out (an import ignores them), so a file may leave them
+out.
 """
 
 from __future__ import annotations
@@ -115,6 +117,21 @@ class ExportedSession(_FileModel):
     address: str | None
 
 
+class ExportedFeedChange(_FileModel):
+    """A change of the change feed (and, for a reading status, of its history), as stored: read
+    out only, an import ignores it."""
+
+    cursor: str
+    kind: str
+    id: str
+    op: str
+    at: Instant
+    entry: dict[str, Any] | None
+    import_id: str | None = None
+    before: dict[str, Any] | None = None
+    fields: list[str] | None = None
+
+
 class AccountFile(_FileModel):
     format: Literal["tsundoku-export"]
     version: Literal[1]
@@ -126,12 +143,13 @@ class AccountFile(_FileModel):
     ratings: list[ExportedRating] = FileList
     collection: list[ExportedItem] = FileList
     sessions: list[ExportedSession] = FileList
+    changes: list[ExportedFeedChange] = FileList
 
 
 # What a file of MAX_LIST_ENTRIES statuses, ratings and items holds (28, 8 and 16 values each,
-# as json_input counts them), with room for the profile, settings and sessions: no more is
-# parsed, whatever the 16 MB hold.
-ACCOUNT_FILE_LIMITS = JsonLimits(max_values=1_100_000)
+# as json_input counts them), with room for the profile, settings and sessions, and the 1,000
+# changes an export carries (about 70 values each): no more is parsed, whatever the 16 MB hold.
+ACCOUNT_FILE_LIMITS = JsonLimits(max_values=1_200_000)
 INVALID_FILE = "Invalid account file"
 # Each list's entries are unique by this field, as in the account.
 _UNIQUE_BY = {"reading_statuses": "series_id", "ratings": "series_id", "collection": "volume_id"}
@@ -162,6 +180,8 @@ def account_file(data: AccountData, exported: Any) -> dict[str, Any]:
         "collection": [vars(item) for item in data.collection],
         "sessions": [{"id": s.id, "created": s.created, "last_seen": s.last_seen, "user_agent": s.user_agent,
                       "address": s.address} for s in data.sessions],
+        "changes": [{"cursor": str(c.seq), "kind": c.kind, "id": c.id, "op": c.op, "at": c.at, "entry": c.entry,
+                     "import_id": c.import_id, "before": c.before, "fields": c.fields} for c in data.changes],
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.avatars import RESOLUTIONS, AvatarStore
+from storage.changes import ExportedChange
 from storage.records import (
     AvatarReference,
     CollectionItemRecord,
@@ -18,6 +19,11 @@ from storage.records import (
     UserRecord,
 )
 from storage.users import PROFILE_FIELDS, UserStore
+
+# The account file carries the newest changes kept, not all: a status's history of 200 changes
+# for each of 20,000 statuses would pass the size an import takes back. All of them stay in the
+# service (GET /user/changes, GET /user/reading-status/id/:id/history).
+EXPORTED_CHANGES = 1000
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class AccountData:
     collection: list[CollectionItemRecord]
     sessions: list[SessionRecord]
     avatar: dict[str, StoredImage]  # by resolution; empty without an image
+    changes: list[ExportedChange]  # the newest EXPORTED_CHANGES kept (storage.changes)
 
 
 class AccountExport:
@@ -58,6 +65,7 @@ class AccountExport:
             collection=[CollectionItemRecord.of(entry) for entry in found.get("collection") or []],
             sessions=sessions,
             avatar=await self._images(AvatarReference.of(image)) if image else {},
+            changes=await self._user_store.changes.newest(user_id, EXPORTED_CHANGES),
         )
 
     async def _images(self, reference: AvatarReference) -> dict[str, StoredImage]:

@@ -216,6 +216,17 @@ class VolumeRecord:
 
 
 @dataclass(frozen=True)
+class AvatarVersion:
+    """A new profile image, as the change feed records it (storage.changes)."""
+
+    version: int
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> AvatarVersion:
+        return cls(version=int(entry["version"]))
+
+
+@dataclass(frozen=True)
 class AvatarReference:
     """The user's current profile image: its version and its GridFS files by resolution."""
 

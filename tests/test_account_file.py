@@ -370,7 +370,7 @@ async def test_16_mb_of_tiny_list_items_is_refused_before_it_is_parsed(api: ApiC
     items = b"1," * (8 * 1024 * 1024 - 64)
     reply = await import_file(api, b'{"format":"tsundoku-export","version":1,"reading_statuses":[' + items + b'1]}')
     assert (reply.status, reply.body["code"]) == (413, 413), reply.body
-    assert reply.body["data"] == "Invalid account file: Request body holds more than 1100000 JSON values"
+    assert reply.body["data"] == "Invalid account file: Request body holds more than 1200000 JSON values"
     documented = (await api.get("/openapi.json")).body["paths"]["/user/import"]["post"]["responses"]["413"]
     assert "more JSON values" in documented["description"]
     assert (await db.users.find_one({})).get("statuses", []) == []

@@ -4,6 +4,7 @@ order the writes were made, each change written in one transaction with its writ
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -221,3 +222,19 @@ async def test_a_status_history_keeps_the_newest_changes_up_to_its_limit(start_a
     assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
     assert await db.changes.count_documents({"kind": "reading-status"}) == 3
     assert [c["cursor"] for c in (await changes(api))["changes"]] == ["4", "5", "6"]  # the feed keeps no more
+
+
+async def test_the_account_file_carries_the_changes_and_histories(api: ApiClient, alice: dict) -> None:
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 5})).status == 200
+    assert (await api.post("/user/series-rating/add/1", {"rating": 8})).status == 200
+    exported = (await api.get("/user/export")).body
+    assert [(c["cursor"], c["kind"], c["op"]) for c in exported["changes"]] == [
+        ("1", "reading-status", "upsert"), ("2", "reading-status", "upsert"), ("3", "rating", "upsert")]
+    update = exported["changes"][1]
+    assert update["before"]["progress"] == 3 and update["entry"]["progress"] == 5
+    assert update["fields"] == ["last_update", "progress"]
+    assert exported["changes"][2]["before"] is None and exported["changes"][2]["fields"] is None  # no history
+    # The file still comes back in: an import ignores the changes.
+    assert (await api.request("POST", "/user/import", body=json.dumps(exported).encode(),
+                              headers={"Content-Type": "application/json"})).status == 200

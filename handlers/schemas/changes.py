@@ -15,7 +15,7 @@ from handlers.schemas.reading import PlainCount, ReadingStatus
 from handlers.schemas.settings import UserSettings, settings_with_defaults
 from storage import changes
 from storage.changes import StoredChange
-from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
+from storage.records import AvatarVersion, CollectionItemRecord, RatingRecord, StatusRecord
 
 MAX_CHANGES = 1000
 DEFAULT_CHANGES = 100
@@ -86,7 +86,7 @@ def entry_of(change: StoredChange, user_id: str) -> ChangedEntry | None:
                                      added=iso_utc(item.added) if item.added else None)
     if change.kind == changes.SETTINGS:
         return UserSettings.model_validate(settings_with_defaults(stored))
-    version = int(stored["version"])
+    version = AvatarVersion.of(stored).version
     url = avatar_url(user_id, version)
     assert url is not None  # a version always has one
     return AvatarState(profile_image=url, version=version)

@@ -50,7 +50,7 @@ def test_a_second_entry_for_one_series_is_refused_at_its_line() -> None:
     assert (refused.value.field, refused.value.reason) == ("ratings.1.series_id", "a second entry for series_id 1")
 
 
-@pytest.mark.parametrize("body, kind", [(b"[" + b"0," * 1_100_001 + b"0]", TooLarge), (b"{", Unreadable),
+@pytest.mark.parametrize("body, kind", [(b"[" + b"0," * 1_200_001 + b"0]", TooLarge), (b"{", Unreadable),
                                         (b'{"format": NaN}', Unreadable), ("{}".encode("utf-16"), Unreadable)])
 def test_what_is_not_an_account_file_is_refused_as_such(body: bytes, kind: type[FileProblem]) -> None:
     with pytest.raises(kind) as refused:

@@ -238,3 +238,83 @@ async def test_the_account_file_carries_the_changes_and_histories(api: ApiClient
     # The file still comes back in: an import ignores the changes.
     assert (await api.request("POST", "/user/import", body=json.dumps(exported).encode(),
                               headers={"Content-Type": "application/json"})).status == 200
+
+
+class Replica:
+    """What an offline-first app keeps: each entry by (kind, id), and its cursor."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], Any] = {}
+        self.cursor: str | None = None
+
+    async def sync(self, api: ApiClient) -> None:
+        found, self.cursor = await everything(api, self.cursor, limit=4)
+        for change in found:
+            key = (change["kind"], change["id"])
+            if change["op"] == "delete":
+                self.entries.pop(key, None)
+            else:
+                self.entries[key] = change["entry"]
+
+    def of(self, kind: str) -> dict[str, Any]:
+        return {entry_id: entry for (k, entry_id), entry in self.entries.items() if k == kind}
+
+
+async def server_state(api: ApiClient, user_id: str) -> dict[str, dict[str, Any]]:
+    """The same, read from the routes that show each entry."""
+    state: dict[str, dict[str, Any]] = {"reading-status": {}, "rating": {}, "collection-item": {}}
+    for series_id in range(1, 21):
+        status = (await api.get(f"/user/reading-status/id/{series_id}")).body
+        rating = (await api.get(f"/user/series-rating/{series_id}")).body
+        if status is not None:
+            state["reading-status"][str(series_id)] = status
+        if rating is not None:
+            state["rating"][str(series_id)] = rating
+    for volume in (await api.get("/user/collection?client=1&limit=100")).body["volumes"]:
+        item = volume["collection"]
+        state["collection-item"][item["item_id"]] = {"volume_id": volume["id"], "price": item["price"],
+                                                     "buy_date": item["buy_date"]}
+    me = (await api.get("/user/me")).body
+    state["settings"] = {"settings": me["settings"]}
+    state["avatar"] = {user_id: {"version": me["image_version"]}} if me["image_version"] else {}
+    return state
+
+
+async def test_an_app_that_went_offline_comes_back_to_exactly_the_servers_state(
+    running: RunningApp, api: ApiClient, alice: dict
+) -> None:
+    for series_id in (1, 2, 3):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+    assert (await api.post("/user/series-rating/add/1", {"rating": 6})).status == 200
+    kept_item = (await api.post("/user/collection/add/11", {"price": 3})).body["item_id"]
+    gone_item = (await api.post("/user/collection/add/21", {"price": 4})).body["item_id"]
+    phone = Replica()
+    await phone.sync(api)  # in sync; then offline
+
+    browser = running.client()
+    assert (await browser.login("alice")).status == 200
+    assert (await browser.post("/user/reading-status/update/1", {**STATUS, "progress": 9})).status == 200
+    assert (await browser.delete("/user/reading-status/delete/2")).status == 200
+    assert (await browser.post("/user/reading-status/add/4", STATUS)).status == 200
+    assert (await browser.delete("/user/reading-status/delete/4")).status == 200  # added and gone while offline
+    assert (await browser.post("/user/series-rating/update/1", {"rating": 9})).status == 200
+    assert (await browser.post("/user/series-rating/add/5", {"rating": 2})).status == 200
+    assert (await browser.post(f"/user/collection/update/{kept_item}", {"price": 5, "date": "2026-02-03"})).status == 200
+    assert (await browser.delete(f"/user/collection/delete/{gone_item}")).status == 200
+    assert (await browser.post(f"/users/{alice['id']}/save-settings", {"theme": "dark"})).status == 200
+    assert (await browser.post(f"/user/update-image/{alice['id']}", {"image": b64(image_bytes("PNG"))})).status == 200
+    file = mal_file([manga(manga_mangadb_id=1006, my_read_volumes=2)])
+    assert (await browser.request("POST", "/user/import/mal?mode=apply", body=file,
+                                  headers={"Content-Type": "application/xml"})).status == 200
+
+    await phone.sync(api)  # back online
+    server = await server_state(api, alice["id"])
+    assert phone.of("reading-status") == server["reading-status"]
+    assert set(server["reading-status"]) == {"1", "3", "6"}
+    assert phone.of("rating") == server["rating"] and set(server["rating"]) == {"1", "5"}
+    assert {item_id: {"volume_id": e["volume_id"], "price": e["price"], "buy_date": e["buy_date"]}
+            for item_id, e in phone.of("collection-item").items()} == server["collection-item"]
+    assert server["collection-item"] == {kept_item: {"volume_id": 11, "price": 5.0, "buy_date": "2026-02-03"}}
+    assert phone.of("settings") == server["settings"]
+    assert {k: {"version": v["version"]} for k, v in phone.of("avatar").items()} == server["avatar"]
+    assert (await changes(api, phone.cursor))["changes"] == []  # nothing left unseen

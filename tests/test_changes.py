@@ -270,9 +270,9 @@ async def server_state(api: ApiClient, user_id: str) -> dict[str, dict[str, Any]
             state["reading-status"][str(series_id)] = status
         if rating is not None:
             state["rating"][str(series_id)] = rating
-    for volume in (await api.get("/user/collection?client=1&limit=100")).body["volumes"]:
-        item = volume["collection"]
-        state["collection-item"][item["item_id"]] = {"volume_id": volume["id"], "price": item["price"],
+    for owned in (await api.get("/user/collection?client=1&limit=100")).body["volumes"]:
+        item = owned["collection"]
+        state["collection-item"][item["item_id"]] = {"volume_id": owned["id"], "price": item["price"],
                                                      "buy_date": item["buy_date"]}
     me = (await api.get("/user/me")).body
     state["settings"] = {"settings": me["settings"]}

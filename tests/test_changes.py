@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.conftest import RunningApp, StartApp
 from tests.images import b64, image_bytes
 from tests.mal_files import mal_file, manga
 from tests.roles import make_admin
+from tests.service_process import running_service
 
 pytestmark = pytest.mark.asyncio
 
@@ -74,29 +76,30 @@ async def test_each_write_leaves_one_change_with_the_entry_after_it(api: ApiClie
 
 
 async def test_a_client_that_keeps_next_sees_everything_once_also_with_two_processes_writing(
-    start_app: StartApp, api: ApiClient, alice: dict
+    api: ApiClient, alice: dict, tmp_path: Path, mongo_uri: str, db: AsyncDatabase
 ) -> None:
-    """Two apps (two processes' worth of servers on one database) write for the same user at
-    once while a reader follows the feed page by page: it ends with every change once, in order."""
-    other = await start_app()
-    phone = other.client()
-    assert (await phone.login("alice")).status == 200
-    reader_cursor: str | None = None
-    seen: list[dict[str, Any]] = []
+    """This process and a service process of its own (`python server.py` on the same database)
+    write for the same user at once while a reader follows the feed page by page: it ends with
+    every change once, in order."""
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name) as service:
+        phone = ApiClient(service.base_url)
+        assert (await phone.login("alice")).status == 200
+        reader_cursor: str | None = None
+        seen: list[dict[str, Any]] = []
 
-    async def write(client: ApiClient, series_ids: range) -> None:
-        for series_id in series_ids:
-            assert (await client.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
-            assert (await client.post(f"/user/series-rating/add/{series_id}", {"rating": 5})).status == 200
+        async def write(client: ApiClient, series_ids: range) -> None:
+            for series_id in series_ids:
+                assert (await client.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+                assert (await client.post(f"/user/series-rating/add/{series_id}", {"rating": 5})).status == 200
 
-    async def follow() -> None:
-        nonlocal reader_cursor, seen
-        for _ in range(20):
-            found, reader_cursor = await everything(api, reader_cursor)
-            seen += found
-            await asyncio.sleep(0)
+        async def follow() -> None:
+            nonlocal reader_cursor, seen
+            for _ in range(20):
+                found, reader_cursor = await everything(api, reader_cursor)
+                seen += found
+                await asyncio.sleep(0)
 
-    await asyncio.gather(write(api, range(1, 11)), write(phone, range(11, 21)), follow())
+        await asyncio.gather(write(api, range(1, 11)), write(phone, range(11, 21)), follow())
     found, reader_cursor = await everything(api, reader_cursor)
     seen += found
     assert [int(c["cursor"]) for c in seen] == list(range(1, 41))

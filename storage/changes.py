@@ -228,31 +228,29 @@ class ChangeFeed:
         """The changes after `since` (None: from the oldest kept), oldest first, at most `limit`.
         Raises CursorGone when the change right after `since` is no longer kept (expired, whether
         or not the TTL monitor has removed it yet), or when `since` is past the user's counter
-        (a cursor of a database restored from an older backup): the app must read the lists."""
-        changes, more = await self._after(user_id, since, limit, now)
-        if changes and (since is None or changes[0].seq == since + 1):
-            return FeedPage(changes=changes, next=changes[-1].seq, more=more)
-        # Nothing new, or a gap. The counter is read, then the changes again: a write that
-        # committed between the first read and the counter's is then seen (a change commits with
-        # the counter that numbers it), and an empty page's cursor is never ahead of what it saw.
-        latest = await self.latest(user_id)
-        changes, more = await self._after(user_id, since, limit, now)
-        if since is not None:
-            continues = changes[0].seq == since + 1 if changes else since == latest
-            if since > latest or not continues:
-                raise CursorGone(user_id)
-        if changes:
-            return FeedPage(changes=changes, next=changes[-1].seq, more=more)
-        return FeedPage(changes=[], next=since if since is not None else latest, more=False)
+        (a cursor of a database restored from an older backup): the app must read the lists.
 
-    async def _after(self, user_id: str, since: int | None, limit: int,
-                     now: datetime) -> tuple[list[StoredChange], bool]:
-        query: dict[str, Any] = {"user_id": user_id, "expires": {"$gt": now}}
+        The counter is read first: every change it counts has committed (a change commits with
+        the counter that numbers it), so a write that lands meanwhile is never taken for a gap,
+        and the page asks only for the numbers after `since` up to `since + limit`: a bounded
+        range of the index, however many changes the user has (SecantusDB reads a query's whole
+        index range before its limit)."""
+        latest = await self.latest(user_id)
+        if since is not None and since > latest:
+            raise CursorGone(user_id)
+        numbers: dict[str, Any] = {"$lte": latest}
         if since is not None:
-            query["seq"] = {"$gt": since}
-        found = await self._changes.find(query, {"_id": 0, "user_id": 0, "expires": 0}) \
-            .sort("seq", 1).limit(limit + 1).to_list(length=limit + 1)
-        return [StoredChange.of(document) for document in found[:limit]], len(found) > limit
+            numbers = {"$gt": since, "$lte": min(latest, since + limit)}
+        found = await self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
+                                         {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0,
+                                          "fields": 0, "n": 0}) \
+            .sort("seq", 1).limit(limit).to_list(length=limit)
+        changes = [StoredChange.of(document) for document in found]
+        if since is not None and since < latest and (not changes or changes[0].seq != since + 1):
+            raise CursorGone(user_id)
+        if not changes:
+            return FeedPage(changes=[], next=since if since is not None else latest, more=False)
+        return FeedPage(changes=changes, next=changes[-1].seq, more=changes[-1].seq < latest)
 
     async def latest(self, user_id: str) -> int:
         """The number of the user's last change (0 before the first)."""

@@ -16,7 +16,7 @@ from auth.clock import utc_now
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
-from tests.conftest import RunningApp, StartApp
+from tests.conftest import CommandCounter, RunningApp, StartApp
 from tests.images import b64, image_bytes
 from tests.mal_files import mal_file, manga
 from tests.roles import make_admin
@@ -321,3 +321,18 @@ async def test_an_app_that_went_offline_comes_back_to_exactly_the_servers_state(
     assert phone.of("settings") == server["settings"]
     assert {k: {"version": v["version"]} for k, v in phone.of("avatar").items()} == server["avatar"]
     assert (await changes(api, phone.cursor))["changes"] == []  # nothing left unseen
+
+
+async def test_a_page_reads_the_counter_and_a_bounded_range_of_changes(
+    api: ApiClient, alice: dict, commands: CommandCounter, db: AsyncDatabase
+) -> None:
+    for series_id in range(1, 8):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+    commands.reset()
+    page = await changes(api, "2", 3)
+    assert [c["cursor"] for c in page["changes"]] == ["3", "4", "5"] and page["more"] is True
+    # The session read, the counter, the changes: a page never reads more than its own numbers.
+    assert commands.targets() == [("find", "users"), ("find", "users"), ("find", "changes")]
+    explained = await db.command("explain", {"find": "changes", "filter": {
+        "user_id": alice["id"], "seq": {"$gt": 2, "$lte": 5}}}, verbosity="executionStats")
+    assert explained["executionStats"]["totalDocsExamined"] == 3

@@ -16,7 +16,7 @@ from auth.clock import utc_now
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
-from tests.conftest import CommandCounter, RunningApp, StartApp
+from tests.conftest import CommandCounter, FailPoints, RunningApp, StartApp
 from tests.images import b64, image_bytes
 from tests.mal_files import mal_file, manga
 from tests.roles import make_admin
@@ -336,3 +336,20 @@ async def test_a_page_reads_the_counter_and_a_bounded_range_of_changes(
     explained = await db.command("explain", {"find": "changes", "filter": {
         "user_id": alice["id"], "seq": {"$gt": 2, "$lte": 5}}}, verbosity="executionStats")
     assert explained["executionStats"]["totalDocsExamined"] == 3
+
+
+@pytest.mark.parametrize("command", ["insert", "commitTransaction"])
+async def test_a_change_that_cannot_be_stored_takes_its_write_with_it(
+    api: ApiClient, alice: dict, fail_points: FailPoints, db: AsyncDatabase, command: str
+) -> None:
+    """The change's insert (or the commit) fails with no label that would retry it: the status is
+    not written either, and the counter did not move."""
+    await fail_points.fail([command], {"times": 1}, errorCode=50, errorLabels=[])
+    reply = await api.post("/user/reading-status/add/1", STATUS)
+    await fail_points.off()
+    assert reply.status == 503, reply.body
+    assert (await api.get("/user/reading-status/id/1")).body is None
+    assert (await db.users.find_one({"_id": alice["id"]})).get("change_seq") is None
+    assert await changes(api) == {"changes": [], "next": "0", "more": False}
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["1"]

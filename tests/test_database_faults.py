@@ -265,8 +265,9 @@ async def test_a_rating_whose_series_increment_fails_is_rolled_back_whole(
 ) -> None:
     await load_catalog(db, CATALOG)
     await api.sign_up("alice")
-    # The user's write succeeds, the series' $inc fails, with no label that would retry it.
-    await fail_points.fail(["update"], {"skip": 1, "times": 1}, errorCode=50, errorLabels=[])
+    # The user's write (a findAndModify) and its change succeed, the series' $inc (the first
+    # update) fails, with no label that would retry it.
+    await fail_points.fail(["update"], {"times": 1}, errorCode=50, errorLabels=[])
     reply = await api.post("/user/series-rating/add/1", {"rating": 8})
     await fail_points.off()
     assert (reply.status, reply.body) == (503, UNAVAILABLE)
@@ -282,7 +283,7 @@ async def test_a_transient_conflict_in_a_rating_transaction_is_retried_and_count
 ) -> None:
     await load_catalog(db, CATALOG)
     await api.sign_up("alice")
-    await fail_points.fail(["update"], {"skip": 1, "times": 1}, errorCode=112,
+    await fail_points.fail(["update"], {"times": 1}, errorCode=112,  # the series' $inc
                            errorLabels=["TransientTransactionError"])
     assert (await api.post("/user/series-rating/add/1", {"rating": 8})).status == 200
     await fail_points.off()

@@ -97,7 +97,7 @@ class AccountImport:
 
         if not apply:
             return await plan_and_write(None)
-        return await in_transaction(self._db, plan_and_write)
+        return await in_transaction(self._db, plan_and_write, user_id=user_id)
 
     async def _known(self, collection: Any, ids: set[int], *fields: str) -> dict[int, tuple[Any, ...]]:
         found: dict[int, tuple[Any, ...]] = {}

@@ -4,7 +4,7 @@ and which failures mean "the database is unavailable" rather than a bug."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from pymongo.errors import (
 from pymongo.monitoring import CommandListener
 
 from storage.round_trips import RoundTripCounter
+from storage.user_turns import user_turn
 
 # An acknowledged write must survive a crash: j=True is what makes that true on SecantusDB
 # (measured on SecantusDB: acknowledged writes without it were lost on kill -9; docs/design.md) and
@@ -133,16 +134,20 @@ def _bulk_write_unavailable(error: BulkWriteError) -> bool:
     return bool(write_errors or concern_errors or labelled)
 
 
-async def in_transaction(db: AsyncDatabase[dict[str, Any]], work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+async def in_transaction(db: AsyncDatabase[dict[str, Any]], work: Callable[[AsyncClientSession], Awaitable[T]],
+                         *, user_id: str | None = None) -> T:
     """Runs `work` in one multi-document transaction, committed with the durable write
     concern. The driver retries transient conflicts; the whole attempt is bounded in time.
-    Inside a request's transaction `work` joins it: one commit makes both or neither."""
+    Inside a request's transaction `work` joins it: one commit makes both or neither. With
+    `user_id` (a transaction that writes that user's document), it waits for this process's turn
+    of the user (storage.user_turns), so that one user's writes here do not conflict."""
     joined = _request_session.get()
     if joined is not None:
         return await work(joined)
-    async with db.client.start_session() as session:
-        with pymongo.timeout(TRANSACTION_TIMEOUT_S):
-            return await session.with_transaction(work, write_concern=DURABLE_WRITES)
+    async with user_turn(user_id) if user_id is not None else nullcontext():
+        async with db.client.start_session() as session:
+            with pymongo.timeout(TRANSACTION_TIMEOUT_S):
+                return await session.with_transaction(work, write_concern=DURABLE_WRITES)
 
 
 def request_session() -> AsyncClientSession | None:

@@ -105,7 +105,7 @@ class EmbeddedList:
             await self._record(user_id, written, entry[self.key], entry, now, session)
             return written
 
-        return await self._in_transaction(push, session)
+        return await self._in_transaction(user_id, push, session)
 
     async def replace(self, user_id: str, key_value: Any, entry: dict[str, Any], now: datetime,
                       session: AsyncClientSession | None = None) -> Written | None:
@@ -133,7 +133,7 @@ class EmbeddedList:
             await self._record(user_id, written, key_value, after(written.before), now, session)
             return written
 
-        return await self._in_transaction(set_, session)
+        return await self._in_transaction(user_id, set_, session)
 
     async def _explain_refusal(self, condition: dict[str, Any], limit: int,
                               session: AsyncClientSession | None = None) -> None:
@@ -160,7 +160,7 @@ class EmbeddedList:
                 await self._record(user_id, written, written.before[self.key], None, now, session)
             return written
 
-        return await self._in_transaction(remove_, session)
+        return await self._in_transaction(user_id, remove_, session)
 
     async def _write(self, user_id: str, condition: dict[str, Any], update: dict[str, Any], key_value: Any,
                      session: AsyncClientSession, by: str | None = None, **options: Any) -> Written | None:
@@ -172,10 +172,9 @@ class EmbeddedList:
             # A history is kept by the key (a series), so `by` is the key here.
             counters[history_counter(str(key_value))] = 1
             projection[history_counter(str(key_value))] = 1
-        async with self._turn(user_id):
-            before = await self._users.find_one_and_update(
-                condition, {**update, "$inc": counters}, projection=projection,
-                return_document=ReturnDocument.BEFORE, session=session, **options)
+        before = await self._users.find_one_and_update(
+            condition, {**update, "$inc": counters}, projection=projection,
+            return_document=ReturnDocument.BEFORE, session=session, **options)
         if before is None:
             return None
         entries = before.get(self.field) or []
@@ -187,9 +186,15 @@ class EmbeddedList:
         change = Change(self._feed.kind, str(key_value), entry, n=written.n, before=written.before)
         await self._feed.changes.record(user_id, written.seq, [change], now, session)
 
-    async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[Written | None]],
+    async def _in_transaction(self, user_id: str, work: Callable[[AsyncClientSession], Awaitable[Written | None]],
                               session: AsyncClientSession | None) -> Written | None:
-        return await work(session) if session is not None else await in_transaction(self._db, work)
+        """`work` in the caller's transaction (`session`), or in one of its own, taken in turn
+        after a rewrite of the list (the gate) and the user's other transactions here (in that
+        order, as a rewrite takes them)."""
+        if session is not None:
+            return await work(session)
+        async with self._turn(user_id):
+            return await in_transaction(self._db, work, user_id=user_id)
 
     def _turn(self, user_id: str) -> AbstractAsyncContextManager[None]:
         return self._gate.write(user_id) if self._gate is not None else nullcontext()

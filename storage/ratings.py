@@ -79,7 +79,7 @@ class RatingStore:
             await self._move_series(series_id, half_points(rating), 1, session)
             return WriteOutcome.DONE
 
-        return await in_transaction(self._db, add_and_count)
+        return await in_transaction(self._db, add_and_count, user_id=user_id)
 
     async def current(self, user_id: str, series_id: int, session: AsyncClientSession | None = None) -> float | None:
         found = await self._users.find_one(
@@ -117,7 +117,7 @@ class RatingStore:
                 current = await self.current(user_id, series_id, session)
             raise RuntimeError(f"rating of series {series_id} kept changing under {MAX_ATTEMPTS} attempts")
 
-        return await in_transaction(self._db, change_and_move)
+        return await in_transaction(self._db, change_and_move, user_id=user_id)
 
     async def update(self, user_id: str, series_id: int, rating: float, now: Any,
                      current: float | None) -> WriteOutcome:

@@ -244,7 +244,7 @@ class StatusImport:
                     await self._imports.insert_one(record, session=session)
 
                 try:
-                    await in_transaction(self._db, write)
+                    await in_transaction(self._db, write, user_id=user_id)
                 except ListChanged:
                     continue
                 return StatusImportResult(_by_series(merged.changes), import_id)
@@ -272,7 +272,7 @@ class StatusImport:
                         raise ListChanged(user_id)  # undone meanwhile: the next attempt finds no record
 
                 try:
-                    await in_transaction(self._db, write)
+                    await in_transaction(self._db, write, user_id=user_id)
                 except ListChanged:
                     continue
                 return result

@@ -380,7 +380,7 @@ class UserStore:
                                        [Change(SETTINGS, SETTINGS, after.get("settings") or {})], now, session)
             return True
 
-        if await in_transaction(self._db, save):
+        if await in_transaction(self._db, save, user_id=user_id):
             return SettingsOutcome.SAVED
         # Only on the failure path: tell a missing user from an unverified one.
         if needs_age_verification and await self.exists(user_id):

@@ -18,7 +18,7 @@ from storage.reading import ReadingStatusStore
 from tests.api_client import ApiClient, keyed
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
-from tests.conftest import FRONTEND_ORIGIN, RunningApp
+from tests.conftest import FRONTEND_ORIGIN, CommandCounter, RunningApp
 
 pytestmark = pytest.mark.asyncio
 
@@ -348,3 +348,30 @@ async def test_the_openapi_document_describes_the_conditional_requests(api: ApiC
         assert "If-Match" in [p["name"] for p in operation["parameters"]], path
         assert operation["responses"]["412"]["content"]["application/json"]["example"] == PRECONDITION_FAILED
     assert "If-Match" not in str(document["paths"]["/user/reading-status/add/{id}"])
+
+
+# ---- what it costs ----
+
+
+async def test_a_conditional_write_costs_one_read_more_and_a_304_no_more_than_its_get(
+        api: ApiClient, alice: dict, commands: CommandCounter) -> None:
+    item_id = await with_entries(api)
+    tags = {"status": (await api.get("/user/reading-status/id/1")).headers["ETag"],
+            "rating": (await api.get("/user/series-rating/1")).headers["ETag"],
+            "item": (await listed_item(api, item_id))["etag"]}
+    costs = {}
+    for name, method, path, body, tag in [
+        ("304", "GET", "/user/reading-status/id/1", None, None),
+        ("status", "POST", "/user/reading-status/update/1", STATUS, tags["status"]),
+        ("rating", "POST", "/user/series-rating/update/1", {"rating": 4}, tags["rating"]),
+        ("item", "POST", f"/user/collection/update/{item_id}", {"price": 2, "date": None}, tags["item"]),
+    ]:
+        commands.reset()
+        headers = {"If-None-Match": tags["status"]} if tag is None else if_match(tag)
+        reply = await api.request(method, path, json_body=body, headers=headers)
+        assert reply.status == (304 if tag is None else 200), (name, reply.body)
+        costs[name] = commands.total
+    # Without If-Match: a status or item update is 2 (the session, the write); a rating's 4 (the
+    # session with the rating, then a transaction: its write, the series' aggregate, the commit).
+    # The rating's If-Match compares what the session query brought: nothing more.
+    assert costs == {"304": 1, "status": 3, "item": 3, "rating": 4}

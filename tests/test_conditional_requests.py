@@ -240,8 +240,11 @@ async def test_collection_items_carry_their_tag_in_the_list_and_honour_if_match(
 # ---- a write between the check and the write ----
 
 
+@pytest.mark.parametrize("key", [None, "in-a-transaction"])
 async def test_a_status_changed_between_the_check_and_the_write_is_not_overwritten(
-        running: RunningApp, api: ApiClient, alice: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        running: RunningApp, api: ApiClient, alice: dict, monkeypatch: pytest.MonkeyPatch, key: str | None) -> None:
+    """With an Idempotency-Key the check and the write are in one transaction, which the other
+    write makes conflict: run again, the check itself fails."""
     await with_entries(api)
     phone = running.client()
     assert (await phone.login("alice")).status == 200
@@ -258,14 +261,17 @@ async def test_a_status_changed_between_the_check_and_the_write_is_not_overwritt
         return current
 
     monkeypatch.setattr(ReadingStatusStore, "entry", read_then_race)
-    reply = await api.post("/user/reading-status/update/1", {**STATUS, "progress": 7}, headers=if_match(tag))
+    keyed_headers = keyed(key) if key else {}
+    reply = await api.post("/user/reading-status/update/1", {**STATUS, "progress": 7},
+                           headers={**if_match(tag), **keyed_headers})
     assert landed == [200]
     assert (reply.status, reply.body) == (412, PRECONDITION_FAILED)
     assert (await api.get("/user/reading-status/id/1")).body["progress"] == 42
     # And a delete in the same race keeps the other client's status.
     landed.clear()
     tag = (await api.get("/user/reading-status/id/1")).headers["ETag"]
-    reply = await api.delete("/user/reading-status/delete/1", headers=if_match(tag))
+    reply = await api.delete("/user/reading-status/delete/1",
+                             headers={**if_match(tag), **(keyed(f"{key}-delete") if key else {})})
     assert landed == [200] and (reply.status, reply.body) == (412, PRECONDITION_FAILED)
     assert (await api.get("/user/reading-status/id/1")).body["progress"] == 42
 

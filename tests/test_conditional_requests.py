@@ -72,6 +72,7 @@ async def test_every_get_of_own_data_answers_an_etag_and_304_when_if_none_match_
     await with_entries(api)
     paths = own_data_gets()
     for expected in ("/user/me", "/user/reading-status/id/1", "/user/series-rating/1", "/user/reading-history",
+                     "/user/changes", "/user/reading-status/id/1/history",
                      "/user/collection?client=1", "/user/reading-stats", "/user/export", "/user/export/mal",
                      "/auth/sessions", "/auth/tokens"):
         assert expected in paths
@@ -152,11 +153,13 @@ async def test_a_status_update_or_delete_with_a_stale_tag_answers_412_and_change
     stale = (await api.get("/user/reading-status/id/1")).headers["ETag"]
     assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 4})).status == 200
     now = await api.get("/user/reading-status/id/1")
+    changes = (await api.get("/user/changes")).raw
     reply = await api.post("/user/reading-status/update/1", {**STATUS, "progress": 9}, headers=if_match(stale))
     assert (reply.status, reply.body) == (412, PRECONDITION_FAILED)
     reply = await api.delete("/user/reading-status/delete/1", headers=if_match(stale))
     assert (reply.status, reply.body) == (412, PRECONDITION_FAILED)
     assert (await api.get("/user/reading-status/id/1")).raw == now.raw
+    assert (await api.get("/user/changes")).raw == changes  # nothing happened, so nothing is recorded
     reply = await api.delete("/user/reading-status/delete/1", headers=if_match(now.headers["ETag"]))
     assert reply.status == 200
     assert (await api.get("/user/reading-status/id/1")).raw == b"null"

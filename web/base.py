@@ -137,6 +137,7 @@ class ApiHandler(tornado.web.RequestHandler):
         return self._etag or conditional.entity_tag(self._write_buffer)
 
     def check_etag_header(self) -> bool:
+        """Tornado's question in `finish`, answered by web.conditional's rules (weak, lists, `*`)."""
         return conditional.none_match_fails(self.request.headers.get(conditional.IF_NONE_MATCH),
                                             self._headers.get("Etag"))
 

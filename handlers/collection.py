@@ -11,6 +11,7 @@ from auth.personal_tokens import READ, WRITE
 from handlers.lists import ListHandler, list_operations
 from handlers.schemas.collection import (
     CollectionAddBody,
+    CollectionEntry,
     CollectionListPage,
     CollectionQuery,
     CollectionStatistics,
@@ -27,9 +28,10 @@ from handlers.series_scope import CATALOG_ID
 from languages import requested_language
 from storage.collection import CollectionRequest, CollectionStats, CollectionStore
 from storage.outcome import WriteOutcome
-from storage.records import VolumeRecord
+from storage.records import CollectionItemRecord, VolumeRecord
 from storage.session_reads import CollectionStatsRead
 from web.base import ApiHandler
+from web.conditional import require_done, tag_of_answer
 from web.errors import MISSING_PARAMETERS, ApiError, validate
 from web.idempotency import idempotent
 from web.openapi import Operation, PathParameter, Route
@@ -56,6 +58,19 @@ class CollectionHandler(ApiHandler):
     def item_id(self) -> str:
         return self.path_parameter("id")
 
+    async def unchanged_item(self, user_id: str, item_id: str) -> CollectionItemRecord | None:
+        """With If-Match, the item, which the write must find unchanged (see `unchanged_entry`). No
+        route answers one item: its tag is the `etag` the collection list shows of it."""
+        if self.if_match() is None:
+            return None
+        return self.unchanged_entry(await self.collection.item(user_id, item_id), CollectionEntry.of, ITEM_NOT_FOUND)
+
+
+def item_tag(item: CollectionItemRecord) -> str:
+    """An item's tag, as the collection list shows it (no route answers one item): the tag of what
+    the list shows of it, the one If-Match of its update and delete is compared with."""
+    return tag_of_answer(CollectionEntry.of(item))
+
 
 class AddItemHandler(CollectionHandler):
     api = {"post": Operation(scope=WRITE, summary="Add a volume to the collection", request=CollectionAddBody,
@@ -79,28 +94,31 @@ class AddItemHandler(CollectionHandler):
 class UpdateItemHandler(CollectionHandler):
     api = {"post": Operation(
         scope=WRITE, summary="Change an item's price and purchase date", request=CollectionUpdateBody,
-                             tags=_TAGS, responses={200: ITEM_UPDATED,
-                                                    400: MISSING_PARAMETERS, 404: ITEM_NOT_FOUND})}
+                             tags=_TAGS, if_match=True, responses={200: ITEM_UPDATED,
+                                                                   400: MISSING_PARAMETERS, 404: ITEM_NOT_FOUND})}
 
     @idempotent
     async def post(self, id: str) -> None:
+        user_id = self.require_user().id
         item_id = self.item_id()
         body = await self.parse_body(CollectionUpdateBody)
-        if await self.collection.update(self.require_user().id, item_id, cents(body.price), body.date, utc_now()) \
-                is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, ITEM_NOT_FOUND)
+        unchanged = await self.unchanged_item(user_id, item_id)
+        require_done(await self.collection.update(user_id, item_id, cents(body.price), body.date, utc_now(),
+                                                  unchanged), ITEM_NOT_FOUND)
         self.write_message(200, ITEM_UPDATED)
 
 
 class DeleteItemHandler(CollectionHandler):
-    api = {"delete": Operation(scope=WRITE, summary="Remove an item from the collection", tags=_TAGS,
+    api = {"delete": Operation(scope=WRITE, summary="Remove an item from the collection", tags=_TAGS, if_match=True,
                                responses={200: ITEM_DELETED, 400: MISSING_PARAMETERS,
                                           404: ITEM_NOT_FOUND})}
 
     @idempotent
     async def delete(self, id: str) -> None:
-        if await self.collection.delete(self.require_user().id, self.item_id(), utc_now()) is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, ITEM_NOT_FOUND)
+        user_id = self.require_user().id
+        item_id = self.item_id()
+        require_done(await self.collection.delete(user_id, item_id, utc_now(),
+                                                  await self.unchanged_item(user_id, item_id)), ITEM_NOT_FOUND)
         self.write_message(200, ITEM_DELETED)
 
 
@@ -143,7 +161,8 @@ class CollectionListHandler(ListHandler):
     async def answer(self, query: CollectionQuery) -> None:
         request = collection_request(query)
         page = await self.services.collection.page(self.require_user().id, request, self.brought.list())
-        volumes = [CollectionVolume.of(item, volume, series, request.language) for item, volume, series in page.items]
+        volumes = [CollectionVolume.of(item, volume, series, request.language, item_tag(item))
+                   for item, volume, series in page.items]
         self.write_model(CollectionListPage.of(volumes, page.total, query.offset))
 
 

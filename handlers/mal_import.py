@@ -248,7 +248,7 @@ class MalExportHandler(ApiHandler):
         else:
             self.set_header("Content-Type", "application/xml; charset=UTF-8")
             self.set_header("Content-Disposition", f'attachment; filename="{stem}"')
-        self.finish(file)
+        await self.finish_large(file)
 
 
 routes = [

@@ -22,8 +22,9 @@ _TAGS = ("auth",)
 
 class PersonalTokensHandler(ApiHandler):
     api = {
+        # Own data though no personal token reads it: an ETag as the reader's other GETs.
         "get": Operation(summary="The user's personal tokens, newest first (never their secrets)",
-                         response=PersonalTokenList, tags=_TAGS),
+                         response=PersonalTokenList, tags=_TAGS, etag=True),
         "post": Operation(summary="Make a personal token; the answer is the only time its secret is shown",
                           description="`scopes`: `read` (every GET of the user's own data) and `write` "
                                       "(also the writes to their lists: reading statuses, ratings, the "

@@ -10,6 +10,7 @@ from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
 from storage.records import RatingRecord, SeriesRecord
+from web.conditional import require_done
 from web.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from web.idempotency import idempotent
 from web.openapi import Operation, Route
@@ -32,6 +33,12 @@ class RatingHandler(SeriesHandler):
         """The user's rating as the session query read it: what a change compares against."""
         entry = self.brought.own_entry(RatingRecord)
         return entry.rating if entry else None
+
+    def unchanged_rating(self, user_id: str) -> RatingRecord | None:
+        """With If-Match, the rating the session query read, which the write must find unchanged
+        (see `unchanged_entry`): no read of its own."""
+        return self.unchanged_entry(self.brought.own_entry(RatingRecord),
+                                    lambda rating: SeriesRating.of(rating, user_id), RATING_MISSING)
 
 
 class RatingOfSeriesHandler(RatingHandler):
@@ -64,8 +71,8 @@ class AddRatingHandler(RatingHandler):
 class UpdateRatingHandler(RatingHandler):
     api = {"post": Operation(
         scope=WRITE, summary="Change a rating", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
-                             responses={200: RATING_UPDATED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
-                                        404: RATING_MISSING})}
+                             if_match=True, responses={200: RATING_UPDATED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
+                                                       404: RATING_MISSING})}
 
     @idempotent
     @reads(OwnEntry("ratings"))
@@ -73,23 +80,25 @@ class UpdateRatingHandler(RatingHandler):
         user = self.require_user()
         series_id = self.series_id()
         body = await self.parse_body(RatingBody)
-        outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating())
-        if outcome is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, RATING_MISSING)
+        outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating(),
+                                            self.unchanged_rating(user.id))
+        require_done(outcome, RATING_MISSING)
         self.write_message(200, RATING_UPDATED)
 
 
 class DeleteRatingHandler(RatingHandler):
     api = {"delete": Operation(scope=WRITE, summary="Remove a rating", tags=_TAGS, permission=RATE_SERIES,
-                               responses={200: RATING_DELETED, 400: MISSING_PARAMETERS,
-                                          403: FORBIDDEN, 404: RATING_MISSING})}
+                               if_match=True, responses={200: RATING_DELETED, 400: MISSING_PARAMETERS,
+                                                         403: FORBIDDEN, 404: RATING_MISSING})}
 
     @idempotent
     @reads(OwnEntry("ratings"))
     async def delete(self, id: str) -> None:
         user = self.require_user()
-        if await self.ratings.delete(user.id, self.series_id(), self.own_rating(), utc_now()) is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, RATING_MISSING)
+        series_id = self.series_id()
+        outcome = await self.ratings.delete(user.id, series_id, self.own_rating(), utc_now(),
+                                            self.unchanged_rating(user.id))
+        require_done(outcome, RATING_MISSING)
         self.write_message(200, RATING_DELETED)
 
 

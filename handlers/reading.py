@@ -23,6 +23,7 @@ from storage.changes import READING_STATUS
 from storage.outcome import WriteOutcome
 from storage.reading import NAME_ORDER, HistoryRequest, ReadingStatusStore
 from storage.records import SeriesRecord, StatusRecord
+from web.conditional import require_done
 from web.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
 from web.idempotency import idempotent
 from web.openapi import Operation, Route
@@ -42,6 +43,14 @@ class ReadingStatusHandler(SeriesHandler):
     @property
     def statuses(self) -> ReadingStatusStore:
         return self.services.statuses
+
+    async def unchanged_status(self, user_id: str, series_id: int) -> StatusRecord | None:
+        """With If-Match, the status as its GET answers it, which the write must find unchanged
+        (see `unchanged_entry`); read only then: a write without the header costs what it did."""
+        if self.if_match() is None:
+            return None
+        current = await self.statuses.entry(user_id, series_id)
+        return self.unchanged_entry(current, lambda status: ReadingStatus.of(status, user_id), STATUS_MISSING)
 
     async def checked_body(self) -> ReadingStatusBody:
         """The validated body, for a series that exists in the body's client."""
@@ -105,30 +114,34 @@ class AddStatusHandler(ReadingStatusHandler):
 
 class UpdateStatusHandler(ReadingStatusHandler):
     api = {"post": Operation(scope=WRITE, summary="Replace a reading status", request=ReadingStatusBody, tags=_TAGS,
+                             if_match=True,
                              responses={200: STATUS_UPDATED, 400: MISSING_PARAMETERS, 404: STATUS_MISSING})}
 
     @idempotent
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
+        user_id = self.require_user().id
         series_id = self.series_id()
         body = await self.checked_body()
-        outcome = await self.statuses.update(self.require_user().id, series_id, body.client, body.status_fields(),
-                                             utc_now())
-        if outcome is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, STATUS_MISSING)
+        unchanged = await self.unchanged_status(user_id, series_id)
+        outcome = await self.statuses.update(user_id, series_id, body.client, body.status_fields(), utc_now(),
+                                             unchanged)
+        require_done(outcome, STATUS_MISSING)
         self.write_message(200, STATUS_UPDATED)
 
 
 class DeleteStatusHandler(ReadingStatusHandler):
-    api = {"delete": Operation(scope=WRITE, summary="Delete a reading status", tags=_TAGS,
+    api = {"delete": Operation(scope=WRITE, summary="Delete a reading status", tags=_TAGS, if_match=True,
                                responses={200: STATUS_DELETED, 400: MISSING_PARAMETERS,
                                           404: STATUS_MISSING})}
 
     @idempotent
     async def delete(self, id: str) -> None:
-        outcome = await self.statuses.delete(self.require_user().id, self.series_id(), utc_now())
-        if outcome is WriteOutcome.NOT_FOUND:
-            raise ApiError(404, STATUS_MISSING)
+        user_id = self.require_user().id
+        series_id = self.series_id()
+        outcome = await self.statuses.delete(user_id, series_id, utc_now(),
+                                             await self.unchanged_status(user_id, series_id))
+        require_done(outcome, STATUS_MISSING)
         self.write_message(200, STATUS_DELETED)
 
 

@@ -15,8 +15,9 @@ SESSION_ENDED = "Session ended"
 
 
 class SessionsHandler(ApiHandler):
+    # Own data though no personal token reads it (scope None): an ETag as the reader's other GETs.
     api = {"get": Operation(summary="The user's sessions, newest first", response=SessionList, tags=("auth",),
-                            responses={401: UNAUTHORIZED})}
+                            etag=True, responses={401: UNAUTHORIZED})}
 
     async def get(self) -> None:
         user = self.require_user()

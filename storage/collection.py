@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
 from storage.changes import COLLECTION_ITEM, ChangeFeed
-from storage.embedded_list import EmbeddedList, Feed
+from storage.embedded_list import EmbeddedList, Feed, stored_fields
 from storage.outcome import WriteOutcome
 from storage.records import CollectionItemRecord, SeriesRecord, StoredList, VolumeRecord
 
@@ -125,13 +125,22 @@ class CollectionStore:
         return bool(getattr(keys.of.get(volume.series_id), "nsfw18", False))
 
     async def update(self, user_id: str, item_id: str, price_cents: int | None, buy_date: str | None,
-                     now: Any) -> WriteOutcome:
+                     now: Any, unchanged: CollectionItemRecord | None = None) -> WriteOutcome:
+        """With `unchanged`, only if the item is still exactly that (else CHANGED)."""
         changed = await self._items.set_fields(user_id, item_id, {"price_cents": price_cents, "buy_date": buy_date},
-                                               now)
-        return WriteOutcome.DONE if changed else WriteOutcome.NOT_FOUND
+                                               now, unchanged=stored_fields(unchanged))
+        return WriteOutcome.DONE if changed else await self._items.why_missed(user_id, item_id, unchanged)
 
-    async def delete(self, user_id: str, item_id: str, now: Any) -> WriteOutcome:
-        return WriteOutcome.DONE if await self._items.remove(user_id, item_id, now) else WriteOutcome.NOT_FOUND
+    async def delete(self, user_id: str, item_id: str, now: Any,
+                     unchanged: CollectionItemRecord | None = None) -> WriteOutcome:
+        if await self._items.remove(user_id, item_id, now, unchanged=stored_fields(unchanged)):
+            return WriteOutcome.DONE
+        return await self._items.why_missed(user_id, item_id, unchanged)
+
+    async def item(self, user_id: str, item_id: str) -> CollectionItemRecord | None:
+        """The user's item as stored now, or None."""
+        found = await self._items.entry(user_id, item_id)
+        return CollectionItemRecord.of(found) if found is not None else None
 
     async def page(self, user_id: str, request: CollectionRequest, items: StoredList) -> CollectionPage:
         """The client's `items` (read with the session), searched and ordered here with the

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage.changes import SEQ_FIELD, Change, ChangeFeed, first_number, history_counter, history_number
 from storage.database import in_transaction, request_session
 from storage.list_gate import ListGate
-from storage.outcome import ListsFull, UserGone
+from storage.outcome import ListsFull, UserGone, WriteOutcome
 
 MIB = 1024 * 1024
 # A user's document may hold 16 MB. Its lists stop growing well before that, so that what must
@@ -34,6 +34,13 @@ def too_full_to_add(document: dict[str, Any]) -> bool:
     the limit an add has; linear in the document, so callers run it off the event loop when it is
     large."""
     return len(bson.encode(document)) >= ADD_LIMIT_BYTES
+
+
+def stored_fields(record: Any | None) -> dict[str, Any] | None:
+    """A list entry's record (a status, a rating, a collection item: storage.records, which names
+    its fields as they are stored) as the fields a conditional write requires unchanged; None
+    stays None (no condition)."""
+    return asdict(record) if record is not None else None
 
 
 def smaller_than(limit: int) -> dict[str, Any]:
@@ -108,20 +115,48 @@ class EmbeddedList:
         return await self._in_transaction(user_id, push, session)
 
     async def replace(self, user_id: str, key_value: Any, entry: dict[str, Any], now: datetime,
-                      session: AsyncClientSession | None = None) -> Written | None:
-        return await self._set(user_id, key_value, {f"{self.field}.$[mine]": entry}, lambda _: entry, now, session)
+                      session: AsyncClientSession | None = None,
+                      unchanged: dict[str, Any] | None = None) -> Written | None:
+        return await self._set(user_id, key_value, {f"{self.field}.$[mine]": entry}, lambda _: entry, now, session,
+                               unchanged)
 
     async def set_fields(self, user_id: str, key_value: Any, fields: dict[str, Any], now: datetime,
-                         session: AsyncClientSession | None = None) -> Written | None:
+                         session: AsyncClientSession | None = None,
+                         unchanged: dict[str, Any] | None = None) -> Written | None:
         return await self._set(user_id, key_value, {f"{self.field}.$[mine].{name}": v for name, v in fields.items()},
-                               lambda before: {**(before or {}), **fields}, now, session)
+                               lambda before: {**(before or {}), **fields}, now, session, unchanged)
+
+    def _present(self, user_id: str, key_value: Any, by: str, unchanged: dict[str, Any] | None) -> dict[str, Any]:
+        """The filter of a write to the entry whose `by` is `key_value`; with `unchanged` (the entry's
+        fields as the caller read them: a conditional request's If-Match), only while it still holds
+        exactly those, so that a change in between makes the write match nothing instead of being
+        overwritten. One filter, not a read and then a write."""
+        if unchanged is None:
+            return {"_id": user_id, f"{self.field}.{by}": key_value}
+        return {"_id": user_id, self.field: {"$elemMatch": {**unchanged, by: key_value}}}
+
+    async def entry(self, user_id: str, key_value: Any) -> dict[str, Any] | None:
+        """The entry whose key is `key_value` as stored, or None: what a conditional write compares."""
+        found = await self._users.find_one({"_id": user_id, f"{self.field}.{self.key}": key_value},
+                                           {"_id": 0, self.field: {"$elemMatch": {self.key: key_value}}},
+                                           session=request_session())
+        entries = (found or {}).get(self.field) or []
+        return entries[0] if entries else None
+
+    async def why_missed(self, user_id: str, key_value: Any, unchanged: Any | None) -> WriteOutcome:
+        """Why a write to the entry `key_value` matched nothing: there is none (NOT_FOUND), or, for
+        a write conditional on `unchanged`, it changed since it was read (CHANGED). Only a failed
+        write pays this read."""
+        if unchanged is None or await self.entry(user_id, key_value) is None:
+            return WriteOutcome.NOT_FOUND
+        return WriteOutcome.CHANGED
 
     async def _set(self, user_id: str, key_value: Any, assignments: dict[str, Any],
                    after: Callable[[dict[str, Any] | None], dict[str, Any]], now: datetime,
-                   session: AsyncClientSession | None) -> Written | None:
+                   session: AsyncClientSession | None, unchanged: dict[str, Any] | None = None) -> Written | None:
         # `$[mine]` with an array filter, not the positional `$`: SecantusDB's findAndModify does
         # not take `$` (measured: "The positional operator did not find the match").
-        present = {"_id": user_id, f"{self.field}.{self.key}": key_value}
+        present = self._present(user_id, key_value, self.key, unchanged)
 
         async def set_(session: AsyncClientSession) -> Written | None:
             written = await self._write(user_id, {**present, **smaller_than(UPDATE_LIMIT_BYTES)},
@@ -149,12 +184,14 @@ class EmbeddedList:
             raise UserGone(str(condition["_id"]))
 
     async def remove(self, user_id: str, key_value: Any, now: datetime, by: str | None = None,
-                     session: AsyncClientSession | None = None) -> Written | None:
-        """Removes the entry whose `by` (default: the key) is `key_value`; None if none has it."""
+                     session: AsyncClientSession | None = None,
+                     unchanged: dict[str, Any] | None = None) -> Written | None:
+        """Removes the entry whose `by` (default: the key) is `key_value`; None if none has it (or,
+        with `unchanged`, none has it as read)."""
         field = by or self.key
 
         async def remove_(session: AsyncClientSession) -> Written | None:
-            written = await self._write(user_id, {"_id": user_id, f"{self.field}.{field}": key_value},
+            written = await self._write(user_id, self._present(user_id, key_value, field, unchanged),
                                         {"$pull": {self.field: {field: key_value}}}, key_value, session, by=field)
             if written is not None and written.before is not None:
                 await self._record(user_id, written, written.before[self.key], None, now, session)

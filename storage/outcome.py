@@ -9,6 +9,7 @@ class WriteOutcome(enum.Enum):
     DONE = "done"
     CONFLICT = "conflict"  # an add found an entry already there
     NOT_FOUND = "not found"  # an update or delete found no entry
+    CHANGED = "changed"  # a conditional update or delete found the entry changed since it was read (If-Match)
 
 
 class ListsFull(Exception):

@@ -28,8 +28,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.changes import DEFAULT_RETENTION, RATING, SEQ_FIELD, Change, ChangeFeed, count, first_number
 from storage.database import in_transaction
-from storage.embedded_list import EmbeddedList, Feed
+from storage.embedded_list import EmbeddedList, Feed, stored_fields
 from storage.outcome import WriteOutcome
+from storage.records import RatingRecord
 
 # A user racing their own requests can make a compare-and-set miss; each miss means another
 # write of that rating succeeded, so a few attempts always suffice outside pathological loops.
@@ -90,21 +91,23 @@ class RatingStore:
 
     async def _change(self, user_id: str, series_id: int, expected: float | None, update: dict[str, Any],
                       new_half_points: int | None, after: dict[str, Any] | None, now: Any,
-                      **options: Any) -> WriteOutcome:
+                      unchanged: RatingRecord | None = None, **options: Any) -> WriteOutcome:
         """In one transaction: applies `update` to the user's rating if it is still `expected`
         (read with the session; on a lost race it reads again), records the change (the rating
         becomes `after`, None: removed), then moves the series from the replaced rating to
-        `new_half_points` (None: the rating is removed)."""
+        `new_half_points` (None: the rating is removed). With `unchanged` (a conditional
+        request), only if the entry is still exactly that: no second attempt, but CHANGED."""
 
         async def change_and_move(session: AsyncClientSession) -> WriteOutcome:
-            current = expected
+            current = expected if unchanged is None else unchanged.rating
             for _ in range(MAX_ATTEMPTS):
                 if current is None:
                     return WriteOutcome.NOT_FOUND
+                entry = stored_fields(unchanged) or {"rating": current}
                 # findAndModify answers the change counter as it was (storage.changes); the
                 # rating's own compare-and-set stays in the filter.
                 before = await self._users.find_one_and_update(
-                    {"_id": user_id, "ratings": {"$elemMatch": {"series_id": series_id, "rating": current}}},
+                    {"_id": user_id, "ratings": {"$elemMatch": {**entry, "series_id": series_id}}},
                     {**update, **count(1)}, projection={"_id": 0, SEQ_FIELD: 1},
                     return_document=ReturnDocument.BEFORE, session=session, **options,
                 )
@@ -115,22 +118,25 @@ class RatingStore:
                     await self._move_series(series_id, moved, -1 if new_half_points is None else 0, session)
                     return WriteOutcome.DONE
                 current = await self.current(user_id, series_id, session)
+                if unchanged is not None:
+                    return WriteOutcome.NOT_FOUND if current is None else WriteOutcome.CHANGED
             raise RuntimeError(f"rating of series {series_id} kept changing under {MAX_ATTEMPTS} attempts")
 
         return await in_transaction(self._db, change_and_move, user_id=user_id)
 
     async def update(self, user_id: str, series_id: int, rating: float, now: Any,
-                     current: float | None) -> WriteOutcome:
+                     current: float | None, unchanged: RatingRecord | None = None) -> WriteOutcome:
         return await self._change(
             user_id, series_id, current,
             {"$set": {"ratings.$[mine].rating": rating, "ratings.$[mine].last_update": now}},
             half_points(rating), {"series_id": series_id, "rating": rating, "last_update": now}, now,
-            array_filters=[{"mine.series_id": series_id}],
+            unchanged, array_filters=[{"mine.series_id": series_id}],
         )
 
-    async def delete(self, user_id: str, series_id: int, current: float | None, now: Any) -> WriteOutcome:
+    async def delete(self, user_id: str, series_id: int, current: float | None, now: Any,
+                     unchanged: RatingRecord | None = None) -> WriteOutcome:
         return await self._change(user_id, series_id, current, {"$pull": {"ratings": {"series_id": series_id}}},
-                                  None, None, now)
+                                  None, None, now, unchanged)
 
     async def true_totals(self, series_id: int | None = None,
                           session: AsyncClientSession | None = None) -> dict[int, tuple[int, int]]:

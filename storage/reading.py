@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
 from storage.changes import READING_STATUS, ChangeFeed
-from storage.embedded_list import EmbeddedList, Feed
+from storage.embedded_list import EmbeddedList, Feed, stored_fields
 from storage.list_gate import ListGate
 from storage.outcome import WriteOutcome
 from storage.records import SeriesRecord, StatusRecord, StoredList
@@ -85,15 +85,21 @@ class ReadingStatusStore:
         return WriteOutcome.DONE if added else WriteOutcome.CONFLICT
 
     async def update(self, user_id: str, series_id: int, client: int, fields: StatusFields,
-                     now: Any) -> WriteOutcome:
-        """Replaces the entry's fields in place, atomically."""
+                     now: Any, unchanged: StatusRecord | None = None) -> WriteOutcome:
+        """Replaces the entry's fields in place, atomically; with `unchanged`, only if the entry
+        is still exactly that (else CHANGED)."""
         entry = fields.stored(series_id, client, now)
-        replaced = await self._statuses.replace(user_id, series_id, entry, now)
-        return WriteOutcome.DONE if replaced else WriteOutcome.NOT_FOUND
+        replaced = await self._statuses.replace(user_id, series_id, entry, now, unchanged=stored_fields(unchanged))
+        return WriteOutcome.DONE if replaced else await self._statuses.why_missed(user_id, series_id, unchanged)
 
-    async def delete(self, user_id: str, series_id: int, now: Any) -> WriteOutcome:
-        removed = await self._statuses.remove(user_id, series_id, now)
-        return WriteOutcome.DONE if removed else WriteOutcome.NOT_FOUND
+    async def delete(self, user_id: str, series_id: int, now: Any, unchanged: StatusRecord | None = None) -> WriteOutcome:
+        removed = await self._statuses.remove(user_id, series_id, now, unchanged=stored_fields(unchanged))
+        return WriteOutcome.DONE if removed else await self._statuses.why_missed(user_id, series_id, unchanged)
+
+    async def entry(self, user_id: str, series_id: int) -> StatusRecord | None:
+        """The user's status of the series as stored now, or None."""
+        found = await self._statuses.entry(user_id, series_id)
+        return StatusRecord.of(found) if found is not None else None
 
     async def history(self, user_id: str, request: HistoryRequest, entries: StoredList) -> HistoryPage:
         """The user's `entries` (read with the session) filtered, ordered and paged here; then one

@@ -117,7 +117,8 @@ async def test_preflight_from_an_allowed_origin_answers_204(api: ApiClient) -> N
     assert reply.status == 204
     assert reply.headers["Access-Control-Allow-Origin"] == FRONTEND_ORIGIN
     assert reply.headers["Access-Control-Allow-Methods"] == "POST"
-    assert reply.headers["Access-Control-Allow-Headers"] == "Content-Type, Idempotency-Key, Authorization"
+    assert reply.headers["Access-Control-Allow-Headers"] == \
+        "Content-Type, Idempotency-Key, Authorization, If-Match, If-None-Match"
     assert reply.headers["Access-Control-Allow-Credentials"] == "true"
 
 

@@ -28,7 +28,7 @@ from storage.outcome import ListsFull, UserGone
 from storage.round_trips import count_round_trips
 from storage.session_reads import CatalogRead, ListRead, SessionRead
 from storage.users import FoundSession
-from web import idempotency, same_origin
+from web import conditional, idempotency, same_origin
 from web.errors import (
     BODY_TOO_LARGE,
     CROSS_SITE_REFUSED,
@@ -46,7 +46,7 @@ from web.errors import (
 )
 from web.json_input import DEFAULT_JSON_LIMITS, read_json_body
 from web.openapi import Operation, PathParameter
-from web.reads import Brought, Computed, OwnEntry, Read, WholeList, declared_read
+from web.reads import Brought, Computed, E, OwnEntry, Read, WholeList, declared_read
 from web.services import Services
 from web.session import AuthenticatedUser
 
@@ -70,7 +70,8 @@ YIELD_EVERY_BYTES = 1024 * 1024
 # What a page on an allowed origin may send beyond the CORS-safelisted headers (Authorization
 # for Bearer clients), and read of an answer beyond the safelisted ones: a script cannot see an
 # ETag, a download's file name or how long to wait after a 429 unless it is listed.
-ALLOWED_REQUEST_HEADERS = ", ".join(["Content-Type", idempotency.HEADER, "Authorization"])
+ALLOWED_REQUEST_HEADERS = ", ".join(["Content-Type", idempotency.HEADER, "Authorization", conditional.IF_MATCH,
+                                     conditional.IF_NONE_MATCH])
 EXPOSED_HEADERS = ", ".join([idempotency.REPLAYED_HEADER, "ETag", "Content-Disposition", "Retry-After"])
 
 
@@ -109,12 +110,36 @@ class ApiHandler(tornado.web.RequestHandler):
         self._counted = False
         self._body_chunks: list[bytes] = []
         self._body_size = 0
+        self._etag: str | None = None  # a large answer's tag, hashed off the loop (`finish_large`)
         self._add_cors_headers()
 
     # ---- the request's life ----
 
-    def compute_etag(self) -> None:
-        return None  # API answers are per-user and not cached; avatars set their own ETag
+    def answers_etag(self) -> bool:
+        """Whether this request's operation answers an ETag (`Operation.answers_etag`: every GET of
+        the reader's own data)."""
+        operation = self.api.get(self.verb())
+        return operation is not None and operation.answers_etag(self.verb())
+
+    def compute_etag(self) -> str | None:
+        """The one place a GET of the reader's own data gets its ETag: a strong hash of the bytes
+        it answers, so the tag changes exactly when the answer does, and the tag of an entry's GET
+        is the one its update's If-Match compares (`unchanged_entry`). Tornado's `finish` calls this
+        for a 200 to a GET or HEAD that set no ETag of its own (avatars and public pages do), then
+        answers 304 when If-None-Match names it (`check_etag_header`). Other answers have none."""
+        if not self.answers_etag():
+            return None
+        # The answer depends on who asks: no cache may give one user's tag or answer to another.
+        # Cache-Control stays no-store: a client that keeps the answer (an app, a page's script)
+        # keeps its tag too, and no browser or proxy keeps a copy of private data.
+        self.add_header("Vary", "Cookie")
+        self.add_header("Vary", "Authorization")
+        return self._etag or conditional.entity_tag(self._write_buffer)
+
+    def check_etag_header(self) -> bool:
+        """Tornado's question in `finish`, answered by web.conditional's rules (weak, lists, `*`)."""
+        return conditional.none_match_fails(self.request.headers.get(conditional.IF_NONE_MATCH),
+                                            self._headers.get("Etag"))
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -525,10 +550,36 @@ class ApiHandler(tornado.web.RequestHandler):
     # ---- output ----
 
     def client_has(self, etag: str) -> bool:
-        """Whether If-None-Match names `etag` (then a 304 answers). A weak tag (`W/"…"`) matches
-        like a strong one: If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
-        asked = self.request.headers.get("If-None-Match", "")
-        return etag in {tag.strip().removeprefix("W/") for tag in asked.split(",")}
+        """Whether If-None-Match names `etag` (then a 304 answers): web.conditional's rules, the
+        weak comparison (RFC 9110, 13.1.2)."""
+        return conditional.none_match_fails(self.request.headers.get(conditional.IF_NONE_MATCH), etag)
+
+    def if_match(self) -> str | None:
+        return self.request.headers.get(conditional.IF_MATCH)
+
+    def unchanged_entry(self, current: E | None, answer: Callable[[E], BaseModel], missing: str) -> E | None:
+        """If-Match for a write to the user's entry `current` (as stored now; None: they have
+        none), whose GET answers `answer(current)`: 404 `missing` when there is no entry (what the
+        request answers without the header: RFC 9110, 13.2.2), 412 when no tag the header names is
+        the entry's. Then the entry the write must find exactly as it is (the store puts it in the
+        write's filter, so a change in between is a 412 too, never overwritten); None without the
+        header, or with `*` (which asks only that the entry exist)."""
+        header = self.if_match()
+        if header is None:
+            return None
+        if current is None:
+            raise ApiError(404, missing)
+        if not conditional.if_match_holds(header, conditional.tag_of_answer(answer(current))):
+            raise ApiError(412, conditional.PRECONDITION_FAILED)
+        return None if conditional.asks_any(header) else current
+
+    async def finish_large(self, body: str | bytes) -> None:
+        """An answer that grows with the user's data (an export), built off the event loop: its
+        bytes, and its ETag when it has one, are made off the loop too."""
+        data = await self.sized_work(len(body), _as_bytes, body)
+        if self.answers_etag():
+            self._etag = await self.sized_work(len(data), conditional.entity_tag, [data])
+        self.finish(data)
 
     @staticmethod
     def json_text(payload: Any) -> str:
@@ -620,6 +671,10 @@ def read_and_validate(model: type[M], chunks: list[bytes], content_type: str,
     """A body as it arrived -> its model. Pure, so that it can run in a worker."""
     body = read_json_body(b"".join(chunks), content_type, limits)
     return validate_body(model, body if unwrap is None else unwrap(body))
+
+
+def _as_bytes(body: str | bytes) -> bytes:
+    return body.encode() if isinstance(body, str) else body
 
 
 def _user_document_full(error: BaseException | None) -> bool:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from auth.personal_tokens import READ
 from handlers.schemas.common import FieldError, Message
-from web import idempotency, same_origin
+from web import conditional, idempotency, same_origin
 from web.errors import (
     BODY_TOO_LARGE,
     CROSS_SITE_REFUSED,
@@ -67,6 +68,19 @@ class Operation:
     scope: str | None = None
     tags: tuple[str, ...] = ()
     description: str | None = None  # what the summary leaves out, in Markdown
+    # Whether a GET answers an ETag of its body, and 304 to an If-None-Match that names it
+    # (web.conditional; done once, in ApiHandler.compute_etag). None: as every GET of the reader's
+    # own data does, one that a personal token needs the scope `read` for.
+    etag: bool | None = None
+    # Whether the write honours If-Match (412 when the entry's tag is no longer the one named). The
+    # verb does the check, in its write's filter; this publishes it.
+    if_match: bool = False
+
+    def answers_etag(self, method: str) -> bool:
+        """Whether `method` (lower case) of this operation answers an ETag (see `etag`)."""
+        if method != "get":
+            return False
+        return self.etag if self.etag is not None else (self.auth and self.scope == READ)
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,26 @@ def _with_examples(document: dict[str, Any], route: Route, method: str) -> dict[
     return document
 
 
+IF_NONE_MATCH_PARAMETER: dict[str, Any] = {
+    "name": conditional.IF_NONE_MATCH, "in": "header", "required": False,
+    "description": "The `ETag` of an answer the client holds (or a list of them, or `*`): when it is still the "
+                   "answer, 304 with no body. Compared weakly (`W/\"x\"` is `\"x\"`).",
+    "schema": {"type": "string"},
+}
+IF_MATCH_PARAMETER: dict[str, Any] = {
+    "name": conditional.IF_MATCH, "in": "header", "required": False,
+    "description": "Change the entry only if it is still as the client saw it: the `ETag` its GET answered (for a "
+                   "collection item, the item's `etag` in the collection list), or a list of them; `*` asks only "
+                   "that it exist. When the entry changed since, 412 and nothing is changed. Compared strongly.",
+    "schema": {"type": "string"},
+}
+ETAG_HEADER: dict[str, Any] = {"ETag": {"description": "A strong tag of this answer's bytes, for If-None-Match (and, "
+                                                       "on an entry's GET, If-Match)",
+                                        "schema": {"type": "string"}}}
+NOT_MODIFIED: dict[str, Any] = {"description": "Not modified: If-None-Match names the current answer (no body)",
+                                "headers": ETAG_HEADER}
+
+
 IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "name": idempotency.HEADER, "in": "header", "required": False,
     "description": "Makes the write safe to retry: the same key with the same request, within 24 hours, answers "
@@ -203,6 +237,15 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
                                               "content": {"application/json": {"schema": schema}}}
     for status, answer in sorted(op.raw_responses.items()):
         responses[str(status)] = answer
+    tagged = op.answers_etag(method)
+    if tagged:
+        for answered in ("200", "201"):
+            if answered in responses:
+                responses[answered] = {**responses[answered], "headers": {**responses[answered].get("headers", {}),
+                                                                          **ETAG_HEADER}}
+        responses.setdefault("304", NOT_MODIFIED)
+    if op.if_match:
+        responses.setdefault("412", _message_example(412, conditional.PRECONDITION_FAILED))
     for status, message in sorted(op.responses.items()):
         responses.setdefault(str(status), _message_example(status, message))
     if op.auth:
@@ -227,6 +270,10 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         parameters += _query_parameters(op.query)
     if idempotency.is_idempotent(getattr(route.handler, method, None)):
         parameters.append(IDEMPOTENCY_PARAMETER)
+    if tagged:
+        parameters.append(IF_NONE_MATCH_PARAMETER)
+    if op.if_match:
+        parameters.append(IF_MATCH_PARAMETER)
     if parameters:
         document["parameters"] = parameters
     if op.request is not None:

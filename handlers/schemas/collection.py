@@ -115,9 +115,21 @@ class CollectionSeries(BaseModel):
 
 
 class CollectionEntry(BaseModel):
+    """What the owner's collection list shows of an item, and what its `etag` is the tag of."""
+
     item_id: str
     buy_date: str | None
     price: float | None
+
+    @classmethod
+    def of(cls, item: CollectionItemRecord) -> CollectionEntry:
+        return cls(item_id=item.item_id, buy_date=item.buy_date, price=money(item.price_cents))
+
+
+class TaggedCollectionEntry(CollectionEntry):
+    etag: str = Field(description="The item's entity tag: as `If-Match` to `POST /user/collection/update/{item_id}` "
+                                  "or `DELETE /user/collection/delete/{item_id}`, the write happens only if the "
+                                  "item is still as listed (else 412)")
 
 
 class CollectionVolume(BaseModel):
@@ -131,19 +143,19 @@ class CollectionVolume(BaseModel):
     nsfw18: int
     aspect_ratio: float | None
     cover_path: str | None
-    collection: CollectionEntry
+    collection: TaggedCollectionEntry
     in_collection: bool
 
 
     @classmethod
     def of(cls, item: CollectionItemRecord, volume: VolumeRecord, series: SeriesRecord,
-           language: str | None) -> CollectionVolume:
+           language: str | None, etag: str) -> CollectionVolume:
+        """`etag`: the item's tag (the tag of its `CollectionEntry`, computed by the HTTP layer)."""
         # The volume's own fields as the record has them (the model ignores the ones it does not show).
         return cls(**vars(volume),
                    series=CollectionSeries(id=series.id, name=localized(series.titles, language, series.name),
                                            type=series.type),
-                   collection=CollectionEntry(item_id=item.item_id, buy_date=item.buy_date,
-                                              price=money(item.price_cents)),
+                   collection=TaggedCollectionEntry(**CollectionEntry.of(item).model_dump(), etag=etag),
                    in_collection=True)
 
 

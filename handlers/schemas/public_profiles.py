@@ -119,8 +119,9 @@ class PublicCollectionVolume(CollectionVolume):
 
     @classmethod
     def of(cls, item: CollectionItemRecord, volume: VolumeRecord, series: SeriesRecord,
-           language: str | None) -> PublicCollectionVolume:
-        shown = CollectionVolume.of(item, volume, series, language).model_dump(exclude={"collection"})
+           language: str | None, etag: str = "") -> PublicCollectionVolume:
+        # No price and no tag: a visitor changes nothing of it.
+        shown = CollectionVolume.of(item, volume, series, language, etag).model_dump(exclude={"collection"})
         return cls(**shown, collection=PublicCollectionEntry(buy_date=item.buy_date))
 
 

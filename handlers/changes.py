@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.personal_tokens import READ
+from handlers.collection import item_tag
 from handlers.schemas.changes import Change, ChangesPage, ChangesQuery
-from storage.changes import CursorGone
+from handlers.schemas.ratings import SeriesRating
+from handlers.schemas.reading import ReadingStatus
+from storage.changes import COLLECTION_ITEM, CursorGone, StoredChange
+from storage.records import CollectionItemRecord
+from web import conditional
 from web.base import ApiHandler
 from web.errors import INVALID_PARAMETERS, ApiError
 from web.openapi import Operation, Route
@@ -34,8 +39,20 @@ class ChangesHandler(ApiHandler):
             page = await self.services.changes.page(user.id, since, query.limit, utc_now())
         except CursorGone:
             raise ApiError(410, CURSOR_GONE) from None
-        self.write_model(ChangesPage(changes=[Change.of(change, user.id) for change in page.changes],
+        self.write_model(ChangesPage(changes=[tagged(Change.of(change, user.id), change) for change in page.changes],
                                      next=str(page.next), more=page.more))
+
+
+def tagged(change: Change, stored: StoredChange) -> Change:
+    """The change with its entry's tag: the one the entry's GET answers (a collection item's, the
+    one the collection list shows), so that an app that follows the feed can send If-Match."""
+    if stored.entry is None:
+        return change
+    if stored.kind == COLLECTION_ITEM:
+        return change.model_copy(update={"etag": item_tag(CollectionItemRecord.of(stored.entry))})
+    if isinstance(change.entry, (ReadingStatus, SeriesRating)):
+        return change.model_copy(update={"etag": conditional.tag_of_answer(change.entry)})
+    return change
 
 
 routes = [Route("/user/changes", ChangesHandler)]

@@ -353,3 +353,25 @@ async def test_a_change_that_cannot_be_stored_takes_its_write_with_it(
     assert await changes(api) == {"changes": [], "next": "0", "more": False}
     assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
     assert [c["cursor"] for c in (await changes(api))["changes"]] == ["1"]
+
+
+async def test_a_changes_etag_is_the_one_if_match_takes(api: ApiClient, alice: dict) -> None:
+    """An app that follows the feed can write conditionally without reading each entry again."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    assert (await api.post("/user/series-rating/add/1", {"rating": 6})).status == 200
+    item_id = (await api.post("/user/collection/add/11", {"price": 3})).body["item_id"]
+    status, rating, item = (await changes(api))["changes"]
+    assert status["etag"] == (await api.get("/user/reading-status/id/1")).headers["ETag"]
+    assert rating["etag"] == (await api.get("/user/series-rating/1")).headers["ETag"]
+    listed = (await api.get("/user/collection?client=1")).body["volumes"][0]["collection"]
+    assert item["etag"] == listed["etag"]
+    stale = {"If-Match": status["etag"]}
+    assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 4})).status == 200
+    refused = await api.request("POST", "/user/reading-status/update/1", json_body=STATUS, headers=stale)
+    assert refused.status == 412
+    fresh = (await changes(api, status["cursor"]))["changes"][-1]
+    assert (await api.request("POST", "/user/reading-status/update/1", json_body=STATUS,
+                              headers={"If-Match": fresh["etag"]})).status == 200
+    assert (await api.request("DELETE", f"/user/collection/delete/{item_id}",
+                              headers={"If-Match": item["etag"]})).status == 200
+    assert (await changes(api))["changes"][-1]["etag"] is None  # a delete has none

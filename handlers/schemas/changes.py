@@ -63,6 +63,9 @@ class Change(BaseModel):
     at: str
     entry: ChangedEntry | None
     import_id: str | None = None
+    # The entry's entity tag, for `If-Match` on its update or delete (a status, a rating, a
+    # collection item; null for a delete, the settings and the avatar): filled in by the HTTP layer.
+    etag: str | None = None
 
     @classmethod
     def of(cls, change: StoredChange, user_id: str) -> Change:

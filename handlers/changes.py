@@ -36,7 +36,8 @@ class ChangesHandler(ApiHandler):
         query = await self.list_parameters(ChangesQuery)
         since = int(query.since) if query.since is not None else None
         try:
-            page = await self.services.changes.page(user.id, since, query.limit, utc_now())
+            # The counter came with the session's read, before the page's: see ChangeFeed.page.
+            page = await self.services.changes.page(user.id, since, query.limit, utc_now(), user.record.last_change)
         except CursorGone:
             raise ApiError(410, CURSOR_GONE) from None
         self.write_model(ChangesPage(changes=[tagged(Change.of(change, user.id), change) for change in page.changes],

@@ -174,7 +174,6 @@ class ChangeFeed:
     def __init__(self, db: AsyncDatabase[dict[str, Any]], retention: timedelta,
                  history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         self._changes = db[COLLECTION]
-        self._users = db["users"]
         self.retention = retention
         self.history_limit = history_limit
 
@@ -224,18 +223,18 @@ class ChangeFeed:
         total = await self._changes.count_documents(query)
         return [HistoryStep.of(document) for document in found], total
 
-    async def page(self, user_id: str, since: int | None, limit: int, now: datetime) -> FeedPage:
+    async def page(self, user_id: str, since: int | None, limit: int, now: datetime, latest: int) -> FeedPage:
         """The changes after `since` (None: from the oldest kept), oldest first, at most `limit`.
         Raises CursorGone when the change right after `since` is no longer kept (expired, whether
         or not the TTL monitor has removed it yet), or when `since` is past the user's counter
         (a cursor of a database restored from an older backup): the app must read the lists.
 
-        The counter is read first: every change it counts has committed (a change commits with
-        the counter that numbers it), so a write that lands meanwhile is never taken for a gap,
-        and the page asks only for the numbers after `since` up to `since + limit`: a bounded
-        range of the index, however many changes the user has (SecantusDB reads a query's whole
-        index range before its limit)."""
-        latest = await self.latest(user_id)
+        `latest`, the user's counter, must have been read before (the session read brings it):
+        every change it counts has committed (a change commits with the counter that numbers
+        it), so a write that lands meanwhile is never taken for a gap, and the page asks only
+        for the numbers after `since` up to `since + limit`: a bounded range of the index,
+        however many changes the user has (SecantusDB reads a query's whole index range before
+        its limit)."""
         if since is not None and since > latest:
             raise CursorGone(user_id)
         numbers: dict[str, Any] = {"$lte": latest}
@@ -251,8 +250,3 @@ class ChangeFeed:
         if not changes:
             return FeedPage(changes=[], next=since if since is not None else latest, more=False)
         return FeedPage(changes=changes, next=changes[-1].seq, more=changes[-1].seq < latest)
-
-    async def latest(self, user_id: str) -> int:
-        """The number of the user's last change (0 before the first)."""
-        found = await self._users.find_one({"_id": user_id}, {"_id": 0, SEQ_FIELD: 1})
-        return int((found or {}).get(SEQ_FIELD) or 0)

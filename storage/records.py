@@ -21,6 +21,7 @@ class UserRecord:
     roles: tuple[str, ...]
     settings: dict[str, Any]  # as stored: only the keys the user set
     avatar_version: int | None  # None: no profile image
+    last_change: int = 0  # the number of the user's last change (storage.changes); 0 before the first
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> UserRecord:
@@ -28,7 +29,8 @@ class UserRecord:
         return cls(id=document["_id"], username=document["username"], slug=document["slug"],
                    registered=document["registered"], age_verified=bool(document.get("age_verified")),
                    roles=tuple(document.get("roles") or ()), settings=dict(document.get("settings") or {}),
-                   avatar_version=image["version"] if image else None)
+                   avatar_version=image["version"] if image else None,
+                   last_change=int(document.get("change_seq") or 0))
 
 
 @dataclass(frozen=True)

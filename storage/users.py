@@ -61,6 +61,8 @@ PROFILE_FIELDS: dict[str, int] = {
     "roles": 1,
     "settings": 1,
     "profile_image": 1,
+    # The change feed's counter (storage.changes): a feed page reads it with the session.
+    "change_seq": 1,
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.avatars import RESOLUTIONS, AvatarStore
-from storage.changes import ExportedChange
+from storage.changes import StoredChange
 from storage.records import (
     AvatarReference,
     CollectionItemRecord,
@@ -41,7 +41,7 @@ class AccountData:
     collection: list[CollectionItemRecord]
     sessions: list[SessionRecord]
     avatar: dict[str, StoredImage]  # by resolution; empty without an image
-    changes: list[ExportedChange]  # the newest EXPORTED_CHANGES kept (storage.changes)
+    changes: list[StoredChange]  # the newest EXPORTED_CHANGES kept (storage.changes), histories too
 
 
 class AccountExport:

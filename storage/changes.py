@@ -108,6 +108,9 @@ class Change:
 
 @dataclass(frozen=True)
 class StoredChange:
+    """A change as stored: what the feed shows, and, for a reading status (when read along, as
+    the account file does), its history's entry before and the fields that changed."""
+
     seq: int
     kind: str
     id: str
@@ -115,11 +118,14 @@ class StoredChange:
     at: datetime
     entry: dict[str, Any] | None
     import_id: str | None
+    before: dict[str, Any] | None = None
+    fields: list[str] | None = None
 
     @classmethod
     def of(cls, document: dict[str, Any]) -> StoredChange:
         return cls(seq=document["seq"], kind=document["kind"], id=document["id"], op=document["op"],
-                   at=document["at"], entry=document.get("entry"), import_id=document.get("import_id"))
+                   at=document["at"], entry=document.get("entry"), import_id=document.get("import_id"),
+                   before=document.get("before"), fields=document.get("fields"))
 
 
 @dataclass(frozen=True)
@@ -143,27 +149,6 @@ class HistoryStep:
     def of(cls, document: dict[str, Any]) -> HistoryStep:
         return cls(at=document["at"], fields=document.get("fields") or [], before=document.get("before"),
                    after=document.get("entry"), import_id=document.get("import_id"))
-
-
-@dataclass(frozen=True)
-class ExportedChange:
-    """A change as the account file holds it: the feed's fields, and a reading status's history."""
-
-    seq: int
-    kind: str
-    id: str
-    op: str
-    at: datetime
-    entry: dict[str, Any] | None
-    import_id: str | None
-    before: dict[str, Any] | None
-    fields: list[str] | None
-
-    @classmethod
-    def of(cls, document: dict[str, Any]) -> ExportedChange:
-        return cls(seq=document["seq"], kind=document["kind"], id=document["id"], op=document["op"],
-                   at=document["at"], entry=document.get("entry"), import_id=document.get("import_id"),
-                   before=document.get("before"), fields=document.get("fields"))
 
 
 class CursorGone(Exception):
@@ -206,12 +191,12 @@ class ChangeFeed:
                 {"user_id": user_id, "$or": [{"kind": READING_STATUS, "id": entry_id, "n": {"$lte": last}}
                                              for entry_id, last in fallen]}, session=session)
 
-    async def newest(self, user_id: str, limit: int) -> list[ExportedChange]:
+    async def newest(self, user_id: str, limit: int) -> list[StoredChange]:
         """The user's newest `limit` changes kept (feed and histories alike), oldest first: what
         the account file carries."""
         found = await self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0}) \
             .sort("seq", -1).limit(limit).to_list(length=limit)
-        return [ExportedChange.of(document) for document in reversed(found)]
+        return [StoredChange.of(document) for document in reversed(found)]
 
     async def history(self, user_id: str, kind: str, entry_id: str, offset: int,
                       limit: int) -> tuple[list[HistoryStep], int]:

@@ -129,7 +129,7 @@ class ExportedFeedChange(_FileModel):
     entry: dict[str, Any] | None
     import_id: str | None = None
     before: dict[str, Any] | None = None
-    fields: list[str] | None = None
+    fields: Annotated[list[str], Field(max_length=64)] | None = None
 
 
 class AccountFile(_FileModel):

@@ -49,7 +49,7 @@ async def test_a_preflight_from_an_allowed_origin_allows_authorization(api: ApiC
     assert reply.status == 204
     assert reply.headers["Access-Control-Allow-Origin"] == FRONTEND_ORIGIN
     allowed = [name.strip() for name in reply.headers["Access-Control-Allow-Headers"].split(",")]
-    assert allowed == ["Content-Type", "Idempotency-Key", "Authorization"]
+    assert allowed == ["Content-Type", "Idempotency-Key", "Authorization", "If-Match", "If-None-Match"]
 
 
 async def test_answers_to_an_allowed_origin_expose_the_headers_a_frontend_reads(api: ApiClient) -> None:

@@ -14,6 +14,7 @@ from handlers.user_scope import OWN_USER_ID, USER_ID
 from imaging import OUTPUT_CONTENT_TYPE, ImageRejected, RenderedAvatar, decode_upload, render_avatar
 from settings import Settings
 from storage.avatars import RESOLUTIONS, AvatarStore
+from web import conditional
 from web.base import ApiHandler, validate_body
 from web.errors import FORBIDDEN, INVALID_PARAMETERS, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from web.idempotency import idempotent_without_transaction
@@ -86,8 +87,9 @@ class ProfileImageWriteHandler(ApiHandler):
 def _write_operation(summary: str, success: str, admin: bool, upload: bool) -> Operation:
     responses = {200: success, 400: MISSING_PARAMETERS, 403: FORBIDDEN, 404: USER_NOT_FOUND if upload
                  else IMAGE_NOT_FOUND, 503: FILE_SERVICE_OFF}
+    # A delete takes If-Match: the ETag of the image's GET (either size).
     return Operation(summary=summary, request=ImageUpload if upload else None, tags=_TAGS, responses=responses,
-                     permission=EDIT_USERS if admin else None)
+                     permission=EDIT_USERS if admin else None, if_match=not upload)
 
 
 class UpdateImageHandler(ProfileImageWriteHandler):
@@ -133,12 +135,31 @@ class DeleteImageHandler(ProfileImageWriteHandler):
 
     @idempotent_without_transaction
     async def delete(self, id: str) -> None:
-        removed = await self.avatars.remove(await self.target_user())
+        target = await self.target_user()
+        version = await self.unchanged_image(target)
+        removed = await self.avatars.remove(target, version)
         if removed is None:
             raise ApiError(404, USER_NOT_FOUND)
         if not removed:
+            if version is not None and await self.avatars.current(target) is not None:
+                raise ApiError(412, conditional.PRECONDITION_FAILED)  # replaced since If-Match was checked
             raise ApiError(404, IMAGE_NOT_FOUND)
         self.write_message(200, IMAGE_DELETED)
+
+    async def unchanged_image(self, user_id: str) -> int | None:
+        """With If-Match (the `ETag` of the image's GET, either size), the version the delete must
+        find still current (the store puts it in the write's filter); None without the header or
+        with `*`. 404 without an image, 412 when the header names another version."""
+        header = self.if_match()
+        if header is None:
+            return None
+        current = await self.avatars.current(user_id)
+        if current is None:
+            raise ApiError(404, IMAGE_NOT_FOUND)
+        if not any(conditional.if_match_holds(header, image_tag(current.version, resolution))
+                   for resolution in RESOLUTIONS):
+            raise ApiError(412, conditional.PRECONDITION_FAILED)
+        return None if conditional.asks_any(header) else current.version
 
 
 class AdminDeleteImageHandler(DeleteImageHandler):
@@ -182,7 +203,7 @@ class AvatarHandler(ApiHandler):
         reference = await store.shown(user_id)
         if not reference:
             raise ApiError(404, IMAGE_NOT_FOUND)
-        etag = f'"{reference.version}-{res}"'
+        etag = image_tag(reference.version, res)
         self.set_header("ETag", etag)
         self.set_header("Cache-Control",
                         IMMUTABLE_CACHE if self.get_query_argument("v", None) == str(reference.version)
@@ -211,3 +232,9 @@ routes = [
     Route("/admin-users/delete-image/{id}", AdminDeleteImageHandler, {"id": USER_ID}),
     Route("/user/avatar/{id}/{res}", AvatarHandler, {"id": _AVATAR_USER_ID, "res": _RESOLUTION}),
 ]
+
+
+def image_tag(version: int, resolution: str) -> str:
+    """The entity tag of one size of one version of a profile image (what If-Match of its delete
+    takes)."""
+    return f'"{version}-{resolution}"'

@@ -146,14 +146,19 @@ class AvatarStore:
             log.warning("could not delete old avatar files of user %s", user_id, exc_info=True)
         return True
 
-    async def remove(self, user_id: str) -> bool | None:
+    async def remove(self, user_id: str, version: int | None = None) -> bool | None:
         """Clears the reference and raises the floor, then deletes every older file. False when
-        there was no image, None when the user does not exist."""
+        there was no image (with `version`, no image of that version: a conditional request's
+        If-Match), None when the user does not exist."""
         # One step: the image is cleared and the floor raised to a new number of the counter (and
         # the directory of public users shows no image, in the same transaction).
+        condition: dict[str, Any] = {"_id": user_id, "profile_image": {"$type": "object"}}
+        if version is not None:
+            condition["profile_image.version"] = version
+
         async def clear(session: AsyncClientSession) -> dict[str, Any] | None:
             cleared = await self._users.find_one_and_update(
-                {"_id": user_id, "profile_image": {"$type": "object"}},
+                condition,
                 [{"$set": {"avatar_sequence": {"$add": [{"$ifNull": ["$avatar_sequence", 0]}, 1]},
                            SEQ_FIELD: {"$add": [{"$ifNull": [f"${SEQ_FIELD}", 0]}, 1]},
                            "profile_image": None}},

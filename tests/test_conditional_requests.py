@@ -19,6 +19,7 @@ from tests.api_client import ApiClient, keyed
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import FRONTEND_ORIGIN, CommandCounter, RunningApp
+from tests.images import b64, image_bytes
 
 pytestmark = pytest.mark.asyncio
 
@@ -390,3 +391,17 @@ async def test_a_conditional_write_costs_one_read_more_and_a_304_what_its_get_co
         extra[name] = await cost("POST", path, bodies[1], if_match(tag)) - plain
     # A status or an item is read for the comparison; a rating came with the session query.
     assert extra == {"status": 1, "rating": 0, "item": 1}
+
+
+async def test_deleting_the_profile_image_honours_if_match_with_either_sizes_tag(api: ApiClient, alice: dict) -> None:
+    image = {"image": b64(image_bytes("PNG"))}
+    assert (await api.post(f"/user/update-image/{alice['id']}", image)).status == 200
+    old_tag = (await api.get(f"/user/avatar/{alice['id']}/high")).headers["ETag"]
+    assert (await api.post(f"/user/update-image/{alice['id']}", image)).status == 200  # another device's
+    stale = await api.request("DELETE", f"/user/delete-image/{alice['id']}", headers=if_match(old_tag))
+    assert (stale.status, stale.body) == (412, {"data": "Precondition failed", "code": 412})
+    assert (await api.get("/user/me")).body["image_version"] is not None  # still there
+    current = (await api.get(f"/user/avatar/{alice['id']}/scaled")).headers["ETag"]
+    assert (await api.request("DELETE", f"/user/delete-image/{alice['id']}", headers=if_match(current))).status == 200
+    gone = await api.request("DELETE", f"/user/delete-image/{alice['id']}", headers=if_match(current))
+    assert gone.status == 404  # no image: as without the header

@@ -18,8 +18,9 @@ A reading status's changes are also its history (`GET /user/reading-status/id/:i
 they carry the entry before and the fields that changed, and a number of their own per entry
 (`n`, from a second counter in the user's document, `history_n.<series id>`, incremented in the
 same update). They are kept by count, not by time: the newest STATUS_HISTORY_LIMIT of each entry
-(200 by default); a write whose number passes the limit deletes what falls out, in its
-transaction. The feed still takes them only within the retention.
+(200 by default); a write whose number passes the limit takes what falls out of the history,
+in its transaction. What falls out stays a change of the feed, until its retention like every
+other change: the feed keeps by time, whatever the history keeps.
 """
 
 from __future__ import annotations
@@ -186,10 +187,14 @@ class ChangeFeed:
         fallen = [(change.id, change.n - self.history_limit) for change in changes
                   if change.n is not None and change.n > self.history_limit]
         if fallen:
-            # One delete for all: an import may push many entries past the limit at once.
-            await self._changes.delete_many(
+            # What falls out of a history stays a change of the feed, which keeps by time: a hole
+            # in the numbers would answer 410 to a cursor within the retention. It leaves the
+            # history and passes away with its retention, as the changes without one do. One
+            # update for all: an import may push many entries past the limit at once.
+            await self._changes.update_many(
                 {"user_id": user_id, "$or": [{"kind": READING_STATUS, "id": entry_id, "n": {"$lte": last}}
-                                             for entry_id, last in fallen]}, session=session)
+                                             for entry_id, last in fallen]},
+                [{"$set": {"purge_at": "$expires"}}, {"$unset": ["n", "before", "fields"]}], session=session)
 
     async def newest(self, user_id: str, limit: int) -> list[StoredChange]:
         """The user's newest `limit` changes kept (feed and histories alike), oldest first: what

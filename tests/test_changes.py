@@ -223,8 +223,12 @@ async def test_a_status_history_keeps_the_newest_changes_up_to_its_limit(start_a
         assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
     page = await history(api, 1)
     assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
-    assert await db.changes.count_documents({"kind": "reading-status"}) == 3
-    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["4", "5", "6"]  # the feed keeps no more
+    assert await db.changes.count_documents({"kind": "reading-status", "n": {"$exists": True}}) == 3
+    # What fell out of the history is a change of the feed only, gone with its retention.
+    fallen = await db.changes.find({"n": {"$exists": False}}).sort("seq", 1).to_list()
+    assert [c["seq"] for c in fallen] == [1, 2, 3]
+    assert all(c["purge_at"] == c["expires"] and "before" not in c and "fields" not in c for c in fallen)
+    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["1", "2", "3", "4", "5", "6"]
 
 
 async def test_the_account_file_carries_the_changes_and_histories(api: ApiClient, alice: dict) -> None:
@@ -376,3 +380,22 @@ async def test_a_changes_etag_is_the_one_if_match_takes(api: ApiClient, alice: d
     assert (await api.request("DELETE", f"/user/collection/delete/{item_id}",
                               headers={"If-Match": item["etag"]})).status == 200
     assert (await changes(api))["changes"][-1]["etag"] is None  # a delete has none
+
+
+async def test_a_history_pruned_to_its_limit_leaves_the_feed_whole_within_the_retention(
+    start_app: StartApp, alice: dict, db: AsyncDatabase
+) -> None:
+    """The history is kept by count, the feed by time: an app whose cursor sits before a status
+    change that fell out of the status's history is not sent to read the lists again (410) while
+    the retention lasts, and its pages have no holes."""
+    running = await start_app(status_history_limit=3)
+    api = running.client()
+    assert (await api.login("alice")).status == 200
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    for progress in range(4, 9):
+        assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
+    seen, cursor = await everything(api, "0", limit=2)
+    assert [c["cursor"] for c in seen] == ["1", "2", "3", "4", "5", "6"] and cursor == "6"
+    assert [c["cursor"] for c in (await changes(api, "1"))["changes"]] == ["2", "3", "4", "5", "6"]
+    page = await history(api, 1)
+    assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -47,6 +48,9 @@ SEQ_FIELD = "change_seq"
 HISTORY_FIELD = "history_n"
 COLLECTION = "changes"
 DEFAULT_HISTORY_LIMIT = 200  # STATUS_HISTORY_LIMIT
+# What a feed page holds at most, in stored bytes of its changes (at least one change): its answer
+# is a few times that (JSON escapes), whatever `limit` asks.
+PAGE_BYTES = 1024 * 1024
 
 
 def history_counter(entry_id: str) -> str:
@@ -230,11 +234,22 @@ class ChangeFeed:
         numbers: dict[str, Any] = {"$lte": latest}
         if since is not None:
             numbers = {"$gt": since, "$lte": min(latest, since + limit)}
-        found = await self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
-                                         {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0,
-                                          "fields": 0, "n": 0}) \
-            .sort("seq", 1).limit(limit).to_list(length=limit)
-        changes = [StoredChange.of(document) for document in found]
+        cursor = self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
+                                    {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0,
+                                     "fields": 0, "n": 0}) \
+            .sort("seq", 1).limit(limit)
+        changes: list[StoredChange] = []
+        taken = 0
+        try:
+            # A page also ends at PAGE_BYTES of entries: a thousand statuses with notes at their
+            # limit would be a hundred megabytes of answer, built on the event loop.
+            async for document in cursor:
+                changes.append(StoredChange.of(document))
+                taken += len(bson.encode(document))
+                if taken >= PAGE_BYTES:
+                    break
+        finally:
+            await cursor.close()
         if since is not None and since < latest and (not changes or changes[0].seq != since + 1):
             raise CursorGone(user_id)
         if not changes:

@@ -399,3 +399,20 @@ async def test_a_history_pruned_to_its_limit_leaves_the_feed_whole_within_the_re
     assert [c["cursor"] for c in (await changes(api, "1"))["changes"]] == ["2", "3", "4", "5", "6"]
     page = await history(api, 1)
     assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
+
+
+async def test_a_page_of_large_entries_ends_before_its_limit(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    """A status's notes may hold 10,000 characters, each escaped to 12 bytes of JSON: a page of a
+    thousand such changes was over 100 MB, built on the event loop. A page ends at a bounded size
+    (`more` says the rest is ready) and a client that follows `next` still sees each change once."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    stored = await db.changes.find_one({"seq": 1}, {"_id": 0})
+    await db.changes.delete_many({})
+    large = {**stored["entry"], "notes": "\U0001F600" * 10_000}
+    await db.changes.insert_many([{**stored, "seq": seq, "n": seq, "entry": large} for seq in range(1, 101)])
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"change_seq": 100}})
+    reply = await api.get("/user/changes?since=0&limit=1000")
+    assert reply.status == 200 and reply.body["more"] is True
+    assert 0 < len(reply.body["changes"]) < 100 and len(reply.raw) < 4 * 1024 * 1024
+    seen, cursor = await everything(api, "0", limit=1000)
+    assert [int(c["cursor"]) for c in seen] == list(range(1, 101)) and cursor == "100"

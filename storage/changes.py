@@ -31,6 +31,7 @@ from typing import Any
 
 import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 READING_STATUS = "reading-status"
@@ -48,8 +49,8 @@ SEQ_FIELD = "change_seq"
 HISTORY_FIELD = "history_n"
 COLLECTION = "changes"
 DEFAULT_HISTORY_LIMIT = 200  # STATUS_HISTORY_LIMIT
-# What a feed page holds at most, in stored bytes of its changes (at least one change): its answer
-# is a few times that (JSON escapes), whatever `limit` asks.
+# What a page of the feed or of a history holds at most, in stored bytes of its changes (at least
+# one change): its answer is a few times that (JSON escapes), whatever `limit` asks.
 PAGE_BYTES = 1024 * 1024
 
 
@@ -156,6 +157,23 @@ class HistoryStep:
                    after=document.get("entry"), import_id=document.get("import_id"))
 
 
+async def _up_to_page_bytes(cursor: AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cursor's documents, ending after the one that reaches PAGE_BYTES (at least one): a
+    thousand statuses with notes at their limit would be a hundred megabytes of answer, built on
+    the event loop."""
+    found: list[dict[str, Any]] = []
+    taken = 0
+    try:
+        async for document in cursor:
+            found.append(document)
+            taken += len(bson.encode(document))
+            if taken >= PAGE_BYTES:
+                break
+    finally:
+        await cursor.close()
+    return found
+
+
 class CursorGone(Exception):
     """The changes after the cursor have passed the retention: the app must read the lists again."""
 
@@ -211,9 +229,9 @@ class ChangeFeed:
                       limit: int) -> tuple[list[HistoryStep], int]:
         """An entry's changes, newest first, from `offset`; and how many are kept."""
         query = {"user_id": user_id, "kind": kind, "id": entry_id, "n": {"$exists": True}}
-        found = await self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1,
-                                                 "import_id": 1}) \
-            .sort("n", -1).skip(offset).limit(limit).to_list(length=limit)
+        found = await _up_to_page_bytes(
+            self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1, "import_id": 1})
+            .sort("n", -1).skip(offset).limit(limit))
         total = await self._changes.count_documents(query)
         return [HistoryStep.of(document) for document in found], total
 
@@ -234,22 +252,11 @@ class ChangeFeed:
         numbers: dict[str, Any] = {"$lte": latest}
         if since is not None:
             numbers = {"$gt": since, "$lte": min(latest, since + limit)}
-        cursor = self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
-                                    {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0,
-                                     "fields": 0, "n": 0}) \
-            .sort("seq", 1).limit(limit)
-        changes: list[StoredChange] = []
-        taken = 0
-        try:
-            # A page also ends at PAGE_BYTES of entries: a thousand statuses with notes at their
-            # limit would be a hundred megabytes of answer, built on the event loop.
-            async for document in cursor:
-                changes.append(StoredChange.of(document))
-                taken += len(bson.encode(document))
-                if taken >= PAGE_BYTES:
-                    break
-        finally:
-            await cursor.close()
+        found = await _up_to_page_bytes(
+            self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
+                               {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0, "fields": 0,
+                                "n": 0}).sort("seq", 1).limit(limit))
+        changes = [StoredChange.of(document) for document in found]
         if since is not None and since < latest and (not changes or changes[0].seq != since + 1):
             raise CursorGone(user_id)
         if not changes:

@@ -416,3 +416,21 @@ async def test_a_page_of_large_entries_ends_before_its_limit(api: ApiClient, ali
     assert 0 < len(reply.body["changes"]) < 100 and len(reply.raw) < 4 * 1024 * 1024
     seen, cursor = await everything(api, "0", limit=1000)
     assert [int(c["cursor"]) for c in seen] == list(range(1, 101)) and cursor == "100"
+
+
+async def test_a_history_page_of_large_statuses_ends_before_its_limit(api: ApiClient, alice: dict,
+                                                                     db: AsyncDatabase) -> None:
+    """Each step carries the status before and after: a hundred with notes at their limit made 24 MB
+    of answer, built on the event loop. A page ends at a bounded size; `to` says where the next starts."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    stored = await db.changes.find_one({"seq": 1}, {"_id": 0})
+    await db.changes.delete_many({})
+    large = {**stored["entry"], "notes": "\U0001F600" * 10_000}
+    await db.changes.insert_many([{**stored, "seq": n, "n": n, "entry": large, "before": large}
+                                  for n in range(1, 101)])
+    reply = await api.get("/user/reading-status/id/1/history?limit=100")
+    assert reply.status == 200 and reply.body["max"] == 100
+    assert 0 < len(reply.body["history"]) < 100 and len(reply.raw) < 8 * 1024 * 1024
+    assert reply.body["to"] == len(reply.body["history"])
+    following = await history(api, 1, f"?offset={reply.body['to']}&limit=1")
+    assert following["from"] == reply.body["to"] and len(following["history"]) == 1

@@ -157,17 +157,17 @@ class HistoryStep:
                    after=document.get("entry"), import_id=document.get("import_id"))
 
 
-async def _up_to_page_bytes(cursor: AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cursor's documents, ending after the one that reaches PAGE_BYTES (at least one): a
-    thousand statuses with notes at their limit would be a hundred megabytes of answer, built on
-    the event loop."""
+async def _up_to_bytes(cursor: AsyncCursor[dict[str, Any]], budget: int = PAGE_BYTES) -> list[dict[str, Any]]:
+    """The cursor's documents, ending after the one that reaches `budget` stored bytes (at least
+    one): a thousand statuses with notes at their limit would be a hundred megabytes of answer,
+    built on the event loop."""
     found: list[dict[str, Any]] = []
     taken = 0
     try:
         async for document in cursor:
             found.append(document)
             taken += len(bson.encode(document))
-            if taken >= PAGE_BYTES:
+            if taken >= budget:
                 break
     finally:
         await cursor.close()
@@ -218,18 +218,19 @@ class ChangeFeed:
                                              for entry_id, last in fallen]},
                 [{"$set": {"purge_at": "$expires"}}, {"$unset": ["n", "before", "fields"]}], session=session)
 
-    async def newest(self, user_id: str, limit: int) -> list[StoredChange]:
-        """The user's newest `limit` changes kept (feed and histories alike), oldest first: what
-        the account file carries."""
-        found = await self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0}) \
-            .sort("seq", -1).limit(limit).to_list(length=limit)
+    async def newest(self, user_id: str, limit: int, budget: int) -> list[StoredChange]:
+        """The user's newest `limit` changes kept (feed and histories alike), at most `budget`
+        stored bytes of them (at least one), oldest first: what the account file carries."""
+        found = await _up_to_bytes(
+            self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0})
+            .sort("seq", -1).limit(limit), budget)
         return [StoredChange.of(document) for document in reversed(found)]
 
     async def history(self, user_id: str, kind: str, entry_id: str, offset: int,
                       limit: int) -> tuple[list[HistoryStep], int]:
         """An entry's changes, newest first, from `offset`; and how many are kept."""
         query = {"user_id": user_id, "kind": kind, "id": entry_id, "n": {"$exists": True}}
-        found = await _up_to_page_bytes(
+        found = await _up_to_bytes(
             self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1, "import_id": 1})
             .sort("n", -1).skip(offset).limit(limit))
         total = await self._changes.count_documents(query)
@@ -252,7 +253,7 @@ class ChangeFeed:
         numbers: dict[str, Any] = {"$lte": latest}
         if since is not None:
             numbers = {"$gt": since, "$lte": min(latest, since + limit)}
-        found = await _up_to_page_bytes(
+        found = await _up_to_bytes(
             self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
                                {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0, "fields": 0,
                                 "n": 0}).sort("seq", 1).limit(limit))

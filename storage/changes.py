@@ -54,6 +54,11 @@ DEFAULT_HISTORY_LIMIT = 200  # STATUS_HISTORY_LIMIT
 PAGE_BYTES = 1024 * 1024
 
 
+# The index of each user's changes by number. Queries name it: with a condition on a field outside
+# it (the expiry), SecantusDB's planner scanned every user's changes instead.
+_BY_NUMBER = "user_seq"
+
+
 def history_counter(entry_id: str) -> str:
     return f"{HISTORY_FIELD}.{entry_id}"
 
@@ -186,7 +191,7 @@ class ChangeFeed:
         self.history_limit = history_limit
 
     async def ensure_indexes(self) -> None:
-        await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name="user_seq")
+        await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name=_BY_NUMBER)
         await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name="entry_history",
                                          partialFilterExpression={"n": {"$exists": True}})
         # Only changes without a history pass away by time; those with one, by count.
@@ -256,7 +261,7 @@ class ChangeFeed:
         found = await _up_to_bytes(
             self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
                                {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0, "fields": 0,
-                                "n": 0}).sort("seq", 1).limit(limit))
+                                "n": 0}).sort("seq", 1).limit(limit).hint(_BY_NUMBER))
         changes = [StoredChange.of(document) for document in found]
         if since is not None and since < latest and (not changes or changes[0].seq != since + 1):
             raise CursorGone(user_id)

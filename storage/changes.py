@@ -57,6 +57,8 @@ PAGE_BYTES = 1024 * 1024
 # The index of each user's changes by number. Queries name it: with a condition on a field outside
 # it (the expiry), SecantusDB's planner scanned every user's changes instead.
 _BY_NUMBER = "user_seq"
+# And by entry, for a status's history (which the planner passed by too).
+_BY_ENTRY = "entry_history"
 
 
 def history_counter(entry_id: str) -> str:
@@ -192,7 +194,7 @@ class ChangeFeed:
 
     async def ensure_indexes(self) -> None:
         await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name=_BY_NUMBER)
-        await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name="entry_history",
+        await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name=_BY_ENTRY,
                                          partialFilterExpression={"n": {"$exists": True}})
         # Only changes without a history pass away by time; those with one, by count.
         await self._changes.create_index("purge_at", expireAfterSeconds=0, name="purge_at_ttl")
@@ -237,8 +239,8 @@ class ChangeFeed:
         query = {"user_id": user_id, "kind": kind, "id": entry_id, "n": {"$exists": True}}
         found = await _up_to_bytes(
             self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1, "import_id": 1})
-            .sort("n", -1).skip(offset).limit(limit))
-        total = await self._changes.count_documents(query)
+            .sort("n", -1).skip(offset).limit(limit).hint(_BY_ENTRY))
+        total = await self._changes.count_documents(query, hint=_BY_ENTRY)
         return [HistoryStep.of(document) for document in found], total
 
     async def page(self, user_id: str, since: int | None, limit: int, now: datetime, latest: int) -> FeedPage:

@@ -436,3 +436,22 @@ async def test_a_history_page_of_large_statuses_ends_before_its_limit(api: ApiCl
     assert reply.body["to"] == len(reply.body["history"])
     following = await history(api, 1, f"?offset={reply.body['to']}&limit=1")
     assert following["from"] == reply.body["to"] and len(following["history"]) == 1
+
+
+async def test_a_history_page_reads_only_that_statuss_changes(api: ApiClient, alice: dict, commands: CommandCounter,
+                                                              db: AsyncDatabase) -> None:
+    """The page and its count go by the index of each status's changes: SecantusDB's planner
+    scanned every user's changes for them."""
+    for series_id in (1, 2):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+        for progress in range(4, 8):
+            assert (await api.post(f"/user/reading-status/update/{series_id}",
+                                   {**STATUS, "progress": progress})).status == 200
+    commands.reset()
+    assert len((await history(api, 1, "?limit=2"))["history"]) == 2
+    sent = [{name: value for name, value in command.items() if name not in ("lsid", "$db", "$clusterTime")}
+            for command in commands.sent if "changes" in (command.get("find"), command.get("aggregate"))]
+    assert len(sent) == 2  # the page and its count
+    for command in sent:
+        explained = await db.command("explain", command, verbosity="executionStats")
+        assert explained["executionStats"]["totalDocsExamined"] <= 5, command

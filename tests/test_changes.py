@@ -455,3 +455,24 @@ async def test_a_history_page_reads_only_that_statuss_changes(api: ApiClient, al
     for command in sent:
         explained = await db.command("explain", command, verbosity="executionStats")
         assert explained["executionStats"]["totalDocsExamined"] <= 5, command
+
+
+async def test_a_history_that_cannot_let_its_oldest_change_go_takes_the_write_with_it(
+    start_app: StartApp, alice: dict, fail_points: FailPoints, db: AsyncDatabase
+) -> None:
+    """The update that takes a change out of a status's history fails: the status, the counters
+    and the changes stay as they were."""
+    running = await start_app(status_history_limit=1)
+    api = running.client()
+    assert (await api.login("alice")).status == 200
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    await fail_points.fail(["update"], {"times": 1}, errorCode=50, errorLabels=[])
+    reply = await api.post("/user/reading-status/update/1", {**STATUS, "progress": 9})
+    await fail_points.off()
+    assert reply.status == 503, reply.body
+    assert (await api.get("/user/reading-status/id/1")).body["progress"] == 3
+    user = await db.users.find_one({"_id": alice["id"]})
+    assert (user["change_seq"], user["history_n"]) == (1, {"1": 1})
+    assert [c["seq"] for c in await db.changes.find().to_list()] == [1]
+    assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 9})).status == 200
+    assert await db.changes.count_documents({"n": {"$exists": True}}) == 1  # the first left the history

@@ -2,7 +2,7 @@
 
 Format `tsundoku-export`, version 1. Everything a user has, as JSON: the profile, the settings,
 the three lists, the avatar (its URLs and a SHA-256 of each stored size), the sessions
-(never their secrets) and the newest 1,000 changes of the change feed (with each reading
+(never their secrets) and the newest 1,000 changes of the change feed, at most 2 MB of them (with each reading
 status's history: the entry before and the fields that changed). Instants are ISO 8601 in UTC as stored (millisecond precision), prices
 integer cents, so that nothing is rounded on the way out and back in. The lists are validated
 on import by the same rules as the routes that write them; the profile, the avatar, the

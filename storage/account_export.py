@@ -24,6 +24,10 @@ from storage.users import PROFILE_FIELDS, UserStore
 # for each of 20,000 statuses would pass the size an import takes back. All of them stay in the
 # service (GET /user/changes, GET /user/reading-status/id/:id/history).
 EXPORTED_CHANGES = 1000
+# And no more than this of them, stored: a thousand status changes with notes at their limit (each
+# with the status before and after) would be 80 MB, a file the import refuses (16 MB) though the
+# account holds one status.
+EXPORTED_CHANGE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class AccountExport:
             collection=[CollectionItemRecord.of(entry) for entry in found.get("collection") or []],
             sessions=sessions,
             avatar=await self._images(AvatarReference.of(image)) if image else {},
-            changes=await self._user_store.changes.newest(user_id, EXPORTED_CHANGES),
+            changes=await self._user_store.changes.newest(user_id, EXPORTED_CHANGES, EXPORTED_CHANGE_BYTES),
         )
 
     async def _images(self, reference: AvatarReference) -> dict[str, StoredImage]:

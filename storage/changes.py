@@ -18,8 +18,9 @@ A reading status's changes are also its history (`GET /user/reading-status/id/:i
 they carry the entry before and the fields that changed, and a number of their own per entry
 (`n`, from a second counter in the user's document, `history_n.<series id>`, incremented in the
 same update). They are kept by count, not by time: the newest STATUS_HISTORY_LIMIT of each entry
-(200 by default); a write whose number passes the limit deletes what falls out, in its
-transaction. The feed still takes them only within the retention.
+(200 by default); a write whose number passes the limit takes what falls out of the history,
+in its transaction. What falls out stays a change of the feed, until its retention like every
+other change: the feed keeps by time, whatever the history keeps.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import bson
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 READING_STATUS = "reading-status"
@@ -46,6 +49,16 @@ SEQ_FIELD = "change_seq"
 HISTORY_FIELD = "history_n"
 COLLECTION = "changes"
 DEFAULT_HISTORY_LIMIT = 200  # STATUS_HISTORY_LIMIT
+# What a page of the feed or of a history holds at most, in stored bytes of its changes (at least
+# one change): its answer is a few times that (JSON escapes), whatever `limit` asks.
+PAGE_BYTES = 1024 * 1024
+
+
+# The index of each user's changes by number. Queries name it: with a condition on a field outside
+# it (the expiry), SecantusDB's planner scanned every user's changes instead.
+_BY_NUMBER = "user_seq"
+# And by entry, for a status's history (which the planner passed by too).
+_BY_ENTRY = "entry_history"
 
 
 def history_counter(entry_id: str) -> str:
@@ -151,6 +164,23 @@ class HistoryStep:
                    after=document.get("entry"), import_id=document.get("import_id"))
 
 
+async def _up_to_bytes(cursor: AsyncCursor[dict[str, Any]], budget: int = PAGE_BYTES) -> list[dict[str, Any]]:
+    """The cursor's documents, ending after the one that reaches `budget` stored bytes (at least
+    one): a thousand statuses with notes at their limit would be a hundred megabytes of answer,
+    built on the event loop."""
+    found: list[dict[str, Any]] = []
+    taken = 0
+    try:
+        async for document in cursor:
+            found.append(document)
+            taken += len(bson.encode(document))
+            if taken >= budget:
+                break
+    finally:
+        await cursor.close()
+    return found
+
+
 class CursorGone(Exception):
     """The changes after the cursor have passed the retention: the app must read the lists again."""
 
@@ -163,8 +193,8 @@ class ChangeFeed:
         self.history_limit = history_limit
 
     async def ensure_indexes(self) -> None:
-        await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name="user_seq")
-        await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name="entry_history",
+        await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name=_BY_NUMBER)
+        await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name=_BY_ENTRY,
                                          partialFilterExpression={"n": {"$exists": True}})
         # Only changes without a history pass away by time; those with one, by count.
         await self._changes.create_index("purge_at", expireAfterSeconds=0, name="purge_at_ttl")
@@ -186,26 +216,31 @@ class ChangeFeed:
         fallen = [(change.id, change.n - self.history_limit) for change in changes
                   if change.n is not None and change.n > self.history_limit]
         if fallen:
-            # One delete for all: an import may push many entries past the limit at once.
-            await self._changes.delete_many(
+            # What falls out of a history stays a change of the feed, which keeps by time: a hole
+            # in the numbers would answer 410 to a cursor within the retention. It leaves the
+            # history and passes away with its retention, as the changes without one do. One
+            # update for all: an import may push many entries past the limit at once.
+            await self._changes.update_many(
                 {"user_id": user_id, "$or": [{"kind": READING_STATUS, "id": entry_id, "n": {"$lte": last}}
-                                             for entry_id, last in fallen]}, session=session)
+                                             for entry_id, last in fallen]},
+                [{"$set": {"purge_at": "$expires"}}, {"$unset": ["n", "before", "fields"]}], session=session)
 
-    async def newest(self, user_id: str, limit: int) -> list[StoredChange]:
-        """The user's newest `limit` changes kept (feed and histories alike), oldest first: what
-        the account file carries."""
-        found = await self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0}) \
-            .sort("seq", -1).limit(limit).to_list(length=limit)
+    async def newest(self, user_id: str, limit: int, budget: int) -> list[StoredChange]:
+        """The user's newest `limit` changes kept (feed and histories alike), at most `budget`
+        stored bytes of them (at least one), oldest first: what the account file carries."""
+        found = await _up_to_bytes(
+            self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0})
+            .sort("seq", -1).limit(limit), budget)
         return [StoredChange.of(document) for document in reversed(found)]
 
     async def history(self, user_id: str, kind: str, entry_id: str, offset: int,
                       limit: int) -> tuple[list[HistoryStep], int]:
         """An entry's changes, newest first, from `offset`; and how many are kept."""
         query = {"user_id": user_id, "kind": kind, "id": entry_id, "n": {"$exists": True}}
-        found = await self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1,
-                                                 "import_id": 1}) \
-            .sort("n", -1).skip(offset).limit(limit).to_list(length=limit)
-        total = await self._changes.count_documents(query)
+        found = await _up_to_bytes(
+            self._changes.find(query, {"_id": 0, "at": 1, "fields": 1, "before": 1, "entry": 1, "import_id": 1})
+            .sort("n", -1).skip(offset).limit(limit).hint(_BY_ENTRY))
+        total = await self._changes.count_documents(query, hint=_BY_ENTRY)
         return [HistoryStep.of(document) for document in found], total
 
     async def page(self, user_id: str, since: int | None, limit: int, now: datetime, latest: int) -> FeedPage:
@@ -225,10 +260,10 @@ class ChangeFeed:
         numbers: dict[str, Any] = {"$lte": latest}
         if since is not None:
             numbers = {"$gt": since, "$lte": min(latest, since + limit)}
-        found = await self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
-                                         {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0,
-                                          "fields": 0, "n": 0}) \
-            .sort("seq", 1).limit(limit).to_list(length=limit)
+        found = await _up_to_bytes(
+            self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
+                               {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0, "fields": 0,
+                                "n": 0}).sort("seq", 1).limit(limit).hint(_BY_NUMBER))
         changes = [StoredChange.of(document) for document in found]
         if since is not None and since < latest and (not changes or changes[0].seq != since + 1):
             raise CursorGone(user_id)

@@ -387,3 +387,25 @@ async def test_a_list_longer_than_20000_entries_is_refused(api: ApiClient) -> No
     reply = await import_file(api, minimal(ratings=[{"series_id": n, "rating": 5, "last_update": "2024-01-01T00:00:00Z"}
                                                     for n in range(1, 20_002)]), "?mode=apply")
     assert reply.status == 400 and [e["field"] for e in reply.body["errors"]] == ["ratings"], reply.body
+
+
+async def test_an_export_whose_changes_are_large_still_goes_back_in(
+    running: RunningApp, api: ApiClient, db: AsyncDatabase, catalog: None
+) -> None:
+    """The file carries the newest changes, each status change with its entry before and after: a
+    status with notes at their limit changed a few hundred times made a file of over 16 MB, which
+    the import refuses (413), though the account holds one status."""
+    alice = await api.sign_up("alice")
+    assert (await api.post("/user/reading-status/add/1", {**STATUS, "notes": "x"})).status == 200
+    stored = await db.changes.find_one({"seq": 1}, {"_id": 0})
+    large = {**stored["entry"], "notes": "\U0001F600" * 10_000}
+    await db.changes.insert_many([{**stored, "seq": seq, "n": seq, "entry": large, "before": large}
+                                  for seq in range(2, 252)])
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"change_seq": 251}})
+    reply, file = await export(api)
+    assert file["changes"] and file["changes"][-1]["cursor"] == "251"  # the newest are the ones kept
+    bob_api = running.client()
+    await bob_api.sign_up("bob")
+    applied = await import_file(bob_api, reply.raw, "?mode=apply")
+    assert applied.status == 200, applied.body
+    assert applied.body["reading_statuses"]["add"] == 1

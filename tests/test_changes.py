@@ -223,8 +223,12 @@ async def test_a_status_history_keeps_the_newest_changes_up_to_its_limit(start_a
         assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
     page = await history(api, 1)
     assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
-    assert await db.changes.count_documents({"kind": "reading-status"}) == 3
-    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["4", "5", "6"]  # the feed keeps no more
+    assert await db.changes.count_documents({"kind": "reading-status", "n": {"$exists": True}}) == 3
+    # What fell out of the history is a change of the feed only, gone with its retention.
+    fallen = await db.changes.find({"n": {"$exists": False}}).sort("seq", 1).to_list()
+    assert [c["seq"] for c in fallen] == [1, 2, 3]
+    assert all(c["purge_at"] == c["expires"] and "before" not in c and "fields" not in c for c in fallen)
+    assert [c["cursor"] for c in (await changes(api))["changes"]] == ["1", "2", "3", "4", "5", "6"]
 
 
 async def test_the_account_file_carries_the_changes_and_histories(api: ApiClient, alice: dict) -> None:
@@ -334,8 +338,10 @@ async def test_a_page_reads_the_counter_and_a_bounded_range_of_changes(
     # The session read (which brings the counter), the changes: a page never reads more than its
     # own numbers.
     assert commands.targets() == [("find", "users"), ("find", "changes")]
-    explained = await db.command("explain", {"find": "changes", "filter": {
-        "user_id": alice["id"], "seq": {"$gt": 2, "$lte": 5}}}, verbosity="executionStats")
+    # The find as the page sent it (its expiry condition too: with it, SecantusDB's planner chose
+    # a scan of every user's changes).
+    sent = {name: value for name, value in commands.sent[1].items() if name not in ("lsid", "$db", "$clusterTime")}
+    explained = await db.command("explain", sent, verbosity="executionStats")
     assert explained["executionStats"]["totalDocsExamined"] == 3
 
 
@@ -376,3 +382,97 @@ async def test_a_changes_etag_is_the_one_if_match_takes(api: ApiClient, alice: d
     assert (await api.request("DELETE", f"/user/collection/delete/{item_id}",
                               headers={"If-Match": item["etag"]})).status == 200
     assert (await changes(api))["changes"][-1]["etag"] is None  # a delete has none
+
+
+async def test_a_history_pruned_to_its_limit_leaves_the_feed_whole_within_the_retention(
+    start_app: StartApp, alice: dict, db: AsyncDatabase
+) -> None:
+    """The history is kept by count, the feed by time: an app whose cursor sits before a status
+    change that fell out of the status's history is not sent to read the lists again (410) while
+    the retention lasts, and its pages have no holes."""
+    running = await start_app(status_history_limit=3)
+    api = running.client()
+    assert (await api.login("alice")).status == 200
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    for progress in range(4, 9):
+        assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
+    seen, cursor = await everything(api, "0", limit=2)
+    assert [c["cursor"] for c in seen] == ["1", "2", "3", "4", "5", "6"] and cursor == "6"
+    assert [c["cursor"] for c in (await changes(api, "1"))["changes"]] == ["2", "3", "4", "5", "6"]
+    page = await history(api, 1)
+    assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
+
+
+async def test_a_page_of_large_entries_ends_before_its_limit(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    """A status's notes may hold 10,000 characters, each escaped to 12 bytes of JSON: a page of a
+    thousand such changes was over 100 MB, built on the event loop. A page ends at a bounded size
+    (`more` says the rest is ready) and a client that follows `next` still sees each change once."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    stored = await db.changes.find_one({"seq": 1}, {"_id": 0})
+    await db.changes.delete_many({})
+    large = {**stored["entry"], "notes": "\U0001F600" * 10_000}
+    await db.changes.insert_many([{**stored, "seq": seq, "n": seq, "entry": large} for seq in range(1, 101)])
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"change_seq": 100}})
+    reply = await api.get("/user/changes?since=0&limit=1000")
+    assert reply.status == 200 and reply.body["more"] is True
+    assert 0 < len(reply.body["changes"]) < 100 and len(reply.raw) < 4 * 1024 * 1024
+    seen, cursor = await everything(api, "0", limit=1000)
+    assert [int(c["cursor"]) for c in seen] == list(range(1, 101)) and cursor == "100"
+
+
+async def test_a_history_page_of_large_statuses_ends_before_its_limit(api: ApiClient, alice: dict,
+                                                                     db: AsyncDatabase) -> None:
+    """Each step carries the status before and after: a hundred with notes at their limit made 24 MB
+    of answer, built on the event loop. A page ends at a bounded size; `to` says where the next starts."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    stored = await db.changes.find_one({"seq": 1}, {"_id": 0})
+    await db.changes.delete_many({})
+    large = {**stored["entry"], "notes": "\U0001F600" * 10_000}
+    await db.changes.insert_many([{**stored, "seq": n, "n": n, "entry": large, "before": large}
+                                  for n in range(1, 101)])
+    reply = await api.get("/user/reading-status/id/1/history?limit=100")
+    assert reply.status == 200 and reply.body["max"] == 100
+    assert 0 < len(reply.body["history"]) < 100 and len(reply.raw) < 8 * 1024 * 1024
+    assert reply.body["to"] == len(reply.body["history"])
+    following = await history(api, 1, f"?offset={reply.body['to']}&limit=1")
+    assert following["from"] == reply.body["to"] and len(following["history"]) == 1
+
+
+async def test_a_history_page_reads_only_that_statuss_changes(api: ApiClient, alice: dict, commands: CommandCounter,
+                                                              db: AsyncDatabase) -> None:
+    """The page and its count go by the index of each status's changes: SecantusDB's planner
+    scanned every user's changes for them."""
+    for series_id in (1, 2):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+        for progress in range(4, 8):
+            assert (await api.post(f"/user/reading-status/update/{series_id}",
+                                   {**STATUS, "progress": progress})).status == 200
+    commands.reset()
+    assert len((await history(api, 1, "?limit=2"))["history"]) == 2
+    sent = [{name: value for name, value in command.items() if name not in ("lsid", "$db", "$clusterTime")}
+            for command in commands.sent if "changes" in (command.get("find"), command.get("aggregate"))]
+    assert len(sent) == 2  # the page and its count
+    for command in sent:
+        explained = await db.command("explain", command, verbosity="executionStats")
+        assert explained["executionStats"]["totalDocsExamined"] <= 5, command
+
+
+async def test_a_history_that_cannot_let_its_oldest_change_go_takes_the_write_with_it(
+    start_app: StartApp, alice: dict, fail_points: FailPoints, db: AsyncDatabase
+) -> None:
+    """The update that takes a change out of a status's history fails: the status, the counters
+    and the changes stay as they were."""
+    running = await start_app(status_history_limit=1)
+    api = running.client()
+    assert (await api.login("alice")).status == 200
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    await fail_points.fail(["update"], {"times": 1}, errorCode=50, errorLabels=[])
+    reply = await api.post("/user/reading-status/update/1", {**STATUS, "progress": 9})
+    await fail_points.off()
+    assert reply.status == 503, reply.body
+    assert (await api.get("/user/reading-status/id/1")).body["progress"] == 3
+    user = await db.users.find_one({"_id": alice["id"]})
+    assert (user["change_seq"], user["history_n"]) == (1, {"1": 1})
+    assert [c["seq"] for c in await db.changes.find().to_list()] == [1]
+    assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 9})).status == 200
+    assert await db.changes.count_documents({"n": {"$exists": True}}) == 1  # the first left the history

@@ -61,6 +61,16 @@ _BY_NUMBER = "user_seq"
 _BY_ENTRY = "entry_history"
 
 
+# A history's change is found by its `_id` when it falls out (see ChangeFeed.record): at most this
+# many at once (SecantusDB's `$in` grows with the square of its list).
+_FALLEN_AT_ONCE = 25
+
+
+def history_step_id(user_id: str, kind: str, entry_id: str, n: int) -> str:
+    """The `_id` of an entry's `n`th change (only entries with a history): known without a query."""
+    return f"{user_id}:{kind}:{entry_id}:{n}"
+
+
 def history_counter(entry_id: str) -> str:
     return f"{HISTORY_FIELD}.{entry_id}"
 
@@ -206,23 +216,24 @@ class ChangeFeed:
             return
         expires = now + self.retention
         await self._changes.insert_many(
-            [{"user_id": user_id, "seq": first + offset, "kind": change.kind, "id": change.id, "op": change.op,
+            [{**({"_id": history_step_id(user_id, change.kind, change.id, change.n)} if change.n is not None else {}),
+              "user_id": user_id, "seq": first + offset, "kind": change.kind, "id": change.id, "op": change.op,
               "at": now, "expires": expires, "entry": change.entry,
               **({"import_id": change.import_id} if change.import_id else {}),
               **({"purge_at": expires} if change.n is None else
                  {"n": change.n, "before": change.before, "fields": changed_fields(change.before, change.entry)})}
              for offset, change in enumerate(changes)],
             ordered=True, session=session)
-        fallen = [(change.id, change.n - self.history_limit) for change in changes
+        fallen = [history_step_id(user_id, change.kind, change.id, change.n - self.history_limit) for change in changes
                   if change.n is not None and change.n > self.history_limit]
-        if fallen:
-            # What falls out of a history stays a change of the feed, which keeps by time: a hole
-            # in the numbers would answer 410 to a cursor within the retention. It leaves the
-            # history and passes away with its retention, as the changes without one do. One
-            # update for all: an import may push many entries past the limit at once.
+        # What falls out of a history stays a change of the feed, which keeps by time: a hole in the
+        # numbers would answer 410 to a cursor within the retention. It leaves the history and
+        # passes away with its retention, as the changes without one do. Each change pushes out
+        # exactly one, found by its `_id`: SecantusDB scans the whole collection for an update by any
+        # other field (measured 0.9 s beside 40,000 changes), an index named or not.
+        for start in range(0, len(fallen), _FALLEN_AT_ONCE):
             await self._changes.update_many(
-                {"user_id": user_id, "$or": [{"kind": READING_STATUS, "id": entry_id, "n": {"$lte": last}}
-                                             for entry_id, last in fallen]},
+                {"_id": {"$in": fallen[start:start + _FALLEN_AT_ONCE]}},
                 [{"$set": {"purge_at": "$expires"}}, {"$unset": ["n", "before", "fields"]}], session=session)
 
     async def newest(self, user_id: str, limit: int, budget: int) -> list[StoredChange]:
@@ -230,7 +241,7 @@ class ChangeFeed:
         stored bytes of them (at least one), oldest first: what the account file carries."""
         found = await _up_to_bytes(
             self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0})
-            .sort("seq", -1).limit(limit), budget)
+            .sort("seq", -1).limit(limit).hint(_BY_NUMBER), budget)
         return [StoredChange.of(document) for document in reversed(found)]
 
     async def history(self, user_id: str, kind: str, entry_id: str, offset: int,

@@ -81,7 +81,7 @@ class UpdateRatingHandler(RatingHandler):
         series_id = self.series_id()
         body = await self.parse_body(RatingBody)
         outcome = await self.ratings.update(user.id, series_id, body.rating, utc_now(), self.own_rating(),
-                                            self.unchanged_rating(user.id))
+                                            self.unchanged_rating(user.id), user.record.last_change)
         require_done(outcome, RATING_MISSING)
         self.write_message(200, RATING_UPDATED)
 
@@ -97,7 +97,7 @@ class DeleteRatingHandler(RatingHandler):
         user = self.require_user()
         series_id = self.series_id()
         outcome = await self.ratings.delete(user.id, series_id, self.own_rating(), utc_now(),
-                                            self.unchanged_rating(user.id))
+                                            self.unchanged_rating(user.id), user.record.last_change)
         require_done(outcome, RATING_MISSING)
         self.write_message(200, RATING_DELETED)
 

@@ -213,14 +213,21 @@ async def test_a_status_history_shows_each_change_newest_first_with_its_fields(a
     assert (await api.get("/user/reading-status/id/1/history?limit=x")).status == 400
 
 
-async def test_a_status_history_keeps_the_newest_changes_up_to_its_limit(start_app: StartApp, alice: dict,
-                                                                        db: AsyncDatabase) -> None:
+async def six_changes_of_one_status_kept_three(start_app: StartApp) -> ApiClient:
+    """alice, signed in to a service whose statuses keep a history of 3, has added series 1's
+    status and changed it five times (progress 4 to 8)."""
     running = await start_app(status_history_limit=3)
     api = running.client()
     assert (await api.login("alice")).status == 200
     assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
     for progress in range(4, 9):
         assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
+    return api
+
+
+async def test_a_status_history_keeps_the_newest_changes_up_to_its_limit(start_app: StartApp, alice: dict,
+                                                                        db: AsyncDatabase) -> None:
+    api = await six_changes_of_one_status_kept_three(start_app)
     page = await history(api, 1)
     assert page["max"] == 3 and [s["after"]["progress"] for s in page["history"]] == [8, 7, 6]
     assert await db.changes.count_documents({"kind": "reading-status", "n": {"$exists": True}}) == 3
@@ -390,12 +397,7 @@ async def test_a_history_pruned_to_its_limit_leaves_the_feed_whole_within_the_re
     """The history is kept by count, the feed by time: an app whose cursor sits before a status
     change that fell out of the status's history is not sent to read the lists again (410) while
     the retention lasts, and its pages have no holes."""
-    running = await start_app(status_history_limit=3)
-    api = running.client()
-    assert (await api.login("alice")).status == 200
-    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
-    for progress in range(4, 9):
-        assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": progress})).status == 200
+    api = await six_changes_of_one_status_kept_three(start_app)
     seen, cursor = await everything(api, "0", limit=2)
     assert [c["cursor"] for c in seen] == ["1", "2", "3", "4", "5", "6"] and cursor == "6"
     assert [c["cursor"] for c in (await changes(api, "1"))["changes"]] == ["2", "3", "4", "5", "6"]

@@ -245,4 +245,4 @@ async def test_round_trips(api: ApiClient, alice: dict, commands: CommandCounter
         commands.reset()
         assert (await api.request(method, path, json_body=body)).status == 200
         costs[name] = commands.total
-    assert costs == {"add": 4, "first list": 5, "list": 2, "stats": 1, "update": 4, "delete": 4}
+    assert costs == {"add": 5, "first list": 5, "list": 2, "stats": 1, "update": 5, "delete": 5}

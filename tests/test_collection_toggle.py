@@ -231,14 +231,16 @@ async def test_the_refusal_is_documented_and_no_other_get_is_guarded(api: ApiCli
 async def test_a_toggle_costs_the_session_query_and_one_transaction_to_remove_two_to_add(
     api: ApiClient, alice: dict, commands: CommandCounter
 ) -> None:
-    """Each step is its write and its change (storage.changes) in one transaction."""
+    """Each step is its write and its change (storage.changes) in one transaction, which first
+    reads the entry and the counters; a removal whose read finds no item writes nothing."""
     assert (await toggle(api, 12)).status == 200  # the series' 18+ flag is now among the process's catalog keys
     commands.reset()
     assert (await toggle(api, 11)).body["in_collection"] is True
     assert commands.targets() == [("aggregate", "users"),
-                                  ("findAndModify", "users"), ("commitTransaction", 1),  # no item to remove
-                                  ("findAndModify", "users"), ("insert", "changes"), ("commitTransaction", 1)]  # added
+                                  ("find", "users"), ("commitTransaction", 1),  # no item to remove
+                                  ("find", "users"), ("update", "users"), ("insert", "changes"),
+                                  ("commitTransaction", 1)]  # added
     commands.reset()
     assert (await toggle(api, 11)).body["in_collection"] is False
-    assert commands.targets() == [("aggregate", "users"), ("findAndModify", "users"), ("insert", "changes"),
-                                  ("commitTransaction", 1)]  # removed
+    assert commands.targets() == [("aggregate", "users"), ("find", "users"), ("update", "users"),
+                                  ("insert", "changes"), ("commitTransaction", 1)]  # removed

@@ -62,14 +62,16 @@ class AccountExport:
         # A session stored before sessions had ids gets its id here (only then a second read).
         sessions = await self._user_store.session_records(user_id, found.get("sessions") or [], current_hash)
         image = found.get("profile_image")
+        user = UserRecord.of(found)
         return AccountData(
-            user=UserRecord.of(found),
+            user=user,
             statuses=[StatusRecord.of(entry) for entry in found.get("statuses") or []],
             ratings=[RatingRecord.of(entry) for entry in found.get("ratings") or []],
             collection=[CollectionItemRecord.of(entry) for entry in found.get("collection") or []],
             sessions=sessions,
             avatar=await self._images(AvatarReference.of(image)) if image else {},
-            changes=await self._user_store.changes.newest(user_id, EXPORTED_CHANGES, EXPORTED_CHANGE_BYTES),
+            changes=await self._user_store.changes.newest(user_id, EXPORTED_CHANGES, EXPORTED_CHANGE_BYTES,
+                                                          user.last_change),
         )
 
     async def _images(self, reference: AvatarReference) -> dict[str, StoredImage]:

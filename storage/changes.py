@@ -236,12 +236,15 @@ class ChangeFeed:
                 {"_id": {"$in": fallen[start:start + _FALLEN_AT_ONCE]}},
                 [{"$set": {"purge_at": "$expires"}}, {"$unset": ["n", "before", "fields"]}], session=session)
 
-    async def newest(self, user_id: str, limit: int, budget: int) -> list[StoredChange]:
-        """The user's newest `limit` changes kept (feed and histories alike), at most `budget`
-        stored bytes of them (at least one), oldest first: what the account file carries."""
+    async def newest(self, user_id: str, limit: int, budget: int, latest: int) -> list[StoredChange]:
+        """The user's changes kept (feed and histories alike) among the newest `limit` numbers up
+        to `latest` (the user's counter), at most `budget` stored bytes of them (at least one),
+        oldest first: what the account file carries. A range of numbers, not a sort with a
+        limit: SecantusDB reads a query's whole index range before its limit."""
         found = await _up_to_bytes(
-            self._changes.find({"user_id": user_id}, {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0})
-            .sort("seq", -1).limit(limit).hint(_BY_NUMBER), budget)
+            self._changes.find({"user_id": user_id, "seq": {"$gt": latest - limit, "$lte": latest}},
+                               {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0})
+            .sort("seq", -1).hint(_BY_NUMBER), budget)
         return [StoredChange.of(document) for document in reversed(found)]
 
     async def history(self, user_id: str, kind: str, entry_id: str, offset: int,
@@ -254,11 +257,37 @@ class ChangeFeed:
         total = await self._changes.count_documents(query, hint=_BY_ENTRY)
         return [HistoryStep.of(document) for document in found], total
 
+    async def oldest_kept(self, user_id: str, now: datetime, latest: int) -> int | None:
+        """The number of the user's oldest change kept at `now` (None: none is), found among
+        1..`latest` by halving with reads of one change each: at most about log2(latest) + 2
+        round trips, where a query for the user's first change would read every change kept
+        (SecantusDB reads a query's whole index range before its limit). Halving holds because a
+        change is kept from its number on: numbers are given in the order of the writes, and
+        each change expires its retention after its write."""
+        if latest <= 0 or not await self._kept(user_id, latest, now):
+            return None
+        if await self._kept(user_id, 1, now):
+            return 1  # nothing has passed the retention yet: most users
+        gone, kept = 1, latest  # change `gone` is not kept, change `kept` is
+        while kept - gone > 1:
+            middle = (gone + kept) // 2
+            if await self._kept(user_id, middle, now):
+                kept = middle
+            else:
+                gone = middle
+        return kept
+
+    async def _kept(self, user_id: str, number: int, now: datetime) -> bool:
+        found = await self._changes.find_one({"user_id": user_id, "seq": number}, {"_id": 0, "expires": 1},
+                                             hint=_BY_NUMBER)
+        return found is not None and found["expires"] > now
+
     async def page(self, user_id: str, since: int | None, limit: int, now: datetime, latest: int) -> FeedPage:
-        """The changes after `since` (None: from the oldest kept), oldest first, at most `limit`.
-        Raises CursorGone when the change right after `since` is no longer kept (expired, whether
-        or not the TTL monitor has removed it yet), or when `since` is past the user's counter
-        (a cursor of a database restored from an older backup): the app must read the lists.
+        """The changes after `since` (None: from the oldest kept, `oldest_kept`), oldest first, at
+        most `limit`. Raises CursorGone when the change right after `since` is no longer kept
+        (expired, whether or not the TTL monitor has removed it yet), or when `since` is past the
+        user's counter (a cursor of a database restored from an older backup): the app must read
+        the lists.
 
         `latest`, the user's counter, must have been read before (the session read brings it):
         every change it counts has committed (a change commits with the counter that numbers
@@ -268,16 +297,21 @@ class ChangeFeed:
         its limit)."""
         if since is not None and since > latest:
             raise CursorGone(user_id)
-        numbers: dict[str, Any] = {"$lte": latest}
-        if since is not None:
-            numbers = {"$gt": since, "$lte": min(latest, since + limit)}
+        first_page = since is None
+        if since is None:
+            oldest = await self.oldest_kept(user_id, now, latest)
+            if oldest is None:
+                return FeedPage(changes=[], next=latest, more=False)
+            since = oldest - 1
         found = await _up_to_bytes(
-            self._changes.find({"user_id": user_id, "seq": numbers, "expires": {"$gt": now}},
+            self._changes.find({"user_id": user_id, "seq": {"$gt": since, "$lte": min(latest, since + limit)},
+                                "expires": {"$gt": now}},
                                {"_id": 0, "user_id": 0, "expires": 0, "purge_at": 0, "before": 0, "fields": 0,
                                 "n": 0}).sort("seq", 1).limit(limit).hint(_BY_NUMBER))
         changes = [StoredChange.of(document) for document in found]
-        if since is not None and since < latest and (not changes or changes[0].seq != since + 1):
+        # A first page starts at a change just found kept; only a cursor's next change can be gone.
+        if not first_page and since < latest and (not changes or changes[0].seq != since + 1):
             raise CursorGone(user_id)
         if not changes:
-            return FeedPage(changes=[], next=since if since is not None else latest, more=False)
+            return FeedPage(changes=[], next=since, more=False)
         return FeedPage(changes=changes, next=changes[-1].seq, more=changes[-1].seq < latest)

@@ -352,6 +352,48 @@ async def test_a_page_reads_the_counter_and_a_bounded_range_of_changes(
     assert explained["executionStats"]["totalDocsExamined"] == 3
 
 
+async def test_a_first_page_finds_the_oldest_change_kept_by_halving_not_by_reading_every_change(
+    api: ApiClient, alice: dict, commands: CommandCounter, db: AsyncDatabase
+) -> None:
+    for series_id in range(1, 21):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+        assert (await api.post(f"/user/reading-status/update/{series_id}", {**STATUS, "progress": 5})).status == 200
+    # The first 25 of the 40 pass their retention (the TTL monitor may not have removed them yet).
+    await db.changes.update_many({"seq": {"$lte": 25}}, {"$set": {"expires": utc_now() - timedelta(seconds=1)}})
+    commands.reset()
+    page = await changes(api, limit=3)
+    assert [c["cursor"] for c in page["changes"]] == ["26", "27", "28"] and page["more"] is True
+    sent = [{name: value for name, value in command.items() if name not in ("lsid", "$db", "$clusterTime")}
+            for command in commands.sent if command.get("find") == "changes"]
+    # The newest change, the first, then halving 1..40 (6 reads at most), then the page.
+    assert 3 <= len(sent) <= 2 + 6 + 1
+    for command in sent:
+        explained = await db.command("explain", command, verbosity="executionStats")
+        assert explained["executionStats"]["totalDocsExamined"] <= 3, command
+    # Nothing kept at all: an empty page whose `next` is the counter, so the app follows from there.
+    await db.changes.update_many({}, {"$set": {"expires": utc_now() - timedelta(seconds=1)}})
+    assert await changes(api) == {"changes": [], "next": "40", "more": False}
+
+
+async def test_the_account_file_reads_only_the_newest_numbers(
+    api: ApiClient, alice: dict, commands: CommandCounter, db: AsyncDatabase
+) -> None:
+    """However many changes a user has kept, the file's read of them is a range of the newest
+    numbers, not every change sorted."""
+    for series_id in range(1, 4):
+        assert (await api.post(f"/user/reading-status/add/{series_id}", STATUS)).status == 200
+    # Pretend the user made 5,000 changes before these three: the file takes the newest 1,000
+    # numbers, which these three are among.
+    await db.users.update_one({"_id": alice["id"]}, {"$inc": {"change_seq": 5000}})
+    await db.changes.update_many({"user_id": alice["id"]}, {"$inc": {"seq": 5000}})
+    commands.reset()
+    exported = (await api.get("/user/export")).body
+    assert [c["cursor"] for c in exported["changes"]] == ["5001", "5002", "5003"]
+    sent = [{name: value for name, value in command.items() if name not in ("lsid", "$db", "$clusterTime")}
+            for command in commands.sent if command.get("find") == "changes"]
+    assert len(sent) == 1 and sent[0]["filter"]["seq"] == {"$gt": 4003, "$lte": 5003}
+
+
 @pytest.mark.parametrize("command", ["insert", "commitTransaction"])
 async def test_a_change_that_cannot_be_stored_takes_its_write_with_it(
     api: ApiClient, alice: dict, fail_points: FailPoints, db: AsyncDatabase, command: str

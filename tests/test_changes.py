@@ -13,6 +13,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
+from storage.changes import ChangeFeed
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
@@ -345,9 +346,10 @@ async def test_a_page_reads_the_counter_and_a_bounded_range_of_changes(
     # The session read (which brings the counter), the changes: a page never reads more than its
     # own numbers.
     assert commands.targets() == [("find", "users"), ("find", "changes")]
-    # The find as the page sent it (its expiry condition too: with it, SecantusDB's planner chose
-    # a scan of every user's changes).
+    # The find as the page sent it: no expiry condition (with it, SecantusDB's planner chose a scan
+    # of every user's changes) and no named index (which costs SecantusDB a pass over them all).
     sent = {name: value for name, value in commands.sent[1].items() if name not in ("lsid", "$db", "$clusterTime")}
+    assert "hint" not in sent and set(sent["filter"]) == {"user_id", "seq"}
     explained = await db.command("explain", sent, verbosity="executionStats")
     assert explained["executionStats"]["totalDocsExamined"] == 3
 
@@ -368,6 +370,7 @@ async def test_a_first_page_finds_the_oldest_change_kept_by_halving_not_by_readi
     # The newest change, the first, then halving 1..40 (6 reads at most), then the page.
     assert 3 <= len(sent) <= 2 + 6 + 1
     for command in sent:
+        assert "hint" not in command
         explained = await db.command("explain", command, verbosity="executionStats")
         assert explained["executionStats"]["totalDocsExamined"] <= 3, command
     # Nothing kept at all: an empty page whose `next` is the counter, so the app follows from there.
@@ -497,6 +500,7 @@ async def test_a_history_page_reads_only_that_statuss_changes(api: ApiClient, al
             for command in commands.sent if "changes" in (command.get("find"), command.get("aggregate"))]
     assert len(sent) == 2  # the page and its count
     for command in sent:
+        assert "hint" not in command  # a named index costs SecantusDB a pass over every change
         explained = await db.command("explain", command, verbosity="executionStats")
         assert explained["executionStats"]["totalDocsExamined"] <= 5, command
 
@@ -520,3 +524,15 @@ async def test_a_history_that_cannot_let_its_oldest_change_go_takes_the_write_wi
     assert [c["seq"] for c in await db.changes.find().to_list()] == [1]
     assert (await api.post("/user/reading-status/update/1", {**STATUS, "progress": 9})).status == 200
     assert await db.changes.count_documents({"n": {"$exists": True}}) == 1  # the first left the history
+
+
+async def test_a_database_with_the_first_history_index_gets_the_one_the_planner_chooses(db: AsyncDatabase) -> None:
+    """The first form of the index of each entry's changes was partial, and SecantusDB's planner
+    passed it by (a scan of every change for each history page): starting replaces it."""
+    await db.changes.drop_indexes()
+    await db.changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name="entry_history",
+                                   partialFilterExpression={"n": {"$exists": True}})
+    await ChangeFeed(db, timedelta(days=90)).ensure_indexes()
+    indexes = await db.changes.index_information()
+    assert "entry_history" not in indexes and "partialFilterExpression" not in indexes["entry_numbers"]
+    await ChangeFeed(db, timedelta(days=90)).ensure_indexes()  # and again: nothing to do

@@ -212,7 +212,8 @@ async def set_role(settings: Settings, username: str, role: str) -> int:
 async def sweep(settings: Settings) -> int:
     async with open_database(settings, owner=False, command="sweep") as opened:
         report = await AccountRemoval(opened.db, AvatarStore(opened.db, UserStore(opened.db))).sweep()
-    deleted = ([f"{report.files} avatar files of {report.owners} deleted users"] if report.files else []) + (
+    deleted = ([f"the changes of {report.changes_of} deleted users"] if report.changes_of else []) + (
+        [f"{report.files} avatar files of {report.owners} deleted users"] if report.files else []) + (
         [f"{report.orphan_chunks} avatar chunks of unfinished uploads"] if report.orphan_chunks else [])
     print(f"sweep: deleted {' and '.join(deleted)}" if deleted
           else "sweep: nothing left behind by deleted accounts or unfinished uploads")

@@ -14,6 +14,7 @@ import pytest
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.clock import utc_now
 from storage import avatars
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
@@ -59,6 +60,8 @@ async def assert_gone(db: AsyncDatabase, user: dict[str, Any]) -> None:
     assert await db["avatars.chunks"].count_documents({}) == await db["avatars.chunks"].count_documents(
         {"files_id": {"$in": [f["_id"] async for f in db["avatars.files"].find({}, {"_id": 1})]}})
     assert await RatingStore(db).recount() == []  # every aggregate agrees with the ratings left
+    assert await db.changes.count_documents({"user_id": user["id"]}) == 0
+    assert await db.removals.count_documents({"_id": user["id"]}) == 0
 
 
 async def test_deleting_the_account_removes_everything_and_keeps_aggregates_exact(
@@ -250,6 +253,46 @@ async def test_a_write_concern_error_on_the_aggregates_answers_503_and_deleting_
     assert (await db.series.find_one({"_id": 1}))["rating_count"] == 1
     assert (await delete_account(api)).status == 200
     await assert_gone(db, user)
+
+
+async def test_an_account_with_many_changes_is_deleted_and_a_stopped_deletion_of_them_is_swept(
+    running: RunningApp, db: AsyncDatabase, catalog: None, fail_points: FailPoints, commands: CommandCounter
+) -> None:
+    """The changes go after the transaction, a range of numbers at a time: the account of a
+    reader with 2,500 changes (three ranges) goes whole; when deleting them stops midway, the
+    note the transaction left makes the sweep finish it."""
+    whole: list[tuple[str, Any]] = []  # the commands of the first deletion
+    for attempt in ("whole", "stopped"):
+        api, user = await full_user(running, f"many{attempt}")
+        # What 2,500 writes would have left (written directly: the routes would take minutes).
+        counter = (await db.users.find_one({"_id": user["id"]}))["change_seq"]
+        await db.changes.insert_many([{"user_id": user["id"], "seq": counter + n, "kind": "rating", "id": "1",
+                                       "op": "delete", "at": utc_now(), "expires": utc_now(), "entry": None}
+                                      for n in range(1, 2501)])
+        await db.users.update_one({"_id": user["id"]}, {"$inc": {"change_seq": 2500}})
+        if attempt == "stopped":
+            # The second range's delete fails: the account is gone, its later changes are not.
+            second_range = [at for at, sent in enumerate(whole) if sent == ("delete", "changes")][1]
+            skip = [name for name, _ in whole[:second_range]].count("delete")
+            await fail_points.fail(["delete"], {"skip": skip, "times": 1}, errorCode=10107)
+        commands.reset()
+        try:
+            reply = await delete_account(api)
+        finally:
+            await fail_points.off()
+        if attempt == "whole":
+            assert reply.status == 200
+            whole = commands.targets()
+            assert whole.count(("delete", "changes")) == 3  # the numbers up to 1,000, 2,000, 3,000
+            await assert_gone(db, user)
+            continue
+        assert reply.status == 503
+        assert await db.users.count_documents({"_id": user["id"]}) == 0
+        assert await db.changes.count_documents({"user_id": user["id"]}) > 0
+        assert await db.removals.count_documents({"_id": user["id"]}) == 1
+        report = await AccountRemoval(db, AvatarStore(db, UserStore(db))).sweep()
+        assert report.changes_of == 1
+        await assert_gone(db, user)
 
 
 async def test_sweep_deletes_only_the_files_of_users_that_are_gone(

@@ -34,6 +34,7 @@ from typing import IO, Any, cast
 import bson
 from bson import json_util
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
 from pymongo.read_concern import ReadConcern
 
 from storage.backup_invariants import check, describe
@@ -295,6 +296,14 @@ async def restore(db: AsyncDatabase[dict[str, Any]], directory: Path, *, drop: b
         collection = db[entry.collection]
         if drop:
             await collection.drop()
+        if entry.documents == 0:
+            # Empty, it is restored all the same (an insert would not make it): a restore gives
+            # back every collection the backup holds (`removals` is empty but while an account's
+            # changes are being deleted).
+            try:
+                await db.create_collection(entry.collection)
+            except CollectionInvalid:
+                pass  # there already, empty: a restore without --drop takes no database with data
         restored[entry.collection] = await _insert_file(collection, path,
                                                         repaired if entry.collection == "series" else {})
         metadata = json.loads((path.parent / f"{entry.collection}.metadata.json").read_text())

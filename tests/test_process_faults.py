@@ -394,6 +394,10 @@ async def test_a_full_disk_answers_503_and_the_service_recovers_alone_once_there
             assert (await client.post("/user/reading-status/add/2", STATUS)).status == 200
             history = await client.get("/user/reading-history?limit=100")
             assert sorted(entry["id"] for entry in history.body["series"]) == [1, 2]
+            # The change feed holds exactly the writes that took: the refused one left no change.
+            feed = (await client.get("/user/changes")).body["changes"]
+            assert [(c["cursor"], c["kind"], c["id"]) for c in feed] == [("1", "reading-status", "1"),
+                                                                        ("2", "reading-status", "2")]
             # Also what the full disk still acknowledged (in the journal's preallocated room).
             reader: AsyncMongoClient = AsyncMongoClient(printed.stdout.strip(), timeoutMS=10_000)
             try:

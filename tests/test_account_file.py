@@ -290,6 +290,7 @@ async def test_an_import_that_fails_at_any_command_changes_nothing(
     assert "commitTransaction" in sequence, sequence
     await db.users.update_one({"_id": bob["id"]}, {"$set": before})
     await RatingStore(db).recount()  # back to the state before the import
+    recorded = await db.changes.count_documents({"user_id": bob["id"]})
     refused = 0
     for index, command in enumerate(sequence):
         # An operation that timed out, with no label that would have the driver retry it.
@@ -304,6 +305,8 @@ async def test_an_import_that_fails_at_any_command_changes_nothing(
         assert reply.status == 503, (command, index, reply.status, reply.body)
         refused += 1
         assert await lists() == before, (command, index)
+        # Nor a change in the feed for the import that did not happen.
+        assert await db.changes.count_documents({"user_id": bob["id"]}) == recorded, (command, index)
         if command == "commitTransaction":
             # A commit that failed leaves its transaction open on the server (its outcome unknown to
             # the driver), holding the user's document until it expires: end it, as that expiry would.

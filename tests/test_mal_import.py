@@ -401,6 +401,7 @@ async def test_an_apply_that_fails_changes_nothing(running: RunningApp, api: Api
     alice = await api.sign_up("alice")
     await _list_with(api, 2, progress=3)
     before = await stored_statuses(db, alice["id"])
+    recorded = await db.changes.count_documents({"user_id": alice["id"]})
     await fail_points.fail(["insert"], {"times": 1}, errorCode=50, errorLabels=[])
     try:
         reply = await send(api, mal_file([manga(manga_mangadb_id=2, my_read_volumes=9),
@@ -411,6 +412,7 @@ async def test_an_apply_that_fails_changes_nothing(running: RunningApp, api: Api
     assert reply.status >= 500
     assert await stored_statuses(db, alice["id"]) == before
     assert await db["imports"].count_documents({}) == 0
+    assert await db.changes.count_documents({"user_id": alice["id"]}) == recorded  # nor its changes
 
 
 async def test_deleting_the_account_deletes_its_import_records(running: RunningApp, api: ApiClient,

@@ -1,0 +1,138 @@
+"""Hostile checks of the list write's read-then-update (issue 31): many writes of one entry at
+once, from one process and from two, each acknowledged write leaves exactly one change, numbered
+without a gap, and the entry's history chains each step's `before` to the step before it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.api_client import ApiClient
+from tests.bodies import STATUS
+from tests.catalog_data import series, volume
+from tests.service_process import running_service
+
+pytestmark = pytest.mark.asyncio
+
+CATALOG = [series(n, f"Series {n}", mal_id=1000 + n, volumes=[volume(n * 10 + 1, 1), volume(n * 10 + 2, 2)])
+           for n in range(1, 4)]
+
+
+async def everything(api: ApiClient) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    since: str | None = None
+    while True:
+        reply = await api.get(f"/user/changes?limit=1000{f'&since={since}' if since else ''}")
+        assert reply.status == 200, reply.body
+        seen += reply.body["changes"]
+        since = reply.body["next"]
+        if not reply.body["more"]:
+            return seen
+
+
+async def storm(client: ApiClient, tag: str, rounds: int) -> list[tuple[str, int]]:
+    """Adds, updates and deletes of series 1's status at once; each write's (what, status)."""
+    async def one(i: int) -> tuple[str, int]:
+        kind = i % 4
+        if kind == 0:
+            reply = await client.post("/user/reading-status/add/1", STATUS)
+            return "add", reply.status
+        if kind == 3:
+            reply = await client.delete("/user/reading-status/delete/1")
+            return "delete", reply.status
+        reply = await client.post("/user/reading-status/update/1", {**STATUS, "progress": 100 + i, "notes": tag})
+        return "update", reply.status
+    return list(await asyncio.gather(*(one(i) for i in range(rounds))))
+
+
+def check_chain(seen: list[dict[str, Any]], done: int, steps: list[dict[str, Any]]) -> None:
+    assert [int(c["cursor"]) for c in seen] == list(range(1, done + 1))
+    assert len(steps) == done
+    oldest_first = list(reversed(steps))
+    for earlier, later in zip(oldest_first, oldest_first[1:]):
+        assert later["before"] == earlier["after"], (earlier, later)
+    assert oldest_first[0]["before"] is None
+    for change, step in zip(seen, oldest_first):
+        assert change["entry"] == step["after"]
+
+
+async def test_fifty_writes_of_one_status_at_once_leave_each_change_once(api: ApiClient, alice: dict) -> None:
+    results = await storm(api, "one", 48)
+    assert all(status in (200, 404, 409) for _, status in results), results
+    done = sum(status == 200 for _, status in results)
+    seen = await everything(api)
+    history = (await api.get("/user/reading-status/id/1/history?limit=100")).body
+    assert history["max"] == done
+    check_chain(seen, done, history["history"])
+
+
+async def test_two_processes_writing_one_status_at_once_leave_each_change_once(
+    api: ApiClient, alice: dict, tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name) as service:
+        phone = ApiClient(service.base_url)
+        assert (await phone.login("alice")).status == 200
+        first, second = await asyncio.gather(storm(api, "here", 24), storm(phone, "there", 24))
+    results = first + second
+    assert all(status in (200, 404, 409) for _, status in results), results
+    done = sum(status == 200 for _, status in results)
+    seen = await everything(api)
+    history = (await api.get("/user/reading-status/id/1/history?limit=100")).body
+    assert history["max"] == done
+    check_chain(seen, done, history["history"])
+
+
+async def test_writes_in_flight_from_two_processes_while_the_account_is_deleted_leave_no_change(
+    api: ApiClient, alice: dict, tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    """A write that read the user before the removal's transaction and updates after it conflicts
+    and finds no user: no change numbered past the counter the removal read is left behind."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name) as service:
+        phone = ApiClient(service.base_url)
+        assert (await phone.login("alice")).status == 200
+
+        async def write(client: ApiClient, tag: str) -> list[int]:
+            answers = []
+            for i in range(40):
+                reply = await client.post("/user/reading-status/update/1", {**STATUS, "progress": i, "notes": tag})
+                answers.append(reply.status)
+                if reply.status == 401:
+                    break
+            return answers
+
+        async def delete() -> int:
+            await asyncio.sleep(0.05)
+            return (await api.delete("/user/account", json_body={"password": "correct horse"})).status
+
+        here, there, deleted = await asyncio.gather(write(api, "here"), write(phone, "there"), delete())
+    assert deleted == 200, deleted
+    assert set(here + there) <= {200, 401} and 401 in here and 401 in there, (here, there)
+    assert await db.users.count_documents({"_id": alice["id"]}) == 0
+    assert await db.changes.count_documents({"user_id": alice["id"]}) == 0
+    assert await db.removals.count_documents({}) == 0
+
+
+async def test_deleting_again_finishes_the_changes_of_a_removal_that_stopped_after_its_transaction(
+    running: Any, api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    """The module says deleting again finishes a removal that stopped: it deletes the files left
+    under the id, and so must it the changes its note names (an admin's second delete)."""
+    admin = running.client()
+    admin_user = await admin.sign_up("root")
+    await db.users.update_one({"_id": admin_user["id"]}, {"$set": {"roles": ["admin"]}})
+    for progress in range(3):
+        assert (await api.post("/user/reading-status/update/1" if progress else "/user/reading-status/add/1",
+                               {**STATUS, "progress": progress})).status == 200
+    # What the removal's transaction leaves when deleting the changes then stops.
+    await db.users.delete_one({"_id": alice["id"]})
+    await db.usernames.delete_many({"user_id": alice["id"]})
+    await db.removals.insert_one({"_id": alice["id"], "last_change": 3})
+    again = await admin.delete(f"/admin-users/account/{alice['id']}")
+    assert again.status == 404
+    assert await db.changes.count_documents({"user_id": alice["id"]}) == 0
+    assert await db.removals.count_documents({}) == 0

@@ -5,12 +5,14 @@ without a gap, and the entry's history chains each step's `before` to the step b
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.clock import utc_now
 from tests.api_client import ApiClient
 from tests.bodies import STATUS
 from tests.catalog_data import series, volume
@@ -136,3 +138,79 @@ async def test_deleting_again_finishes_the_changes_of_a_removal_that_stopped_aft
     assert again.status == 404
     assert await db.changes.count_documents({"user_id": alice["id"]}) == 0
     assert await db.removals.count_documents({}) == 0
+
+
+async def test_conditional_writes_racing_plain_ones_from_two_processes_never_overwrite(
+    api: ApiClient, alice: dict, tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    """Twenty writes with the tag of the status as read, beside twenty plain ones: a conditional
+    write that took effect changed the status exactly as it was read."""
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    read = await api.get("/user/reading-status/id/1")
+    tag = read.headers["ETag"]
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name) as service:
+        phone = ApiClient(service.base_url)
+        assert (await phone.login("alice")).status == 200
+
+        async def conditional(client: ApiClient, i: int) -> int:
+            return (await client.post("/user/reading-status/update/1", {**STATUS, "progress": 500 + i, "notes": "if"},
+                                      headers={"If-Match": tag})).status
+
+        async def plain(client: ApiClient, i: int) -> int:
+            return (await client.post("/user/reading-status/update/1", {**STATUS, "progress": i})).status
+
+        answers = await asyncio.gather(*(conditional(api if i % 2 else phone, i) for i in range(20)),
+                                       *(plain(phone if i % 2 else api, i) for i in range(20)))
+    assert set(answers[:20]) <= {200, 412} and set(answers[20:]) == {200}, answers
+    assert answers[:20].count(200) <= 1
+    steps = (await api.get("/user/reading-status/id/1/history?limit=100")).body["history"]
+    assert len(steps) == 1 + answers.count(200)
+    added = steps[-1]["after"]
+    for step in steps:
+        if step["after"]["notes"] == "if":
+            assert step["before"] == added, step
+    check_chain(await everything(api), len(steps), steps)
+
+
+async def test_a_short_history_written_at_once_keeps_exactly_its_newest_steps(
+    start_app: Any, alice: dict, db: AsyncDatabase
+) -> None:
+    running = await start_app(status_history_limit=4)
+    api = running.client()
+    assert (await api.login("alice")).status == 200
+    results = await storm(api, "short", 40)
+    done = sum(status == 200 for _, status in results)
+    assert done > 8
+    seen = await everything(api)
+    assert [int(c["cursor"]) for c in seen] == list(range(1, done + 1))
+    page = (await api.get("/user/reading-status/id/1/history?limit=100")).body
+    assert page["max"] == 4 and len(page["history"]) == 4
+    assert [s["after"] for s in reversed(page["history"])] == [c["entry"] for c in seen[-4:]]
+    assert await db.changes.count_documents({"user_id": alice["id"], "n": {"$exists": True}}) == 4
+    tail = (await api.get("/user/reading-status/id/1/history?offset=3&limit=5")).body
+    assert (tail["from"], tail["to"], tail["max"]) == (3, 4, 4) and tail["history"] == page["history"][3:]
+    beyond = (await api.get("/user/reading-status/id/1/history?offset=4")).body
+    assert beyond["history"] == [] and beyond["max"] == 4
+
+
+async def test_first_pages_and_cursors_at_the_edge_of_what_is_kept(api: ApiClient, alice: dict,
+                                                                   db: AsyncDatabase) -> None:
+    """Changes 1-5 passed their retention (1 and 2 also removed by the TTL monitor), 6-8 are kept."""
+    for progress in range(8):
+        assert (await api.post("/user/reading-status/update/1" if progress else "/user/reading-status/add/1",
+                               {**STATUS, "progress": progress})).status == 200
+    past = utc_now() - timedelta(seconds=1)
+    await db.changes.update_many({"user_id": alice["id"], "seq": {"$lte": 5}}, {"$set": {"expires": past}})
+    await db.changes.delete_many({"user_id": alice["id"], "seq": {"$lte": 2}})
+    cursors = lambda page: [int(c["cursor"]) for c in page["changes"]]  # noqa: E731
+    first = (await api.get("/user/changes?limit=2")).body
+    assert (cursors(first), first["next"], first["more"]) == ([6, 7], "7", True)
+    assert cursors((await api.get("/user/changes?since=7")).body) == [8]
+    assert cursors((await api.get("/user/changes?since=5")).body) == [6, 7, 8]
+    for gone in ("0", "2", "4"):
+        assert (await api.get(f"/user/changes?since={gone}")).status == 410, gone
+    # Then everything passes its retention: the first page is empty and starts at the counter.
+    await db.changes.update_many({"user_id": alice["id"]}, {"$set": {"expires": past}})
+    assert (await api.get("/user/changes")).body == {"changes": [], "next": "8", "more": False}
+    assert (await api.get("/user/changes?since=8")).body == {"changes": [], "next": "8", "more": False}
+    assert (await api.get("/user/changes?since=7")).status == 410

@@ -214,3 +214,52 @@ async def test_first_pages_and_cursors_at_the_edge_of_what_is_kept(api: ApiClien
     assert (await api.get("/user/changes")).body == {"changes": [], "next": "8", "more": False}
     assert (await api.get("/user/changes?since=8")).body == {"changes": [], "next": "8", "more": False}
     assert (await api.get("/user/changes?since=7")).status == 410
+
+
+async def test_one_volume_added_and_one_rating_added_and_deleted_at_once_from_two_processes(
+    api: ApiClient, alice: dict, tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    """Of twenty adds of one volume exactly one takes; ratings added and deleted at once leave the
+    series' aggregates as the final rating says, and one change per write that took."""
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name) as service:
+        phone = ApiClient(service.base_url)
+        assert (await phone.login("alice")).status == 200
+
+        async def add(client: ApiClient) -> int:
+            return (await client.post("/user/collection/add/11", {"price": 1})).status
+
+        async def rate(client: ApiClient, i: int) -> int:
+            if i % 2:
+                return (await client.delete("/user/series-rating/delete/2")).status
+            return (await client.post("/user/series-rating/add/2", {"rating": 1 + i % 9})).status
+
+        adds = await asyncio.gather(*(add(api if i % 2 else phone) for i in range(20)))
+        rates = await asyncio.gather(*(rate(api if i % 3 else phone, i) for i in range(30)))
+    assert sorted(adds) == [200] + [409] * 19, adds
+    assert set(rates) <= {200, 404, 409}, rates
+    seen = await everything(api)
+    assert [int(c["cursor"]) for c in seen] == list(range(1, 1 + 1 + rates.count(200)))
+    final = (await api.get("/user/series-rating/2")).body
+    aggregate = await db.series.find_one({"_id": 2}, {"rating_count": 1, "rating_half_points": 1})
+    rating_changes = [c for c in seen if c["kind"] == "rating"]
+    assert rating_changes[-1]["entry"] == final or (final is None and rating_changes[-1]["entry"] is None), (
+        rating_changes[-1], final)
+    assert aggregate.get("rating_count", 0) == (0 if final is None else 1), (aggregate, final)
+
+
+async def test_a_first_page_after_the_retention_was_shortened_can_be_followed_without_a_410(
+    api: ApiClient, alice: dict, db: AsyncDatabase
+) -> None:
+    """Changes 1-3 were written under a long retention, 4-8 under a shorter one: 1 has passed its
+    retention, 2 and 3 have not, 4-6 have (written later, kept less long), 7 and 8 have not. The
+    halving lands past 4-6 (so not at 2, the oldest kept: the docs' "starts at the oldest change
+    kept" holds only while a later number never expires first), and what a first page hands out
+    can be followed: a first page starting at 2 would lead its cursor into 4-6's 410."""
+    for progress in range(8):
+        assert (await api.post("/user/reading-status/update/1" if progress else "/user/reading-status/add/1",
+                               {**STATUS, "progress": progress})).status == 200
+    past = utc_now() - timedelta(seconds=1)
+    await db.changes.update_many({"user_id": alice["id"], "seq": {"$in": [1, 4, 5, 6]}}, {"$set": {"expires": past}})
+    first = (await api.get("/user/changes?limit=2")).body
+    assert [int(c["cursor"]) for c in first["changes"]] == [7, 8]
+    assert (await api.get(f"/user/changes?since={first['next']}")).status == 200

@@ -55,10 +55,10 @@ def check_chain(seen: list[dict[str, Any]], done: int, steps: list[dict[str, Any
     assert [int(c["cursor"]) for c in seen] == list(range(1, done + 1))
     assert len(steps) == done
     oldest_first = list(reversed(steps))
-    for earlier, later in zip(oldest_first, oldest_first[1:]):
+    for earlier, later in zip(oldest_first, oldest_first[1:], strict=False):
         assert later["before"] == earlier["after"], (earlier, later)
     assert oldest_first[0]["before"] is None
-    for change, step in zip(seen, oldest_first):
+    for change, step in zip(seen, oldest_first, strict=True):
         assert change["entry"] == step["after"]
 
 
@@ -263,3 +263,25 @@ async def test_a_first_page_after_the_retention_was_shortened_can_be_followed_wi
     first = (await api.get("/user/changes?limit=2")).body
     assert [int(c["cursor"]) for c in first["changes"]] == [7, 8]
     assert (await api.get(f"/user/changes?since={first['next']}")).status == 200
+
+
+async def test_conditional_deletes_racing_plain_updates_from_two_processes_delete_only_what_was_read(
+    api: ApiClient, alice: dict, tmp_path: Path, mongo_uri: str, db: AsyncDatabase
+) -> None:
+    assert (await api.post("/user/reading-status/add/1", STATUS)).status == 200
+    tag = (await api.get("/user/reading-status/id/1")).headers["ETag"]
+    async with running_service(tmp_path / "data", MONGODB_URI=mongo_uri, MONGODB_DB=db.name) as service:
+        phone = ApiClient(service.base_url)
+        assert (await phone.login("alice")).status == 200
+        answers = await asyncio.gather(
+            *(c.delete("/user/reading-status/delete/1", headers={"If-Match": tag}) for c in [api, phone] * 5),
+            *(c.post("/user/reading-status/update/1", {**STATUS, "progress": 50 + i})
+              for i, c in enumerate([phone, api] * 5)))
+    deletes, updates = [a.status for a in answers[:10]], [a.status for a in answers[10:]]
+    assert set(deletes) <= {200, 404, 412} and deletes.count(200) <= 1 and set(updates) <= {200, 404}, answers
+    steps = (await api.get("/user/reading-status/id/1/history?limit=100")).body["history"]
+    added = steps[-1]["after"]
+    for step in steps:
+        if step["after"] is None:
+            assert step["before"] == added, step
+    check_chain(await everything(api), len(steps), steps)

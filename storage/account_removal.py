@@ -78,11 +78,16 @@ class AccountRemoval:
         self._directory = UserDirectory(db)
 
     async def remove(self, user_id: str) -> bool:
-        """False when there is no such user (any files left under the id are deleted anyway:
-        that finishes a removal that stopped after its transaction)."""
+        """False when there is no such user (any changes and files left under the id are deleted
+        anyway: that finishes a removal that stopped after its transaction)."""
         await self._avatars.remove(user_id)
         last_change = await in_transaction(self._db, lambda session: self._remove_documents(user_id, session))
-        if last_change is not None:
+        if last_change is None:
+            # No such user: a removal that stopped after its transaction left its note.
+            note = await self._removals.find_one({"_id": user_id})
+            if note is not None:
+                await self._delete_changes(user_id, int(note["last_change"]))
+        else:
             await self._delete_changes(user_id, last_change)
         await self._avatars.delete_files_of(user_id)
         return last_change is not None

@@ -15,20 +15,34 @@ from typing import Any
 
 from bench.perf import ensure_wrk, seeded_service, wrk
 
-SECONDS = 10
+SECONDS = int(__import__("os").environ.get("PROFILE_SECONDS", "10"))
 # `{series}` stands for a series the reader has a status and a rating for, `{user}` for their id.
 DEFAULT_PATH = "/user/reading-history?order=name-asc&user_lang=de"
 SHOWN = int(__import__("os").environ.get("PROFILE_SHOWN", "12"))
+RATE = 200  # samples per second
+# The steps of a request, each recognised by a frame of its stack (the first step that matches
+# takes the sample): what each costs per request is its samples / RATE / requests answered.
+STEPS = [
+    ("authentication (the session read, its driver work included)", ("ApiHandler.authenticate",)),
+    ("validation (query and body models)", ("list_parameters", "parse_body", "model_validate")),
+    ("answer building (model, JSON, ETag)", ("write_model", "write_json", "entity_tag")),
+    ("access log line", ("log_request",)),
+    ("metrics", ("Metrics.observe", "RoundTripCounter")),
+    ("other database driver work", ("pymongo/",)),
+    ("HTTP: parsing, routing, writing (tornado)", ("tornado/",)),
+]
 
 
 def py_spy() -> str:
     return str(Path(sys.executable).with_name("py-spy"))
 
 
-def summarize(collapsed: Path) -> dict[str, Any]:
-    """py-spy's collapsed stacks ("a;b;c N") as the top frames, inclusive and leaf."""
+def summarize(collapsed: Path, requests: int = 0) -> dict[str, Any]:
+    """py-spy's collapsed stacks ("a;b;c N") as the top frames, inclusive and leaf; with the
+    `requests` answered meanwhile, the microseconds of each step (STEPS) per request."""
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
+    steps: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -38,9 +52,12 @@ def summarize(collapsed: Path) -> dict[str, Any]:
         leaf[frames[-1]] += samples
         for frame in set(frames):
             inclusive[frame] += samples
+        steps[next((name for name, marks in STEPS if any(mark in stack for mark in marks)), "other (event loop, asyncio)")] \
+            += samples
     def share(counter: Counter[str]) -> list[str]:
         return [f"{100 * n / total:5.1f}%  {frame}" for frame, n in counter.most_common(SHOWN)]
-    return {"samples": total, "inclusive": share(inclusive), "leaf": share(leaf)}
+    per_request = {name: round(n / RATE / requests * 1e6) for name, n in steps.most_common()} if requests else {}
+    return {"samples": total, "inclusive": share(inclusive), "leaf": share(leaf), "microseconds_per_request": per_request}
 
 
 async def main(path: str = DEFAULT_PATH) -> dict[str, Any]:
@@ -56,18 +73,21 @@ async def main(path: str = DEFAULT_PATH) -> dict[str, Any]:
         outputs = {"service": seeded.directory / "service.txt", "database": seeded.directory / "database.txt"}
         pids = {"service": service_pid, "database": seeded.server.pid}
         spies = [subprocess.Popen([py_spy(), "record", "--pid", str(pids[who]), "--duration", str(SECONDS),
-                                   "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+                                   "--rate", str(RATE), "--format", "raw", "--output", str(out), "--nonblocking"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for who, out in outputs.items()]
         results["load"] = wrk(binary, url, 1, SECONDS, cookie, None)
         for spy in spies:
             spy.wait()
         for who, out in outputs.items():
-            results[who] = summary = summarize(out)
+            answered = round(results["load"]["rps"] * SECONDS)
+            results[who] = summary = summarize(out, answered)
             print(f"== {who} ({summary['samples']} samples) while {path} answered "
                   f"{results['load']['rps']:.0f} requests/s at c=1")
             print("inclusive:\n  " + "\n  ".join(summary["inclusive"]))
-            print("leaf:\n  " + "\n  ".join(summary["leaf"]), flush=True)
+            print("leaf:\n  " + "\n  ".join(summary["leaf"]))
+            print("microseconds per request, by step:\n  " + "\n  ".join(
+                f"{us:6d}  {step}" for step, us in summary["microseconds_per_request"].items()), flush=True)
     return results
 
 

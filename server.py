@@ -21,6 +21,7 @@ from handlers.application import make_app
 from imaging import give_large_buffers_back_to_the_os, guard_decoding
 from log_format import configure_logging
 from settings import Settings, SettingsError, documented_variables
+from storage import collection_stats
 from storage.account_removal import AccountRemoval
 from storage.avatars import AvatarStore
 from storage.backup import (
@@ -238,6 +239,21 @@ async def recount_ratings(settings: Settings, check: bool = False) -> int:
     return 0
 
 
+async def recount_collection_stats(settings: Settings, check: bool = False) -> int:
+    """With `check`, writes nothing and exits 1 when a user's kept collection figures differ."""
+    async with open_database(settings, owner=False, command="recount-collection-stats") as opened:
+        differ = await collection_stats.recount(opened.db, repair=not check)
+    if not differ:
+        print("recount-collection-stats: every user's collection figures agree with their items")
+        return 0
+    if check:
+        print(f"recount-collection-stats: {len(differ)} users' figures differ or are not kept yet (nothing was "
+              "changed; run recount-collection-stats without --check to store them)")
+        return 1
+    print(f"recount-collection-stats: {len(differ)} users' figures were stored")
+    return 0
+
+
 async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     async with open_database(settings, owner=False, command="verify-age") as opened:
         if not await UserStore(opened.db).set_age_verified(username, not revoke):
@@ -317,6 +333,10 @@ def _parser() -> argparse.ArgumentParser:
     recount = commands.add_parser("recount-ratings", help="recompute every series' rating aggregates and report drift")
     recount.add_argument("--check", action="store_true",
                          help="only list the drifted series, change nothing, and exit 1 if there are any")
+    stats = commands.add_parser("recount-collection-stats",
+                                help="store every user's collection figures from their items and report which differed")
+    stats.add_argument("--check", action="store_true",
+                       help="only report, change nothing, exit 1 when a user's figures differ or are not kept yet")
     age = commands.add_parser("verify-age", help="mark a user as age-verified (or not, with --revoke)")
     age.add_argument("username")
     age.add_argument("--revoke", action="store_true")
@@ -349,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: sweep(settings)  # noqa: E731
     elif arguments.command == "recount-ratings":
         command = lambda: recount_ratings(settings, arguments.check)  # noqa: E731
+    elif arguments.command == "recount-collection-stats":
+        command = lambda: recount_collection_stats(settings, arguments.check)  # noqa: E731
     elif arguments.command == "database-uri":
         command = lambda: database_uri(settings)  # noqa: E731
     elif arguments.command == "backup":

@@ -26,6 +26,7 @@ from pymongo import AsyncMongoClient
 from bench.catalog_gen import write_catalog
 from bench.harness import machine
 from bench.seed import collection_items, statuses
+from storage import collection_stats
 from storage.catalog_keys import MAX_VOLUMES
 from tests.api_client import ApiClient
 from tests.service_process import ROOT, ServiceProcess, run_command, service_env
@@ -87,9 +88,10 @@ async def _warm(service: ServiceProcess, series: int) -> list[str]:
         for n in range(readers):
             client = ApiClient(service.base_url)
             user = await client.sign_up(f"reader{n}")
+            owned = collection_items(volumes[n * ITEMS_PER_READER:(n + 1) * ITEMS_PER_READER], owner=n)
             await db.users.update_one({"_id": user["id"]}, {"$set": {
                 "statuses": statuses(ids[n * STATUSES_PER_READER:(n + 1) * STATUSES_PER_READER]),
-                "collection": collection_items(volumes[n * ITEMS_PER_READER:(n + 1) * ITEMS_PER_READER], owner=n)}})
+                "collection": owned, collection_stats.FIELD: collection_stats.figures_of(owned)}})
             for path in ("/user/reading-history?order=name-asc&limit=20", "/user/collection?client=1&order=name-asc"):
                 started = time.perf_counter()
                 reply = await client.get(path)

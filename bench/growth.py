@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.harness import bench_service, machine, timed
 from bench.seed import catalog, statuses
+from storage import collection_stats
 from storage.catalog import CatalogStore
 from storage.catalog_keys import SeriesKeys
 from tests.api_client import ApiClient
@@ -70,8 +71,10 @@ async def main() -> dict[str, Any]:
             client = ApiClient(bench.base_url)
             user = await client.sign_up(f"reader{size}")
             chosen = random.sample(range(1, CATALOG_SIZE + 1), size)
-            await bench.db.users.update_one({"_id": user["id"]}, {"$set": {"statuses": statuses(chosen),
-                                                                             "collection": items(size)}})
+            owned = items(size)
+            await bench.db.users.update_one({"_id": user["id"]}, {"$set": {
+                "statuses": statuses(chosen), "collection": owned,
+                collection_stats.FIELD: collection_stats.figures_of(owned)}})
             routes = {**{k: f"/user/reading-history?{q}" for k, q in HISTORY_ORDERS.items()},
                       **{k: f"/user/collection?{q}" for k, q in COLLECTION_ORDERS.items()}}
             for label, path in routes.items():

@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.harness import machine
 from bench.seed import avatar, catalog, collection_items, ratings, statuses
+from storage import collection_stats
 from storage.catalog import CatalogStore
 from storage.database import connect, database
 from storage.embedded import EmbeddedDatabase, free_loopback_port
@@ -160,9 +161,11 @@ async def seeded_service(**service_env: str) -> AsyncIterator[Seeded]:
             client = ApiClient(service.base_url)
             user = await client.sign_up("reader")
             chosen = random.sample(range(1, CATALOG_SIZE + 1), STATUSES)
+            items = collection()
+            # The collection's figures as the writes would have kept them (storage.collection_stats).
             await db.users.update_one({"_id": user["id"]}, {"$set": {
-                "statuses": statuses(chosen), "collection": collection(),
-                "ratings": ratings(chosen[:200])}})
+                "statuses": statuses(chosen), "collection": items,
+                collection_stats.FIELD: collection_stats.figures_of(items), "ratings": ratings(chosen[:200])}})
             assert (await client.post(f"/user/update-image/{user['id']}", {"image": avatar()})).status == 200
             yield Seeded(server, directory, service, client, user, chosen[0])
         finally:

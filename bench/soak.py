@@ -35,6 +35,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.harness import machine, percentile
 from bench.seed import avatar, catalog, collection_items, ratings, statuses
+from storage import collection_stats
 from storage.catalog import CatalogStore
 from storage.database import connect, database
 from tests.service_process import ServiceProcess, run_command
@@ -350,7 +351,7 @@ async def seed(service: ServiceProcess, rng: random.Random) -> list[Reader]:
             reader.items = {item["item_id"]: item["volume_id"] for item in stored}
             await db.users.update_one({"_id": user_id}, {"$set": {
                 "statuses": statuses(sorted(reader.listed)), "ratings": ratings(sorted(reader.rated)),
-                "collection": stored}})
+                "collection": stored, collection_stats.FIELD: collection_stats.figures_of(stored)}})
             readers.append(reader)
         await set_rating_aggregates(db)
         for reader in readers:

@@ -26,6 +26,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.clock import utc_now
+from storage import collection_stats
 from storage.changes import (
     COLLECTION_ITEM,
     HISTORY_FIELD,
@@ -179,11 +180,15 @@ class AccountImport:
                  "collection": plan.collection.entries}
         if plan.too_full:
             raise ListsFull(user_id)
+        # The collection's figures from the whole new list: also what starts keeping them for a
+        # user registered before they were kept (storage.collection_stats).
+        figures = await off_the_loop(self._pool, collection_stats.figures_of, plan.collection.entries)
         before = await self._users.find_one_and_update(
             {"_id": user_id},
             # Counted as a write of each list, so that a MAL import that read one before cannot
             # write over it (storage.status_import); and numbering its changes.
-            {"$set": {**lists, **{f"settings.{key}": value for key, value in plan.settings.items()}},
+            {"$set": {**lists, collection_stats.FIELD: figures,
+                      **{f"settings.{key}": value for key, value in plan.settings.items()}},
              "$inc": {**{revision_field(name): 1 for name in lists}, SEQ_FIELD: len(plan.feed), **plan.counters}},
             projection={"_id": 0, SEQ_FIELD: 1, HISTORY_FIELD: 1}, session=session)
         feed = await off_the_loop(self._pool, numbered, plan.feed, before)

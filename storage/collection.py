@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage import collection_stats
 from storage.catalog_keys import ORDER_ATTEMPTS, CatalogKeys, Keys
 from storage.changes import COLLECTION_ITEM, ChangeFeed
-from storage.embedded_list import EmbeddedList, Feed, stored_fields
+from storage.embedded_list import Derived, EmbeddedList, Feed, stored_fields
 from storage.outcome import WriteOutcome
 from storage.records import CollectionItemRecord, SeriesRecord, StoredList, VolumeRecord
 
@@ -62,6 +64,15 @@ class CollectionStats:
 
 
 def stats_expression(client: int) -> dict[str, Any]:
+    """The four figures of `client`'s items, as the user's document keeps them
+    (storage.collection_stats); for a document that keeps none yet, computed by the database
+    from its items (the expression is lazy: a kept one costs a read of top-level fields)."""
+    return {"$cond": [{"$eq": [{"$type": f"${collection_stats.FIELD}"}, "missing"]},
+                      computed_stats_expression(client),
+                      {"kept": f"${collection_stats.client_field(client)}"}]}
+
+
+def computed_stats_expression(client: int) -> dict[str, Any]:
     """The four figures of `client`'s items, computed by the database from the user's document
     (read with the session): no item travels to the service."""
     mine = {"$filter": {"input": {"$ifNull": ["$collection", []]}, "cond": {"$eq": ["$$this.client", client]}}}
@@ -79,8 +90,13 @@ def stats_expression(client: int) -> dict[str, Any]:
 
 
 def stats_of(computed: dict[str, Any] | None) -> CollectionStats:
-    """The figures as `stats_expression` computed them."""
+    """The figures as `stats_expression` brought them: kept (`{"kept": ...}`, None when the
+    client has no item) or computed."""
     figures = computed or {}
+    if "kept" in figures:
+        kept = figures["kept"] or {}
+        return CollectionStats(total_items=int(kept.get("items") or 0), total_cents=int(kept.get("cents") or 0),
+                               first_buy=kept.get("first"), last_buy=kept.get("last"))
     return CollectionStats(total_items=int(figures.get("total_items") or 0),
                            total_cents=int(figures.get("total_cents") or 0),
                            first_buy=figures.get("first_buy"), last_buy=figures.get("last_buy"))
@@ -91,7 +107,23 @@ class CollectionStore:
         self._users = db["users"]
         self._volumes = db["volumes"]
         self._keys = keys
-        self._items = EmbeddedList(db, "collection", key="item_id", feed=Feed(changes, COLLECTION_ITEM))
+        self._items = EmbeddedList(db, "collection", key="item_id", feed=Feed(changes, COLLECTION_ITEM),
+                                   derived=Derived({collection_stats.FIELD: 1}, self._stats_moved))
+
+    async def _stats_moved(self, user_id: str, document: dict[str, Any], before: dict[str, Any] | None,
+                           after: dict[str, Any] | None, session: AsyncClientSession) -> dict[str, dict[str, Any]]:
+        """What an item's write does to the kept figures (storage.collection_stats)."""
+
+        async def read_bounds(client: int, item_id: str) -> tuple[str | None, str | None]:
+            # Computed by the database: no item travels to the service.
+            others = {"$filter": {"input": {"$ifNull": ["$collection", []]}, "cond": {
+                "$and": [{"$eq": ["$$this.client", client]}, {"$ne": ["$$this.item_id", item_id]}]}}}
+            dates = {"$map": {"input": others, "in": "$$this.buy_date"}}
+            found = await self._users.find_one({"_id": user_id}, {"_id": 0, "first": {"$min": dates},
+                                                                 "last": {"$max": dates}}, session=session)
+            return (found or {}).get("first"), (found or {}).get("last")
+
+        return await collection_stats.moved(document.get(collection_stats.FIELD), before, after, read_bounds)
 
     async def add(self, user_id: str, volume: VolumeRecord, price_cents: int | None,
                   buy_date: str | None, now: Any) -> tuple[WriteOutcome, str | None]:

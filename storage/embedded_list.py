@@ -67,6 +67,27 @@ class Written:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """Figures kept beside a list and moved by its writes (storage.collection_stats): the fields
+    the write's read brings along, and the update operators that move them, from the user's id,
+    that read and the entry before and after the write (which may read more, in the write's
+    `session`)."""
+
+    fields: dict[str, Any]
+    moved: Callable[[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, AsyncClientSession],
+                    Awaitable[dict[str, dict[str, Any]]]]
+
+
+def merged(*updates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Update documents as one: each operator's fields together (no field is in two of them)."""
+    whole: dict[str, dict[str, Any]] = {}
+    for update in updates:
+        for operator, fields in update.items():
+            whole.setdefault(operator, {}).update(fields)
+    return whole
+
+
+@dataclass(frozen=True)
 class Feed:
     """Where a list's writes leave their changes, under which kind, and whether each entry keeps
     a history of them (storage.changes)."""
@@ -87,13 +108,14 @@ class EmbeddedList:
     transaction reads the entry as it was and the user's change counter, then updates."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]], field: str, key: str, feed: Feed,
-                 gate: ListGate | None = None) -> None:
+                 gate: ListGate | None = None, derived: Derived | None = None) -> None:
         self._db = db
         self._users = db["users"]
         self.field = field
         self.key = key
         self._feed = feed
         self._gate = gate
+        self._derived = derived
 
     async def push_unique(self, user_id: str, key_value: Any, entry: dict[str, Any], now: datetime,
                           unique_by: str | None = None, session: AsyncClientSession | None = None) -> Written | None:
@@ -104,7 +126,7 @@ class EmbeddedList:
         async def push(session: AsyncClientSession) -> Written | None:
             written = await self._write(user_id, {**absent, **smaller_than(ADD_LIMIT_BYTES)},
                                         {"$push": {self.field: entry}}, key_value, session, by=unique_by, exists=False,
-                                        limit=ADD_LIMIT_BYTES)
+                                        after=lambda _: entry, limit=ADD_LIMIT_BYTES)
             if written is not None:
                 await self._record(user_id, written, entry[self.key], entry, now, session)
             return written
@@ -156,7 +178,7 @@ class EmbeddedList:
         async def set_(session: AsyncClientSession) -> Written | None:
             written = await self._write(user_id, {**present, **smaller_than(UPDATE_LIMIT_BYTES)},
                                         {"$set": assignments}, key_value, session, by=None, exists=True,
-                                        limit=UPDATE_LIMIT_BYTES)
+                                        after=after, limit=UPDATE_LIMIT_BYTES)
             if written is not None:
                 await self._record(user_id, written, key_value, after(written.before), now, session)
             return written
@@ -186,7 +208,7 @@ class EmbeddedList:
         async def remove_(session: AsyncClientSession) -> Written | None:
             written = await self._write(user_id, self._present(user_id, key_value, field, unchanged),
                                         {"$pull": {self.field: {field: key_value}}}, key_value, session, by=field,
-                                        exists=True)
+                                        exists=True, after=lambda _: None)
             if written is not None and written.before is not None:
                 await self._record(user_id, written, written.before[self.key], None, now, session)
             return written
@@ -195,12 +217,14 @@ class EmbeddedList:
 
     async def _write(self, user_id: str, condition: dict[str, Any], update: dict[str, Any], key_value: Any,
                      session: AsyncClientSession, by: str | None, exists: bool,
+                     after: Callable[[dict[str, Any] | None], dict[str, Any] | None],
                      limit: int | None = None) -> Written | None:
         """The conditional update of the entry whose `by` (default: the key) is `key_value`, which
         `exists` or not before it, bumping the list's revision and the change counter (and the
         entry's own, with a history); None if it matched nothing, without the update when the
         read shows it cannot. With a size `limit` in `condition`, a refusal is explained
-        (ListsFull, UserGone: `_explain_refusal`).
+        (ListsFull, UserGone: `_explain_refusal`). `after`: the entry after the write, from the
+        entry before (None: removed), for the figures kept beside the list (`Derived`).
 
         The entry as it was and the counters come from a read in the same transaction, just
         before: the update of a document that another write changed since that read conflicts
@@ -215,6 +239,8 @@ class EmbeddedList:
             # A history is kept by the key (a series), so `by` is the key here.
             counters[history_counter(str(key_value))] = 1
             projection[history_counter(str(key_value))] = 1
+        if self._derived is not None:
+            projection.update(self._derived.fields)
         before = await self._users.find_one({"_id": user_id}, projection, session=session)
         if before is None:
             if limit is not None:
@@ -223,12 +249,14 @@ class EmbeddedList:
         entries = before.get(self.field) or []
         if bool(entries) != exists:
             return None  # the entry's presence or absence is why: the caller's 404 or 409
-        result = await self._users.update_one(condition, {**update, "$inc": counters}, session=session)
+        entry = entries[0] if entries else None
+        moved = await self._derived.moved(user_id, before, entry, after(entry), session) if self._derived is not None else {}
+        result = await self._users.update_one(condition, merged(update, {"$inc": counters}, moved), session=session)
         if result.matched_count == 0:
             if limit is not None:
                 await self._explain_refusal(condition, limit, session)
             return None
-        return Written(before=entries[0] if entries else None, seq=first_number(before),
+        return Written(before=entry, seq=first_number(before),
                        n=history_number(before, str(key_value)) if self._feed.history else None)
 
     async def _record(self, user_id: str, written: Written, key_value: Any, entry: dict[str, Any] | None,

@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from auth.permissions import DEFAULT_ROLE, is_banned
 from auth.personal_tokens import MAX_PERSONAL_TOKENS_PER_USER
 from auth.tokens import MAX_SESSIONS_PER_USER, new_session_id
+from storage import collection_stats
 from storage.changes import DEFAULT_RETENTION, SEQ_FIELD, SETTINGS, Change, ChangeFeed, count
 from storage.database import in_transaction, request_session
 from storage.records import (
@@ -160,6 +161,7 @@ class UserStore:
             "settings": {},
             "profile_image": None,
             "sessions": [],
+            collection_stats.FIELD: {},  # kept from the first item on (storage.collection_stats)
         }
 
         async def claim_name_and_insert(session: AsyncClientSession) -> None:

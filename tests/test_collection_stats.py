@@ -4,6 +4,7 @@ a user who keeps none yet reads them computed, and `recount-collection-stats` st
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.asyncio
 CATALOG = [
     series(1, "Yotsuba to!", volumes=[volume(11, 1), volume(12, 2), volume(13, 3), volume(14, 4)]),
     series(2, "Other Client", client=2, volumes=[volume(21, 1), volume(22, 2)]),
+    series(3, "Many Volumes", volumes=[volume(300 + n, n) for n in range(1, 25)]),
 ]
 
 
@@ -97,6 +99,22 @@ async def test_the_kept_figures_equal_a_full_computation_after_every_kind_of_wri
                               headers={"Content-Type": "application/json"})
     assert reply.status == 200, reply.body
     await assert_figures_exact(api, db, user, "account file imported")
+
+
+async def test_writes_at_once_leave_the_figures_exact(api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    """Adds, date changes and deletes of one user's items, 36 at once: each write's transaction
+    read the figures it moves, so a write that raced another runs again on what it left."""
+    user = alice["id"]
+    items = [await add(api, 300 + n, {"price": n, "date": f"2024-01-{n:02}"}) for n in range(1, 13)]
+    writes = [api.post(f"/user/collection/add/{300 + n}", {"price": n, "date": f"2023-12-{n:02}"})
+              for n in range(13, 25)]
+    writes += [api.post(f"/user/collection/update/{item}", {"price": 1, "date": f"2025-0{n % 9 + 1}-01"})
+               for n, item in enumerate(items[:6])]
+    writes += [api.delete(f"/user/collection/delete/{item}") for item in items[6:]]
+    writes += [api.delete(f"/user/collection/delete/{item}") for item in items[:6]]
+    replies = await asyncio.gather(*writes)
+    assert all(reply.status in (200, 404) for reply in replies), [r.status for r in replies]
+    await assert_figures_exact(api, db, user, "at once")
 
 
 async def test_a_user_who_keeps_no_figures_reads_them_computed_until_the_recount_stores_them(

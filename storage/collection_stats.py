@@ -54,7 +54,7 @@ async def moved(kept: dict[str, Any] | None, before: dict[str, Any] | None, afte
     """The update operators that move the figures from `before` to `after`, one item as stored
     (added: `before` None; deleted: `after` None; an update keeps its client). `kept`: the
     user's stored figures as the write's transaction read them (None: not kept yet, nothing
-    moves). `read_dates(client)` is called only when the item held a bound that its write takes
+    moves). `read_bounds` is called only when the item held a bound that its write takes
     away."""
     if kept is None:
         return {}

@@ -19,6 +19,8 @@ SECONDS = int(__import__("os").environ.get("PROFILE_SECONDS", "10"))
 # `{series}` stands for a series the reader has a status and a rating for, `{user}` for their id.
 DEFAULT_PATH = "/user/reading-history?order=name-asc&user_lang=de"
 SHOWN = int(__import__("os").environ.get("PROFILE_SHOWN", "12"))
+# A folder to keep each process's raw stacks in (py-spy's collapsed format), to read further.
+KEEP = __import__("os").environ.get("PROFILE_KEEP")
 RATE = 200  # samples per second
 # The steps of a request, each recognised by a frame of its stack (the first step that matches
 # takes the sample): what each costs per request is its samples / RATE / requests answered.
@@ -80,6 +82,9 @@ async def main(path: str = DEFAULT_PATH) -> dict[str, Any]:
         for spy in spies:
             spy.wait()
         for who, out in outputs.items():
+            if KEEP:
+                Path(KEEP).mkdir(parents=True, exist_ok=True)
+                (Path(KEEP) / out.name).write_bytes(out.read_bytes())
             answered = round(results["load"]["rps"] * SECONDS)
             results[who] = summary = summarize(out, answered)
             print(f"== {who} ({summary['samples']} samples) while {path} answered "

@@ -608,8 +608,9 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(body)
 
     def write_model(self, answer: BaseModel | None, status: int = 200) -> None:
-        """An answer built as its published response model (None answers JSON `null`)."""
-        self.write_json(None if answer is None else answer.model_dump(mode="json", by_alias=True), status)
+        """An answer built as its published response model (None answers JSON `null`), as
+        `conditional.answer_json` writes it."""
+        self.finish_json(conditional.answer_json(answer), status)
 
     def write_message(self, status: int, message: str) -> None:
         self.write_json(message_body(status, message), status)

@@ -6,8 +6,14 @@ its input. What it does do is what the route's answer needs:
 - a single read: one `find_one` by `_id` with a small projection;
 - a list page: read the user's list, order it (name orders with every series' keys held in
   memory from the start), read the page's catalog documents;
-- a status update: one journaled `arrayFilters` update of one entry; a rating update: that and
-  the series' aggregates, in one transaction (two documents that must change together);
+- a status update: in one transaction, a read of the entry and the change counter, the update of
+  the entry with the counter, and the insert of its change (since issue 31 every write is
+  numbered and recorded with its entry before and after, together or not at all: docs/api.md
+  "Sync"); a rating update: the same, and the series' aggregates (two documents that must change
+  together). The read is the cheapest way to the number and the entry before on SecantusDB (its
+  findAndModify took 31-34 ms where the read takes 3: storage/embedded_list.py `_write`).
+  `python -m bench.floors ... --no-feed` runs the floors as they were before issue 31 (one
+  `arrayFilters` update, no change), for comparison;
 - the collection's figures: one `find_one` whose projection computes them;
 - an avatar: the user's image reference, then the file's chunks.
 """
@@ -28,6 +34,8 @@ from storage.collection import stats_expression
 from storage.database import connect, database
 
 PAGE = 20
+# Whether the write floors number and record their change (`--no-feed`: as before issue 31).
+FEED = "--no-feed" not in sys.argv
 SERIES_CARD = {"name": 1, "type": 1, "slug": 1, "origin": 1, "client": 1, "titles": 1, "descriptions": 1,
                "first_volume": 1, "rating_count": 1, "rating_half_points": 1}
 
@@ -100,12 +108,31 @@ class Stats(Floor):
         self.answer((found or {}).get("figures"))
 
 
+async def recorded(db: AsyncDatabase, user_id: str, field: str, series: int, entry: dict[str, Any],
+                   session: Any) -> None:
+    """The entry of `field` for `series` replaced by `entry`, numbered and recorded as a change:
+    the read of the entry before and the counter, the update, the change's insert."""
+    before = await db.users.find_one({"_id": user_id}, {"_id": 0, "change_seq": 1,
+                                                        field: {"$elemMatch": {"series_id": series}}}, session=session)
+    await db.users.update_one({"_id": user_id, f"{field}.series_id": series},
+                              {"$set": {f"{field}.$": entry}, "$inc": {"change_seq": 1}}, session=session)
+    seq = int((before or {}).get("change_seq") or 0) + 1
+    await db.changes.insert_one({"user_id": user_id, "seq": seq, "kind": field, "id": str(series), "op": "put",
+                                 "at": entry["last_update"], "entry": entry,
+                                 "before": ((before or {}).get(field) or [None])[0]}, session=session)
+
+
 class StatusUpdate(Floor):
     async def post(self, series_id: str) -> None:
-        entry = {**json.loads(self.request.body), "series_id": int(series_id),
-                 "last_update": datetime.now(timezone.utc)}
-        await self.db.users.update_one({"_id": self.user_id}, {"$set": {"statuses.$[e]": entry}},
-                                       array_filters=[{"e.series_id": int(series_id)}])
+        series = int(series_id)
+        entry = {**json.loads(self.request.body), "series_id": series, "last_update": datetime.now(timezone.utc)}
+        if not FEED:
+            await self.db.users.update_one({"_id": self.user_id}, {"$set": {"statuses.$[e]": entry}},
+                                           array_filters=[{"e.series_id": series}])
+        else:
+            async with self.db.client.start_session() as session:
+                await session.with_transaction(
+                    lambda s: recorded(self.db, self.user_id, "statuses", series, entry, s))
         self.answer({"data": "Reading status updated successfully", "code": 200})
 
 
@@ -113,13 +140,17 @@ class RatingUpdate(Floor):
     async def post(self, series_id: str) -> None:
         rating = float(json.loads(self.request.body)["rating"])
         series = int(series_id)
+        now = datetime.now(timezone.utc)
 
         async def change(session: Any) -> None:
             # A rating and its series' aggregates change together, or neither: one transaction.
-            await self.db.users.update_one({"_id": self.user_id},
-                                           {"$set": {"ratings.$[r].rating": rating,
-                                                     "ratings.$[r].last_update": datetime.now(timezone.utc)}},
-                                           array_filters=[{"r.series_id": series}], session=session)
+            if FEED:
+                await recorded(self.db, self.user_id, "ratings", series,
+                               {"series_id": series, "rating": rating, "last_update": now}, session)
+            else:
+                await self.db.users.update_one({"_id": self.user_id},
+                                               {"$set": {"ratings.$[r].rating": rating, "ratings.$[r].last_update": now}},
+                                               array_filters=[{"r.series_id": series}], session=session)
             await self.db.series.update_one({"_id": series}, {"$inc": {"rating_half_points": 1}}, session=session)
 
         async with self.db.client.start_session() as session:
@@ -163,4 +194,4 @@ async def main(port: int, uri: str, name: str, user_id: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]))  # then `--no-feed`, if given

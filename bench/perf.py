@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
 import shutil
@@ -42,6 +43,9 @@ WARMUP_SECONDS = 1
 CATALOG_SIZE = 3_000
 STATUSES = 1_000
 COLLECTION_SERIES = 100  # each with 5 volumes: 500 items
+# `FLOORS_WITHOUT_FEED=1`: the write floors as before issue 31, without numbering and recording
+# their change (bench.floors), to compare with the figures of before.
+FLOORS_WITHOUT_FEED = os.environ.get("FLOORS_WITHOUT_FEED") == "1"
 READ_CONCURRENCY = (1, 32)
 WRITE_CONCURRENCY = (1, 4)
 STATUS_BODY = {"visibility": "public", "progressType": "volumes", "progress": 4, "status": "started",
@@ -117,7 +121,8 @@ def post_script(directory: Path, body: dict[str, Any]) -> Path:
 
 async def start_floor(uri: str, user_id: str, log: Path) -> tuple[subprocess.Popen[str], int]:
     port = free_loopback_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.floors", str(port), uri, "bench", user_id], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "bench.floors", str(port), uri, "bench", user_id,
+                                *(["--no-feed"] if FLOORS_WITHOUT_FEED else [])], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     assert process.stdout is not None
     line = await asyncio.to_thread(process.stdout.readline)

@@ -253,7 +253,7 @@ class UserStore:
         zero or one under `catalog`), still in one round trip: a route that writes about a
         series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"_id": user_id, f"{array}.{key}": value}},
+            {"$match": {"_id": user_id}},  # by `_id` alone, as `_find_session`; no session: an empty array
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,

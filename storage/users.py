@@ -113,6 +113,18 @@ class FoundSession:
                    tuple(session.get("scopes") or ()), session.get("expires"))
 
 
+def session_filter(user_id: str, path: str, value: str, read: SessionRead | None) -> dict[str, Any]:
+    """The filter of a session query for the credential whose `path` (`sessions.token_hash`, ...)
+    is `value`. The projection's `$elemMatch` brings that session or none (FoundSession.of: None),
+    so a read that brings little (the profile, one entry, one catalog document) is found by `_id`
+    alone: the condition in the filter made the database match the sessions twice, 0.12 ms of
+    each request (docs/performance.md). A read that brings a whole list or computes over one keeps
+    it: a wrong credential for a known user id must not make the database send that list, or
+    compute over it, only for a 401."""
+    small = read is None or isinstance(read, CatalogRead) or (isinstance(read, ListRead) and read.series_id is not None)
+    return {"_id": user_id} if small else {"_id": user_id, path: value}
+
+
 @dataclass(frozen=True)
 class StoredCredentials:
     user: UserRecord
@@ -242,10 +254,8 @@ class UserStore:
             **extra_fields(read),
             array: {"$elemMatch": {key: value}},
         }
-        # Found by `_id` alone: the projection's `$elemMatch` brings the session or no `array` at
-        # all (FoundSession.of: None). A condition on the array in the filter would make the
-        # database match the array twice (0.12 ms of each request, docs/performance.md).
-        return FoundSession.of(await self._users.find_one({"_id": user_id}, projection), read, array)
+        return FoundSession.of(await self._users.find_one(session_filter(user_id, f"{array}.{key}", value, read),
+                                                          projection), read, array)
 
     async def _find_by_session_with_catalog(self, user_id: str, key: str, value: str,
                                             read: CatalogRead, array: str) -> FoundSession | None:
@@ -253,7 +263,7 @@ class UserStore:
         zero or one under `catalog`), still in one round trip: a route that writes about a
         series or volume learns that it exists for free."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"_id": user_id}},  # by `_id` alone, as `_find_session`; no session: an empty array
+            {"$match": session_filter(user_id, f"{array}.{key}", value, read)},
             {"$limit": 1},
             {"$project": {
                 **PROFILE_FIELDS,

@@ -8,7 +8,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient
-from tests.conftest import CommandCounter
+from tests.conftest import CommandCounter, RunningApp
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,3 +83,22 @@ async def test_save_settings_costs_the_session_read_and_one_transaction(api: Api
     commands.reset()
     assert (await api.post(f"/users/{user['id']}/save-settings", {"theme": "dark"})).status == 200
     assert commands.log[1:] == ["findAndModify", "insert", "commitTransaction"], commands.log
+
+
+async def test_a_wrong_secret_answers_401_and_never_brings_a_whole_list(api: ApiClient, running: RunningApp,
+                                                                     commands: CommandCounter) -> None:
+    """The session query finds a small read by `_id` alone (the projection brings the session or
+    none), and keeps the session's condition in its filter when it would bring a whole list: a
+    forged cookie for a known user id gets its 401 without the database sending that list."""
+    user = await api.sign_up("alice")
+    assert (await api.post("/user/reading-history", {"limit": 5})).status == 200  # the real session works
+    forged = running.client()
+    for path, condition in (("/user/reading-history", True), ("/user/collection?client=1", True),
+                            ("/auth/me", False), ("/user/reading-status/id/1", False)):
+        forged.cookies["refreshToken"] = f"{user['id']}.{'A' * 43}"  # each 401 clears it
+        commands.reset()
+        assert (await forged.get(path)).status == 401, path
+        sent = commands.sent[0]
+        query = sent["filter"] if "filter" in sent else sent["pipeline"][0]["$match"]
+        assert ("sessions.token_hash" in query) is condition, (path, query)
+        assert query["_id"] == user["id"]

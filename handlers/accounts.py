@@ -45,11 +45,13 @@ class PasswordCheck(ApiHandler):
         limit stops one address that tries a new name each time (each name would be within its
         own limit, and each attempt costs a hash). Returns the attempt's key."""
         address = _address(self.request)
-        if not await self.services.address_login_attempts.attempt(address):
-            raise ApiError(429, TOO_MANY_REQUESTS)
+        by_address = await self.services.address_login_attempts.attempt(address)
+        if not by_address.allowed:
+            raise ApiError(429, TOO_MANY_REQUESTS, retry_after=by_address.retry_after)
         key = f"{address}:{username.lower()}"
-        if not await self.services.login_attempts.attempt(key):
-            raise ApiError(429, TOO_MANY_REQUESTS)
+        by_name = await self.services.login_attempts.attempt(key)
+        if not by_name.allowed:
+            raise ApiError(429, TOO_MANY_REQUESTS, retry_after=by_name.retry_after)
         return key
 
     async def verify_password(self, attempt: str, stored_hash: str | None, password: str) -> bool:
@@ -103,8 +105,9 @@ class RegisterHandler(ApiHandler):
             raise ApiError(422, INVALID_PASSWORD)
         # Counted (and checked, in the same atomic step) before the attempt, so that probing
         # for taken names costs the same budget.
-        if not await self.services.registrations.attempt(_address(self.request)):
-            raise ApiError(429, TOO_MANY_REQUESTS)
+        registration = await self.services.registrations.attempt(_address(self.request))
+        if not registration.allowed:
+            raise ApiError(429, TOO_MANY_REQUESTS, retry_after=registration.retry_after)
         password_hash = await self.services.passwords.hash(credentials.password, caller=_address(self.request))
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())

@@ -10,7 +10,9 @@ waits for the TTL monitor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +31,15 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[COLLECTION].create_index("expires", expireAfterSeconds=0, name="rate_limit_expiry")
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One counted attempt: whether it is within the limit, and when it is not, the whole seconds
+    until its window ends (what a 429's `Retry-After` says)."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
 class SharedWindowLimit:
     """At most `limit` attempts per key within a window of `window_s` seconds."""
 
@@ -44,13 +55,13 @@ class SharedWindowLimit:
     def _id(self, key: str) -> str:
         return f"{self.name}:{key}"
 
-    async def attempt(self, key: str) -> bool:
-        """Counts one attempt; True when it is within the limit, False when it is over. Counted
-        at once, even inside a request's transaction that is rolled back afterwards."""
+    async def attempt(self, key: str) -> Attempt:
+        """Counts one attempt, allowed when it is within the limit. Counted at once, even inside
+        a request's transaction that is rolled back afterwards."""
         async with outside_request_transaction(self._db):
             return await self._attempt(key)
 
-    async def _attempt(self, key: str) -> bool:
+    async def _attempt(self, key: str) -> Attempt:
         now = self._clock()
         live: dict[str, Any] = {"$gt": ["$expires", now]}  # false for a new or expired window
         for _ in range(UPSERT_TRIES):
@@ -59,7 +70,7 @@ class SharedWindowLimit:
                     {"_id": self._id(key)},
                     [{"$set": {"count": {"$cond": [live, {"$add": ["$count", 1]}, 1]},
                                "expires": {"$cond": [live, "$expires", now + self.window]}}}],
-                    projection={"count": 1, "_id": 0},
+                    projection={"count": 1, "expires": 1, "_id": 0},
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
@@ -69,9 +80,12 @@ class SharedWindowLimit:
                 # SecantusDB answers some concurrent first attempts with no document, though it
                 # counted them (measured: 21 of 150; counting again made 51 of 50): read the
                 # count instead. It can only be higher than ours, so the limit errs strict.
-                counted = await self._counters.find_one({"_id": self._id(key)}, {"count": 1, "_id": 0})
+                counted = await self._counters.find_one({"_id": self._id(key)}, {"count": 1, "expires": 1, "_id": 0})
             if counted is not None:
-                return bool(counted["count"] <= self.limit)
+                if counted["count"] <= self.limit:
+                    return Attempt(True)
+                left = (counted["expires"] - now).total_seconds()
+                return Attempt(False, max(1, math.ceil(left)))
         raise RuntimeError(f"rate limit {self.name}: the counter could not be written in {UPSERT_TRIES} tries")
 
     async def reset(self, key: str) -> None:

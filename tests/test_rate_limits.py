@@ -72,6 +72,8 @@ async def test_the_eleventh_failed_login_answers_429(start_app: StartApp) -> Non
         assert (await client.login("alice", "wrong password")).status == 401
     reply = await client.login("alice", "wrong password")
     assert (reply.status, reply.body) == (429, {"data": "Too many requests.", "code": 429})
+    # When the window (15 minutes from the first failure) ends, in whole seconds.
+    assert 15 * 60 - 60 <= int(reply.headers["Retry-After"]) <= 15 * 60
     # Even the right password waits out the window: the attacker learns nothing.
     assert (await client.login("alice")).status == 429
 
@@ -103,6 +105,7 @@ async def test_registrations_are_limited_per_address(start_app: StartApp) -> Non
         assert (await client.register(name)).status == 201
     reply = await client.register("user4")
     assert (reply.status, reply.body) == (429, {"data": "Too many requests.", "code": 429})
+    assert 3600 - 60 <= int(reply.headers["Retry-After"]) <= 3600
 
 
 async def test_forwarded_addresses_count_only_behind_a_trusted_proxy(start_app: StartApp) -> None:
@@ -133,7 +136,8 @@ async def test_a_counter_raced_into_existence_by_many_attempts_counts_each_once(
     # duplicate-key error): each must be counted again, never lost or refused.
     limit = SharedWindowLimit(db, "race", 1000, 60)
     for key in ("a", "b", "c"):
-        assert await asyncio.gather(*(limit.attempt(key) for _ in range(50))) == [True] * 50
+        assert [attempt.allowed for attempt in await asyncio.gather(*(limit.attempt(key) for _ in range(50)))] \
+            == [True] * 50
         assert (await db.rate_limits.find_one({"_id": f"race:{key}"}))["count"] == 50
 
 
@@ -178,7 +182,7 @@ async def test_hashes_run_at_most_the_bound_at_once_and_past_the_queue_answer_42
     # Two run, three wait: the other three are refused at once, while the five are held.
     await until(lambda: sum(task.done() for task in registrations) == 3 and hasher.running == 2)
     refused = [task.result() for task in registrations if task.done()]
-    assert [(reply.status, reply.body) for reply in refused] == [(429, TOO_MANY)] * 3
+    assert [(reply.status, reply.body, reply.headers["Retry-After"]) for reply in refused] == [(429, TOO_MANY, "1")] * 3
     hasher.gate.set()
     replies = await asyncio.gather(*registrations)
     assert sorted(reply.status for reply in replies) == [201] * 5 + [429] * 3

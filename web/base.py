@@ -65,6 +65,8 @@ INLINE_INPUT_BYTES = 16 * 1024
 # JSON bodies are small; only the avatar upload takes more (see `body_limit`).
 DEFAULT_BODY_LIMIT = 256 * 1024
 UNREACHABLE_BODY_SIZE = 1 << 62
+# A 429 with no window to wait for (the password hashes are all busy): try again in a second.
+BUSY_RETRY_AFTER_S = 1
 # A large body hands the event loop back this often while it arrives (`data_received`).
 YIELD_EVERY_BYTES = 1024 * 1024
 # What a page on an allowed origin may send beyond the CORS-safelisted headers (Authorization
@@ -639,7 +641,14 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if status == 405:
             self.set_header("Allow", ", ".join(self.implemented_methods() + ["OPTIONS"]))
+        self.set_retry_after(status, exception.retry_after if isinstance(exception, ApiError) else None)
         self.finish(json.dumps(message_body(status, message, errors, error_count), separators=(",", ":")))
+
+    def set_retry_after(self, status: int, seconds: int | None) -> None:
+        """Every 429 says when to try again (RFC 9110, 10.2.3): when the limit's window ends, or
+        in a second when every password hash is busy (a queue, not a window)."""
+        if status == 429:
+            self.set_header("Retry-After", str(seconds or BUSY_RETRY_AFTER_S))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, tornado.web.HTTPError, PasswordsBusy, UserGone)):

@@ -43,12 +43,13 @@ MAX_LISTED_ERRORS = 20
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, errors: list[FieldError] | None = None,
-                 error_count: int | None = None) -> None:
+                 error_count: int | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
         self.error_count = error_count  # when more errors were found than `errors` lists
+        self.retry_after = retry_after  # a 429's seconds to wait (`Retry-After`)
 
 
 def message_body(status: int, message: str, errors: list[FieldError] | None = None,

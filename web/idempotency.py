@@ -254,6 +254,7 @@ async def _held(handler: ApiHandler, run: Callable[[], Awaitable[None]]) -> Held
     except ApiError as error:
         held.status = error.status
         held.body = handler.json_text(message_body(error.status, error.message, error.errors, error.error_count))
+        handler.set_retry_after(error.status, error.retry_after)
     finally:
         handler.holding = None
     return held

@@ -214,6 +214,10 @@ IF_MATCH_PARAMETER: dict[str, Any] = {
 ETAG_HEADER: dict[str, Any] = {"ETag": {"description": "A strong tag of this answer's bytes, for If-None-Match (and, "
                                                        "on an entry's GET, If-Match)",
                                         "schema": {"type": "string"}}}
+RETRY_AFTER_HEADER: dict[str, Any] = {"Retry-After": {
+    "description": "Whole seconds to wait before trying again: until the limit's window ends (a login, a "
+                   "registration, a password check), or 1 when every password hash is busy. Every 429 has it.",
+    "required": True, "schema": {"type": "integer", "minimum": 1}}}
 NOT_MODIFIED: dict[str, Any] = {"description": "Not modified: If-None-Match names the current answer (no body)",
                                 "headers": ETAG_HEADER}
 
@@ -252,6 +256,8 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         responses.setdefault("401", _message_example(401, UNAUTHORIZED))
     for status, message in _common_answers(route, method, op):
         responses.setdefault(str(status), _message_example(status, message))
+    if "429" in responses:
+        responses["429"] = {**responses["429"], "headers": {**responses["429"].get("headers", {}), **RETRY_AFTER_HEADER}}
     if not any(status.startswith("2") for status in responses):
         responses["200"] = {"description": op.summary}
     document: dict[str, Any] = {

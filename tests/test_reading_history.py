@@ -262,3 +262,12 @@ async def test_a_status_whose_series_left_the_catalog_counts_the_same_in_every_o
     assert ids(named) == [5, 4, 3, 6, 1, 7] and named["max"] == 7
     searched = await history(api, search="Conan")  # a search only matches series that exist
     assert (ids(searched), searched["max"]) == ([], 0)
+
+
+async def test_a_post_with_no_body_is_the_defaults_and_a_null_body_is_400(api: ApiClient, alice: dict) -> None:
+    """The web client's POST form: no body is no fields; `null`, like any body that is not an
+    object, is refused."""
+    assert (await api.request("POST", "/user/reading-history")).status == 200
+    refused = await api.request("POST", "/user/reading-history", body="null",
+                                headers={"Content-Type": "application/json"})
+    assert (refused.status, refused.body["data"], refused.body["errors"][0]["field"]) == (400, "Invalid parameters", "body")

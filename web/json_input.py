@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from formats.json_reading import JsonLimits, JsonRefused, parse_json
-from web.errors import ApiError
+from handlers.schemas.common import FieldError
+from web.errors import INVALID_PARAMETERS, ApiError
 
 # A JSON route's body is at most 256 KB and its models hold a few dozen values: this is far
 # above any real body and bounds what `[1,1,...]` can build to a few MB.
@@ -24,8 +25,13 @@ def read_json_body(body: bytes, content_type: str, limits: JsonLimits = DEFAULT_
         return None
     require_json_content_type(content_type)
     try:
-        return parse_json(body, limits)
+        parsed = parse_json(body, limits)
     except JsonRefused as refused:
         raise ApiError(413, str(refused)) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "Request body is not valid JSON") from None
+    if parsed is None:
+        # `null` is a body that is not an object, like `[]` or `5`; only no body at all means
+        # "no fields" (a list route's defaults).
+        raise ApiError(400, INVALID_PARAMETERS, [FieldError(field="body", message="Input should be an object, not null")])
+    return parsed

@@ -105,3 +105,12 @@ def test_json_that_is_not_utf8_is_refused_since_its_bytes_cannot_be_counted(enco
     with pytest.raises(ValueError, match="UTF-8"):
         parse_json("[0,0,0]".encode(encoding), SMALL)
     assert parse_json("\ufeff[0,0,0]".encode("utf-8"), SMALL) == [0, 0, 0]
+
+
+def test_a_null_body_is_refused_as_any_other_body_that_is_not_an_object() -> None:
+    """No body at all is "no fields"; `null` is a body, and not an object."""
+    assert read_json_body(b"", "application/json") is None
+    with pytest.raises(ApiError) as refused:
+        read_json_body(b" null ", "application/json")
+    assert (refused.value.status, refused.value.message) == (400, "Invalid parameters")
+    assert [error.field for error in refused.value.errors or []] == ["body"]

@@ -143,9 +143,26 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     return [
         {"name": name, "in": "query", "required": name in required,
-         "schema": _json_schema_limits({k: v for k, v in prop.items() if k != "title"})}
+         "schema": _json_schema_limits(_query_value({k: v for k, v in prop.items() if k != "title"}))}
         for name, prop in schema.get("properties", {}).items()
     ]
+
+
+def _is_key_object(schema: dict[str, Any]) -> bool:
+    """The `{"key": value}` form a body's value may take (handlers.schemas.common.AcceptsKeyObject)."""
+    return schema.get("type") == "object" and list(schema.get("properties", {})) == ["key"]
+
+
+def _query_value(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: what a query string can carry. The models the query shares with
+    the POST form's body also take `{"key": value}` there; a query string cannot send an object (a
+    generated client wrote `?order[key]=name-asc`), so the query's schema is the plain value."""
+    branches = schema.get("anyOf")
+    if not branches or not any(_is_key_object(branch) for branch in branches):
+        return schema
+    plain = [branch for branch in branches if not _is_key_object(branch)]
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**rest, **plain[0]} if len(plain) == 1 else {**rest, "anyOf": plain}
 
 
 # web.json_input answers a JSON body that holds more than its route reads with formats.json_reading's message.

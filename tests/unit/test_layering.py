@@ -41,6 +41,7 @@ NOT_STORED = {
     ("handlers/schemas/reading.py", "title"): "a JSON schema",
     ("handlers/schemas/settings.py", "title"): "a JSON schema",
     ("web/openapi.py", "tags"): "an OpenAPI operation",
+    ("web/openapi.py", "type"): "a JSON schema",
 }
 
 

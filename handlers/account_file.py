@@ -15,7 +15,7 @@ from handlers.schemas.account_import import ImportQuery, ImportReport, ListRepor
 from storage.account_import import ImportOutcome
 from storage.list_merge import MERGE_RULES
 from web.base import ApiHandler
-from web.errors import BODY_TOO_LARGE, UNAUTHORIZED, USER_DOCUMENT_FULL, ApiError, file_refusal, validate
+from web.errors import BODY_TOO_LARGE, NOT_JSON, UNAUTHORIZED, USER_DOCUMENT_FULL, ApiError, file_refusal, validate
 from web.idempotency import idempotent
 from web.json_input import require_json_content_type
 from web.openapi import Answers, Operation, Route
@@ -66,7 +66,7 @@ class ImportHandler(ApiHandler):
                 "default), or does, all or nothing (mode=apply); merge=keep leaves differing entries as they are, "
                 "merge=replace takes the file's",
         request=AccountFile, query=ImportQuery, response=ImportReport, tags=_TAGS,
-        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: _TOO_LARGE, 507: USER_DOCUMENT_FULL})}
+        responses={400: INVALID_FILE, 401: UNAUTHORIZED, 413: _TOO_LARGE, 415: NOT_JSON, 507: USER_DOCUMENT_FULL})}
 
     def body_limit(self) -> int:
         return IMPORT_BODY_LIMIT

@@ -235,10 +235,10 @@ async def test_two_entries_for_one_series_are_refused_at_the_second(api: ApiClie
 @pytest.mark.parametrize("body, headers, status", [
     (b"", {}, 400),
     (b"\xff\xfe", {}, 400),
-    (b'{"format": "tsundoku-export", "version": 1}', {"Content-Type": "text/plain"}, 400),
+    (b'{"format": "tsundoku-export", "version": 1}', {"Content-Type": "text/plain"}, 415),
     (b'{"format": "tsundoku-export", "version": 1, "ratings": NaN}', {}, 400),
 ])
-async def test_a_body_that_is_no_json_file_is_400(api: ApiClient, body: bytes, headers: dict, status: int) -> None:
+async def test_a_body_that_is_no_json_file_is_refused(api: ApiClient, body: bytes, headers: dict, status: int) -> None:
     await api.sign_up("alice")
     reply = await api.request("POST", "/user/import?mode=apply", body=body,
                               headers={"Content-Type": "application/json", **headers})

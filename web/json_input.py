@@ -7,7 +7,7 @@ from typing import Any
 
 from formats.json_reading import JsonLimits, JsonRefused, parse_json
 from handlers.schemas.common import FieldError
-from web.errors import INVALID_PARAMETERS, ApiError
+from web.errors import INVALID_PARAMETERS, NOT_JSON, ApiError
 
 # A JSON route's body is at most 256 KB and its models hold a few dozen values: this is far
 # above any real body and bounds what `[1,1,...]` can build to a few MB.
@@ -16,7 +16,7 @@ DEFAULT_JSON_LIMITS = JsonLimits(max_values=20_000)
 
 def require_json_content_type(content_type: str) -> None:
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise ApiError(400, "Request body must be JSON (Content-Type: application/json)")
+        raise ApiError(415, NOT_JSON)
 
 
 def read_json_body(body: bytes, content_type: str, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> Any:

@@ -22,6 +22,7 @@ from web.errors import (
     FORBIDDEN,
     INTERNAL_ERROR,
     INVALID_PARAMETERS,
+    NOT_JSON,
     SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
     ApiError,
@@ -184,6 +185,7 @@ def _common_answers(route: Route, method: str, op: Operation) -> list[tuple[int,
         answers.append((403, FORBIDDEN))  # a write from a foreign origin; a personal token without the scope
     if op.request is not None:
         answers.append((413, _JSON_TOO_LARGE))
+        answers.append((415, NOT_JSON))
     if idempotency.is_idempotent(getattr(route.handler, method, None)):
         answers += [(400, idempotency.INVALID_KEY), (422, idempotency.KEY_REUSED)]
     answers.append((500, INTERNAL_ERROR))

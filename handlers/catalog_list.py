@@ -19,9 +19,10 @@ from handlers.schemas.catalog_list import (
     SeriesListPage,
     SeriesListQuery,
 )
+from handlers.schemas.common import FieldError
 from storage.series_browse import PageRequest
 from storage.series_listing import ListingFilter
-from web.errors import MISSING_PARAMETERS, ApiError
+from web.errors import FIELD_REQUIRED, MISSING_PARAMETERS, ApiError
 from web.openapi import Operation, Route
 
 _TAGS = ("catalog",)
@@ -56,7 +57,7 @@ class QuickSearchHandler(CatalogHandler):
     async def get(self) -> None:
         query = await self.list_parameters(QuickSearchQuery)
         if query.search_text is None:
-            raise ApiError(400, MISSING_PARAMETERS)
+            raise ApiError(400, MISSING_PARAMETERS, [FieldError(field="search", message=FIELD_REQUIRED)])
         browse = self.services.series_browse
         if await browse.has_nsfw18(None):
             await self.read_reader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auth.clock import utc_now
 from auth.permissions import EDIT_USERS
+from handlers.schemas.common import FieldError
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
 from handlers.user_scope import USER_ID
 from storage.users import SettingsOutcome
@@ -42,7 +43,7 @@ class SaveSettingsHandler(ApiHandler):
         changes = await self.parse_body(SettingsUpdate, unwrap_settings_body)
         values = changes.model_dump(by_alias=True, exclude_unset=True)
         if not values:
-            raise ApiError(400, MISSING_PARAMETERS)
+            raise ApiError(400, MISSING_PARAMETERS, [FieldError(field="body", message="At least one setting is required")])
         needs_age_verification = values.get("nsfw-mode") == NSFW_18
         if is_self and needs_age_verification and not user.record.age_verified:
             raise ApiError(403, FORBIDDEN)

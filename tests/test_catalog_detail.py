@@ -59,7 +59,8 @@ async def test_unknown_slugs_are_404_and_an_empty_one_400(api: ApiClient, catalo
         assert (reply.status, reply.body) == (404, answer), path
     for path in ("/series/slug/", "/volumes/slug/"):
         reply = await api.get(path)
-        assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400}), path
+        assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400,
+                                                    "errors": [{"field": "slug", "message": "Field required"}]}), path
     assert (await api.get("/series/volumes/abc")).status == 400
     assert (await api.get("/series/volumes/1?limit=-1")).status == 400
 

@@ -133,7 +133,8 @@ async def test_a_malformed_series_id_answers_400_invalid(api: ApiClient, alice: 
                                           ("DELETE", "/user/reading-status/delete/")])
 async def test_an_empty_series_id_answers_400_missing(api: ApiClient, alice: dict, method: str, path: str) -> None:
     reply = await api.request(method, path, json_body=STATUS if method == "POST" else None)
-    assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400})
+    assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400,
+                                                "errors": [{"field": "id", "message": "Field required"}]})
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/user/reading-status/id/1"), ("POST", "/user/reading-status/add/1"),

@@ -93,12 +93,14 @@ async def test_an_empty_body_answers_400_missing(api: ApiClient, body: dict | No
     user = await api.sign_up("alice")
     reply = await api.post(f"/users/{user['id']}/save-settings", body)
     assert (reply.status, reply.body["data"]) == (400, "Required parameters missing")
+    assert reply.body["errors"] == [{"field": "body", "message": "At least one setting is required"}]
 
 
 async def test_an_empty_user_id_answers_400_missing(api: ApiClient) -> None:
     await api.sign_up("alice")
     reply = await api.post("/users//save-settings", {"theme": "dark"})
-    assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400})
+    assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400,
+                                                "errors": [{"field": "id", "message": "Field required"}]})
 
 
 async def test_saving_without_a_session_answers_401(api: ApiClient) -> None:

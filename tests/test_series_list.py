@@ -360,3 +360,10 @@ async def test_pages_and_searches_of_a_generated_catalog_read_only_their_series(
                         f"search {word!r}": 20, f"quick search {word[:3]!r}": 10}
     assert await db.catalog_meta.count_documents({}) == 2  # the catalog's version and the listing's pointer
     assert running.app.services.series_browse.loads == 1
+
+
+async def test_a_quick_search_without_a_search_names_the_missing_field(api: ApiClient, catalog: None) -> None:
+    for query in ("", "?search=", "?search=%20%20"):
+        reply = await api.get("/series/quick-search" + query)
+        assert (reply.status, reply.body) == (400, {"data": "Required parameters missing", "code": 400,
+                                                    "errors": [{"field": "search", "message": "Field required"}]}), query

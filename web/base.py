@@ -23,6 +23,7 @@ from auth.personal_tokens import PersonalToken, PersonalTokenGrant, is_expired, 
 from auth.tokens import COOKIE_NAME, SessionCookie, SessionTimes
 from formats.json_reading import JsonLimits
 from handlers.schemas.catalog import catalog_id_or_none
+from handlers.schemas.common import FieldError
 from storage.database import is_document_too_large, is_unavailable
 from storage.outcome import ListsFull, UserGone
 from storage.round_trips import count_round_trips
@@ -32,6 +33,7 @@ from web import conditional, idempotency, same_origin
 from web.errors import (
     BODY_TOO_LARGE,
     CROSS_SITE_REFUSED,
+    FIELD_REQUIRED,
     FORBIDDEN,
     INTERNAL_ERROR,
     MISSING_PARAMETERS,
@@ -543,7 +545,7 @@ class ApiHandler(tornado.web.RequestHandler):
         declaration's own answer to a value outside it."""
         value = self.path_kwargs.get(name) or ""
         if required and not value:
-            raise ApiError(400, MISSING_PARAMETERS)
+            raise ApiError(400, MISSING_PARAMETERS, [FieldError(field=name, message=FIELD_REQUIRED)])
         declared = self.path_parameters.get(name)
         if declared is not None and not declared.accepts(value):
             raise declared.refused(name)

@@ -11,6 +11,8 @@ from handlers.schemas.common import FieldError
 
 MISSING_PARAMETERS = "Required parameters missing"
 INVALID_PARAMETERS = "Invalid parameters"
+# What `errors` says of a field that is missing (pydantic's own words, where the service adds one).
+FIELD_REQUIRED = "Field required"
 # A body of another media type on a route that reads JSON: 415, as a file route answers a file of
 # another kind (RFC 9110, 15.5.16).
 NOT_JSON = "Request body must be JSON (Content-Type: application/json)"

@@ -18,6 +18,9 @@ USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 _USERNAME_BEGINNING = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
+# The rules in words, for the `errors` of a 422 that refuses a name or a password.
+USERNAME_RULE = "3 to 32 letters, digits, '_', '.' or '-'"
+PASSWORD_RULE = f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters of valid Unicode"
 # argon2-cffi's default costs take 64 MiB of memory per hash (memory_cost=65536 KiB) and about
 # 100 ms of both cores of the machine measured: two at once hold 128 MiB at most and leave the
 # event loop, the database and the image workers their share of the processor.

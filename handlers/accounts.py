@@ -7,9 +7,10 @@ from typing import cast
 from tornado.httputil import HTTPServerRequest
 
 from auth.clock import utc_now
-from auth.passwords import is_valid_password, is_valid_username
+from auth.passwords import PASSWORD_RULE, USERNAME_RULE, is_valid_password, is_valid_username
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
 from handlers.schemas.auth import AccessTokenAnswer, Credentials, LogoutRequest, PasswordChange, SignedIn
+from handlers.schemas.common import FieldError
 from storage.users import UsernameTaken
 from web.base import ApiHandler
 from web.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
@@ -100,9 +101,9 @@ class RegisterHandler(ApiHandler):
     async def post(self) -> None:
         credentials = await self.parse_body(Credentials)
         if not is_valid_username(credentials.username):
-            raise ApiError(422, INVALID_USERNAME)
+            raise ApiError(422, INVALID_USERNAME, [FieldError(field="username", message=USERNAME_RULE)])
         if not is_valid_password(credentials.password):
-            raise ApiError(422, INVALID_PASSWORD)
+            raise ApiError(422, INVALID_PASSWORD, [FieldError(field="password", message=PASSWORD_RULE)])
         # Counted (and checked, in the same atomic step) before the attempt, so that probing
         # for taken names costs the same budget.
         registration = await self.services.registrations.attempt(_address(self.request))
@@ -172,7 +173,7 @@ class ChangePasswordHandler(PasswordCheck):
     async def post(self) -> None:
         change = await self.parse_body(PasswordChange)
         if not is_valid_password(change.new_password):
-            raise ApiError(422, INVALID_PASSWORD)
+            raise ApiError(422, INVALID_PASSWORD, [FieldError(field="new_password", message=PASSWORD_RULE)])
         user = await self.confirm_own_password(change.current_password)
         password_hash = await self.services.passwords.hash(change.new_password, caller=_address(self.request))
         await self.services.users.change_password(user.id, password_hash, keep_token_hash=user.session_hash)

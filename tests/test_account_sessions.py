@@ -193,6 +193,7 @@ async def test_an_invalid_new_password_is_422(api: ApiClient, new: str) -> None:
     await api.sign_up("alice")
     reply = await change(api, new=new)
     assert (reply.status, reply.body["data"]) == (422, "Invalid password")
+    assert [error["field"] for error in reply.body["errors"]] == ["new_password"]
     assert (await api.login("alice", PASSWORD)).status == 200
 
 

@@ -11,6 +11,7 @@ from auth.passwords import PASSWORD_RULE, USERNAME_RULE, is_valid_password, is_v
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
 from handlers.schemas.auth import AccessTokenAnswer, Credentials, LogoutRequest, PasswordChange, SignedIn
 from handlers.schemas.common import FieldError
+from storage.rate_limits import Attempt
 from storage.users import UsernameTaken
 from web.base import ApiHandler
 from web.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
@@ -27,6 +28,12 @@ INVALID_USERNAME = "Invalid username"
 INVALID_PASSWORD = "Invalid password"
 PASSWORD_CHANGED = "Password changed"
 LOGGED_OUT = "Logged out"
+
+
+def refuse_over_limit(attempt: Attempt) -> None:
+    """A counted attempt past its limit is a 429 that says when the window ends."""
+    if not attempt.allowed:
+        raise ApiError(429, TOO_MANY_REQUESTS, retry_after=attempt.retry_after)
 
 
 def _address(request: HTTPServerRequest) -> str:
@@ -46,13 +53,9 @@ class PasswordCheck(ApiHandler):
         limit stops one address that tries a new name each time (each name would be within its
         own limit, and each attempt costs a hash). Returns the attempt's key."""
         address = _address(self.request)
-        by_address = await self.services.address_login_attempts.attempt(address)
-        if not by_address.allowed:
-            raise ApiError(429, TOO_MANY_REQUESTS, retry_after=by_address.retry_after)
+        refuse_over_limit(await self.services.address_login_attempts.attempt(address))
         key = f"{address}:{username.lower()}"
-        by_name = await self.services.login_attempts.attempt(key)
-        if not by_name.allowed:
-            raise ApiError(429, TOO_MANY_REQUESTS, retry_after=by_name.retry_after)
+        refuse_over_limit(await self.services.login_attempts.attempt(key))
         return key
 
     async def verify_password(self, attempt: str, stored_hash: str | None, password: str) -> bool:
@@ -106,9 +109,7 @@ class RegisterHandler(ApiHandler):
             raise ApiError(422, INVALID_PASSWORD, [FieldError(field="password", message=PASSWORD_RULE)])
         # Counted (and checked, in the same atomic step) before the attempt, so that probing
         # for taken names costs the same budget.
-        registration = await self.services.registrations.attempt(_address(self.request))
-        if not registration.allowed:
-            raise ApiError(429, TOO_MANY_REQUESTS, retry_after=registration.retry_after)
+        refuse_over_limit(await self.services.registrations.attempt(_address(self.request)))
         password_hash = await self.services.passwords.hash(credentials.password, caller=_address(self.request))
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())

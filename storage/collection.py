@@ -72,10 +72,17 @@ def stats_expression(client: int) -> dict[str, Any]:
                       {"kept": f"${collection_stats.client_field(client)}"}]}
 
 
+def client_items_expression(client: int, but: str | None = None) -> dict[str, Any]:
+    """`client`'s items in the user's document (all but the item `but`), as a database expression."""
+    mine: dict[str, Any] = {"$eq": ["$$this.client", client]}
+    condition = mine if but is None else {"$and": [mine, {"$ne": ["$$this.item_id", but]}]}
+    return {"$filter": {"input": {"$ifNull": ["$collection", []]}, "cond": condition}}
+
+
 def computed_stats_expression(client: int) -> dict[str, Any]:
     """The four figures of `client`'s items, computed by the database from the user's document
     (read with the session): no item travels to the service."""
-    mine = {"$filter": {"input": {"$ifNull": ["$collection", []]}, "cond": {"$eq": ["$$this.client", client]}}}
+    mine = client_items_expression(client)
 
     def each(field: str) -> dict[str, Any]:
         return {"$map": {"input": "$$mine", "in": f"$$this.{field}"}}
@@ -116,9 +123,7 @@ class CollectionStore:
 
         async def read_bounds(client: int, item_id: str) -> tuple[str | None, str | None]:
             # Computed by the database: no item travels to the service.
-            others = {"$filter": {"input": {"$ifNull": ["$collection", []]}, "cond": {
-                "$and": [{"$eq": ["$$this.client", client]}, {"$ne": ["$$this.item_id", item_id]}]}}}
-            dates = {"$map": {"input": others, "in": "$$this.buy_date"}}
+            dates = {"$map": {"input": client_items_expression(client, but=item_id), "in": "$$this.buy_date"}}
             found = await self._users.find_one({"_id": user_id}, {"_id": 0, "first": {"$min": dates},
                                                                  "last": {"$max": dates}}, session=session)
             return (found or {}).get("first"), (found or {}).get("last")

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check types bench profile wrk lint install install-dev browser nginx clean ts-client
+.PHONY: run test check types bench profile wrk lint install install-dev browser nginx clean ts-client ts-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,17 @@ nginx:
 		|| (apt-get update -qq && apt-get install -y -qq nginx-light) >/dev/null 2>&1 \
 		|| echo "WARNING: nginx could not be installed: the deployment test will be skipped"
 
+# openapi-typescript, openapi-fetch and tsc (clients/typescript, from npm, as its lock file says), for the
+# test that makes a TypeScript client from /openapi.json and tours the service with it; skipped
+# where Node.js or npm is missing.
+ts-packages:
+	@command -v npm >/dev/null && (cd clients/typescript && npm ci --silent --no-audit --no-fund) \
+		|| echo "WARNING: the npm packages could not be installed: the TypeScript client test will be skipped"
+
 # Two workers (the machines here, CI's too, have two cores), each with its own SecantusDB; a test
 # marked `alone` (it bounds how long something waits) runs while the other worker waits. The type
 # checker runs first: it takes seconds, and CI (which runs this target) checks types too.
-test: install-dev types browser nginx
+test: install-dev types browser nginx ts-packages
 	$(BIN)/python -m pytest -n 2
 
 $(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev

@@ -7,7 +7,7 @@ type Json<T> = T extends { content: { "application/json": infer B } } ? B : neve
 
 // A reading status, in the spec's form and in the forms the web client also sends.
 const status: Schemas["ReadingStatusBody"] = {
-  visibility: "public", progressType: "volumes", progress: 3, status: "started", priority: "high", client: 1,
+  visibility: "public", progress_type: "volumes", progress: 3, status: "started", priority: "high", client: 1,
 };
 const keyed: Schemas["ReadingStatusBody"] = { ...status, status: { key: "planned" }, client: "1" };
 

@@ -10,6 +10,16 @@ import re
 # [0-9], not \d: \d takes any Unicode digit (Arabic-Indic, full-width), which no date is written in.
 _PARTIAL_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
 
+# The same rules as JSON Schema patterns, for the document: a year from 0001, a month that exists,
+# a day that exists in its month (February 29 in leap years only). tests/unit/test_date_patterns.py
+# holds each to date_range and the calendar.
+_MONTH_AND_DAY = ("(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+                  "|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+FULL_DATE_PATTERN = rf"^(?!0000)(?:[0-9]{{4}}-{_MONTH_AND_DAY}|{_LEAP_YEAR}-02-29)$"
+PARTIAL_DATE_PATTERN = (rf"^(?!0000)(?:[0-9]{{4}}(?:-(?:0[1-9]|1[0-2]))?|[0-9]{{4}}-{_MONTH_AND_DAY}"
+                        rf"|{_LEAP_YEAR}-02-29)$")
+
 
 def date_range(value: str) -> tuple[dt.date, dt.date]:
     """The first and last day a (partial) date can mean: `2020-05` is May 1 to May 31.

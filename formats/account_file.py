@@ -13,10 +13,20 @@ out.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from auth.clock import iso_utc
 from formats.json_positions import line_of
@@ -25,7 +35,8 @@ from formats.mal_xml import MAX_ENTRIES
 from formats.problems import TooLarge, Unreadable
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.catalog import ClientId
-from handlers.schemas.collection import calendar_date
+from handlers.schemas.collection import CalendarDate, calendar_date
+from handlers.schemas.common import JsonInt
 from handlers.schemas.ratings import Rating
 from handlers.schemas.reading import ReadingStatusBody
 from handlers.schemas.settings import NSFW_18, SettingsUpdate, settings_with_defaults
@@ -35,7 +46,7 @@ from storage.records import CollectionItemRecord, RatingRecord, StatusRecord
 
 EXPORT_FORMAT = "tsundoku-export"
 EXPORT_VERSION = 1
-CatalogNumber = Annotated[int, Field(gt=0, le=2**53)]
+CatalogNumber = Annotated[JsonInt, Field(gt=0, le=2**53)]
 MAX_PRICE_CENTS = 10_000_000  # 100,000.00, as the collection routes allow
 # Entries per list a file may hold: as many as a MyAnimeList file.
 MAX_LIST_ENTRIES = MAX_ENTRIES
@@ -44,21 +55,36 @@ MAX_LIST_ENTRIES = MAX_ENTRIES
 FileList: Any = Field(default_factory=list, max_length=MAX_LIST_ENTRIES, fail_fast=True)
 
 
+# RFC 3339's date-time, as JSON Schema's `format: date-time` means it: a date, `T`, a time with
+# seconds, and an offset (`Z` or `+hh:mm`); either letter in either case.
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _date_time_text(value: Any) -> datetime:
+    """An instant of the file: only RFC 3339 text, what the export writes and the document says
+    (pydantic alone would also take a number, `2024-01-01` or digits, as times)."""
+    if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+        raise ValueError("must be a date-time such as 2024-05-17T09:30:00Z")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValueError("is not a real date-time") from None
+
+
 def _storable_instant(value: datetime) -> datetime:
     """An instant as MongoDB keeps it: in UTC, from year 1 to 9999. `0001-01-01T00:00:00+00:01`
-    is a valid ISO 8601 text but falls before year 1 in UTC, which BSON cannot encode; no offset
-    is taken as UTC, as the export writes."""
+    is a valid RFC 3339 text but falls before year 1 in UTC, which BSON cannot encode."""
     try:
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
     except OverflowError:
         raise ValueError("must be an instant from year 1 to 9999 in UTC") from None
 
 
-Instant = Annotated[datetime, AfterValidator(_storable_instant)]
+Instant = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(_storable_instant)]
 
 
 class _FileModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ExportedStatus(ReadingStatusBody):
@@ -77,8 +103,8 @@ class ExportedItem(_FileModel):
     volume_id: CatalogNumber
     series_id: CatalogNumber
     client: ClientId
-    price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)] | None
-    buy_date: StrictStr | None
+    price_cents: Annotated[JsonInt, Field(ge=0, le=MAX_PRICE_CENTS)] | None
+    buy_date: CalendarDate | None
     added: Instant | None = None
 
     @field_validator("buy_date")

@@ -51,9 +51,13 @@ MAX_MARKUP_BYTES = 1024 * 1024
 PIECE = 64 * 1024
 XML_TYPES = ("application/xml", "text/xml")
 GZIP_TYPES = ("application/gzip", "application/x-gzip")
+# A file's bytes with no claim about them (what a client generator sends for a file): plain or
+# gzipped XML, told apart by the first bytes, as for every type here.
+BYTES_TYPE = "application/octet-stream"
+FILE_TYPES = (BYTES_TYPE, *XML_TYPES, *GZIP_TYPES)
 INVALID_FILE = "Invalid MAL file"
 NOT_A_MAL_FILE = ("Request body must be a MyAnimeList XML file "
-                  "(Content-Type: application/xml, text/xml or application/gzip)")
+                  "(Content-Type: application/xml, text/xml, application/gzip or application/octet-stream)")
 # Every refusal past a limit says this first, then which limit it passed.
 FILE_TOO_LARGE = "MAL file too large"
 INFLATED_TOO_LARGE = f"{FILE_TOO_LARGE}: more than {MAX_XML_BYTES >> 20} MB uncompressed"
@@ -96,10 +100,10 @@ def read_mal_file(body: Sequence[bytes], content_type: str) -> list[MalEntry]:
     chunks); NotThisKind for another kind of body, TooLarge past the limits, Unreadable naming
     the line of what cannot be read."""
     kind = media_type(content_type)
-    if kind not in XML_TYPES + GZIP_TYPES:
+    if kind not in FILE_TYPES:
         raise NotThisKind(NOT_A_MAL_FILE)
     size = sum(map(len, body))
-    # A gzipped file sent as XML (a .xml.gz picked in a browser) is recognized by its first bytes.
+    # A gzipped file sent as XML (a .xml.gz picked in a browser) or as bytes is recognized by its first bytes.
     if kind in GZIP_TYPES or _starts_with(body, _GZIP_MAGIC):
         if size > MAX_COMPRESSED_BYTES:
             raise TooLarge(f"{FILE_TOO_LARGE}: more than {MAX_COMPRESSED_BYTES >> 20} MB compressed")

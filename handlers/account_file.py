@@ -15,7 +15,7 @@ from handlers.schemas.account_import import ImportQuery, ImportReport, ListRepor
 from storage.account_import import ImportOutcome
 from storage.list_merge import MERGE_RULES
 from web.base import ApiHandler
-from web.errors import BODY_TOO_LARGE, NOT_JSON, UNAUTHORIZED, USER_DOCUMENT_FULL, ApiError, file_refusal, validate
+from web.errors import BODY_TOO_LARGE, NOT_JSON, UNAUTHORIZED, USER_DOCUMENT_FULL, ApiError, file_refusal
 from web.idempotency import idempotent
 from web.json_input import require_json_content_type
 from web.openapi import Answers, Operation, Route
@@ -74,7 +74,7 @@ class ImportHandler(ApiHandler):
     @idempotent
     async def post(self) -> None:
         user = self.require_user()
-        query = validate(ImportQuery, self.query_arguments())
+        query = self.query_parameters(ImportQuery)
         chunks = self.body_chunks()
         require_json_content_type(self.request.headers.get("Content-Type", ""))
         try:

@@ -82,6 +82,13 @@ class PasswordCheck(ApiHandler):
         return user
 
 
+# The sign-in's cookie, as the document describes it (web.base.ApiHandler.set_refresh_cookie).
+SESSION_COOKIE = ("`refreshToken=<user id>.<secret>`: `HttpOnly`, `Path=/`, `Secure` (unless the service runs "
+                  "with COOKIE_SECURE=false, over plain http), `SameSite=Lax` (COOKIE_SAMESITE), expiring with the "
+                  "session: 30 days after it was last used, 90 days after sign-in at most. Any request the "
+                  "cookie authenticates may set it again with a later expiry (once an hour at most).")
+
+
 class RegisterHandler(ApiHandler):
     requires_auth = False
     api = {
@@ -125,6 +132,7 @@ class LoginHandler(PasswordCheck):
             summary="Sign in; sets the refreshToken cookie and answers an access token (15 minutes)",
             request=Credentials,
             response=SignedIn,
+            sets_cookie=SESSION_COOKIE,
             auth=False,
             tags=("auth",),
             responses={400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS, 429: TOO_MANY_REQUESTS},
@@ -231,6 +239,7 @@ class LogoutHandler(ApiHandler):
             request_required=False,
             tags=("auth",),
             responses={200: LOGGED_OUT, 401: UNAUTHORIZED},
+            sets_cookie="`refreshToken=` with an expiry in the past: the browser forgets the session's cookie.",
         )
     }
 

@@ -32,9 +32,9 @@ from storage.records import CollectionItemRecord, VolumeRecord
 from storage.session_reads import CollectionStatsRead
 from web.base import ApiHandler
 from web.conditional import require_done, tag_of_answer
-from web.errors import MISSING_PARAMETERS, ApiError, validate
+from web.errors import MISSING_PARAMETERS, ApiError
 from web.idempotency import idempotent
-from web.openapi import Operation, PathParameter, Route
+from web.openapi import Operation, PathParameter, Route, answer_field
 from web.reads import CatalogDocument, Computed, WholeList, reads
 from web.same_origin import same_origin_only
 
@@ -76,7 +76,9 @@ class AddItemHandler(CollectionHandler):
     api = {"post": Operation(scope=WRITE, summary="Add a volume to the collection", request=CollectionAddBody,
                              request_required=False, response=ItemAdded, tags=_TAGS,
                              responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND,
-                                        409: VOLUME_OWNED})}
+                                        409: VOLUME_OWNED},
+                             links={"update": ("post /user/collection/update/{id}", answer_field("item_id")),
+                                    "delete": ("delete /user/collection/delete/{id}", answer_field("item_id"))})}
 
     @idempotent
     @reads(CatalogDocument("volumes"))
@@ -138,7 +140,7 @@ class ToggleItemHandler(CollectionHandler):
     @reads(CatalogDocument("volumes"))
     async def get(self, id: str) -> None:
         self.path_parameter("id")
-        query = validate(ToggleQuery, self.query_arguments())
+        query = self.query_parameters(ToggleQuery)
         volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
         user = self.require_user()
         if volume.client != query.client or (not user.shows_nsfw18 and await self.collection.is_18_plus(volume)):

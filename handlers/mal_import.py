@@ -13,15 +13,14 @@ from auth.clock import utc_now
 from auth.personal_tokens import READ, WRITE
 from formats.mal_entries import FileEntry, mal_entry, read_entry
 from formats.mal_xml import (
+    BYTES_TYPE,
     FILE_TOO_LARGE,
-    GZIP_TYPES,
     INFLATED_TOO_LARGE,
     INVALID_FILE,
     MAX_COMPRESSED_BYTES,
     MAX_ENTRIES,
     MAX_XML_BYTES,
     NOT_A_MAL_FILE,
-    XML_TYPES,
     MalListInfo,
     compressed_upload,
     gzipped,
@@ -52,7 +51,6 @@ from web.errors import (
     USER_DOCUMENT_FULL,
     ApiError,
     file_refusal,
-    validate,
 )
 from web.idempotency import idempotent
 from web.openapi import Answers, Operation, PathParameter, Route
@@ -149,7 +147,12 @@ class MalImportHandler(ApiHandler):
                 "returns an import_id for undo). merge=greater (default) keeps the furthest progress, keep leaves "
                 "listed series alone, replace takes the file's",
         query=MalImportQuery, response=MalImportReport, tags=_TAGS,
-        raw_request={media: _FILE for media in XML_TYPES + GZIP_TYPES},
+        description="The file's bytes are the body. The document names one type, `application/octet-stream`, "
+                    "which every client generator can send; the same bytes are taken as `application/xml`, "
+                    "`text/xml`, `application/gzip` or `application/x-gzip` too. Plain or gzipped XML is told "
+                    "apart by the first bytes, whatever the type says. A gzipped file is held to 10 MB, plain XML "
+                    "to 50 MB; any other type is 415.",
+        raw_request={BYTES_TYPE: _FILE},
         responses={400: INVALID_FILE, 401: UNAUTHORIZED, 409: LIST_BUSY, 413: _TOO_LARGE, 415: NOT_A_MAL_FILE,
                    507: USER_DOCUMENT_FULL})}
 
@@ -161,7 +164,7 @@ class MalImportHandler(ApiHandler):
     @idempotent
     async def post(self) -> None:
         user = self.require_user()
-        query = validate(MalImportQuery, self.query_arguments())
+        query = self.query_parameters(MalImportQuery)
         # The body as it arrived: read chunk by chunk in the worker, never joined on the loop.
         try:
             entries = await self.off_the_loop(read_upload, self.body_chunks(),
@@ -235,7 +238,7 @@ class MalExportHandler(ApiHandler):
     @reads(WholeList("statuses"))  # the list comes with the session query: no second read
     async def get(self) -> None:
         user = self.require_user()
-        query = validate(MalExportQuery, self.query_arguments())
+        query = self.query_parameters(MalExportQuery)
         statuses = self.brought.list()
         names = await self.services.series_matcher.names(statuses.series_ids())
         entries, totals = await self.off_the_loop(export_entries, statuses, names)

@@ -8,7 +8,7 @@ from handlers.schemas.auth import PersonalTokenCreated, PersonalTokenList, Perso
 from web.base import ApiHandler
 from web.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
 from web.idempotency import idempotent
-from web.openapi import Operation, PathParameter, Route
+from web.openapi import Operation, PathParameter, Route, answer_field
 
 TOKEN_NOT_FOUND = "Token not found"
 TOKEN_REVOKED = "Token revoked"
@@ -33,7 +33,8 @@ class PersonalTokensHandler(ApiHandler):
                                       "sessions or tokens, or acts as an admin. Send it as "
                                       "`Authorization: Bearer tsu_pat_…`.",
                           request=PersonalTokenRequest, response=PersonalTokenCreated, response_status=201,
-                          tags=_TAGS, responses={400: MISSING_PARAMETERS, 409: TOO_MANY_TOKENS}),
+                          tags=_TAGS, responses={400: MISSING_PARAMETERS, 409: TOO_MANY_TOKENS},
+                          links={"revoke": ("delete /auth/tokens/{id}", answer_field("id"))}),
     }
 
     async def get(self) -> None:

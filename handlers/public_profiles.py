@@ -50,6 +50,10 @@ _TAGS = ("profiles",)
 # nobody and is not worth a query. Empty too: `/users/` is nobody's profile.
 _SLUG = PathParameter({"type": "string", "pattern": USERNAME_PATTERN.pattern}, (404, USER_NOT_FOUND))
 MAX_AGE_S = 60
+# The Cache-Control of a public page, as the document says it (write_cacheable sets it).
+PUBLIC_CACHE = (f"`public, max-age={MAX_AGE_S}`, or `private, max-age={MAX_AGE_S}` when the answer depends on "
+                "the viewer (an age-verified viewer who shows 18+ entries sees them); `Vary: Cookie, "
+                "Authorization` either way.")
 COLLECTION_SHARED = "public"
 _ORDERS = {"name": DirectoryOrder.NAME, "registered": DirectoryOrder.REGISTERED}
 
@@ -97,7 +101,7 @@ class PublicHandler(ApiHandler):
 class UsersHandler(PublicHandler):
     api = {"get": Operation(summary="The users with a public profile (every user who is not banned), by name or by "
                                     "registration, searched by the beginning of the username",
-                            query=UsersQuery, response=UsersPage, auth=False, tags=_TAGS,
+                            query=UsersQuery, response=UsersPage, auth=False, etag=True, cache_control=PUBLIC_CACHE, tags=_TAGS,
                             responses={400: INVALID_PARAMETERS})}
 
     async def get(self) -> None:
@@ -120,7 +124,7 @@ class UsersHandler(PublicHandler):
 
 class ProfileHandler(PublicHandler):
     api = {"get": Operation(summary="A user's public profile: who they are and the statistics of their public "
-                                    "entries", response=PublicProfile, auth=False, tags=_TAGS,
+                                    "entries", response=PublicProfile, auth=False, etag=True, cache_control=PUBLIC_CACHE, tags=_TAGS,
                             responses={404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
@@ -132,7 +136,7 @@ class ProfileHandler(PublicHandler):
 
 class PublicHistoryHandler(PublicHandler):
     api = {"get": Operation(summary="A user's public reading entries, with the parameters of the owner's list",
-                            query=ReadingHistoryQuery, response=PublicHistoryPage, auth=False, tags=_TAGS,
+                            query=ReadingHistoryQuery, response=PublicHistoryPage, auth=False, etag=True, cache_control=PUBLIC_CACHE, tags=_TAGS,
                             responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
@@ -149,7 +153,7 @@ class PublicHistoryHandler(PublicHandler):
 class PublicCollectionHandler(PublicHandler):
     api = {"get": Operation(summary="A user's collection, when they share it (setting collection-visibility); "
                                     "never prices", query=CollectionQuery, response=PublicCollectionPage,
-                            auth=False, tags=_TAGS, responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
+                            auth=False, etag=True, cache_control=PUBLIC_CACHE, tags=_TAGS, responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
         query = await self.list_parameters(CollectionQuery)

@@ -13,7 +13,7 @@ from storage.records import RatingRecord, SeriesRecord
 from web.conditional import require_done
 from web.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from web.idempotency import idempotent
-from web.openapi import Operation, Route
+from web.openapi import SAME_ID, Operation, Route
 from web.reads import CatalogDocument, OwnEntry, reads
 
 RATING_MISSING = "Rating does not exist for this series"
@@ -54,7 +54,10 @@ class AddRatingHandler(RatingHandler):
     api = {"post": Operation(
         scope=WRITE, summary="Rate a series", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
                              responses={200: RATING_ADDED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
-                                        404: SERIES_NOT_FOUND, 409: RATING_EXISTS})}
+                                        404: SERIES_NOT_FOUND, 409: RATING_EXISTS},
+                             links={"read": ("get /user/series-rating/{id}", SAME_ID),
+                                    "update": ("post /user/series-rating/update/{id}", SAME_ID),
+                                    "delete": ("delete /user/series-rating/delete/{id}", SAME_ID)})}
 
     @idempotent
     @reads(CatalogDocument("series"))

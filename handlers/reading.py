@@ -26,7 +26,7 @@ from storage.records import SeriesRecord, StatusRecord
 from web.conditional import require_done
 from web.errors import INVALID_PARAMETERS, MISSING_PARAMETERS, ApiError
 from web.idempotency import idempotent
-from web.openapi import Operation, Route
+from web.openapi import SAME_ID, Operation, Route
 from web.reads import CatalogDocument, OwnEntry, WholeList, reads
 
 STATUS_MISSING = "Reading status does not exist for this series"
@@ -98,7 +98,10 @@ class AddStatusHandler(ReadingStatusHandler):
     api = {"post": Operation(
         scope=WRITE, summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
                              responses={200: STATUS_ADDED, 400: MISSING_PARAMETERS, 404: SERIES_NOT_FOUND,
-                                        409: STATUS_EXISTS})}
+                                        409: STATUS_EXISTS},
+                             links={"read": ("get /user/reading-status/id/{id}", SAME_ID),
+                                    "update": ("post /user/reading-status/update/{id}", SAME_ID),
+                                    "delete": ("delete /user/reading-status/delete/{id}", SAME_ID)})}
 
     @idempotent
     @reads(CatalogDocument("series"))

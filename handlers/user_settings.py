@@ -5,7 +5,7 @@ from __future__ import annotations
 from auth.clock import utc_now
 from auth.permissions import EDIT_USERS
 from handlers.schemas.common import FieldError
-from handlers.schemas.settings import NSFW_18, SettingsUpdate, unwrap_settings_body
+from handlers.schemas.settings import NSFW_18, SettingsBody, unwrap_settings_body
 from handlers.user_scope import USER_ID
 from storage.users import SettingsOutcome
 from web.base import ApiHandler
@@ -20,7 +20,7 @@ class SaveSettingsHandler(ApiHandler):
     api = {
         "post": Operation(
             summary="Merge the given keys into the user's settings",
-            request=SettingsUpdate,
+            request=SettingsBody,
             tags=("settings",),
             responses={
                 200: SETTINGS_SAVED,
@@ -40,7 +40,7 @@ class SaveSettingsHandler(ApiHandler):
             raise ApiError(403, FORBIDDEN)
         target_id = self.path_parameter("id")
         is_self = target_id == user.id
-        changes = await self.parse_body(SettingsUpdate, unwrap_settings_body)
+        changes = await self.parse_body(SettingsBody, unwrap_settings_body)
         values = changes.model_dump(by_alias=True, exclude_unset=True)
         if not values:
             raise ApiError(400, MISSING_PARAMETERS, [FieldError(field="body", message="At least one setting is required")])

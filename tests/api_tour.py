@@ -11,7 +11,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.api_client import ApiClient, Reply
-from tests.bodies import STATUS
+from tests.bodies import DOCUMENTED_STATUS as STATUS
 from tests.catalog_data import series, volume
 from tests.conftest import RunningApp
 from tests.images import b64, image_bytes

@@ -366,7 +366,7 @@ async def test_files_that_are_not_mal_lists_are_refused_with_the_line(running: R
     wrong = await send(api, mal_file([]), content_type="application/json")
     assert wrong.status == 415
     assert wrong.body["data"] == ("Request body must be a MyAnimeList XML file "
-                                  "(Content-Type: application/xml, text/xml or application/gzip)")
+                                  "(Content-Type: application/xml, text/xml, application/gzip or application/octet-stream)")
     assert wrong.body == await api.documented_answer("POST", "/user/import/mal", 415)
     assert (await send(api, mal_file([]), "?merge=newest")).status == 400
 

@@ -80,7 +80,8 @@ async def test_a_missing_required_field_answers_400_missing(api: ApiClient, alic
     body = {k: v for k, v in STATUS.items() if k != missing}
     reply = await api.post("/user/reading-status/add/1", body)
     assert (reply.status, reply.body["data"]) == (400, "Required parameters missing")
-    assert [e["field"] for e in reply.body["errors"]] == [missing]
+    # The progress type is named as the document names it (the spec's `progressType` is taken too).
+    assert [e["field"] for e in reply.body["errors"]] == ["progress_type" if missing == "progressType" else missing]
 
 
 @pytest.mark.parametrize(
@@ -246,7 +247,5 @@ async def test_a_status_outside_the_five_is_400(api: ApiClient, alice: dict) -> 
 
 async def test_the_openapi_document_lists_planned(api: ApiClient) -> None:
     schemas = (await api.get("/openapi.json")).body["components"]["schemas"]
-    for variant in schemas["ReadingStatusBody"]["anyOf"]:  # progressType or progress_type
-        plain, keyed = variant["properties"]["status"]["anyOf"]  # the value, or {"key": value}
-        assert plain["enum"] == keyed["properties"]["key"]["enum"] == \
-            ["started", "completed", "paused", "dropped", "planned"]
+    plain, keyed = schemas["ReadingStatusBody"]["properties"]["status"]["anyOf"]  # the value, or {"key": value}
+    assert plain["enum"] == keyed["properties"]["key"]["enum"] == ["started", "completed", "paused", "dropped", "planned"]

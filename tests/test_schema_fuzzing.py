@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,10 @@ from tests.service_process import ROOT, run_command, running_service
 pytestmark = pytest.mark.asyncio
 
 CONFIG = ROOT / "tests" / "fuzzing" / "schemathesis.toml"
+HOOKS = ROOT / "tests" / "fuzzing" / "hooks.py"
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
-          "response_headers_conformance,ignored_auth,unsupported_method,missing_required_header")
+          "response_headers_conformance,ignored_auth,unsupported_method,missing_required_header,"
+          "positive_data_acceptance,negative_data_rejection")
 # Per operation and phase: about 40 s for the whole document here; raise it for a deeper run
 # (FUZZ_EXAMPLES=500 make test).
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "20")  # per operation; FUZZ_EXAMPLES=100 for a deeper run
@@ -34,7 +37,8 @@ EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "20")  # per operation; FUZZ_EXAMPLES
 
 def schemathesis(scratch: Path, base_url: str, token: str, user_id: str,
                  *selection: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TSUNDOKU_TOKEN": token, "TSUNDOKU_USER_ID": user_id, "NO_COLOR": "1"}
+    env = {**os.environ, "TSUNDOKU_TOKEN": token, "TSUNDOKU_USER_ID": user_id, "NO_COLOR": "1",
+           "SCHEMATHESIS_HOOKS": str(HOOKS)}
     command = [str(Path(sys.executable).parent / "st"), "--config-file", str(CONFIG), "run",
                f"{base_url}/openapi.json", "--checks", CHECKS, "--max-examples", EXAMPLES,
                "--request-timeout", "15", "--no-color", *selection]
@@ -44,6 +48,37 @@ def schemathesis(scratch: Path, base_url: str, token: str, user_id: str,
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=scratch)
 
 
+# Paths that end the fuzzing user's session: a logout, the end of a session by its id (the stateful
+# phase takes the id from GET /auth/sessions), and an administrator's deletion of an account (the
+# fuzzing user is one, and its id is in GET /user/me).
+SESSION_ENDERS = ("/auth/logout", "/auth/sessions/{id}", "/admin-users/account/{id}")
+
+
+def _exclude(paths: tuple[str, ...]) -> list[str]:
+    return [argument for path in paths for argument in ("--exclude-path", path)]
+
+
+def _include(paths: tuple[str, ...]) -> list[str]:
+    return [argument for path in paths for argument in ("--include-path", path)]
+
+
+# The operations whose every generated request has the wrong password (the fuzzing user's is secret).
+PASSWORD_CHECKS = {"DELETE /user/account", "POST /auth/change-password", "POST /auth/login"}
+
+
+def only_401(output: str) -> set[str]:
+    """The operations schemathesis' warning lists as answering nothing but 401."""
+    listed: set[str] = set()
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("401 Unauthorized ("):
+            for item in lines[index + 1:]:
+                if not item.startswith("  - "):
+                    break
+                listed.add(item[4:].strip())
+    return listed
+
+
 def failures(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\n{result.stdout[-30000:]}\n{result.stderr[-5000:]}"
 
@@ -51,7 +86,10 @@ def failures(result: subprocess.CompletedProcess[str]) -> str:
 async def test_schemathesis_finds_no_5xx_and_every_answer_matches_the_document(tmp_path: Path) -> None:
     async with running_service(tmp_path / "data") as service:
         api = service.client()
-        user = await api.sign_up("fuzzer")
+        # A password no example in the document holds: the recorded DELETE /user/account example
+        # would otherwise delete the fuzzing user in the first phase, and every authenticated route
+        # after it would answer only 401.
+        user = await api.sign_up("fuzzer", secrets.token_urlsafe(16))
         granted = run_command(["set-role", "fuzzer", "admin"], service.env)
         assert granted.returncode == 0, granted.stderr
         reply = await api.post(f"/user/update-image/{user['id']}", {"image": b64(image_bytes("PNG", (64, 64)))})
@@ -59,11 +97,16 @@ async def test_schemathesis_finds_no_5xx_and_every_answer_matches_the_document(t
         token = api.cookies["refreshToken"]
 
         everything_but_logout = await asyncio.to_thread(
-            schemathesis, tmp_path, service.base_url, token, user["id"], "--exclude-path", "/auth/logout")
+            schemathesis, tmp_path, service.base_url, token, user["id"], *_exclude(SESSION_ENDERS))
         assert everything_but_logout.returncode == 0, failures(everything_but_logout)
         assert "passed" in everything_but_logout.stdout and " 0 passed" not in everything_but_logout.stdout
-        # Last, since it ends the session the first run needed.
+        # The session held all along: every authenticated route was reached past its 401, so the
+        # checks on what it takes and refuses were made there. The routes that check a password
+        # answer 401 to every generated one, which is right.
+        assert only_401(everything_but_logout.stdout) <= PASSWORD_CHECKS, failures(everything_but_logout)
+        # Last, since they end the session the first run needed; no stateful phase, whose links
+        # lead to the operations of the first run.
         logout = await asyncio.to_thread(schemathesis, tmp_path, service.base_url, token, user["id"],
-                                         "--include-path", "/auth/logout")
+                                         *_include(SESSION_ENDERS), "--phases", "examples,coverage,fuzzing")
         assert logout.returncode == 0, failures(logout)
     assert "Traceback" not in service.output()

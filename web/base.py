@@ -527,8 +527,12 @@ class ApiHandler(tornado.web.RequestHandler):
                                      self.request.headers.get("Content-Type", ""), unwrap)
 
     def query_arguments(self) -> dict[str, str]:
-        """The query string as a flat dict; a repeated key keeps its last value."""
-        return {key: self.get_query_argument(key) for key in self.request.query_arguments}
+        """The query string as a flat dict; a repeated key keeps its last value. Each value is the
+        text sent, decoded: tornado's get_query_argument would strip its ends and turn control
+        characters into spaces, so that the route would judge another text than the one the
+        client sent (and the document's schema describes)."""
+        return {key: self.decode_argument(values[-1], name=key)
+                for key, values in self.request.query_arguments.items()}
 
     async def list_parameters(self, model: type[M]) -> M:
         """List routes take GET query parameters; the web client sends the same as a JSON
@@ -536,7 +540,11 @@ class ApiHandler(tornado.web.RequestHandler):
         header limit, 64 KB: validated at once.)"""
         if self.request.method == "POST":
             return await self.parse_body(model)
-        return validate(model, self.query_arguments())
+        return self.query_parameters(model)
+
+    def query_parameters(self, model: type[M]) -> M:
+        """The query string validated as `model`, its values as the text they are."""
+        return validate(model, self.query_arguments(), from_query=True)
 
     def path_parameter(self, name: str, *, required: bool = True) -> str:
         """The path's `name`, held to the route's declaration of it (the one OpenAPI publishes):

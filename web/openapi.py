@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from auth.personal_tokens import READ
 from handlers.schemas.common import FieldError, Message
@@ -76,6 +76,14 @@ class Operation:
     # Whether the write honours If-Match (412 when the entry's tag is no longer the one named). The
     # verb does the check, in its write's filter; this publishes it.
     if_match: bool = False
+    # The Cache-Control a GET's answer carries, as the document says it (public pages); None: the
+    # default, `no-store`, which the document does not repeat on every operation.
+    cache_control: str | None = None
+    # The cookie the success answer sets, in words (the sign-in's refreshToken).
+    sets_cookie: str | None = None
+    # OpenAPI links from the success answer to the operations a client calls next on what it made:
+    # name -> (the operation's "METHOD /path", its `id` parameter as a runtime expression).
+    links: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def answers_etag(self, method: str) -> bool:
         """Whether `method` (lower case) of this operation answers an ETag (see `etag`)."""
@@ -126,15 +134,28 @@ class Route:
         return _PLACEHOLDER.findall(self.path)
 
 
-def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+# A model's `$ref` by the role it has: a request body is published as pydantic validates it (in
+# "validation" mode: what it takes, the `{"key": value}` forms included), an answer as the service
+# writes it ("serialization": the plain values). A model in both roles whose two schemas differ
+# (the account file: the import's body and the export's answer) is published twice: `AccountFile`
+# as taken and `AccountFileAnswer` as written (pydantic's `-Input` and `-Output`, renamed by
+# _named_by_role: a client generator names classes by the schemas' titles, which pydantic gives
+# both the same).
+SchemaRefs = Mapping[tuple[Any, JsonSchemaMode], dict[str, Any]]
+REQUEST: JsonSchemaMode = "validation"
+ANSWER: JsonSchemaMode = "serialization"
+
+
+def _schema_ref(refs: SchemaRefs, model: type[BaseModel], role: JsonSchemaMode) -> dict[str, Any]:
+    return dict(refs[(model, role)])
 
 
 def _message_example(status: int, message: str | Answers) -> dict[str, Any]:
     answers = message if isinstance(message, Answers) else Answers(message, message)
     return {
         "description": answers.description,
-        "content": {"application/json": {"schema": _schema_ref(Message),
+        # Message is only ever an answer: its name is its own.
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"},
                                          "example": {"data": answers.example, "code": status}}},
     }
 
@@ -156,13 +177,16 @@ def _is_key_object(schema: dict[str, Any]) -> bool:
 
 def _query_value(schema: dict[str, Any]) -> dict[str, Any]:
     """A query parameter's schema: what a query string can carry. The models the query shares with
-    the POST form's body also take `{"key": value}` there; a query string cannot send an object (a
-    generated client wrote `?order[key]=name-asc`), so the query's schema is the plain value."""
+    the POST form's body also take `{"key": value}` and `null` there; a query string can send
+    neither (a generated client wrote `?order[key]=name-asc`, and `null` as `?since=`), so the
+    query's schema is the plain value, and leaving the parameter out is its `null`."""
     branches = schema.get("anyOf")
-    if not branches or not any(_is_key_object(branch) for branch in branches):
+    if not branches:
         return schema
-    plain = [branch for branch in branches if not _is_key_object(branch)]
-    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    plain = [branch for branch in branches if not _is_key_object(branch) and branch.get("type") != "null"]
+    if len(plain) == len(branches):
+        return schema
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default") or (k == "default" and v is not None)}
     return {**rest, **plain[0]} if len(plain) == 1 else {**rest, "anyOf": plain}
 
 
@@ -250,10 +274,25 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
 }
 
 
-def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
+# The `id` a link passes, as OpenAPI's runtime expressions: the request's own path `id` (a status or
+# a rating is named by its series), or a field of the answer (a new collection item's `item_id`).
+SAME_ID = "$request.path.id"
+
+
+def answer_field(name: str) -> str:
+    return f"$response.body#/{name}"
+
+
+def operation_id(method: str, path: str) -> str:
+    """An operation's id in the document: `post__user_collection_update_id` for POST
+    /user/collection/update/{id}."""
+    return f"{method.lower()}_{path}".replace("/", "_").replace("{", "").replace("}", "")
+
+
+def _operation(route: Route, method: str, op: Operation, refs: SchemaRefs) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if op.response is not None:
-        schema: dict[str, Any] = _schema_ref(op.response)
+        schema: dict[str, Any] = _schema_ref(refs, op.response, ANSWER)
         if op.response_or_null:
             schema = {"anyOf": [schema, {"type": "null"}]}
         responses[str(op.response_status)] = {"description": op.summary,
@@ -279,9 +318,24 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         responses["429"] = {**responses["429"], "headers": {**responses["429"].get("headers", {}), **RETRY_AFTER_HEADER}}
     if not any(status.startswith("2") for status in responses):
         responses["200"] = {"description": op.summary}
+    succeeded = next((status for status in ("200", "201") if status in responses), None)
+    if succeeded is not None and (op.cache_control or op.sets_cookie or op.links):
+        answer = dict(responses[succeeded])
+        headers = dict(answer.get("headers", {}))
+        if op.cache_control:
+            headers["Cache-Control"] = {"description": op.cache_control, "schema": {"type": "string"}}
+        if op.sets_cookie:
+            headers["Set-Cookie"] = {"description": op.sets_cookie, "schema": {"type": "string"}}
+        if headers:
+            answer["headers"] = headers
+        if op.links:
+            answer["links"] = {name: {"operationId": operation_id(*target.split(" ", 1)),
+                                      "parameters": {"id": expression}}
+                               for name, (target, expression) in op.links.items()}
+        responses[succeeded] = answer
     document: dict[str, Any] = {
         "summary": op.summary,
-        "operationId": f"{method}_{route.path}".replace("/", "_").replace("{", "").replace("}", ""),
+        "operationId": operation_id(method, route.path),
         "responses": responses,
     }
     if op.tags:
@@ -304,7 +358,7 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     if op.request is not None:
         document["requestBody"] = {
             "required": op.request_required,
-            "content": {"application/json": {"schema": _schema_ref(op.request)}},
+            "content": {"application/json": {"schema": _schema_ref(refs, op.request, REQUEST)}},
         }
     elif op.raw_request:
         document["requestBody"] = {"required": True, "content": op.raw_request}
@@ -336,14 +390,16 @@ SAME_ORIGIN_ONLY = (f"Changes nothing, and answers 403 `\"{CROSS_SITE_REFUSED}\"
                     "`Sec-Fetch-Site: same-origin` itself.")
 
 
-def _models(routes: list[Route]) -> list[type[BaseModel]]:
-    found: dict[str, type[BaseModel]] = {"Message": Message}
+def _models(routes: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    """Every model of the document, each with its role (REQUEST or ANSWER), once."""
+    found: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Message, ANSWER): None}
     for route in routes:
         for op in route.handler.api.values():
-            for model in (op.request, op.response):
-                if model is not None:
-                    found[model.__name__] = model
-    return list(found.values())
+            if op.request is not None:
+                found[(op.request, REQUEST)] = None
+            if op.response is not None:
+                found[(op.response, ANSWER)] = None
+    return list(found)
 
 
 _PYDANTIC_LIMITS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
@@ -360,15 +416,37 @@ def _json_schema_limits(node: Any) -> Any:
     return node
 
 
+_ROLE_SUFFIXES = {"-Input": "", "-Output": "Answer"}
+
+
+def _named_by_role(node: Any) -> Any:
+    """pydantic's `X-Input` and `X-Output` as `X` and `XAnswer`, in names, `$ref`s and titles."""
+    if isinstance(node, dict):
+        renamed = {}
+        for key, value in node.items():
+            name = key
+            for suffix, replacement in _ROLE_SUFFIXES.items():
+                if isinstance(key, str) and key.endswith(suffix):
+                    name = key.removesuffix(suffix) + replacement
+                    if isinstance(value, dict) and "title" in value:
+                        value = {**value, "title": name}
+                if key == "$ref" and isinstance(value, str) and value.endswith(suffix):
+                    value = value.removesuffix(suffix) + replacement
+            renamed[name] = _named_by_role(value)
+        return renamed
+    if isinstance(node, list):
+        return [_named_by_role(item) for item in node]
+    return node
+
+
 def openapi_document(routes: list[Route]) -> dict[str, Any]:
-    models = _models(routes)
-    _, definitions = models_json_schema(
-        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}", by_alias=True
-    )
+    found, definitions = models_json_schema(
+        _models(routes), ref_template="#/components/schemas/{model}", by_alias=True)
+    refs = {role: _named_by_role(ref) for role, ref in found.items()}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         for method, op in route.handler.api.items():
-            paths.setdefault(route.path, {})[method] = _with_examples(_operation(route, method, op), route, method)
+            paths.setdefault(route.path, {})[method] = _with_examples(_operation(route, method, op, refs), route, method)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -379,7 +457,7 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _json_schema_limits(definitions.get("$defs", {})),
+            "schemas": _named_by_role(_json_schema_limits(definitions.get("$defs", {}))),
             "securitySchemes": {
                 "refreshToken": {"type": "apiKey", "in": "cookie", "name": "refreshToken"},
                 "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

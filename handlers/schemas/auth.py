@@ -5,27 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
+from auth.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USERNAME_PATTERN
 from auth.permissions import permissions_for
 from auth.personal_tokens import MAX_LIFETIME_DAYS, MAX_NAME_LENGTH, SCOPES
-from handlers.schemas.common import RequestModel
+from handlers.schemas.common import JsonInt, RequestModel
 from handlers.schemas.settings import UserSettings, settings_with_defaults
 from storage.records import PersonalTokenRecord, SessionRecord, UserRecord
 
+# The rules a username and a password follow, as the document publishes them. pydantic does not
+# enforce them: the route does (auth.passwords), answering 422 with the rule, or 401 to a sign-in
+# that no account could match.
+Username = Annotated[StrictStr, Field(json_schema_extra={"pattern": USERNAME_PATTERN.pattern})]
+Password = Annotated[StrictStr, Field(json_schema_extra={"minLength": PASSWORD_MIN_LENGTH,
+                                                         "maxLength": PASSWORD_MAX_LENGTH})]
+
 
 class Credentials(RequestModel):
-    username: StrictStr
-    password: StrictStr
+    username: Username
+    password: Password
 
 
 class PasswordChange(RequestModel):
-    current_password: StrictStr
-    new_password: StrictStr
+    current_password: Password
+    new_password: Password
 
 
 class PasswordConfirmation(RequestModel):
-    password: StrictStr
+    password: Password
 
 
 class LogoutRequest(RequestModel):
@@ -103,7 +111,7 @@ class PersonalTokenRequest(RequestModel):
 
     name: Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
-    expires_in_days: Annotated[StrictInt, Field(ge=1, le=MAX_LIFETIME_DAYS)]
+    expires_in_days: Annotated[JsonInt, Field(ge=1, le=MAX_LIFETIME_DAYS)]
 
 
 class PersonalTokenView(BaseModel):

@@ -29,10 +29,13 @@ def _client_number(value: Any) -> Any:
     return value
 
 
+# The largest client: 15 digits, so that the number and its text have the same limit (a pattern
+# cannot say "at most 2^53" of a 16-digit text).
+MAX_CLIENT = 10**15 - 1
 # A JSON number or a numeric string, as the web client sends either.
-ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=2**53), WithJsonSchema({"anyOf": [
-    {"type": "integer", "exclusiveMinimum": 0, "maximum": 2**53},
-    {"type": "string", "pattern": r"^\s*[1-9][0-9]{0,15}\s*$"},
+ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=MAX_CLIENT), WithJsonSchema({"anyOf": [
+    {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_CLIENT},
+    {"type": "string", "pattern": r"^\s*[1-9][0-9]{0,14}\s*$"},
 ]})]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, Field, StrictStr
 
 from handlers.schemas.catalog import VolumeCard, series_card
-from handlers.schemas.common import RequestModel
+from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, DateText, RequestModel
 from handlers.schemas.reading import PlainCount
 from languages import language_code, localized, requested_language
 from storage.catalog_pages import VolumePage
@@ -88,7 +88,7 @@ class VolumeDetail(BaseModel):
     slug: str | None
     language: str | None
     pages: int | None
-    release_date: str | None
+    release_date: DateText | None
     cover_path: str | None
     aspect_ratio: float | None
     nsfw: int
@@ -117,7 +117,7 @@ class SeriesVolume(BaseModel):
     id: int
     name: str
     slug: str | None
-    release_date: str | None
+    release_date: DateText | None
     language: str | None
     pages: int | None
     nsfw: int
@@ -135,9 +135,9 @@ class SeriesVolume(BaseModel):
 
 class SeriesVolumesPage(BaseModel):
     volumes: list[SeriesVolume]
-    max: int
-    from_: int = Field(alias="from")
-    to: int
+    max: int = Field(description=PAGE_TOTAL)
+    from_: int = Field(alias="from", description=PAGE_FROM)
+    to: int = Field(description=PAGE_TO)
 
     @classmethod
     def of(cls, volumes: Sequence[SeriesVolume], total: int, offset: int) -> Self:

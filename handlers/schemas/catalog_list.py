@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, Field, RootModel, StrictStr, field_validator
 
 from handlers.schemas.catalog import ClientId, VolumeCard, series_card
-from handlers.schemas.common import RequestModel
+from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, RequestModel, capped_limit
 from handlers.schemas.reading import ListQuery, PlainCount
 from languages import requested_language
 from storage.records import SeriesRecord
@@ -17,6 +17,12 @@ SeriesOrder = Literal["name-asc", "name-desc", "added-asc", "added-desc"]
 # `filters`: `key:value` items separated by semicolons; a key given twice takes either value.
 FILTER_KEYS = ("type", "origin")
 MAX_FILTERS = 20
+# parse_filters' rule as a JSON Schema pattern, for the document: `;`-separated parts, each blank
+# or `key:value` (a known key in any case, a value that is not blank), at most MAX_FILTERS of them
+# not blank. tests/unit/test_filter_pattern.py holds the two to the same answers.
+_KEY = "(?:" + "|".join("".join(f"[{c.upper()}{c}]" for c in key) for key in FILTER_KEYS) + ")"
+_FILTER = rf"\s*{_KEY}\s*:\s*[^;\s][^;]*"
+FILTERS_PATTERN = rf"^(?:\s*;)*(?:{_FILTER}(?:;\s*)*(?:;{_FILTER}(?:;\s*)*){{0,{MAX_FILTERS - 1}}}|\s*)$"
 QUICK_SEARCH_LIMIT = 10
 MAX_QUICK_SEARCH_LIMIT = 50
 
@@ -47,7 +53,7 @@ class SeriesListQuery(ListQuery):
     # `lang` as the spec names it, `user_lang` as the other lists do: either localizes.
     lang: Annotated[StrictStr, Field(max_length=40)] | None = None
     order: SeriesOrder = "name-asc"
-    filters: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    filters: Annotated[StrictStr, Field(max_length=1000, json_schema_extra={"pattern": FILTERS_PATTERN})] | None = None
 
     @field_validator("filters")
     @classmethod
@@ -90,9 +96,9 @@ class SeriesListItem(BaseModel):
 
 class SeriesListPage(BaseModel):
     series: list[SeriesListItem]
-    max: int
-    from_: int = Field(alias="from")
-    to: int
+    max: int = Field(description=PAGE_TOTAL)
+    from_: int = Field(alias="from", description=PAGE_FROM)
+    to: int = Field(description=PAGE_TO)
 
     @classmethod
     def of(cls, items: Sequence[SeriesListItem], total: int, offset: int) -> Self:
@@ -102,8 +108,9 @@ class SeriesListPage(BaseModel):
 class QuickSearchQuery(RequestModel):
     """`limit` above MAX_QUICK_SEARCH_LIMIT is capped."""
 
-    search: Annotated[StrictStr, Field(max_length=100)]
-    limit: Annotated[PlainCount, Field(ge=0)] = QUICK_SEARCH_LIMIT
+    # A blank search is a missing one (400 "Required parameters missing"): the pattern says so.
+    search: Annotated[StrictStr, Field(max_length=100, json_schema_extra={"pattern": r"\S"})]
+    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_QUICK_SEARCH_LIMIT))] = QUICK_SEARCH_LIMIT
 
     @property
     def search_text(self) -> str | None:

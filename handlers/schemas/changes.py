@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field, StrictStr
 
 from auth.clock import iso_utc
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.collection import money
-from handlers.schemas.common import RequestModel
+from handlers.schemas.common import DateText, DateTimeText, RequestModel
 from handlers.schemas.ratings import SeriesRating
 from handlers.schemas.reading import PlainCount, ReadingStatus
 from handlers.schemas.settings import UserSettings, settings_with_defaults
@@ -24,12 +24,8 @@ DEFAULT_CHANGES = 100
 _CURSOR = r"^[0-9]{1,18}$"
 
 
-def _cursor(value: Any) -> Any:
-    return value if not isinstance(value, str) else value.strip()
-
-
 class ChangesQuery(RequestModel):
-    since: Annotated[str | None, BeforeValidator(_cursor), Field(pattern=_CURSOR)] = None
+    since: Annotated[StrictStr, Field(pattern=_CURSOR)] | None = None
     limit: Annotated[PlainCount, Field(ge=1, le=MAX_CHANGES)] = DEFAULT_CHANGES
 
 
@@ -41,8 +37,8 @@ class ChangedCollectionItem(BaseModel):
     series_id: int
     client: int
     price: float | None
-    buy_date: str | None
-    added: str | None
+    buy_date: DateText | None
+    added: DateTimeText | None
 
 
 class AvatarState(BaseModel):
@@ -60,7 +56,7 @@ class Change(BaseModel):
     kind: Literal["reading-status", "rating", "collection-item", "settings", "avatar"]
     id: str
     op: Literal["upsert", "delete"]
-    at: str
+    at: DateTimeText
     entry: ChangedEntry | None
     import_id: str | None = None
     # The entry's entity tag, for `If-Match` on its update or delete (a status, a rating, a

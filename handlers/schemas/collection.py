@@ -6,22 +6,28 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictStr, WithJsonSchema, field_validator
 
 from handlers.schemas.catalog import ClientId
-from handlers.schemas.common import AcceptsKeyObject, RequestModel
+from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, AcceptsKeyObject, DateText, RequestModel
 from handlers.schemas.reading import ListQuery
 from languages import localized
+from partial_dates import FULL_DATE_PATTERN
 from storage.records import CollectionItemRecord, SeriesRecord, VolumeRecord
 
 MAX_PRICE = Decimal(100_000)
-_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CENT = Decimal("0.01")
+_FULL_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _money(value: Any) -> Decimal:
+    """A price: a JSON number from 0 to 100,000, rounded to the cent (half up, on its shortest
+    decimal text: 9.995 is 10.00), since a float cannot say "two decimals" exactly and JSON Schema
+    cannot either (19.99 / 0.01 is not a whole number in binary): what the schema says is what is
+    taken, and a frontend's 0.1 + 0.2 is 0.30."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
     try:
@@ -30,15 +36,12 @@ def _money(value: Any) -> Decimal:
         raise ValueError("must be a number") from None
     if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
         raise ValueError("must be from 0 to 100000")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("must have at most 2 decimals")
-    return amount
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-# At most two decimals, which JSON Schema's float `multipleOf` cannot say exactly (19.99 / 0.01
-# is not a whole number in binary): said in the description.
 Price = Annotated[Decimal, BeforeValidator(_money), WithJsonSchema({
-    "type": "number", "minimum": 0, "maximum": 100000, "description": "at most two decimals"})]
+    "type": "number", "minimum": 0, "maximum": 100000,
+    "description": "Rounded to the cent (half up): 9.995 is kept as 10.00."})]
 
 
 def calendar_date(value: str) -> str:
@@ -49,6 +52,10 @@ def calendar_date(value: str) -> str:
     except ValueError:
         raise ValueError("is not a real date") from None
     return value
+
+
+# A day of the calendar, `YYYY-MM-DD`: checked by calendar_date, published as its pattern.
+CalendarDate = Annotated[StrictStr, Field(json_schema_extra={"format": "date", "pattern": FULL_DATE_PATTERN})]
 
 
 def cents(price: Decimal | None) -> int | None:
@@ -69,14 +76,14 @@ class _PriceAndDate(RequestModel):
 
 class CollectionAddBody(_PriceAndDate):
     price: Price | None = None
-    date: StrictStr | None = None
+    date: CalendarDate | None = None
 
 
 class CollectionUpdateBody(_PriceAndDate):
     """Both keys are required, as in the spec; `null` records that the value is unknown."""
 
     price: Price | None
-    date: StrictStr | None
+    date: CalendarDate | None
 
 
 class CollectionQuery(ListQuery):
@@ -118,7 +125,7 @@ class CollectionEntry(BaseModel):
     """What the owner's collection list shows of an item, and what its `etag` is the tag of."""
 
     item_id: str
-    buy_date: str | None
+    buy_date: DateText | None
     price: float | None
 
     @classmethod
@@ -137,7 +144,7 @@ class CollectionVolume(BaseModel):
     name: str
     series: CollectionSeries
     language: str | None
-    release_date: str | None
+    release_date: DateText | None
     pages: int | None
     nsfw: int
     nsfw18: int
@@ -161,9 +168,9 @@ class CollectionVolume(BaseModel):
 
 class CollectionListPage(BaseModel):
     volumes: list[CollectionVolume]
-    max: int
-    from_: int = Field(alias="from")
-    to: int
+    max: int = Field(description=PAGE_TOTAL)
+    from_: int = Field(alias="from", description=PAGE_FROM)
+    to: int = Field(description=PAGE_TO)
 
     @classmethod
     def of(cls, volumes: Sequence[CollectionVolume], total: int, offset: int) -> Self:
@@ -174,5 +181,5 @@ class CollectionListPage(BaseModel):
 class CollectionStatistics(BaseModel):
     total_items: int
     total_spent: float
-    first_buy: str | None
-    last_buy: str | None
+    first_buy: DateText | None
+    last_buy: DateText | None

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field, create_model
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.catalog import series_card
 from handlers.schemas.collection import CollectionListPage, CollectionVolume
+from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, DateText, capped_limit
 from handlers.schemas.reading import (
+    MAX_LIMIT,
     HistoryItem,
     PagedSearch,
     PlainCount,
@@ -57,7 +59,7 @@ class UsersQuery(PagedSearch):
     """Paged and searched as the other lists; `search` is the beginning of the username, in any case."""
 
     order: UsersOrder = "name-asc"
-    limit: Annotated[PlainCount, Field(ge=0)] = USERS_PAGE
+    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_LIMIT))] = USERS_PAGE
 
 
 class ListedUser(PublicUser):
@@ -72,10 +74,10 @@ class ListedUser(PublicUser):
 
 class UsersPage(BaseModel):
     users: list[ListedUser]
-    max: int  # the users the request matches
+    max: int = Field(description=PAGE_TOTAL)
     count: int  # the users on this page
-    from_: int = Field(alias="from")
-    to: int
+    from_: int = Field(alias="from", description=PAGE_FROM)
+    to: int = Field(description=PAGE_TO)
 
     @classmethod
     def of(cls, users: Sequence[ListedUser], total: int, offset: int) -> UsersPage:
@@ -111,7 +113,7 @@ class PublicHistoryPage(ReadingHistoryPage):
 
 
 class PublicCollectionEntry(BaseModel):
-    buy_date: str | None
+    buy_date: DateText | None
 
 
 class PublicCollectionVolume(CollectionVolume):

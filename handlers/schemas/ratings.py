@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 
 from auth.clock import iso_utc
-from handlers.schemas.common import RequestModel
+from handlers.schemas.common import DateTimeText, RequestModel
 from storage.records import RatingRecord
 
 
@@ -31,7 +31,7 @@ class SeriesRating(BaseModel):
     user_id: str
     series_id: int
     rating: float
-    last_update: str
+    last_update: DateTimeText
 
     @classmethod
     def of(cls, rating: RatingRecord, user_id: str) -> SeriesRating:

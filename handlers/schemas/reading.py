@@ -9,26 +9,39 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    StrictInt,
     StrictStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 from auth.clock import iso_utc
 from handlers.schemas.catalog import ClientId, VolumeCard, series_card
-from handlers.schemas.common import AcceptsKeyObject, RequestModel
-from partial_dates import date_range, ends_before_start
+from handlers.schemas.common import (
+    PAGE_FROM,
+    PAGE_TO,
+    PAGE_TOTAL,
+    AcceptsKeyObject,
+    DateTimeText,
+    JsonInt,
+    RequestModel,
+    capped_limit,
+    one_of,
+)
+from partial_dates import PARTIAL_DATE_PATTERN, date_range, ends_before_start
 from storage.reading import StatusFields
 from storage.records import SeriesRecord, StatusRecord
 
-Visibility = Annotated[Literal["private", "public"], AcceptsKeyObject]
-ProgressType = Annotated[Literal["chapters", "volumes"], AcceptsKeyObject]
+VisibilityValue = Literal["private", "public"]
+ProgressTypeValue = Literal["chapters", "volumes"]
 # The spec's four, and `planned` ("plan to read", what other trackers and MAL exports have).
-Status = Annotated[Literal["started", "completed", "paused", "dropped", "planned"], AcceptsKeyObject]
-Priority = Annotated[Literal["low", "mid", "high"], AcceptsKeyObject]
+StatusValue = Literal["started", "completed", "paused", "dropped", "planned"]
+PriorityValue = Literal["low", "mid", "high"]
+Visibility = Annotated[VisibilityValue, AcceptsKeyObject]
+ProgressType = Annotated[ProgressTypeValue, AcceptsKeyObject]
+Status = Annotated[StatusValue, AcceptsKeyObject]
+Priority = Annotated[PriorityValue, AcceptsKeyObject]
 
 
 def _json_number(value: Any) -> Any:
@@ -46,36 +59,25 @@ def _partial_date(value: str) -> str:
     return value
 
 
-# The pattern is what JSON Schema can say; that the day exists (no February 30) is checked too.
-PartialDate = Annotated[StrictStr, Field(max_length=10,
-                                         pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$")]
-
-
-def _either_progress_type_name(schema: dict[str, Any]) -> None:
-    """The schema says what the service takes: `progressType` (the spec's) or `progress_type`
-    (what the service answers and the account file holds), one of them required. Two whole
-    object variants rather than `anyOf` of bare `required` lists, which client generators turn
-    into `unknown`."""
-    properties = schema.get("properties", {})
-    if "progressType" not in properties:
-        return
-    properties["progress_type"] = properties["progressType"]
-    required = [name for name in schema.get("required", []) if name != "progressType"]
-    body = {key: value for key, value in schema.items() if key not in ("title", "required")}
-    title = schema.get("title")
-    schema.clear()
-    schema.update({"title": title, "anyOf": [{**body, "required": [*required, name]}
-                                             for name in ("progressType", "progress_type")]})
+# Checked by date_range (its messages name what is wrong); the document publishes the same rule
+# as a pattern.
+PartialDate = Annotated[StrictStr, Field(max_length=10, json_schema_extra={"pattern": PARTIAL_DATE_PATTERN})]
 
 
 class ReadingStatusBody(RequestModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_either_progress_type_name)
+    """A reading status, as add and update take it. The document names the progress type
+    `progress_type`, as the service answers it and the account file holds it; the spec's
+    `progressType` is taken too (the original web client sends it), never both. `end` must not
+    be before `start` (partial dates compare as the days they cover: `end` 2024 is not before
+    `start` 2024-05), which no schema can say: 400 naming `end`."""
 
     visibility: Visibility
-    progress_type: ProgressType = Field(validation_alias=AliasChoices("progressType", "progress_type"))
+    # The first name is the document's (one name per field, or a generated client gets two
+    # attributes for one value); the second is the spec's.
+    progress_type: ProgressType = Field(validation_alias=AliasChoices("progress_type", "progressType"))
     progress: Annotated[Number, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
     status: Status
-    reread: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    reread: Annotated[JsonInt, Field(ge=0, le=1000)] | None = None
     score: Annotated[Number, Field(ge=0, le=10, allow_inf_nan=False)] | None = None
     priority: Priority
     start: PartialDate | None = None
@@ -104,21 +106,25 @@ class ReadingStatusBody(RequestModel):
                             start=self.start, end=self.end, notes=self.notes)
 
 
+# A (partial) date of an answer, as the document publishes it.
+PartialDateText = Annotated[str, WithJsonSchema({"type": "string", "pattern": PARTIAL_DATE_PATTERN})]
+
+
 class ReadingStatus(BaseModel):
     user_id: str
     series_id: int
     client: int
-    visibility: str
-    progress_type: str
+    visibility: Annotated[str, one_of(VisibilityValue)]
+    progress_type: Annotated[str, one_of(ProgressTypeValue)]
     progress: float
-    status: str
+    status: Annotated[str, one_of(StatusValue)]
     reread: int | None
     score: float | None
-    priority: str
-    start: str | None
-    end: str | None
+    priority: Annotated[str, one_of(PriorityValue)]
+    start: PartialDateText | None
+    end: PartialDateText | None
     notes: str | None
-    last_update: str
+    last_update: DateTimeText
 
     @classmethod
     def of(cls, status: StatusRecord, user_id: str) -> ReadingStatus:
@@ -133,26 +139,15 @@ HistoryOrder = Literal[
 MAX_LIMIT = 100
 
 
-def _plain_count(value: Any) -> Any:
-    """A count from a query string is plain ASCII digits: not `1_0`, `+5`, ` 7` or `١٠`, which
-    Python's int() would all accept. A JSON body's count must be a JSON integer."""
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            raise ValueError("must be a whole number written with digits only")
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be a whole number")
-    return value
-
-
-PlainCount = Annotated[int, BeforeValidator(_plain_count)]
+# A count: a JSON whole number in a body, its digits in a query string.
+PlainCount = JsonInt
 
 
 class PagedSearch(RequestModel):
     """Paging and search, shared by every list route. `limit` above 100 is capped; a search is
     trimmed, and a blank one is none."""
 
-    limit: Annotated[PlainCount, Field(ge=0)] = 20
+    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_LIMIT))] = 20
     offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
     search: Annotated[StrictStr, Field(max_length=100)] | None = None
 
@@ -201,9 +196,9 @@ class HistoryItem(BaseModel):
 
 class ReadingHistoryPage(BaseModel):
     series: list[HistoryItem]
-    max: int
-    from_: int = Field(alias="from")
-    to: int
+    max: int = Field(description=PAGE_TOTAL)
+    from_: int = Field(alias="from", description=PAGE_FROM)
+    to: int = Field(description=PAGE_TO)
 
     @classmethod
     def of(cls, items: Sequence[HistoryItem], total: int, offset: int) -> Self:
@@ -212,7 +207,7 @@ class ReadingHistoryPage(BaseModel):
 
 
 class StatusHistoryQuery(RequestModel):
-    limit: Annotated[PlainCount, Field(ge=0)] = 20  # above 100: 100
+    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_LIMIT))] = 20
     offset: Annotated[PlainCount, Field(ge=0, le=10_000)] = 0
 
     @property

@@ -9,6 +9,7 @@ from pydantic import BaseModel, PlainSerializer
 
 from handlers.schemas.catalog import ClientId
 from handlers.schemas.common import RequestModel
+from handlers.schemas.reading import PartialDateText
 from storage.reading_stats import HistoryFigures, ReadingStats
 
 
@@ -60,8 +61,8 @@ class HistoryStatistics(BaseModel):
     paused_series: int
     total_rereads: int
     avg_score: float  # of the scored entries, two decimals; 0 (which means unscored) when none is
-    first_entry: str | None  # the earliest start or end date an entry gives, as given
-    last_entry: str | None  # the latest
+    first_entry: PartialDateText | None  # the earliest start or end date an entry gives, as given
+    last_entry: PartialDateText | None  # the latest
 
     @classmethod
     def of(cls, figures: HistoryFigures) -> HistoryStatistics:

@@ -39,8 +39,8 @@ def _attribute(key: str) -> str:
     return key.replace("-", "_")
 
 
-def _settings_body_schema(schema: dict[str, Any]) -> None:
-    """What save-settings takes: the settings (none of them null) flat, or under `settings`."""
+def _settings_schema(schema: dict[str, Any]) -> None:
+    """Settings to change, as the document says them: none of them null."""
     for prop in schema.get("properties", {}).values():
         prop.pop("default", None)
         branches = [branch for branch in prop.pop("anyOf", []) if branch.get("type") != "null"]
@@ -48,15 +48,20 @@ def _settings_body_schema(schema: dict[str, Any]) -> None:
             prop.update(branches[0])
         elif branches:
             prop["anyOf"] = branches
-    flat = {key: value for key, value in schema.items() if key != "title"}
-    title = schema.get("title")
-    schema.clear()
-    schema.update({"title": title, "anyOf": [flat, {"type": "object", "properties": {"settings": flat},
-                                                    "required": ["settings"], "additionalProperties": False}]})
+
+
+def _save_settings_schema(schema: dict[str, Any]) -> None:
+    """What save-settings takes, as the document says it: the spec's flat object, at least one
+    setting. The same object wrapped as `{"settings": {...}}` is taken too (the description says
+    so); the document shows one shape, which every client generator can read."""
+    _settings_schema(schema)
+    schema["minProperties"] = 1
+    schema["description"] = ('Settings to change: the keys given are merged into the stored settings. The same '
+                             'object wrapped as `{"settings": {...}}` is taken too.')
 
 
 class _SettingsUpdateBase(RequestModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, json_schema_extra=_settings_body_schema)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, json_schema_extra=_settings_schema)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -87,6 +92,13 @@ else:
         __base__=_SettingsUpdateBase,
         **{_attribute(key): (kind | None, Field(None, alias=key)) for key, (kind, _) in SETTING_FIELDS.items()},
     )
+
+
+class SettingsBody(SettingsUpdate):
+    """The body of save-settings: SettingsUpdate, with at least one setting (the route answers 400
+    "Required parameters missing" to none); an account file's settings may be empty."""
+
+    model_config = ConfigDict(json_schema_extra=_save_settings_schema)
 
 
 def unwrap_settings_body(body: Any) -> Any:

@@ -27,6 +27,8 @@ DRIVER_PACKAGES = frozenset({"pymongo", "bson", "gridfs", "motor"})
 # keywords, which OpenAPI publishes, look alike and are not MongoDB's.
 MONGO_OPERATOR = re.compile(r"^\$+[A-Za-z_]")
 JSON_SCHEMA_KEYWORDS = frozenset({"$ref", "$defs", "$schema", "$id", "$comment", "$anchor"})
+# OpenAPI's runtime expressions (a link's parameters, web.openapi): `$request.…`, `$response.…`.
+OPENAPI_EXPRESSION = re.compile(r"^\$(request|response)\.")
 
 
 # The keys handler modules index that share a name with a stored field but are not a stored
@@ -137,7 +139,7 @@ def operator_strings(tree: ast.Module) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
-            if MONGO_OPERATOR.match(text) and text not in JSON_SCHEMA_KEYWORDS:
+            if MONGO_OPERATOR.match(text) and text not in JSON_SCHEMA_KEYWORDS and not OPENAPI_EXPRESSION.match(text):
                 found.append(text)
     return found
 

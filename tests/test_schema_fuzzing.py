@@ -5,8 +5,11 @@ so the cases generated without it really go without it, and must answer 401. The
 an administrator with an avatar, so that admin routes and the image answers are reached too. What
 must hold for every generated request: no 5xx, every status documented, every answer of the
 documented content type and schema (errors included: `{data, code, errors?}`), required headers,
-authentication and unsupported methods honoured. Whether each request schema is exactly as strict
-as the service (schemathesis' positive and negative data checks) is the OpenAPI issue's to prove.
+authentication and unsupported methods honoured; and every request schema exactly as strict as
+the service: schema-valid data is not refused for its form (`positive_data_acceptance`), schema-
+invalid data is refused (`negative_data_rejection`). What no schema can say is in
+tests/fuzzing/schemathesis.toml (a file's content) and tests/fuzzing/hooks.py (rules that compare
+two values; a fresh Idempotency-Key per request).
 """
 
 from __future__ import annotations

@@ -31,6 +31,19 @@ async def test_an_unknown_route_answers_404_in_json(api: ApiClient) -> None:
         assert (reply.status, reply.body) == (404, {"data": "Not found", "code": 404})
 
 
+@pytest.mark.parametrize("query, field, message", [
+    ("since=%20", "since", "String should match pattern"),  # judged as sent: not stripped to nothing
+    ("since=1%0B", "since", "String should match pattern"),  # nor a control character made a space
+    ("limit=%205", "limit", "digits only"),
+    ("limit=%FF", "limit", "must be UTF-8"),  # a query value that is not UTF-8 names its field
+])
+async def test_query_values_are_judged_as_sent(api: ApiClient, alice: dict[str, Any], query: str, field: str,
+                                               message: str) -> None:
+    reply = await api.get(f"/user/changes?{query}")
+    assert (reply.status, reply.body["data"], reply.body["errors"][0]["field"]) == (400, "Invalid parameters", field)
+    assert message in reply.body["errors"][0]["message"]
+
+
 async def test_a_wrong_method_answers_405_with_allow(api: ApiClient) -> None:
     reply = await api.get("/auth/login")
     assert (reply.status, reply.body) == (405, {"data": "Method not allowed", "code": 405})

@@ -36,6 +36,7 @@ from web.errors import (
     FIELD_REQUIRED,
     FORBIDDEN,
     INTERNAL_ERROR,
+    INVALID_PARAMETERS,
     MISSING_PARAMETERS,
     SERVICE_UNAVAILABLE,
     STANDARD_MESSAGES,
@@ -531,8 +532,13 @@ class ApiHandler(tornado.web.RequestHandler):
         text sent, decoded: tornado's get_query_argument would strip its ends and turn control
         characters into spaces, so that the route would judge another text than the one the
         client sent (and the document's schema describes)."""
-        return {key: self.decode_argument(values[-1], name=key)
-                for key, values in self.request.query_arguments.items()}
+        arguments = {}
+        for key, values in self.request.query_arguments.items():
+            try:
+                arguments[key] = values[-1].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, INVALID_PARAMETERS, [FieldError(field=key, message="must be UTF-8")]) from None
+        return arguments
 
     async def list_parameters(self, model: type[M]) -> M:
         """List routes take GET query parameters; the web client sends the same as a JSON

@@ -36,11 +36,13 @@ STAMPED = {"/user/export"}
 
 
 def own_data_gets() -> list[str]:
-    """Every GET that answers an ETag, by the route table (a new one is swept too), as a path."""
+    """Every GET of the reader's own data that answers an ETag, by the route table (a new one is
+    swept too), as a path. (The public pages answer theirs with their own caching:
+    tests/test_public_profiles.py.)"""
     paths = []
     for route in all_routes():
         operation = route.handler.api.get("get")
-        if operation is not None and operation.answers_etag("get"):
+        if operation is not None and operation.answers_etag("get") and operation.auth:
             path = re.sub(r"\{\w+\}", "1", route.path)
             query = QUERIES.get(route.path)
             paths.append(f"{path}?{urlencode(query)}" if query else path)

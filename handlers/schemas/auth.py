@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 from auth.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, USERNAME_PATTERN
 from auth.permissions import permissions_for
 from auth.personal_tokens import MAX_LIFETIME_DAYS, MAX_NAME_LENGTH, SCOPES
-from handlers.schemas.common import JsonInt, RequestModel
+from handlers.schemas.common import JsonInt, RequestModel, one_of
 from handlers.schemas.settings import UserSettings, settings_with_defaults
 from storage.records import PersonalTokenRecord, SessionRecord, UserRecord
 
@@ -117,7 +117,7 @@ class PersonalTokenRequest(RequestModel):
 class PersonalTokenView(BaseModel):
     id: str  # opaque: never the token or its hash
     name: str
-    scopes: list[str]
+    scopes: list[Annotated[str, one_of(Scope)]]
     created: datetime
     last_used: datetime | None
     expires: datetime
@@ -133,7 +133,7 @@ class PersonalTokenCreated(BaseModel):
 
     id: str
     name: str
-    scopes: list[str]
+    scopes: list[Annotated[str, one_of(Scope)]]
     created: datetime
     expires: datetime
     token: str

@@ -80,7 +80,8 @@ def _storable_instant(value: datetime) -> datetime:
         raise ValueError("must be an instant from year 1 to 9999 in UTC") from None
 
 
-Instant = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(_storable_instant)]
+Instant = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(_storable_instant),
+                    Field(description="An RFC 3339 date-time from year 1 to 9999 in UTC")]
 
 
 class _FileModel(BaseModel):
@@ -125,12 +126,12 @@ class ExportedProfile(_FileModel):
 class ExportedImage(_FileModel):
     url: str
     content_type: str
-    bytes: int
+    bytes: JsonInt
     sha256: str
 
 
 class ExportedAvatar(_FileModel):
-    version: int
+    version: JsonInt
     scaled: ExportedImage
     high: ExportedImage
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auth.permissions import EDIT_USERS
-from handlers.accounts import PasswordCheck
+from handlers.accounts import COOKIE_CLEARED, PasswordCheck
 from handlers.schemas.auth import PasswordConfirmation
 from handlers.user_scope import USER_ID
 from web.base import ApiHandler
@@ -28,7 +28,7 @@ class DeleteAccountHandler(PasswordCheck):
     api = {
         "delete": Operation(
             summary="Delete the signed-in user's account and everything it holds; clears the cookie",
-            request=PasswordConfirmation, tags=_TAGS,
+            request=PasswordConfirmation, tags=_TAGS, sets_cookie=COOKIE_CLEARED,
             responses={200: ACCOUNT_DELETED, 400: MISSING_PARAMETERS, 401: INVALID_CREDENTIALS,
                        429: TOO_MANY_REQUESTS},
         )
@@ -46,6 +46,7 @@ class AdminDeleteAccountHandler(ApiHandler):
     api = {
         "delete": Operation(
             summary="Delete any user's account, with the same effects", tags=_TAGS, permission=EDIT_USERS,
+            sets_cookie=f"When the account is the caller's own: {COOKIE_CLEARED}",
             responses={200: ACCOUNT_DELETED, 400: MISSING_PARAMETERS, 401: UNAUTHORIZED, 403: FORBIDDEN,
                        404: USER_NOT_FOUND},
         )

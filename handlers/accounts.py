@@ -83,10 +83,14 @@ class PasswordCheck(ApiHandler):
 
 
 # The sign-in's cookie, as the document describes it (web.base.ApiHandler.set_refresh_cookie).
-SESSION_COOKIE = ("`refreshToken=<user id>.<secret>`: `HttpOnly`, `Path=/`, `Secure` (unless the service runs "
-                  "with COOKIE_SECURE=false, over plain http), `SameSite=Lax` (COOKIE_SAMESITE), expiring with the "
-                  "session: 30 days after it was last used, 90 days after sign-in at most. Any request the "
-                  "cookie authenticates may set it again with a later expiry (once an hour at most).")
+SESSION_COOKIE = ("`refreshToken=<user id>.<secret>`: `HttpOnly`, `Path=/`, `SameSite` as COOKIE_SAMESITE says "
+                  "(`Lax` by default; `None` is sent as `Lax` on a cookie that is not `Secure`), and `Secure` "
+                  "exactly when the request came over https (COOKIE_SECURE=auto, the default; `true` or `false` "
+                  "fix it), expiring with the session: 30 days after it was last used, 90 days after sign-in at "
+                  "most. Any request the cookie authenticates may set it again with a later expiry (once an hour "
+                  "at most), and a 401 to a cookie whose session is gone clears it.")
+# The answer that ends this session's cookie.
+COOKIE_CLEARED = "`refreshToken=` with an expiry in the past: the browser forgets the session's cookie."
 
 
 class RegisterHandler(ApiHandler):
@@ -239,7 +243,7 @@ class LogoutHandler(ApiHandler):
             request_required=False,
             tags=("auth",),
             responses={200: LOGGED_OUT, 401: UNAUTHORIZED},
-            sets_cookie="`refreshToken=` with an expiry in the past: the browser forgets the session's cookie.",
+            sets_cookie=COOKIE_CLEARED,
         )
     }
 

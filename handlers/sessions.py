@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.accounts import COOKIE_CLEARED
 from handlers.schemas.auth import SessionList, SessionView
 from web.base import ApiHandler
 from web.errors import MISSING_PARAMETERS, UNAUTHORIZED, ApiError
@@ -27,7 +28,7 @@ class SessionsHandler(ApiHandler):
 
 class SessionHandler(ApiHandler):
     api = {"delete": Operation(summary="End one of the user's sessions (the current one too: that is a logout)",
-                               tags=("auth",),
+                               tags=("auth",), sets_cookie=f"When the session is the caller's own: {COOKIE_CLEARED}",
                                responses={200: SESSION_ENDED, 400: MISSING_PARAMETERS, 401: UNAUTHORIZED,
                                           404: SESSION_NOT_FOUND})}
 

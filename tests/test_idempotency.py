@@ -114,6 +114,7 @@ async def test_an_invalid_key_is_400_and_keys_belong_to_their_user(
 ) -> None:
     reply = await api.post("/user/reading-status/add/1", STATUS, headers=keyed("x" * 256))
     assert (reply.status, reply.body["data"]) == (400, INVALID_KEY)
+    assert [error["field"] for error in reply.body["errors"]] == ["Idempotency-Key"]  # the header it names
     anonymous = await running.client().post("/user/reading-status/add/1", STATUS, headers=keyed("x" * 256))
     assert anonymous.status == 401  # authentication first, as without the header
     assert await statuses_of(db) == []

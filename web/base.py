@@ -550,7 +550,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def query_parameters(self, model: type[M]) -> M:
         """The query string validated as `model`, its values as the text they are."""
-        return validate(model, self.query_arguments(), from_query=True)
+        return validate(model, self.query_arguments())
 
     def path_parameter(self, name: str, *, required: bool = True) -> str:
         """The path's `name`, held to the route's declaration of it (the one OpenAPI publishes):

@@ -70,16 +70,11 @@ def message_body(status: int, message: str, errors: list[FieldError] | None = No
 M = TypeVar("M", bound=BaseModel)
 
 
-# The validation context of a query string's values: every value is text there, so a field that
-# takes a number from JSON takes its digits from a query (handlers.schemas.common.JsonInt).
-FROM_QUERY_STRING = {"query_string": True}
-
-
-def validate(model: type[M], data: Any, *, from_query: bool = False) -> M:
+def validate(model: type[M], data: Any) -> M:
     """Validates input against `model`; a missing field is 400 "Required parameters missing",
     anything else malformed is 400 "Invalid parameters", both naming the fields."""
     try:
-        return model.model_validate(data, context=FROM_QUERY_STRING if from_query else None)
+        return model.model_validate(data)
     except ValidationError as failure:
         raise validation_error(failure) from None
 

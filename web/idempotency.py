@@ -33,6 +33,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auth.clock import utc_now
+from handlers.schemas.common import FieldError
 from storage.database import TRANSACTION_TIMEOUT_S, TransactionConflict, request_transaction
 from storage.idempotency import KeyTaken, SavedAnswer
 from web.errors import SERVICE_UNAVAILABLE, UNAUTHORIZED, ApiError, message_body
@@ -44,6 +45,7 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Printable ASCII without spaces, as a UUID or any client-made token is; a longer key is no safer.
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
+KEY_RULE = "1 to 255 visible ASCII characters"
 INVALID_KEY = "Invalid Idempotency-Key header"
 KEY_REUSED = "Idempotency-Key already used for another request"
 KEY_IN_USE = "A request with this Idempotency-Key is still being handled"
@@ -105,7 +107,7 @@ def key_of(header: str | None) -> str | None:
     if header is None:
         return None
     if not _KEY.fullmatch(header):
-        raise ApiError(400, INVALID_KEY)
+        raise ApiError(400, INVALID_KEY, [FieldError(field=HEADER, message=KEY_RULE)])
     return header
 
 

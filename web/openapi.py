@@ -443,6 +443,9 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
     found, definitions = models_json_schema(
         _models(routes), ref_template="#/components/schemas/{model}", by_alias=True)
     refs = {role: _named_by_role(ref) for role, ref in found.items()}
+    named = definitions.get("$defs", {})
+    assert not any(name.endswith("-Output") and name.removesuffix("-Output") + "Answer" in named for name in named), \
+        "a model is named like another's answer"
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         for method, op in route.handler.api.items():

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
+from handlers.schemas.common import WHITESPACE
 from languages import localized
 from storage.records import SeriesRecord, VolumeCardRecord
 
@@ -35,7 +36,7 @@ MAX_CLIENT = 10**15 - 1
 # A JSON number or a numeric string, as the web client sends either.
 ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=MAX_CLIENT), WithJsonSchema({"anyOf": [
     {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_CLIENT},
-    {"type": "string", "pattern": r"^\s*[1-9][0-9]{0,14}\s*$"},
+    {"type": "string", "pattern": f"^[{WHITESPACE}]*[1-9][0-9]{{0,14}}[{WHITESPACE}]*$"},
 ]})]
 
 

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, Field, StrictStr
 
 from handlers.schemas.catalog import VolumeCard, series_card
-from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, DateText, RequestModel
-from handlers.schemas.reading import PlainCount
+from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, Count, DateText, RequestModel
 from languages import language_code, localized, requested_language
 from storage.catalog_pages import VolumePage
 from storage.records import SeriesRecord, VolumeRecord
@@ -31,8 +30,8 @@ class SeriesVolumesQuery(RequestModel):
     # A language name (`German`), or the spec's `<label>:<edition id>`, whose label is the
     # language: the catalog holds no editions, so a volume's edition is its language.
     edition: Annotated[StrictStr, Field(max_length=80)] | None = None
-    limit: Annotated[PlainCount, Field(ge=0)] | None = None  # every volume when absent
-    offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
+    limit: Annotated[int, Count(0)] | None = None  # every volume when absent
+    offset: Annotated[int, Count(0, 10_000_000)] = 0
 
     def shows(self, volume: VolumeRecord) -> bool:
         """Whether the edition asked for (if any) holds `volume`."""

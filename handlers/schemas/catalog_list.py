@@ -8,8 +8,18 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, Field, RootModel, StrictStr, field_validator
 
 from handlers.schemas.catalog import ClientId, VolumeCard, series_card
-from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, RequestModel, capped_limit
-from handlers.schemas.reading import ListQuery, PlainCount
+from handlers.schemas.common import (
+    BLANK,
+    PAGE_FROM,
+    PAGE_TO,
+    PAGE_TOTAL,
+    WHITESPACE,
+    Count,
+    RequestModel,
+    capped_limit,
+    unblanked,
+)
+from handlers.schemas.reading import ListQuery
 from languages import requested_language
 from storage.records import SeriesRecord
 
@@ -21,8 +31,10 @@ MAX_FILTERS = 20
 # or `key:value` (a known key in any case, a value that is not blank), at most MAX_FILTERS of them
 # not blank. tests/unit/test_filter_pattern.py holds the two to the same answers.
 _KEY = "(?:" + "|".join("".join(f"[{c.upper()}{c}]" for c in key) for key in FILTER_KEYS) + ")"
-_FILTER = rf"\s*{_KEY}\s*:\s*[^;\s][^;]*"
-FILTERS_PATTERN = rf"^(?:\s*;)*(?:{_FILTER}(?:;\s*)*(?:;{_FILTER}(?:;\s*)*){{0,{MAX_FILTERS - 1}}}|\s*)$"
+_SPACE = f"[{WHITESPACE}]*"
+_FILTER = rf"{_SPACE}{_KEY}{_SPACE}:{_SPACE}[^;{WHITESPACE}][^;]*"
+FILTERS_PATTERN = (rf"^(?:{_SPACE};)*(?:{_FILTER}(?:;{_SPACE})*(?:;{_FILTER}(?:;{_SPACE})*){{0,{MAX_FILTERS - 1}}}"
+                   rf"|{_SPACE})$")
 QUICK_SEARCH_LIMIT = 10
 MAX_QUICK_SEARCH_LIMIT = 50
 
@@ -108,13 +120,14 @@ class SeriesListPage(BaseModel):
 class QuickSearchQuery(RequestModel):
     """`limit` above MAX_QUICK_SEARCH_LIMIT is capped."""
 
-    # A blank search is a missing one (400 "Required parameters missing"): the pattern says so.
-    search: Annotated[StrictStr, Field(max_length=100, json_schema_extra={"pattern": r"\S"})]
-    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_QUICK_SEARCH_LIMIT))] = QUICK_SEARCH_LIMIT
+    # A blank search (whitespace and control characters only) is a missing one (400 "Required
+    # parameters missing"): the pattern says so.
+    search: Annotated[StrictStr, Field(max_length=100, json_schema_extra={"pattern": f"[^{BLANK}]"})]
+    limit: Annotated[int, Count(0), Field(description=capped_limit(MAX_QUICK_SEARCH_LIMIT))] = QUICK_SEARCH_LIMIT
 
     @property
     def search_text(self) -> str | None:
-        return self.search.strip() or None
+        return unblanked(self.search)
 
     @property
     def page_size(self) -> int:

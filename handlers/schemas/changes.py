@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field, StrictStr
 from auth.clock import iso_utc
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.collection import money
-from handlers.schemas.common import DateText, DateTimeText, RequestModel
+from handlers.schemas.common import Count, DateText, DateTimeText, RequestModel
 from handlers.schemas.ratings import SeriesRating
-from handlers.schemas.reading import PlainCount, ReadingStatus
+from handlers.schemas.reading import ReadingStatus
 from handlers.schemas.settings import UserSettings, settings_with_defaults
 from storage import changes
 from storage.changes import StoredChange
@@ -26,7 +26,7 @@ _CURSOR = r"^[0-9]{1,18}$"
 
 class ChangesQuery(RequestModel):
     since: Annotated[StrictStr, Field(pattern=_CURSOR)] | None = None
-    limit: Annotated[PlainCount, Field(ge=1, le=MAX_CHANGES)] = DEFAULT_CHANGES
+    limit: Annotated[int, Count(1, MAX_CHANGES)] = DEFAULT_CHANGES
 
 
 class ChangedCollectionItem(BaseModel):

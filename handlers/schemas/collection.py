@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictStr, WithJsonSchema, field_validator
@@ -24,10 +24,6 @@ _FULL_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _money(value: Any) -> Decimal:
-    """A price: a JSON number from 0 to 100,000, rounded to the cent (half up, on its shortest
-    decimal text: 9.995 is 10.00), since a float cannot say "two decimals" exactly and JSON Schema
-    cannot either (19.99 / 0.01 is not a whole number in binary): what the schema says is what is
-    taken, and a frontend's 0.1 + 0.2 is 0.30."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
     try:
@@ -36,12 +32,17 @@ def _money(value: Any) -> Decimal:
         raise ValueError("must be a number") from None
     if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
         raise ValueError("must be from 0 to 100000")
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    if amount != amount.quantize(CENT):
+        raise ValueError("must have at most 2 decimals")
+    return amount
 
 
+# At most two decimals, which JSON Schema's float `multipleOf` cannot say exactly (19.99 / 0.01 is
+# not a whole number in binary, and validators refuse it): said in the description, one of the
+# rules no schema can say (docs/api.md).
 Price = Annotated[Decimal, BeforeValidator(_money), WithJsonSchema({
     "type": "number", "minimum": 0, "maximum": 100000,
-    "description": "Rounded to the cent (half up): 9.995 is kept as 10.00."})]
+    "description": "At most two decimals (a price is kept exactly, in cents): 9.999 is refused."})]
 
 
 def calendar_date(value: str) -> str:

@@ -13,12 +13,11 @@ from pydantic import BaseModel, Field, create_model
 from handlers.schemas.auth import avatar_url
 from handlers.schemas.catalog import series_card
 from handlers.schemas.collection import CollectionListPage, CollectionVolume
-from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, DateText, capped_limit
+from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, Count, DateText, capped_limit
 from handlers.schemas.reading import (
     MAX_LIMIT,
     HistoryItem,
     PagedSearch,
-    PlainCount,
     ReadingHistoryPage,
     ReadingStatus,
 )
@@ -59,7 +58,7 @@ class UsersQuery(PagedSearch):
     """Paged and searched as the other lists; `search` is the beginning of the username, in any case."""
 
     order: UsersOrder = "name-asc"
-    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_LIMIT))] = USERS_PAGE
+    limit: Annotated[int, Count(0), Field(description=capped_limit(MAX_LIMIT))] = USERS_PAGE
 
 
 class ListedUser(PublicUser):

@@ -23,11 +23,13 @@ from handlers.schemas.common import (
     PAGE_TO,
     PAGE_TOTAL,
     AcceptsKeyObject,
+    Count,
     DateTimeText,
     JsonInt,
     RequestModel,
     capped_limit,
     one_of,
+    unblanked,
 )
 from partial_dates import PARTIAL_DATE_PATTERN, date_range, ends_before_start
 from storage.reading import StatusFields
@@ -139,16 +141,14 @@ HistoryOrder = Literal[
 MAX_LIMIT = 100
 
 
-# A count: a JSON whole number in a body, its digits in a query string.
-PlainCount = JsonInt
 
 
 class PagedSearch(RequestModel):
     """Paging and search, shared by every list route. `limit` above 100 is capped; a search is
     trimmed, and a blank one is none."""
 
-    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_LIMIT))] = 20
-    offset: Annotated[PlainCount, Field(ge=0, le=10_000_000)] = 0
+    limit: Annotated[int, Count(0), Field(description=capped_limit(MAX_LIMIT))] = 20
+    offset: Annotated[int, Count(0, 10_000_000)] = 0
     search: Annotated[StrictStr, Field(max_length=100)] | None = None
 
     @property
@@ -157,7 +157,7 @@ class PagedSearch(RequestModel):
 
     @property
     def search_text(self) -> str | None:
-        return self.search.strip() or None if self.search else None
+        return unblanked(self.search) if self.search else None
 
 
 class ListQuery(PagedSearch):
@@ -207,8 +207,8 @@ class ReadingHistoryPage(BaseModel):
 
 
 class StatusHistoryQuery(RequestModel):
-    limit: Annotated[PlainCount, Field(ge=0, description=capped_limit(MAX_LIMIT))] = 20
-    offset: Annotated[PlainCount, Field(ge=0, le=10_000)] = 0
+    limit: Annotated[int, Count(0), Field(description=capped_limit(MAX_LIMIT))] = 20
+    offset: Annotated[int, Count(0, 10_000)] = 0
 
     @property
     def page_size(self) -> int:

@@ -66,6 +66,9 @@ class CatalogFileError(ValueError):
 
 Flag = Annotated[int, Field(ge=0, le=1)]
 PositiveId = Annotated[StrictInt, Field(gt=0)]
+# The largest client: 15 digits, which the API takes as a number or as its text (a pattern cannot
+# say "at most 2^53" of a 16-digit text); a series of a larger client could never be asked for.
+MAX_CLIENT = 10**15 - 1
 Text = Annotated[StrictStr, Field(min_length=1, max_length=1000)]
 Slug = Annotated[StrictStr, Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
 MangaDexId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
@@ -117,7 +120,7 @@ class CatalogSeries(_Entry):
     name: Text
     type: Text
     slug: Slug
-    client: PositiveId
+    client: Annotated[StrictInt, Field(gt=0, le=MAX_CLIENT)]
     origin: StrictStr | None = None
     nsfw: Flag = 0
     nsfw18: Flag = 0

@@ -132,6 +132,8 @@ async def test_reimport_keeps_the_rating_aggregates(db: AsyncDatabase) -> None:
         ({"series": [series(1, "A"), series(2, "B", volumes=[volume(21, 1, release_date="2020-02-30")])]},
          "series[1].volumes[0].release_date"),
         ({"series": [series(1, "A"), {**series(2, "B"), "client": 0}]}, "series[1].client"),
+        # 16 digits: a client the API could never be asked for (it takes at most 15).
+        ({"series": [series(1, "A"), {**series(2, "B"), "client": 10**15}]}, "series[1].client"),
         ({"series": [series(1, "A"), series(1, "B")]}, "series[1].id: duplicate series id 1"),
         ({"series": [series(1, "A", volumes=[volume(5, 1)]), series(2, "B", volumes=[volume(5, 1)])]},
          "series[1].volumes[0].id: duplicate volume id 5"),

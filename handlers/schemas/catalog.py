@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from handlers.schemas.common import WHITESPACE
 from languages import localized
+from storage.catalog import MAX_CLIENT
 from storage.records import SeriesRecord, VolumeCardRecord
 
 # Series and volume ids, in bodies and in paths: positive integers (of 18 digits at most).
@@ -30,9 +31,6 @@ def _client_number(value: Any) -> Any:
     return value
 
 
-# The largest client: 15 digits, so that the number and its text have the same limit (a pattern
-# cannot say "at most 2^53" of a 16-digit text).
-MAX_CLIENT = 10**15 - 1
 # A JSON number or a numeric string, as the web client sends either.
 ClientId = Annotated[int, BeforeValidator(_client_number), Field(gt=0, le=MAX_CLIENT), WithJsonSchema({"anyOf": [
     {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_CLIENT},

@@ -33,6 +33,7 @@ from storage.backup import (
     RestoreRefused,
     backup,
     check_target,
+    read_manifest,
     restore,
 )
 from storage.backup_invariants import describe
@@ -263,16 +264,16 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     return 0
 
 
-async def backup_database(settings: Settings, directory: str, compress: bool) -> int:
+async def backup_database(settings: Settings, directory: str, compress: bool, replace: bool) -> int:
     """While the service runs (it reuses the running service's embedded database) or not."""
     try:
-        check_target(Path(directory).resolve())  # before any database is started
+        check_target(Path(directory).resolve(), replace=replace)  # before any database is started
     except BackupRefused as error:
         print(f"backup: {error}", file=sys.stderr)
         return 1
     async with open_database(settings, owner=False, command="backup") as opened:
         try:
-            written = await backup(opened.db, Path(directory), compress=compress)
+            written = await backup(opened.db, Path(directory), compress=compress, replace=replace)
         except (BackupRaced, BackupRefused) as error:
             print(f"backup: {error}", file=sys.stderr)
             return 1
@@ -284,6 +285,13 @@ async def backup_database(settings: Settings, directory: str, compress: bool) ->
 
 
 async def restore_database(settings: Settings, directory: str, drop: bool) -> int:
+    # A directory that is no backup is refused before the database is opened: the embedded one
+    # would otherwise create its DATA_DIR first.
+    try:
+        read_manifest(Path(directory), checksums=False)
+    except BackupDamaged as error:
+        print(f"restore: {error}", file=sys.stderr)
+        return 1
     async with open_database(settings, owner=False, command="restore") as opened:
         try:
             restored = await restore(opened.db, Path(directory), drop=drop)
@@ -345,6 +353,8 @@ def _parser() -> argparse.ArgumentParser:
     dump = commands.add_parser("backup", help="write the database to DIR in mongodump's layout, from one snapshot")
     dump.add_argument("directory")
     dump.add_argument("--gzip", action="store_true", help="compress each collection's file")
+    dump.add_argument("--replace", action="store_true", help="replace the backup DIR holds (kept until the new one "
+                                                             "is complete)")
     load = commands.add_parser("restore", help="restore a backup from DIR (refused into a non-empty database)")
     load.add_argument("directory")
     load.add_argument("--drop", action="store_true", help="replace the collections the backup holds")
@@ -374,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     elif arguments.command == "database-uri":
         command = lambda: database_uri(settings)  # noqa: E731
     elif arguments.command == "backup":
-        command = lambda: backup_database(settings, arguments.directory, arguments.gzip)  # noqa: E731
+        command = lambda: backup_database(settings, arguments.directory, arguments.gzip, arguments.replace)  # noqa: E731
     elif arguments.command == "restore":
         command = lambda: restore_database(settings, arguments.directory, arguments.drop)  # noqa: E731
     elif arguments.command == "verify-age":

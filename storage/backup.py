@@ -94,29 +94,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_target(directory: Path) -> None:
-    """Raises BackupRefused unless `directory` is absent, empty, or a backup (it has a manifest)."""
+def check_target(directory: Path, *, replace: bool = False) -> None:
+    """Raises BackupRefused unless `directory` is absent, empty, or (with `replace`) a backup (it
+    has a manifest): a backup is never overwritten unless the operator asked for that."""
     if not directory.exists():
         return
     if not directory.is_dir():
         raise BackupRefused(f"{directory} exists and is not a directory")
-    if not (directory / MANIFEST).is_file() and any(directory.iterdir()):
+    if (directory / MANIFEST).is_file():
+        if not replace:
+            raise BackupRefused(f"{directory} holds a backup, left alone; --replace replaces it (the old one is "
+                                "kept until the new one is complete), or give a new directory")
+    elif any(directory.iterdir()):
         raise BackupRefused(f"{directory} is not empty and holds no backup ({MANIFEST}); "
-                            "it is left alone: give an empty or new directory, or a previous backup's")
+                            "it is left alone: give an empty or new directory, or a previous backup's with --replace")
 
 
-async def backup(db: AsyncDatabase[dict[str, Any]], directory: Path, *, compress: bool = False) -> list[BackupFile]:
-    """Writes every collection of `db` to `directory`, consistent (see above), replacing a backup
-    there only once the new one is complete; returns what it wrote."""
+async def backup(db: AsyncDatabase[dict[str, Any]], directory: Path, *, compress: bool = False,
+                 replace: bool = False) -> list[BackupFile]:
+    """Writes every collection of `db` to `directory`, consistent (see above); a backup there is
+    refused unless `replace`, and then replaced only once the new one is complete. Returns what it
+    wrote."""
     directory = directory.resolve()  # a symlink to a backup: the backup it points to is replaced
-    check_target(directory)
+    check_target(directory, replace=replace)
     directory.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(directory)
     partial = _sibling(directory, "partial", os.getpid())
     shutil.rmtree(partial, ignore_errors=True)  # a dead run's, whose pid this one was given again
-    partial.mkdir()
+    # Only its owner reads a backup: it holds password and session hashes. The directory is
+    # closed from the start, so no one else ever reads a file while it is written.
+    partial.mkdir(mode=0o700)
     try:
         written = await _write_consistent(db, partial, compress)
+        _owner_only(partial)
         _fsync_tree(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -164,6 +174,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def _owner_only(directory: Path) -> None:
+    """Directories 700 and files 600 under `directory`, whatever the umask made them."""
+    for path in directory.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    directory.chmod(0o700)
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -228,16 +245,17 @@ async def _write_collections(db: AsyncDatabase[dict[str, Any]], directory: Path,
     return written
 
 
-def read_manifest(directory: Path) -> list[BackupFile]:
-    """The manifest's files, each checked against its size and checksum."""
+def read_manifest(directory: Path, *, checksums: bool = True) -> list[BackupFile]:
+    """The manifest's files, each checked against its size and (unless `checksums` is false, a
+    quick look before anything is opened) its checksum."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError) as error:
-        raise BackupDamaged(f"{directory / MANIFEST}: {error}") from None
-    files = [BackupFile(**entry) for entry in manifest["files"]]
+        files = [BackupFile(**entry) for entry in manifest["files"]]
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise BackupDamaged(f"{directory / MANIFEST}: {error!r}") from None
     for entry in files:
         path = directory / entry.path
-        if not path.is_file() or path.stat().st_size != entry.bytes or _sha256(path) != entry.sha256:
+        if not path.is_file() or path.stat().st_size != entry.bytes or (checksums and _sha256(path) != entry.sha256):
             raise BackupDamaged(f"{entry.path} is missing or differs from the manifest")
     return files
 

@@ -95,6 +95,15 @@ async def test_a_restore_gives_back_every_document_index_and_avatar_byte(
     assert await index_names(empty) == await index_names(db)
 
 
+async def test_only_the_owner_can_read_a_backup(db: AsyncDatabase, tmp_path: Path) -> None:
+    # It holds password and session hashes: 700 directories and 600 files, whatever the umask.
+    await add_users(db, "alice")
+    target = tmp_path / "backup"
+    await backup(db, target)
+    for path in [target, *target.rglob("*")]:
+        assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
+
+
 async def test_a_restore_into_a_database_with_data_is_refused_unless_drop(
     running: RunningApp, db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path
 ) -> None:
@@ -254,6 +263,15 @@ async def test_the_commands_back_up_and_restore_through_mongodb_uri(
     assert await contents(empty) == await contents(db)
 
 
+async def test_restoring_what_is_no_backup_is_refused_before_a_data_directory_is_made(tmp_path: Path) -> None:
+    # The embedded default would create DATA_DIR (and a database in it) on opening.
+    (tmp_path / "not-a-backup").mkdir()
+    data = tmp_path / "data"
+    refused = await asyncio.to_thread(run_command, ["restore", str(tmp_path / "not-a-backup")], service_env(data))
+    assert refused.returncode == 1 and MANIFEST in refused.stderr, refused.stderr
+    assert not data.exists()
+
+
 async def test_an_interrupted_backup_leaves_the_previous_one_whole_and_restorable(
     db: AsyncDatabase, empty: AsyncDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,7 +292,7 @@ async def test_an_interrupted_backup_leaves_the_previous_one_whole_and_restorabl
 
     monkeypatch.setattr(backup_module, "_open", full_disk_at_users)
     with pytest.raises(OSError, match="No space left"):
-        await backup(db, dump)
+        await backup(db, dump, replace=True)
     monkeypatch.undo()
     assert (dump / MANIFEST).read_text() == manifest
     assert [p.name for p in tmp_path.iterdir()] == ["dump"]  # the half-written one is gone
@@ -298,7 +316,9 @@ async def test_a_second_backup_replaces_the_first_whole(
     leftover = tmp_path / f"dump.partial-{dead.pid}"
     (leftover / db.name).mkdir(parents=True)
     (leftover / db.name / "users.bson").write_bytes(b"half")
-    await backup(db, dump)
+    with pytest.raises(BackupRefused, match="holds a backup"):
+        await backup(db, dump)  # never overwritten unless asked
+    await backup(db, dump, replace=True)
     assert [p.name for p in tmp_path.iterdir()] == ["dump"]  # neither the old backup nor the leftover
     assert not (dump / db.name / "dropped.bson").exists()
     assert "dropped" not in {f.collection for f in read_manifest(dump)}

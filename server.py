@@ -39,7 +39,7 @@ from storage.backup import (
 from storage.backup_invariants import describe
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts
 from storage.database import Database, StandaloneServer, require_replica_set
-from storage.embedded import DataDirInUse
+from storage.embedded import DataDirInUse, NoDatabaseHere
 from storage.indexes import prepare_database
 from storage.lifecycle import open_database, running_service_uri
 from storage.ratings import RatingStore
@@ -178,7 +178,7 @@ async def import_catalog(settings: Settings, path: str) -> int:
             print(f"import-catalog: {error}", file=sys.stderr)
             return 2
         log.info("import-catalog: %s is valid (%d series); writing it", path, len(series.ids))
-        async with open_database(settings, owner=False, command="import-catalog") as opened:
+        async with open_database(settings, owner=False, command="import-catalog", creates=True) as opened:
             await prepare_database(opened.db)
             try:
                 counts = await CatalogStore(opened.db).import_chunks(series, reader.chunks(settings.catalog_import_chunk))
@@ -292,7 +292,7 @@ async def restore_database(settings: Settings, directory: str, drop: bool) -> in
     except BackupDamaged as error:
         print(f"restore: {error}", file=sys.stderr)
         return 1
-    async with open_database(settings, owner=False, command="restore") as opened:
+    async with open_database(settings, owner=False, command="restore", creates=True) as opened:
         try:
             restored = await restore(opened.db, Path(directory), drop=drop)
         except (RestoreRefused, BackupDamaged, BackupInconsistent) as error:
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(command())
     except KeyboardInterrupt:
         return 130
-    except DataDirInUse as error:
+    except (DataDirInUse, NoDatabaseHere) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:

@@ -43,6 +43,11 @@ DATABASE_USER = "tsundoku"
 USER_ALREADY_EXISTS = 51003
 
 
+class NoDatabaseHere(RuntimeError):
+    """An operator command was given a DATA_DIR that holds no database: most likely it runs
+    without the service's settings, and would answer about a new, empty database."""
+
+
 class DataDirInUse(RuntimeError):
     """Another service runs on this DATA_DIR: one directory serves one instance."""
 

@@ -23,6 +23,7 @@ from storage.database import (
 from storage.embedded import (
     CredentialsFile,
     DataDirInUse,
+    NoDatabaseHere,
     DataDirLock,
     EmbeddedDatabase,
     EmbeddedDatabaseError,
@@ -54,6 +55,18 @@ def embedded_database(settings: Settings) -> EmbeddedDatabase:
     return EmbeddedDatabase(settings.data_dir / "db", log_file=settings.data_dir / "secantusd.log")
 
 
+def _no_database_here(settings: Settings, command: str | None) -> NoDatabaseHere:
+    return NoDatabaseHere(
+        f"DATA_DIR {settings.data_dir.resolve()} holds no database, so {command or 'the command'} would work on a "
+        "new, empty one: run it with the service's settings (its DATA_DIR, or its MONGODB_URI), e.g. "
+        "`set -a; . /etc/tsundoku.env; set +a` first")
+
+
+def _holds_a_database(settings: Settings) -> bool:
+    storage = embedded_database(settings).storage_dir
+    return storage.is_dir() and any(storage.iterdir())
+
+
 def running_service_uri(settings: Settings) -> str | None:
     """The URI of the embedded database of a service running on `DATA_DIR`, if there is one."""
     port = RunningServerFile(settings.data_dir).live_port()
@@ -68,11 +81,13 @@ def running_service_uri(settings: Settings) -> str | None:
 @asynccontextmanager
 async def open_database(
     settings: Settings, *, owner: bool, listeners: Sequence[CommandListener] = (),
-    command: str | None = None,
+    command: str | None = None, creates: bool = False,
 ) -> AsyncIterator[OpenDatabase]:
     """`owner` is the service: it publishes the embedded server's port and supervises the
     server. A command (import, set-role; `command` names it) instead reuses the running
-    service's server, or starts its own for the duration."""
+    service's server, or starts its own for the duration; on a DATA_DIR that holds no database
+    it stops (NoDatabaseHere) unless it `creates` one (a restore, a catalog import before the
+    first start)."""
     embedded: EmbeddedDatabase | None = None
     lock = DataDirLock(settings.data_dir)
     supervisor: EmbeddedSupervisor | None = None
@@ -86,6 +101,9 @@ async def open_database(
             uri = reused
             log.info("database: the running service's embedded SecantusDB at %s", redact(uri))
         else:
+            refuses_a_new_database = not owner and not creates
+            if refuses_a_new_database and not settings.data_dir.is_dir():
+                raise _no_database_here(settings, command)  # before anything is made there
             holder = running.live_pid() if owner else None
             if holder is not None:
                 raise DataDirInUse(
@@ -95,6 +113,10 @@ async def open_database(
             # directory (a command that holds it records itself here too) before it starts anything.
             lock.acquire("a Tsundoku service" if owner
                          else f"the operator command {command!r}" if command else "an operator command")
+            if refuses_a_new_database and not _holds_a_database(settings):
+                # Checked holding the lock: one that is held says who is starting a database here.
+                lock.release()
+                raise _no_database_here(settings, command)
             embedded = embedded_database(settings)
             try:
                 await embedded.start_async()

@@ -16,7 +16,7 @@ from storage.ratings import RatingStore
 from tests.api_client import ApiClient
 from tests.conftest import CommandCounter, RunningApp
 from tests.roles import set_roles
-from tests.service_process import run_command, service_env
+from tests.service_process import ROOT, run_command, service_env
 
 RATING_MISSING = {"data": "Rating does not exist for this series", "code": 404}
 
@@ -325,6 +325,12 @@ async def test_round_trips_get_1_and_writes_5_or_6_in_one_transaction(api: ApiCl
 @pytest.mark.slow
 def test_the_recount_command_reports_what_it_fixed(tmp_path: Path) -> None:
     env = service_env(tmp_path / "data")
+    # A DATA_DIR that holds no database is refused (a command run without the service's settings).
+    refused = run_command(["recount-ratings"], env)
+    assert refused.returncode == 1 and "holds no database" in refused.stderr, refused.stderr
+    assert not (tmp_path / "data").exists()
+    made = run_command(["import-catalog", str(ROOT / "catalog" / "demo-catalog.json")], env)
+    assert made.returncode == 0, made.stderr
     result = run_command(["recount-ratings"], env)
     assert result.returncode == 0, result.stderr
     assert "every series agrees with the stored ratings" in result.stdout

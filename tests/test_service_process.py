@@ -247,3 +247,16 @@ def test_whoever_holds_the_embedded_database_is_named_before_a_second_one_starts
     assert len(lines) == 1, result.stderr
     assert f"{holder} (PID {os.getpid()}) is using DATA_DIR {data_dir}" in lines[0]
     assert not (data_dir / "db").exists() and not (data_dir / "secantusd.log").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("args", [["set-role", "alice", "admin"], ["verify-age", "alice"], ["sweep"],
+                                  ["recount-ratings"], ["recount-collection-stats", "--check"], ["backup", "dump"]])
+def test_an_operator_command_refuses_a_data_dir_that_holds_no_database(tmp_path: Path, args: list[str]) -> None:
+    # Run without the service's settings, it would answer about a new, empty database ("no user
+    # named alice") and leave that database behind.
+    data_dir = tmp_path / "data"
+    refused = run_command([a if a != "dump" else str(tmp_path / "dump") for a in args], service_env(data_dir))
+    assert refused.returncode == 1, refused.stderr
+    assert f"DATA_DIR {data_dir} holds no database" in refused.stderr
+    assert "the service's settings" in refused.stderr
+    assert not data_dir.exists() and not (tmp_path / "dump").exists()

@@ -23,10 +23,10 @@ from storage.database import (
 from storage.embedded import (
     CredentialsFile,
     DataDirInUse,
-    NoDatabaseHere,
     DataDirLock,
     EmbeddedDatabase,
     EmbeddedDatabaseError,
+    NoDatabaseHere,
     RunningServerFile,
     credentials_path,
     loopback_uri,

@@ -22,13 +22,21 @@ class JsonLines(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _access_message(record) if hasattr(record, "route") else record.getMessage(),
         }
         line.update({name: getattr(record, name) for name in ACCESS_FIELDS if hasattr(record, name)})
         if record.exc_info:
             # The redacted text, when the record has one (web.log_redaction sets it).
             line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def _access_message(record: logging.LogRecord) -> str:
+    """An access line's message with the route's pattern where the text line has the raw path,
+    which can name users and entries (`-` when no route matched): a JSON line is for machines
+    that keep and index it."""
+    fields = record.__dict__
+    return f"{fields['method']} {fields['route']} {fields['status']} {fields['duration_ms']:.1f}ms user={fields['user']}"
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

@@ -56,9 +56,12 @@ async def test_json_lines_carry_the_route_pattern_and_no_secret(tmp_path: Path) 
     access = [line for line in lines if line["logger"] == "tsundoku.access"]
     read = next(line for line in access if line["route"] == "/user/reading-status/id/{id}")
     assert (read["method"], read["status"], read["user"], read["level"]) == ("GET", 200, user["id"], "info")
+    # The message names the route, never the raw path (which names users and entries).
+    assert read["message"].startswith("GET /user/reading-status/id/{id} 200 ")
+    assert not any("12345" in line["message"] or "/nowhere" in line["message"] for line in access)
     assert isinstance(read["duration_ms"], float)
     unmatched = next(line for line in access if line["status"] == 404)
-    assert unmatched["route"] == "-" and unmatched["level"] == "warning"
+    assert unmatched["route"] == "-" and unmatched["level"] == "warning" and unmatched["message"].startswith("GET - 404")
     assert any(line["message"] == "stopped" for line in lines)
     assert output.count("refreshToken") == output.count("refreshToken=***") and "correct horse" not in output
 

@@ -179,7 +179,7 @@ class AccountFile(_FileModel):
 ACCOUNT_FILE_LIMITS = JsonLimits(max_values=1_200_000)
 INVALID_FILE = "Invalid account file"
 # Each list's entries are unique by this field, as in the account.
-_UNIQUE_BY = {"reading_statuses": "series_id", "ratings": "series_id", "collection": "volume_id"}
+UNIQUE_BY = {"reading_statuses": "series_id", "ratings": "series_id", "collection": "volume_id"}
 
 
 def account_file(data: AccountData, exported: Any) -> dict[str, Any]:
@@ -243,7 +243,7 @@ def read_account_file(chunks: list[bytes]) -> AccountFile:
         first = error.errors(include_url=False, include_context=False, include_input=False)[0]
         location = tuple(step for step in first["loc"] if isinstance(step, (str, int)))
         raise _located(body, location, first["msg"]) from None
-    for name, key in _UNIQUE_BY.items():
+    for name, key in UNIQUE_BY.items():
         seen: set[int] = set()
         for index, entry in enumerate(getattr(file, name)):
             value = getattr(entry, key)

@@ -186,7 +186,7 @@ def _query_value(schema: dict[str, Any]) -> dict[str, Any]:
     plain = [branch for branch in branches if not _is_key_object(branch) and branch.get("type") != "null"]
     if len(plain) == len(branches):
         return schema
-    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default") or (k == "default" and v is not None)}
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
     return {**rest, **plain[0]} if len(plain) == 1 else {**rest, "anyOf": plain}
 
 

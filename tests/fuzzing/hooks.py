@@ -38,6 +38,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from formats.account_file import UNIQUE_BY  # noqa: E402
 from partial_dates import PARTIAL_DATE_PATTERN, ends_before_start  # noqa: E402
 
 _MAL_FILE = (b'<?xml version="1.0" encoding="UTF-8" ?>\n<myanimelist><myinfo><user_export_type>2</user_export_type>'
@@ -66,7 +67,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     price = body.get("price")
     if isinstance(price, float) and 0 <= price <= 100_000:
         body["price"] = round(price, 2)
-    for name, key in _UNIQUE_BY.items():
+    for name, key in UNIQUE_BY.items():
         entries = body.get(name)
         if isinstance(entries, list):
             seen: set[Any] = set()
@@ -81,10 +82,6 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
                     _in_order(entry)
                 kept.append(entry)
             body[name] = kept
-
-
-# An account file's lists, each unique by this field.
-_UNIQUE_BY = {"reading_statuses": "series_id", "ratings": "series_id", "collection": "volume_id"}
 
 
 def _in_order(status: dict[str, Any]) -> None:

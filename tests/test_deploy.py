@@ -25,6 +25,7 @@ from tornado.httpclient import AsyncHTTPClient
 from storage.embedded import free_loopback_port
 from tests.api_client import ApiClient
 from tests.conftest import StartApp
+from tests.images import b64, image_bytes
 from tests.mal_files import mal_file, manga
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,9 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").e
 def site_for_test(api_port: int, https_port: int, http_port: int, certificate: Path, key: Path,
                   address: str = "127.0.0.1") -> str:
     site = (ROOT / "deploy" / "nginx.conf").read_text()
-    return (site.replace("127.0.0.1:4545", f"127.0.0.1:{api_port}").replace("127.0.0.1:4546", f"127.0.0.1:{api_port}")
+    # Only the unit's address is rewritten: an upstream elsewhere (a second instance the unit does
+    # not run) stays as shipped, and a request sent there fails the test with nginx's 502.
+    return (site.replace("127.0.0.1:4545", f"127.0.0.1:{api_port}")
             .replace("listen 443 ssl http2;", f"listen {address}:{https_port} ssl http2;")
             .replace("listen [::]:443 ssl http2;", "")
             .replace("listen 80;", f"listen 127.0.0.1:{http_port};").replace("listen [::]:80;", "")
@@ -140,8 +143,14 @@ async def test_the_nginx_configuration_is_valid_and_serves_the_api(tmp_path: Pat
         assert (await api.register("alice")).status == 201
         login = await api.login("alice")
         assert login.status == 200 and "Secure" in login.headers["Set-Cookie"]
-        # An avatar upload goes to the file-service upstream (here the same instance).
+        # An avatar upload goes to the file-service upstream, which as shipped is the unit's one
+        # instance; larger than a JSON body, so the upload location's own limit is the one applied.
         user_id = login.body["user"]["id"]
+        image = image_bytes("PNG", (16, 16)) + os.urandom(400 * 1024)  # a PNG with trailing data
+        uploaded = await api.post(f"/user/update-image/{user_id}", {"image": b64(image)})
+        assert (uploaded.status, uploaded.body) == (200, {"data": "Profile image updated successfully", "code": 200})
+        avatar = await api.get(f"/user/avatar/{user_id}/scaled", send_cookies=False)
+        assert avatar.status == 200 and avatar.headers["Content-Type"] == "image/webp"
         assert (await api.post(f"/user/update-image/{user_id}", {"image": "not an image"})).status == 400
         # A body past the route's limit is refused by nginx, in the service's JSON shape.
         too_big = await api.request("POST", "/auth/register", body=b"x" * (2 * 1024 * 1024),
@@ -219,6 +228,17 @@ async def test_a_client_claiming_a_loopback_address_through_nginx_cannot_read_th
                         {"X-Real-IP": "::1", "X-Forwarded-For": "127.0.0.1"}):
             assert (await api.get("/metrics", headers=claimed)).status == 403, claimed
     assert (await running.client().get("/metrics")).status == 200  # from loopback, without nginx
+
+
+def test_every_upstream_is_the_instance_the_unit_runs() -> None:
+    # Found by a newcomer: uploads went to a second instance that the unit never starts (502).
+    unit = (ROOT / "deploy" / "tsundoku.service").read_text()
+    host = unit.split("Environment=HOST=", 1)[1].split()[0]
+    port = unit.split("Environment=PORT=", 1)[1].split()[0]
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    servers = [line.split("#", 1)[0].split() for line in site.splitlines()]
+    upstreams = [words[1].rstrip(";") for words in servers if len(words) == 2 and words[0] == "server" and words[1] != "{"]
+    assert upstreams == [f"{host}:{port}", f"{host}:{port}"]
 
 
 def test_every_proxied_location_sends_the_address_and_scheme_nginx_saw() -> None:

@@ -41,7 +41,7 @@ from storage.catalog import CatalogFileError, CatalogStore, ImportCounts
 from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse, NoDatabaseHere
 from storage.indexes import prepare_database
-from storage.lifecycle import open_database, running_service_uri
+from storage.lifecycle import DatabaseRefusedCredentials, DatabaseUnreachable, open_database, running_service_uri
 from storage.ratings import RatingStore
 from storage.users import UserStore
 from web import log_redaction
@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as error:
-        print(f"error: {error.variable} is invalid; it accepts {error.accepted}", file=sys.stderr)
+        for variable, accepted in error.problems:
+            print(f"error: {variable} is invalid; it accepts {accepted}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     set_process_wide(settings)
@@ -395,9 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(command())
     except KeyboardInterrupt:
         return 130
-    except (DataDirInUse, NoDatabaseHere) as error:
+    except (DataDirInUse, NoDatabaseHere, DatabaseUnreachable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except DatabaseRefusedCredentials as error:  # a setting that would only fail again, as a bad one
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except Exception as error:
         # Unexpected, so nothing above explained it: one error record whose first line names
         # the failure, with the traceback the operator needs to fix it (at error level: a

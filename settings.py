@@ -29,12 +29,17 @@ _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 class SettingsError(ValueError):
-    """A variable holds a value the service cannot start with."""
+    """Variables hold values the service cannot start with: `problems` is every one of them, as
+    (variable, what it accepts), so that an operator fixes them all in one go."""
 
-    def __init__(self, variable: str, accepted: str) -> None:
-        super().__init__(f"{variable}: {accepted}")
-        self.variable = variable
-        self.accepted = accepted
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{variable}: {accepted}" for variable, accepted in problems))
+        self.problems = problems
+
+    @classmethod
+    def of(cls, variable: str) -> SettingsError:
+        """The error of one variable that holds a value outside what its field accepts."""
+        return cls([(variable, Settings.model_fields[variable.lower()].description or "")])
 
 
 class _Environment(EnvSettingsSource):
@@ -185,11 +190,11 @@ class Settings(BaseSettings):
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir():
-            raise SettingsError("DATA_DIR", Settings.model_fields["data_dir"].description or "")
+            raise SettingsError.of("DATA_DIR")
         try:
             os.rmdir(tempfile.mkdtemp(prefix=".tsundoku-check-", dir=existing))
         except OSError:
-            raise SettingsError("DATA_DIR", Settings.model_fields["data_dir"].description or "") from None
+            raise SettingsError.of("DATA_DIR") from None
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -238,8 +243,8 @@ class Settings(BaseSettings):
         # Browsers drop a SameSite=None cookie that is not Secure: every login would answer 200
         # and leave no one signed in. Refused at start rather than found by the first user.
         if self.cookie_samesite == "none" and self.cookie_secure is False:
-            raise SettingsError("COOKIE_SAMESITE", "lax or strict while COOKIE_SECURE is false (none needs "
-                                                   "COOKIE_SECURE true or auto)")
+            raise SettingsError([("COOKIE_SAMESITE", "lax or strict while COOKIE_SECURE is false (none needs "
+                                                    "COOKIE_SECURE true or auto)")])
         return self
 
     def session_cookie_secure(self, over_https: bool) -> bool:
@@ -262,17 +267,39 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every variable; a bad one raises SettingsError naming it."""
+        """Read every variable; raises one SettingsError naming every bad one."""
         variables = _Environment(cls, os.environ if environ is None else environ)()
+        problems: list[tuple[str, str]] = []
         try:
-            settings = cls(**variables)
+            cls(**variables)
         except ValidationError as error:
-            first = error.errors()[0]
-            if not first["loc"]:  # a rule between settings, which raised the SettingsError naming its variable
-                raise first["ctx"]["error"] from None
-            name = str(first["loc"][0])
-            raise SettingsError(name.upper(), cls.model_fields[name].description or "") from None
-        settings.check_data_dir()
+            for each in error.errors():
+                # (A rule between settings runs only once every field is valid: below.)
+                problem = SettingsError.of(str(each["loc"][0]).upper()).problems[0] if each["loc"] else None
+                if problem is not None and problem not in problems:  # a union's members each fail
+                    problems.append(problem)
+        # Again without the bad variables (their defaults in their place), so that the rule
+        # between settings and DATA_DIR's check are judged too, in the same run; a variable that
+        # rule refuses is left out in turn.
+        bad = {variable.lower() for variable, _ in problems}
+        while True:
+            kept = {name: value for name, value in variables.items() if name not in bad}
+            try:
+                settings = cls(**kept)
+                break
+            except ValidationError as error:  # the rule between settings, which raised the SettingsError
+                refused = error.errors()[0]["ctx"]["error"].problems
+                problems += refused
+                if not {variable.lower() for variable, _ in refused} & set(kept):
+                    raise SettingsError(problems) from None
+                bad |= {variable.lower() for variable, _ in refused}
+        if "mongodb_uri" not in bad:  # else the operator meant a server of their own, where DATA_DIR is not used
+            try:
+                settings.check_data_dir()
+            except SettingsError as error:
+                problems += error.problems
+        if problems:
+            raise SettingsError(problems)
         return settings
 
     def with_overrides(self, **changes: Any) -> Settings:

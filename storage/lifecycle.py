@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.asynchronous.mongo_client import AsyncMongoClient
+from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 from pymongo.monitoring import CommandListener
 
 from settings import Settings
@@ -35,6 +38,8 @@ from storage.supervisor import EmbeddedSupervisor
 
 log = logging.getLogger("tsundoku.database")
 
+AUTHENTICATION_FAILED = 18  # MongoDB's error code for a wrong user or password
+
 
 def redact(uri: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", uri)
@@ -49,6 +54,33 @@ class OpenDatabase:
     def probes_held(self) -> AbstractContextManager[None]:
         """For the service's preparation of its database (storage.indexes): see EmbeddedSupervisor.probes_held."""
         return self.supervisor.probes_held() if self.supervisor is not None else nullcontext()
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The server MONGODB_URI names did not answer (it may later: the start is worth retrying)."""
+
+
+class DatabaseRefusedCredentials(RuntimeError):
+    """The server MONGODB_URI names refused its user or password (retrying would not help)."""
+
+
+async def _reach(client: AsyncMongoClient[dict[str, Any]], uri: str) -> None:
+    """One ping to the server MONGODB_URI names, so that a wrong address or password stops the
+    start with one line saying so, rather than a driver's topology dump at the first query."""
+    started = time.monotonic()
+    try:
+        await client.admin.command("ping")
+    except ServerSelectionTimeoutError as error:
+        # The driver's text ends with its timeouts and a topology description: the first part is
+        # the reason (refused, no such host, no replica set member).
+        reason = str(error).split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
+        raise DatabaseUnreachable(f"cannot reach MongoDB at {redact(uri)} (MONGODB_URI) within "
+                                  f"{time.monotonic() - started:.0f} s: {reason}") from None
+    except OperationFailure as error:
+        if error.code != AUTHENTICATION_FAILED:
+            raise
+        raise DatabaseRefusedCredentials(f"MongoDB at {redact(uri)} (MONGODB_URI) refused its user or password: "
+                                         f"{error.details.get('errmsg') if error.details else error}") from None
 
 
 def embedded_database(settings: Settings) -> EmbeddedDatabase:
@@ -137,6 +169,8 @@ async def open_database(
     # The service bounds every operation; operator commands may legitimately scan everything.
     client = connect(uri, listeners, operation_timeout_ms=REQUEST_OPERATION_TIMEOUT_MS if owner else None)
     try:
+        if settings.mongodb_uri is not None:
+            await _reach(client, uri)
         if supervisor is not None:
             # Probing through the service's own client: the writes it fails are the ones requests meet.
             supervisor.start(probe=functools.partial(write_probe, client))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -188,6 +189,34 @@ def test_samesite_none_with_a_cookie_that_is_never_secure_stops_the_start_with_e
         "error: COOKIE_SAMESITE is invalid; it accepts lax or strict while COOKIE_SECURE is false "
         "(none needs COOKIE_SECURE true or auto)"], result.stderr
     assert not (tmp_path / "db").exists()
+
+
+def test_every_bad_setting_is_named_on_its_own_line_at_once(tmp_path: Path) -> None:
+    result = run_command([], service_env(tmp_path, PORT="0", LOG_LEVEL="loud", COOKIE_SECURE="false",
+                                         COOKIE_SAMESITE="none"), timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(" ", 2)[1] for line in lines] == ["PORT", "LOG_LEVEL", "COOKIE_SAMESITE"], result.stderr
+    assert all(line.startswith("error: ") and " is invalid; it accepts " in line for line in lines)
+
+
+def test_an_unreachable_mongodb_stops_the_start_with_one_line_naming_the_reason(tmp_path: Path) -> None:
+    uri = f"mongodb://tsundoku:secret@127.0.0.1:{free_loopback_port()}/"  # nothing listens there
+    result = run_command([], service_env(tmp_path, MONGODB_URI=uri), timeout=60)
+    assert result.returncode == 1  # the server may come up: the unit starts the service again
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach MongoDB at mongodb://***@127.0.0.1:") and "Connect call failed" in last
+    assert "Topology" not in result.stderr and "Traceback" not in result.stderr and "secret" not in result.stderr
+
+
+def test_a_mongodb_refusing_the_password_stops_the_start_with_exit_2(tmp_path: Path, mongo_uri: str) -> None:
+    wrong = re.sub(r"//([^:]*):[^@]*@", r"//\1:not-the-password@", mongo_uri)
+    assert wrong != mongo_uri
+    result = run_command([], service_env(tmp_path, MONGODB_URI=wrong), timeout=60)
+    assert result.returncode == 2  # a setting that would only fail again: the unit does not restart it
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: MongoDB at mongodb://***@127.0.0.1:") and "refused its user or password" in last
+    assert "Traceback" not in result.stderr and "not-the-password" not in result.stderr
 
 
 @pytest.mark.asyncio

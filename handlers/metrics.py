@@ -3,8 +3,9 @@
 
 Requests are counted by route pattern (`/user/reading-status/id/{id}`, never the raw path, so the
 series stay few), method and status; latency and database round trips per request are
-histograms. The user and session counts cost a scan of `users`, so they are refreshed in the
-background at most every `COUNTS_EVERY_S` and a scrape never waits for them."""
+histograms. The user and session counts cost a scan of `users`, so a scrape starts a fresh count
+in the background only as often as web.service_metrics allows, and waits for one only before the
+first count is done."""
 
 from __future__ import annotations
 
@@ -37,6 +38,6 @@ class MetricsHandler(ApiHandler):
         metrics = self.services.metrics
         supervisor = self.services.supervisor
         metrics.embedded_restarts.set(supervisor.restarts if supervisor is not None else 0)
-        metrics.refresh_counts(self.services.users)
+        await metrics.refresh_counts(self.services.users)
         self.set_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)  # what every Prometheus reads
         self.finish(generate_latest(metrics.registry))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
 import logging
 import signal
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from tornado.netutil import bind_sockets
 
+from auth.passwords import PASSWORD_RULE, Passwords, is_valid_password
 from auth.permissions import ROLES
 from auth.secret_file import read_or_create
 from formats.catalog_file import CatalogFileReader, read_catalog_file
@@ -42,6 +44,7 @@ from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse, NoDatabaseHere
 from storage.indexes import prepare_database
 from storage.lifecycle import DatabaseRefusedCredentials, DatabaseUnreachable, open_database, running_service_uri
+from storage.rate_limits import clear_login_failures
 from storage.ratings import RatingStore
 from storage.users import UserStore
 from web import log_redaction
@@ -264,6 +267,52 @@ async def verify_age(settings: Settings, username: str, revoke: bool) -> int:
     return 0
 
 
+def _new_password() -> str | None:
+    """Asked twice at a terminal; else the first line of standard input (for a script: never an
+    argument, which every user of the machine can read in the process list). None when the two
+    typed at a terminal differ."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("new password: ")
+        return password if getpass.getpass("again: ") == password else None
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
+async def reset_password(settings: Settings, username: str) -> int:
+    # The database and the user first: no one types a password for a name that is not there.
+    async with open_database(settings, owner=False, command="reset-password") as opened:
+        users = UserStore(opened.db)
+        if await users.id_of(username) is None:
+            print(f"reset-password: no user named {username!r}", file=sys.stderr)
+            return 1
+        password = await off_the_loop(None, _new_password)
+        if password is None:
+            print("reset-password: the two passwords differ; nothing changed", file=sys.stderr)
+            return 2
+        if not is_valid_password(password):
+            print(f"reset-password: a password is {PASSWORD_RULE}; nothing changed", file=sys.stderr)
+            return 2
+        password_hash = await Passwords(at_once=1).hash(password, caller="reset-password")  # as the service hashes
+        ended = await users.reset_password(username, password_hash)
+        if ended is None:  # deleted meanwhile
+            print(f"reset-password: no user named {username!r}", file=sys.stderr)
+            return 1
+        unlocked = await clear_login_failures(opened.db, username)
+    sessions, tokens = ended
+    print(f"reset-password: {username} has a new password; {sessions} sessions and {tokens} personal tokens "
+          f"ended; login lockouts from {unlocked} addresses cleared")
+    return 0
+
+
+async def unlock(settings: Settings, username: str) -> int:
+    async with open_database(settings, owner=False, command="unlock") as opened:
+        if await UserStore(opened.db).id_of(username) is None:
+            print(f"unlock: no user named {username!r}", file=sys.stderr)
+            return 1
+        unlocked = await clear_login_failures(opened.db, username)
+    print(f"unlock: {username} may sign in again; login failures from {unlocked} addresses cleared")
+    return 0
+
+
 async def backup_database(settings: Settings, directory: str, compress: bool, replace: bool) -> int:
     """While the service runs (it reuses the running service's embedded database) or not."""
     try:
@@ -345,6 +394,12 @@ def _parser() -> argparse.ArgumentParser:
                                 help="store every user's collection figures from their items and report which differed")
     stats.add_argument("--check", action="store_true",
                        help="only report, change nothing, exit 1 when a user's figures differ or are not kept yet")
+    reset = commands.add_parser("reset-password", help="set a user's password (asked twice, or the first line of "
+                                                        "standard input) and end their sessions and personal tokens")
+    reset.add_argument("username")
+    unlocking = commands.add_parser("unlock", help="clear a user's login lockout (their failed logins from every "
+                                                   "address)")
+    unlocking.add_argument("username")
     age = commands.add_parser("verify-age", help="mark a user as age-verified (or not, with --revoke)")
     age.add_argument("username")
     age.add_argument("--revoke", action="store_true")
@@ -388,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: backup_database(settings, arguments.directory, arguments.gzip, arguments.replace)  # noqa: E731
     elif arguments.command == "restore":
         command = lambda: restore_database(settings, arguments.directory, arguments.drop)  # noqa: E731
+    elif arguments.command == "reset-password":
+        command = lambda: reset_password(settings, arguments.username)  # noqa: E731
+    elif arguments.command == "unlock":
+        command = lambda: unlock(settings, arguments.username)  # noqa: E731
     elif arguments.command == "verify-age":
         command = lambda: verify_age(settings, arguments.username, arguments.revoke)  # noqa: E731
     else:

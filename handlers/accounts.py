@@ -11,7 +11,7 @@ from auth.passwords import PASSWORD_RULE, USERNAME_RULE, is_valid_password, is_v
 from auth.tokens import SessionCookie, SessionTimes, new_session_id, session_user_agent
 from handlers.schemas.auth import AccessTokenAnswer, Credentials, LogoutRequest, PasswordChange, SignedIn
 from handlers.schemas.common import FieldError
-from storage.rate_limits import Attempt
+from storage.rate_limits import Attempt, login_key
 from storage.users import UsernameTaken
 from web.base import ApiHandler
 from web.errors import INVALID_CREDENTIALS, MISSING_PARAMETERS, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
@@ -54,7 +54,7 @@ class PasswordCheck(ApiHandler):
         own limit, and each attempt costs a hash). Returns the attempt's key."""
         address = _address(self.request)
         refuse_over_limit(await self.services.address_login_attempts.attempt(address))
-        key = f"{address}:{username.lower()}"
+        key = login_key(address, username)
         refuse_over_limit(await self.services.login_attempts.attempt(key))
         return key
 

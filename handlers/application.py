@@ -43,7 +43,7 @@ from storage.database import Database
 from storage.idempotency import IdempotencyStore
 from storage.list_gate import ListGate
 from storage.public_profiles import PublicProfiles
-from storage.rate_limits import SharedWindowLimit
+from storage.rate_limits import LOGIN, LOGIN_ADDRESS, SharedWindowLimit
 from storage.ratings import RatingStore
 from storage.reading import ReadingStatusStore
 from storage.series_browse import SeriesBrowse
@@ -106,8 +106,8 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         series_browse=SeriesBrowse(db),
         passwords=passwords or Passwords(),
         input_pool=inputs,
-        login_attempts=SharedWindowLimit(db, "login", settings.login_failures_per_15_min, 15 * 60),
-        address_login_attempts=SharedWindowLimit(db, "login-address", settings.login_failures_per_address_per_15_min,
+        login_attempts=SharedWindowLimit(db, LOGIN, settings.login_failures_per_15_min, 15 * 60),
+        address_login_attempts=SharedWindowLimit(db, LOGIN_ADDRESS, settings.login_failures_per_address_per_15_min,
                                                  15 * 60),
         registrations=SharedWindowLimit(db, "register", settings.register_limit_per_hour, 60 * 60),
         idempotency=IdempotencyStore(db),

@@ -11,6 +11,7 @@ waits for the TTL monitor.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,23 @@ from storage.database import outside_request_transaction
 
 COLLECTION = "rate_limits"
 UPSERT_TRIES = 5
+# The login-failure limits: per address and username (a key of login_key), and per address alone.
+LOGIN = "login"
+LOGIN_ADDRESS = "login-address"
+
+
+def login_key(address: str, username: str) -> str:
+    """The key of one username's failures from one address. A username holds no ':', so the
+    username is what follows the key's last ':' (an IPv6 address holds some)."""
+    return f"{address}:{username.lower()}"
+
+
+async def clear_login_failures(db: AsyncDatabase[dict[str, Any]], username: str) -> int:
+    """Ends every lockout of `username`, from every address (the operator's `unlock`); the number
+    of addresses it was counted from. The per-address limits stay: they belong to no user."""
+    suffix = re.escape(login_key("", username))
+    result = await db[COLLECTION].delete_many({"_id": {"$regex": f"^{re.escape(LOGIN)}:.*{suffix}$"}})
+    return result.deleted_count
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:

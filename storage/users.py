@@ -373,6 +373,21 @@ class UserStore:
             session=request_session(),
         )
 
+    async def reset_password(self, username: str, password_hash: str) -> tuple[int, int] | None:
+        """The operator's reset: the new hash and the end of every session (so every access
+        token) and every personal token, in one write, for an account that may be in a thief's
+        hands. (sessions, personal tokens) it ended; None when there is no such user."""
+        user_id = await self.id_of(username)
+        if user_id is None:
+            return None
+        before = await self._users.find_one_and_update(
+            {"_id": user_id},
+            {"$set": {"password_hash": password_hash, "sessions": [], PERSONAL_TOKENS: []}},
+            projection={"_id": 0, "sessions.id": 1, f"{PERSONAL_TOKENS}.id": 1})
+        if before is None:
+            return None
+        return len(before.get("sessions") or []), len(before.get(PERSONAL_TOKENS) or [])
+
     async def revoke_all_sessions(self, user_id: str) -> None:
         await self._users.update_one({"_id": user_id}, {"$set": {"sessions": []}}, session=request_session())
 

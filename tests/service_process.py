@@ -33,9 +33,11 @@ def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_command(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_command(args: list[str], env: dict[str, str], timeout: float = 60,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`input` is the command's standard input (else none: it reads an empty one)."""
     return subprocess.run([sys.executable, "server.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, input=input if input is not None else "")
 
 
 class ServiceProcess:

@@ -106,6 +106,47 @@ async def test_set_role_reaches_the_running_services_database(tmp_path: Path) ->
 
 
 @pytest.mark.asyncio
+async def test_reset_password_sets_it_and_ends_every_session_and_personal_token(tmp_path: Path) -> None:
+    async with running_service(tmp_path / "data") as service:
+        alice, elsewhere = service.client(), service.client()
+        await alice.sign_up("alice")
+        await elsewhere.login("alice")
+        token = (await alice.post("/auth/tokens", {"name": "Mihon", "scopes": ["read"], "expires_in_days": 30})).body["token"]
+        reset = await asyncio.to_thread(run_command, ["reset-password", "alice"], service.env,
+                                        input="a brand new secret\n")
+        assert reset.returncode == 0, reset.stderr
+        assert "alice has a new password; 2 sessions and 1 personal tokens ended" in reset.stdout
+        assert "a brand new secret" not in reset.stdout + reset.stderr
+        assert (await alice.get("/auth/me")).status == 401
+        assert (await elsewhere.get("/auth/me")).status == 401
+        with_token = service.client()
+        assert (await with_token.get("/auth/me", headers={"Authorization": f"Bearer {token}"})).status == 401
+        assert (await with_token.login("alice")).status == 401  # the old password
+        assert (await with_token.login("alice", "a brand new secret")).status == 200
+        short = await asyncio.to_thread(run_command, ["reset-password", "alice"], service.env, input="short\n")
+        assert short.returncode == 2 and "nothing changed" in short.stderr
+        assert (await service.client().login("alice", "a brand new secret")).status == 200
+        missing = await asyncio.to_thread(run_command, ["reset-password", "nobody"], service.env, input="whatever12\n")
+        assert missing.returncode == 1 and "no user named 'nobody'" in missing.stderr
+
+
+@pytest.mark.asyncio
+async def test_unlock_clears_a_login_lockout_from_every_address(tmp_path: Path) -> None:
+    async with running_service(tmp_path / "data", LOGIN_FAILURES_PER_15_MIN="2") as service:
+        client = service.client()
+        await client.register("alice")
+        for _ in range(2):
+            assert (await client.login("alice", "wrong password")).status == 401
+        assert (await client.login("alice")).status == 429  # locked out, with the right password too
+        result = await asyncio.to_thread(run_command, ["unlock", "ALICE"], service.env)
+        assert result.returncode == 0, result.stderr
+        assert "login failures from 1 addresses cleared" in result.stdout
+        assert (await client.login("alice")).status == 200
+        missing = await asyncio.to_thread(run_command, ["unlock", "nobody"], service.env)
+        assert missing.returncode == 1 and "no user named 'nobody'" in missing.stderr
+
+
+@pytest.mark.asyncio
 async def test_set_role_works_while_the_service_is_stopped(tmp_path: Path) -> None:
     service = ServiceProcess(tmp_path / "data")
     await service.start()
@@ -279,7 +320,8 @@ def test_whoever_holds_the_embedded_database_is_named_before_a_second_one_starts
 
 
 @pytest.mark.parametrize("args", [["set-role", "alice", "admin"], ["verify-age", "alice"], ["sweep"],
-                                  ["recount-ratings"], ["recount-collection-stats", "--check"], ["backup", "dump"]])
+                                  ["recount-ratings"], ["recount-collection-stats", "--check"], ["backup", "dump"],
+                                  ["reset-password", "alice"], ["unlock", "alice"]])
 def test_an_operator_command_refuses_a_data_dir_that_holds_no_database(tmp_path: Path, args: list[str]) -> None:
     # Run without the service's settings, it would answer about a new, empty database ("no user
     # named alice") and leave that database behind.

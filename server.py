@@ -40,6 +40,7 @@ from storage.backup import (
 )
 from storage.backup_invariants import describe
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts
+from storage.compaction import CompactRefused, compact
 from storage.database import Database, StandaloneServer, require_replica_set
 from storage.embedded import DataDirInUse, NoDatabaseHere
 from storage.indexes import prepare_database
@@ -356,6 +357,19 @@ async def restore_database(settings: Settings, directory: str, drop: bool) -> in
     return 0
 
 
+async def compact_database(settings: Settings) -> int:
+    try:
+        compacted = await compact(settings)
+    except CompactRefused as error:
+        print(f"compact: {error}", file=sys.stderr)
+        return 2 if settings.mongodb_uri is not None else 1
+    for collection, count in compacted.documents.items():
+        print(f"compact: {collection}: {count} documents")
+    print(f"compact: the database's files went from {compacted.bytes_before / 2**20:.1f} MiB to "
+          f"{compacted.bytes_after / 2**20:.1f} MiB")
+    return 0
+
+
 async def database_uri(settings: Settings) -> int:
     """For mongosh: the URI of the service's database, with the database name and credentials."""
     if settings.mongodb_uri is not None:
@@ -410,6 +424,8 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("--gzip", action="store_true", help="compress each collection's file")
     dump.add_argument("--replace", action="store_true", help="replace the backup DIR holds (kept until the new one "
                                                              "is complete)")
+    commands.add_parser("compact", help="give the embedded database's disk space back: rewrite its files with only "
+                                        "the live data (the service stopped)")
     load = commands.add_parser("restore", help="restore a backup from DIR (refused into a non-empty database)")
     load.add_argument("directory")
     load.add_argument("--drop", action="store_true", help="replace the collections the backup holds")
@@ -447,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         command = lambda: reset_password(settings, arguments.username)  # noqa: E731
     elif arguments.command == "unlock":
         command = lambda: unlock(settings, arguments.username)  # noqa: E731
+    elif arguments.command == "compact":
+        command = lambda: compact_database(settings)  # noqa: E731
     elif arguments.command == "verify-age":
         command = lambda: verify_age(settings, arguments.username, arguments.revoke)  # noqa: E731
     else:

@@ -296,7 +296,10 @@ class Memory:
     """RSS samples of the service and its database: (monotonic time, requests done, KiB, KiB)."""
 
     service_pid: int
+    database_dir: Path | None = None
     samples: list[tuple[float, int, int | None, int | None]] = field(default_factory=list)
+    # (monotonic time, the database directory's bytes): whether the files level off (issue 34).
+    files: list[tuple[float, int]] = field(default_factory=list)
 
     def database_pid(self) -> int | None:
         # The embedded database is the service's one child (its supervisor may have restarted it).
@@ -306,7 +309,12 @@ class Memory:
     def sample(self, done: int) -> tuple[float, int, int | None, int | None]:
         taken = (time.monotonic(), done, rss_kib(self.service_pid), rss_kib(self.database_pid()))
         self.samples.append(taken)
+        if self.database_dir is not None:
+            self.files.append((taken[0], directory_bytes(self.database_dir)))
         return taken
+
+    def files_at(self, moment: float) -> int | None:
+        return min(self.files, key=lambda f: abs(f[0] - moment))[1] if self.files else None
 
     def first_after(self, done: int) -> tuple[float, int, int | None, int | None]:
         return next(s for s in self.samples if s[1] >= done)
@@ -436,8 +444,8 @@ def report(samples: list[Sample], sent: Counter[str], memory: Memory, began: flo
         latencies = [s.ms for s in samples if s.action == action]
         print(f"| {action} | {share / 10:.1f}% | {sent[action]:,} | {by_action[action]} | "
               f"{percentile(latencies, 0.5):.1f} | {percentile(latencies, 0.99):.1f} |")
-    print("\n| requests | until s | req/s | p50 ms | p99 ms | errors | service RSS | database RSS |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("\n| requests | until s | req/s | p50 ms | p99 ms | errors | service RSS | database RSS | database files |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     windows = []
     size = len(samples) // WINDOWS
     previous_end = began
@@ -449,7 +457,8 @@ def report(samples: list[Sample], sent: Counter[str], memory: Memory, began: flo
         row = {"requests": f"{w * size + 1:,}-{w * size + len(chunk):,}", "until_s": round(end - began),
                "rps": round(len(chunk) / (end - previous_end)), "p50": round(percentile(latencies, 0.5), 1),
                "p99": round(percentile(latencies, 0.99), 1), "errors": sum(failed(s) for s in chunk),
-               "service_rss": mib(service_rss), "database_rss": mib(database_rss)}
+               "service_rss": mib(service_rss), "database_rss": mib(database_rss),
+               "database_files": mib(memory.files_at(end), 1)}
         print("| " + " | ".join(str(v) for v in row.values()) + " |")
         windows.append(row)
         previous_end = end
@@ -487,7 +496,7 @@ async def main(total: int = REQUESTS) -> dict[str, Any]:
             files_before = directory_bytes(data_dir / "db")
             print(f"largest database files before: {largest_files(data_dir / 'db')}")
             oplog_before = await oplog_entries(service)
-            memory = Memory(service.process.pid)  # type: ignore[union-attr]
+            memory = Memory(service.process.pid, data_dir / "db")  # type: ignore[union-attr]
             began = time.monotonic()
             samples, sent = await drive(readers, total, memory)
             results = report(samples, sent, memory, began)
@@ -498,13 +507,22 @@ async def main(total: int = REQUESTS) -> dict[str, Any]:
                   f"oplog entries {oplog_before} -> {oplog_after}")
             recount = run_command(["recount-ratings"], service.env).stdout.strip().splitlines()[-1]
             print(recount)
-            results.update({"database_bytes": [files_before, files_after], "oplog_entries": [oplog_before, oplog_after],
-                            "recount": recount, "machine": machine()})
+            # What `server.py compact` gives back (issue 34): the service stopped, as it requires.
+            for reader in readers:
+                await reader.session.close()
+            readers = []
+            await service.stop()
+            compacted = run_command(["compact"], service.env, timeout=3600)
+            print(compacted.stdout.strip().splitlines()[-1] if compacted.returncode == 0 else compacted.stderr)
+            results.update({"database_bytes": [files_before, files_after, directory_bytes(data_dir / "db")],
+                            "oplog_entries": [oplog_before, oplog_after], "recount": recount, "machine": machine(),
+                            "database_files_mib": [round(b / 2**20) for _, b in memory.files[::30]]})
             return results
         finally:
             for reader in readers:
                 await reader.session.close()
-            await service.stop()
+            if service.process is not None and service.process.poll() is None:
+                await service.stop()
 
 
 if __name__ == "__main__":  # `python -m bench.soak [REQUESTS]`: a shorter run to try it out

@@ -186,7 +186,7 @@ def _owner_only(directory: Path) -> None:
 def _fsync_tree(directory: Path) -> None:
     """Every file and directory under `directory` on disk, before it is renamed into place."""
     for path in [*directory.rglob("*"), directory]:
-        _fsync(path)
+        fsync_path(path)
 
 
 def _replace(complete: Path, directory: Path) -> None:
@@ -203,12 +203,12 @@ def _replace(complete: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
         directory.rename(old)
     complete.rename(directory)
-    _fsync(directory.parent)
+    fsync_path(directory.parent)
     if old is not None:
         shutil.rmtree(old)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -204,14 +204,14 @@ class EmbeddedDatabase:
         self._prepare()
         self._launch(authenticated=True)
 
-    def _prepare(self) -> None:
+    def _prepare(self, given: Credentials | None = None) -> None:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
         # The files hold every password hash too: only the service's user may read them.
         self.storage_dir.chmod(0o700)
         self.port = free_loopback_port()
-        self.credentials = self.credentials_file.read()
+        self.credentials = None if given is not None else self.credentials_file.read()
         if self.credentials is None:
-            self.credentials = self._provision_user()
+            self.credentials = self._provision_user(given)
 
     def restart(self) -> None:
         """Starts the server again on the same files and port, after it exited."""
@@ -276,14 +276,14 @@ class EmbeddedDatabase:
             return f"(cannot read {self.log_file}: {error.strerror})"
         return "\n".join(tail) or "(the log is empty)"
 
-    def _provision_user(self) -> Credentials:
+    def _provision_user(self, given: Credentials | None = None) -> Credentials:
         """Without --auth, creates (or resets) the service's user, then stops the server.
 
         This runs once per data directory, before any data exists on a new one; the server
         listens only on loopback for the second it takes. A data directory from before --auth
         is provisioned the same way at its first start with this version."""
         self._launch(authenticated=False)
-        credentials = self.credentials_file.generate()
+        credentials = given or self.credentials_file.generate()
         from pymongo import MongoClient
 
         client: MongoClient[dict[str, Any]] = MongoClient(loopback_uri(self.port or 0), serverSelectionTimeoutMS=5000)
@@ -300,7 +300,8 @@ class EmbeddedDatabase:
             self.stop()
         # Saved only once the server knows the password: a crash before this provisions again.
         self.credentials_file.save(credentials)
-        log.info("created the embedded database's user; its password is in %s", self.credentials_file.path)
+        if given is None:
+            log.info("created the embedded database's user; its password is in %s", self.credentials_file.path)
         return credentials
 
     def _launch(self, *, authenticated: bool) -> None:
@@ -365,6 +366,13 @@ class EmbeddedDatabase:
     # belongs to the thread that forked it, and a worker thread can end before the service does.
     async def start_async(self) -> None:
         await off_the_loop(None, self._prepare)
+        self._spawn(authenticated=True)
+        await off_the_loop(None, self._wait_until_ready)
+
+    async def start_new_async(self, credentials: Credentials) -> None:
+        """Starts a new, empty database whose user signs in with `credentials` (another
+        database's: see storage.compaction), not with new ones."""
+        await off_the_loop(None, self._prepare, credentials)
         self._spawn(authenticated=True)
         await off_the_loop(None, self._wait_until_ready)
 

@@ -87,14 +87,14 @@ def embedded_database(settings: Settings) -> EmbeddedDatabase:
     return EmbeddedDatabase(settings.data_dir / "db", log_file=settings.data_dir / "secantusd.log")
 
 
-def _no_database_here(settings: Settings, command: str | None) -> NoDatabaseHere:
+def no_database_here(settings: Settings, command: str | None) -> NoDatabaseHere:
     return NoDatabaseHere(
         f"DATA_DIR {settings.data_dir.resolve()} holds no database, so {command or 'the command'} would work on a "
         "new, empty one: run it with the service's settings (its DATA_DIR, or its MONGODB_URI), e.g. "
         "`set -a; . /etc/tsundoku.env; set +a` first")
 
 
-def _holds_a_database(settings: Settings) -> bool:
+def holds_a_database(settings: Settings) -> bool:
     storage = embedded_database(settings).storage_dir
     return storage.is_dir() and any(storage.iterdir())
 
@@ -135,7 +135,7 @@ async def open_database(
         else:
             refuses_a_new_database = not owner and not creates
             if refuses_a_new_database and not settings.data_dir.is_dir():
-                raise _no_database_here(settings, command)  # before anything is made there
+                raise no_database_here(settings, command)  # before anything is made there
             holder = running.live_pid() if owner else None
             if holder is not None:
                 raise DataDirInUse(
@@ -145,10 +145,10 @@ async def open_database(
             # directory (a command that holds it records itself here too) before it starts anything.
             lock.acquire("a Tsundoku service" if owner
                          else f"the operator command {command!r}" if command else "an operator command")
-            if refuses_a_new_database and not _holds_a_database(settings):
+            if refuses_a_new_database and not holds_a_database(settings):
                 # Checked holding the lock: one that is held says who is starting a database here.
                 lock.release()
-                raise _no_database_here(settings, command)
+                raise no_database_here(settings, command)
             embedded = embedded_database(settings)
             try:
                 await embedded.start_async()

@@ -321,7 +321,7 @@ def test_whoever_holds_the_embedded_database_is_named_before_a_second_one_starts
 
 @pytest.mark.parametrize("args", [["set-role", "alice", "admin"], ["verify-age", "alice"], ["sweep"],
                                   ["recount-ratings"], ["recount-collection-stats", "--check"], ["backup", "dump"],
-                                  ["reset-password", "alice"], ["unlock", "alice"]])
+                                  ["reset-password", "alice"], ["unlock", "alice"], ["compact"]])
 def test_an_operator_command_refuses_a_data_dir_that_holds_no_database(tmp_path: Path, args: list[str]) -> None:
     # Run without the service's settings, it would answer about a new, empty database ("no user
     # named alice") and leave that database behind.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pymongo
 import pymongo.common
 import pytest
 import pytest_asyncio
@@ -146,7 +147,10 @@ async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDat
     fresh = database(client, name)
     await prepare_database(fresh)
     yield fresh
-    await client.drop_database(name)
+    # Not bound by the service's 10 s: dropping what a heavy test wrote took longer than that on a
+    # loaded machine (a clean-clone run, beside a soak), and failed a test that had passed.
+    with pymongo.timeout(120):
+        await client.drop_database(name)
     await client.close()
 
 

@@ -395,14 +395,17 @@ class EmbeddedDatabase:
     async def stop_async(self) -> None:
         await off_the_loop(None, self.stop)
 
-    async def kill_async(self) -> None:
+    def kill(self) -> None:
         """SIGKILL, for a server that runs but no longer serves (a stopped or panicked one would
         not act on SIGTERM); it loses nothing acknowledged. The process is reaped here."""
         process = self._process
         if process is None or process.poll() is not None:
             return
         process.kill()
-        await off_the_loop(None, process.wait)
+        process.wait()
+
+    async def kill_async(self) -> None:
+        await off_the_loop(None, self.kill)
 
 
 class RunningServerFile:

@@ -42,7 +42,7 @@ from storage.backup_invariants import describe
 from storage.catalog import CatalogFileError, CatalogStore, ImportCounts
 from storage.compaction import CompactRefused, compact
 from storage.database import Database, StandaloneServer, require_replica_set
-from storage.embedded import DataDirInUse, NoDatabaseHere
+from storage.embedded import DataDirInUse, DataDirOfAnotherUser, NoDatabaseHere
 from storage.indexes import prepare_database
 from storage.lifecycle import DatabaseRefusedCredentials, DatabaseUnreachable, open_database, running_service_uri
 from storage.rate_limits import clear_login_failures
@@ -335,10 +335,11 @@ async def backup_database(settings: Settings, directory: str, compress: bool, re
 
 
 async def restore_database(settings: Settings, directory: str, drop: bool) -> int:
-    # A directory that is no backup is refused before the database is opened: the embedded one
-    # would otherwise create its DATA_DIR first.
+    # A directory that is no backup, or a damaged one, is refused before the database is opened:
+    # the embedded one would otherwise create its DATA_DIR first. (Each file's checksum is read
+    # twice, here and by the restore: linear in the backup, and nothing is made for a bad one.)
     try:
-        read_manifest(Path(directory), checksums=False)
+        read_manifest(Path(directory))
     except BackupDamaged as error:
         print(f"restore: {error}", file=sys.stderr)
         return 1
@@ -377,7 +378,7 @@ async def database_uri(settings: Settings) -> int:
         return 0
     uri = running_service_uri(settings)
     if uri is None:
-        print(f"database-uri: no service is running on {settings.data_dir}; start it first (make run)",
+        print(f"database-uri: no service is running on {settings.data_dir.resolve()}; start it first (make run)",
               file=sys.stderr)
         return 1
     print(uri.replace("/?", f"/{settings.mongodb_db}?", 1))
@@ -473,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(command())
     except KeyboardInterrupt:
         return 130
-    except (DataDirInUse, NoDatabaseHere, DatabaseUnreachable) as error:
+    except (DataDirInUse, DataDirOfAnotherUser, NoDatabaseHere, DatabaseUnreachable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except DatabaseRefusedCredentials as error:  # a setting that would only fail again, as a bad one

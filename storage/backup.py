@@ -248,11 +248,13 @@ async def _write_collections(db: AsyncDatabase[dict[str, Any]], directory: Path,
 def read_manifest(directory: Path, *, checksums: bool = True) -> list[BackupFile]:
     """The manifest's files, each checked against its size and (unless `checksums` is false, a
     quick look before anything is opened) its checksum."""
+    if not (directory / MANIFEST).is_file():
+        raise BackupDamaged(f"{directory} is not a backup: it holds no {MANIFEST}, which every backup ends with")
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
         files = [BackupFile(**entry) for entry in manifest["files"]]
     except (OSError, ValueError, TypeError, KeyError) as error:
-        raise BackupDamaged(f"{directory / MANIFEST}: {error!r}") from None
+        raise BackupDamaged(f"{directory / MANIFEST} cannot be read as a backup's manifest: {error}") from None
     for entry in files:
         path = directory / entry.path
         if not path.is_file() or path.stat().st_size != entry.bytes or (checksums and _sha256(path) != entry.sha256):

@@ -32,7 +32,7 @@ from pathlib import Path
 from settings import Settings
 from storage.backup import backup, fsync_path, read_manifest, restore
 from storage.database import connect, database
-from storage.embedded import DataDirLock, EmbeddedDatabase
+from storage.embedded import DataDirLock, EmbeddedDatabase, check_owner
 from storage.indexes import prepare_database
 from storage.lifecycle import embedded_database, holds_a_database, no_database_here, running_service_uri
 from storage.user_directory import DERIVED_COLLECTIONS
@@ -86,8 +86,9 @@ async def compact(settings: Settings) -> Compacted:
                              "(compact replaces the database's files)")
     live, work = settings.data_dir / "db", settings.data_dir / WORK
     lock = DataDirLock(settings.data_dir)
-    if not settings.data_dir.is_dir():
-        raise no_database_here(settings, "compact")  # before the lock would make the directory
+    if not holds_a_database(settings):
+        raise no_database_here(settings, "compact")  # before the lock file is made there
+    check_owner(settings.data_dir, "compact")
     lock.acquire("the operator command 'compact'")
     try:
         if not holds_a_database(settings):

@@ -48,6 +48,36 @@ class NoDatabaseHere(RuntimeError):
     without the service's settings, and would answer about a new, empty database."""
 
 
+class DataDirOfAnotherUser(RuntimeError):
+    """DATA_DIR belongs to another user than the one this process runs as (root, for a command
+    on the systemd deployment): what it would write there (the database's journal, the lock) would
+    be this user's, and the service, run as the owner, could no longer open its own files."""
+
+
+def check_owner(data_dir: Path, command: str | None) -> None:
+    """Raises DataDirOfAnotherUser unless DATA_DIR and its database's files (where they exist)
+    belong to the user this process runs as."""
+    for path in (data_dir, data_dir / "db"):
+        try:
+            owner = path.stat().st_uid
+        except FileNotFoundError:
+            continue
+        if owner != os.geteuid():
+            raise DataDirOfAnotherUser(
+                f"{path} belongs to {_user_name(owner)} and {command or 'this command'} runs as "
+                f"{_user_name(os.geteuid())}: files it wrote there would be {_user_name(os.geteuid())}'s, and the "
+                f"service could not open them. Run it as that user, e.g. `runuser -u {_user_name(owner)} -- ...`")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
 class DataDirInUse(RuntimeError):
     """Another service runs on this DATA_DIR: one directory serves one instance."""
 

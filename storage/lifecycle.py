@@ -31,6 +31,7 @@ from storage.embedded import (
     EmbeddedDatabaseError,
     NoDatabaseHere,
     RunningServerFile,
+    check_owner,
     credentials_path,
     loopback_uri,
 )
@@ -90,8 +91,9 @@ def embedded_database(settings: Settings) -> EmbeddedDatabase:
 def no_database_here(settings: Settings, command: str | None) -> NoDatabaseHere:
     return NoDatabaseHere(
         f"DATA_DIR {settings.data_dir.resolve()} holds no database, so {command or 'the command'} would work on a "
-        "new, empty one: run it with the service's settings (its DATA_DIR, or its MONGODB_URI), e.g. "
-        "`set -a; . /etc/tsundoku.env; set +a` first")
+        "new, empty one: run it with the service's settings (its DATA_DIR, or its MONGODB_URI); for "
+        "deploy/tsundoku.service, `set -a; . /etc/tsundoku.env; set +a` and DATA_DIR=/var/lib/tsundoku "
+        "(docs/operations.md, \"Operator commands\")")
 
 
 def holds_a_database(settings: Settings) -> bool:
@@ -134,8 +136,10 @@ async def open_database(
             log.info("database: the running service's embedded SecantusDB at %s", redact(uri))
         else:
             refuses_a_new_database = not owner and not creates
-            if refuses_a_new_database and not settings.data_dir.is_dir():
-                raise no_database_here(settings, command)  # before anything is made there
+            # Both before anything is made there (the lock file included).
+            if refuses_a_new_database and not holds_a_database(settings):
+                raise no_database_here(settings, command)
+            check_owner(settings.data_dir, command)
             holder = running.live_pid() if owner else None
             if holder is not None:
                 raise DataDirInUse(
@@ -146,7 +150,7 @@ async def open_database(
             lock.acquire("a Tsundoku service" if owner
                          else f"the operator command {command!r}" if command else "an operator command")
             if refuses_a_new_database and not holds_a_database(settings):
-                # Checked holding the lock: one that is held says who is starting a database here.
+                # Again, holding the lock (the check above ran without it).
                 lock.release()
                 raise no_database_here(settings, command)
             embedded = embedded_database(settings)

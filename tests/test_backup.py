@@ -268,7 +268,25 @@ async def test_restoring_what_is_no_backup_is_refused_before_a_data_directory_is
     (tmp_path / "not-a-backup").mkdir()
     data = tmp_path / "data"
     refused = await asyncio.to_thread(run_command, ["restore", str(tmp_path / "not-a-backup")], service_env(data))
-    assert refused.returncode == 1 and MANIFEST in refused.stderr, refused.stderr
+    assert refused.returncode == 1 and f"is not a backup: it holds no {MANIFEST}" in refused.stderr, refused.stderr
+    assert not data.exists()
+
+
+async def test_restoring_a_damaged_backup_is_refused_before_a_data_directory_is_made(
+    db: AsyncDatabase, tmp_path: Path
+) -> None:
+    # Found by a newcomer: one byte changed, the size the same, and the restore made a database
+    # before it found out.
+    await add_users(db, "alice")
+    dump = tmp_path / "dump"
+    await backup(db, dump)
+    users = next(dump.rglob("users.bson"))
+    damaged = bytearray(users.read_bytes())
+    damaged[-2] ^= 0xFF
+    users.write_bytes(bytes(damaged))
+    data = tmp_path / "data"
+    refused = await asyncio.to_thread(run_command, ["restore", str(dump)], service_env(data))
+    assert refused.returncode == 1 and "users.bson is missing or differs from the manifest" in refused.stderr
     assert not data.exists()
 
 

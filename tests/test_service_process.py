@@ -324,6 +324,28 @@ def test_whoever_holds_the_embedded_database_is_named_before_a_second_one_starts
     assert not (data_dir / "db").exists() and not (data_dir / "secantusd.log").exists()  # nothing was started
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the directory to another user needs root")
+@pytest.mark.asyncio
+async def test_a_command_refuses_a_data_dir_of_another_user_and_writes_nothing_there(tmp_path: Path) -> None:
+    # Found by a newcomer: set-role run as root on the stopped systemd deployment left root's
+    # journal files in the database, and the service, run as its own user, no longer started.
+    data_dir = tmp_path / "data"
+    service = ServiceProcess(data_dir)
+    await service.start()
+    await service.client().register("alice")
+    assert await service.stop() == 0
+    nobody = 65534
+    for path in [data_dir, *data_dir.rglob("*")]:
+        os.chown(path, nobody, nobody, follow_symlinks=False)
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in data_dir.rglob("*"))
+    for args in (["set-role", "alice", "admin"], ["compact"], []):  # a command, compact, the service
+        refused = run_command(args, service_env(data_dir), timeout=30)
+        assert refused.returncode == 1, refused.stderr
+        assert f"{data_dir} belongs to " in refused.stderr and "runuser -u " in refused.stderr, refused.stderr
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in data_dir.rglob("*")) == before
+    assert {p.stat().st_uid for p in data_dir.rglob("*")} == {nobody}
+
+
 @pytest.mark.parametrize("args", [["set-role", "alice", "admin"], ["verify-age", "alice"], ["sweep"],
                                   ["recount-ratings"], ["recount-collection-stats", "--check"], ["backup", "dump"],
                                   ["reset-password", "alice"], ["unlock", "alice"], ["compact"]])

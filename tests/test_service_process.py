@@ -324,6 +324,15 @@ def test_whoever_holds_the_embedded_database_is_named_before_a_second_one_starts
     assert not (data_dir / "db").exists() and not (data_dir / "secantusd.log").exists()  # nothing was started
 
 
+def test_a_command_refused_in_an_existing_empty_data_dir_leaves_it_empty(tmp_path: Path) -> None:
+    # Found by a newcomer: the lock file was made before the check.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    refused = run_command(["unlock", "alice"], service_env(data_dir))
+    assert refused.returncode == 1 and "holds no database" in refused.stderr
+    assert list(data_dir.iterdir()) == []
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving the directory to another user needs root")
 @pytest.mark.asyncio
 async def test_a_command_refuses_a_data_dir_of_another_user_and_writes_nothing_there(tmp_path: Path) -> None:

@@ -39,12 +39,19 @@ STABLE_AFTER_S = 60.0
 # A write probe (one tiny journaled write) this long after the previous one ended, each bounded.
 PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 3.0
-# Restarted once this many probes in a row failed and the first of them began this long ago: one
-# that answers every write with an error (a panicked engine) after about 5 s, one that answers
-# nothing (hung, stopped) after about 11 s. A slow write now and then restarts nothing; a busy
-# database still takes a tiny write within 3 s.
+# A probe answered with an error (a panicked engine answers every write so) makes the database
+# not serving at once, and it is restarted once this many probes in a row failed and the first of
+# them began this long ago: after about 5 s.
 FAILED_PROBES_TO_RESTART = 3
 NOT_SERVING_RESTART_AFTER_S = 5.0
+# Probes that only time out are what a hung database gives, and also what a busy one gives: in a
+# soak on a saturated machine, one probe in 3 s now and then missed while requests went on being
+# answered, and each miss turned every request into a 503 (65% of 120,000). So timeouts make the
+# database not serving only once no probe has been taken for the time a request itself may wait
+# (storage.database.REQUEST_OPERATION_TIMEOUT_MS: by then requests fail anyway), and restart it
+# 5 s later.
+HUNG_NOT_SERVING_AFTER_S = 10.0
+HUNG_RESTART_AFTER_S = 15.0
 # How SecantusDB answers a failure inside its storage engine (and any other internal error).
 INTERNAL_ERROR = 1
 
@@ -67,24 +74,29 @@ class ProbeVerdict:
         self.failures = 0
         self.failing_since: float | None = None
         self.last_error: str | None = None
+        # Whether a failure of this run was an answer (an error), not only a timeout.
+        self.answered = False
 
-    @property
-    def serving(self) -> bool:
-        return self.failures == 0
+    def serving(self, now: float) -> bool:
+        if self.failures == 0 or self.failing_since is None:
+            return True
+        return not self.answered and now - self.failing_since < HUNG_NOT_SERVING_AFTER_S
 
     def succeeded(self) -> None:
-        self.failures, self.failing_since, self.last_error = 0, None, None
+        self.failures, self.failing_since, self.last_error, self.answered = 0, None, None, False
 
-    def failed(self, started_at: float, error: str) -> None:
+    def failed(self, started_at: float, error: str, *, timed_out: bool = False) -> None:
         """`started_at`: when the failed probe began (a probe that timed out began long before it failed)."""
         if self.failures == 0:
             self.failing_since = started_at
         self.failures += 1
         self.last_error = error
+        self.answered = self.answered or not timed_out
 
     def restart_due(self, now: float) -> bool:
+        after = NOT_SERVING_RESTART_AFTER_S if self.answered else HUNG_RESTART_AFTER_S
         return (self.failures >= FAILED_PROBES_TO_RESTART and self.failing_since is not None
-                and now - self.failing_since >= NOT_SERVING_RESTART_AFTER_S)
+                and now - self.failing_since >= after)
 
 
 def describe_probe_error(error: BaseException) -> str:
@@ -196,10 +208,11 @@ class EmbeddedSupervisor:
         if probing is not None and not probing.done() and now - self._probe_started > PROBE_TIMEOUT_S + 2:
             # The probe bounds itself; this only guards against one that never ends.
             probing.cancel()
-            self._record_probe(now, "the write probe did not end")
+            self._record_probe(now, "the write probe did not end", timed_out=True)
         elif probing is not None and probing.done():
             error = None if probing.cancelled() else probing.exception()
-            self._record_probe(now, describe_probe_error(error) if error is not None else None)
+            self._record_probe(now, describe_probe_error(error) if error is not None else None,
+                               timed_out=bool(getattr(error, "timeout", False)))  # PyMongoError.timeout
         if self.verdict.restart_due(now):
             return True
         if self._probing is None and now >= self._next_probe_at:
@@ -208,21 +221,22 @@ class EmbeddedSupervisor:
                                                                    name="embedded-write-probe")
         return False
 
-    def _record_probe(self, now: float, error: str | None) -> None:
+    def _record_probe(self, now: float, error: str | None, *, timed_out: bool = False) -> None:
         self._probing = None
         self._next_probe_at = now + PROBE_INTERVAL_S
         if error is None:
-            if not self.verdict.serving:
-                log.warning("the embedded database takes writes again")
-            self.verdict.succeeded()
             if self.state is DatabaseState.NOT_SERVING:
+                log.warning("the embedded database takes writes again")
                 self.state = DatabaseState.RUNNING
+            self.verdict.succeeded()
             return
-        if self.verdict.serving:
-            log.warning("the embedded database failed a write probe (%s); answering 503 until it takes "
-                        "writes again or has been restarted", error)
-        self.verdict.failed(self._probe_started, error)
-        if self.state is DatabaseState.RUNNING:
+        if self.verdict.failures == 0 and timed_out:
+            log.info("a write probe of the embedded database timed out (%s); still serving unless no write is "
+                     "taken for %.0f s", error, HUNG_NOT_SERVING_AFTER_S)
+        self.verdict.failed(self._probe_started, error, timed_out=timed_out)
+        if self.state is DatabaseState.RUNNING and not self.verdict.serving(now):
+            log.warning("the embedded database failed its write probes (the last: %s); answering 503 until it "
+                        "takes writes again or has been restarted", error)
             self.state = DatabaseState.NOT_SERVING
 
     def _abandon_probe(self) -> None:

@@ -14,6 +14,8 @@ import storage.embedded as embedded
 from storage.embedded import EmbeddedDatabase
 from storage.supervisor import (
     FAILED_PROBES_TO_RESTART,
+    HUNG_NOT_SERVING_AFTER_S,
+    HUNG_RESTART_AFTER_S,
     NOT_SERVING_RESTART_AFTER_S,
     PROBE_INTERVAL_S,
     DatabaseState,
@@ -25,7 +27,7 @@ from storage.supervisor import (
 def test_probes_answered_with_errors_restart_only_after_several_failures_over_several_seconds() -> None:
     verdict = ProbeVerdict()
     verdict.failed(started_at=100.0, error="OperationFailure: internal server error")
-    assert not verdict.serving and not verdict.restart_due(100.0)
+    assert not verdict.serving(100.0) and not verdict.restart_due(100.0)
     # Failures a second apart: enough of them, but not yet for long enough.
     for second in range(1, FAILED_PROBES_TO_RESTART):
         verdict.failed(started_at=100.0 + second, error="OperationFailure: internal server error")
@@ -37,10 +39,10 @@ def test_probes_answered_with_errors_restart_only_after_several_failures_over_se
 def test_a_probe_that_succeeds_in_between_starts_the_count_again() -> None:
     verdict = ProbeVerdict()
     for second in range(FAILED_PROBES_TO_RESTART - 1):
-        verdict.failed(started_at=float(second), error="NetworkTimeout: timed out")
+        verdict.failed(started_at=float(second), error="OperationFailure: internal server error")
     verdict.succeeded()
-    assert verdict.serving
-    verdict.failed(started_at=10.0, error="NetworkTimeout: timed out")
+    assert verdict.serving(5.0)
+    verdict.failed(started_at=10.0, error="OperationFailure: internal server error")
     assert not verdict.restart_due(10.0 + NOT_SERVING_RESTART_AFTER_S * 10)  # one failure is never enough
     assert verdict.failing_since == 10.0
 
@@ -48,11 +50,29 @@ def test_a_probe_that_succeeds_in_between_starts_the_count_again() -> None:
 def test_probes_that_time_out_count_from_when_the_first_began() -> None:
     # A hung database: each probe waits its 3 s bound, then the next begins a second later.
     verdict = ProbeVerdict()
-    verdict.failed(started_at=0.0, error="NetworkTimeout")
-    verdict.failed(started_at=4.0, error="NetworkTimeout")
-    assert not verdict.restart_due(7.0)
-    verdict.failed(started_at=8.0, error="NetworkTimeout")
-    assert verdict.restart_due(11.0)
+    for began in (0.0, 4.0, 8.0):
+        verdict.failed(started_at=began, error="NetworkTimeout", timed_out=True)
+    assert verdict.serving(HUNG_NOT_SERVING_AFTER_S - 0.1)  # a request may still be answered
+    assert not verdict.serving(HUNG_NOT_SERVING_AFTER_S)
+    assert not verdict.restart_due(HUNG_RESTART_AFTER_S - 0.1)
+    assert verdict.restart_due(HUNG_RESTART_AFTER_S)
+
+
+def test_a_timeout_now_and_then_under_load_never_stops_the_service() -> None:
+    # Found by a soak on a saturated machine: each missed 3 s probe made every request a 503.
+    verdict = ProbeVerdict()
+    for began in range(0, 600, 10):  # one probe in 3 times times out, the others are taken
+        verdict.failed(started_at=float(began), error="NetworkTimeout", timed_out=True)
+        assert verdict.serving(began + 3.0) and not verdict.restart_due(began + 3.0)
+        verdict.succeeded()
+
+
+def test_an_error_answer_after_timeouts_stops_serving_at_once() -> None:
+    verdict = ProbeVerdict()
+    verdict.failed(started_at=0.0, error="NetworkTimeout", timed_out=True)
+    assert verdict.serving(3.0)
+    verdict.failed(started_at=4.0, error="OperationFailure: internal server error")
+    assert not verdict.serving(4.1)
 
 
 class Clock:

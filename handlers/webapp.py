@@ -45,6 +45,13 @@ class WebAppFileHandler(tornado.web.StaticFileHandler):
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
 
+    def compute_etag(self) -> str | None:
+        # Tornado keeps each file's hash for the life of the process: a file changed under a running
+        # service would keep its old tag, and a browser its old copy. The files are the app's own
+        # few KB (no client chooses their size), so hashing each time costs microseconds.
+        assert self.absolute_path is not None
+        return f'"{self.get_content_version(self.absolute_path)}"'
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # A missing file answers in the API's shape, not Tornado's HTML page.
         self.set_header("Content-Type", "application/json; charset=UTF-8")

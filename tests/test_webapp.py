@@ -128,6 +128,10 @@ async def test_the_page_has_a_strict_csp_and_its_files_answer_etags_and_304(app:
     again = await client.get("/app/app.js", headers={"If-None-Match": etag})
     assert again.status == 304 and again.raw == b""
     assert (await client.get("/", headers={"If-None-Match": page.headers["ETag"]})).status == 304
+    head = await client.request("HEAD", "/")
+    assert (head.status, head.raw, head.headers["ETag"]) == (200, b"", page.headers["ETag"])
+    refused = await client.post("/", {})
+    assert (refused.status, refused.body) == (405, {"data": "Method not allowed", "code": 405})
     missing = await client.get("/app/nothing.js")
     assert (missing.status, missing.body) == (404, {"data": "Not found", "code": 404})
     outside = await client.get("/app/..%2Fserver.py")

@@ -16,6 +16,7 @@ const ROUTES = [
 
 const view = document.getElementById("view");
 let shownPath = null;
+let renders = 0;
 
 function currentRoute() {
   const raw = window.location.hash.startsWith("#/") ? window.location.hash.slice(1) : "/";
@@ -56,6 +57,8 @@ function renderNav() {
 }
 
 async function render(notice) {
+  // Screens load as they are asked for; only the last one asked is shown.
+  const turn = ++renders;
   const { path, params } = currentRoute();
   const match = ROUTES.map(([pattern, screen, name]) => [path.match(pattern), screen, name]).find(([m]) => m);
   const ctx = { params, navigate, rerender: (message) => render(message) };
@@ -72,15 +75,18 @@ async function render(notice) {
   } catch (failure) {
     content = [h("h1", {}, name), h("p", { class: "error", role: "alert" }, failure.message)];
   }
+  if (turn !== renders) return;
   renderNav();
-  const status = h("p", { class: "notice", role: "status" }, notice || "");
+  const status = h("p", { class: "notice", role: "status", tabindex: "-1" }, notice || "");
   view.replaceChildren(status, ...[content].flat().filter(Boolean));
   const heading = view.querySelector("h1");
   document.title = `${heading ? heading.textContent : name} · Tsundoku`;
   // A new screen moves focus to its heading; the same screen with new results to their summary,
   // so a keyboard or screen reader user hears what changed without losing their place.
-  if (notice) return;
-  const target = path === shownPath ? view.querySelector("[data-focus=results]") : heading;
+  // After an action the control that was used is gone (the screen is drawn anew): focus goes to
+  // the notice that says what happened, not to the top of the document.
+  const target = notice ? status
+    : path === shownPath ? view.querySelector("[data-focus=results]") : heading;
   shownPath = path;
   if (target) {
     if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");

@@ -270,3 +270,27 @@ async def test_the_list_searches_orders_pages_and_edits_and_removes_a_status(pag
     await page.get_by_role("button", name="Remove from list").click()
     await expect(page.get_by_role("button", name="Add to list")).to_be_visible(timeout=WAIT_MS)
     assert await fetch_json(page, "/user/reading-status/id/3") is None
+
+
+async def test_the_statistics_screen_shows_the_reading_and_collection_figures(page: Any, app: RunningApp) -> None:
+    client = app.client()
+    await client.sign_up("counter")
+    for series_id, status in ((1, "completed"), (2, "completed"), (3, "started")):
+        body = {"visibility": "public", "progress_type": "volumes", "progress": 4, "status": status,
+                "priority": "mid", "client": 1}
+        assert (await client.post(f"/user/reading-status/add/{series_id}", body)).status == 200
+    for volume_id, price, date in ((11, 9.99, "2024-01-02"), (12, 5.5, "2024-03-04")):
+        added = await client.post(f"/user/collection/add/{volume_id}", {"price": price, "date": date})
+        assert added.status == 200, added.body
+    await sign_in(page, app, "counter")
+    await page.get_by_role("link", name="Statistics").click()
+    await expect(page.get_by_role("heading", name="Statistics", level=1)).to_be_visible(timeout=WAIT_MS)
+
+    async def figure(term: str) -> str:
+        return str(await page.locator(f"dt:text-is('{term}') + dd").text_content())
+
+    assert [await figure(term) for term in ("Entries", "Completed", "Reading", "Plan to read", "Volumes read")] == [
+        "3", "2", "1", "0", "12"]
+    assert [await figure(term) for term in ("Volumes owned", "Series owned", "Total spent", "First bought",
+                                            "Last bought")] == ["2", "1", "15.49", "2024-01-02", "2024-03-04"]
+    await screenshots(page, "statistics")

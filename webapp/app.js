@@ -1,15 +1,17 @@
-// The reference web app: hash routes (`#/`, `#/series/<slug>`, `#/list`, `#/signin`,
+// The reference web app: hash routes (`#/`, `#/series/<slug>`, `#/list`, `#/stats`, `#/signin`,
 // `#/signup`), so that no page of the app has a path an API route could want.
 
 import { loadSession, currentUser, signInScreen, signOut, signUpScreen } from "./auth.js";
 import { catalogScreen, seriesScreen } from "./catalog.js";
 import { h } from "./dom.js";
 import { listScreen } from "./list.js";
+import { statsScreen } from "./stats.js";
 
 const ROUTES = [
   [/^\/$/, (ctx) => catalogScreen(ctx), "Catalog"],
   [/^\/series\/([^/]+)$/, (ctx, slug) => seriesScreen(ctx, decodeURIComponent(slug)), "Series"],
   [/^\/list$/, (ctx) => listScreen(ctx), "My list"],
+  [/^\/stats$/, () => statsScreen(), "Statistics"],
   [/^\/signin$/, (ctx) => signInScreen(ctx), "Sign in"],
   [/^\/signup$/, (ctx) => signUpScreen(ctx), "Sign up"],
 ];
@@ -43,7 +45,7 @@ function renderNav() {
   const link = (href, text) => h("li", {}, h("a", { href }, text));
   const items = [link("#/", "Catalog")];
   if (user) {
-    items.push(link("#/list", "My list"));
+    items.push(link("#/list", "My list"), link("#/stats", "Statistics"));
     items.push(h("li", { class: "who" }, `Signed in as ${user.username}`));
     items.push(h("li", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
       await signOut();

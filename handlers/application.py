@@ -29,6 +29,7 @@ from handlers import (
     sessions,
     system,
     user_settings,
+    webapp,
 )
 from settings import Settings
 from storage.account_export import AccountExport
@@ -126,6 +127,8 @@ def make_app(settings: Settings, db: Database, *, passwords: Passwords | None = 
         table.append((route.pattern, route.handler, arguments))
     # Operational, not part of the published API: not in the OpenAPI document.
     table.append((r"/metrics", metrics.MetricsHandler, {"services": services, "route": "/metrics"}))
+    # The reference web app: static files, not the API, so not in the OpenAPI document either.
+    table.extend(webapp.webapp_routes(services))
     app = TsundokuApplication(
         table,
         default_handler_class=NotFoundHandler,

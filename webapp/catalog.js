@@ -1,0 +1,207 @@
+// The catalog: browsing and searching the series, and a series page with the reader's status,
+// rating and owned volumes.
+
+import { call, del, get, post } from "./api.js";
+import { clearErrors, field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
+import { currentUser } from "./auth.js";
+import { CLIENT, PRIORITIES, PROGRESS_TYPES, RATINGS, STATUSES, VISIBILITIES } from "./vocabulary.js";
+
+const PAGE = 20;
+
+function title(series) {
+  return series.alias || series.name;
+}
+
+export async function catalogScreen(ctx) {
+  const search = ctx.params.get("search") || "";
+  const offset = Number(ctx.params.get("offset")) || 0;
+  const box = h("input", { type: "search", value: search, maxlength: 100, autocomplete: "off" });
+  const form = h("form", { role: "search", class: "toolbar" },
+    field("Search series", box, "search"),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
+    formError());
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ctx.navigate("/", { search: box.value.trim() });
+  });
+  let page;
+  try {
+    page = await get("/series", { client: CLIENT, search, limit: PAGE, offset });
+  } catch (failure) {
+    showFailure(form, failure, () => "search");
+    return [h("h1", {}, "Catalog"), form];
+  }
+  const items = page.series.map((series) => h("li", { class: "card" },
+    h("a", { href: `#/series/${encodeURIComponent(series.slug)}` }, title(series)),
+    series.alias && series.alias !== series.name ? h("span", { class: "muted" }, ` (${series.name})`) : null,
+    h("p", { class: "muted" }, [series.type, series.origin].filter(Boolean).join(" · "),
+      series.average_rating !== null ? ` · rated ${series.average_rating} (${series.rating_count})` : "")));
+  return [
+    h("h1", {}, "Catalog"), form, pageSummary("series", page),
+    h("ul", { class: "cards" }, items),
+    pager(page, PAGE, (next) => ctx.navigate("/", { search, offset: next })),
+  ];
+}
+
+function statusBody(form, series, stored) {
+  // Update replaces the whole entry: the fields this form does not show are sent as stored.
+  const body = {};
+  for (const key of ["reread", "score", "start", "end", "notes"]) {
+    if (stored && stored[key] !== null && stored[key] !== undefined) body[key] = stored[key];
+  }
+  const value = (name) => form.elements[name].value;
+  return { ...body, client: series.client, status: value("status"), progress_type: value("progress_type"),
+    progress: Number(value("progress")), priority: value("priority"), visibility: value("visibility") };
+}
+
+function statusSection(series, stored, refresh) {
+  const progress = h("input", { type: "number", min: 0, max: 1000000, step: 1, inputmode: "numeric",
+    value: stored ? stored.progress : 0 });
+  const form = h("form", { class: "card", "aria-labelledby": "status-heading" },
+    h("h2", { id: "status-heading" }, stored ? "On your list" : "Not on your list yet"),
+    h("div", { class: "grid" },
+      field("Status", h("select", {}, options(STATUSES, stored ? stored.status : "planned")), "status"),
+      field("Progress", progress, "progress"),
+      field("Progress in", h("select", {}, options(PROGRESS_TYPES, stored ? stored.progress_type : "volumes")),
+        "progress_type"),
+      field("Priority", h("select", {}, options(PRIORITIES, stored ? stored.priority : "mid")), "priority"),
+      field("Visibility", h("select", {}, options(VISIBILITIES, stored ? stored.visibility : "private")),
+        "visibility")),
+    h("div", { class: "actions" },
+      h("button", { type: "submit" }, stored ? "Save status" : "Add to list"),
+      stored ? h("button", { type: "button", class: "secondary", onclick: remove }, "Remove from list") : null),
+    formError());
+  async function remove() {
+    clearErrors(form);
+    try {
+      await del(`/user/reading-status/delete/${series.id}`);
+      await refresh("Removed from your list");
+    } catch (failure) {
+      showFailure(form, failure);
+    }
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      const verb = stored ? "update" : "add";
+      await post(`/user/reading-status/${verb}/${series.id}`, statusBody(form, series, stored));
+      await refresh(stored ? "Status saved" : "Added to your list");
+    } catch (failure) {
+      showFailure(form, failure);
+    }
+  });
+  return form;
+}
+
+function ratingSection(series, stored, refresh) {
+  const choice = h("select", {}, h("option", { value: "" }, "No rating"), options(RATINGS, stored ? stored.rating : ""));
+  const form = h("form", { class: "card", "aria-labelledby": "rating-heading" },
+    h("h2", { id: "rating-heading" }, "Your rating"),
+    field("Rating", choice, "rating"),
+    h("div", { class: "actions" },
+      h("button", { type: "submit" }, "Rate"),
+      stored ? h("button", { type: "button", class: "secondary", onclick: remove }, "Remove rating") : null),
+    formError());
+  async function remove() {
+    clearErrors(form);
+    try {
+      await del(`/user/series-rating/delete/${series.id}`);
+      await refresh("Rating removed");
+    } catch (failure) {
+      showFailure(form, failure);
+    }
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      // An empty choice is sent as it is: the API says what it makes of it, beside the control.
+      const rating = choice.value === "" ? null : Number(choice.value);
+      await post(`/user/series-rating/${stored ? "update" : "add"}/${series.id}`, { rating });
+      await refresh("Rating saved");
+    } catch (failure) {
+      showFailure(form, failure);
+    }
+  });
+  return form;
+}
+
+function volumeItem(series, volume, signedIn, refresh) {
+  const heading = volume.name || `Volume ${volume.id}`;
+  const details = h("p", { class: "muted" }, [volume.language, volume.release_date, volume.pages && `${volume.pages} pages`]
+    .filter(Boolean).join(" · "));
+  if (!signedIn) return h("li", { class: "card" }, h("h3", {}, heading), details);
+  if (volume.in_collection) {
+    const form = h("form", { class: "card", "aria-label": heading },
+      h("h3", {}, heading), details, h("p", { class: "owned" }, "In your collection"),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "secondary" }, "Remove from collection")),
+      formError());
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        // The toggle is the one route that removes by volume (the volume list names no item id).
+        await call("GET", `/volumes/toggle-collection/id/${volume.id}`, { query: { client: series.client } });
+        await refresh(`${heading} removed from your collection`);
+      } catch (failure) {
+        showFailure(form, failure);
+      }
+    });
+    return h("li", {}, form);
+  }
+  const price = h("input", { type: "number", min: 0, max: 100000, step: "0.01", inputmode: "decimal" });
+  const date = h("input", { type: "date" });
+  const form = h("form", { class: "card", "aria-label": heading },
+    h("h3", {}, heading), details,
+    h("div", { class: "grid" }, field("Price", price, "price"), field("Date bought", date, "date")),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Mark owned")),
+    formError());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = {};
+    if (price.value !== "") body.price = Number(price.value);
+    if (date.value !== "") body.date = date.value;
+    try {
+      await post(`/user/collection/add/${volume.id}`, body);
+      await refresh(`${heading} added to your collection`);
+    } catch (failure) {
+      showFailure(form, failure);
+    }
+  });
+  return h("li", {}, form);
+}
+
+export async function seriesScreen(ctx, slug) {
+  let series;
+  try {
+    series = await get(`/series/slug/${encodeURIComponent(slug)}`);
+  } catch (failure) {
+    return [h("h1", {}, "Series"), h("p", { class: "error", role: "alert" }, failure.message)];
+  }
+  const user = currentUser();
+  const [status, rating, volumes] = await Promise.all([
+    user ? get(`/user/reading-status/id/${series.id}`) : null,
+    user ? get(`/user/series-rating/${series.id}`) : null,
+    get(`/series/volumes/${series.id}`),
+  ]);
+  const refresh = (message) => ctx.rerender(message);
+  const about = [
+    h("h1", {}, title(series)),
+    series.alias && series.alias !== series.name ? h("p", { class: "muted" }, series.name) : null,
+    h("p", { class: "muted" }, [series.type, series.origin].filter(Boolean).join(" · ")),
+    h("p", {}, series.average_rating !== null
+      ? `Average rating ${series.average_rating} from ${series.rating_count} reader${series.rating_count === 1 ? "" : "s"}`
+      : "Not rated yet"),
+    series.description ? h("p", { class: "description" }, series.description) : null,
+  ];
+  const mine = user
+    ? h("div", { class: "columns" }, statusSection(series, status, refresh), ratingSection(series, rating, refresh))
+    : h("p", { class: "card" }, h("a", { href: "#/signin" }, "Sign in"), " to add this series to your list.");
+  return [
+    ...about, mine,
+    h("section", { "aria-labelledby": "volumes-heading" },
+      h("h2", { id: "volumes-heading" }, `Volumes (${volumes.max})`),
+      h("ul", { class: "cards volumes" }, volumes.volumes.map((v) => volumeItem(series, v, Boolean(user), refresh)))),
+  ];
+}

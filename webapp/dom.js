@@ -1,0 +1,102 @@
+// Building the page from plain elements: text is always set as text, never parsed as HTML, so
+// nothing a title or an error holds can become markup.
+
+/** An element: `h("a", {href: "#/"}, "text", child)`. `on*` attributes become listeners. */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      element.addEventListener(name.slice(2), value);
+    } else if (name === "class") {
+      element.className = value;
+    } else if (value === true) {
+      element.setAttribute(name, "");
+    } else {
+      element.setAttribute(name, String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+let unique = 0;
+/** A fresh id, for a label's `for` and an error's `aria-describedby`. */
+export function newId(prefix) {
+  unique += 1;
+  return `${prefix}-${unique}`;
+}
+
+/**
+ * A labelled control with its error line underneath. `control` is an input, select or textarea
+ * element; `name` is the API field its errors name.
+ */
+export function field(labelText, control, name) {
+  const id = control.id || newId(name || "field");
+  control.id = id;
+  if (name) control.name = name;
+  const error = h("p", { class: "error", id: `${id}-error`, "aria-live": "polite" });
+  control.setAttribute("aria-describedby", error.id);
+  const wrapper = h("div", { class: "field" }, h("label", { for: id }, labelText), control, error);
+  wrapper.dataset.field = name || "";
+  return wrapper;
+}
+
+/** An options list for a <select>: [[value, text], ...]; `selected` is the value chosen. */
+export function options(pairs, selected) {
+  return pairs.map(([value, text]) => h("option", { value, selected: String(value) === String(selected) }, text));
+}
+
+/** Clears the errors a form shows. */
+export function clearErrors(form) {
+  for (const error of form.querySelectorAll(".error")) error.textContent = "";
+  for (const control of form.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
+}
+
+/**
+ * Shows an API failure in `form`: the API's message beside each control its `errors` name (with
+ * that field's own reason), or beside the control `fieldOf(failure)` names (a message about one
+ * field that lists none: "Username already taken"); otherwise on the form's own error line, by its
+ * submit button.
+ */
+export function showFailure(form, failure, fieldOf = () => null) {
+  clearErrors(form);
+  const reasons = new Map();
+  for (const error of failure.errors || []) {
+    if (error.field && !reasons.has(error.field)) reasons.set(error.field, error.message || "");
+  }
+  const concerned = fieldOf(failure);
+  let placed = false;
+  for (const wrapper of form.querySelectorAll(".field")) {
+    const name = wrapper.dataset.field;
+    if (!name || (name !== concerned && !reasons.has(name))) continue;
+    const reason = reasons.get(name);
+    wrapper.querySelector(".error").textContent = reason ? `${failure.message}: ${reason}` : failure.message;
+    wrapper.querySelector("input, select, textarea")?.setAttribute("aria-invalid", "true");
+    placed = true;
+  }
+  const line = form.querySelector(".form-error");
+  if (line && !placed) line.textContent = failure.message;
+}
+
+/** The line under a form's buttons where a message that names no field goes. */
+export function formError() {
+  return h("p", { class: "error form-error", role: "alert" });
+}
+
+/** "Series 21–40 of 95" for a page `{max, from, to}`, focusable so that a new page can be announced. */
+export function pageSummary(noun, page) {
+  const text = page.max === 0 ? `No ${noun}` : `${noun[0].toUpperCase()}${noun.slice(1)} ${page.from + 1}–${page.to} of ${page.max}`;
+  return h("p", { class: "summary", tabindex: "-1", "aria-live": "polite", "data-focus": "results" }, text);
+}
+
+/** Previous and Next buttons for a page `{max, from, to}` of `limit` items; `go(offset)` moves. */
+export function pager(page, limit, go) {
+  const previous = Math.max(0, page.from - limit);
+  return h("nav", { class: "pager", "aria-label": "Pages" },
+    h("button", { type: "button", disabled: page.from === 0, onclick: () => go(previous) }, "Previous page"),
+    h("button", { type: "button", disabled: page.to >= page.max, onclick: () => go(page.to) }, "Next page"));
+}

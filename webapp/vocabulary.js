@@ -1,0 +1,38 @@
+// The API's enum values and the words the app shows for them (docs/api.md, "Routes").
+
+export const STATUSES = [
+  ["started", "Reading"],
+  ["completed", "Completed"],
+  ["paused", "Paused"],
+  ["dropped", "Dropped"],
+  ["planned", "Plan to read"],
+];
+
+export const PRIORITIES = [["low", "Low"], ["mid", "Medium"], ["high", "High"]];
+export const VISIBILITIES = [["private", "Private"], ["public", "Public"]];
+export const PROGRESS_TYPES = [["volumes", "Volumes"], ["chapters", "Chapters"]];
+
+export const HISTORY_ORDERS = [
+  ["update-desc", "Recently updated"],
+  ["update-asc", "Least recently updated"],
+  ["name-asc", "Title A–Z"],
+  ["name-desc", "Title Z–A"],
+  ["priority-desc", "Priority, high first"],
+  ["priority-asc", "Priority, low first"],
+  ["score-desc", "Score, high first"],
+  ["score-asc", "Score, low first"],
+  ["start-date-desc", "Started, newest first"],
+  ["start-date-asc", "Started, oldest first"],
+  ["end-date-desc", "Finished, newest first"],
+  ["end-date-asc", "Finished, oldest first"],
+];
+
+export const PAGE_SIZES = [[10, "10"], [20, "20"], [50, "50"], [100, "100"]];
+
+// Ratings are 1 to 10 in steps of 0.5.
+export const RATINGS = Array.from({ length: 19 }, (_, i) => 1 + i / 2).map((r) => [r, String(r)]);
+
+export const label = (pairs, value) => (pairs.find(([v]) => String(v) === String(value)) || [value, value])[1];
+
+// The catalog's client: this instance serves one (the API has no route that lists them).
+export const CLIENT = 1;

@@ -136,8 +136,10 @@ async def open_database(
             log.info("database: the running service's embedded SecantusDB at %s", redact(uri))
         else:
             refuses_a_new_database = not owner and not creates
-            # Both before anything is made there (the lock file included).
-            if refuses_a_new_database and not holds_a_database(settings):
+            # Before anything is made there: without a database, a lock file that is not there yet
+            # is not made to find out. (One that is there is taken below, so that one held says who
+            # is starting a database here.)
+            if refuses_a_new_database and not holds_a_database(settings) and not lock.path.exists():
                 raise no_database_here(settings, command)
             check_owner(settings.data_dir, command)
             holder = running.live_pid() if owner else None
@@ -150,7 +152,7 @@ async def open_database(
             lock.acquire("a Tsundoku service" if owner
                          else f"the operator command {command!r}" if command else "an operator command")
             if refuses_a_new_database and not holds_a_database(settings):
-                # Again, holding the lock (the check above ran without it).
+                # Checked holding the lock: one that is held says who is starting a database here.
                 lock.release()
                 raise no_database_here(settings, command)
             embedded = embedded_database(settings)

@@ -3,6 +3,7 @@ and which failures mean "the database is unavailable" rather than a bug."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
@@ -48,6 +49,16 @@ TRANSACTION_TIMEOUT_S = 10.0
 # service's database (its backups, its collections) never holds it.
 PROBE_DATABASE = "tsundoku_supervisor"
 PROBE_COLLECTION = "write_probe"
+# Probes write one of this many documents, the next one each second. A probe that timed out on
+# the client may still be running on the server (SecantusDB retries a write that conflicts, for
+# 10 s and more): when every probe wrote one document, each next probe conflicted with the last
+# one, timed out in turn, and a busy database was judged hung and restarted (seen in a soak).
+PROBE_SLOTS = 64
+
+
+def probe_slot() -> str:
+    """The document the write probe (or a health check) writes now: the second's, of PROBE_SLOTS."""
+    return f"probe-{int(time.time()) % PROBE_SLOTS}"
 
 # Server error codes that say "not now" (failover, shutdown, overload, timeouts, conflicts),
 # not "this request is wrong". Taken from MongoDB's retryable and transient error lists.
@@ -262,16 +273,16 @@ async def write_probe(client: AsyncMongoClient[dict[str, Any]], timeout_s: float
     and fails every read and write."""
     collection = client.get_database(PROBE_DATABASE).get_collection(PROBE_COLLECTION, write_concern=DURABLE_WRITES)
     with pymongo.timeout(timeout_s):
-        await collection.update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)
+        await collection.update_one({"_id": probe_slot()}, {"$inc": {"writes": 1}}, upsert=True)
 
 
 async def takes_writes(db: AsyncDatabase[dict[str, Any]], timeout_s: float = PING_TIMEOUT_S) -> bool:
     """Whether the database takes a tiny journaled write within `timeout_s`: what `/health` asks a
     MongoDB named by MONGODB_URI (the embedded one has its supervisor's probe). In the service's
-    own database, where its user may write: `health.probe`, one document."""
+    own database, where its user may write: `health`, one of PROBE_SLOTS documents."""
     try:
         with pymongo.timeout(timeout_s):
-            await db["health"].update_one({"_id": "probe"}, {"$inc": {"writes": 1}}, upsert=True)
+            await db["health"].update_one({"_id": probe_slot()}, {"$inc": {"writes": 1}}, upsert=True)
         return True
     except PyMongoError:
         return False

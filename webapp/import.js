@@ -61,7 +61,8 @@ export async function importScreen(ctx) {
   }
   const file = h("input", { type: "file", accept: ".xml,.gz,application/xml,text/xml,application/gzip", required: true });
   const merge = h("select", {}, options(MERGES, "greater"));
-  const report = h("div", { class: "report", "aria-live": "polite" });
+  // Not a live region: focus moves to its heading, which says what came.
+  const report = h("div", { class: "report" });
   const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "mal-heading" },
     h("h2", { id: "mal-heading" }, "From MyAnimeList"),
     h("p", { class: "muted" }, "Your manga list export (XML, or the .xml.gz MyAnimeList gives). Check shows what it "

@@ -9,7 +9,9 @@ and that nothing but the HttpOnly cookie holds the session (no token in Web Stor
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,11 @@ import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
 
 from handlers.webapp import CONTENT_SECURITY_POLICY
+from tests.api_client import ApiClient
 from tests.catalog_data import load_catalog, series, volume
 from tests.conftest import RunningApp, StartApp
+from tests.images import image_bytes
+from tests.mal_files import mal_file, manga
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,6 +37,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 PASSWORD = "correct horse"
+PERSONAL_TOKEN = re.compile(r"^tsu_pat_\S+_[A-Za-z0-9_-]{43}$")
 # Waits on a condition (Playwright's expect), never a fixed sleep; a journey takes about a second.
 WAIT_MS = 10_000
 
@@ -59,7 +65,7 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture
-async def app(start_app: StartApp, db: AsyncDatabase) -> RunningApp:
+async def app(start_app: StartApp, db: AsyncDatabase[dict[str, Any]]) -> RunningApp:
     await load_catalog(db, CATALOG)
     # Plain http on 127.0.0.1, as a reader's `make run`: the cookie cannot be Secure there.
     return await start_app(cookie_secure=False)
@@ -294,3 +300,201 @@ async def test_the_statistics_screen_shows_the_reading_and_collection_figures(pa
     assert [await figure(term) for term in ("Volumes owned", "Series owned", "Total spent", "First bought",
                                             "Last bought")] == ["2", "1", "15.49", "2024-01-02", "2024-03-04"]
     await screenshots(page, "statistics")
+
+
+async def add_status(client: ApiClient, series_id: int, visibility: str, status: str = "started") -> None:
+    body = {"visibility": visibility, "progress_type": "volumes", "progress": 3, "status": status,
+            "priority": "mid", "client": 1}
+    assert (await client.post(f"/user/reading-status/add/{series_id}", body)).status == 200
+
+
+async def test_the_profile_uploads_and_removes_an_image_and_a_saved_setting_outlives_a_reload(
+    page: Any, app: RunningApp, tmp_path: Path
+) -> None:
+    await app.client().sign_up("pictured")
+    await sign_in(page, app, "pictured")
+    await page.get_by_role("link", name="Profile", exact=True).click()
+    await expect(page.get_by_role("heading", name="Profile", level=1)).to_be_visible(timeout=WAIT_MS)
+
+    # A file that is no image: the API's words, beside the file input.
+    (tmp_path / "notes.txt").write_text("not a picture")
+    await page.get_by_label("Profile image", exact=True).set_input_files(str(tmp_path / "notes.txt"))
+    await page.get_by_role("button", name="Upload image").click()
+    await expect(page.get_by_label("Profile image", exact=True)).to_have_attribute("aria-invalid", "true",
+                                                                                  timeout=WAIT_MS)
+    assert await error_beside(page, "Profile image") == "Image must be JPEG, PNG, WebP or GIF"
+
+    (tmp_path / "me.png").write_bytes(image_bytes("PNG", (64, 64), "teal"))
+    await page.get_by_label("Profile image", exact=True).set_input_files(str(tmp_path / "me.png"))
+    await page.get_by_role("button", name="Upload image").click()
+    avatar = page.get_by_role("img", name="Your profile image")
+    # Loaded, not just placed: the service's 256x256 crop, decoded by the browser.
+    await expect(avatar).to_have_js_property("naturalWidth", 256, timeout=WAIT_MS)
+    assert (await fetch_json(page, "/auth/me"))["user"]["profile_image"] == await avatar.get_attribute("src")
+
+    await page.get_by_role("combobox", name="Theme").select_option("dark")
+    await page.get_by_label("Show the drag indicator").uncheck()
+    await page.get_by_role("button", name="Save settings").click()
+    await expect(page.get_by_text("Settings saved")).to_be_visible(timeout=WAIT_MS)
+    await screenshots(page, "profile")
+    await page.reload()
+    await expect(page.get_by_role("combobox", name="Theme")).to_have_value("dark", timeout=WAIT_MS)
+    await expect(page.get_by_label("Show the drag indicator")).not_to_be_checked()
+    settings = (await fetch_json(page, "/auth/me"))["user"]["settings"]
+    assert (settings["theme"], settings["show-drag-indicator"], settings["view-mode"]) == ("dark", False, "column")
+
+    await page.get_by_role("button", name="Remove image").click()
+    await expect(page.get_by_text("No profile image yet.")).to_be_visible(timeout=WAIT_MS)
+    assert (await fetch_json(page, "/auth/me"))["user"]["profile_image"] is None
+
+
+async def test_a_personal_token_is_shown_once_works_and_is_revoked_and_another_session_is_signed_out(
+    page: Any, app: RunningApp
+) -> None:
+    elsewhere = app.client()
+    await elsewhere.sign_up("tokened")  # a session on another device
+    await sign_in(page, app, "tokened")
+    await page.goto(f"{app.base_url}/#/profile")
+
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.get_by_label("Token name", exact=True)).to_have_attribute("aria-invalid", "true",
+                                                                                timeout=WAIT_MS)
+    assert (await error_beside(page, "Token name")).startswith("Invalid parameters")
+
+    await page.get_by_label("Token name", exact=True).fill("reader app")
+    await page.get_by_label("Write (includes read)").check()
+    await page.get_by_label("Days until it expires", exact=True).fill("7")
+    await page.get_by_role("button", name="Create token").click()
+    secret = page.locator("code.token")
+    await expect(secret).to_have_text(PERSONAL_TOKEN, timeout=WAIT_MS)
+    await expect(page.get_by_text("it is shown only once")).to_be_visible()
+    token = str(await secret.text_content())
+    listed = (await fetch_json(page, "/auth/tokens"))["tokens"]
+    assert [(t["name"], t["scopes"]) for t in listed] == [("reader app", ["read", "write"])]
+    assert await page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
+    assert (await app.client().get("/user/me", headers={"Authorization": f"Bearer {token}"})).status == 200
+
+    sessions = page.get_by_role("region", name="Where you are signed in")
+    await expect(sessions.get_by_role("listitem")).to_have_count(2)
+    await expect(sessions.get_by_text("This session", exact=True)).to_have_count(1)
+    await screenshots(page, "profile-tokens")
+
+    # Another section's action leaves the secret where it is; a reload shows it nowhere.
+    await sessions.get_by_role("button", name="Sign out this session").click()
+    await expect(page.get_by_text("Session signed out")).to_be_visible(timeout=WAIT_MS)
+    await expect(sessions.get_by_role("listitem")).to_have_count(1)
+    assert (await elsewhere.get("/user/me")).status == 401
+    await expect(secret).to_have_text(token)
+    await page.reload()
+    await expect(page.get_by_role("button", name="Revoke reader app")).to_be_visible(timeout=WAIT_MS)
+    assert token not in await page.content()
+
+    await page.get_by_role("button", name="Revoke reader app").click()
+    await expect(page.get_by_text("No personal tokens.")).to_be_visible(timeout=WAIT_MS)
+    assert (await app.client().get("/user/me", headers={"Authorization": f"Bearer {token}"})).status == 401
+
+
+async def test_the_account_file_downloads_and_deleting_the_account_asks_the_password_and_signs_out(
+    page: Any, app: RunningApp
+) -> None:
+    client = app.client()
+    await client.sign_up("leaving")
+    await add_status(client, 1, "private")
+    await sign_in(page, app, "leaving")
+    await page.goto(f"{app.base_url}/#/profile")
+    async with page.expect_download() as started:
+        await page.get_by_role("link", name="Export my account").click()
+    download = await started.value
+    assert download.suggested_filename.startswith("tsundoku-leaving-")
+    assert download.suggested_filename.endswith(".json")
+    exported = json.loads(Path(await download.path()).read_text())
+    assert (exported["format"], exported["profile"]["username"]) == ("tsundoku-export", "leaving")
+    assert [s["series_id"] for s in exported["reading_statuses"]] == [1]
+
+    await page.get_by_label("Password", exact=True).fill("not the password")
+    await page.get_by_role("button", name="Delete my account").click()
+    await expect(page.get_by_label("Password", exact=True)).to_have_attribute("aria-invalid", "true",
+                                                                              timeout=WAIT_MS)
+    assert await error_beside(page, "Password") == "Invalid credentials"
+    await screenshots(page, "profile-delete")
+
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Delete my account").click()
+    await expect(page.get_by_text("Account deleted")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
+    assert await page.context.cookies(app.base_url) == []
+    await page.get_by_label("Username", exact=True).fill("leaving")
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator(".form-error")).to_have_text("Invalid credentials", timeout=WAIT_MS)
+
+
+async def test_a_myanimelist_file_is_checked_imported_and_undone(page: Any, app: RunningApp, tmp_path: Path) -> None:
+    await app.client().sign_up("importer")
+    file = tmp_path / "mangalist.xml"
+    file.write_bytes(mal_file([
+        manga(manga_title="Berserk", my_status="Reading", my_read_volumes=2),
+        manga(manga_title="Monster", my_status="Completed", my_read_volumes=18, my_score=9),
+        manga(manga_title="A Title Nobody Has", my_status="Plan to Read"),
+    ]))
+    await sign_in(page, app, "importer")
+    await page.get_by_role("link", name="Import", exact=True).click()
+    await expect(page.get_by_role("heading", name="Import", level=1)).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_label("MyAnimeList export", exact=True).set_input_files(str(file))
+    await page.get_by_role("button", name="Check").click()
+    await expect(page.get_by_role("heading", name="What the import would do")).to_be_visible(timeout=WAIT_MS)
+
+    async def figure(term: str) -> str:
+        return str(await page.locator(f"dt:text-is('{term}') + dd").text_content())
+
+    assert [await figure(term) for term in ("Entries in the file", "To add", "To update", "Not imported")] == [
+        "3", "2", "0", "1"]
+    await expect(page.get_by_text("A Title Nobody Has")).to_be_visible()
+    await expect(page.get_by_text("no series in the catalog has this title")).to_be_visible()
+    assert (await fetch_json(page, "/user/reading-history"))["max"] == 0  # the check wrote nothing
+    await screenshots(page, "import")
+
+    await page.get_by_role("button", name="Import", exact=True).click()
+    await expect(page.get_by_text("Imported: 2 added, 0 updated")).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_role("link", name="My list").click()
+    await expect(page.get_by_text("Entries 1–2 of 2")).to_be_visible(timeout=WAIT_MS)
+    assert sorted(await page.locator(".entry > a").all_text_contents()) == ["Berserk", "Monster"]
+
+    await page.go_back()
+    await page.get_by_role("button", name="Undo import").click()
+    await expect(page.get_by_text("Import undone: 2 removed, 0 restored")).to_be_visible(timeout=WAIT_MS)
+    assert (await fetch_json(page, "/user/reading-history"))["max"] == 0
+    await expect(page.get_by_role("button", name="Undo import")).to_have_count(0)
+
+
+async def test_a_public_page_shows_public_entries_and_words_what_the_api_refuses(page: Any, app: RunningApp) -> None:
+    sharer = app.client()
+    user = await sharer.sign_up("sharer")
+    await add_status(sharer, 1, "public", "completed")
+    await add_status(sharer, 2, "public")
+    await add_status(sharer, 3, "private")  # Monster: on no public page
+    assert (await sharer.post(f"/users/{user['id']}/save-settings", {"collection-visibility": "public"})).status == 200
+    assert (await sharer.post("/user/collection/add/11", {"price": 9.99})).status == 200
+    keeper = app.client()
+    await keeper.sign_up("keeper")
+    await add_status(keeper, 4, "private")
+
+    await sign_in(page, app, "sharer")
+    await page.goto(f"{app.base_url}/#/profile")
+    await page.get_by_role("link", name="Your public page").click()
+    await expect(page.get_by_role("heading", name="sharer", level=1)).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_text("Entries 1–2 of 2")).to_be_visible()
+    assert sorted(await page.locator(".entry > a").all_text_contents()) == ["Berserk", "Yotsuba to!"]
+    assert await page.locator("dt:text-is('Public entries') + dd").text_content() == "2"
+    await expect(page.get_by_role("heading", name="Collection (1 volume)")).to_be_visible()
+    assert "9.99" not in await page.content()  # never a price
+    await screenshots(page, "public-profile")
+
+    await page.goto(f"{app.base_url}/#/users/keeper")
+    await expect(page.get_by_role("heading", name="keeper", level=1)).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_text("No entries")).to_be_visible()
+    collection = page.get_by_role("region", name="Collection")
+    await expect(collection.locator("[data-answer=collection]")).to_have_text("User not found")
+
+    await page.goto(f"{app.base_url}/#/users/nobody_here")
+    await expect(page.get_by_role("alert")).to_have_text("User not found", timeout=WAIT_MS)

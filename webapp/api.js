@@ -22,10 +22,16 @@ function withQuery(path, query) {
   return text ? `${path}?${text}` : path;
 }
 
-/** `method path` with an optional JSON body; the parsed answer, or throws ApiFailure. */
-export async function call(method, path, { query, body } = {}) {
+/**
+ * `method path` with an optional JSON body, or a file (`file`, a Blob sent as its bytes with
+ * `type` as its Content-Type); the parsed answer, or throws ApiFailure.
+ */
+export async function call(method, path, { query, body, file, type } = {}) {
   const init = { method, credentials: "same-origin", headers: {} };
-  if (body !== undefined) {
+  if (file !== undefined) {
+    init.headers["Content-Type"] = type;
+    init.body = file;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -1,10 +1,14 @@
-// The reference web app: hash routes (`#/`, `#/series/<slug>`, `#/list`, `#/stats`, `#/signin`,
-// `#/signup`), so that no page of the app has a path an API route could want.
+// The reference web app: hash routes (`#/`, `#/series/<slug>`, `#/list`, `#/stats`, `#/profile`,
+// `#/import`, `#/users/<slug>`, `#/signin`, `#/signup`), so that no page of the app has a path an
+// API route could want.
 
 import { loadSession, currentUser, signInScreen, signOut, signUpScreen } from "./auth.js";
 import { catalogScreen, seriesScreen } from "./catalog.js";
 import { h } from "./dom.js";
+import { importScreen } from "./import.js";
 import { listScreen } from "./list.js";
+import { profileScreen } from "./profile.js";
+import { publicProfileScreen } from "./users.js";
 import { statsScreen } from "./stats.js";
 
 const ROUTES = [
@@ -12,6 +16,9 @@ const ROUTES = [
   [/^\/series\/([^/]+)$/, (ctx, slug) => seriesScreen(ctx, decodeURIComponent(slug)), "Series"],
   [/^\/list$/, (ctx) => listScreen(ctx), "My list"],
   [/^\/stats$/, () => statsScreen(), "Statistics"],
+  [/^\/profile$/, (ctx) => profileScreen(ctx), "Profile"],
+  [/^\/import$/, (ctx) => importScreen(ctx), "Import"],
+  [/^\/users\/([^/]+)$/, (ctx, slug) => publicProfileScreen(ctx, decodeURIComponent(slug)), "Public profile"],
   [/^\/signin$/, (ctx) => signInScreen(ctx), "Sign in"],
   [/^\/signup$/, (ctx) => signUpScreen(ctx), "Sign up"],
 ];
@@ -19,6 +26,8 @@ const ROUTES = [
 const view = document.getElementById("view");
 let shownPath = null;
 let renders = 0;
+// What the next screen says it follows from ("Account deleted"), when a move to it is an action's end.
+let pendingNotice = null;
 
 function currentRoute() {
   const raw = window.location.hash.startsWith("#/") ? window.location.hash.slice(1) : "/";
@@ -26,7 +35,7 @@ function currentRoute() {
   return { path, params: new URLSearchParams(query) };
 }
 
-function navigate(path, params = {}) {
+function navigate(path, params = {}, notice = null) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "" && !(key === "offset" && Number(value) === 0)) {
@@ -35,8 +44,12 @@ function navigate(path, params = {}) {
   }
   const text = query.toString();
   const hash = `#${path}${text ? `?${text}` : ""}`;
-  if (window.location.hash === hash) render();
-  else window.location.hash = hash;
+  if (window.location.hash === hash) {
+    render(notice);
+  } else {
+    pendingNotice = notice;
+    window.location.hash = hash;
+  }
 }
 
 function renderNav() {
@@ -45,7 +58,8 @@ function renderNav() {
   const link = (href, text) => h("li", {}, h("a", { href }, text));
   const items = [link("#/", "Catalog")];
   if (user) {
-    items.push(link("#/list", "My list"), link("#/stats", "Statistics"));
+    items.push(link("#/list", "My list"), link("#/stats", "Statistics"), link("#/import", "Import"),
+      link("#/profile", "Profile"));
     items.push(h("li", { class: "who" }, `Signed in as ${user.username}`));
     items.push(h("li", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
       await signOut();
@@ -97,7 +111,9 @@ async function render(notice) {
 }
 
 window.addEventListener("hashchange", () => {
-  if (window.location.hash === "" || window.location.hash.startsWith("#/")) render();
+  const notice = pendingNotice;
+  pendingNotice = null;
+  if (window.location.hash === "" || window.location.hash.startsWith("#/")) render(notice);
 });
 
 loadSession().catch(() => null).then(() => render());

@@ -1,7 +1,7 @@
 // Signing up, in and out. The sign-in's answer carries an access token; it is dropped on the
 // spot: the HttpOnly cookie the same answer sets is all this page needs.
 
-import { call, get, post } from "./api.js";
+import { call, del, get, post } from "./api.js";
 import { field, formError, h, showFailure, clearErrors } from "./dom.js";
 
 let user = null;
@@ -30,6 +30,12 @@ export async function signOut() {
   } finally {
     user = null;
   }
+}
+
+/** Deletes the account; the API asks for the password again and clears the cookie. */
+export async function deleteAccount(password) {
+  await del("/user/account", { password });
+  user = null;
 }
 
 function credentialsForm(ctx, { heading, button, passwordAutocomplete, submit, fieldOf, other }) {

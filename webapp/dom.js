@@ -74,7 +74,9 @@ export function showFailure(form, failure, fieldOf = () => null) {
     const name = wrapper.dataset.field;
     if (!name || (name !== concerned && !reasons.has(name))) continue;
     const reason = reasons.get(name);
-    wrapper.querySelector(".error").textContent = reason ? `${failure.message}: ${reason}` : failure.message;
+    // A message that is the field's own reason already ("Image is empty") is said once.
+    wrapper.querySelector(".error").textContent = reason && reason !== failure.message
+      ? `${failure.message}: ${reason}` : failure.message;
     wrapper.querySelector("input, select, textarea")?.setAttribute("aria-invalid", "true");
     placed = true;
   }
@@ -99,4 +101,32 @@ export function pager(page, limit, go) {
   return h("nav", { class: "pager", "aria-label": "Pages" },
     h("button", { type: "button", disabled: page.from === 0, onclick: () => go(previous) }, "Previous page"),
     h("button", { type: "button", disabled: page.to >= page.max, onclick: () => go(page.to) }, "Next page"));
+}
+
+/**
+ * A card section that draws its own content and can draw it again without the rest of the screen:
+ * `fill(redraw, extra)` answers its children; `redraw(message, extra)` refills it, says `message`
+ * in the section's own status line and moves focus there (the control that was used is gone).
+ * `extra` is what one drawing alone may show (a token's secret, once).
+ */
+export async function liveSection(id, heading, fill) {
+  const section = h("section", { class: "card", "aria-labelledby": id });
+  const redraw = async (message, extra) => {
+    let content;
+    try {
+      content = await fill(redraw, extra);
+    } catch (failure) {
+      content = h("p", { class: "error", role: "alert" }, failure.message);
+    }
+    const status = h("p", { class: "notice", role: "status", tabindex: "-1" }, message || "");
+    section.replaceChildren(h("h2", { id }, heading), status, ...[content].flat().filter(Boolean));
+    if (message) status.focus();
+  };
+  await redraw();
+  return section;
+}
+
+/** A date and time the API gave (ISO 8601), in the reader's own words. */
+export function when(instant) {
+  return instant ? new Date(instant).toLocaleString() : "never";
 }

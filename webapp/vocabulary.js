@@ -36,3 +36,27 @@ export const label = (pairs, value) => (pairs.find(([v]) => String(v) === String
 
 // The catalog's client: this instance serves one (the API has no route that lists them).
 export const CLIENT = 1;
+
+// The user's settings (POST /users/{id}/save-settings): each key, its label, and its values.
+// `color` and `boolean` settings take a colour picker and a checkbox.
+export const SETTINGS = [
+  ["theme", "Theme", [["system", "Same as the system"], ["light", "Light"], ["dark", "Dark"]]],
+  ["view-mode", "View mode", [["column", "Columns"], ["list", "List"], ["grid", "Grid"]]],
+  ["nsfw-mode", "Mature content", [["settings.nsfw.hide-nsfw", "Hide"], ["settings.nsfw.show-nsfw", "Show"],
+    ["settings.nsfw.show-nsfw-18", "Show, 18+ included (age-verified accounts)"]]],
+  ["prefered-content-language", "Preferred content language", [["interface", "Same as the interface"],
+    ["en", "English"], ["de", "German"], ["fr", "French"], ["it", "Italian"], ["es", "Spanish"],
+    ["jpn", "Japanese"], ["kor", "Korean"]]],
+  ["collection-visibility", "Collection on my public page", [["private", "Hidden"], ["public", "Shown (never prices)"]]],
+  ["theme-accent-color", "Accent colour", "color"],
+  ["show-drag-indicator", "Show the drag indicator", "boolean"],
+];
+
+export const SCOPES = [["read", "Read"], ["write", "Write (includes read)"]];
+
+// MAL import `merge`: what happens to a series already on the list.
+export const MERGES = [
+  ["greater", "Keep the furthest progress of the two"],
+  ["keep", "Leave it as it is"],
+  ["replace", "Take the file's entry"],
+];

@@ -39,21 +39,16 @@ STABLE_AFTER_S = 60.0
 # A write probe (one tiny journaled write) this long after the previous one ended, each bounded.
 PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 3.0
-# A probe answered with an error (a panicked engine answers every write so) makes the database
-# not serving at once, and it is restarted once this many probes in a row failed and the first of
-# them began this long ago: after about 5 s.
+# Restarted once this many probes in a row failed and the first of them began this long ago: one
+# that answers every write with an error (a panicked engine) after about 5 s, one that answers
+# nothing (hung, stopped) after about 11 s. A slow write now and then restarts nothing; a busy
+# database still takes a tiny write within 3 s.
 FAILED_PROBES_TO_RESTART = 3
 NOT_SERVING_RESTART_AFTER_S = 5.0
-# Probes that only time out are what a hung database gives, and also what a busy one gives: in a
-# soak on a saturated machine, one probe in 3 s now and then missed while requests went on being
-# answered, and each miss turned every request into a 503 (65% of 120,000). So timeouts make the
-# database not serving only once no probe has been taken for the time a request itself may wait
-# (storage.database.REQUEST_OPERATION_TIMEOUT_MS: by then requests fail anyway), and restart it
-# 5 s later.
-HUNG_NOT_SERVING_AFTER_S = 10.0
-HUNG_RESTART_AFTER_S = 15.0
 # How SecantusDB answers a failure inside its storage engine (and any other internal error).
 INTERNAL_ERROR = 1
+# Commands whose success shows that the database takes writes (see EmbeddedSupervisor._probe_step).
+WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify", "commitTransaction"})
 
 
 class DatabaseState(enum.Enum):
@@ -74,29 +69,24 @@ class ProbeVerdict:
         self.failures = 0
         self.failing_since: float | None = None
         self.last_error: str | None = None
-        # Whether a failure of this run was an answer (an error), not only a timeout.
-        self.answered = False
 
-    def serving(self, now: float) -> bool:
-        if self.failures == 0 or self.failing_since is None:
-            return True
-        return not self.answered and now - self.failing_since < HUNG_NOT_SERVING_AFTER_S
+    @property
+    def serving(self) -> bool:
+        return self.failures == 0
 
     def succeeded(self) -> None:
-        self.failures, self.failing_since, self.last_error, self.answered = 0, None, None, False
+        self.failures, self.failing_since, self.last_error = 0, None, None
 
-    def failed(self, started_at: float, error: str, *, timed_out: bool = False) -> None:
+    def failed(self, started_at: float, error: str) -> None:
         """`started_at`: when the failed probe began (a probe that timed out began long before it failed)."""
         if self.failures == 0:
             self.failing_since = started_at
         self.failures += 1
         self.last_error = error
-        self.answered = self.answered or not timed_out
 
     def restart_due(self, now: float) -> bool:
-        after = NOT_SERVING_RESTART_AFTER_S if self.answered else HUNG_RESTART_AFTER_S
         return (self.failures >= FAILED_PROBES_TO_RESTART and self.failing_since is not None
-                and now - self.failing_since >= after)
+                and now - self.failing_since >= NOT_SERVING_RESTART_AFTER_S)
 
 
 def describe_probe_error(error: BaseException) -> str:
@@ -126,6 +116,8 @@ class EmbeddedSupervisor:
         self._probing: asyncio.Task[None] | None = None
         self._probe_started = 0.0
         self._next_probe_at = clock() + PROBE_INTERVAL_S
+        # When the service's client last had a write acknowledged (see WRITE_COMMANDS).
+        self._write_acknowledged_at = float("-inf")
 
     @property
     def available(self) -> bool:
@@ -154,6 +146,9 @@ class EmbeddedSupervisor:
     def probe_soon(self) -> None:
         """Probes at the next poll instead of after the interval. Safe from any thread."""
         self._next_probe_at = float("-inf")
+
+    def write_acknowledged(self) -> None:
+        self._write_acknowledged_at = self._clock()
 
     def command_listener(self) -> CommandListener:
         """For the service's client: a command that fails as a panicked engine fails asks for a
@@ -208,11 +203,15 @@ class EmbeddedSupervisor:
         if probing is not None and not probing.done() and now - self._probe_started > PROBE_TIMEOUT_S + 2:
             # The probe bounds itself; this only guards against one that never ends.
             probing.cancel()
-            self._record_probe(now, "the write probe did not end", timed_out=True)
+            self._record_probe(now, "the write probe did not end")
         elif probing is not None and probing.done():
             error = None if probing.cancelled() else probing.exception()
-            self._record_probe(now, describe_probe_error(error) if error is not None else None,
-                               timed_out=bool(getattr(error, "timeout", False)))  # PyMongoError.timeout
+            if error is not None and getattr(error, "timeout", False) and self._write_acknowledged_at > self._probe_started:
+                # Timed out while the requests' writes were acknowledged: a busy database, whose
+                # writes wait their turn (4 s and more in a soak on a saturated machine), not a
+                # failed one; taken as an answer.
+                error = None
+            self._record_probe(now, describe_probe_error(error) if error is not None else None)
         if self.verdict.restart_due(now):
             return True
         if self._probing is None and now >= self._next_probe_at:
@@ -221,22 +220,21 @@ class EmbeddedSupervisor:
                                                                    name="embedded-write-probe")
         return False
 
-    def _record_probe(self, now: float, error: str | None, *, timed_out: bool = False) -> None:
+    def _record_probe(self, now: float, error: str | None) -> None:
         self._probing = None
         self._next_probe_at = now + PROBE_INTERVAL_S
         if error is None:
-            if self.state is DatabaseState.NOT_SERVING:
+            if not self.verdict.serving:
                 log.warning("the embedded database takes writes again")
-                self.state = DatabaseState.RUNNING
             self.verdict.succeeded()
+            if self.state is DatabaseState.NOT_SERVING:
+                self.state = DatabaseState.RUNNING
             return
-        if self.verdict.failures == 0 and timed_out:
-            log.info("a write probe of the embedded database timed out (%s); still serving unless no write is "
-                     "taken for %.0f s", error, HUNG_NOT_SERVING_AFTER_S)
-        self.verdict.failed(self._probe_started, error, timed_out=timed_out)
-        if self.state is DatabaseState.RUNNING and not self.verdict.serving(now):
-            log.warning("the embedded database failed its write probes (the last: %s); answering 503 until it "
-                        "takes writes again or has been restarted", error)
+        if self.verdict.serving:
+            log.warning("the embedded database failed a write probe (%s); answering 503 until it takes "
+                        "writes again or has been restarted", error)
+        self.verdict.failed(self._probe_started, error)
+        if self.state is DatabaseState.RUNNING:
             self.state = DatabaseState.NOT_SERVING
 
     def _abandon_probe(self) -> None:
@@ -289,7 +287,7 @@ class EmbeddedSupervisor:
 class InternalErrorListener(CommandListener):
     """Asks the supervisor for a write probe at once when a command fails with an internal error:
     how every command fails on a panicked storage engine, but also how a single bad command can
-    fail, so it only hurries the probe, which decides."""
+    fail, so it only hurries the probe, which decides. And tells it of every write acknowledged."""
 
     def __init__(self, supervisor: EmbeddedSupervisor) -> None:
         self.supervisor = supervisor
@@ -298,7 +296,10 @@ class InternalErrorListener(CommandListener):
         pass
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
+        # A write the database acknowledged (with no write error in its reply): it takes writes.
+        if event.command_name in WRITE_COMMANDS and not (event.reply.get("writeErrors")
+                                                         or event.reply.get("writeConcernError")):
+            self.supervisor.write_acknowledged()
 
     def failed(self, event: CommandFailedEvent) -> None:
         if isinstance(event.failure, Mapping) and event.failure.get("code") == INTERNAL_ERROR:

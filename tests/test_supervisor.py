@@ -63,6 +63,15 @@ class Clock:
         return self.now
 
 
+async def poll_once(supervisor: EmbeddedSupervisor, clock: Clock) -> bool:
+    """One poll: starts the probe that is due, lets it run, and one more poll takes its outcome."""
+    clock.now += PROBE_INTERVAL_S
+    if supervisor._probe_step():
+        return True
+    await asyncio.sleep(0)
+    return supervisor._probe_step()
+
+
 @pytest.mark.asyncio
 async def test_the_supervisor_says_unavailable_from_the_first_failed_probe_and_decides_to_restart(
     tmp_path: Path,
@@ -79,12 +88,7 @@ async def test_the_supervisor_says_unavailable_from_the_first_failed_probe_and_d
     supervisor._probe = probe
 
     async def step() -> bool:
-        """One poll: starts the probe that is due, lets it run, and one more poll takes its outcome."""
-        clock.now += PROBE_INTERVAL_S
-        if supervisor._probe_step():
-            return True
-        await asyncio.sleep(0)
-        return supervisor._probe_step()
+        return await poll_once(supervisor, clock)
 
     outcomes.append(None)
     assert not await step()
@@ -192,11 +196,7 @@ async def test_a_probe_that_times_out_while_other_writes_are_acknowledged_is_a_b
     supervisor._probe = probe
 
     async def step() -> bool:
-        clock.now += PROBE_INTERVAL_S
-        if supervisor._probe_step():
-            return True
-        await asyncio.sleep(0)
-        return supervisor._probe_step()
+        return await poll_once(supervisor, clock)
 
     for _ in range(10):
         assert not await step()

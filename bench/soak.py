@@ -1,7 +1,8 @@
 """`python -m bench soak` (or `python -m bench.soak [REQUESTS]`): one service process on its embedded
 database, as `make run` starts it, serving a long mixed load from 50 readers with lists of the
 sizes trackers see, to show that it stays healthy: no errors, steady latency, memory that levels
-off, database files that stop growing (the oplog is capped).
+off; and how the database's files grow (with what is written, not with the data:
+docs/performance.md) and what `server.py compact` gives back at the end.
 
 Each reader is a coroutine with its own session and keep-alive connection that sends its next
 request as soon as the last is answered (no think time: 50 requests in flight at all times). It
@@ -11,8 +12,9 @@ request to reading the whole answer.
 
 Prints the mix (planned and sent), requests served and errors, p50/p99 and throughput in ten
 windows of the run, the resident memory of the service and of its database after the warm-up and
-at the end, the size of the database directory and the oplog's entries before and after, and
-whether the series' rating aggregates still agree with the stored ratings (`recount-ratings`).
+at the end, the size of the database directory per window and before and after, the oplog's
+entries before and after, whether the series' rating aggregates still agree with the stored
+ratings (`recount-ratings`), and, the service stopped, what `compact` makes of the files.
 """
 
 from __future__ import annotations

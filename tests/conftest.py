@@ -41,6 +41,9 @@ from tests.catalog_data import TWO_SERIES, load_catalog
 from web.connections import GuardedHTTPServer
 from web.http_server import TsundokuApplication, make_http_server
 
+# The `browser` fixture of the Chromium tests (tests/test_browser.py, tests/test_webapp.py).
+pytest_plugins = ["tests.chromium"]
+
 FRONTEND_ORIGIN = "https://app.tsundoku.test"
 # Real argon2id with small costs: the production parameters make every registration ~100 ms.
 # Every test client is 127.0.0.1: one caller may take every place of the queue (tests of the

@@ -9,7 +9,6 @@ or from a sibling origin of the same site changes nothing, though the browser se
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,15 +22,12 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from tests.catalog_data import load_catalog, series, volume
+from tests.chromium import CHROMIUM
 from tests.conftest import StartApp
 
 pytestmark = pytest.mark.asyncio
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PAGES = Path(__file__).resolve().parent / "browser"
-# As the machine's own probe starts it: no background traffic, which this closed network refuses.
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"BROWSER TEST SKIPPED: no Chromium at {CHROMIUM}; `make test` installs it with apt-get "
@@ -59,16 +55,6 @@ async def pages() -> AsyncIterator[tuple[Pages, Pages]]:
     yield client, foreign
     await client.close()
     await foreign.close()
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 async def test_the_web_client_works_from_another_origin_of_the_same_site_and_a_foreign_page_cannot(

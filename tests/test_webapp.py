@@ -10,7 +10,6 @@ and that nothing but the HttpOnly cookie holds the session (no token in Web Stor
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,16 +22,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from handlers.webapp import CONTENT_SECURITY_POLICY
 from tests.api_client import ApiClient
 from tests.catalog_data import load_catalog, series, volume
+from tests.chromium import CHROMIUM
 from tests.conftest import RunningApp, StartApp
 from tests.images import image_bytes
 from tests.mal_files import mal_file, manga
 
 pytestmark = pytest.mark.asyncio
 
-# As tests/test_browser.py: Debian's Chromium, started with no background traffic.
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -52,16 +48,6 @@ NAMES = ["Berserk", "Yotsuba to!", "Monster", "Vagabond", "Pluto", "Dorohedoro",
          "Bakuman"]
 CATALOG = [series(1, "Berserk", volumes=[volume(11, 1), volume(12, 2)]),
            *(series(i + 1, name) for i, name in enumerate(NAMES) if i > 0)]
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 @pytest_asyncio.fixture

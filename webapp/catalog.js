@@ -2,7 +2,7 @@
 // rating and owned volumes.
 
 import { call, del, get, post } from "./api.js";
-import { clearErrors, field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
+import { attempt, clearErrors, field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
 import { currentUser } from "./auth.js";
 import { CLIENT, PRIORITIES, PROGRESS_TYPES, RATINGS, STATUSES, VISIBILITIES } from "./vocabulary.js";
 
@@ -72,13 +72,10 @@ function statusSection(series, stored, refresh) {
       stored ? h("button", { type: "button", class: "secondary", onclick: remove }, "Remove from list") : null),
     formError());
   async function remove() {
-    clearErrors(form);
-    try {
+    await attempt(form, async () => {
       await del(`/user/reading-status/delete/${series.id}`);
       await refresh("Removed from your list");
-    } catch (failure) {
-      showFailure(form, failure);
-    }
+    });
   }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -104,13 +101,10 @@ function ratingSection(series, stored, refresh) {
       stored ? h("button", { type: "button", class: "secondary", onclick: remove }, "Remove rating") : null),
     formError());
   async function remove() {
-    clearErrors(form);
-    try {
+    await attempt(form, async () => {
       await del(`/user/series-rating/delete/${series.id}`);
       await refresh("Rating removed");
-    } catch (failure) {
-      showFailure(form, failure);
-    }
+    });
   }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -85,6 +85,16 @@ export function showFailure(form, failure, fieldOf = () => null) {
 }
 
 /** The line under a form's buttons where a message that names no field goes. */
+// Runs an action of a form: its earlier errors cleared, a failure shown as the API words it.
+export async function attempt(form, work, fieldOf = () => null) {
+  clearErrors(form);
+  try {
+    await work();
+  } catch (failure) {
+    showFailure(form, failure, fieldOf);
+  }
+}
+
 export function formError() {
   return h("p", { class: "error form-error", role: "alert" });
 }

@@ -16,8 +16,9 @@ import tornado.web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.catalog_data import load_catalog, series
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import StartApp
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PAGES  # importing it skips this module without Chromium
+from tests.test_browser import PAGES  # importing it skips this module without Chromium
 from tests.tls import served_over_tls
 from web.connections import GuardedHTTPServer
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+import pymongo
 import pytest
 import pytest_asyncio
 from pymongo.asynchronous.database import AsyncDatabase
@@ -671,11 +672,15 @@ async def big_catalog(db: AsyncDatabase) -> AsyncIterator[None]:
     catalog = CatalogFile.model_validate({"series": [
         series(i, f"Series {i}", volumes=[], **({"mal_id": 100_000 + i} if i <= BIG else {}))
         for i in range(1, BIG + OTHERS + 1)]})
-    await db["series"].insert_many([{"_id": s.id, **series_document(s), **s.external_ids(), "rating_count": 0,
-                                     "rating_half_points": 0} for s in catalog.series])
+    # Given the teardown's 120 s, not the client's 10: on a machine loaded by other work the insert
+    # took longer than 10 s once, and the test errored in its setup.
+    with pymongo.timeout(120):
+        await db["series"].insert_many([{"_id": s.id, **series_document(s), **s.external_ids(), "rating_count": 0,
+                                         "rating_half_points": 0} for s in catalog.series])
     await publish_catalog_change(db)
     yield
-    await db["series"].delete_many({})
+    with pymongo.timeout(120):
+        await db["series"].delete_many({})
 
 
 def _big_file() -> bytes:

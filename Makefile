@@ -44,11 +44,15 @@ ts-packages:
 	@command -v npm >/dev/null && (cd clients/typescript && npm ci --silent --no-audit --no-fund) \
 		|| echo "WARNING: the npm packages could not be installed: the TypeScript client test will be skipped"
 
-# Two workers (the machines here, CI's too, have two cores), each with its own SecantusDB; a test
-# marked `alone` (it bounds how long something waits) runs while the other worker waits. The type
-# checker runs first: it takes seconds, and CI (which runs this target) checks types too.
+# Two workers (the machines here, CI's too, have two cores), each with its own SecantusDB; then the
+# tests marked `alone` (each bounds how long something waits) on a quiet machine, one at a time: in
+# the parallel run, one of them would first wait for the other worker's test to end (up to a
+# minute). Both runs always run; the target fails if either does. The type checker runs first: it
+# takes seconds, and CI (which runs this target) checks types too.
 test: install-dev types browser nginx ts-packages
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 -m "not alone"; parallel=$$?; \
+		$(BIN)/python -m pytest -m alone; alone=$$?; \
+		test $$parallel -eq 0 -a $$alone -eq 0
 
 $(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet -r requirements-bench.txt

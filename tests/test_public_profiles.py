@@ -32,6 +32,9 @@ NOT_FOUND = {"data": "User not found", "code": 404}
 async def alice(running: RunningApp, api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
     await load_catalog(db, CATALOG)
     user = await api.sign_up("Alice")
+    # Series 4 is 18+: Alice shows 18+ while she adds it (no one else can), then no longer does, so
+    # that her own view of her public page is anyone's.
+    await show_18_plus(db, user["id"], True)
     for series_id, fields in ((1, {"status": "completed", "score": 8, "end": "2024-05-01", "notes": "mine"}),
                               (2, {"status": "started", "progressType": "chapters", "progress": 40}),
                               (3, {"status": "completed", "visibility": "private", "score": 2, "end": "2020",
@@ -41,7 +44,13 @@ async def alice(running: RunningApp, api: ApiClient, db: AsyncDatabase) -> dict[
         assert reply.status == 200, reply.body
     for volume_id in (11, 31, 41):
         assert (await api.post(f"/user/collection/add/{volume_id}", {"price": 12.5, "date": "2024-01-02"})).status == 200
+    await show_18_plus(db, user["id"], False)
     return user
+
+
+async def show_18_plus(db: AsyncDatabase, user_id: str, shown: bool) -> None:
+    mode = "settings.nsfw.show-nsfw-18" if shown else "settings.nsfw.hide-nsfw"
+    await db.users.update_one({"_id": user_id}, {"$set": {"age_verified": shown, "settings.nsfw-mode": mode}})
 
 
 async def test_private_entries_are_invisible_in_every_way(running: RunningApp, api: ApiClient, alice: dict) -> None:

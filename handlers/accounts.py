@@ -125,7 +125,9 @@ class RegisterHandler(ApiHandler):
         try:
             await self.services.users.create(credentials.username, password_hash, utc_now())
         except UsernameTaken:
-            raise ApiError(409, USERNAME_TAKEN) from None
+            # Named as the 422s name a refused username, so that a form shows it beside the field;
+            # the reason is the message itself (a form that shows both says it once).
+            raise ApiError(409, USERNAME_TAKEN, [FieldError(field="username", message=USERNAME_TAKEN)]) from None
         self.write_message(201, USER_CREATED)
 
 

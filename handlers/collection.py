@@ -37,6 +37,7 @@ from web.idempotency import idempotent
 from web.openapi import Operation, PathParameter, Route, answer_field
 from web.reads import CatalogDocument, Computed, WholeList, reads
 from web.same_origin import same_origin_only
+from web.session import AuthenticatedUser
 
 ITEM_NOT_FOUND = "Collection item not found"
 # Any other text is just an id that no item has: 404, never a hint of whose it is.
@@ -58,6 +59,18 @@ class CollectionHandler(ApiHandler):
     def item_id(self) -> str:
         return self.path_parameter("id")
 
+    async def volume_to_add(self, user: AuthenticatedUser, client: int | None = None) -> VolumeRecord:
+        """The path's volume, as the session query brought it, if the reader may have it: 404
+        "Volume not found" for an id nothing has, for a volume of another `client` (when one is
+        given), and for an 18+ volume (or one of an 18+ series) when the reader does not show 18+,
+        as the catalog hides it (an answer never tells that an 18+ title exists). Adding by id and
+        by toggle answer alike."""
+        volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
+        if (client is not None and volume.client != client) or \
+                (not user.shows_nsfw18 and await self.collection.is_18_plus(volume)):
+            raise ApiError(404, VOLUME_NOT_FOUND)
+        return volume
+
     async def unchanged_item(self, user_id: str, item_id: str) -> CollectionItemRecord | None:
         """With If-Match, the item, which the write must find unchanged (see `unchanged_entry`). No
         route answers one item: its tag is the `etag` the collection list shows of it."""
@@ -75,6 +88,9 @@ def item_tag(item: CollectionItemRecord) -> str:
 class AddItemHandler(CollectionHandler):
     api = {"post": Operation(scope=WRITE, summary="Add a volume to the collection", request=CollectionAddBody,
                              request_required=False, response=ItemAdded, tags=_TAGS,
+                             description="An 18+ volume, or a volume of an 18+ series, is 404 like an id nothing "
+                                         "has for a reader who does not show 18+ (as the catalog and the toggle "
+                                         "answer).",
                              responses={400: MISSING_PARAMETERS, 404: VOLUME_NOT_FOUND,
                                         409: VOLUME_OWNED},
                              links={"update": ("post /user/collection/update/{id}", answer_field("item_id")),
@@ -85,9 +101,9 @@ class AddItemHandler(CollectionHandler):
     async def post(self, id: str) -> None:
         self.path_parameter("id")
         body = await self.parse_body(CollectionAddBody)
-        volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
-        outcome, item_id = await self.collection.add(self.require_user().id, volume, cents(body.price), body.date,
-                                                     utc_now())
+        user = self.require_user()
+        volume = await self.volume_to_add(user)
+        outcome, item_id = await self.collection.add(user.id, volume, cents(body.price), body.date, utc_now())
         if outcome is WriteOutcome.CONFLICT:
             raise ApiError(409, VOLUME_OWNED)
         self.write_json({"data": "Collection item added successfully", "code": 200, "item_id": item_id})
@@ -141,10 +157,8 @@ class ToggleItemHandler(CollectionHandler):
     async def get(self, id: str) -> None:
         self.path_parameter("id")
         query = self.query_parameters(ToggleQuery)
-        volume = self.brought.catalog_document(VolumeRecord, VOLUME_NOT_FOUND)
         user = self.require_user()
-        if volume.client != query.client or (not user.shows_nsfw18 and await self.collection.is_18_plus(volume)):
-            raise ApiError(404, VOLUME_NOT_FOUND)
+        volume = await self.volume_to_add(user, query.client)
         toggled = await self.collection.toggle(user.id, volume, utc_now())
         if toggled is None:
             raise ApiError(500, TOGGLE_FAILED)

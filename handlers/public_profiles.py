@@ -1,7 +1,8 @@
 """Public profiles: `GET /users` (the users who have one, to browse and search),
 `GET /users/{slug}` (the user and the statistics of their public entries),
 `GET /users/{slug}/reading-history` (their public entries, as the owner's list routes answer)
-and `GET /users/{slug}/collection` (when its owner set `collection-visibility` to `public`).
+and `GET /users/{slug}/collection` (when its owner set `collection-visibility` to `public`; 403
+"This collection is private" otherwise).
 
 Every user who is not banned has a public profile, whatever their settings: what they keep
 private is their entries (each status's `visibility`) and their collection, never that they exist.
@@ -55,6 +56,9 @@ PUBLIC_CACHE = (f"`public, max-age={MAX_AGE_S}`, or `private, max-age={MAX_AGE_S
                 "the viewer (an age-verified viewer who shows 18+ entries sees them); `Vary: Cookie, "
                 "Authorization` either way.")
 COLLECTION_SHARED = "public"
+# A collection its owner keeps to themself: 403, not 404, since the profile route already tells
+# anyone that the user exists (hiding it here would hide nothing and leave a frontend guessing).
+COLLECTION_PRIVATE = "This collection is private"
 _ORDERS = {"name": DirectoryOrder.NAME, "registered": DirectoryOrder.REGISTERED}
 
 
@@ -153,13 +157,14 @@ class PublicHistoryHandler(PublicHandler):
 class PublicCollectionHandler(PublicHandler):
     api = {"get": Operation(summary="A user's collection, when they share it (setting collection-visibility); "
                                     "never prices", query=CollectionQuery, response=PublicCollectionPage,
-                            auth=False, etag=True, cache_control=PUBLIC_CACHE, tags=_TAGS, responses={400: INVALID_PARAMETERS, 404: USER_NOT_FOUND})}
+                            auth=False, etag=True, cache_control=PUBLIC_CACHE, tags=_TAGS,
+                            responses={400: INVALID_PARAMETERS, 403: COLLECTION_PRIVATE, 404: USER_NOT_FOUND})}
 
     async def get(self, slug: str) -> None:
         query = await self.list_parameters(CollectionQuery)
         lists, viewer_dependent = await self.lists(collection=True)
         if settings_with_defaults(lists.user.settings)["collection-visibility"] != COLLECTION_SHARED:
-            raise ApiError(404, USER_NOT_FOUND)  # a private collection is not there for others
+            raise ApiError(403, COLLECTION_PRIVATE)
         request = collection_request(query)
         page = await self.services.collection.page(lists.user.id, request, lists.collection)
         volumes = [PublicCollectionVolume.of(item, volume, series, request.language)

@@ -6,10 +6,10 @@ from auth.clock import utc_now
 from auth.permissions import RATE_SERIES
 from auth.personal_tokens import READ, WRITE
 from handlers.schemas.ratings import RatingBody, SeriesRating
-from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
+from handlers.series_scope import CATALOG_ID, HIDDEN_18_PLUS_SERIES, SERIES_NOT_FOUND, SeriesHandler
 from storage.outcome import WriteOutcome
 from storage.ratings import RatingStore
-from storage.records import RatingRecord, SeriesRecord
+from storage.records import RatingRecord
 from web.conditional import require_done
 from web.errors import FORBIDDEN, MISSING_PARAMETERS, ApiError
 from web.idempotency import idempotent
@@ -53,6 +53,7 @@ class RatingOfSeriesHandler(RatingHandler):
 class AddRatingHandler(RatingHandler):
     api = {"post": Operation(
         scope=WRITE, summary="Rate a series", request=RatingBody, tags=_TAGS, permission=RATE_SERIES,
+                             description=HIDDEN_18_PLUS_SERIES,
                              responses={200: RATING_ADDED, 400: MISSING_PARAMETERS, 403: FORBIDDEN,
                                         404: SERIES_NOT_FOUND, 409: RATING_EXISTS},
                              links={"read": ("get /user/series-rating/{id}", SAME_ID),
@@ -65,7 +66,7 @@ class AddRatingHandler(RatingHandler):
         user = self.require_user()
         series_id = self.series_id()
         body = await self.parse_body(RatingBody)
-        self.brought.catalog_document(SeriesRecord, SERIES_NOT_FOUND)
+        self.series_to_add()
         if await self.ratings.add(user.id, series_id, body.rating, utc_now()) is WriteOutcome.CONFLICT:
             raise ApiError(409, RATING_EXISTS)
         self.write_message(200, RATING_ADDED)

@@ -17,7 +17,7 @@ from handlers.schemas.reading import (
     StatusHistoryPage,
     StatusHistoryQuery,
 )
-from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND, SeriesHandler
+from handlers.series_scope import CATALOG_ID, HIDDEN_18_PLUS_SERIES, SERIES_NOT_FOUND, SeriesHandler
 from languages import requested_language
 from storage.changes import READING_STATUS
 from storage.outcome import WriteOutcome
@@ -52,10 +52,12 @@ class ReadingStatusHandler(SeriesHandler):
         current = await self.statuses.entry(user_id, series_id)
         return self.unchanged_entry(current, lambda status: ReadingStatus.of(status, user_id), STATUS_MISSING)
 
-    async def checked_body(self) -> ReadingStatusBody:
-        """The validated body, for a series that exists in the body's client."""
+    async def checked_body(self, *, adding: bool = False) -> ReadingStatusBody:
+        """The validated body, for a series that exists in the body's client (and, `adding`, that
+        the reader may add: `series_to_add`)."""
         body = await self.parse_body(ReadingStatusBody)
-        if self.brought.catalog_document(SeriesRecord, SERIES_NOT_FOUND).client != body.client:
+        series = self.series_to_add() if adding else self.brought.catalog_document(SeriesRecord, SERIES_NOT_FOUND)
+        if series.client != body.client:
             raise ApiError(404, SERIES_NOT_FOUND)
         return body
 
@@ -97,6 +99,7 @@ class StatusHistoryHandler(ReadingStatusHandler):
 class AddStatusHandler(ReadingStatusHandler):
     api = {"post": Operation(
         scope=WRITE, summary="Add a reading status for a series", request=ReadingStatusBody, tags=_TAGS,
+                             description=HIDDEN_18_PLUS_SERIES,
                              responses={200: STATUS_ADDED, 400: MISSING_PARAMETERS, 404: SERIES_NOT_FOUND,
                                         409: STATUS_EXISTS},
                              links={"read": ("get /user/reading-status/id/{id}", SAME_ID),
@@ -107,7 +110,7 @@ class AddStatusHandler(ReadingStatusHandler):
     @reads(CatalogDocument("series"))
     async def post(self, id: str) -> None:
         series_id = self.series_id()
-        body = await self.checked_body()
+        body = await self.checked_body(adding=True)
         outcome = await self.statuses.add(self.require_user().id, series_id, body.client, body.status_fields(),
                                           utc_now())
         if outcome is WriteOutcome.CONFLICT:

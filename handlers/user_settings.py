@@ -11,9 +11,16 @@ from storage.users import SettingsOutcome
 from web.base import ApiHandler
 from web.errors import FORBIDDEN, MISSING_PARAMETERS, USER_NOT_FOUND, ApiError
 from web.idempotency import idempotent
-from web.openapi import Operation, Route
+from web.openapi import Answers, Operation, Route
 
 SETTINGS_SAVED = "Settings saved successfully"
+# The refusal of `nsfw-mode` `settings.nsfw.show-nsfw-18` to a user who is not age-verified: it
+# says why, where the bare "Forbidden" (another user's settings) would leave the reader guessing.
+NEEDS_AGE_VERIFICATION = "Showing 18+ content needs an age-verified account"
+
+
+def age_verification_refusal() -> ApiError:
+    return ApiError(403, NEEDS_AGE_VERIFICATION, [FieldError(field="nsfw-mode", message=NEEDS_AGE_VERIFICATION)])
 
 
 class SaveSettingsHandler(ApiHandler):
@@ -25,7 +32,9 @@ class SaveSettingsHandler(ApiHandler):
             responses={
                 200: SETTINGS_SAVED,
                 400: MISSING_PARAMETERS,
-                403: FORBIDDEN,
+                403: Answers(f"{FORBIDDEN} (another user's settings, without `edit-users`), or "
+                             f"{NEEDS_AGE_VERIFICATION} (`nsfw-mode` `settings.nsfw.show-nsfw-18` for a user who "
+                             "is not age-verified; `errors` names `nsfw-mode`)", NEEDS_AGE_VERIFICATION),
                 404: USER_NOT_FOUND,
             },
         )
@@ -46,12 +55,12 @@ class SaveSettingsHandler(ApiHandler):
             raise ApiError(400, MISSING_PARAMETERS, [FieldError(field="body", message="At least one setting is required")])
         needs_age_verification = values.get("nsfw-mode") == NSFW_18
         if is_self and needs_age_verification and not user.record.age_verified:
-            raise ApiError(403, FORBIDDEN)
+            raise age_verification_refusal()
         outcome = await self.services.users.save_settings(
             target_id, values, utc_now(), needs_age_verification=needs_age_verification
         )
         if outcome is SettingsOutcome.NOT_AGE_VERIFIED:
-            raise ApiError(403, FORBIDDEN)
+            raise age_verification_refusal()
         if outcome is SettingsOutcome.USER_NOT_FOUND:
             raise ApiError(404, USER_NOT_FOUND)
         self.write_message(200, SETTINGS_SAVED)

@@ -169,12 +169,15 @@ def authenticated_requests() -> list[tuple[str, str]]:
 
 async def every_route_refuses(api: ApiClient, cookie: str | None,
                               headers: dict[str, str] | None = None) -> list[tuple[str, str, Reply]]:
+    """The requests that did not answer 401 "Unauthorized" with the challenge RFC 6750 asks for:
+    the token refused when one was sent, the scheme alone otherwise."""
     wrong = []
     headers = {**(headers or {}), **({"Cookie": f"refreshToken={cookie}"} if cookie is not None else {})}
+    challenge = 'Bearer error="invalid_token"' if "Authorization" in headers else "Bearer"
     for method, path in authenticated_requests():
         reply = await api.request(method, path, json_body={} if method == "POST" else None, headers=headers,
                                   send_cookies=False)
-        if (reply.status, reply.body) != (401, UNAUTHORIZED):
+        if (reply.status, reply.body, reply.headers.get("WWW-Authenticate")) != (401, UNAUTHORIZED, challenge):
             wrong.append((method, path, reply))
     return wrong
 

@@ -144,6 +144,31 @@ async def test_an_expired_a_forged_or_a_malformed_token_answers_401(running: Run
     assert (await bearer(running, "GET", "/auth/me", token)).status == 200  # the real one still works
 
 
+async def test_every_401_says_how_to_authenticate_and_whether_the_token_was_refused(
+        running: RunningApp, catalog: None) -> None:
+    api, token = await signed_in(running)
+    anyone = running.client()
+    # No credential, a dead cookie, a wrong password at sign-in: the scheme alone (RFC 6750, 3).
+    assert (await anyone.get("/auth/me")).headers["WWW-Authenticate"] == "Bearer"
+    dead_cookie = await anyone.get("/auth/me", headers={"Cookie": "refreshToken=" + "0" * 24 + "." + "a" * 43},
+                                   send_cookies=False)
+    assert (dead_cookie.status, dead_cookie.headers["WWW-Authenticate"]) == (401, "Bearer")
+    wrong = await anyone.login("alice", "wrong password")
+    assert (wrong.status, wrong.headers["WWW-Authenticate"]) == (401, "Bearer")
+    # A token sent and refused says so (RFC 6750, 3.1), also where only the cookie is taken.
+    for refused in (await bearer(running, "GET", "/auth/me", token + "x"),
+                    await bearer(running, "POST", "/auth/refresh", token)):
+        assert (refused.status, refused.headers["WWW-Authenticate"]) == (401, 'Bearer error="invalid_token"')
+    # The token was fine and the password was not: no word against the token.
+    changed = await bearer(running, "POST", "/auth/change-password", token,
+                           {"current_password": "wrong password", "new_password": "another horse"})
+    assert (changed.status, changed.body["data"], changed.headers["WWW-Authenticate"]) == \
+        (401, "Invalid credentials", "Bearer")
+    # Only a 401 challenges.
+    assert "WWW-Authenticate" not in (await bearer(running, "GET", "/auth/me", token)).headers
+    assert "WWW-Authenticate" not in (await api.get("/auth/me")).headers
+
+
 async def test_logging_out_ends_the_sessions_tokens(running: RunningApp, catalog: None) -> None:
     api, token = await signed_in(running)
     assert (await bearer(running, "GET", "/user/reading-history", token)).status == 200
@@ -248,6 +273,7 @@ async def test_the_openapi_document_declares_both_schemes(running: RunningApp) -
     assert schemes["accessToken"]["type"] == "http" and schemes["accessToken"]["scheme"] == "bearer"
     me = document["paths"]["/auth/me"]["get"]
     assert me["security"] == [{"refreshToken": []}, {"accessToken": []}]
+    assert me["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
     refresh = document["paths"]["/auth/refresh"]["post"]["responses"]["200"]["content"]["application/json"]
     assert refresh["schema"] == {"$ref": "#/components/schemas/AccessTokenAnswer"}
 

@@ -30,10 +30,12 @@ async def test_register_answers_201_with_the_contract_message(api: ApiClient) ->
     assert (reply.status, reply.body) == (201, {"data": "User created successfully", "code": 201})
 
 
-async def test_registering_a_taken_username_in_other_case_answers_409(api: ApiClient) -> None:
+async def test_registering_a_taken_username_in_other_case_answers_409_naming_the_field(api: ApiClient) -> None:
     await api.register("Alice")
     reply = await api.register("aLICE")
-    assert (reply.status, reply.body) == (409, {"data": "Username already taken", "code": 409})
+    # `errors` names the field, as the 422s of a refused name do: a form puts the message beside it.
+    assert (reply.status, reply.body) == (409, {"data": "Username already taken", "code": 409, "errors": [
+        {"field": "username", "message": "Username already taken"}]})
 
 
 @pytest.mark.parametrize("username", ["ab", "x" * 33, "has space", "emoji😀", "semi;colon", "a/b", "", "$where"])

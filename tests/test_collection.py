@@ -231,11 +231,16 @@ async def test_every_collection_route_needs_a_session(api: ApiClient, method: st
 async def test_round_trips(api: ApiClient, alice: dict, commands: CommandCounter) -> None:
     costs = {}
     commands.reset()
+    await add(api, 12)
+    # The process's first add of a series also reads the catalog version and the series' keys (its
+    # 18+ flag, for a reader who does not show 18+): what every later add takes from memory.
+    costs["first add"] = commands.total
+    commands.reset()
     item_id = await add(api, 11, {"price": 1})
     costs["add"] = commands.total
     for name, method, path, body in [
-        # The process's first page also reads the catalog version, then the keys of the series and
-        # of the volumes (100 ids a query): what every later page takes from memory.
+        # The process's first page also reads the keys of the volumes (100 ids a query), the
+        # series' being known already: what every later page takes from memory.
         ("first list", "GET", "/user/collection?client=1&search=yotsuba", None),
         ("list", "GET", "/user/collection?client=1&search=yotsuba&order=name-desc", None),
         ("stats", "GET", "/user/collection/stats/general?client=1", None),
@@ -245,4 +250,4 @@ async def test_round_trips(api: ApiClient, alice: dict, commands: CommandCounter
         commands.reset()
         assert (await api.request(method, path, json_body=body)).status == 200
         costs[name] = commands.total
-    assert costs == {"add": 5, "first list": 5, "list": 2, "stats": 1, "update": 5, "delete": 5}
+    assert costs == {"first add": 7, "add": 5, "first list": 3, "list": 2, "stats": 1, "update": 5, "delete": 5}

@@ -165,6 +165,19 @@ async def test_a_volume_the_reader_cannot_have_answers_404(api: ApiClient, alice
     assert await owned(api) == {}
 
 
+@pytest.mark.parametrize("volume_id", [13, 21], ids=["18+ volume", "of an 18+ series"])
+async def test_the_add_route_answers_an_18_plus_volume_as_the_toggle_does(api: ApiClient, alice: dict,
+                                                                         db: AsyncDatabase, volume_id: int) -> None:
+    # By id as by toggle, for a reader who does not show 18+, the volume is not there (the catalog
+    # never tells that it exists); for one who does, it is added.
+    reply = await api.post(f"/user/collection/add/{volume_id}", {"price": 5})
+    assert (reply.status, reply.body) == (404, NOT_FOUND)
+    assert await owned(api) == {}
+    await show_18_plus(db, alice["id"])
+    assert (await api.post(f"/user/collection/add/{volume_id}", {"price": 5})).status == 200
+    assert set(await owned(api)) == {volume_id}
+
+
 async def test_a_reader_who_shows_18_plus_toggles_18_plus_volumes(api: ApiClient, alice: dict,
                                                                  db: AsyncDatabase) -> None:
     await show_18_plus(db, alice["id"])

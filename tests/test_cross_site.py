@@ -53,11 +53,13 @@ async def test_a_preflight_from_an_allowed_origin_allows_authorization(api: ApiC
 
 
 async def test_answers_to_an_allowed_origin_expose_the_headers_a_frontend_reads(api: ApiClient) -> None:
-    for path, status in (("/health", 200), ("/auth/me", 401)):  # errors too: a 429's Retry-After
+    # Errors too: a 429's Retry-After, a 401's WWW-Authenticate (a refused token).
+    for path, status in (("/health", 200), ("/auth/me", 401)):
         reply = await api.get(path, headers={"Origin": FRONTEND_ORIGIN})
         assert reply.status == status
         exposed = [name.strip() for name in reply.headers["Access-Control-Expose-Headers"].split(",")]
-        assert exposed == ["Idempotent-Replayed", "ETag", "Content-Disposition", "Retry-After"], path
+        assert exposed == ["Idempotent-Replayed", "ETag", "Content-Disposition", "Retry-After",
+                           "WWW-Authenticate"], path
 
 
 async def test_without_cors_origins_no_origin_gets_cors_headers_or_a_preflight(start_app: StartApp) -> None:

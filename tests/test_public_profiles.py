@@ -32,6 +32,9 @@ NOT_FOUND = {"data": "User not found", "code": 404}
 async def alice(running: RunningApp, api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
     await load_catalog(db, CATALOG)
     user = await api.sign_up("Alice")
+    # Series 4 is 18+: Alice shows 18+ while she adds it (no one else can), then no longer does, so
+    # that her own view of her public page is anyone's.
+    await show_18_plus(db, user["id"], True)
     for series_id, fields in ((1, {"status": "completed", "score": 8, "end": "2024-05-01", "notes": "mine"}),
                               (2, {"status": "started", "progressType": "chapters", "progress": 40}),
                               (3, {"status": "completed", "visibility": "private", "score": 2, "end": "2020",
@@ -41,7 +44,13 @@ async def alice(running: RunningApp, api: ApiClient, db: AsyncDatabase) -> dict[
         assert reply.status == 200, reply.body
     for volume_id in (11, 31, 41):
         assert (await api.post(f"/user/collection/add/{volume_id}", {"price": 12.5, "date": "2024-01-02"})).status == 200
+    await show_18_plus(db, user["id"], False)
     return user
+
+
+async def show_18_plus(db: AsyncDatabase, user_id: str, shown: bool) -> None:
+    mode = "settings.nsfw.show-nsfw-18" if shown else "settings.nsfw.hide-nsfw"
+    await db.users.update_one({"_id": user_id}, {"$set": {"age_verified": shown, "settings.nsfw-mode": mode}})
 
 
 async def test_private_entries_are_invisible_in_every_way(running: RunningApp, api: ApiClient, alice: dict) -> None:
@@ -84,8 +93,8 @@ async def test_unknown_and_banned_users_are_404_and_admins_see_no_more(running: 
     assert (await anyone.get("/users/j.r-r_t")).body["user"]["username"] == "J.R-R_T"
     assert (await anyone.get("/users/J.R-R_T")).status == 200
     await set_roles(db, alice["id"], "banned")
-    for path in ("/users/alice", "/users/alice/reading-history"):
-        assert (await anyone.get(path)).status == 404
+    for path in ("/users/alice", "/users/alice/reading-history", "/users/alice/collection?client=1"):
+        assert (await anyone.get(path)).body == NOT_FOUND, path  # a banned user has no profile to be private on
 
 
 async def test_answers_are_cacheable_and_the_tag_follows_public_changes_only(running: RunningApp, api: ApiClient,
@@ -125,7 +134,11 @@ async def test_18_plus_series_only_for_age_verified_viewers_who_show_them(runnin
 async def test_the_collection_is_shown_only_when_shared_and_never_with_prices(running: RunningApp, api: ApiClient,
                                                                              alice: dict) -> None:
     anyone = running.client()
-    assert (await anyone.get("/users/alice/collection?client=1")).body == NOT_FOUND
+    # Her profile tells that Alice exists: a collection she keeps to herself says so, to anyone
+    # (herself included, as these routes show what anyone sees).
+    for viewer in (anyone, api):
+        kept = await viewer.get("/users/alice/collection?client=1")
+        assert (kept.status, kept.body) == (403, {"data": "This collection is private", "code": 403})
     assert (await api.post(f"/users/{alice['id']}/save-settings", {"collection-visibility": "public"})).status == 200
     shared = await anyone.get("/users/alice/collection?client=1")
     assert shared.status == 200, shared.body

@@ -89,6 +89,18 @@ async def test_rating_an_unknown_series_answers_404(api: ApiClient, alice: dict)
 
 
 @pytest.mark.asyncio
+async def test_rating_an_18_plus_series_is_not_found_for_a_reader_who_does_not_show_18_plus(
+        api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    await db.series.update_one({"_id": 2}, {"$set": {"nsfw18": 1}})
+    reply = await api.post("/user/series-rating/add/2", {"rating": 5})
+    assert (reply.status, reply.body) == (404, {"data": "Series not found", "code": 404})
+    assert await aggregates(db, 2) == (0, 0)
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"age_verified": True,
+                                                              "settings.nsfw-mode": "settings.nsfw.show-nsfw-18"}})
+    assert (await api.post("/user/series-rating/add/2", {"rating": 5})).status == 200
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("value", [0, 0.5, 10.5, 11, -1, 7.3, 7.25, "7", True, None, {"key": 7}, [7]])
 async def test_a_rating_outside_1_to_10_in_halves_answers_400(api: ApiClient, alice: dict, db: AsyncDatabase,
                                                                value: Any) -> None:

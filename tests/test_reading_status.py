@@ -19,7 +19,8 @@ pytestmark = pytest.mark.asyncio
 FULL_STATUS = {**STATUS, "reread": 2, "score": 8.5, "start": "2024-03", "end": "2024-04-15", "notes": "Loved it"}
 
 
-CATALOG = [series(1, "Yotsuba to!", en="Yotsuba&!"), series(2, "Berserk"), series(3, "Other client", client=2)]
+CATALOG = [series(1, "Yotsuba to!", en="Yotsuba&!"), series(2, "Berserk"), series(3, "Other client", client=2),
+           series(4, "Adult Title", nsfw18=1)]
 
 
 async def test_a_series_without_status_answers_null(api: ApiClient, alice: dict) -> None:
@@ -73,6 +74,21 @@ async def test_a_series_of_another_client_is_not_found(api: ApiClient, alice: di
     reply = await api.post("/user/reading-status/add/3", STATUS)
     assert (reply.status, reply.body["data"]) == (404, "Series not found")
     assert (await api.post("/user/reading-status/add/3", {**STATUS, "client": 2})).status == 200
+
+
+async def test_an_18_plus_series_is_not_found_for_a_reader_who_does_not_show_18_plus(
+        api: ApiClient, alice: dict, db: AsyncDatabase) -> None:
+    # As the catalog answers it (and the collection's adds): an answer never tells that it exists.
+    reply = await api.post("/user/reading-status/add/4", STATUS)
+    assert (reply.status, reply.body) == (404, {"data": "Series not found", "code": 404})
+    assert (await api.get("/user/reading-status/id/4")).raw == b"null"
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"age_verified": True,
+                                                              "settings.nsfw-mode": "settings.nsfw.show-nsfw-18"}})
+    assert (await api.post("/user/reading-status/add/4", STATUS)).status == 200
+    # A status kept after the reader stops showing 18+ is still theirs to change and remove.
+    await db.users.update_one({"_id": alice["id"]}, {"$set": {"settings.nsfw-mode": "settings.nsfw.hide-nsfw"}})
+    assert (await api.post("/user/reading-status/update/4", {**STATUS, "progress": 2})).status == 200
+    assert (await api.delete("/user/reading-status/delete/4")).status == 200
 
 
 @pytest.mark.parametrize("missing", ["visibility", "progressType", "progress", "status", "priority", "client"])

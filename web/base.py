@@ -77,7 +77,13 @@ YIELD_EVERY_BYTES = 1024 * 1024
 # ETag, a download's file name or how long to wait after a 429 unless it is listed.
 ALLOWED_REQUEST_HEADERS = ", ".join(["Content-Type", idempotency.HEADER, "Authorization", conditional.IF_MATCH,
                                      conditional.IF_NONE_MATCH])
-EXPOSED_HEADERS = ", ".join([idempotency.REPLAYED_HEADER, "ETag", "Content-Disposition", "Retry-After"])
+EXPOSED_HEADERS = ", ".join([idempotency.REPLAYED_HEADER, "ETag", "Content-Disposition", "Retry-After",
+                             "WWW-Authenticate"])
+# Every 401's challenge (RFC 7235, 3.1): the scheme a client may authenticate with, a Bearer token
+# (RFC 6750, 3; the cookie is no HTTP authentication scheme), and, when the request sent a token
+# and the answer refuses it, why (RFC 6750, 3.1: not when the request sent none).
+BEARER_CHALLENGE = "Bearer"
+REFUSED_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
 
 
 @tornado.web.stream_request_body
@@ -658,7 +664,19 @@ class ApiHandler(tornado.web.RequestHandler):
         if status == 405:
             self.set_header("Allow", ", ".join(self.implemented_methods() + ["OPTIONS"]))
         self.set_retry_after(status, exception.retry_after if isinstance(exception, ApiError) else None)
+        self.set_challenge(status, message)
         self.finish(json.dumps(message_body(status, message, errors, error_count), separators=(",", ":")))
+
+    def set_challenge(self, status: int, message: str) -> None:
+        """Every 401 says how to authenticate. "Unauthorized" to a request that sent a Bearer token
+        refused that token (unknown, expired, forged, its session ended, a banned or deleted user's,
+        or a token where only the cookie is taken): `error="invalid_token"`, so that a client knows
+        to get a new one. Any other 401 (no credential, a dead cookie, a password that is wrong
+        while the token is fine) names the scheme alone."""
+        if status != 401:
+            return
+        refused = message == UNAUTHORIZED and self.bearer_token() is not None
+        self.set_header("WWW-Authenticate", REFUSED_TOKEN_CHALLENGE if refused else BEARER_CHALLENGE)
 
     def set_retry_after(self, status: int, seconds: int | None) -> None:
         """Every 429 says when to try again (RFC 9110, 10.2.3): when the limit's window ends, or

@@ -261,6 +261,10 @@ RETRY_AFTER_HEADER: dict[str, Any] = {"Retry-After": {
     "description": "Whole seconds to wait before trying again: until the limit's window ends (a login, a "
                    "registration, a password check), or 1 when every password hash is busy. Every 429 has it.",
     "required": True, "schema": {"type": "integer", "minimum": 1}}}
+WWW_AUTHENTICATE_HEADER: dict[str, Any] = {"WWW-Authenticate": {
+    "description": "How to authenticate: `Bearer`, or `Bearer error=\"invalid_token\"` when the request sent a Bearer "
+                   "token and it was refused (RFC 6750, 3.1): get a new one. Every 401 has it.",
+    "required": True, "schema": {"type": "string"}}}
 NOT_MODIFIED: dict[str, Any] = {"description": "Not modified: If-None-Match names the current answer (no body)",
                                 "headers": ETAG_HEADER}
 
@@ -314,8 +318,10 @@ def _operation(route: Route, method: str, op: Operation, refs: SchemaRefs) -> di
         responses.setdefault("401", _message_example(401, UNAUTHORIZED))
     for status, message in _common_answers(route, method, op):
         responses.setdefault(str(status), _message_example(status, message))
-    if "429" in responses:
-        responses["429"] = {**responses["429"], "headers": {**responses["429"].get("headers", {}), **RETRY_AFTER_HEADER}}
+    for challenged, header in (("401", WWW_AUTHENTICATE_HEADER), ("429", RETRY_AFTER_HEADER)):
+        if challenged in responses:
+            answer = responses[challenged]
+            responses[challenged] = {**answer, "headers": {**answer.get("headers", {}), **header}}
     if not any(status.startswith("2") for status in responses):
         responses["200"] = {"description": op.summary}
     succeeded = next((status for status in ("200", "201") if status in responses), None)

@@ -55,3 +55,21 @@ def test_a_refusal_answers_the_declared_status_and_names_the_field_with_a_reason
     assert (reasoned.status, reasoned.message) == (404, "Not found")
     assert reasoned.errors is not None
     assert [(error.field, error.message) for error in reasoned.errors] == [("id", "must be a number")]
+
+
+def test_a_catalog_id_fits_the_databases_64_bit_integers() -> None:
+    # Every route that names a series or a volume in its path declares CATALOG_ID (the hostile
+    # sweep holds them to it): what it lets through is at most 18 digits, so no id the database
+    # cannot hold as a 64-bit integer reaches a query.
+    from handlers.application import all_routes
+    from handlers.series_scope import CATALOG_ID
+
+    largest = "9" * 18
+    assert CATALOG_ID.accepts(largest) and int(largest) < 2 ** 63
+    for refused in ("9" * 19, str(2 ** 63), "1" + "0" * 18, "0", "01", "-1", "1e3", ""):
+        assert not CATALOG_ID.accepts(refused), refused
+    catalog_paths = [route for route in all_routes()
+                     if route.path.startswith(("/series/volumes/", "/volumes/toggle-collection/", "/user/collection/add/",
+                                               "/user/reading-status/", "/user/series-rating/"))]
+    assert len(catalog_paths) == 13
+    assert all(route.path_parameters == {"id": CATALOG_ID} for route in catalog_paths)

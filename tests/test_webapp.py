@@ -226,7 +226,7 @@ async def test_a_reader_browses_and_searches_the_catalog_and_adds_rates_and_owns
     assert (await fetch_json(page, "/user/collection?client=1"))["volumes"] == []
 
 
-async def test_the_list_searches_orders_pages_and_edits_and_removes_a_status(page: Any, app: RunningApp) -> None:
+async def test_the_list_searches_filters_by_status_orders_pages_and_edits_and_removes_a_status(page: Any, app: RunningApp) -> None:
     client = app.client()
     await client.sign_up("lister")
     statuses = ["started", "completed", "paused", "dropped", "planned"]
@@ -248,6 +248,20 @@ async def test_the_list_searches_orders_pages_and_edits_and_removes_a_status(pag
     titles = await page.locator(".entry > a").all_text_contents()
     assert titles == sorted(NAMES[:12], key=str.casefold)[:10]
     await screenshots(page, "list")
+
+    # One of the five statuses: Yotsuba to!, Blame! and Homunculus (2, 7, 12) are paused.
+    await page.get_by_role("combobox", name="Show").select_option("paused")
+    await expect(page.get_by_text("Entries 1–3 of 3")).to_be_visible(timeout=WAIT_MS)
+    assert await page.locator(".entry > a").all_text_contents() == ["Blame!", "Homunculus", "Yotsuba to!"]
+    assert set(await page.locator(".entry .badge").all_text_contents()) == {"Paused"}
+    await expect(page).to_have_url(re.compile(r"status=paused"))
+    # Kept in the address like the order: a reload shows the same filter.
+    await page.reload()
+    await expect(page.get_by_role("combobox", name="Show")).to_have_value("paused", timeout=WAIT_MS)
+    await expect(page.get_by_text("Entries 1–3 of 3")).to_be_visible()
+    # A status and a search combine: Monster and Mushishi (3, 8) are dropped, one has "mon".
+    await page.get_by_role("combobox", name="Show").select_option("dropped")
+    await expect(page.get_by_text("Entries 1–2 of 2")).to_be_visible(timeout=WAIT_MS)
 
     search = page.get_by_role("searchbox", name="Search my list")
     await search.fill("mon")

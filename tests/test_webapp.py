@@ -86,11 +86,12 @@ async def screenshots(page: Any, name: str) -> None:
     await page.set_viewport_size(DESKTOP)
 
 
-async def error_beside(page: Any, label: str) -> str:
-    """The error line that the control labelled `label` names in its aria-describedby."""
-    control = page.get_by_label(label, exact=True)
+async def error_beside(scope: Any, label: str) -> str:
+    """The error line that the control labelled `label` (in a page, or one form of it) names in its
+    aria-describedby."""
+    control = scope.get_by_label(label, exact=True)
     described = await control.get_attribute("aria-describedby")
-    return str(await page.locator(f"#{described}").text_content())
+    return str(await scope.locator(f"#{described}").text_content())
 
 
 async def sign_in(page: Any, app: RunningApp, username: str) -> None:
@@ -180,7 +181,7 @@ async def test_the_api_words_an_error_beside_the_control_it_concerns(page: Any, 
     await screenshots(page, "sign-up-error")
 
 
-async def test_a_reader_browses_and_searches_the_catalog_and_adds_rates_and_owns_a_series(
+async def test_a_reader_browses_and_searches_the_catalog_adds_rates_and_owns_a_series_and_edits_its_price(
     page: Any, app: RunningApp
 ) -> None:
     await app.client().sign_up("collector")
@@ -218,9 +219,24 @@ async def test_a_reader_browses_and_searches_the_catalog_and_adds_rates_and_owns
     owned = (await fetch_json(page, "/user/collection?client=1"))["volumes"]
     assert [(v["id"], v["collection"]["price"], v["collection"]["buy_date"]) for v in owned] == [
         (11, 9.99, "2024-05-01")]
+
+    # An owned volume's price and date are changed where they were entered; the API's refusal of a
+    # price is said beside it.
+    await expect(first.get_by_label("Price")).to_have_value("9.99")
+    await expect(first.get_by_label("Date bought")).to_have_value("2024-05-01")
+    await first.get_by_label("Price").fill("12.555")
+    await first.get_by_role("button", name="Save price and date").click()
+    await expect(first.get_by_label("Price")).to_have_attribute("aria-invalid", "true", timeout=WAIT_MS)
+    assert await error_beside(first, "Price") == "Invalid parameters: must have at most 2 decimals"
+    await first.get_by_label("Price").fill("12.5")
+    await first.get_by_label("Date bought").fill("2024-06-02")
+    await first.get_by_role("button", name="Save price and date").click()
+    await expect(page.get_by_text("Volume 1: price and date saved")).to_be_visible(timeout=WAIT_MS)
+    await expect(first.get_by_label("Price")).to_have_value("12.5")
+    item = (await fetch_json(page, "/user/collection?client=1"))["volumes"][0]["collection"]
+    assert (item["price"], item["buy_date"]) == (12.5, "2024-06-02")
     await screenshots(page, "series")
 
-    # Removing goes through the GET toggle, which asks for proof that the app's own page sent it.
     await first.get_by_role("button", name="Remove from collection").click()
     await expect(first.get_by_role("button", name="Mark owned")).to_be_visible(timeout=WAIT_MS)
     assert (await fetch_json(page, "/user/collection?client=1"))["volumes"] == []

@@ -24,10 +24,11 @@ function withQuery(path, query) {
 
 /**
  * `method path` with an optional JSON body, or a file (`file`, a Blob sent as its bytes with
- * `type` as its Content-Type); the parsed answer, or throws ApiFailure.
+ * `type` as its Content-Type), and any other `headers` (`If-Match`); the parsed answer, or throws
+ * ApiFailure.
  */
-export async function call(method, path, { query, body, file, type } = {}) {
-  const init = { method, credentials: "same-origin", headers: {} };
+export async function call(method, path, { query, body, file, type, headers = {} } = {}) {
+  const init = { method, credentials: "same-origin", headers: { ...headers } };
   if (file !== undefined) {
     init.headers["Content-Type"] = type;
     init.body = file;

@@ -33,6 +33,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 PASSWORD = "correct horse"
+NEW_PASSWORD = "battery staple"
 PERSONAL_TOKEN = re.compile(r"^tsu_pat_\S+_[A-Za-z0-9_-]{43}$")
 # Waits on a condition (Playwright's expect), never a fixed sleep; a journey takes about a second.
 WAIT_MS = 10_000
@@ -82,6 +83,9 @@ async def screenshots(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width, size in (("phone", PHONE), ("desktop", DESKTOP)):
         await page.set_viewport_size(size)
+        # At the new width the page is laid out anew: what has focus (what the journey just did,
+        # or the notice that says so) is brought back into view.
+        await page.evaluate("() => document.activeElement?.scrollIntoView({block: 'center'})")
         await page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=False)
     await page.set_viewport_size(DESKTOP)
 
@@ -364,13 +368,20 @@ async def test_the_profile_uploads_and_removes_an_image_and_a_saved_setting_outl
     assert (await fetch_json(page, "/auth/me"))["user"]["profile_image"] is None
 
 
+async def profile_beside_another_session(page: Any, app: RunningApp, username: str) -> ApiClient:
+    """A new reader signed in on another device (the client answered) and on the page, which shows
+    their profile."""
+    elsewhere = app.client()
+    await elsewhere.sign_up(username)
+    await sign_in(page, app, username)
+    await page.goto(f"{app.base_url}/#/profile")
+    return elsewhere
+
+
 async def test_a_personal_token_is_shown_once_works_and_is_revoked_and_another_session_is_signed_out(
     page: Any, app: RunningApp
 ) -> None:
-    elsewhere = app.client()
-    await elsewhere.sign_up("tokened")  # a session on another device
-    await sign_in(page, app, "tokened")
-    await page.goto(f"{app.base_url}/#/profile")
+    elsewhere = await profile_beside_another_session(page, app, "tokened")
 
     await page.get_by_role("button", name="Create token").click()
     await expect(page.get_by_label("Token name", exact=True)).to_have_attribute("aria-invalid", "true",
@@ -408,6 +419,42 @@ async def test_a_personal_token_is_shown_once_works_and_is_revoked_and_another_s
     await page.get_by_role("button", name="Revoke reader app").click()
     await expect(page.get_by_text("No personal tokens.")).to_be_visible(timeout=WAIT_MS)
     assert (await app.client().get("/user/me", headers={"Authorization": f"Bearer {token}"})).status == 401
+
+
+async def test_changing_the_password_ends_the_other_sessions_and_words_each_refusal_beside_its_field(
+    page: Any, app: RunningApp
+) -> None:
+    elsewhere = await profile_beside_another_session(page, app, "changer")
+    sessions = page.get_by_role("region", name="Where you are signed in")
+    await expect(sessions.get_by_role("listitem")).to_have_count(2, timeout=WAIT_MS)
+    section = page.get_by_role("region", name="Change password")
+    current, new = section.get_by_label("Current password"), section.get_by_label("New password")
+    change = section.get_by_role("button", name="Change password")
+
+    await current.fill("not the password")
+    await new.fill(NEW_PASSWORD)
+    await change.click()
+    await expect(current).to_have_attribute("aria-invalid", "true", timeout=WAIT_MS)
+    assert (await error_beside(page, "Current password"), await error_beside(page, "New password")) == (
+        "Invalid credentials", "")
+    await current.fill(PASSWORD)
+    await new.fill("short")
+    await change.click()
+    await expect(new).to_have_attribute("aria-invalid", "true", timeout=WAIT_MS)
+    assert (await error_beside(page, "New password")).startswith("Invalid password")
+    assert await error_beside(page, "Current password") == ""
+
+    await new.fill(NEW_PASSWORD)
+    await change.click()
+    await expect(page.get_by_text("Password changed. Your other sessions are signed out.")).to_be_visible(
+        timeout=WAIT_MS)
+    await expect(sessions.get_by_role("listitem")).to_have_count(1)
+    await expect(current).to_have_value("")
+    await screenshots(page, "profile-password")
+    assert (await elsewhere.get("/user/me")).status == 401
+    assert (await fetch_json(page, "/auth/me"))["user"]["username"] == "changer"  # this session stays
+    assert (await app.client().login("changer", NEW_PASSWORD)).status == 200
+    assert (await app.client().login("changer", PASSWORD)).status == 401
 
 
 async def test_the_account_file_downloads_and_deleting_the_account_asks_the_password_and_signs_out(

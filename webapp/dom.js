@@ -117,11 +117,15 @@ export function pager(page, limit, go) {
  * A card section that draws its own content and can draw it again without the rest of the screen:
  * `fill(redraw, extra)` answers its children; `redraw(message, extra)` refills it, says `message`
  * in the section's own status line and moves focus there (the control that was used is gone).
- * `extra` is what one drawing alone may show (a token's secret, once).
+ * `extra` is what one drawing alone may show (a token's secret, once). With `refreshers` (a list),
+ * the section adds to it a function that draws it again from the API, for an action elsewhere that
+ * changed what it shows; what the last drawing showed once stays.
  */
-export async function liveSection(id, heading, fill) {
+export async function liveSection(id, heading, fill, refreshers) {
   const section = h("section", { class: "card", "aria-labelledby": id });
+  let shown;
   const redraw = async (message, extra) => {
+    shown = extra;
     let content;
     try {
       content = await fill(redraw, extra);
@@ -133,6 +137,7 @@ export async function liveSection(id, heading, fill) {
     if (message) status.focus();
   };
   await redraw();
+  refreshers?.push(() => redraw(undefined, shown));
   return section;
 }
 

@@ -1,5 +1,5 @@
-// The reader's own account: profile image, settings, where they are signed in, personal tokens,
-// the account file, and deleting the account. Each part is a section that redraws alone, so an
+// The reader's own account: profile image, settings, the password, where they are signed in,
+// personal tokens, the account file, and deleting the account. Each part is a section that redraws alone, so an
 // action in one leaves what another shows (a token's secret above all) as it was.
 
 import { del, get, post } from "./api.js";
@@ -111,7 +111,32 @@ function settingsSection() {
   });
 }
 
-function sessionsSection() {
+/**
+ * The password, changed with the current one. The API then ends every other session and the
+ * personal tokens they made (this session and its tokens stay): `changed()` draws those sections again.
+ */
+function passwordSection(changed) {
+  return liveSection("password-heading", "Change password", (redraw) => {
+    const current = h("input", { type: "password", autocomplete: "current-password", required: true, maxlength: 128 });
+    const next = h("input", { type: "password", autocomplete: "new-password", required: true, maxlength: 128 });
+    const form = h("form", { novalidate: true },
+      h("div", { class: "grid wide" }, field("Current password", current, "current_password"),
+        field("New password", next, "new_password")),
+      h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password")),
+      formError());
+    // A wrong current password (401) and too many attempts (429) are about the current password;
+    // a new one the API refuses (422) names `new_password` in its errors.
+    onSubmit(form, async () => {
+      await post("/auth/change-password", { current_password: current.value, new_password: next.value });
+      await redraw("Password changed. Your other sessions are signed out.");
+      await changed();
+    }, (failure) => (failure.status === 401 || failure.status === 429 ? "current_password" : null));
+    return [h("p", { class: "muted" }, "Every other session ends, with the personal tokens they made; this one stays."),
+      form];
+  });
+}
+
+function sessionsSection(refreshers) {
   return liveSection("sessions-heading", "Where you are signed in", async (redraw) => {
     const { sessions } = await get("/auth/sessions");
     return h("ul", { class: "rows" }, sessions.map((session) => {
@@ -133,7 +158,7 @@ function sessionsSection() {
         session.current ? null : h("button", { type: "button", class: "secondary", onclick: end }, "Sign out this session"),
         line);
     }));
-  });
+  }, refreshers);
 }
 
 function newTokenNotice(created) {
@@ -144,7 +169,7 @@ function newTokenNotice(created) {
     h("p", {}, "Copy it now: it is shown only once. This page does not keep it, and the service keeps only its hash."));
 }
 
-function tokensSection() {
+function tokensSection(refreshers) {
   return liveSection("tokens-heading", "Personal tokens", async (redraw, created) => {
     const { tokens } = await get("/auth/tokens");
     const name = h("input", { type: "text", maxlength: 100, autocomplete: "off", required: true });
@@ -196,7 +221,7 @@ function tokensSection() {
       created ? newTokenNotice(created) : null,
       form, list,
     ];
-  });
+  }, refreshers);
 }
 
 function exportSection() {
@@ -230,14 +255,17 @@ export async function profileScreen(ctx) {
   if (!user) {
     return [h("h1", {}, "Profile"), h("p", {}, h("a", { href: "#/signin" }, "Sign in"), " to see your profile.")];
   }
-  const sections = await Promise.all([imageSection(), settingsSection(), sessionsSection(), tokensSection()]);
-  const [image, settings, sessions, tokens] = sections;
+  // What a password change ends: the other sessions, and the tokens they made.
+  const ended = [];
+  const sections = await Promise.all([imageSection(), settingsSection(), sessionsSection(ended), tokensSection(ended),
+    passwordSection(() => Promise.all(ended.map((refresh) => refresh())))]);
+  const [image, settings, sessions, tokens, password] = sections;
   return [
     h("h1", {}, "Profile"),
     h("p", {}, `Signed in as ${user.username}. `,
       h("a", { href: `#/users/${encodeURIComponent(user.slug)}` }, "Your public page")),
     h("div", { class: "columns even" }, image, settings),
-    sessions, tokens,
+    sessions, tokens, password,
     h("div", { class: "columns even" }, exportSection(), deleteSection(ctx)),
   ];
 }

@@ -504,7 +504,7 @@ async def test_a_myanimelist_file_is_checked_imported_and_undone(page: Any, app:
     await page.get_by_role("link", name="Import", exact=True).click()
     await expect(page.get_by_role("heading", name="Import", level=1)).to_be_visible(timeout=WAIT_MS)
     await page.get_by_label("MyAnimeList export", exact=True).set_input_files(str(file))
-    await page.get_by_role("button", name="Check").click()
+    await page.get_by_role("button", name="Check", exact=True).click()
     await expect(page.get_by_role("heading", name="What the import would do")).to_be_visible(timeout=WAIT_MS)
 
     async def figure(term: str) -> str:
@@ -528,6 +528,50 @@ async def test_a_myanimelist_file_is_checked_imported_and_undone(page: Any, app:
     await expect(page.get_by_text("Import undone: 2 removed, 0 restored")).to_be_visible(timeout=WAIT_MS)
     assert (await fetch_json(page, "/user/reading-history"))["max"] == 0
     await expect(page.get_by_role("button", name="Undo import")).to_have_count(0)
+
+
+async def test_an_account_file_exported_from_one_account_is_checked_and_imported_into_another(
+    page: Any, app: RunningApp, tmp_path: Path
+) -> None:
+    giver = app.client()
+    await giver.sign_up("giver")
+    await add_status(giver, 1, "private", "completed")
+    await add_status(giver, 2, "public")
+    assert (await giver.post("/user/collection/add/11", {"price": 9.99})).status == 200
+    exported = await giver.get("/user/export")
+    assert exported.status == 200
+    (tmp_path / "tsundoku-giver.json").write_bytes(exported.raw)
+    (tmp_path / "other.json").write_text('{\n "format": "something else"\n}\n')
+    await app.client().sign_up("taker")
+    await sign_in(page, app, "taker")
+    await page.goto(f"{app.base_url}/#/import")
+    card = page.get_by_role("form", name="From a Tsundoku account file")
+    file = card.get_by_label("Account file", exact=True)
+
+    await file.set_input_files(str(tmp_path / "other.json"))
+    await card.get_by_role("button", name="Check account file").click()
+    await expect(file).to_have_attribute("aria-invalid", "true", timeout=WAIT_MS)
+    assert (await error_beside(card, "Account file")).startswith("Invalid account file at line 2")
+
+    await file.set_input_files(str(tmp_path / "tsundoku-giver.json"))
+    await card.get_by_role("button", name="Check account file").click()
+    await expect(card.get_by_role("heading", name="What the import would do")).to_be_visible(timeout=WAIT_MS)
+
+    async def counts(row: str) -> list[str]:
+        return await card.locator("tr", has=page.get_by_role("rowheader", name=row)).locator("td").all_text_contents()
+
+    # To add, left as they are, unchanged (nothing skipped: no column for it).
+    assert [await counts(row) for row in ("Reading list", "Collection")] == [["2", "0", "0"], ["1", "0", "0"]]
+    assert (await fetch_json(page, "/user/reading-history"))["max"] == 0  # the check wrote nothing
+    await screenshots(page, "import-account-file")
+
+    await card.get_by_role("button", name="Import account file").click()
+    await expect(page.get_by_text("Account file imported: 3 added, 0 replaced")).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_role("link", name="My list").click()
+    await expect(page.get_by_text("Entries 1–2 of 2")).to_be_visible(timeout=WAIT_MS)
+    assert sorted(await page.locator(".entry > a").all_text_contents()) == ["Berserk", "Yotsuba to!"]
+    owned = (await fetch_json(page, "/user/collection?client=1"))["volumes"]
+    assert [(v["id"], v["collection"]["price"]) for v in owned] == [(11, 9.99)]
 
 
 async def test_a_public_page_shows_public_entries_and_words_what_the_api_refuses(page: Any, app: RunningApp) -> None:

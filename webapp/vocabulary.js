@@ -60,3 +60,9 @@ export const MERGES = [
   ["keep", "Leave it as it is"],
   ["replace", "Take the file's entry"],
 ];
+
+// Account file import `merge`: what happens to an entry the account has with other values.
+export const ACCOUNT_MERGES = [
+  ["keep", "Leave it as it is"],
+  ["replace", "Take the file's entry"],
+];

@@ -605,3 +605,36 @@ async def test_a_public_page_shows_public_entries_and_words_what_the_api_refuses
 
     await page.goto(f"{app.base_url}/#/users/nobody_here")
     await expect(page.get_by_role("alert")).to_have_text("User not found", timeout=WAIT_MS)
+
+
+async def test_the_readers_directory_searches_orders_and_pages_and_links_each_public_page(
+    page: Any, app: RunningApp
+) -> None:
+    client = app.client()
+    names = [f"shelf_{letter}" for letter in "abcdefghijkl"]
+    for name in names:
+        assert (await client.register(name)).status == 201
+    await page.goto(f"{app.base_url}/#/")  # no one signed in: the directory is public
+    await page.get_by_role("link", name="Readers").click()
+    await expect(page.get_by_role("heading", name="Readers", level=1)).to_be_visible(timeout=WAIT_MS)
+    search = page.get_by_role("searchbox", name="Search readers")
+    await search.fill("SHELF_")  # the beginning of a name, in any case
+    await search.press("Enter")
+    await expect(page.get_by_text("Readers 1–12 of 12")).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_role("combobox", name="Per page").select_option("10")
+    await expect(page.get_by_text("Readers 1–10 of 12")).to_be_visible(timeout=WAIT_MS)
+    readers = page.locator(".person > a")
+    assert await readers.all_text_contents() == names[:10]
+    await screenshots(page, "readers")
+    await page.get_by_role("button", name="Next page").click()
+    await expect(page.get_by_text("Readers 11–12 of 12")).to_be_visible(timeout=WAIT_MS)
+    assert await readers.all_text_contents() == names[10:]
+
+    await page.get_by_role("combobox", name="Order").select_option("name-desc")
+    await expect(page.get_by_text("Readers 1–10 of 12")).to_be_visible(timeout=WAIT_MS)
+    assert await readers.all_text_contents() == names[::-1][:10]
+    await page.get_by_role("link", name="shelf_l", exact=True).click()
+    await expect(page.get_by_role("heading", name="shelf_l", level=1)).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_text("No entries")).to_be_visible()
+    await page.get_by_role("link", name="All readers").click()
+    await expect(page.get_by_role("heading", name="Readers", level=1)).to_be_visible(timeout=WAIT_MS)

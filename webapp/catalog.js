@@ -2,7 +2,7 @@
 // rating and owned volumes.
 
 import { call, del, get, post } from "./api.js";
-import { attempt, clearErrors, field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
+import { attempt, clearErrors, field, formError, h, listToolbar, options, pager, pageSummary, showFailure } from "./dom.js";
 import { currentUser } from "./auth.js";
 import { CLIENT, PRIORITIES, PROGRESS_TYPES, RATINGS, STATUSES, VISIBILITIES } from "./vocabulary.js";
 
@@ -15,15 +15,7 @@ function title(series) {
 export async function catalogScreen(ctx) {
   const search = ctx.params.get("search") || "";
   const offset = Number(ctx.params.get("offset")) || 0;
-  const box = h("input", { type: "search", value: search, maxlength: 100, autocomplete: "off" });
-  const form = h("form", { role: "search", class: "toolbar" },
-    field("Search series", box, "search"),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
-    formError());
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    ctx.navigate("/", { search: box.value.trim() });
-  });
+  const { form, go } = listToolbar(ctx, "/", "Search series", []);
   let page;
   try {
     page = await get("/series", { client: CLIENT, search, limit: PAGE, offset });
@@ -39,7 +31,7 @@ export async function catalogScreen(ctx) {
   return [
     h("h1", {}, "Catalog"), form, pageSummary("series", page),
     h("ul", { class: "cards" }, items),
-    pager(page, PAGE, (next) => ctx.navigate("/", { search, offset: next })),
+    pager(page, PAGE, go),
   ];
 }
 

@@ -99,6 +99,27 @@ export function formError() {
   return h("p", { class: "error form-error", role: "alert" });
 }
 
+/**
+ * The toolbar of a list screen: a search field labelled `searchLabel` and `choices` (`[label,
+ * parameter, [[value, text], ...], chosen]`: an order, a status, a page size), all kept in the
+ * address of `path`. Searching or changing a choice shows the first page; `go(offset)` shows
+ * another page with the same choices.
+ */
+export function listToolbar(ctx, path, searchLabel, choices) {
+  const box = h("input", { type: "search", value: ctx.params.get("search") || "", maxlength: 100, autocomplete: "off" });
+  const selects = choices.map(([text, name, pairs, chosen]) => [text, name, h("select", {}, options(pairs, chosen))]);
+  const form = h("form", { role: "search", class: "toolbar" },
+    field(searchLabel, box, "search"),
+    selects.map(([text, name, select]) => field(text, select, name)),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
+    formError());
+  const go = (offset) => ctx.navigate(path, { search: box.value.trim(),
+    ...Object.fromEntries(selects.map(([, name, select]) => [name, select.value])), offset });
+  form.addEventListener("submit", (event) => { event.preventDefault(); go(0); });
+  for (const [, , select] of selects) select.addEventListener("change", () => go(0));
+  return { form, go };
+}
+
 /** "Series 21–40 of 95" for a page `{max, from, to}`, focusable so that a new page can be announced. */
 export function pageSummary(noun, page) {
   const text = page.max === 0 ? `No ${noun}` : `${noun[0].toUpperCase()}${noun.slice(1)} ${page.from + 1}–${page.to} of ${page.max}`;

@@ -2,7 +2,7 @@
 // a page at a time.
 
 import { get } from "./api.js";
-import { field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
+import { h, listToolbar, pager, pageSummary, showFailure } from "./dom.js";
 import { currentUser } from "./auth.js";
 import { HISTORY_ORDERS, PAGE_SIZES, PRIORITIES, PROGRESS_TYPES, STATUSES, label } from "./vocabulary.js";
 
@@ -15,21 +15,10 @@ export async function listScreen(ctx) {
   const status = ctx.params.get("status") || "";
   const limit = Number(ctx.params.get("limit")) || 20;
   const offset = Number(ctx.params.get("offset")) || 0;
-  const box = h("input", { type: "search", value: search, maxlength: 100, autocomplete: "off" });
-  const statusChoice = h("select", {}, options([["", "All statuses"], ...STATUSES], status));
-  const orderChoice = h("select", {}, options(HISTORY_ORDERS, order));
-  const sizeChoice = h("select", {}, options(PAGE_SIZES, limit));
-  const form = h("form", { role: "search", class: "toolbar" },
-    field("Search my list", box, "search"),
-    field("Show", statusChoice, "status"),
-    field("Order", orderChoice, "order"),
-    field("Per page", sizeChoice, "limit"),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
-    formError());
-  const show = (next) => ctx.navigate("/list", { search: box.value.trim(), status: statusChoice.value,
-    order: orderChoice.value, limit: sizeChoice.value, offset: next });
-  form.addEventListener("submit", (event) => { event.preventDefault(); show(0); });
-  for (const choice of [statusChoice, orderChoice, sizeChoice]) choice.addEventListener("change", () => show(0));
+  const { form, go } = listToolbar(ctx, "/list", "Search my list", [
+    ["Show", "status", [["", "All statuses"], ...STATUSES], status],
+    ["Order", "order", HISTORY_ORDERS, order],
+    ["Per page", "limit", PAGE_SIZES, limit]]);
   let page;
   try {
     page = await get("/user/reading-history", { search, status, order, limit, offset });
@@ -54,6 +43,6 @@ export async function listScreen(ctx) {
   return [
     h("h1", {}, "My list"), form, pageSummary("entries", page),
     h("ul", { class: "cards" }, items),
-    pager(page, limit, (next) => show(next)),
+    pager(page, limit, go),
   ];
 }

@@ -27,6 +27,14 @@ export const HISTORY_ORDERS = [
   ["end-date-asc", "Finished, oldest first"],
 ];
 
+// GET /users `order`.
+export const READER_ORDERS = [
+  ["name-asc", "Name A–Z"],
+  ["name-desc", "Name Z–A"],
+  ["registered-desc", "Newest first"],
+  ["registered-asc", "Oldest first"],
+];
+
 export const PAGE_SIZES = [[10, "10"], [20, "20"], [50, "50"], [100, "100"]];
 
 // Ratings are 1 to 10 in steps of 0.5.

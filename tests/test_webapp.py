@@ -375,6 +375,7 @@ async def profile_beside_another_session(page: Any, app: RunningApp, username: s
     await elsewhere.sign_up(username)
     await sign_in(page, app, username)
     await page.goto(f"{app.base_url}/#/profile")
+    await expect(page.get_by_role("heading", name="Profile", level=1)).to_be_visible(timeout=WAIT_MS)
     return elsewhere
 
 
@@ -455,6 +456,48 @@ async def test_changing_the_password_ends_the_other_sessions_and_words_each_refu
     assert (await fetch_json(page, "/auth/me"))["user"]["username"] == "changer"  # this session stays
     assert (await app.client().login("changer", NEW_PASSWORD)).status == 200
     assert (await app.client().login("changer", PASSWORD)).status == 401
+
+
+async def end_the_pages_session(elsewhere: ApiClient) -> None:
+    """Another device of the same reader signs out the page's session, as the profile does."""
+    others = [s for s in (await elsewhere.get("/auth/sessions")).body["sessions"] if not s["current"]]
+    assert len(others) == 1, others
+    assert (await elsewhere.delete(f"/auth/sessions/{others[0]['id']}")).status == 200
+
+
+async def test_a_session_ended_elsewhere_shows_the_app_signed_out_and_the_export_saves_no_401(
+    page: Any, app: RunningApp
+) -> None:
+    elsewhere = await profile_beside_another_session(page, app, "ended")
+    await end_the_pages_session(elsewhere)
+    # The export link is followed only once the session holds: else the browser would save the
+    # API's 401 as the account file.
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    await page.get_by_role("link", name="Export my account").click()
+    await expect(page.get_by_text("Your session has ended. Sign in again to go on.")).to_be_visible(
+        timeout=WAIT_MS)
+    nav = page.get_by_role("navigation", name="Main")
+    await expect(nav.get_by_role("link", name="Sign in", exact=True)).to_be_visible()
+    await expect(nav.get_by_text("Signed in as")).to_have_count(0)
+    await expect(page.get_by_text("to see your profile")).to_be_visible()
+    assert downloads == []
+    await screenshots(page, "session-ended")
+
+    # Signed in again, the link downloads; ended again, any call that answers 401 signs the app out.
+    await sign_in(page, app, "ended")
+    await page.goto(f"{app.base_url}/#/profile")
+    await expect(page.get_by_role("heading", name="Profile", level=1)).to_be_visible(timeout=WAIT_MS)
+    async with page.expect_download() as started:
+        await page.get_by_role("link", name="Export my account").click()
+    assert (await started.value).suggested_filename.startswith("tsundoku-ended-")
+    await end_the_pages_session(elsewhere)
+    await nav.get_by_role("link", name="My list").click()
+    await expect(page.get_by_text("Your session has ended. Sign in again to go on.")).to_be_visible(
+        timeout=WAIT_MS)
+    await expect(nav.get_by_text("Signed in as")).to_have_count(0)
+    await expect(nav.get_by_role("link", name="Sign in", exact=True)).to_be_visible()
+    await expect(page.get_by_text("to see your list")).to_be_visible()
 
 
 async def test_the_account_file_downloads_and_deleting_the_account_asks_the_password_and_signs_out(

@@ -12,6 +12,15 @@ export class ApiFailure extends Error {
   }
 }
 
+let unauthorized = async () => {};
+/**
+ * `handler(path)` runs when an answer is 401, before its failure is thrown: auth.js asks whether the
+ * session has ended (or whether only a password typed here was wrong).
+ */
+export function whenUnauthorized(handler) {
+  unauthorized = handler;
+}
+
 function withQuery(path, query) {
   if (!query) return path;
   const params = new URLSearchParams();
@@ -47,7 +56,10 @@ export async function call(method, path, { query, body, file, type, headers = {}
   if (text) {
     try { parsed = JSON.parse(text); } catch { parsed = null; }
   }
-  if (!response.ok) throw new ApiFailure(response.status, parsed);
+  if (!response.ok) {
+    if (response.status === 401) await unauthorized(path);
+    throw new ApiFailure(response.status, parsed);
+  }
   return parsed;
 }
 

@@ -2,7 +2,7 @@
 // `#/import`, `#/users`, `#/users/<slug>`, `#/signin`, `#/signup`), so that no page of the app has a path an
 // API route could want.
 
-import { loadSession, currentUser, signInScreen, signOut, signUpScreen } from "./auth.js";
+import { loadSession, currentUser, signInScreen, signOut, signUpScreen, whenSessionEnds } from "./auth.js";
 import { catalogScreen, seriesScreen } from "./catalog.js";
 import { h } from "./dom.js";
 import { importScreen } from "./import.js";
@@ -116,5 +116,9 @@ window.addEventListener("hashchange", () => {
   pendingNotice = null;
   if (window.location.hash === "" || window.location.hash.startsWith("#/")) render(notice);
 });
+
+// A session that ends while the page is open (found by a call's 401): the screen is drawn again
+// for nobody signed in, the navigation offers Sign in, and a line says why.
+whenSessionEnds(() => render("Your session has ended. Sign in again to go on."));
 
 loadSession().catch(() => null).then(() => render());

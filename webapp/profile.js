@@ -3,7 +3,7 @@
 // action in one leaves what another shows (a token's secret above all) as it was.
 
 import { del, get, post } from "./api.js";
-import { currentUser, deleteAccount, loadSession } from "./auth.js";
+import { confirmSession, currentUser, deleteAccount, loadSession } from "./auth.js";
 import { clearErrors, field, formError, h, liveSection, newId, options, showFailure, when } from "./dom.js";
 import { SCOPES, SETTINGS, label } from "./vocabulary.js";
 
@@ -224,14 +224,40 @@ function tokensSection(refreshers) {
   }, refreshers);
 }
 
+/**
+ * A link the browser downloads (the API's Content-Disposition names the file), followed only once
+ * the session is confirmed: a link cannot see its answer, and with the session ended the browser
+ * would save the API's 401 as the file.
+ */
+function downloadLink(href, text, className, line) {
+  const link = h("a", { class: className, href, download: "" }, text);
+  let confirmed = false;
+  link.addEventListener("click", async (event) => {
+    if (confirmed) {
+      confirmed = false;  // the click made below: the browser downloads
+      return;
+    }
+    event.preventDefault();
+    line.textContent = "";
+    try {
+      confirmed = await confirmSession();  // ended: the app shows itself signed out instead
+    } catch (failure) {
+      line.textContent = failure.message;
+    }
+    if (confirmed) link.click();
+  });
+  return link;
+}
+
 function exportSection() {
-  // Plain links: the browser downloads what the API answers (its Content-Disposition names the file).
+  const line = formError();
   return h("section", { class: "card", "aria-labelledby": "export-heading" },
     h("h2", { id: "export-heading" }, "Your data"),
     h("p", {}, "Everything your account holds, as one JSON file that an import takes back."),
     h("div", { class: "actions" },
-      h("a", { class: "button", href: "/user/export", download: "" }, "Export my account"),
-      h("a", { class: "button secondary", href: "/user/export/mal", download: "" }, "Export my list for MyAnimeList")));
+      downloadLink("/user/export", "Export my account", "button", line),
+      downloadLink("/user/export/mal", "Export my list for MyAnimeList", "button secondary", line)),
+    line);
 }
 
 function deleteSection(ctx) {

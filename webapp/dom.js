@@ -162,7 +162,17 @@ export async function liveSection(id, heading, fill, refreshers) {
   return section;
 }
 
-/** A date and time the API gave (ISO 8601), in the reader's own words. */
+// Every field two digits (a 24-hour clock), so that a time takes the same room whatever it is.
+const DATE = { year: "numeric", month: "2-digit", day: "2-digit" };
+const DATE_AND_TIME = { ...DATE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+
+/** A date and time the API gave (ISO 8601), in the reader's own words, as a <time> element; or "never". */
 export function when(instant) {
-  return instant ? new Date(instant).toLocaleString() : "never";
+  return instant ? h("time", { datetime: instant }, new Date(instant).toLocaleString(undefined, DATE_AND_TIME))
+    : "never";
+}
+
+/** The day of an instant the API gave, in the reader's own words, as a <time> element. */
+export function day(instant) {
+  return h("time", { datetime: instant }, new Date(instant).toLocaleDateString(undefined, DATE));
 }

@@ -153,8 +153,8 @@ function sessionsSection(refreshers) {
         h("div", {},
           h("p", { class: "strong" }, session.user_agent || "Unknown device",
             session.current ? h("span", { class: "badge current" }, "This session") : null),
-          h("p", { class: "muted" }, `${session.address || "Unknown address"} · last seen ${when(session.last_seen)}`
-            + ` · signed in ${when(session.created)}`)),
+          h("p", { class: "muted" }, `${session.address || "Unknown address"} · last seen `, when(session.last_seen),
+            " · signed in ", when(session.created))),
         session.current ? null : h("button", { type: "button", class: "secondary", onclick: end }, "Sign out this session"),
         line);
     }));
@@ -209,8 +209,8 @@ function tokensSection(refreshers) {
         return h("li", { class: "row" },
           h("div", {},
             h("p", { class: "strong" }, token.name),
-            h("p", { class: "muted" }, `${token.scopes.map((s) => label(SCOPES, s)).join(", ")} · made ${when(token.created)}`
-              + ` · expires ${when(token.expires)} · last used ${when(token.last_used)}`)),
+            h("p", { class: "muted" }, `${token.scopes.map((s) => label(SCOPES, s)).join(", ")} · made `,
+              when(token.created), " · expires ", when(token.expires), " · last used ", when(token.last_used))),
           h("button", { type: "button", class: "secondary", "aria-label": `Revoke ${token.name}`, onclick: revoke },
             "Revoke"),
           line);

@@ -3,7 +3,7 @@
 // Anyone may look; what the API refuses is said in its words.
 
 import { get } from "./api.js";
-import { h, listToolbar, pager, pageSummary, showFailure } from "./dom.js";
+import { day, h, listToolbar, pager, pageSummary, showFailure } from "./dom.js";
 import { CLIENT, PAGE_SIZES, PROGRESS_TYPES, READER_ORDERS, STATUSES, label } from "./vocabulary.js";
 
 const PAGE = 20;
@@ -96,7 +96,7 @@ export async function publicProfileScreen(ctx, slug) {
         : null,
       h("div", {},
         h("h1", {}, user.username),
-        h("p", { class: "muted" }, `Reader since ${new Date(user.registered).toLocaleDateString()}`))),
+        h("p", { class: "muted" }, "Reader since ", day(user.registered)))),
     h("div", { class: "columns even" }, statsCard(stats), collection),
     h("section", { "aria-labelledby": "public-list-heading" },
       h("h2", { id: "public-list-heading" }, "Public list"),

@@ -10,7 +10,9 @@ never tells that an 18+ title exists."""
 
 from __future__ import annotations
 
-from handlers.collection import VOLUME_NOT_FOUND
+from collections.abc import Iterable
+
+from handlers.collection import VOLUME_NOT_FOUND, item_tag
 from handlers.schemas.catalog_detail import (
     DetailQuery,
     SeriesDetail,
@@ -19,6 +21,7 @@ from handlers.schemas.catalog_detail import (
     SeriesVolumesQuery,
     VolumeDetail,
 )
+from handlers.schemas.collection import TaggedCollectionEntry
 from handlers.series_scope import CATALOG_ID, SERIES_NOT_FOUND
 from storage.records import VolumeRecord
 from web.base import ApiHandler
@@ -50,9 +53,13 @@ class CatalogHandler(ApiHandler):
         """Whether the reader (read by `read_reader`) is signed in, age-verified and shows 18+."""
         return self.user is not None and self.user.shows_nsfw18
 
-    def owned_volumes(self) -> frozenset[int]:
-        """The volumes in the reader's collection, read with the session; none for anyone not signed in."""
-        return self.brought.list().volume_ids() if self.user is not None else frozenset()
+    def owned_items(self, volumes: Iterable[VolumeRecord]) -> dict[int, TaggedCollectionEntry]:
+        """The reader's items of these volumes, by volume, as the collection list shows them (read
+        with the session); none for anyone not signed in."""
+        if self.user is None:
+            return {}
+        found = self.brought.list().items_of(volume.id for volume in volumes)
+        return {volume_id: TaggedCollectionEntry.tagged(item, item_tag(item)) for volume_id, item in found.items()}
 
 
 class SeriesDetailHandler(CatalogHandler):
@@ -90,7 +97,7 @@ class VolumeDetailHandler(CatalogHandler):
         if page is None or ((page.series.nsfw18 or page.volume.nsfw18) and not shows_nsfw18):
             raise ApiError(404, VOLUME_NOT_FOUND)
         siblings = [v for v in page.siblings if shows_nsfw18 or not v.nsfw18 or v.id == page.volume.id]
-        owned = page.volume.id in self.owned_volumes()
+        owned = self.owned_items([page.volume]).get(page.volume.id)
         self.write_model(VolumeDetail.of(page, siblings, owned, query.language))
 
 
@@ -109,11 +116,12 @@ class SeriesVolumesHandler(CatalogHandler):
         shows_nsfw18 = self.shows_nsfw18()
         if found is None or (found.series.nsfw18 and not shows_nsfw18):
             raise ApiError(404, SERIES_NOT_FOUND)
-        owned = self.owned_volumes()
         volumes: list[VolumeRecord] = [v for v in found.volumes
                                        if (shows_nsfw18 or not v.nsfw18) and query.shows(v)]
         end = len(volumes) if query.limit is None else query.offset + query.limit
-        page = [SeriesVolume.of(v, v.id in owned) for v in volumes[query.offset:end]]
+        shown = volumes[query.offset:end]
+        owned = self.owned_items(shown)
+        page = [SeriesVolume.of(v, owned.get(v.id)) for v in shown]
         self.write_model(SeriesVolumesPage.of(page, len(volumes), query.offset))
 
 

@@ -162,6 +162,7 @@ def history_request(query: ReadingHistoryQuery) -> HistoryRequest:
         search=query.search_text,
         language=requested_language(query.user_lang),
         client=query.client,
+        status=query.status,
     )
 
 

@@ -33,6 +33,7 @@ class HistoryRequest:
     search: str | None
     language: str  # a language code; name orders sort by the title shown in it
     client: int | None
+    status: str | None = None  # only the entries of this reading status (started, completed, ...)
 
     @property
     def needs_series(self) -> bool:
@@ -105,9 +106,7 @@ class ReadingStatusStore:
         """The user's `entries` (read with the session) filtered, ordered and paged here; then one
         read of the page's series. A name order or a search takes the catalog's keys from the
         process (storage.catalog_keys), so no order joins the whole list."""
-        mine = entries.stored
-        if request.client is not None:
-            mine = [e for e in mine if e.get("client") == request.client]
+        mine = filtered(entries.stored, request)
         for _ in range(ORDER_ATTEMPTS):
             keys = await self._keys.series(e["series_id"] for e in mine) if request.needs_series else None
             ordered = self._ordered(mine, request, keys)
@@ -139,6 +138,15 @@ class ReadingStatusStore:
         if request.order == NAME_ORDER and keys is not None:
             return order_by_name(entries, keys, request.language, request.descending)
         return order_by_status_field(entries, request.order, request.descending)
+
+
+def filtered(entries: list[dict[str, Any]], request: HistoryRequest) -> list[dict[str, Any]]:
+    """The entries of the request's client and status, in their stored order: one pass over the
+    list the session read, before anything is ordered or any series is read."""
+    if request.client is None and request.status is None:
+        return entries
+    return [e for e in entries if (request.client is None or e.get("client") == request.client)
+            and (request.status is None or e.get("status") == request.status)]
 
 
 def order_by_name(entries: list[dict[str, Any]], keys: Keys, language: str, descending: bool) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ the HTTP layer reads records and turns them into the published response models."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -265,10 +265,12 @@ class StoredList:
         """The series of the entries, in order (an id twice if two entries name it)."""
         return [entry["series_id"] for entry in self.stored]
 
-    def volume_ids(self) -> frozenset[int]:
-        """The volumes of a collection's items: which ones the user owns."""
+    def items_of(self, volume_ids: Iterable[int]) -> dict[int, CollectionItemRecord]:
+        """The collection's items of these volumes, by volume: which of them the user owns, and as
+        which item. One pass; only the items found are converted."""
         assert self.name == "collection", self.name
-        return frozenset(item["volume_id"] for item in self.stored)
+        wanted = set(volume_ids)
+        return {item["volume_id"]: CollectionItemRecord.of(item) for item in self.stored if item["volume_id"] in wanted}
 
     def statuses(self) -> list[StatusRecord]:
         """Every entry as a StatusRecord: for a route that answers each one (an export)."""

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,9 +250,10 @@ def commands() -> CommandCounter:
     return CommandCounter()
 
 
-@pytest_asyncio.fixture
-async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDatabase]:
-    client = connect(mongo_uri, [commands], operation_timeout_ms=REQUEST_OPERATION_TIMEOUT_MS)
+@asynccontextmanager
+async def fresh_database(mongo_uri: str, listeners: list[CommandListener]) -> AsyncIterator[AsyncDatabase]:
+    """A new, prepared database on the test server, dropped at the end."""
+    client = connect(mongo_uri, listeners, operation_timeout_ms=REQUEST_OPERATION_TIMEOUT_MS)
     name = f"test_{uuid.uuid4().hex[:16]}"
     fresh = database(client, name)
     await prepare_database(fresh)
@@ -262,6 +263,12 @@ async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDat
     with pymongo.timeout(120):
         await client.drop_database(name)
     await client.close()
+
+
+@pytest_asyncio.fixture
+async def db(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[AsyncDatabase]:
+    async with fresh_database(mongo_uri, [commands]) as fresh:
+        yield fresh
 
 
 class FailPoints:
@@ -288,10 +295,15 @@ async def fail_points(mongo_uri: str) -> AsyncIterator[FailPoints]:
     await admin.close()
 
 
+def suite_settings() -> Settings:
+    """The settings of the tests' apps. Tests sign up many users from one address; the rate-limit
+    tests set their own limits."""
+    return Settings(cors_origins=(FRONTEND_ORIGIN,), cookie_secure=True, register_limit_per_hour=10_000)
+
+
 @pytest.fixture
 def settings() -> Settings:
-    # Tests sign up many users from one address; the rate-limit tests set their own limits.
-    return Settings(cors_origins=(FRONTEND_ORIGIN,), cookie_secure=True, register_limit_per_hour=10_000)
+    return suite_settings()
 
 
 @dataclass
@@ -308,6 +320,22 @@ class RunningApp:
 StartApp = Callable[..., Awaitable[RunningApp]]
 
 
+def serve(app_settings: Settings, database_: AsyncDatabase, passwords: Passwords = FAST_PASSWORDS) -> RunningApp:
+    """The real application, listening on a free port of 127.0.0.1 (stopped by `stop_serving`)."""
+    app = make_app(app_settings, database_, passwords=passwords)
+    sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    server = make_http_server(app)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    return RunningApp(app, f"http://127.0.0.1:{port}", port, server)
+
+
+async def stop_serving(servers: list[HTTPServer]) -> None:
+    for server in servers:
+        server.stop()
+        await server.close_all_connections()
+
+
 @pytest_asyncio.fixture
 async def start_app(db: AsyncDatabase, settings: Settings) -> AsyncIterator[StartApp]:
     """Starts the real application on a free port; keyword arguments override settings (and
@@ -316,19 +344,13 @@ async def start_app(db: AsyncDatabase, settings: Settings) -> AsyncIterator[Star
 
     async def start(database_: AsyncDatabase | None = None, passwords: Passwords | None = None,
                     **overrides: Any) -> RunningApp:
-        app = make_app(settings.with_overrides(**overrides), database_ if database_ is not None else db,
-                       passwords=passwords or FAST_PASSWORDS)
-        sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-        server = make_http_server(app)
-        server.add_sockets(sockets)
-        servers.append(server)
-        port = sockets[0].getsockname()[1]
-        return RunningApp(app, f"http://127.0.0.1:{port}", port, server)
+        running = serve(settings.with_overrides(**overrides), database_ if database_ is not None else db,
+                        passwords or FAST_PASSWORDS)
+        servers.append(running.server)
+        return running
 
     yield start
-    for server in servers:
-        server.stop()
-        await server.close_all_connections()
+    await stop_serving(servers)
 
 
 @pytest_asyncio.fixture

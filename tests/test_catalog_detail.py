@@ -71,7 +71,7 @@ async def test_a_volume_by_slug_with_its_series_and_neighbours(api: ApiClient, c
     assert reply.body == {
         "id": 12, "name": "Volume 2", "slug": "series-1-12", "language": "English", "pages": 200,
         "release_date": "2020-01-01", "cover_path": "/covers/12.jpg", "aspect_ratio": 0.7, "nsfw": 0, "nsfw18": 0,
-        "in_collection": False,
+        "in_collection": False, "collection": None,
         "series": {"id": 1, "name": "Yotsuba to!", "alias": "Yotsuba&! (de)", "type": "Manga", "slug": "series-1"},
         "navigation": {"count": 3, "index": 1, "prev": "yotsuba-one", "next": "series-1-13"},
     }
@@ -88,7 +88,7 @@ async def test_a_series_volumes_in_reading_order_paged_and_by_edition(api: ApiCl
     assert every["volumes"][0] == {
         "id": 11, "name": "Volume 1", "slug": "yotsuba-one", "release_date": "2020-01-01", "language": "German",
         "pages": 200, "nsfw": 0, "nsfw18": 0, "cover_path": "/covers/11.jpg", "aspect_ratio": 0.7,
-        "in_collection": False}
+        "in_collection": False, "collection": None}
     paged = (await api.get("/series/volumes/1?limit=1&offset=1")).body
     assert ids(paged) == [12] and (paged["max"], paged["from"], paged["to"]) == (3, 1, 2)
     assert ids((await api.get("/series/volumes/1?edition=German")).body) == [11, 13]
@@ -103,14 +103,35 @@ async def test_each_volume_says_whether_the_reader_owns_it(running: RunningApp, 
     assert (await api.get("/volumes/slug/series-1-12")).body["in_collection"] is True
     assert (await api.get("/volumes/slug/yotsuba-one")).body["in_collection"] is False
     anyone = running.client()
-    assert not any(v["in_collection"] for v in (await anyone.get("/series/volumes/1")).body["volumes"])
-    assert (await anyone.get("/volumes/slug/series-1-12")).body["in_collection"] is False
+    assert not any(v["in_collection"] or v["collection"] for v in (await anyone.get("/series/volumes/1")).body["volumes"])
+    assert (await anyone.get("/volumes/slug/series-1-12")).body["collection"] is None
     # A cookie that names no session reads as no one, and is left as it is.
     forged = running.client()
     forged.cookies["refreshToken"] = alice["id"] + ".forged"
     reply = await forged.get("/series/volumes/1")
     assert reply.status == 200 and not reply.set_cookies
     assert not any(v["in_collection"] for v in reply.body["volumes"])
+
+
+async def test_an_owned_volume_names_its_item_which_its_update_takes_with_its_tag(running: RunningApp, api: ApiClient,
+                                                                                  alice: dict) -> None:
+    added = await api.post("/user/collection/add/12", {"price": 7.5, "date": "2024-05-01"})
+    item_id = added.body["item_id"]
+    volumes = {v["id"]: v for v in (await api.get("/series/volumes/1")).body["volumes"]}
+    item = volumes[12]["collection"]
+    # As the collection list shows the item: the same id, price, date and tag.
+    listed = (await api.get("/user/collection?client=1")).body["volumes"][0]["collection"]
+    assert item == listed and (item["item_id"], item["price"], item["buy_date"]) == (item_id, 7.5, "2024-05-01")
+    assert volumes[11]["collection"] is None and volumes[13]["collection"] is None
+    assert (await api.get("/volumes/slug/series-1-12")).body["collection"] == item
+    # What the series page does with it: a new price and date, only if unchanged since it was read.
+    update = f"/user/collection/update/{item_id}"
+    changed = await api.post(update, {"price": 8, "date": "2024-06-02"}, headers={"If-Match": item["etag"]})
+    assert changed.status == 200, changed.body
+    stale = await api.post(update, {"price": 9, "date": None}, headers={"If-Match": item["etag"]})
+    assert stale.status == 412
+    now = (await api.get("/series/volumes/1?limit=1&offset=1")).body["volumes"][0]["collection"]
+    assert (now["price"], now["buy_date"]) == (8, "2024-06-02") and now["etag"] != item["etag"]
 
 
 async def test_18_plus_only_for_a_verified_reader_who_shows_it(running: RunningApp, db: AsyncDatabase,

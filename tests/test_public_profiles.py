@@ -74,6 +74,16 @@ async def test_private_entries_are_invisible_in_every_way(running: RunningApp, a
     assert (await api.get("/user/reading-history")).body["max"] == 4
 
 
+async def test_a_public_list_takes_the_status_filter_of_the_owners_list(running: RunningApp, alice: dict) -> None:
+    anyone = running.client()
+    completed = (await anyone.get("/users/alice/reading-history?status=completed")).body
+    # Series 3 is completed too, but private: neither shown nor counted.
+    assert ([s["id"] for s in completed["series"]], completed["max"]) == ([1], 1)
+    assert (await anyone.get("/users/alice/reading-history?status=dropped")).body["max"] == 0
+    refused = await anyone.get("/users/alice/reading-history?status=secret")
+    assert (refused.status, [e["field"] for e in refused.body["errors"]]) == (400, ["status"])
+
+
 async def test_unknown_and_banned_users_are_404_and_admins_see_no_more(running: RunningApp, api: ApiClient,
                                                                        db: AsyncDatabase, alice: dict) -> None:
     anyone = running.client()

@@ -155,6 +155,26 @@ async def test_search_combines_with_orders_and_paging(api: ApiClient, alice: dic
     assert ids(page) == [3, 2] and (page["max"], page["from"], page["to"]) == (6, 2, 4)
 
 
+async def test_status_keeps_only_the_entries_of_that_status_and_max_counts_them(api: ApiClient, alice: dict) -> None:
+    stored = dict(STATUSES)
+    changed = {3: "completed", 5: "completed", 4: "paused"}
+    for series_id, status in changed.items():
+        body = {**BASE, "client": 1, **stored[series_id], "status": status}
+        assert (await api.post(f"/user/reading-status/update/{series_id}", body)).status == 200
+    status_of = {series_id: changed.get(series_id, "started") for series_id, _ in STATUSES}
+    for status in ("started", "completed", "paused", "dropped", "planned"):
+        page = await history(api, status=status, order="name-asc")
+        expected = [i for i in EXPECTED_ORDERS["name-asc"] if status_of[i] == status]
+        assert (ids(page), page["max"]) == (expected, len(expected)), status
+        assert all(item["reading-history"]["status"] == status for item in page["series"])
+    # With the client, a search and paging: started entries of client 1 with an "e" (not Yotsuba).
+    page = await history(api, status="started", client=1, search="e", order="name-asc", limit=1, offset=1)
+    assert (ids(page), page["max"], page["from"], page["to"]) == ([7], 2, 1, 2)
+    # The POST form takes it too, also as the web client's key object.
+    posted = await api.post("/user/reading-history", {"status": {"key": "completed"}, "order": "name-asc"})
+    assert (posted.status, ids(posted.body)) == (200, [5, 3])
+
+
 async def test_paging_reports_max_from_and_to(api: ApiClient, alice: dict) -> None:
     page = await history(api, limit=2, offset=1)
     assert ids(page) == [4, 7] and (page["max"], page["from"], page["to"]) == (7, 1, 3)
@@ -203,7 +223,8 @@ async def test_each_user_sees_only_their_own_list(running: RunningApp, api: ApiC
 @pytest.mark.parametrize(
     "query, field",
     [("limit=-1", "limit"), ("limit=abc", "limit"), ("offset=-5", "offset"), ("order=newest", "order"),
-     ("search=" + "x" * 101, "search"), ("client=abc", "client"), ("client=0", "client"), ("color=red", "color")],
+     ("search=" + "x" * 101, "search"), ("client=abc", "client"), ("client=0", "client"), ("color=red", "color"),
+     ("status=reading", "status"), ("status=", "status"), ("status=Started", "status")],
 )
 async def test_malformed_parameters_answer_400(api: ApiClient, alice: dict, query: str, field: str) -> None:
     reply = await api.get(f"/user/reading-history?{query}")

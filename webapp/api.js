@@ -12,6 +12,15 @@ export class ApiFailure extends Error {
   }
 }
 
+let unauthorized = async () => {};
+/**
+ * `handler(path)` runs when an answer is 401, before its failure is thrown: auth.js asks whether the
+ * session has ended (or whether only a password typed here was wrong).
+ */
+export function whenUnauthorized(handler) {
+  unauthorized = handler;
+}
+
 function withQuery(path, query) {
   if (!query) return path;
   const params = new URLSearchParams();
@@ -24,10 +33,11 @@ function withQuery(path, query) {
 
 /**
  * `method path` with an optional JSON body, or a file (`file`, a Blob sent as its bytes with
- * `type` as its Content-Type); the parsed answer, or throws ApiFailure.
+ * `type` as its Content-Type), and any other `headers` (`If-Match`); the parsed answer, or throws
+ * ApiFailure.
  */
-export async function call(method, path, { query, body, file, type } = {}) {
-  const init = { method, credentials: "same-origin", headers: {} };
+export async function call(method, path, { query, body, file, type, headers = {} } = {}) {
+  const init = { method, credentials: "same-origin", headers: { ...headers } };
   if (file !== undefined) {
     init.headers["Content-Type"] = type;
     init.body = file;
@@ -46,7 +56,10 @@ export async function call(method, path, { query, body, file, type } = {}) {
   if (text) {
     try { parsed = JSON.parse(text); } catch { parsed = null; }
   }
-  if (!response.ok) throw new ApiFailure(response.status, parsed);
+  if (!response.ok) {
+    if (response.status === 401) await unauthorized(path);
+    throw new ApiFailure(response.status, parsed);
+  }
   return parsed;
 }
 

@@ -1,14 +1,14 @@
 // The reference web app: hash routes (`#/`, `#/series/<slug>`, `#/list`, `#/stats`, `#/profile`,
-// `#/import`, `#/users/<slug>`, `#/signin`, `#/signup`), so that no page of the app has a path an
+// `#/import`, `#/users`, `#/users/<slug>`, `#/signin`, `#/signup`), so that no page of the app has a path an
 // API route could want.
 
-import { loadSession, currentUser, signInScreen, signOut, signUpScreen } from "./auth.js";
+import { loadSession, currentUser, signInScreen, signOut, signUpScreen, whenSessionEnds } from "./auth.js";
 import { catalogScreen, seriesScreen } from "./catalog.js";
 import { h } from "./dom.js";
 import { importScreen } from "./import.js";
 import { listScreen } from "./list.js";
 import { profileScreen } from "./profile.js";
-import { publicProfileScreen } from "./users.js";
+import { publicProfileScreen, usersScreen } from "./users.js";
 import { statsScreen } from "./stats.js";
 
 const ROUTES = [
@@ -18,6 +18,7 @@ const ROUTES = [
   [/^\/stats$/, () => statsScreen(), "Statistics"],
   [/^\/profile$/, (ctx) => profileScreen(ctx), "Profile"],
   [/^\/import$/, (ctx) => importScreen(ctx), "Import"],
+  [/^\/users$/, (ctx) => usersScreen(ctx), "Readers"],
   [/^\/users\/([^/]+)$/, (ctx, slug) => publicProfileScreen(ctx, decodeURIComponent(slug)), "Public profile"],
   [/^\/signin$/, (ctx) => signInScreen(ctx), "Sign in"],
   [/^\/signup$/, (ctx) => signUpScreen(ctx), "Sign up"],
@@ -56,7 +57,7 @@ function renderNav() {
   const nav = document.getElementById("nav");
   const user = currentUser();
   const link = (href, text) => h("li", {}, h("a", { href }, text));
-  const items = [link("#/", "Catalog")];
+  const items = [link("#/", "Catalog"), link("#/users", "Readers")];
   if (user) {
     items.push(link("#/list", "My list"), link("#/stats", "Statistics"), link("#/import", "Import"),
       link("#/profile", "Profile"));
@@ -115,5 +116,9 @@ window.addEventListener("hashchange", () => {
   pendingNotice = null;
   if (window.location.hash === "" || window.location.hash.startsWith("#/")) render(notice);
 });
+
+// A session that ends while the page is open (found by a call's 401): the screen is drawn again
+// for nobody signed in, the navigation offers Sign in, and a line says why.
+whenSessionEnds(() => render("Your session has ended. Sign in again to go on."));
 
 loadSession().catch(() => null).then(() => render());

@@ -1,13 +1,41 @@
 // Signing up, in and out. The sign-in's answer carries an access token; it is dropped on the
 // spot: the HttpOnly cookie the same answer sets is all this page needs.
 
-import { call, del, get, post } from "./api.js";
+import { call, del, get, post, whenUnauthorized } from "./api.js";
 import { field, formError, h, showFailure, clearErrors } from "./dom.js";
 
 let user = null;
+let sessionEnded = () => {};
+let confirming = null;
 
 /** The signed-in user (never a token), or null. */
 export const currentUser = () => user;
+
+/** `handler()` runs when the session is found to have ended: the app shows itself signed out. */
+export function whenSessionEnds(handler) {
+  sessionEnded = handler;
+}
+
+/**
+ * Whether the session still holds (GET /auth/me). One that has ended (signed out on another
+ * device, by a password change, expired) leaves nobody signed in here, and the app is told.
+ * Calls made at once share one check.
+ */
+export function confirmSession() {
+  confirming ??= (async () => {
+    const before = user;
+    await loadSession();
+    if (before && !user) sessionEnded();
+    return user !== null;
+  })().finally(() => { confirming = null; });
+  return confirming;
+}
+
+// A 401 to a call made signed in means the session has ended, or only that a password typed here
+// was wrong (sign-in, deleting the account, changing the password): asking the API tells them apart.
+whenUnauthorized(async (path) => {
+  if (user && path !== "/auth/me") await confirmSession().catch(() => null);
+});
 
 /** Who the cookie says we are: GET /auth/me, or nobody. */
 export async function loadSession() {
@@ -27,6 +55,8 @@ async function signIn(username, password) {
 export async function signOut() {
   try {
     await call("POST", "/auth/logout");
+  } catch (failure) {
+    if (failure.status !== 401) throw failure;  // a session that had ended already is signed out too
   } finally {
     user = null;
   }

@@ -2,7 +2,7 @@
 // rating and owned volumes.
 
 import { call, del, get, post } from "./api.js";
-import { attempt, clearErrors, field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
+import { attempt, clearErrors, field, formError, h, listToolbar, options, pager, pageSummary, showFailure } from "./dom.js";
 import { currentUser } from "./auth.js";
 import { CLIENT, PRIORITIES, PROGRESS_TYPES, RATINGS, STATUSES, VISIBILITIES } from "./vocabulary.js";
 
@@ -15,15 +15,7 @@ function title(series) {
 export async function catalogScreen(ctx) {
   const search = ctx.params.get("search") || "";
   const offset = Number(ctx.params.get("offset")) || 0;
-  const box = h("input", { type: "search", value: search, maxlength: 100, autocomplete: "off" });
-  const form = h("form", { role: "search", class: "toolbar" },
-    field("Search series", box, "search"),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
-    formError());
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    ctx.navigate("/", { search: box.value.trim() });
-  });
+  const { form, go } = listToolbar(ctx, "/", "Search series", []);
   let page;
   try {
     page = await get("/series", { client: CLIENT, search, limit: PAGE, offset });
@@ -39,7 +31,7 @@ export async function catalogScreen(ctx) {
   return [
     h("h1", {}, "Catalog"), form, pageSummary("series", page),
     h("ul", { class: "cards" }, items),
-    pager(page, PAGE, (next) => ctx.navigate("/", { search, offset: next })),
+    pager(page, PAGE, go),
   ];
 }
 
@@ -121,47 +113,51 @@ function ratingSection(series, stored, refresh) {
   return form;
 }
 
-function volumeItem(series, volume, signedIn, refresh) {
+/**
+ * A volume of the series page. Signed in, it is a form: price and date bought to mark it owned, or,
+ * when it is in the collection, its item's price and date to change, and its removal.
+ */
+function volumeItem(volume, signedIn, refresh) {
   const heading = volume.name || `Volume ${volume.id}`;
   const details = h("p", { class: "muted" }, [volume.language, volume.release_date, volume.pages && `${volume.pages} pages`]
     .filter(Boolean).join(" · "));
   if (!signedIn) return h("li", { class: "card" }, h("h3", {}, heading), details);
-  if (volume.in_collection) {
-    const form = h("form", { class: "card", "aria-label": heading },
-      h("h3", {}, heading), details, h("p", { class: "owned" }, "In your collection"),
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "secondary" }, "Remove from collection")),
-      formError());
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      try {
-        // The toggle is the one route that removes by volume (the volume list names no item id).
-        await call("GET", `/volumes/toggle-collection/id/${volume.id}`, { query: { client: series.client } });
-        await refresh(`${heading} removed from your collection`);
-      } catch (failure) {
-        showFailure(form, failure);
-      }
-    });
-    return h("li", {}, form);
-  }
-  const price = h("input", { type: "number", min: 0, max: 100000, step: "0.01", inputmode: "decimal" });
-  const date = h("input", { type: "date" });
-  const form = h("form", { class: "card", "aria-label": heading },
-    h("h3", {}, heading), details,
+  const owned = volume.collection;
+  const price = h("input", { type: "number", min: 0, max: 100000, step: "0.01", inputmode: "decimal",
+    value: owned?.price ?? "" });
+  const date = h("input", { type: "date", value: owned?.buy_date ?? "" });
+  // Not checked by the browser: the API's own words say what is wrong, beside the control.
+  const form = h("form", { class: "card", "aria-label": heading, novalidate: true },
+    h("h3", {}, heading), details, owned ? h("p", { class: "owned" }, "In your collection") : null,
     h("div", { class: "grid" }, field("Price", price, "price"), field("Date bought", date, "date")),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Mark owned")),
+    h("div", { class: "actions" }, owned
+      ? [h("button", { type: "submit" }, "Save price and date"),
+        h("button", { type: "button", class: "secondary", onclick: remove }, "Remove from collection")]
+      : h("button", { type: "submit" }, "Mark owned")),
     formError());
+  // A blank control is sent as null: the API keeps the value as unknown.
+  const body = () => ({ price: price.value === "" ? null : Number(price.value), date: date.value || null });
+  // If-Match: the item as this page read it. A change made elsewhere since is neither overwritten
+  // nor removed: the API answers 412, said on the form's line.
+  const item = owned ? `/${encodeURIComponent(owned.item_id)}` : "";
+  const unchanged = owned ? { "If-Match": owned.etag } : {};
+  async function remove() {
+    await attempt(form, async () => {
+      await call("DELETE", `/user/collection/delete${item}`, { headers: unchanged });
+      await refresh(`${heading} removed from your collection`);
+    });
+  }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    clearErrors(form);
-    const body = {};
-    if (price.value !== "") body.price = Number(price.value);
-    if (date.value !== "") body.date = date.value;
-    try {
-      await post(`/user/collection/add/${volume.id}`, body);
-      await refresh(`${heading} added to your collection`);
-    } catch (failure) {
-      showFailure(form, failure);
-    }
+    await attempt(form, async () => {
+      if (owned) {
+        await call("POST", `/user/collection/update${item}`, { body: body(), headers: unchanged });
+        await refresh(`${heading}: price and date saved`);
+      } else {
+        await post(`/user/collection/add/${volume.id}`, body());
+        await refresh(`${heading} added to your collection`);
+      }
+    });
   });
   return h("li", {}, form);
 }
@@ -196,6 +192,6 @@ export async function seriesScreen(ctx, slug) {
     ...about, mine,
     h("section", { "aria-labelledby": "volumes-heading" },
       h("h2", { id: "volumes-heading" }, `Volumes (${volumes.max})`),
-      h("ul", { class: "cards volumes" }, volumes.volumes.map((v) => volumeItem(series, v, Boolean(user), refresh)))),
+      h("ul", { class: "cards volumes" }, volumes.volumes.map((v) => volumeItem(v, Boolean(user), refresh)))),
   ];
 }

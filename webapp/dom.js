@@ -99,6 +99,27 @@ export function formError() {
   return h("p", { class: "error form-error", role: "alert" });
 }
 
+/**
+ * The toolbar of a list screen: a search field labelled `searchLabel` and `choices` (`[label,
+ * parameter, [[value, text], ...], chosen]`: an order, a status, a page size), all kept in the
+ * address of `path`. Searching or changing a choice shows the first page; `go(offset)` shows
+ * another page with the same choices.
+ */
+export function listToolbar(ctx, path, searchLabel, choices) {
+  const box = h("input", { type: "search", value: ctx.params.get("search") || "", maxlength: 100, autocomplete: "off" });
+  const selects = choices.map(([text, name, pairs, chosen]) => [text, name, h("select", {}, options(pairs, chosen))]);
+  const form = h("form", { role: "search", class: "toolbar" },
+    field(searchLabel, box, "search"),
+    selects.map(([text, name, select]) => field(text, select, name)),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
+    formError());
+  const go = (offset) => ctx.navigate(path, { search: box.value.trim(),
+    ...Object.fromEntries(selects.map(([, name, select]) => [name, select.value])), offset });
+  form.addEventListener("submit", (event) => { event.preventDefault(); go(0); });
+  for (const [, , select] of selects) select.addEventListener("change", () => go(0));
+  return { form, go };
+}
+
 /** "Series 21–40 of 95" for a page `{max, from, to}`, focusable so that a new page can be announced. */
 export function pageSummary(noun, page) {
   const text = page.max === 0 ? `No ${noun}` : `${noun[0].toUpperCase()}${noun.slice(1)} ${page.from + 1}–${page.to} of ${page.max}`;
@@ -117,11 +138,15 @@ export function pager(page, limit, go) {
  * A card section that draws its own content and can draw it again without the rest of the screen:
  * `fill(redraw, extra)` answers its children; `redraw(message, extra)` refills it, says `message`
  * in the section's own status line and moves focus there (the control that was used is gone).
- * `extra` is what one drawing alone may show (a token's secret, once).
+ * `extra` is what one drawing alone may show (a token's secret, once). With `refreshers` (a list),
+ * the section adds to it a function that draws it again from the API, for an action elsewhere that
+ * changed what it shows; what the last drawing showed once stays.
  */
-export async function liveSection(id, heading, fill) {
+export async function liveSection(id, heading, fill, refreshers) {
   const section = h("section", { class: "card", "aria-labelledby": id });
+  let shown;
   const redraw = async (message, extra) => {
+    shown = extra;
     let content;
     try {
       content = await fill(redraw, extra);
@@ -133,10 +158,21 @@ export async function liveSection(id, heading, fill) {
     if (message) status.focus();
   };
   await redraw();
+  refreshers?.push(() => redraw(undefined, shown));
   return section;
 }
 
-/** A date and time the API gave (ISO 8601), in the reader's own words. */
+// Every field two digits (a 24-hour clock), so that a time takes the same room whatever it is.
+const DATE = { year: "numeric", month: "2-digit", day: "2-digit" };
+const DATE_AND_TIME = { ...DATE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+
+/** A date and time the API gave (ISO 8601), in the reader's own words, as a <time> element; or "never". */
 export function when(instant) {
-  return instant ? new Date(instant).toLocaleString() : "never";
+  return instant ? h("time", { datetime: instant }, new Date(instant).toLocaleString(undefined, DATE_AND_TIME))
+    : "never";
+}
+
+/** The day of an instant the API gave, in the reader's own words, as a <time> element. */
+export function day(instant) {
+  return h("time", { datetime: instant }, new Date(instant).toLocaleDateString(undefined, DATE));
 }

@@ -1,7 +1,8 @@
-// The reader's list: every entry, searched, in every order the API offers, a page at a time.
+// The reader's list: every entry or those of one status, searched, in every order the API offers,
+// a page at a time.
 
 import { get } from "./api.js";
-import { field, formError, h, options, pager, pageSummary, showFailure } from "./dom.js";
+import { h, listToolbar, pager, pageSummary, showFailure } from "./dom.js";
 import { currentUser } from "./auth.js";
 import { HISTORY_ORDERS, PAGE_SIZES, PRIORITIES, PROGRESS_TYPES, STATUSES, label } from "./vocabulary.js";
 
@@ -11,25 +12,16 @@ export async function listScreen(ctx) {
   }
   const search = ctx.params.get("search") || "";
   const order = ctx.params.get("order") || "update-desc";
+  const status = ctx.params.get("status") || "";
   const limit = Number(ctx.params.get("limit")) || 20;
   const offset = Number(ctx.params.get("offset")) || 0;
-  const box = h("input", { type: "search", value: search, maxlength: 100, autocomplete: "off" });
-  const orderChoice = h("select", {}, options(HISTORY_ORDERS, order));
-  const sizeChoice = h("select", {}, options(PAGE_SIZES, limit));
-  const form = h("form", { role: "search", class: "toolbar" },
-    field("Search my list", box, "search"),
-    field("Order", orderChoice, "order"),
-    field("Per page", sizeChoice, "limit"),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Show")),
-    formError());
-  const show = (next) => ctx.navigate("/list", { search: box.value.trim(), order: orderChoice.value,
-    limit: sizeChoice.value, offset: next });
-  form.addEventListener("submit", (event) => { event.preventDefault(); show(0); });
-  orderChoice.addEventListener("change", () => show(0));
-  sizeChoice.addEventListener("change", () => show(0));
+  const { form, go } = listToolbar(ctx, "/list", "Search my list", [
+    ["Show", "status", [["", "All statuses"], ...STATUSES], status],
+    ["Order", "order", HISTORY_ORDERS, order],
+    ["Per page", "limit", PAGE_SIZES, limit]]);
   let page;
   try {
-    page = await get("/user/reading-history", { search, order, limit, offset });
+    page = await get("/user/reading-history", { search, status, order, limit, offset });
   } catch (failure) {
     showFailure(form, failure);
     return [h("h1", {}, "My list"), form];
@@ -51,6 +43,6 @@ export async function listScreen(ctx) {
   return [
     h("h1", {}, "My list"), form, pageSummary("entries", page),
     h("ul", { class: "cards" }, items),
-    pager(page, limit, (next) => show(next)),
+    pager(page, limit, go),
   ];
 }

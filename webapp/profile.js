@@ -1,9 +1,9 @@
-// The reader's own account: profile image, settings, where they are signed in, personal tokens,
-// the account file, and deleting the account. Each part is a section that redraws alone, so an
+// The reader's own account: profile image, settings, the password, where they are signed in,
+// personal tokens, the account file, and deleting the account. Each part is a section that redraws alone, so an
 // action in one leaves what another shows (a token's secret above all) as it was.
 
 import { del, get, post } from "./api.js";
-import { currentUser, deleteAccount, loadSession } from "./auth.js";
+import { confirmSession, currentUser, deleteAccount, loadSession } from "./auth.js";
 import { clearErrors, field, formError, h, liveSection, newId, options, showFailure, when } from "./dom.js";
 import { SCOPES, SETTINGS, label } from "./vocabulary.js";
 
@@ -111,7 +111,32 @@ function settingsSection() {
   });
 }
 
-function sessionsSection() {
+/**
+ * The password, changed with the current one. The API then ends every other session and the
+ * personal tokens they made (this session and its tokens stay): `changed()` draws those sections again.
+ */
+function passwordSection(changed) {
+  return liveSection("password-heading", "Change password", (redraw) => {
+    const current = h("input", { type: "password", autocomplete: "current-password", required: true, maxlength: 128 });
+    const next = h("input", { type: "password", autocomplete: "new-password", required: true, maxlength: 128 });
+    const form = h("form", { novalidate: true },
+      h("div", { class: "grid wide" }, field("Current password", current, "current_password"),
+        field("New password", next, "new_password")),
+      h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password")),
+      formError());
+    // A wrong current password (401) and too many attempts (429) are about the current password;
+    // a new one the API refuses (422) names `new_password` in its errors.
+    onSubmit(form, async () => {
+      await post("/auth/change-password", { current_password: current.value, new_password: next.value });
+      await redraw("Password changed. Your other sessions are signed out.");
+      await changed();
+    }, (failure) => (failure.status === 401 || failure.status === 429 ? "current_password" : null));
+    return [h("p", { class: "muted" }, "Every other session ends, with the personal tokens they made; this one stays."),
+      form];
+  });
+}
+
+function sessionsSection(refreshers) {
   return liveSection("sessions-heading", "Where you are signed in", async (redraw) => {
     const { sessions } = await get("/auth/sessions");
     return h("ul", { class: "rows" }, sessions.map((session) => {
@@ -128,12 +153,12 @@ function sessionsSection() {
         h("div", {},
           h("p", { class: "strong" }, session.user_agent || "Unknown device",
             session.current ? h("span", { class: "badge current" }, "This session") : null),
-          h("p", { class: "muted" }, `${session.address || "Unknown address"} · last seen ${when(session.last_seen)}`
-            + ` · signed in ${when(session.created)}`)),
+          h("p", { class: "muted" }, `${session.address || "Unknown address"} · last seen `, when(session.last_seen),
+            " · signed in ", when(session.created))),
         session.current ? null : h("button", { type: "button", class: "secondary", onclick: end }, "Sign out this session"),
         line);
     }));
-  });
+  }, refreshers);
 }
 
 function newTokenNotice(created) {
@@ -144,7 +169,7 @@ function newTokenNotice(created) {
     h("p", {}, "Copy it now: it is shown only once. This page does not keep it, and the service keeps only its hash."));
 }
 
-function tokensSection() {
+function tokensSection(refreshers) {
   return liveSection("tokens-heading", "Personal tokens", async (redraw, created) => {
     const { tokens } = await get("/auth/tokens");
     const name = h("input", { type: "text", maxlength: 100, autocomplete: "off", required: true });
@@ -184,8 +209,8 @@ function tokensSection() {
         return h("li", { class: "row" },
           h("div", {},
             h("p", { class: "strong" }, token.name),
-            h("p", { class: "muted" }, `${token.scopes.map((s) => label(SCOPES, s)).join(", ")} · made ${when(token.created)}`
-              + ` · expires ${when(token.expires)} · last used ${when(token.last_used)}`)),
+            h("p", { class: "muted" }, `${token.scopes.map((s) => label(SCOPES, s)).join(", ")} · made `,
+              when(token.created), " · expires ", when(token.expires), " · last used ", when(token.last_used))),
           h("button", { type: "button", class: "secondary", "aria-label": `Revoke ${token.name}`, onclick: revoke },
             "Revoke"),
           line);
@@ -196,17 +221,43 @@ function tokensSection() {
       created ? newTokenNotice(created) : null,
       form, list,
     ];
+  }, refreshers);
+}
+
+/**
+ * A link the browser downloads (the API's Content-Disposition names the file), followed only once
+ * the session is confirmed: a link cannot see its answer, and with the session ended the browser
+ * would save the API's 401 as the file.
+ */
+function downloadLink(href, text, className, line) {
+  const link = h("a", { class: className, href, download: "" }, text);
+  let confirmed = false;
+  link.addEventListener("click", async (event) => {
+    if (confirmed) {
+      confirmed = false;  // the click made below: the browser downloads
+      return;
+    }
+    event.preventDefault();
+    line.textContent = "";
+    try {
+      confirmed = await confirmSession();  // ended: the app shows itself signed out instead
+    } catch (failure) {
+      line.textContent = failure.message;
+    }
+    if (confirmed) link.click();
   });
+  return link;
 }
 
 function exportSection() {
-  // Plain links: the browser downloads what the API answers (its Content-Disposition names the file).
+  const line = formError();
   return h("section", { class: "card", "aria-labelledby": "export-heading" },
     h("h2", { id: "export-heading" }, "Your data"),
     h("p", {}, "Everything your account holds, as one JSON file that an import takes back."),
     h("div", { class: "actions" },
-      h("a", { class: "button", href: "/user/export", download: "" }, "Export my account"),
-      h("a", { class: "button secondary", href: "/user/export/mal", download: "" }, "Export my list for MyAnimeList")));
+      downloadLink("/user/export", "Export my account", "button", line),
+      downloadLink("/user/export/mal", "Export my list for MyAnimeList", "button secondary", line)),
+    line);
 }
 
 function deleteSection(ctx) {
@@ -230,14 +281,17 @@ export async function profileScreen(ctx) {
   if (!user) {
     return [h("h1", {}, "Profile"), h("p", {}, h("a", { href: "#/signin" }, "Sign in"), " to see your profile.")];
   }
-  const sections = await Promise.all([imageSection(), settingsSection(), sessionsSection(), tokensSection()]);
-  const [image, settings, sessions, tokens] = sections;
+  // What a password change ends: the other sessions, and the tokens they made.
+  const ended = [];
+  const sections = await Promise.all([imageSection(), settingsSection(), sessionsSection(ended), tokensSection(ended),
+    passwordSection(() => Promise.all(ended.map((refresh) => refresh())))]);
+  const [image, settings, sessions, tokens, password] = sections;
   return [
     h("h1", {}, "Profile"),
     h("p", {}, `Signed in as ${user.username}. `,
       h("a", { href: `#/users/${encodeURIComponent(user.slug)}` }, "Your public page")),
     h("div", { class: "columns even" }, image, settings),
-    sessions, tokens,
+    sessions, tokens, password,
     h("div", { class: "columns even" }, exportSection(), deleteSection(ctx)),
   ];
 }

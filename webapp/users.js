@@ -1,11 +1,41 @@
-// A reader's public page: who they are, the figures of their public entries, those entries, and
-// their collection when they share it. Anyone may look; what the API refuses is said in its words.
+// The readers: the directory of public profiles, and a reader's public page (who they are, the
+// figures of their public entries, those entries, and their collection when they share it).
+// Anyone may look; what the API refuses is said in its words.
 
 import { get } from "./api.js";
-import { h, pager, pageSummary } from "./dom.js";
-import { CLIENT, PROGRESS_TYPES, STATUSES, label } from "./vocabulary.js";
+import { day, h, listToolbar, pager, pageSummary, showFailure } from "./dom.js";
+import { CLIENT, PAGE_SIZES, PROGRESS_TYPES, READER_ORDERS, STATUSES, label } from "./vocabulary.js";
 
 const PAGE = 20;
+
+const publicPage = (user) => `#/users/${encodeURIComponent(user.slug)}`;
+
+/** Every reader with a public profile (GET /users): searched by the beginning of the name, ordered, paged. */
+export async function usersScreen(ctx) {
+  const search = ctx.params.get("search") || "";
+  const order = ctx.params.get("order") || "name-asc";
+  const limit = Number(ctx.params.get("limit")) || PAGE;
+  const offset = Number(ctx.params.get("offset")) || 0;
+  const { form, go } = listToolbar(ctx, "/users", "Search readers", [
+    ["Order", "order", READER_ORDERS, order],
+    ["Per page", "limit", PAGE_SIZES, limit]]);
+  const heading = h("h1", {}, "Readers");
+  let page;
+  try {
+    page = await get("/users", { search, order, limit, offset });
+  } catch (failure) {
+    // A search too broad for the registration order names `search`: said beside the box.
+    showFailure(form, failure);
+    return [heading, form];
+  }
+  const items = page.users.map((user) => h("li", { class: "card person" },
+    user.profile_image
+      ? h("img", { class: "avatar", src: user.profile_image, alt: "", width: 48, height: 48 })
+      : h("span", { class: "avatar none", "aria-hidden": "true" }),
+    h("a", { href: publicPage(user) }, user.username)));
+  return [heading, form, pageSummary("readers", page), h("ul", { class: "cards" }, items),
+    pager(page, limit, go)];
+}
 
 function statsCard(stats) {
   const rows = [
@@ -66,12 +96,13 @@ export async function publicProfileScreen(ctx, slug) {
         : null,
       h("div", {},
         h("h1", {}, user.username),
-        h("p", { class: "muted" }, `Reader since ${new Date(user.registered).toLocaleDateString()}`))),
+        h("p", { class: "muted" }, "Reader since ", day(user.registered)))),
     h("div", { class: "columns even" }, statsCard(stats), collection),
     h("section", { "aria-labelledby": "public-list-heading" },
       h("h2", { id: "public-list-heading" }, "Public list"),
       pageSummary("entries", entries),
       h("ul", { class: "cards" }, items),
       pager(entries, PAGE, (next) => ctx.navigate(`/users/${encodeURIComponent(slug)}`, { offset: next }))),
+    h("p", {}, h("a", { href: "#/users" }, "All readers")),
   ];
 }

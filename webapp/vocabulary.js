@@ -27,6 +27,14 @@ export const HISTORY_ORDERS = [
   ["end-date-asc", "Finished, oldest first"],
 ];
 
+// GET /users `order`.
+export const READER_ORDERS = [
+  ["name-asc", "Name A–Z"],
+  ["name-desc", "Name Z–A"],
+  ["registered-desc", "Newest first"],
+  ["registered-asc", "Oldest first"],
+];
+
 export const PAGE_SIZES = [[10, "10"], [20, "20"], [50, "50"], [100, "100"]];
 
 // Ratings are 1 to 10 in steps of 0.5.
@@ -57,6 +65,12 @@ export const SCOPES = [["read", "Read"], ["write", "Write (includes read)"]];
 // MAL import `merge`: what happens to a series already on the list.
 export const MERGES = [
   ["greater", "Keep the furthest progress of the two"],
+  ["keep", "Leave it as it is"],
+  ["replace", "Take the file's entry"],
+];
+
+// Account file import `merge`: what happens to an entry the account has with other values.
+export const ACCOUNT_MERGES = [
   ["keep", "Leave it as it is"],
   ["replace", "Take the file's entry"],
 ];

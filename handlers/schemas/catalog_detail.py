@@ -8,10 +8,16 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, Field, StrictStr
 
 from handlers.schemas.catalog import VolumeCard, series_card
+from handlers.schemas.collection import TaggedCollectionEntry
 from handlers.schemas.common import PAGE_FROM, PAGE_TO, PAGE_TOTAL, Count, DateText, RequestModel
 from languages import language_code, localized, requested_language
 from storage.catalog_pages import VolumePage
 from storage.records import SeriesRecord, VolumeRecord
+
+# What a volume of the catalog says of the signed-in reader's copy.
+OWNED_ITEM = ("The signed-in reader's item of this volume, as the collection list shows it (its `item_id` for "
+              "`POST /user/collection/update/{item_id}`, its `etag` for `If-Match`); null when they do not own "
+              "it, and for anyone not signed in")
 
 
 class DetailQuery(RequestModel):
@@ -93,18 +99,20 @@ class VolumeDetail(BaseModel):
     nsfw: int
     nsfw18: int
     in_collection: bool  # false for anyone not signed in
+    collection: TaggedCollectionEntry | None = Field(description=OWNED_ITEM)
     series: VolumeSeries
     navigation: VolumeNavigation
 
     @classmethod
-    def of(cls, page: VolumePage, siblings: Sequence[VolumeRecord], owned: bool, language: str | None) -> Self:
+    def of(cls, page: VolumePage, siblings: Sequence[VolumeRecord], owned: TaggedCollectionEntry | None,
+           language: str | None) -> Self:
         """`siblings`: the volumes of the series this reader may see, the page's own among them."""
         volume, series = page.volume, page.series
         ids = [v.id for v in siblings]
         index = ids.index(volume.id)
         return cls(id=volume.id, name=volume.name, slug=volume.slug, language=volume.language, pages=volume.pages,
                    release_date=volume.release_date, cover_path=volume.cover_path, aspect_ratio=volume.aspect_ratio,
-                   nsfw=volume.nsfw, nsfw18=volume.nsfw18, in_collection=owned,
+                   nsfw=volume.nsfw, nsfw18=volume.nsfw18, in_collection=owned is not None, collection=owned,
                    series=VolumeSeries(id=series.id, name=series.name, type=series.type, slug=series.slug,
                                        alias=localized(series.titles, language, series.name)),
                    navigation=VolumeNavigation(count=len(ids), index=index,
@@ -124,12 +132,14 @@ class SeriesVolume(BaseModel):
     cover_path: str | None
     aspect_ratio: float | None
     in_collection: bool  # false for anyone not signed in
+    collection: TaggedCollectionEntry | None = Field(description=OWNED_ITEM)
 
     @classmethod
-    def of(cls, volume: VolumeRecord, owned: bool) -> Self:
+    def of(cls, volume: VolumeRecord, owned: TaggedCollectionEntry | None) -> Self:
         return cls(id=volume.id, name=volume.name, slug=volume.slug, release_date=volume.release_date,
                    language=volume.language, pages=volume.pages, nsfw=volume.nsfw, nsfw18=volume.nsfw18,
-                   cover_path=volume.cover_path, aspect_ratio=volume.aspect_ratio, in_collection=owned)
+                   cover_path=volume.cover_path, aspect_ratio=volume.aspect_ratio, in_collection=owned is not None,
+                   collection=owned)
 
 
 class SeriesVolumesPage(BaseModel):

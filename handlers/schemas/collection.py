@@ -139,6 +139,11 @@ class TaggedCollectionEntry(CollectionEntry):
                                   "or `DELETE /user/collection/delete/{item_id}`, the write happens only if the "
                                   "item is still as listed (else 412)")
 
+    @classmethod
+    def tagged(cls, item: CollectionItemRecord, etag: str) -> TaggedCollectionEntry:
+        """`etag`: the item's tag (the tag of its `CollectionEntry`, computed by the HTTP layer)."""
+        return cls(**CollectionEntry.of(item).model_dump(), etag=etag)
+
 
 class CollectionVolume(BaseModel):
     id: int
@@ -163,7 +168,7 @@ class CollectionVolume(BaseModel):
         return cls(**vars(volume),
                    series=CollectionSeries(id=series.id, name=localized(series.titles, language, series.name),
                                            type=series.type),
-                   collection=TaggedCollectionEntry(**CollectionEntry.of(item).model_dump(), etag=etag),
+                   collection=TaggedCollectionEntry.tagged(item, etag),
                    in_collection=True)
 
 

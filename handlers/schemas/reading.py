@@ -169,6 +169,8 @@ class ListQuery(PagedSearch):
 class ReadingHistoryQuery(ListQuery):
     order: Annotated[HistoryOrder, AcceptsKeyObject] = "update-desc"
     client: ClientId | None = None
+    status: Annotated[Status | None, Field(description="Only the entries of this reading status (`max` counts "
+                                                       "only those); every status when absent")] = None
 
 
 class HistoryItem(BaseModel):

@@ -1,5 +1,5 @@
-"""The orders of the reading history (storage.reading): by a status field or by name, ties by
-series id and missing values last, in both directions."""
+"""The reading history's filter and orders (storage.reading): the client and status an entry must
+have; by a status field or by name, ties by series id and missing values last, in both directions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from storage.catalog_keys import Keys, SeriesKeys
-from storage.reading import order_by_name, order_by_status_field
+from storage.reading import HistoryRequest, filtered, order_by_name, order_by_status_field
 
 
 def entry(series_id: int, **fields: Any) -> dict[str, Any]:
@@ -17,6 +17,31 @@ def entry(series_id: int, **fields: Any) -> dict[str, Any]:
 
 def ids(entries: list[dict[str, Any]]) -> list[int]:
     return [e["series_id"] for e in entries]
+
+
+def request(client: int | None = None, status: str | None = None) -> HistoryRequest:
+    return HistoryRequest(order="update", descending=True, offset=0, limit=20, search=None, language="en",
+                          client=client, status=status)
+
+
+# The filter.
+
+def test_a_status_keeps_the_entries_of_that_status_in_their_stored_order() -> None:
+    entries = [entry(3, status="paused"), entry(1, status="started"), entry(2, status="paused"), entry(4)]
+    assert ids(filtered(entries, request(status="paused"))) == [3, 2]
+    assert filtered(entries, request(status="dropped")) == []
+
+
+def test_client_and_status_must_both_match() -> None:
+    entries = [entry(1, status="started", client=1), entry(2, status="started", client=2),
+               entry(3, status="completed", client=1)]
+    assert ids(filtered(entries, request(client=1, status="started"))) == [1]
+    assert ids(filtered(entries, request(client=1))) == [1, 3]
+
+
+def test_no_filter_answers_the_list_as_it_is() -> None:
+    entries = [entry(2, status="started"), entry(1, status="planned")]
+    assert filtered(entries, request()) is entries
 
 
 # By a status field.

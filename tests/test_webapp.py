@@ -690,7 +690,7 @@ async def test_a_public_page_shows_public_entries_and_words_what_the_api_refuses
     await expect(page.get_by_role("heading", name="keeper", level=1)).to_be_visible(timeout=WAIT_MS)
     await expect(page.get_by_text("No entries")).to_be_visible()
     collection = page.get_by_role("region", name="Collection")
-    await expect(collection.locator("[data-answer=collection]")).to_have_text("User not found")
+    await expect(collection.locator("[data-answer=collection]")).to_have_text("This collection is private")
 
     await page.goto(f"{app.base_url}/#/users/nobody_here")
     await expect(page.get_by_role("alert")).to_have_text("User not found", timeout=WAIT_MS)

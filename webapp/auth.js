@@ -110,8 +110,6 @@ export function signUpScreen(ctx) {
       await post("/auth/register", { username, password });
       await signIn(username, password);
     },
-    // "Username already taken" (409) names no field in `errors`: it is the username's.
-    fieldOf: (failure) => (failure.status === 409 ? "username" : null),
     other: h("p", {}, "Already have an account? ", h("a", { href: "#/signin" }, "Sign in instead")),
   });
 }

@@ -59,8 +59,8 @@ export function clearErrors(form) {
 /**
  * Shows an API failure in `form`: the API's message beside each control its `errors` name (with
  * that field's own reason), or beside the control `fieldOf(failure)` names (a message about one
- * field that lists none: "Username already taken"); otherwise on the form's own error line, by its
- * submit button.
+ * field that lists none: "Invalid credentials" to a password just typed); otherwise on the form's
+ * own error line, by its submit button.
  */
 export function showFailure(form, failure, fieldOf = () => null) {
   clearErrors(form);

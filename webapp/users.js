@@ -55,7 +55,7 @@ async function collectionCard(slug) {
   try {
     page = await get(`/users/${encodeURIComponent(slug)}/collection`, { client: CLIENT, limit: PAGE });
   } catch (failure) {
-    // A collection its owner keeps private is not found, as the API words it.
+    // A collection its owner keeps private is refused (403), as the API words it.
     return h("section", { class: "card", "aria-labelledby": "public-collection-heading" },
       h("h2", { id: "public-collection-heading" }, "Collection"),
       h("p", { class: "muted", "data-answer": "collection" }, failure.message));

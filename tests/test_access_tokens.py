@@ -164,6 +164,14 @@ async def test_every_401_says_how_to_authenticate_and_whether_the_token_was_refu
                            {"current_password": "wrong password", "new_password": "another horse"})
     assert (changed.status, changed.body["data"], changed.headers["WWW-Authenticate"]) == \
         (401, "Invalid credentials", "Bearer")
+    # The same 401 held for an Idempotency-Key, then replayed for it (schemathesis found both
+    # without the header): the challenge comes with the saved answer too.
+    for replayed in ("", "true"):
+        kept = await api.post("/auth/change-password", {"current_password": "wrong password",
+                                                        "new_password": "another horse"},
+                              headers={"Idempotency-Key": "wrong-password-once"})
+        assert (kept.status, kept.headers.get("Idempotent-Replayed", ""), kept.headers["WWW-Authenticate"]) == \
+            (401, replayed, "Bearer")
     # Only a 401 challenges.
     assert "WWW-Authenticate" not in (await bearer(running, "GET", "/auth/me", token)).headers
     assert "WWW-Authenticate" not in (await api.get("/auth/me")).headers

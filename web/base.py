@@ -623,12 +623,14 @@ class ApiHandler(tornado.web.RequestHandler):
     def send_held(self, held: idempotency.HeldAnswer) -> None:
         """A held answer (see web.idempotency), once what it says is stored."""
         self.set_status(held.status)
+        self.set_held_challenge(held.status, held.body)
         self.finish(held.body)
 
     def replay(self, status: int, body: str) -> None:
         """The answer saved for an earlier attempt with this request's Idempotency-Key."""
         self.set_header(idempotency.REPLAYED_HEADER, "true")
         self.set_status(status)
+        self.set_held_challenge(status, body)
         self.finish(body)
 
     def write_model(self, answer: BaseModel | None, status: int = 200) -> None:
@@ -677,6 +679,12 @@ class ApiHandler(tornado.web.RequestHandler):
             return
         refused = message == UNAUTHORIZED and self.bearer_token() is not None
         self.set_header("WWW-Authenticate", REFUSED_TOKEN_CHALLENGE if refused else BEARER_CHALLENGE)
+
+    def set_held_challenge(self, status: int, body: str) -> None:
+        """`set_challenge` for an answer held or saved as its JSON text (web.idempotency: a wrong
+        password to DELETE /user/account or POST /auth/change-password is such a 401)."""
+        if status == 401:
+            self.set_challenge(status, str(json.loads(body).get("data", "")))
 
     def set_retry_after(self, status: int, seconds: int | None) -> None:
         """Every 429 says when to try again (RFC 9110, 10.2.3): when the limit's window ends, or

@@ -727,3 +727,77 @@ async def test_the_readers_directory_searches_orders_and_pages_and_links_each_pu
     await expect(page.get_by_text("No entries")).to_be_visible()
     await page.get_by_role("link", name="All readers").click()
     await expect(page.get_by_role("heading", name="Readers", level=1)).to_be_visible(timeout=WAIT_MS)
+
+
+# Every control the page draws, that is rendered, with no visible label naming it: an input,
+# select or textarea needs a <label> of its own with text that is on screen; a button, text of its
+# own. What a screen reader announces is then what a sighted reader reads.
+UNLABELLED = """() => {
+    const shown = (element) => element.getClientRects().length > 0;
+    const offenders = [];
+    let checked = 0;
+    for (const control of document.querySelectorAll("input, select, textarea, button")) {
+        if (control.type === "hidden" || !shown(control) && !control.labels?.length) continue;
+        checked += 1;
+        const label = control.tagName === "BUTTON"
+            ? control.textContent.trim()
+            : [...(control.labels || [])].filter(shown).map((l) => l.textContent.trim()).join(" ");
+        if (!label) offenders.push(control.outerHTML.slice(0, 120));
+    }
+    return checked > 0 ? offenders : ["no control at all"];
+}"""
+
+
+async def tab_to(page: Any, control: Any) -> None:
+    """Presses Tab, as a keyboard user does, until `control` has the focus (at most 60 times)."""
+    for _ in range(60):
+        if await control.evaluate("(element) => element === document.activeElement"):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {control}")
+
+
+async def test_a_keyboard_alone_signs_in_searches_and_adds_a_series_and_every_control_has_a_visible_label(
+    page: Any, app: RunningApp
+) -> None:
+    await app.client().sign_up("keyboarder")
+    await page.goto(f"{app.base_url}/#/signin")
+    assert await page.evaluate(UNLABELLED) == []
+    await tab_to(page, page.get_by_label("Username", exact=True))
+    await page.keyboard.type("keyboarder")
+    await tab_to(page, page.get_by_label("Password", exact=True))
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("Signed in as keyboarder")).to_be_visible(timeout=WAIT_MS)
+
+    await page.goto(f"{app.base_url}/#/")
+    await expect(page.get_by_text("Series 1–20 of 25")).to_be_visible(timeout=WAIT_MS)
+    await tab_to(page, page.get_by_role("searchbox", name="Search series"))
+    await page.keyboard.type("berserk")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("Series 1–1 of 1")).to_be_visible(timeout=WAIT_MS)
+    await tab_to(page, page.get_by_role("link", name="Berserk"))
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Berserk", level=1)).to_be_visible(timeout=WAIT_MS)
+    series_page = page.url
+    await tab_to(page, page.get_by_role("combobox", name="Status"))
+    await page.keyboard.press("ArrowDown")  # a closed select takes the next option at a keypress
+    chosen = await page.get_by_role("combobox", name="Status").input_value()
+    await tab_to(page, page.get_by_role("button", name="Add to list"))
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Save status")).to_be_visible(timeout=WAIT_MS)
+    assert (await fetch_json(page, "/user/reading-status/id/1"))["status"] == chosen
+
+    # Every screen, signed in and out: no control without a visible label.
+    for screen, heading in (("#/", "Catalog"), (series_page, "Berserk"), ("#/list", "My list"),
+                            ("#/stats", "Statistics"), ("#/profile", "Profile"), ("#/import", "Import"),
+                            ("#/users", "Readers"), ("#/users/keyboarder", "keyboarder")):
+        await page.goto(screen if screen.startswith("http") else f"{app.base_url}/{screen}")
+        await page.reload(wait_until="networkidle")  # every section of the screen drawn
+        await expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible(timeout=WAIT_MS)
+        assert await page.evaluate(UNLABELLED) == [], screen
+    await page.get_by_role("button", name="Sign out", exact=True).click()
+    await expect(page.get_by_role("link", name="Sign in", exact=True)).to_be_visible(timeout=WAIT_MS)
+    await page.goto(f"{app.base_url}/#/signup")
+    await expect(page.get_by_role("button", name="Sign up", exact=True)).to_be_visible(timeout=WAIT_MS)
+    assert await page.evaluate(UNLABELLED) == []

@@ -762,6 +762,7 @@ async def test_a_keyboard_alone_signs_in_searches_and_adds_a_series_and_every_co
 ) -> None:
     await app.client().sign_up("keyboarder")
     await page.goto(f"{app.base_url}/#/signin")
+    await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible(timeout=WAIT_MS)
     assert await page.evaluate(UNLABELLED) == []
     await tab_to(page, page.get_by_label("Username", exact=True))
     await page.keyboard.type("keyboarder")

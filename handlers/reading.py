@@ -132,6 +132,8 @@ class UpdateStatusHandler(ReadingStatusHandler):
         unchanged = await self.unchanged_status(user_id, series_id)
         outcome = await self.statuses.update(user_id, series_id, body.client, body.status_fields(), utc_now(),
                                              unchanged)
+        if outcome is WriteOutcome.NOT_FOUND:
+            self.series_to_add()  # no entry: a hidden 18+ series is not found, as for an id nothing has
         require_done(outcome, STATUS_MISSING)
         self.write_message(200, STATUS_UPDATED)
 

@@ -81,6 +81,11 @@ async def test_an_18_plus_series_is_not_found_for_a_reader_who_does_not_show_18_
     # As the catalog answers it (and the collection's adds): an answer never tells that it exists.
     reply = await api.post("/user/reading-status/add/4", STATUS)
     assert (reply.status, reply.body) == (404, {"data": "Series not found", "code": 404})
+    # An update with no entry to update says the same as for an id nothing has, not that no
+    # status exists "for this series" (which would tell that the series does).
+    for hidden_or_none in (4, 999):
+        reply = await api.post(f"/user/reading-status/update/{hidden_or_none}", STATUS)
+        assert (reply.status, reply.body) == (404, {"data": "Series not found", "code": 404})
     assert (await api.get("/user/reading-status/id/4")).raw == b"null"
     await db.users.update_one({"_id": alice["id"]}, {"$set": {"age_verified": True,
                                                               "settings.nsfw-mode": "settings.nsfw.show-nsfw-18"}})

@@ -17,7 +17,8 @@ from web.reads import E
 SERIES_NOT_FOUND = "Series not found"
 # What the document says of an add's 404 (`series_to_add`).
 HIDDEN_18_PLUS_SERIES = ("An 18+ series is 404 like an id nothing has for a reader who does not show 18+ (as the "
-                         "catalog answers it); an entry already held is never refused for the flag.")
+                         "catalog answers it); updating or deleting an entry already held is never refused for "
+                         "the flag.")
 # A series or volume id in a path.
 CATALOG_ID = PathParameter({"type": "string", "pattern": POSITIVE_ID.pattern}, (400, INVALID_PARAMETERS),
                            "must be a positive integer")

@@ -33,7 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pymongo import UpdateOne
+from pymongo import IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
@@ -403,9 +403,11 @@ class CatalogStore:
         self._volumes = db["volumes"]
 
     async def ensure_indexes(self) -> None:
-        for name in EXTERNAL_IDS:
-            await self._series.create_index(name, name=f"{name}_unique", unique=True, sparse=True)
-        await self._series.create_index("match_titles", name="match_titles")
+        # One command for a collection's indexes: each is a round trip, and a test database is
+        # prepared for every test.
+        await self._series.create_indexes(
+            [IndexModel(name, name=f"{name}_unique", unique=True, sparse=True) for name in EXTERNAL_IDS]
+            + [IndexModel("match_titles", name="match_titles")])
         # The detail routes find a series or a volume by its slug, and a series' volumes by the series.
         # Sparse: an import always writes a slug, but volumes imported before volumes had slugs
         # hold none until imported again.

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import bson
+from pymongo import IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
@@ -207,14 +208,16 @@ class ChangeFeed:
         self.history_limit = history_limit
 
     async def ensure_indexes(self) -> None:
-        await self._changes.create_index([("user_id", 1), ("seq", 1)], unique=True, name=_BY_NUMBER)
-        await self._changes.create_index([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name=_BY_ENTRY)
         existing = await self._changes.index_information()
         for name in _RETIRED_INDEXES:
             if name in existing:
                 await self._changes.drop_index(name)
-        # Only changes without a history pass away by time; those with one, by count.
-        await self._changes.create_index("purge_at", expireAfterSeconds=0, name="purge_at_ttl")
+        await self._changes.create_indexes([
+            IndexModel([("user_id", 1), ("seq", 1)], unique=True, name=_BY_NUMBER),
+            IndexModel([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name=_BY_ENTRY),
+            # Only changes without a history pass away by time; those with one, by count.
+            IndexModel("purge_at", expireAfterSeconds=0, name="purge_at_ttl"),
+        ])
 
     async def record(self, user_id: str, first: int, changes: list[Change], now: datetime,
                      session: AsyncClientSession | None) -> None:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import bson
+from pymongo import IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -145,8 +146,8 @@ def _merge_for_import(stored: dict[str, Any], incoming: list[Entry], rule: Merge
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    await db["imports"].create_index("expires", name="expires_ttl", expireAfterSeconds=0)
-    await db["imports"].create_index("user_id", name="user_id")
+    await db["imports"].create_indexes([IndexModel("expires", name="expires_ttl", expireAfterSeconds=0),
+                                        IndexModel("user_id", name="user_id")])
 
 
 class ListChanged(Exception):

@@ -32,6 +32,7 @@ from functools import cached_property
 from itertools import accumulate
 from typing import Any
 
+from pymongo import IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -213,8 +214,7 @@ class UserDirectory:
 
     async def ensure(self) -> None:
         """The indexes, and the directory built from the users if it is not there yet."""
-        await self._rows.create_index([(NAME, 1)], name=NAME)
-        await self._rows.create_index([(SINCE, 1)], name=SINCE)
+        await self._rows.create_indexes([IndexModel([(NAME, 1)], name=NAME), IndexModel([(SINCE, 1)], name=SINCE)])
         if await self._ranges.find_one({"_id": _RANGES_ID}, {"_id": 1}) is None:
             await self.build()
 

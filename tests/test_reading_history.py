@@ -64,11 +64,17 @@ async def alice(api: ApiClient, db: AsyncDatabase) -> dict[str, Any]:
         assert (await api.post(f"/user/reading-status/add/{series_id}", body)).status == 200
     # Adds within one millisecond would share a last_update (stored at millisecond precision):
     # the update order is written here, a second apart and in the past, not left to the clock.
-    for second, (series_id, _) in enumerate(STATUSES):
-        written = await db.users.update_one(
-            {"_id": user["id"], "statuses.series_id": series_id},
-            {"$set": {"statuses.$.last_update": UPDATED_FROM + timedelta(seconds=second)}})
-        assert written.modified_count == 1
+    # One write for all seven (each write of the user document is a round trip of its own).
+    written = await db.users.update_one(
+        {"_id": user["id"]},
+        {"$set": {f"statuses.$[s{series_id}].last_update": UPDATED_FROM + timedelta(seconds=second)
+                  for second, (series_id, _) in enumerate(STATUSES)}},
+        array_filters=[{f"s{series_id}.series_id": series_id} for series_id, _ in STATUSES])
+    assert written.modified_count == 1
+    stored = await db.users.find_one({"_id": user["id"]}, {"statuses": 1})
+    assert sorted((s["last_update"], s["series_id"]) for s in stored["statuses"]) == [
+        (UPDATED_FROM + timedelta(seconds=second), series_id)
+        for second, (series_id, _) in enumerate(STATUSES)]
     return user
 
 

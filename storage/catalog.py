@@ -403,8 +403,8 @@ class CatalogStore:
         self._volumes = db["volumes"]
 
     async def ensure_indexes(self) -> None:
-        # One command for a collection's indexes: each is a round trip, and a test database is
-        # prepared for every test.
+        # One command for these indexes (the slug index has its own): each command is a round
+        # trip, and a test database is prepared for every test.
         await self._series.create_indexes(
             [IndexModel(name, name=f"{name}_unique", unique=True, sparse=True) for name in EXTERNAL_IDS]
             + [IndexModel("match_titles", name="match_titles")])

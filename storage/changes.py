@@ -208,16 +208,18 @@ class ChangeFeed:
         self.history_limit = history_limit
 
     async def ensure_indexes(self) -> None:
-        existing = await self._changes.index_information()
-        for name in _RETIRED_INDEXES:
-            if name in existing:
-                await self._changes.drop_index(name)
+        # Built before a retired index is dropped: the entry history is never without one while
+        # the new index builds on a large collection.
         await self._changes.create_indexes([
             IndexModel([("user_id", 1), ("seq", 1)], unique=True, name=_BY_NUMBER),
             IndexModel([("user_id", 1), ("kind", 1), ("id", 1), ("n", -1)], name=_BY_ENTRY),
             # Only changes without a history pass away by time; those with one, by count.
             IndexModel("purge_at", expireAfterSeconds=0, name="purge_at_ttl"),
         ])
+        existing = await self._changes.index_information()
+        for name in _RETIRED_INDEXES:
+            if name in existing:
+                await self._changes.drop_index(name)
 
     async def record(self, user_id: str, first: int, changes: list[Change], now: datetime,
                      session: AsyncClientSession | None) -> None:

@@ -53,6 +53,9 @@ TRUNCATED = "Image data is truncated or corrupt"
 # Uploads are measured, cleaned and decoded in pieces of this many characters: a call on one
 # piece holds the GIL about a millisecond (a 1 MB piece's base64 decode took up to 7 ms).
 PIECE = 1 << 18
+# A data URL's `data:<type>/<subtype>;<parameters>;base64,` is read from this many characters at
+# most; a longer one is not taken for a prefix (and ":" is not base64).
+DATA_URL_PREFIX_MAX = 256
 
 
 # glibc's mallopt parameter: allocations from this size up are mapped from the OS and given back
@@ -112,7 +115,9 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     measured, cleaned and decoded `PIECE` characters at a time (whole-text copies held the GIL
     up to 20 ms each for the largest upload)."""
     start, end = _payload_span(text)
-    prefix = _DATA_URL.match(text, start, end)
+    # Looked for in the first DATA_URL_PREFIX_MAX characters only: matched against the whole
+    # text, a prefix that never ends (`data:a/b;a=b;a=b...`) held the GIL 1.5 s.
+    prefix = _DATA_URL.match(text, start, min(end, start + DATA_URL_PREFIX_MAX))
     if prefix:
         start = prefix.end()
     pieces = range(start, end, PIECE)
@@ -121,28 +126,31 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
         raise ImageRejected("Image is empty")
     if length * 3 // 4 > max_bytes + 3:
         raise _too_large(max_bytes)
-    # Whole quanta are decoded as they come, but the last one seen waits with what follows it,
-    # and from the first "=" on the rest is decoded in one call: so that last call sees the data's
-    # end, and the padding rules, exactly as a decode of the whole text would.
+    # Whole quanta are decoded as they come, but the last one seen waits with what follows it, so
+    # that the last call sees the data's end, and the padding rules, as a decode of the whole text
+    # would. After the first "=" only more "=" may follow (anything else is refused, as it is
+    # whole); a run of them answers alike from three on, so at most eight are kept.
     # Written to as decoded, not joined at the end: a join of megabytes is one call of 10 ms (the
     # page faults of a new 8 MB buffer), while the buffer grows in place a piece at a time.
     decoded = io.BytesIO()
     carry = ""
-    tail: list[str] | None = None
+    padded = -1  # how many "=" since the first, once one is seen
     for i in pieces:
         # The URL-safe alphabet too.
         cleaned = "".join(text[i:min(i + PIECE, end)].split()).replace("-", "+").replace("_", "/")
-        if tail is not None:
-            tail.append(cleaned)
-            continue
-        piece = carry + cleaned
-        padding = piece.find("=")
-        ready = max(0, (padding if padding >= 0 else len(piece)) // 4 * 4 - 4)
-        decoded.write(_from_base64(piece[:ready]))
-        carry = piece[ready:]
-        if padding >= 0:
-            tail = [carry]
-    rest = "".join(tail) if tail is not None else carry
+        if padded < 0:
+            piece = carry + cleaned
+            first = piece.find("=")
+            ready = max(0, (first if first >= 0 else len(piece)) // 4 * 4 - 4)
+            decoded.write(_from_base64(piece[:ready]))
+            if first < 0:
+                carry = piece[ready:]
+                continue
+            carry, cleaned, padded = piece[ready:first], piece[first:], 0
+        if cleaned.strip("="):
+            raise _not_base64()
+        padded += len(cleaned)
+    rest = carry + "=" * min(max(padded, 0), 8)
     decoded.write(_from_base64(rest + "=" * (-len(rest) % 4)))
     data = decoded.getvalue()
     if len(data) > max_bytes:

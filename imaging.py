@@ -134,11 +134,11 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
     # page faults of a new 8 MB buffer), while the buffer grows in place a piece at a time.
     decoded = io.BytesIO()
     carry = ""
-    padded = -1  # how many "=" since the first, once one is seen
+    padded: int | None = None  # how many "=" from the first on, once one is seen
     for i in pieces:
         # The URL-safe alphabet too.
         cleaned = "".join(text[i:min(i + PIECE, end)].split()).replace("-", "+").replace("_", "/")
-        if padded < 0:
+        if padded is None:
             piece = carry + cleaned
             first = piece.find("=")
             ready = max(0, (first if first >= 0 else len(piece)) // 4 * 4 - 4)
@@ -150,7 +150,7 @@ def decode_upload(text: str, max_bytes: int) -> bytes:
         if cleaned.strip("="):
             raise _not_base64()
         padded += len(cleaned)
-    rest = carry + "=" * min(max(padded, 0), 8)
+    rest = carry + "=" * min(padded or 0, 8)
     decoded.write(_from_base64(rest + "=" * (-len(rest) % 4)))
     data = decoded.getvalue()
     if len(data) > max_bytes:
